@@ -1,0 +1,78 @@
+//! The command line: parses arguments (clap) and dispatches to one file per
+//! subcommand. Each subcommand's `run` returns `Result<(), cli::Error>`; this
+//! module turns that into the exit status of design.md §3: 0 success, 2 bad
+//! usage or invalid input, 1 any other failure. Data goes to stdout,
+//! diagnostics to stderr.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub mod audit;
+pub mod sim;
+pub mod verify;
+
+/// A failed command, classified for the exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad usage or invalid input (config, batch file, arguments): exit 2.
+    /// The message names the file, line and field.
+    #[error("{0:#}")]
+    Invalid(anyhow::Error),
+    /// Anything else (daemon unreachable, service refused, I/O): exit 1.
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+}
+
+impl Error {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Invalid(_) => 2,
+            Error::Failed(_) => 1,
+        }
+    }
+}
+
+/// closeout: closes Microsoft 365 business tenants unattended, durably and
+/// auditably.
+#[derive(Debug, Parser)]
+#[command(name = "closeout", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of design.md §3.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the simulator of Graph, login and Partner Center on loopback.
+    Sim(sim::Args),
+    /// Print the audit log (timeline, jsonl, csv, html).
+    Audit(audit::Args),
+    /// Recompute the log's hash chain and name the first bad record.
+    Verify(verify::Args),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Sim(args) => sim::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Verify(args) => verify::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("closeout: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

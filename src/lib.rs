@@ -1,0 +1,18 @@
+//! closeout: closes Microsoft 365 business tenants (Microsoft Entra ID) unattended,
+//! each closure an event-sourced saga recorded durably in sled.
+//!
+//! See `ARCHITECTURE.md` for the map of this crate.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod cli;
+pub mod codec;
+pub mod config;
+pub mod graph;
+pub mod model;
+pub mod ports;
+pub mod retry;
+pub mod runtime;
+pub mod saga;
+pub mod sim;
+pub mod store;

@@ -1,0 +1,103 @@
+//! The operations closeout needs from Microsoft's services, as a trait: the
+//! runtime performs saga actions through it, `graph::Client` implements it over
+//! HTTP, and tests may substitute an in-memory fake.
+//!
+//! Reads return the value or a classified error. Writes return a
+//! [`WriteOutcome`] per object, carrying the HTTP description the audit log
+//! records. None of these methods sleeps to retry: a transient failure is
+//! reported (with the service's `Retry-After`, if any) and the saga records the
+//! schedule.
+
+use crate::model::{
+    Application, CaPolicy, CaPolicyState, CallError, DeletedUser, PartnerStatus, PerUserMfaState,
+    Subscription, User, WriteOutcome,
+};
+use std::future::Future;
+
+/// Everything closeout reads and changes in one customer tenant. One value per
+/// tenant: it holds (or can obtain) that tenant's token.
+pub trait TenantApi: Send + Sync {
+    /// `GET /v1.0/users` with `$select` and `$top=999`, every page.
+    fn list_users(&self) -> impl Future<Output = Result<Vec<User>, CallError>> + Send;
+
+    /// One user by id; `Ok(None)` on 404. Used to resolve an in-doubt delete.
+    fn get_user(&self, id: &str) -> impl Future<Output = Result<Option<User>, CallError>> + Send;
+
+    /// Object ids of the members of the Global Administrator role.
+    fn list_global_admins(&self) -> impl Future<Output = Result<Vec<String>, CallError>> + Send;
+
+    /// `GET /v1.0/directory/subscriptions`, every page.
+    fn list_subscriptions(
+        &self,
+    ) -> impl Future<Output = Result<Vec<Subscription>, CallError>> + Send;
+
+    /// Whether security defaults are enabled.
+    fn get_security_defaults(&self) -> impl Future<Output = Result<bool, CallError>> + Send;
+
+    /// `PATCH /v1.0/policies/identitySecurityDefaultsEnforcementPolicy`.
+    fn set_security_defaults(&self, enabled: bool) -> impl Future<Output = WriteOutcome> + Send;
+
+    /// `GET /v1.0/identity/conditionalAccess/policies`, every page.
+    fn list_ca_policies(&self) -> impl Future<Output = Result<Vec<CaPolicy>, CallError>> + Send;
+
+    /// `PATCH /v1.0/identity/conditionalAccess/policies/{id}` `{"state": ...}`.
+    fn set_ca_policy_state(
+        &self,
+        id: &str,
+        state: CaPolicyState,
+    ) -> impl Future<Output = WriteOutcome> + Send;
+
+    /// `GET /beta/users/{id}/authentication/requirements`.
+    fn get_user_mfa(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<PerUserMfaState, CallError>> + Send;
+
+    /// `PATCH /beta/users/{id}/authentication/requirements`.
+    fn set_user_mfa(
+        &self,
+        user_id: &str,
+        state: PerUserMfaState,
+    ) -> impl Future<Output = WriteOutcome> + Send;
+
+    /// `GET /v1.0/applications`, every page.
+    fn list_applications(
+        &self,
+    ) -> impl Future<Output = Result<Vec<Application>, CallError>> + Send;
+
+    /// `DELETE /v1.0/users/{id}` for each id, grouped into `$batch` requests of
+    /// up to 20, run concurrently within the client's throttle control. One
+    /// outcome per id, in the order given; a 404 is `Applied::AlreadyDone`.
+    fn delete_users(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Vec<(String, WriteOutcome)>> + Send;
+
+    /// `GET /v1.0/directory/deletedItems/microsoft.graph.user`, every page.
+    fn list_deleted_users(
+        &self,
+    ) -> impl Future<Output = Result<Vec<DeletedUser>, CallError>> + Send;
+
+    /// `POST /v1.0/directory/deletedItems/{id}/restore` for each id (batched
+    /// like `delete_users`). One outcome per id, in order.
+    fn restore_users(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Vec<(String, WriteOutcome)>> + Send;
+
+    /// Whether the tenant still exists: asks the token endpoint for a fresh
+    /// token; `Ok(false)` when it answers `AADSTS90002` (tenant not found).
+    fn tenant_exists(&self) -> impl Future<Output = Result<bool, CallError>> + Send;
+}
+
+/// The partner's Partner Center API: one value for the whole daemon.
+pub trait PartnerApi: Send + Sync {
+    /// `PATCH /v1/customers/{customer}/subscriptions/{id}` with `status`.
+    /// `subscription_id` is the commerce subscription id.
+    fn set_subscription_status(
+        &self,
+        customer_tenant_id: &str,
+        subscription_id: &str,
+        status: PartnerStatus,
+    ) -> impl Future<Output = WriteOutcome> + Send;
+}
