@@ -9,13 +9,18 @@ use std::time::Duration;
 
 /// Milliseconds since the Unix epoch, UTC. The saga core never reads the clock:
 /// times reach it as values of this type, taken by the runtime.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
     /// The instant `d` after this one (saturating).
     pub fn plus(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(d.as_millis().min(u64::MAX as u128) as u64))
+        Timestamp(
+            self.0
+                .saturating_add(d.as_millis().min(u64::MAX as u128) as u64),
+        )
     }
 
     /// How long after `earlier` this instant is (zero if it is not later).
@@ -209,7 +214,10 @@ pub enum SubscriptionStatus {
 impl SubscriptionStatus {
     /// `Enabled` and `Warning` count as active (step 2 cancels them).
     pub fn is_active(self) -> bool {
-        matches!(self, SubscriptionStatus::Enabled | SubscriptionStatus::Warning)
+        matches!(
+            self,
+            SubscriptionStatus::Enabled | SubscriptionStatus::Warning
+        )
     }
 }
 

@@ -61,9 +61,8 @@ pub trait TenantApi: Send + Sync {
     ) -> impl Future<Output = WriteOutcome> + Send;
 
     /// `GET /v1.0/applications`, every page.
-    fn list_applications(
-        &self,
-    ) -> impl Future<Output = Result<Vec<Application>, CallError>> + Send;
+    fn list_applications(&self)
+        -> impl Future<Output = Result<Vec<Application>, CallError>> + Send;
 
     /// `DELETE /v1.0/users/{id}` for each id, grouped into `$batch` requests of
     /// up to 20, run concurrently within the client's throttle control. One

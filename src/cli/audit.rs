@@ -6,5 +6,7 @@ pub struct Args {}
 
 /// Runs `closeout audit`.
 pub fn run(_args: Args) -> Result<(), super::Error> {
-    Err(super::Error::Failed(anyhow::anyhow!("closeout audit is not built yet")))
+    Err(super::Error::Failed(anyhow::anyhow!(
+        "closeout audit is not built yet"
+    )))
 }

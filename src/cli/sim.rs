@@ -6,5 +6,7 @@ pub struct Args {}
 
 /// Runs `closeout sim`.
 pub fn run(_args: Args) -> Result<(), super::Error> {
-    Err(super::Error::Failed(anyhow::anyhow!("closeout sim is not built yet")))
+    Err(super::Error::Failed(anyhow::anyhow!(
+        "closeout sim is not built yet"
+    )))
 }

@@ -6,5 +6,7 @@ pub struct Args {}
 
 /// Runs `closeout verify`.
 pub fn run(_args: Args) -> Result<(), super::Error> {
-    Err(super::Error::Failed(anyhow::anyhow!("closeout verify is not built yet")))
+    Err(super::Error::Failed(anyhow::anyhow!(
+        "closeout verify is not built yet"
+    )))
 }
