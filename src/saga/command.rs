@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// What an operator asked for, with who and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     /// Stop taking actions (in-flight calls finish and are recorded).
     Pause {

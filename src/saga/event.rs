@@ -161,7 +161,7 @@ pub enum Gate {
 
 /// Everything that can happen to a closure saga.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// The tenant was submitted; its spec and policy are fixed from here on.
     SagaStarted {
