@@ -244,22 +244,12 @@ fn gated_subscriptions(state: &State, now: Timestamp, gate: Gate) -> Vec<Action>
         ),
     };
     let mut first = Vec::new();
+    // A deletion in the admin center shows only once deprovisioned, days
+    // later: the pivot is passed as soon as a person is asked to delete.
     if step == 3 && !state.pivot {
-        let was_deleted = |id: &str| {
-            state.inventory.iter().any(|i| {
-                i.subscriptions.iter().any(|s| {
-                    s.commerce_subscription_id == id && s.status == SubscriptionStatus::Deleted
-                })
-            })
-        };
-        let newly = subs
-            .iter()
-            .any(|s| s.status == SubscriptionStatus::Deleted && !was_deleted(&s.id));
-        if newly || left.is_empty() {
-            first.push(Event::PivotPassed {
-                reason: "a subscription was deleted in the admin center".to_string(),
-            });
-        }
+        first.push(Event::PivotPassed {
+            reason: "an operator is asked to delete the subscriptions".to_string(),
+        });
     }
     if left.is_empty() {
         return next_step(state, step, first);
@@ -286,7 +276,12 @@ fn gated_subscriptions(state: &State, now: Timestamp, gate: Gate) -> Vec<Action>
             ),
         });
     }
-    wait(now, policy(state).gate_poll, reason, first)
+    let poll = if step == 3 {
+        policy(state).deprovision_poll
+    } else {
+        policy(state).gate_poll
+    };
+    wait(now, poll, reason, first)
 }
 
 /// Step 4: security defaults, MFA Conditional Access policies and per-user MFA off.
