@@ -1,0 +1,158 @@
+//! Tokens of the client-credentials flow: requested from the configured login
+//! endpoint, cached per client, renewed before they expire and once after a
+//! 401. Tokens and secrets live only in [`Secret`]s, so neither `Debug` nor
+//! logs ever show them.
+
+use super::client::{Body, Shared};
+use super::error::{self, CallCtx};
+use super::wire::TokenResponse;
+use crate::model::{CallError, FailureClass, Secret};
+use reqwest::Method;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A cached bearer token.
+#[derive(Clone, Debug)]
+pub struct Token {
+    /// The token itself.
+    pub value: Secret,
+    /// When it should be replaced (before it actually expires).
+    renew_at: Instant,
+    /// Which token this is, so a 401 renews only the token it was given for.
+    pub generation: u64,
+}
+
+/// Obtains and caches the tokens of one app in one tenant for one scope.
+#[derive(Debug)]
+pub struct TokenSource {
+    /// The shared HTTP client.
+    shared: Arc<Shared>,
+    /// The tenant the token is for (customer or partner).
+    tenant: String,
+    /// The app's client id.
+    client_id: String,
+    /// The app's client secret.
+    secret: Secret,
+    /// e.g. `https://graph.microsoft.com/.default`.
+    scope: String,
+    /// The current token; the lock also makes renewals single-flight.
+    cached: tokio::sync::Mutex<(Option<Token>, u64)>,
+}
+
+impl TokenSource {
+    /// A token source for `tenant`.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        tenant: &str,
+        client_id: &str,
+        secret: Secret,
+        scope: &str,
+    ) -> TokenSource {
+        TokenSource {
+            shared,
+            tenant: tenant.to_string(),
+            client_id: client_id.to_string(),
+            secret,
+            scope: scope.to_string(),
+            cached: tokio::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// A valid token: the cached one unless it is due for renewal.
+    pub async fn get(&self) -> Result<Token, CallError> {
+        let mut guard = self.cached.lock().await;
+        if let Some(t) = &guard.0 {
+            if Instant::now() < t.renew_at {
+                return Ok(t.clone());
+            }
+        }
+        let t = self.fetch(guard.1 + 1).await?;
+        *guard = (Some(t.clone()), t.generation);
+        Ok(t)
+    }
+
+    /// After a 401 with token `generation`: renews it unless another call
+    /// already did, and returns the token to retry with.
+    pub async fn renew_after_401(&self, generation: u64) -> Result<Token, CallError> {
+        let mut guard = self.cached.lock().await;
+        if let Some(t) = &guard.0 {
+            if t.generation != generation {
+                return Ok(t.clone());
+            }
+        }
+        let t = self.fetch(guard.1 + 1).await?;
+        *guard = (Some(t.clone()), t.generation);
+        Ok(t)
+    }
+
+    /// Asks the token endpoint for a new token now, replacing the cached one.
+    pub async fn fresh(&self) -> Result<Token, CallError> {
+        let mut guard = self.cached.lock().await;
+        let t = self.fetch(guard.1 + 1).await?;
+        *guard = (Some(t.clone()), t.generation);
+        Ok(t)
+    }
+
+    async fn fetch(&self, generation: u64) -> Result<Token, CallError> {
+        let mut url = self.shared.endpoints.login.clone();
+        url.set_path(&format!("/{}/oauth2/v2.0/token", self.tenant));
+        url.set_query(None);
+        let ctx = CallCtx {
+            tenant: self.tenant.clone(),
+            method: "POST".into(),
+            path: url.path().to_string(),
+        };
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &self.client_id)
+            .append_pair("client_secret", self.secret.expose())
+            .append_pair("scope", &self.scope)
+            .append_pair("grant_type", "client_credentials")
+            .finish();
+        let reply = match self
+            .shared
+            .send(Method::POST, url, None, Body::Form(form))
+            .await
+        {
+            Ok(r) => r,
+            Err((kind, detail)) => {
+                // Asking for a token changes nothing: never in doubt.
+                let mut e = error::transport_error(&ctx, kind, &detail);
+                e.class = FailureClass::Transient;
+                return Err(e);
+            }
+        };
+        if (200..300).contains(&reply.status) {
+            let t: TokenResponse = serde_json::from_slice(&reply.body).map_err(|_| {
+                let mut e = error::bad_response(&ctx, &reply.request_id(), &reply.body_hint());
+                e.class = FailureClass::Transient;
+                e
+            })?;
+            let lifetime = Duration::from_secs(t.expires_in);
+            let margin = self.shared.options.token_renew_margin.min(lifetime / 5);
+            tracing::debug!(tenant = %self.tenant, expires_in = t.expires_in, "token obtained");
+            return Ok(Token {
+                value: Secret::new(t.access_token),
+                renew_at: Instant::now() + (lifetime - margin),
+                generation,
+            });
+        }
+        let rid = reply
+            .header("x-ms-request-id")
+            .map(str::to_string)
+            .unwrap_or_else(|| reply.request_id());
+        let mut e = error::status_error(
+            &ctx,
+            reply.status,
+            error::error_code(&reply.body),
+            &reply.body_hint(),
+            &rid,
+            reply.retry_after(),
+        );
+        if e.class == FailureClass::InDoubt {
+            e.class = FailureClass::Transient;
+        }
+        tracing::warn!(tenant = %self.tenant, code = %e.code, "token request failed");
+        Err(e)
+    }
+}

@@ -1,0 +1,186 @@
+//! The shared HTTP client: one reqwest client over rustls (pooled
+//! connections, connect and per-request timeouts), the overall in-flight
+//! ceiling, and the per-tenant throttles. Hands out [`TenantClient`]s and
+//! [`PartnerClient`]s.
+
+use super::error::{self, TransportKind};
+use super::throttle::Throttle;
+use super::{ClientOptions, Endpoints, Error, PartnerClient, TenantClient};
+use crate::model::Secret;
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::Semaphore;
+use url::Url;
+
+/// The Graph client shared by every tenant of the daemon. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// State shared with every tenant and partner client.
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What all tenant clients share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The pooled HTTP client.
+    pub http: reqwest::Client,
+    /// Where the services are.
+    pub endpoints: Endpoints,
+    /// Tuning.
+    pub options: ClientOptions,
+    /// The overall in-flight ceiling.
+    pub global: Semaphore,
+    /// One throttle per tenant, shared by every client of that tenant.
+    pub throttles: Mutex<HashMap<String, Arc<Throttle>>>,
+}
+
+/// A request body.
+pub(crate) enum Body<'a> {
+    /// No body.
+    None,
+    /// JSON.
+    Json(&'a serde_json::Value),
+    /// `application/x-www-form-urlencoded` (the token request).
+    Form(String),
+}
+
+/// A response as received, before classification.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// A header as text, if present and readable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `request-id` header, or empty.
+    pub fn request_id(&self) -> String {
+        self.header("request-id").unwrap_or("").to_string()
+    }
+
+    /// The `Retry-After` header, parsed.
+    pub fn retry_after(&self) -> Option<Duration> {
+        error::parse_retry_after(self.header("retry-after")?, SystemTime::now())
+    }
+
+    /// The budget hint.
+    pub fn limit_hint(&self) -> Option<f64> {
+        error::parse_limit_hint(self.header("x-ms-throttle-limit-percentage")?)
+    }
+
+    /// A description of a body that is not a Graph error, for messages.
+    pub fn body_hint(&self) -> String {
+        error::body_hint(self.header("content-type").unwrap_or(""), &self.body)
+    }
+}
+
+impl Client {
+    /// Builds the shared client.
+    pub fn new(endpoints: Endpoints, options: ClientOptions) -> Result<Client, Error> {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .pool_max_idle_per_host(options.max_in_flight_total.max(1))
+            .user_agent(concat!("closeout/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(Error::Build)?;
+        Ok(Client {
+            shared: Arc::new(Shared {
+                http,
+                global: Semaphore::new(options.max_in_flight_total.max(1)),
+                endpoints,
+                options,
+                throttles: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The client for one customer tenant, authenticating as its app.
+    pub fn tenant(&self, tenant_id: &str, client_id: &str, secret: Secret) -> TenantClient {
+        TenantClient::new(self.shared.clone(), tenant_id, client_id, secret)
+    }
+
+    /// The client for Partner Center, authenticating as the partner's app in
+    /// the partner's own tenant.
+    pub fn partner(&self, partner_tenant: &str, client_id: &str, secret: Secret) -> PartnerClient {
+        PartnerClient::new(self.shared.clone(), partner_tenant, client_id, secret)
+    }
+}
+
+impl Shared {
+    /// The throttle of a tenant (created on first use).
+    pub fn throttle(&self, tenant: &str) -> Arc<Throttle> {
+        let mut map = match self.throttles.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.entry(tenant.to_string())
+            .or_insert_with(|| {
+                Arc::new(Throttle::new(
+                    self.options.initial_in_flight_per_tenant,
+                    self.options.max_in_flight_per_tenant,
+                    self.options.throttle_probe_pause,
+                ))
+            })
+            .clone()
+    }
+
+    /// Sends one request and reads the whole answer, within the overall
+    /// ceiling. Returns how it failed when no answer arrived.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        bearer: Option<&Secret>,
+        body: Body<'_>,
+    ) -> Result<Reply, (TransportKind, String)> {
+        let _slot = self.global.acquire().await;
+        let mut req = self.http.request(method, url);
+        if let Some(token) = bearer {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                .map_err(|_| (TransportKind::Connect, "token is not a valid header".into()))?;
+            value.set_sensitive(true);
+            req = req.header(AUTHORIZATION, value);
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(v) => req.json(v),
+            Body::Form(f) => req
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(f),
+        };
+        let resp = req.send().await.map_err(|e| describe(&e))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| describe(&e))?;
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+fn describe(e: &reqwest::Error) -> (TransportKind, String) {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    (error::transport_kind(e), text)
+}

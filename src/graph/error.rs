@@ -1,0 +1,356 @@
+//! Classification of every outcome of a call: done, already done, transient,
+//! in doubt or permanent, from the HTTP status, the Graph error body and the
+//! transport error. Pure functions over received data; never panics on it.
+
+use crate::model::{Applied, CallError, FailureClass};
+use std::time::{Duration, SystemTime};
+
+/// What a call was, for messages and classification.
+#[derive(Clone, Debug)]
+pub struct CallCtx {
+    /// The tenant the call was made for (customer or partner).
+    pub tenant: String,
+    /// `GET`, `POST`, `PATCH`, `DELETE`.
+    pub method: String,
+    /// URL path without query, version prefix included.
+    pub path: String,
+}
+
+impl CallCtx {
+    /// Whether the call changes something (so an unclear outcome is in doubt).
+    pub fn is_write(&self) -> bool {
+        !matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {} for tenant {}", self.method, self.path, self.tenant)
+    }
+}
+
+/// Whether a status is worth trying again (429, 500, 502, 503, 504, 408).
+pub fn is_transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// The Graph (or login) error `code` and `message` of a body, if it has one.
+pub fn error_code(body: &[u8]) -> Option<(String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    error_code_json(&v)
+}
+
+/// As [`error_code`], for a body already parsed (a `$batch` item's).
+pub fn error_code_json(v: &serde_json::Value) -> Option<(String, String)> {
+    if let Some(e) = v.get("error").filter(|e| e.is_object()) {
+        let code = e.get("code")?.as_str()?.to_string();
+        let msg = e
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("")
+            .to_string();
+        return Some((code, msg));
+    }
+    // The login endpoint: {"error":"invalid_client","error_description":"AADSTS7000215: ...","error_codes":[7000215]}
+    let err = v.get("error")?.as_str()?;
+    let desc = v
+        .get("error_description")
+        .and_then(|d| d.as_str())
+        .unwrap_or("");
+    let aadsts = v
+        .get("error_codes")
+        .and_then(|c| c.as_array())
+        .and_then(|c| c.first())
+        .and_then(|c| c.as_u64())
+        .map(|n| format!("AADSTS{n}"))
+        .or_else(|| {
+            let head = desc.split(':').next().unwrap_or("");
+            (head.starts_with("AADSTS") && head.len() > 6).then(|| head.to_string())
+        });
+    let first_line = desc.lines().next().unwrap_or("").to_string();
+    Some((aadsts.unwrap_or_else(|| err.to_string()), first_line))
+}
+
+/// Parses a `Retry-After` value: seconds (fractional honoured exactly, not
+/// truncated) or an HTTP date (relative to `now`; a past date is zero).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 && secs < 1e9 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+        return None;
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The `x-ms-throttle-limit-percentage` hint as a fraction of the budget used
+/// (Graph sends `0.8`..`1.8`; a value above 2 is read as a percentage).
+pub fn parse_limit_hint(value: &str) -> Option<f64> {
+    let v: f64 = value.trim().trim_end_matches('%').parse().ok()?;
+    if !v.is_finite() || v < 0.0 {
+        return None;
+    }
+    Some(if v > 2.0 { v / 100.0 } else { v })
+}
+
+/// Judges a response (or a `$batch` item): `Ok` for 2xx, and for a 404 on a
+/// `DELETE`, otherwise the classified error.
+pub fn judge(
+    ctx: &CallCtx,
+    status: u16,
+    code_msg: Option<(String, String)>,
+    body_hint: &str,
+    request_id: &str,
+    retry_after: Option<Duration>,
+) -> Result<Applied, CallError> {
+    if (200..300).contains(&status) {
+        return Ok(Applied::Done);
+    }
+    if status == 404 && ctx.method == "DELETE" {
+        return Ok(Applied::AlreadyDone);
+    }
+    Err(status_error(
+        ctx,
+        status,
+        code_msg,
+        body_hint,
+        request_id,
+        retry_after,
+    ))
+}
+
+/// The error for a non-success status.
+pub fn status_error(
+    ctx: &CallCtx,
+    status: u16,
+    code_msg: Option<(String, String)>,
+    body_hint: &str,
+    request_id: &str,
+    retry_after: Option<Duration>,
+) -> CallError {
+    let class = if is_transient_status(status) {
+        if ctx.is_write() {
+            FailureClass::InDoubt
+        } else {
+            FailureClass::Transient
+        }
+    } else {
+        FailureClass::Permanent
+    };
+    let (code, detail) = match code_msg {
+        Some((c, m)) => (c, m),
+        None => (format!("http_{status}"), body_hint.to_string()),
+    };
+    let rid = if request_id.is_empty() {
+        String::new()
+    } else {
+        format!(" (request-id {request_id})")
+    };
+    CallError {
+        class,
+        message: format!(
+            "{} answered {status} {code}: {}{rid}",
+            ctx.describe(),
+            truncate(&detail, 300)
+        ),
+        code,
+        retry_after,
+    }
+}
+
+/// A short description of a body that is not a Graph error (an HTML page
+/// from a proxy, malformed JSON), for the message.
+pub fn body_hint(content_type: &str, body: &[u8]) -> String {
+    if content_type.contains("html") || body.trim_ascii_start().starts_with(b"<") {
+        return "an html page instead of a json error".into();
+    }
+    if body.is_empty() {
+        return "an empty body".into();
+    }
+    if serde_json::from_slice::<serde_json::Value>(body).is_err() {
+        return "a malformed json body".into();
+    }
+    "a json body without an error code".into()
+}
+
+/// A 2xx response whose body could not be understood.
+pub fn bad_response(ctx: &CallCtx, request_id: &str, why: &str) -> CallError {
+    CallError {
+        class: if ctx.is_write() {
+            FailureClass::InDoubt
+        } else {
+            FailureClass::Transient
+        },
+        code: "bad_response".into(),
+        message: format!(
+            "{} answered with {} (request-id {request_id})",
+            ctx.describe(),
+            truncate(why, 300)
+        ),
+        retry_after: None,
+    }
+}
+
+/// How a request failed without a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// No connection was made: nothing was sent.
+    Connect,
+    /// The request timed out (connect or response): may have been applied.
+    Timeout,
+    /// The connection broke (reset, closed) after the request was sent.
+    Reset,
+}
+
+/// Classifies a reqwest transport error.
+pub fn transport_kind(e: &reqwest::Error) -> TransportKind {
+    if e.is_timeout() {
+        TransportKind::Timeout
+    } else if e.is_connect() {
+        TransportKind::Connect
+    } else {
+        TransportKind::Reset
+    }
+}
+
+/// The error for a request that got no response.
+pub fn transport_error(ctx: &CallCtx, kind: TransportKind, detail: &str) -> CallError {
+    let (code, class) = match kind {
+        TransportKind::Connect => ("connect_failed", FailureClass::Transient),
+        TransportKind::Timeout if ctx.is_write() => ("timeout", FailureClass::InDoubt),
+        TransportKind::Timeout => ("timeout", FailureClass::Transient),
+        TransportKind::Reset if ctx.is_write() => ("connection_reset", FailureClass::InDoubt),
+        TransportKind::Reset => ("connection_reset", FailureClass::Transient),
+    };
+    CallError {
+        class,
+        code: code.into(),
+        message: format!(
+            "{} got no response: {}",
+            ctx.describe(),
+            truncate(detail, 300)
+        ),
+        retry_after: None,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(method: &str) -> CallCtx {
+        CallCtx {
+            tenant: "t1".into(),
+            method: method.into(),
+            path: "/v1.0/users/abc".into(),
+        }
+    }
+
+    #[test]
+    fn retry_after_seconds_fractional_and_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            parse_retry_after("2.128", now),
+            Some(Duration::from_millis(2128))
+        );
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(42));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(42))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(42));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("NaN", now), None);
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        let j = |m: &str, s: u16| judge(&ctx(m), s, None, "", "r", None);
+        assert_eq!(j("DELETE", 204), Ok(Applied::Done));
+        assert_eq!(j("DELETE", 404), Ok(Applied::AlreadyDone));
+        assert_eq!(j("GET", 404).unwrap_err().class, FailureClass::Permanent);
+        assert_eq!(j("PATCH", 404).unwrap_err().class, FailureClass::Permanent);
+        for s in [429, 500, 502, 503, 504] {
+            assert_eq!(j("GET", s).unwrap_err().class, FailureClass::Transient);
+            assert_eq!(j("DELETE", s).unwrap_err().class, FailureClass::InDoubt);
+        }
+        for s in [400, 401, 403, 409] {
+            assert_eq!(j("GET", s).unwrap_err().class, FailureClass::Permanent);
+        }
+    }
+
+    #[test]
+    fn graph_error_code_and_message_name_tenant_method_path() {
+        let body = br#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges","innerError":{"request-id":"x"}}}"#;
+        let e = judge(&ctx("DELETE"), 403, error_code(body), "", "rid-1", None).unwrap_err();
+        assert_eq!(e.code, "Authorization_RequestDenied");
+        assert_eq!(e.class, FailureClass::Permanent);
+        for part in ["t1", "DELETE", "/v1.0/users/abc", "rid-1", "Insufficient"] {
+            assert!(e.message.contains(part), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn login_errors_carry_the_aadsts_code() {
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x","error_codes":[7000215]}"#;
+        assert_eq!(error_code(body).unwrap().0, "AADSTS7000215");
+        let body = br#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant 'x' not found."}"#;
+        assert_eq!(error_code(body).unwrap().0, "AADSTS90002");
+    }
+
+    #[test]
+    fn html_and_malformed_bodies_are_classified_not_panics() {
+        let html = b"<html><body>502 Bad Gateway</body></html>";
+        assert_eq!(error_code(html), None);
+        let hint = body_hint("text/html", html);
+        let e = judge(&ctx("GET"), 502, None, &hint, "", None).unwrap_err();
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (FailureClass::Transient, "http_502")
+        );
+        assert!(e.message.contains("html"), "{}", e.message);
+        let e = judge(&ctx("GET"), 400, error_code(b"{\"error\":"), "x", "", None).unwrap_err();
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (FailureClass::Permanent, "http_400")
+        );
+        assert_eq!(
+            body_hint("application/json", b"{\"a\":"),
+            "a malformed json body"
+        );
+    }
+
+    #[test]
+    fn limit_hint_fraction_or_percent() {
+        assert_eq!(parse_limit_hint("0.85"), Some(0.85));
+        assert_eq!(parse_limit_hint("90"), Some(0.9));
+        assert_eq!(parse_limit_hint("x"), None);
+    }
+
+    #[test]
+    fn transport_errors_are_in_doubt_only_for_writes_after_sending() {
+        let e = transport_error(&ctx("DELETE"), TransportKind::Connect, "refused");
+        assert_eq!(e.class, FailureClass::Transient);
+        let e = transport_error(&ctx("DELETE"), TransportKind::Timeout, "t");
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (FailureClass::InDoubt, "timeout")
+        );
+        let e = transport_error(&ctx("GET"), TransportKind::Reset, "r");
+        assert_eq!(e.class, FailureClass::Transient);
+    }
+}

@@ -1,0 +1,251 @@
+//! [`PartnerClient`]: the [`PartnerApi`] over Partner Center. It
+//! authenticates as the partner's app in the partner's own tenant. A status
+//! change reads the subscription first (Partner Center wants the whole
+//! resource back, and a subscription already in the asked state is
+//! `AlreadyDone`, which also resolves an in-doubt earlier attempt), then
+//! PATCHes it with the new `status`. Never retried internally.
+
+use super::auth::TokenSource;
+use super::client::{Body, Reply, Shared};
+use super::error::{self, CallCtx};
+use super::throttle::{Feedback, Throttle};
+use crate::model::{
+    Applied, CallError, FailureClass, HttpInfo, PartnerStatus, Secret, WriteOutcome,
+};
+use crate::ports::PartnerApi;
+use reqwest::Method;
+use std::sync::Arc;
+
+/// The Partner Center client of the partner. Its `Debug` never shows the
+/// secret or a token.
+#[derive(Debug)]
+pub struct PartnerClient {
+    /// The shared HTTP client.
+    shared: Arc<Shared>,
+    /// The partner's own tenant.
+    tenant: String,
+    /// Its tokens (Partner Center scope).
+    tokens: TokenSource,
+    /// Its throttle control.
+    throttle: Arc<Throttle>,
+}
+
+impl PartnerClient {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        tenant: &str,
+        client_id: &str,
+        secret: Secret,
+    ) -> PartnerClient {
+        PartnerClient {
+            tokens: TokenSource::new(
+                shared.clone(),
+                tenant,
+                client_id,
+                secret,
+                "https://api.partnercenter.microsoft.com/.default",
+            ),
+            throttle: shared.throttle(&format!("partner:{tenant}")),
+            shared,
+            tenant: tenant.to_string(),
+        }
+    }
+
+    async fn call(
+        &self,
+        ctx: &CallCtx,
+        method: Method,
+        url: url::Url,
+        body: Option<&serde_json::Value>,
+    ) -> (HttpInfo, Result<Reply, CallError>) {
+        let mut http = HttpInfo {
+            method: ctx.method.clone(),
+            path: ctx.path.clone(),
+            status: 0,
+            request_id: String::new(),
+        };
+        let write = ctx.is_write();
+        let permit = self.throttle.acquire(write as u32).await;
+        let mut token = match self.tokens.get().await {
+            Ok(t) => t,
+            Err(e) => return (http, Err(e)),
+        };
+        let mut renewed = false;
+        loop {
+            let b = body.map_or(Body::None, Body::Json);
+            match self
+                .shared
+                .send(method.clone(), url.clone(), Some(&token.value), b)
+                .await
+            {
+                Err((kind, detail)) => {
+                    return (http, Err(error::transport_error(ctx, kind, &detail)))
+                }
+                Ok(r) if r.status == 401 && !renewed => {
+                    renewed = true;
+                    token = match self.tokens.renew_after_401(token.generation).await {
+                        Ok(t) => t,
+                        Err(e) => return (http, Err(e)),
+                    };
+                }
+                Ok(r) => {
+                    http.status = r.status;
+                    http.request_id = r
+                        .header("ms-correlationid")
+                        .or(r.header("request-id"))
+                        .unwrap_or("")
+                        .to_string();
+                    let throttled = r.status == 429;
+                    self.throttle.record(
+                        &permit,
+                        Feedback {
+                            throttled: throttled as u32,
+                            write,
+                            accepted_writes: (write && !throttled) as u32,
+                            retry_after: r.retry_after(),
+                            hint: None,
+                        },
+                    );
+                    return (http, Ok(r));
+                }
+            }
+        }
+    }
+}
+
+fn status_word(s: PartnerStatus) -> &'static str {
+    match s {
+        PartnerStatus::Suspended => "suspended",
+        PartnerStatus::Active => "active",
+        PartnerStatus::Deleted => "deleted",
+    }
+}
+
+fn valid(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 256
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl PartnerApi for PartnerClient {
+    async fn set_subscription_status(
+        &self,
+        customer_tenant_id: &str,
+        subscription_id: &str,
+        status: PartnerStatus,
+    ) -> WriteOutcome {
+        let path = format!("/v1/customers/{customer_tenant_id}/subscriptions/{subscription_id}");
+        let fail = |http: HttpInfo, e: CallError| WriteOutcome {
+            http,
+            result: Err(e),
+        };
+        let blank = HttpInfo {
+            method: "PATCH".into(),
+            path: path.clone(),
+            status: 0,
+            request_id: String::new(),
+        };
+        if !valid(customer_tenant_id) || !valid(subscription_id) {
+            return fail(
+                blank,
+                CallError {
+                    class: FailureClass::Permanent,
+                    code: "invalid_id".into(),
+                    message: format!("{path} for partner {}: not a valid id", self.tenant),
+                    retry_after: None,
+                },
+            );
+        }
+        let url = match self.shared.endpoints.partner_center.join(&path) {
+            Ok(u) => u,
+            Err(e) => {
+                return fail(
+                    blank,
+                    CallError {
+                        class: FailureClass::Permanent,
+                        code: "bad_url".into(),
+                        message: format!("cannot build url {path}: {e}"),
+                        retry_after: None,
+                    },
+                )
+            }
+        };
+        let judge = |ctx: &CallCtx, r: &Reply, http: &HttpInfo| {
+            let code = error::error_code(&r.body).or_else(|| partner_code(&r.body));
+            error::judge(
+                ctx,
+                r.status,
+                code,
+                &r.body_hint(),
+                &http.request_id,
+                r.retry_after(),
+            )
+        };
+        // Read the subscription.
+        let get_ctx = CallCtx {
+            tenant: customer_tenant_id.to_string(),
+            method: "GET".into(),
+            path: url.path().to_string(),
+        };
+        let (http, reply) = self.call(&get_ctx, Method::GET, url.clone(), None).await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => return fail(http, e),
+        };
+        if let Err(e) = judge(&get_ctx, &reply, &http) {
+            return fail(http, e);
+        }
+        let mut resource: serde_json::Value = match serde_json::from_slice(&reply.body) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            _ => {
+                return fail(
+                    http.clone(),
+                    error::bad_response(&get_ctx, &http.request_id, &reply.body_hint()),
+                )
+            }
+        };
+        let wanted = status_word(status);
+        let current = resource
+            .get("status")
+            .and_then(|s| s.as_str())
+            .unwrap_or("");
+        if current.eq_ignore_ascii_case(wanted) {
+            return WriteOutcome {
+                http,
+                result: Ok(Applied::AlreadyDone),
+            };
+        }
+        resource["status"] = serde_json::Value::String(wanted.to_string());
+        let ctx = CallCtx {
+            tenant: customer_tenant_id.to_string(),
+            method: "PATCH".into(),
+            path: url.path().to_string(),
+        };
+        let (http, reply) = self.call(&ctx, Method::PATCH, url, Some(&resource)).await;
+        match reply {
+            Err(e) => fail(http, e),
+            Ok(r) => {
+                let result = judge(&ctx, &r, &http);
+                WriteOutcome { http, result }
+            }
+        }
+    }
+}
+
+/// Partner Center's own error shape: `{"code": 800002, "description": "..."}`.
+fn partner_code(body: &[u8]) -> Option<(String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = match v.get("code")? {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let desc = v
+        .get("description")
+        .and_then(|d| d.as_str())
+        .unwrap_or("")
+        .to_string();
+    Some((code, desc))
+}

@@ -1,0 +1,381 @@
+//! [`TenantClient`]: the [`TenantApi`] of one customer tenant over Graph. Every
+//! call goes through the tenant's throttle, carries a cached token (renewed
+//! once on a 401) and is classified by [`super::error`].
+
+use super::auth::TokenSource;
+use super::bulk::{self, Op};
+use super::client::{Body, Reply, Shared};
+use super::error::{self, CallCtx};
+use super::paging;
+use super::throttle::{Feedback, Permit, Throttle};
+use super::wire;
+use crate::model::{
+    Application, CaPolicy, CaPolicyState, CallError, DeletedUser, HttpInfo, PerUserMfaState,
+    Secret, Subscription, User, WriteOutcome, GLOBAL_ADMIN_ROLE_TEMPLATE,
+};
+use crate::ports::TenantApi;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use url::Url;
+
+/// The fields of a user closeout reads.
+const USER_SELECT: &str =
+    "id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,userType";
+
+/// The Graph client of one customer tenant. Its `Debug` never shows the
+/// secret or a token.
+#[derive(Debug)]
+pub struct TenantClient {
+    /// The shared HTTP client.
+    pub(crate) shared: Arc<Shared>,
+    /// The customer tenant's id.
+    pub(crate) tenant: String,
+    /// Its tokens.
+    pub(crate) tokens: TokenSource,
+    /// Its throttle control.
+    pub(crate) throttle: Arc<Throttle>,
+}
+
+impl TenantClient {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        tenant: &str,
+        client_id: &str,
+        secret: Secret,
+    ) -> TenantClient {
+        let scope = "https://graph.microsoft.com/.default";
+        TenantClient {
+            tokens: TokenSource::new(shared.clone(), tenant, client_id, secret, scope),
+            throttle: shared.throttle(tenant),
+            shared,
+            tenant: tenant.to_string(),
+        }
+    }
+
+    /// The tenant this client works on.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The current AIMD window and paced write rate (diagnostics, benches).
+    pub fn throttle_state(&self) -> (f64, Option<f64>) {
+        self.throttle.snapshot()
+    }
+
+    /// A Graph URL from a path (with query) such as `/v1.0/users?$top=999`.
+    pub(crate) fn url(&self, path_and_query: &str) -> Result<Url, CallError> {
+        self.shared
+            .endpoints
+            .graph
+            .join(path_and_query)
+            .map_err(|e| CallError {
+                class: crate::model::FailureClass::Permanent,
+                code: "bad_url".into(),
+                message: format!(
+                    "cannot build url {path_and_query} for tenant {}: {e}",
+                    self.tenant
+                ),
+                retry_after: None,
+            })
+    }
+
+    pub(crate) fn ctx(&self, method: &Method, url: &Url) -> CallCtx {
+        CallCtx {
+            tenant: self.tenant.clone(),
+            method: method.as_str().to_string(),
+            path: url.path().to_string(),
+        }
+    }
+
+    /// Sends one request through the throttle with a token, renewing the token
+    /// once on a 401. The caller judges the reply and reports to the throttle.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&serde_json::Value>,
+        write_items: u32,
+    ) -> Result<(Reply, Permit<'_>), CallError> {
+        let ctx = self.ctx(&method, &url);
+        let permit = self.throttle.acquire(write_items).await;
+        let mut token = self.tokens.get().await?;
+        let mut renewed = false;
+        loop {
+            let body = body.map_or(Body::None, Body::Json);
+            match self
+                .shared
+                .send(method.clone(), url.clone(), Some(&token.value), body)
+                .await
+            {
+                Err((kind, detail)) => {
+                    tracing::debug!(tenant = %self.tenant, method = %ctx.method, path = %ctx.path, %detail, "no response");
+                    return Err(error::transport_error(&ctx, kind, &detail));
+                }
+                Ok(reply) if reply.status == 401 && !renewed => {
+                    tracing::debug!(tenant = %self.tenant, path = %ctx.path, "401: renewing the token once");
+                    renewed = true;
+                    token = self.tokens.renew_after_401(token.generation).await?;
+                }
+                Ok(reply) => {
+                    tracing::debug!(tenant = %self.tenant, method = %ctx.method, path = %ctx.path, status = reply.status, request_id = %reply.request_id(), "graph call");
+                    return Ok((reply, permit));
+                }
+            }
+        }
+    }
+
+    /// One call judged on its status, reported to the throttle.
+    async fn single(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&serde_json::Value>,
+    ) -> (CallCtx, Result<Reply, CallError>) {
+        let ctx = self.ctx(&method, &url);
+        let write = ctx.is_write();
+        match self.send(method, url, body, write as u32).await {
+            Err(e) => (ctx, Err(e)),
+            Ok((reply, permit)) => {
+                let throttled = reply.status == 429;
+                self.throttle.record(
+                    &permit,
+                    Feedback {
+                        throttled: throttled as u32,
+                        write,
+                        accepted_writes: (write && !throttled) as u32,
+                        retry_after: reply.retry_after(),
+                        hint: reply.limit_hint(),
+                    },
+                );
+                (ctx, Ok(reply))
+            }
+        }
+    }
+
+    /// `GET` a JSON value; `Ok(None)` on 404.
+    pub(crate) async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: Url,
+    ) -> Result<Option<T>, CallError> {
+        let (ctx, reply) = self.single(Method::GET, url, None).await;
+        let reply = reply?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        error::judge(
+            &ctx,
+            reply.status,
+            error::error_code(&reply.body),
+            &reply.body_hint(),
+            &reply.request_id(),
+            reply.retry_after(),
+        )?;
+        serde_json::from_slice(&reply.body).map(Some).map_err(|e| {
+            error::bad_response(
+                &ctx,
+                &reply.request_id(),
+                &format!("{} ({e})", reply.body_hint()),
+            )
+        })
+    }
+
+    /// `GET` a JSON value that must exist.
+    async fn get_required<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+        let url = self.url(path)?;
+        let ctx = self.ctx(&Method::GET, &url);
+        self.get_json(url).await?.ok_or_else(|| {
+            error::status_error(
+                &ctx,
+                404,
+                Some(("Request_ResourceNotFound".into(), "not found".into())),
+                "",
+                "",
+                None,
+            )
+        })
+    }
+
+    /// One write (PATCH/POST/DELETE), judged.
+    pub async fn write(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> WriteOutcome {
+        let url = match self.url(path) {
+            Ok(u) => u,
+            Err(e) => {
+                return WriteOutcome {
+                    http: HttpInfo {
+                        method: method.to_string(),
+                        path: path.to_string(),
+                        status: 0,
+                        request_id: String::new(),
+                    },
+                    result: Err(e),
+                }
+            }
+        };
+        let (ctx, reply) = self.single(method, url, body).await;
+        let mut http = HttpInfo {
+            method: ctx.method.clone(),
+            path: ctx.path.clone(),
+            status: 0,
+            request_id: String::new(),
+        };
+        let result = match reply {
+            Err(e) => Err(e),
+            Ok(reply) => {
+                http.status = reply.status;
+                http.request_id = reply.request_id();
+                error::judge(
+                    &ctx,
+                    reply.status,
+                    error::error_code(&reply.body),
+                    &reply.body_hint(),
+                    &http.request_id,
+                    reply.retry_after(),
+                )
+            }
+        };
+        WriteOutcome { http, result }
+    }
+
+    /// `DELETE /v1.0/users/{id}` alone, without `$batch` (one call, no retry).
+    pub async fn delete_user(&self, id: &str) -> WriteOutcome {
+        if let Some(e) = bulk::invalid_id(&self.tenant, id) {
+            return e;
+        }
+        self.write(Method::DELETE, &format!("/v1.0/users/{id}"), None)
+            .await
+    }
+
+    /// Every item of a collection, following `@odata.nextLink`.
+    async fn all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, CallError> {
+        paging::get_all(self, self.url(path)?).await
+    }
+}
+
+impl TenantApi for TenantClient {
+    async fn list_users(&self) -> Result<Vec<User>, CallError> {
+        let users: Vec<wire::User> = self
+            .all(&format!("/v1.0/users?$select={USER_SELECT}&$top=999"))
+            .await?;
+        Ok(users.into_iter().map(User::from).collect())
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Option<User>, CallError> {
+        if let Some(o) = bulk::invalid_id(&self.tenant, id) {
+            return Err(o.result.err().unwrap_or_else(|| unreachable!()));
+        }
+        let url = self.url(&format!("/v1.0/users/{id}?$select={USER_SELECT}"))?;
+        Ok(self.get_json::<wire::User>(url).await?.map(User::from))
+    }
+
+    async fn list_global_admins(&self) -> Result<Vec<String>, CallError> {
+        let members: Vec<wire::DirectoryObject> = self
+            .all(&format!(
+                "/v1.0/directoryRoles(roleTemplateId='{GLOBAL_ADMIN_ROLE_TEMPLATE}')/members?$select=id"
+            ))
+            .await?;
+        Ok(members.into_iter().map(|m| m.id).collect())
+    }
+
+    async fn list_subscriptions(&self) -> Result<Vec<Subscription>, CallError> {
+        let subs: Vec<wire::Subscription> = self.all("/v1.0/directory/subscriptions").await?;
+        Ok(subs.into_iter().map(Subscription::from).collect())
+    }
+
+    async fn get_security_defaults(&self) -> Result<bool, CallError> {
+        let p: wire::SecurityDefaults = self
+            .get_required("/v1.0/policies/identitySecurityDefaultsEnforcementPolicy")
+            .await?;
+        Ok(p.is_enabled)
+    }
+
+    async fn set_security_defaults(&self, enabled: bool) -> WriteOutcome {
+        let body = serde_json::json!({ "isEnabled": enabled });
+        self.write(
+            Method::PATCH,
+            "/v1.0/policies/identitySecurityDefaultsEnforcementPolicy",
+            Some(&body),
+        )
+        .await
+    }
+
+    async fn list_ca_policies(&self) -> Result<Vec<CaPolicy>, CallError> {
+        let ps: Vec<wire::CaPolicy> = self
+            .all("/v1.0/identity/conditionalAccess/policies")
+            .await?;
+        Ok(ps.into_iter().map(CaPolicy::from).collect())
+    }
+
+    async fn set_ca_policy_state(&self, id: &str, state: CaPolicyState) -> WriteOutcome {
+        if let Some(e) = bulk::invalid_id(&self.tenant, id) {
+            return e;
+        }
+        let body = serde_json::json!({ "state": state });
+        self.write(
+            Method::PATCH,
+            &format!("/v1.0/identity/conditionalAccess/policies/{id}"),
+            Some(&body),
+        )
+        .await
+    }
+
+    async fn get_user_mfa(&self, user_id: &str) -> Result<PerUserMfaState, CallError> {
+        if let Some(o) = bulk::invalid_id(&self.tenant, user_id) {
+            return Err(o.result.err().unwrap_or_else(|| unreachable!()));
+        }
+        let r: wire::MfaRequirements = self
+            .get_required(&format!(
+                "/beta/users/{user_id}/authentication/requirements"
+            ))
+            .await?;
+        Ok(r.per_user_mfa_state)
+    }
+
+    async fn set_user_mfa(&self, user_id: &str, state: PerUserMfaState) -> WriteOutcome {
+        if let Some(e) = bulk::invalid_id(&self.tenant, user_id) {
+            return e;
+        }
+        let body = serde_json::json!({ "perUserMfaState": state });
+        self.write(
+            Method::PATCH,
+            &format!("/beta/users/{user_id}/authentication/requirements"),
+            Some(&body),
+        )
+        .await
+    }
+
+    async fn list_applications(&self) -> Result<Vec<Application>, CallError> {
+        let apps: Vec<wire::Application> = self
+            .all("/v1.0/applications?$select=id,appId,displayName")
+            .await?;
+        Ok(apps.into_iter().map(Application::from).collect())
+    }
+
+    async fn delete_users(&self, ids: &[String]) -> Vec<(String, WriteOutcome)> {
+        bulk::run(self, Op::Delete, ids).await
+    }
+
+    async fn list_deleted_users(&self) -> Result<Vec<DeletedUser>, CallError> {
+        let us: Vec<wire::DeletedUser> = self
+            .all("/v1.0/directory/deletedItems/microsoft.graph.user?$select=id,userPrincipalName,deletedDateTime")
+            .await?;
+        Ok(us.into_iter().map(DeletedUser::from).collect())
+    }
+
+    async fn restore_users(&self, ids: &[String]) -> Vec<(String, WriteOutcome)> {
+        bulk::run(self, Op::Restore, ids).await
+    }
+
+    async fn tenant_exists(&self) -> Result<bool, CallError> {
+        match self.tokens.fresh().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code == "AADSTS90002" => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Adaptive throttle control for one tenant: keeps under the service's budget
+//! instead of running into it.
+//!
+//! Two controls work together:
+//! - an AIMD window on requests in flight: +1/window per request answered
+//!   without 429 (about +1 per round trip), halved on a 429 (at most once per
+//!   round trip: only for requests sent after the last decrease), capped by
+//!   the configured ceiling; while the budget hint
+//!   (`x-ms-throttle-limit-percentage`, sent above 80% use) is present and no
+//!   write rate is known yet, the window is 1 so a drained bucket costs at
+//!   most one batch of 429s;
+//! - a write pacer: the first throttled write marks the moment the tenant's
+//!   write bucket is empty; every later throttled write measures the refill
+//!   rate as (writes accepted since then) / (time since then), exact because
+//!   the bucket is empty at both ends. Writes are then spaced at 97% of that
+//!   rate, probing 1% higher per quiet second.
+//!
+//! After any 429 new requests wait until its `Retry-After` has passed (the
+//! gate). Time is `tokio::time::Instant`, so tests can pause it.
+
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Shortest measuring period for a refill-rate estimate.
+const MIN_ESTIMATE_SPAN: Duration = Duration::from_millis(200);
+/// Fraction of the measured refill rate the pacer sends at.
+const PACE_FRACTION: f64 = 0.97;
+/// Growth of the paced rate per quiet second.
+const PACE_PROBE: f64 = 1.01;
+
+/// The throttle state of one tenant (shared by all its calls).
+#[derive(Debug)]
+pub struct Throttle {
+    /// The mutable state; never held across an await.
+    state: Mutex<State>,
+    /// Wakes waiters when a slot frees or the state changes.
+    changed: Notify,
+    /// Most requests in flight (configured ceiling of the window).
+    ceiling: f64,
+    /// Least pause after the first throttled write, to measure the refill.
+    probe_pause: Duration,
+}
+
+#[derive(Debug)]
+struct State {
+    /// AIMD window: requests allowed in flight.
+    window: f64,
+    /// Requests now in flight.
+    in_flight: usize,
+    /// No new request before this instant (a `Retry-After`).
+    blocked_until: Option<Instant>,
+    /// When the window was last halved.
+    last_decrease: Option<Instant>,
+    /// The budget hint has been seen.
+    hinted: bool,
+    /// Paced write rate in items per second, once measured.
+    rate: Option<f64>,
+    /// The next instant a paced write may be sent.
+    next_write: Instant,
+    /// When the write bucket was first seen empty.
+    drained_at: Option<Instant>,
+    /// Write items accepted since `drained_at`.
+    accepted_since_drain: u64,
+    /// When the paced rate last changed.
+    last_rate_change: Instant,
+}
+
+/// What a response said about the budget.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Feedback {
+    /// Items (or whole requests) answered 429.
+    pub throttled: u32,
+    /// Whether the throttled ones were writes.
+    pub write: bool,
+    /// Write items the service accepted (answered other than 429).
+    pub accepted_writes: u32,
+    /// The longest `Retry-After` among the throttled ones.
+    pub retry_after: Option<Duration>,
+    /// The budget hint as a fraction of the budget used.
+    pub hint: Option<f64>,
+}
+
+/// One request's slot in the window; released on drop.
+#[derive(Debug)]
+pub struct Permit<'a> {
+    /// The throttle to release into.
+    throttle: &'a Throttle,
+    /// When the request was let through.
+    pub sent_at: Instant,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.throttle.state.lock() {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+        self.throttle.changed.notify_waiters();
+    }
+}
+
+enum Wait {
+    Go(Instant),
+    Until(Instant),
+    Slot,
+}
+
+impl Throttle {
+    /// A throttle starting with `initial` requests in flight, at most `ceiling`.
+    pub fn new(initial: usize, ceiling: usize, probe_pause: Duration) -> Throttle {
+        let ceiling = ceiling.max(1) as f64;
+        let now = Instant::now();
+        Throttle {
+            state: Mutex::new(State {
+                window: (initial.max(1) as f64).min(ceiling),
+                in_flight: 0,
+                blocked_until: None,
+                last_decrease: None,
+                hinted: false,
+                rate: None,
+                next_write: now,
+                drained_at: None,
+                accepted_since_drain: 0,
+                last_rate_change: now,
+            }),
+            changed: Notify::new(),
+            ceiling,
+            probe_pause,
+        }
+    }
+
+    /// Waits for a slot (and, for writes, for the pacer) and takes it.
+    pub async fn acquire(&self, write_items: u32) -> Permit<'_> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wait = self.try_take(write_items);
+            match wait {
+                Wait::Go(slot) => {
+                    let permit = Permit {
+                        throttle: self,
+                        sent_at: slot,
+                    };
+                    tokio::time::sleep_until(slot).await;
+                    return permit;
+                }
+                Wait::Until(t) => tokio::time::sleep_until(t).await,
+                Wait::Slot => notified.await,
+            }
+        }
+    }
+
+    /// Takes a slot if one is free (returning when to send), or says what to
+    /// wait for.
+    fn try_take(&self, write_items: u32) -> Wait {
+        let mut s = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let now = Instant::now();
+        let window = if s.hinted && s.rate.is_none() {
+            1
+        } else {
+            (s.window.floor() as usize).max(1)
+        };
+        match s.blocked_until {
+            Some(b) if b > now => Wait::Until(b),
+            _ if s.in_flight >= window => Wait::Slot,
+            _ => {
+                s.in_flight += 1;
+                let mut slot = now;
+                if let (Some(rate), true) = (s.rate, write_items > 0) {
+                    slot = s.next_write.max(now);
+                    s.next_write = slot + Duration::from_secs_f64(write_items as f64 / rate);
+                }
+                Wait::Go(slot)
+            }
+        }
+    }
+
+    /// Learns from a response.
+    pub fn record(&self, permit: &Permit<'_>, fb: Feedback) {
+        {
+            let mut s = match self.state.lock() {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
+            let now = Instant::now();
+            if fb.hint.is_some_and(|h| h >= 0.8) {
+                s.hinted = true;
+            }
+            s.accepted_since_drain += fb.accepted_writes as u64;
+            if fb.throttled > 0 {
+                if s.last_decrease.is_none_or(|d| permit.sent_at >= d) {
+                    s.window = (s.window / 2.0).max(1.0);
+                    s.last_decrease = Some(now);
+                }
+                let mut pause = fb.retry_after.unwrap_or(Duration::ZERO);
+                if fb.write {
+                    match s.drained_at {
+                        None => {
+                            s.drained_at = Some(now);
+                            s.accepted_since_drain = 0;
+                            pause = pause.max(self.probe_pause);
+                        }
+                        Some(t0) => {
+                            let span = now.duration_since(t0);
+                            if span >= MIN_ESTIMATE_SPAN {
+                                let est = s.accepted_since_drain as f64 / span.as_secs_f64();
+                                s.rate = Some((est * PACE_FRACTION).max(1.0));
+                                s.last_rate_change = now;
+                            }
+                        }
+                    }
+                }
+                let until = now + pause;
+                s.blocked_until = Some(s.blocked_until.map_or(until, |b| b.max(until)));
+            } else {
+                s.window = (s.window + 1.0 / s.window).min(self.ceiling);
+                let near_empty = fb.hint.is_some_and(|h| h >= 0.97);
+                if let Some(rate) = s.rate {
+                    if !near_empty
+                        && now.duration_since(s.last_rate_change) >= Duration::from_secs(1)
+                    {
+                        s.rate = Some(rate * PACE_PROBE);
+                        s.last_rate_change = now;
+                    }
+                }
+            }
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// The current window and paced write rate (for tests and diagnostics).
+    pub fn snapshot(&self) -> (f64, Option<f64>) {
+        match self.state.lock() {
+            Ok(s) => (s.window, s.rate),
+            Err(p) => {
+                let s = p.into_inner();
+                (s.window, s.rate)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn aimd_grows_and_halves_and_gate_honours_retry_after() {
+        let t = Throttle::new(4, 16, Duration::from_millis(200));
+        for _ in 0..40 {
+            let p = t.acquire(0).await;
+            t.record(&p, Feedback::default());
+        }
+        let (w, _) = t.snapshot();
+        assert!(w > 8.0 && w <= 16.0, "window {w}");
+        let p = t.acquire(0).await;
+        t.record(
+            &p,
+            Feedback {
+                throttled: 1,
+                retry_after: Some(Duration::from_millis(2128)),
+                ..Feedback::default()
+            },
+        );
+        drop(p);
+        assert!((t.snapshot().0 - w / 2.0).abs() < 1e-9);
+        let before = Instant::now();
+        let _p = t.acquire(0).await;
+        assert_eq!(before.elapsed(), Duration::from_millis(2128));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacer_measures_refill_rate_between_drains() {
+        let t = Throttle::new(4, 16, Duration::from_millis(200));
+        let throttled = |t: &Throttle, p: &Permit<'_>| {
+            t.record(
+                p,
+                Feedback {
+                    throttled: 5,
+                    write: true,
+                    accepted_writes: 15,
+                    retry_after: None,
+                    hint: Some(1.0),
+                },
+            )
+        };
+        let p = t.acquire(20).await;
+        throttled(&t, &p);
+        drop(p);
+        // 200 writes accepted over one second, then the bucket is empty again.
+        let start = Instant::now();
+        let p = t.acquire(20).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(200), "probe pause");
+        t.record(
+            &p,
+            Feedback {
+                accepted_writes: 185,
+                write: true,
+                ..Feedback::default()
+            },
+        );
+        drop(p);
+        tokio::time::advance(Duration::from_millis(800)).await;
+        let p = t.acquire(20).await;
+        throttled(&t, &p);
+        drop(p);
+        let rate = t.snapshot().1.unwrap();
+        assert!((rate - 200.0 * PACE_FRACTION).abs() < 1.0, "rate {rate}");
+        // Paced: 10 batches of 20 take about a second.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let start = Instant::now();
+        for _ in 0..10 {
+            let p = t.acquire(20).await;
+            t.record(&p, Feedback::default());
+        }
+        let el = start.elapsed().as_secs_f64();
+        assert!(el > 0.85 && el < 1.0, "elapsed {el}");
+    }
+}

@@ -1,0 +1,269 @@
+//! Serde shapes of the JSON that Graph, login and Partner Center exchange,
+//! and their conversion into the shared model. Missing optional fields get
+//! defaults; a missing `id` is an error (serde reports it).
+
+use crate::model::{self, CaPolicyState, PerUserMfaState, SubscriptionStatus};
+use serde::{Deserialize, Serialize};
+
+/// The token endpoint's success answer.
+#[derive(Deserialize)]
+pub struct TokenResponse {
+    /// The bearer token (moved into a `Secret` at once).
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+/// One page of a Graph collection.
+#[derive(Deserialize)]
+pub struct Page<T> {
+    /// The items of this page.
+    #[serde(default = "Vec::new")]
+    pub value: Vec<T>,
+    /// The absolute URL of the next page, absent on the last one.
+    #[serde(rename = "@odata.nextLink", default)]
+    pub next_link: Option<String>,
+}
+
+/// `user` as selected by closeout.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// Object id.
+    pub id: String,
+    /// Sign-in name (may be absent in odd fixtures).
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Whether sign-in is allowed.
+    #[serde(default)]
+    pub account_enabled: Option<bool>,
+    /// Synced from on-premises.
+    #[serde(default)]
+    pub on_premises_sync_enabled: Option<bool>,
+    /// `Member` or `Guest`.
+    #[serde(default)]
+    pub user_type: Option<String>,
+}
+
+impl From<User> for model::User {
+    fn from(u: User) -> Self {
+        model::User {
+            id: u.id,
+            user_principal_name: u.user_principal_name.unwrap_or_default(),
+            display_name: u.display_name.unwrap_or_default(),
+            account_enabled: u.account_enabled.unwrap_or(true),
+            on_premises_sync_enabled: u.on_premises_sync_enabled.unwrap_or(false),
+            user_type: u.user_type.unwrap_or_else(|| "Member".into()),
+        }
+    }
+}
+
+/// A deleted user in the recycle bin.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedUser {
+    /// Object id.
+    pub id: String,
+    /// Sign-in name (Graph prefixes it with the id once deleted).
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    /// When it was deleted.
+    #[serde(default)]
+    pub deleted_date_time: Option<String>,
+}
+
+impl From<DeletedUser> for model::DeletedUser {
+    fn from(u: DeletedUser) -> Self {
+        model::DeletedUser {
+            id: u.id,
+            user_principal_name: u.user_principal_name.unwrap_or_default(),
+            deleted_date_time: u.deleted_date_time.unwrap_or_default(),
+        }
+    }
+}
+
+/// A directory object (role members): only the id matters.
+#[derive(Deserialize)]
+pub struct DirectoryObject {
+    /// Object id.
+    pub id: String,
+}
+
+/// `companySubscription`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    /// Graph's id.
+    pub id: String,
+    /// Partner Center's id.
+    #[serde(default)]
+    pub commerce_subscription_id: Option<String>,
+    /// The SKU.
+    #[serde(default)]
+    pub sku_id: Option<String>,
+    /// The SKU's name.
+    #[serde(default)]
+    pub sku_part_number: Option<String>,
+    /// Lifecycle state.
+    pub status: SubscriptionStatus,
+    /// Trial or paid.
+    #[serde(default)]
+    pub is_trial: Option<bool>,
+    /// Seats.
+    #[serde(default)]
+    pub total_licenses: Option<u32>,
+}
+
+impl From<Subscription> for model::Subscription {
+    fn from(s: Subscription) -> Self {
+        model::Subscription {
+            id: s.id,
+            commerce_subscription_id: s.commerce_subscription_id.unwrap_or_default(),
+            sku_id: s.sku_id.unwrap_or_default(),
+            sku_part_number: s.sku_part_number.unwrap_or_default(),
+            status: s.status,
+            is_trial: s.is_trial.unwrap_or(false),
+            total_licenses: s.total_licenses.unwrap_or(0),
+        }
+    }
+}
+
+/// `identitySecurityDefaultsEnforcementPolicy`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityDefaults {
+    /// Whether security defaults are on.
+    pub is_enabled: bool,
+}
+
+/// A conditional access policy.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaPolicy {
+    /// Policy id.
+    pub id: String,
+    /// Name shown in the portal.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// On, off or report-only.
+    pub state: CaPolicyState,
+    /// What it demands.
+    #[serde(default)]
+    pub grant_controls: Option<GrantControls>,
+}
+
+/// `grantControls` of a CA policy.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantControls {
+    /// e.g. `["mfa"]`.
+    #[serde(default)]
+    pub built_in_controls: Vec<String>,
+}
+
+impl From<CaPolicy> for model::CaPolicy {
+    fn from(p: CaPolicy) -> Self {
+        let requires_mfa = p
+            .grant_controls
+            .map(|g| g.built_in_controls.iter().any(|c| c == "mfa"))
+            .unwrap_or(false);
+        model::CaPolicy {
+            id: p.id,
+            display_name: p.display_name.unwrap_or_default(),
+            state: p.state,
+            requires_mfa,
+        }
+    }
+}
+
+/// `/beta/users/{id}/authentication/requirements`.
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MfaRequirements {
+    /// Per-user MFA state.
+    pub per_user_mfa_state: PerUserMfaState,
+}
+
+/// An app registration.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Object id.
+    pub id: String,
+    /// Client id.
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// Name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+impl From<Application> for model::Application {
+    fn from(a: Application) -> Self {
+        model::Application {
+            id: a.id,
+            app_id: a.app_id.unwrap_or_default(),
+            display_name: a.display_name.unwrap_or_default(),
+        }
+    }
+}
+
+/// The body of `POST /v1.0/$batch`.
+#[derive(Serialize)]
+pub struct BatchRequest<'a> {
+    /// At most 20 items with distinct ids.
+    pub requests: Vec<BatchRequestItem<'a>>,
+}
+
+/// One item of a `$batch` request.
+#[derive(Serialize)]
+pub struct BatchRequestItem<'a> {
+    /// Unique within the batch (the item's index).
+    pub id: String,
+    /// HTTP method.
+    pub method: &'a str,
+    /// Relative to the version (`/users/{id}`).
+    pub url: &'a str,
+    /// JSON body (then a `Content-Type` header is required).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<&'a serde_json::Value>,
+    /// Item headers (`Content-Type` when there is a body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<serde_json::Value>,
+}
+
+/// The body of a `$batch` answer.
+#[derive(Deserialize)]
+pub struct BatchResponse {
+    /// One per item, in any order.
+    #[serde(default)]
+    pub responses: Vec<BatchResponseItem>,
+}
+
+/// One item of a `$batch` answer.
+#[derive(Deserialize)]
+pub struct BatchResponseItem {
+    /// The request item's id.
+    pub id: String,
+    /// The item's own status.
+    pub status: u16,
+    /// The item's headers (`Retry-After`, `request-id`, ...).
+    #[serde(default)]
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    /// The item's body (an error object, an entity, or nothing).
+    #[serde(default)]
+    pub body: serde_json::Value,
+}
+
+impl BatchResponseItem {
+    /// A header by name, case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+    }
+}

@@ -1,0 +1,357 @@
+//! Fixtures: the tenants a simulator starts with, read from TOML
+//! (`config/sim/example.toml`) or made by the generator
+//! (`--generate tenants=N,users=M,...` with `--seed`).
+//!
+//! closeout's own app is a multi-tenant app registered in the *partner's*
+//! tenant: in each customer tenant it appears only as a service principal
+//! (enterprise app), never among `/v1.0/applications`. So a tenant whose
+//! fixture lists no `[[tenant.application]]` can be deleted by the portal once
+//! the other preconditions hold; listed app registrations are a blocker that
+//! closeout's preflight must report.
+
+use super::state::{App, Billing, CaPolicy, Partner, Subscription, Tenant, User, GLOBAL_ADMIN};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Role template id of User Administrator.
+pub const USER_ADMIN: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
+
+/// A fixture file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    /// The partner (CSP); a default is made when absent.
+    pub partner: Option<Partner>,
+    /// The customer tenants.
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<TenantFixture>,
+}
+
+/// One tenant in a fixture.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFixture {
+    /// Tenant id (GUID).
+    pub tenant_id: String,
+    /// Initial domain; default `<first 8 of id>.onmicrosoft.com`.
+    pub domain: Option<String>,
+    /// closeout's app client id in this tenant.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: String,
+    /// `partner` or `direct`.
+    pub billing: Billing,
+    /// Keep accounts (UPNs).
+    pub keep: Vec<String>,
+    /// Whether the app may delete users holding admin roles (default true).
+    #[serde(default = "yes")]
+    pub app_privileged: bool,
+    /// Security defaults enabled (default true).
+    #[serde(default = "yes")]
+    pub security_defaults: bool,
+    /// Users.
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserFixture>,
+    /// Subscriptions.
+    #[serde(default, rename = "subscription")]
+    pub subscriptions: Vec<SubscriptionFixture>,
+    /// Conditional Access policies.
+    #[serde(default, rename = "ca_policy")]
+    pub ca_policies: Vec<CaPolicyFixture>,
+    /// App registrations other than closeout's (blockers).
+    #[serde(default, rename = "application")]
+    pub applications: Vec<AppFixture>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One user in a fixture.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFixture {
+    /// Object id.
+    pub id: String,
+    /// UPN.
+    pub upn: String,
+    /// Display name (default: the UPN's local part).
+    pub display_name: Option<String>,
+    /// Role template ids, or `global_administrator` / `user_administrator`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Synced from on-premises.
+    #[serde(default)]
+    pub synced: bool,
+    /// Per-user MFA: `disabled` (default), `enabled`, `enforced`.
+    #[serde(default)]
+    pub mfa: Option<String>,
+    /// Guest instead of member.
+    #[serde(default)]
+    pub guest: bool,
+}
+
+/// One subscription in a fixture.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionFixture {
+    /// Graph id.
+    pub id: String,
+    /// Partner Center id.
+    pub commerce_id: String,
+    /// SKU part number.
+    pub sku: String,
+    /// Graph status (default `Enabled`).
+    pub status: Option<String>,
+    /// New-commerce offer.
+    #[serde(default)]
+    pub new_commerce: bool,
+    /// For new commerce: still inside the cancellation window (default true).
+    #[serde(default = "yes")]
+    pub in_window: bool,
+    /// Trial.
+    #[serde(default)]
+    pub trial: bool,
+    /// Seats (default 25).
+    pub licenses: Option<u32>,
+}
+
+/// One Conditional Access policy in a fixture.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaPolicyFixture {
+    /// Policy id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `enabled`, `disabled`, `enabledForReportingButNotEnforced`.
+    pub state: String,
+    /// Requires MFA.
+    #[serde(default)]
+    pub mfa: bool,
+}
+
+/// One app registration in a fixture.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppFixture {
+    /// Object id.
+    pub id: String,
+    /// Application id.
+    pub app_id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A fixture that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("fixture {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed (the message names line and field).
+    #[error("fixture {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// toml's message.
+        message: String,
+    },
+    /// The content is inconsistent.
+    #[error("fixture tenant {tenant}: {message}")]
+    Invalid {
+        /// The tenant.
+        tenant: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `--generate` spec could not be parsed.
+    #[error("generate spec {0}")]
+    Spec(String),
+}
+
+impl Fixture {
+    /// Reads a TOML fixture file.
+    pub fn load(path: &std::path::Path) -> Result<Fixture, Error> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: p.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| Error::Parse {
+            path: p,
+            message: e.to_string(),
+        })
+    }
+
+    /// The built-in fixture: two closable tenants, one partner-billed, one direct.
+    pub fn example() -> Fixture {
+        generate(
+            &GenerateSpec {
+                tenants: 2,
+                users: 10,
+                ..GenerateSpec::default()
+            },
+            1,
+        )
+    }
+
+    /// The partner, or a fixed default one.
+    pub fn partner(&self) -> Partner {
+        self.partner.clone().unwrap_or_else(|| Partner {
+            tenant_id: "0a9d1f7e-7b5c-4f0e-9d6e-5a1c2b3d4e5f".into(),
+            client_id: "5e2c8b1a-3d4f-4a6b-8c9d-0e1f2a3b4c5d".into(),
+            client_secret: "partner-secret".into(),
+        })
+    }
+
+    /// Builds the tenants, checking each is consistent.
+    pub fn build(&self, created: &str) -> Result<Vec<Tenant>, Error> {
+        self.tenants.iter().map(|t| t.build(created)).collect()
+    }
+}
+
+fn role_id(r: &str) -> String {
+    match r {
+        "global_administrator" | "Global Administrator" => GLOBAL_ADMIN.into(),
+        "user_administrator" | "User Administrator" => USER_ADMIN.into(),
+        other => other.into(),
+    }
+}
+
+impl TenantFixture {
+    fn build(&self, created: &str) -> Result<Tenant, Error> {
+        let invalid = |message: String| Error::Invalid {
+            tenant: self.tenant_id.clone(),
+            message,
+        };
+        let mut users = BTreeMap::new();
+        for u in &self.users {
+            let mfa = u.mfa.clone().unwrap_or_else(|| "disabled".into());
+            if !["disabled", "enabled", "enforced"].contains(&mfa.as_str()) {
+                return Err(invalid(format!(
+                    "user {}: mfa {mfa:?} is not disabled|enabled|enforced",
+                    u.upn
+                )));
+            }
+            let user = User {
+                id: u.id.clone(),
+                user_principal_name: u.upn.clone(),
+                display_name: u
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| u.upn.split('@').next().unwrap_or_default().to_string()),
+                account_enabled: true,
+                on_premises_sync_enabled: u.synced,
+                user_type: if u.guest {
+                    "Guest".into()
+                } else {
+                    "Member".into()
+                },
+                roles: u.roles.iter().map(|r| role_id(r)).collect(),
+                per_user_mfa_state: mfa,
+            };
+            if users.insert(u.id.clone(), user).is_some() {
+                return Err(invalid(format!("user id {} appears twice", u.id)));
+            }
+        }
+        for k in &self.keep {
+            if !users
+                .values()
+                .any(|u: &User| u.user_principal_name.eq_ignore_ascii_case(k))
+            {
+                return Err(invalid(format!("keep account {k} is not a user")));
+            }
+        }
+        let subscriptions = self
+            .subscriptions
+            .iter()
+            .map(|s| {
+                let status = s.status.clone().unwrap_or_else(|| "Enabled".into());
+                let partner_status = match status.as_str() {
+                    "Enabled" | "Warning" => "active",
+                    "Deleted" => "deleted",
+                    _ => "suspended",
+                };
+                Subscription {
+                    id: s.id.clone(),
+                    commerce_subscription_id: s.commerce_id.clone(),
+                    sku_id: uuid_from(&format!("sku/{}", s.sku)),
+                    sku_part_number: s.sku.clone(),
+                    partner_status: partner_status.into(),
+                    status,
+                    is_trial: s.trial,
+                    total_licenses: s.licenses.unwrap_or(25),
+                    new_commerce: s.new_commerce,
+                    in_cancellation_window: s.in_window,
+                    deprovision_at: None,
+                    created_date_time: created.to_string(),
+                }
+            })
+            .collect();
+        let app = |a: &AppFixture| App {
+            id: a.id.clone(),
+            app_id: a.app_id.clone(),
+            display_name: a.name.clone(),
+        };
+        let mut service_principals: Vec<App> = self.applications.iter().map(app).collect();
+        service_principals.push(App {
+            id: uuid_from(&format!("sp/{}", self.tenant_id)),
+            app_id: self.client_id.clone(),
+            display_name: "closeout".into(),
+        });
+        Ok(Tenant {
+            tenant_id: self.tenant_id.clone(),
+            domain: self.domain.clone().unwrap_or_else(|| {
+                format!(
+                    "t{}.onmicrosoft.com",
+                    self.tenant_id.chars().take(8).collect::<String>()
+                )
+            }),
+            display_name: format!(
+                "Tenant {}",
+                self.tenant_id.chars().take(8).collect::<String>()
+            ),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            app_privileged: self.app_privileged,
+            billing: self.billing,
+            keep: self.keep.clone(),
+            users,
+            deleted_users: BTreeMap::new(),
+            subscriptions,
+            security_defaults: self.security_defaults,
+            ca_policies: self
+                .ca_policies
+                .iter()
+                .map(|p| CaPolicy {
+                    id: p.id.clone(),
+                    display_name: p.name.clone(),
+                    state: p.state.clone(),
+                    requires_mfa: p.mfa,
+                })
+                .collect(),
+            applications: self.applications.iter().map(app).collect(),
+            service_principals,
+            deleted: false,
+        })
+    }
+}
+
+/// A deterministic GUID-shaped id derived from `seed_text`.
+pub fn uuid_from(seed_text: &str) -> String {
+    let h = blake3::hash(seed_text.as_bytes());
+    let b = h.as_bytes();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&b[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+pub use super::generate::{generate, GenerateSpec};

@@ -1,0 +1,229 @@
+//! The fixture generator behind `--generate tenants=N,users=M[,...]`: many
+//! tenants, thousands of users, admins, subscriptions in several states, CA
+//! policies, per-user MFA. By default every tenant can be closed completely by
+//! a correct client (its app holds a privileged role, no synced users, every
+//! subscription cancellable, no app registrations besides closeout's own
+//! service principal). Hard cases are counts of tenants (the first ones) that
+//! get them: `unprivileged`, `synced`, `outside_window`, `apps`.
+
+use super::fixture::{
+    AppFixture, CaPolicyFixture, Error, Fixture, SubscriptionFixture, TenantFixture, UserFixture,
+};
+use super::state::Billing;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerateSpec {
+    /// Number of tenants.
+    pub tenants: usize,
+    /// Users per tenant, the keep admin included.
+    pub users: usize,
+    /// Fraction of tenants billed directly (the rest through the partner).
+    pub direct: f64,
+    /// Subscriptions per tenant.
+    pub subscriptions: usize,
+    /// Non-keep users holding an admin role, per tenant.
+    pub admins: usize,
+    /// Tenants whose app may not delete admins (hard case).
+    pub unprivileged: usize,
+    /// Tenants with two users synced from on-premises (hard case).
+    pub synced: usize,
+    /// Tenants with a new-commerce subscription outside its cancellation window (hard case).
+    pub outside_window: usize,
+    /// Tenants with an app registration besides closeout's (hard case).
+    pub apps: usize,
+}
+
+impl Default for GenerateSpec {
+    fn default() -> Self {
+        GenerateSpec {
+            tenants: 1,
+            users: 10,
+            direct: 0.5,
+            subscriptions: 2,
+            admins: 1,
+            unprivileged: 0,
+            synced: 0,
+            outside_window: 0,
+            apps: 0,
+        }
+    }
+}
+
+impl std::str::FromStr for GenerateSpec {
+    type Err = Error;
+
+    /// Parses `tenants=N,users=M,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let mut spec = GenerateSpec::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| Error::Spec(format!("{part:?}: expected key=value")))?;
+            let n = || {
+                v.parse::<usize>()
+                    .map_err(|_| Error::Spec(format!("{k}: {v:?} is not a count")))
+            };
+            match k {
+                "tenants" => spec.tenants = n()?,
+                "users" => spec.users = n()?.max(1),
+                "subscriptions" => spec.subscriptions = n()?,
+                "admins" => spec.admins = n()?,
+                "unprivileged" => spec.unprivileged = n()?,
+                "synced" => spec.synced = n()?,
+                "outside_window" => spec.outside_window = n()?,
+                "apps" => spec.apps = n()?,
+                "direct" => {
+                    spec.direct = v
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|f| (0.0..=1.0).contains(f))
+                        .ok_or_else(|| {
+                            Error::Spec(format!("direct: {v:?} is not a fraction from 0 to 1"))
+                        })?
+                }
+                _ => return Err(Error::Spec(format!("unknown key {k:?}"))),
+            }
+        }
+        Ok(spec)
+    }
+}
+
+fn guid(rng: &mut ChaCha8Rng) -> String {
+    uuid::Builder::from_random_bytes(rng.gen())
+        .into_uuid()
+        .to_string()
+}
+
+const SKUS: [&str; 4] = [
+    "O365_BUSINESS_PREMIUM",
+    "SPE_E3",
+    "EXCHANGESTANDARD",
+    "POWER_BI_PRO",
+];
+
+/// Generates a fixture; the same spec and seed give the same fixture.
+pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut tenants = Vec::with_capacity(spec.tenants);
+    for i in 0..spec.tenants {
+        let tenant_id = guid(&mut rng);
+        let domain = format!("tenant{i:04}.onmicrosoft.com");
+        let admin = format!("admin@{domain}");
+        let mut users = vec![UserFixture {
+            id: guid(&mut rng),
+            upn: admin.clone(),
+            display_name: Some("Global Admin".into()),
+            roles: vec!["global_administrator".into()],
+            synced: false,
+            mfa: Some("enforced".into()),
+            guest: false,
+        }];
+        for j in 1..spec.users {
+            let role = if j <= spec.admins {
+                vec!["user_administrator".into()]
+            } else {
+                vec![]
+            };
+            let synced = i < spec.synced && j > spec.admins && j <= spec.admins + 2;
+            let mfa = ["disabled", "enabled", "enforced"][rng.gen_range(0..3usize)];
+            users.push(UserFixture {
+                id: guid(&mut rng),
+                upn: format!("user{j:05}@{domain}"),
+                display_name: Some(format!("User {j}")),
+                roles: role,
+                synced,
+                mfa: Some(mfa.into()),
+                guest: j % 17 == 0,
+            });
+        }
+        let mut subscriptions = Vec::new();
+        for k in 0..spec.subscriptions {
+            subscriptions.push(SubscriptionFixture {
+                id: guid(&mut rng),
+                commerce_id: guid(&mut rng),
+                sku: SKUS[k % SKUS.len()].into(),
+                status: Some(if k % 3 == 2 {
+                    "Warning".into()
+                } else {
+                    "Enabled".into()
+                }),
+                new_commerce: k % 2 == 1 || (i < spec.outside_window && k == 0),
+                in_window: !(i < spec.outside_window && k == 0),
+                trial: k % 4 == 3,
+                licenses: Some(rng.gen_range(1..300)),
+            });
+        }
+        let billing = if rng.gen_bool(spec.direct) {
+            Billing::Direct
+        } else {
+            Billing::Partner
+        };
+        tenants.push(TenantFixture {
+            tenant_id: tenant_id.clone(),
+            domain: Some(domain),
+            client_id: guid(&mut rng),
+            client_secret: format!("s{:032x}", rng.gen::<u128>()),
+            billing,
+            keep: vec![admin],
+            app_privileged: i >= spec.unprivileged,
+            security_defaults: rng.gen_bool(0.5),
+            users,
+            subscriptions,
+            ca_policies: vec![
+                CaPolicyFixture {
+                    id: guid(&mut rng),
+                    name: "Require MFA for admins".into(),
+                    state: "enabled".into(),
+                    mfa: true,
+                },
+                CaPolicyFixture {
+                    id: guid(&mut rng),
+                    name: "Block legacy auth".into(),
+                    state: "enabledForReportingButNotEnforced".into(),
+                    mfa: false,
+                },
+            ],
+            applications: if i < spec.apps {
+                vec![AppFixture {
+                    id: guid(&mut rng),
+                    app_id: guid(&mut rng),
+                    name: "Line-of-business app".into(),
+                }]
+            } else {
+                vec![]
+            },
+        });
+    }
+    Fixture {
+        partner: None,
+        tenants,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_parses_and_generation_is_reproducible() {
+        let spec: GenerateSpec = "tenants=3,users=50,synced=1,apps=2".parse().unwrap();
+        assert_eq!(spec.tenants, 3);
+        assert_eq!(spec.apps, 2);
+        assert!("tenants=x".parse::<GenerateSpec>().is_err());
+        assert!("bogus=1".parse::<GenerateSpec>().is_err());
+        let a = generate(&spec, 5);
+        let b = generate(&spec, 5);
+        assert_eq!(toml::to_string(&a).unwrap(), toml::to_string(&b).unwrap());
+        assert_ne!(
+            toml::to_string(&a).unwrap(),
+            toml::to_string(&generate(&spec, 6)).unwrap()
+        );
+        assert_eq!(a.tenants[0].users.len(), 50);
+        assert_eq!(a.tenants[0].users.iter().filter(|u| u.synced).count(), 2);
+        assert_eq!(a.tenants[2].applications.len(), 0);
+        assert!(a.build("2026-01-01T00:00:00Z").is_ok());
+    }
+}

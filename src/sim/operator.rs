@@ -1,0 +1,168 @@
+//! The admin-center actions a person takes, through `POST
+//! /_sim/tenants/{id}/operator/...`, by the auto-operator, and the sim's own
+//! clock (deprovisioning). Every change is recorded in the ledger under a
+//! `/_sim/...` path:
+//! - `/_sim/tenants/{t}/operator/subscriptions/{commerce id}/cancel`
+//! - `/_sim/tenants/{t}/operator/subscriptions/{commerce id}/delete`
+//! - `/_sim/tenants/{t}/operator/delete`  (delete the tenant)
+//! - `/_sim/tenants/{t}/clock/subscriptions/{commerce id}/deprovision`
+//!
+//! Subscriptions of partner-billed tenants are managed by the partner: the
+//! admin center refuses them (409), as it does for new-commerce subscriptions
+//! outside their cancellation window. Deleting the tenant is refused (409)
+//! unless the portal's preconditions hold (`Tenant::deletion_blockers`).
+
+use super::partner::transition;
+use super::state::{Billing, World};
+use super::Config;
+use tokio::time::Instant;
+
+/// An operator action that was refused: status and reason.
+pub type Refusal = (u16, String);
+
+/// Cancels (`cancel`) or deletes (`delete`) a subscription in the admin center.
+pub fn subscription(
+    world: &mut World,
+    tenant: &str,
+    sub: &str,
+    action: &str,
+    now: Instant,
+    cfg: &Config,
+) -> Result<bool, Refusal> {
+    let at = world.clock.rfc3339(now);
+    let t = world
+        .tenants
+        .get_mut(tenant)
+        .filter(|t| !t.deleted)
+        .ok_or((404, format!("tenant {tenant} not found")))?;
+    if t.billing == Billing::Partner {
+        return Err((
+            409,
+            format!("subscription {sub} of tenant {tenant} is managed by the partner"),
+        ));
+    }
+    let s = t
+        .subscriptions
+        .iter_mut()
+        .find(|s| s.commerce_subscription_id == sub || s.id == sub)
+        .ok_or((
+            404,
+            format!("subscription {sub} not found in tenant {tenant}"),
+        ))?;
+    let status = match action {
+        "cancel" => "suspended",
+        "delete" => "deleted",
+        other => return Err((404, format!("unknown operator action {other}"))),
+    };
+    let path = format!(
+        "/_sim/tenants/{tenant}/operator/subscriptions/{}/{action}",
+        s.commerce_subscription_id
+    );
+    let changed = transition(s, status, now, cfg).map_err(|r| {
+        let why = r
+            .body
+            .as_ref()
+            .and_then(|b| b.get("description"))
+            .and_then(|d| d.as_str())
+            .unwrap_or("refused")
+            .to_string();
+        (409, format!("subscription {sub}: {why}"))
+    })?;
+    if changed {
+        world.ledger.record(at, tenant, "POST", &path, 200);
+    }
+    Ok(changed)
+}
+
+/// Deletes the tenant if the portal's preconditions hold.
+pub fn delete_tenant(world: &mut World, tenant: &str, now: Instant) -> Result<(), Refusal> {
+    let at = world.clock.rfc3339(now);
+    let t = world
+        .tenants
+        .get_mut(tenant)
+        .filter(|t| !t.deleted)
+        .ok_or((404, format!("tenant {tenant} not found")))?;
+    let blockers = t.deletion_blockers();
+    if !blockers.is_empty() {
+        return Err((
+            409,
+            format!("tenant {tenant} cannot be deleted: {}", blockers.join("; ")),
+        ));
+    }
+    t.deleted = true;
+    world.tokens.retain(|_, tok| tok.tenant_id != tenant);
+    world.ledger.record(
+        at,
+        tenant,
+        "POST",
+        &format!("/_sim/tenants/{tenant}/operator/delete"),
+        200,
+    );
+    Ok(())
+}
+
+/// The clock's work: deprovisions deleted subscriptions whose time has come,
+/// then lets the auto-operator act.
+pub fn tick(world: &mut World, now: Instant, cfg: &Config) {
+    let at = world.clock.rfc3339(now);
+    let mut due = Vec::new();
+    for id in &world.order {
+        let Some(t) = world.tenants.get_mut(id) else {
+            continue;
+        };
+        for s in t.subscriptions.iter_mut() {
+            if s.deprovision_at.is_some_and(|d| d <= now) {
+                s.deprovision_at = None;
+                s.status = "Deleted".into();
+                due.push((id.clone(), s.commerce_subscription_id.clone()));
+            }
+        }
+    }
+    for (t, s) in due {
+        world.ledger.record(
+            at.clone(),
+            &t,
+            "POST",
+            &format!("/_sim/tenants/{t}/clock/subscriptions/{s}/deprovision"),
+            200,
+        );
+    }
+    if let Some(delay) = cfg.auto_operator {
+        auto_operator(world, now, delay, cfg);
+    }
+}
+
+/// Plays the diligent person: `delay` after an action becomes possible, takes it.
+fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cfg: &Config) {
+    let mut possible: Vec<(String, String)> = Vec::new();
+    for id in &world.order {
+        let Some(t) = world.tenants.get(id).filter(|t| !t.deleted) else {
+            continue;
+        };
+        if t.billing == Billing::Direct && t.only_keep_remain() {
+            for s in &t.subscriptions {
+                if s.partner_status == "active" && s.cancellable() && s.status != "Deleted" {
+                    possible.push((id.clone(), format!("cancel/{}", s.commerce_subscription_id)));
+                } else if s.partner_status == "suspended" && s.status != "Deleted" {
+                    possible.push((id.clone(), format!("delete/{}", s.commerce_subscription_id)));
+                }
+            }
+        }
+        if t.deletion_blockers().is_empty() {
+            possible.push((id.clone(), "tenant".into()));
+        }
+    }
+    world.possible_since.retain(|k, _| possible.contains(k));
+    for key in possible {
+        let since = *world.possible_since.entry(key.clone()).or_insert(now);
+        if now.saturating_duration_since(since) < delay {
+            continue;
+        }
+        world.possible_since.remove(&key);
+        let (tenant, action) = key;
+        let _ = match action.split_once('/') {
+            Some((act, sub)) => subscription(world, &tenant, sub, act, now, cfg).map(|_| ()),
+            None => delete_tenant(world, &tenant, now),
+        };
+    }
+}

@@ -1,0 +1,320 @@
+//! The simulator's in-memory world: the partner, the customer tenants with
+//! their users, recycle bin, subscriptions, MFA settings and app registrations,
+//! the issued tokens, the throttle buckets and the effects ledger.
+//!
+//! Everything lives behind one mutex (`Sim::world`), never held across an
+//! `.await`: handlers take it, read or change the world, and release it.
+
+use super::effects::Ledger;
+use super::throttle::Throttle;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use tokio::time::Instant;
+
+/// Role template id of Global Administrator.
+pub const GLOBAL_ADMIN: &str = crate::model::GLOBAL_ADMIN_ROLE_TEMPLATE;
+
+/// The sim's clock: a monotonic instant (which `tokio::time::pause` controls)
+/// mapped onto wall-clock milliseconds for the timestamps it reports.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// The monotonic instant the simulator started at.
+    pub start: Instant,
+    /// Wall-clock milliseconds since the epoch at `start`.
+    pub start_ms: u64,
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Clock {
+        Clock {
+            start: Instant::now(),
+            start_ms: crate::model::Timestamp::from_system(std::time::SystemTime::now()).0,
+        }
+    }
+
+    /// Wall-clock milliseconds of `at`.
+    pub fn ms(&self, at: Instant) -> u64 {
+        self.start_ms + at.saturating_duration_since(self.start).as_millis() as u64
+    }
+
+    /// RFC 3339 of `at`.
+    pub fn rfc3339(&self, at: Instant) -> String {
+        crate::model::Timestamp(self.ms(at)).to_rfc3339()
+    }
+}
+
+/// Who pays for a tenant's subscriptions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Billing {
+    /// A CSP customer of the partner: Partner Center manages its subscriptions.
+    Partner,
+    /// Bought directly: only the admin center (the operator) can cancel.
+    Direct,
+}
+
+/// A user in a tenant's directory.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// Object id (GUID).
+    pub id: String,
+    /// Sign-in name, unique in the tenant.
+    pub user_principal_name: String,
+    /// Display name.
+    pub display_name: String,
+    /// Whether sign-in is allowed.
+    pub account_enabled: bool,
+    /// Synced from on-premises: Graph refuses to delete it from the cloud.
+    pub on_premises_sync_enabled: bool,
+    /// `Member` or `Guest`.
+    pub user_type: String,
+    /// Directory role template ids the user holds.
+    pub roles: Vec<String>,
+    /// Per-user MFA state (beta API): `disabled`, `enabled` or `enforced`.
+    pub per_user_mfa_state: String,
+}
+
+impl User {
+    /// Whether the user holds any administrative directory role.
+    pub fn is_admin(&self) -> bool {
+        !self.roles.is_empty()
+    }
+}
+
+/// A user in the recycle bin.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeletedUser {
+    /// The user as it was.
+    pub user: User,
+    /// When it was deleted (sim clock).
+    #[serde(skip)]
+    pub deleted_at: Instant,
+    /// `deleted_at` in RFC 3339, as Graph reports `deletedDateTime`.
+    pub deleted_date_time: String,
+}
+
+/// A subscription, with both the Graph view and Partner Center's.
+#[derive(Clone, Debug, Serialize)]
+pub struct Subscription {
+    /// Graph's companySubscription id.
+    pub id: String,
+    /// The id Partner Center knows it by.
+    pub commerce_subscription_id: String,
+    /// The SKU's id.
+    pub sku_id: String,
+    /// The SKU's part number (e.g. `O365_BUSINESS_PREMIUM`).
+    pub sku_part_number: String,
+    /// Graph status: `Enabled`, `Warning`, `Suspended`, `Deleted`, `LockedOut`.
+    pub status: String,
+    /// Whether it is a trial.
+    pub is_trial: bool,
+    /// Seats bought.
+    pub total_licenses: u32,
+    /// A new-commerce subscription: cancellable only inside its window.
+    pub new_commerce: bool,
+    /// Whether a new-commerce subscription is still inside its ~7-day window.
+    pub in_cancellation_window: bool,
+    /// Partner Center status: `active`, `suspended` or `deleted`.
+    pub partner_status: String,
+    /// When a deleted subscription is deprovisioned (Graph `Deleted`).
+    #[serde(skip)]
+    pub deprovision_at: Option<Instant>,
+    /// When it was created (RFC 3339).
+    pub created_date_time: String,
+}
+
+impl Subscription {
+    /// Whether Partner Center or the admin center may cancel it now.
+    pub fn cancellable(&self) -> bool {
+        !self.new_commerce || self.in_cancellation_window
+    }
+}
+
+/// A Conditional Access policy.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaPolicy {
+    /// Policy id.
+    pub id: String,
+    /// Display name.
+    pub display_name: String,
+    /// `enabled`, `disabled` or `enabledForReportingButNotEnforced`.
+    pub state: String,
+    /// Whether its grant controls require MFA.
+    pub requires_mfa: bool,
+}
+
+/// An app registration or a service principal.
+#[derive(Clone, Debug, Serialize)]
+pub struct App {
+    /// Object id.
+    pub id: String,
+    /// Application (client) id.
+    pub app_id: String,
+    /// Display name.
+    pub display_name: String,
+}
+
+/// One customer tenant.
+#[derive(Clone, Debug, Serialize)]
+pub struct Tenant {
+    /// Tenant id (GUID).
+    pub tenant_id: String,
+    /// Initial domain (`contoso.onmicrosoft.com`); the token endpoint accepts it too.
+    pub domain: String,
+    /// Organization display name.
+    pub display_name: String,
+    /// closeout's app in this tenant: its client id.
+    pub client_id: String,
+    /// The app's client secret (the simulator hands it out).
+    pub client_secret: String,
+    /// Whether the app holds a privileged role that lets it delete admins.
+    pub app_privileged: bool,
+    /// How the tenant is billed.
+    pub billing: Billing,
+    /// UPNs that must survive (the Global Administrator account among them).
+    pub keep: Vec<String>,
+    /// Users by object id (ordered: the paging cursor is the last id served).
+    pub users: BTreeMap<String, User>,
+    /// Recycle bin by object id.
+    pub deleted_users: BTreeMap<String, DeletedUser>,
+    /// Subscriptions.
+    pub subscriptions: Vec<Subscription>,
+    /// Security defaults enforcement.
+    pub security_defaults: bool,
+    /// Conditional Access policies.
+    pub ca_policies: Vec<CaPolicy>,
+    /// App registrations in this tenant (closeout's own app is not one: it is a
+    /// multi-tenant app registered in the partner's tenant).
+    pub applications: Vec<App>,
+    /// Service principals (enterprise apps), closeout's own among them.
+    pub service_principals: Vec<App>,
+    /// Deleted through the admin center: the token endpoint no longer knows it.
+    pub deleted: bool,
+}
+
+impl Tenant {
+    /// Whether only keep accounts remain in the directory.
+    pub fn only_keep_remain(&self) -> bool {
+        self.users.len() <= self.keep.len()
+            && self.users.values().all(|u| {
+                self.keep
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(&u.user_principal_name) || *k == u.id)
+            })
+    }
+
+    /// Why the admin center would refuse to delete this tenant now (empty: it
+    /// would not).
+    pub fn deletion_blockers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.only_keep_remain() {
+            out.push(format!(
+                "{} users remain besides the keep accounts",
+                self.users.len().saturating_sub(self.keep.len())
+            ));
+        }
+        if !self.applications.is_empty() {
+            out.push(format!(
+                "{} app registrations remain",
+                self.applications.len()
+            ));
+        }
+        let live = self
+            .subscriptions
+            .iter()
+            .filter(|s| s.status != "Deleted")
+            .count();
+        if live > 0 {
+            out.push(format!("{live} subscriptions are not deprovisioned"));
+        }
+        if self.security_defaults {
+            out.push("security defaults are enabled".into());
+        }
+        if self
+            .ca_policies
+            .iter()
+            .any(|p| p.state == "enabled" && p.requires_mfa)
+        {
+            out.push("an enabled conditional access policy requires mfa".into());
+        }
+        out
+    }
+
+    /// Finds a user by object id or UPN.
+    pub fn find_user(&self, key: &str) -> Option<&User> {
+        self.users.get(key).or_else(|| {
+            self.users
+                .values()
+                .find(|u| u.user_principal_name.eq_ignore_ascii_case(key))
+        })
+    }
+}
+
+/// The partner (CSP) whose app calls Partner Center.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Partner {
+    /// The partner's own tenant id.
+    pub tenant_id: String,
+    /// The partner's app.
+    pub client_id: String,
+    /// The partner app's secret.
+    pub client_secret: String,
+}
+
+/// What an access token was issued for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// `https://graph.microsoft.com`.
+    Graph,
+    /// `https://api.partnercenter.microsoft.com`.
+    PartnerCenter,
+}
+
+/// An issued access token.
+#[derive(Clone, Debug)]
+pub struct Token {
+    /// The tenant it was issued in.
+    pub tenant_id: String,
+    /// The app it was issued to.
+    pub client_id: String,
+    /// The resource it is good for.
+    pub audience: Audience,
+    /// When it stops being accepted.
+    pub expires: Instant,
+}
+
+/// The whole simulated world.
+pub struct World {
+    /// Clock mapping.
+    pub clock: Clock,
+    /// Customer tenants by tenant id.
+    pub tenants: HashMap<String, Tenant>,
+    /// Tenant order as in the fixture (for `GET /_sim/tenants`).
+    pub order: Vec<String>,
+    /// The partner.
+    pub partner: Partner,
+    /// Issued tokens by value.
+    pub tokens: HashMap<String, Token>,
+    /// Applied changes.
+    pub ledger: Ledger,
+    /// Throttle buckets.
+    pub throttle: Throttle,
+    /// Auto-operator: when each admin-center action became possible, keyed by
+    /// (tenant, action).
+    pub possible_since: HashMap<(String, String), Instant>,
+}
+
+impl World {
+    /// Resolves a tenant by id or initial domain.
+    pub fn tenant_key(&self, key: &str) -> Option<String> {
+        if self.tenants.contains_key(key) {
+            return Some(key.to_string());
+        }
+        self.tenants
+            .values()
+            .find(|t| t.domain.eq_ignore_ascii_case(key))
+            .map(|t| t.tenant_id.clone())
+    }
+}

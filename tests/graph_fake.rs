@@ -1,0 +1,328 @@
+//! The Graph client against a tiny axum fake, for answers the simulator does
+//! not give: HTML error pages from a proxy, malformed JSON, exact
+//! `Retry-After` values, endless 401s, foreign next links; and proof that
+//! secrets and tokens never reach `Debug` output or logs.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use closeout::graph::{Client, ClientOptions, Endpoints};
+use closeout::model::{Applied, FailureClass, Secret};
+use closeout::ports::TenantApi;
+use closeout::retry::{Jitter, RetryPolicy};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "s3cr3t-value-never-logged";
+const TOKEN: &str = "tok-SECRET-123-never-logged";
+
+/// One request the fake received.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    uri: String,
+    body: String,
+    at: Instant,
+}
+
+type Handler = dyn Fn(&Method, &Uri, &str, &str) -> Response + Send + Sync;
+
+struct Fake {
+    base: url::Url,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Fake {
+    async fn start(
+        graph: impl Fn(&Method, &Uri, &str, &str) -> Response + Send + Sync + 'static,
+    ) -> Fake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let graph: Arc<Handler> = Arc::new(graph);
+        let (s, b) = (seen.clone(), base.to_string());
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, _h: HeaderMap, body: Bytes| {
+                let (seen, graph, base) = (s.clone(), graph.clone(), b.clone());
+                async move {
+                    let body = String::from_utf8_lossy(&body).to_string();
+                    seen.lock().unwrap().push(Seen {
+                        method: method.to_string(),
+                        uri: uri.to_string(),
+                        body: body.clone(),
+                        at: Instant::now(),
+                    });
+                    if uri.path().ends_with("/oauth2/v2.0/token") {
+                        return axum::Json(serde_json::json!({
+                            "token_type": "Bearer", "expires_in": 3599, "access_token": TOKEN
+                        }))
+                        .into_response();
+                    }
+                    graph(&method, &uri, &body, base.trim_end_matches('/'))
+                }
+            },
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Fake { base, seen }
+    }
+
+    fn client(&self, tweak: impl FnOnce(&mut ClientOptions)) -> Client {
+        let mut o = ClientOptions::default();
+        tweak(&mut o);
+        Client::new(Endpoints::all_at(&self.base), o).unwrap()
+    }
+
+    fn seen(&self, needle: &str) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.uri.contains(needle))
+            .cloned()
+            .collect()
+    }
+}
+
+fn json(status: u16, v: serde_json::Value) -> Response {
+    (StatusCode::from_u16(status).unwrap(), axum::Json(v)).into_response()
+}
+
+fn raw(status: u16, ctype: &str, body: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", ctype.to_string())],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[tokio::test]
+async fn html_pages_and_malformed_json_are_classified() {
+    let fake = Fake::start(|_, uri, _, _| match uri.path() {
+        "/v1.0/policies/identitySecurityDefaultsEnforcementPolicy" => raw(
+            502,
+            "text/html",
+            "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        ),
+        "/v1.0/users" => raw(200, "application/json", "{\"value\": [ {\"id\": "),
+        "/v1.0/applications" => json(200, serde_json::json!({"value": [{"noid": 1}]})),
+        "/v1.0/$batch" => raw(200, "application/json", "<html>oops</html>"),
+        _ => raw(400, "application/json", "{\"error\": 42}"),
+    })
+    .await;
+    let c = fake.client(|_| {});
+    let t = c.tenant("t-html", "app", Secret::new(SECRET));
+    let e = t.get_security_defaults().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::Transient, "http_502")
+    );
+    assert!(
+        e.message.contains("html") && e.message.contains("t-html"),
+        "{}",
+        e.message
+    );
+    let e = t.list_users().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::Transient, "bad_response"),
+        "{e}"
+    );
+    let e = t.list_applications().await.unwrap_err();
+    assert_eq!(e.code, "bad_response", "{e}");
+    let e = t.list_subscriptions().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::Permanent, "http_400"),
+        "{e}"
+    );
+    let c = fake.client(|o| o.batch_retry_rounds = 0);
+    let t = c.tenant("t-html", "app", Secret::new(SECRET));
+    let out = t.delete_users(&["u1".to_string()]).await;
+    let e = out[0].1.result.as_ref().unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::InDoubt, "bad_response"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_401_renews_the_token_once_then_is_permanent() {
+    let fake = Fake::start(|_, _, _, _| {
+        json(401, serde_json::json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token has expired."}}))
+    })
+    .await;
+    let t = fake
+        .client(|_| {})
+        .tenant("t401", "app", Secret::new(SECRET));
+    let e = t.list_users().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::Permanent, "InvalidAuthenticationToken")
+    );
+    assert_eq!(fake.seen("/oauth2/v2.0/token").len(), 2, "one renewal");
+    assert_eq!(fake.seen("/v1.0/users").len(), 2, "one retry, no loop");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_exactly_in_both_forms() {
+    let fake = Fake::start(|_, uri, _, _| {
+        let mut r = json(
+            429,
+            serde_json::json!({"error": {"code": "TooManyRequests", "message": "slow down"}}),
+        );
+        let v = if uri.path() == "/v1.0/users" {
+            "2.128".to_string()
+        } else {
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30))
+        };
+        r.headers_mut().insert("retry-after", v.parse().unwrap());
+        r
+    })
+    .await;
+    let c = fake.client(|_| {});
+    let e = c
+        .tenant("a", "app", Secret::new(SECRET))
+        .list_users()
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, FailureClass::Transient);
+    assert_eq!(e.retry_after, Some(Duration::from_millis(2128)));
+    let e = c
+        .tenant("b", "app", Secret::new(SECRET))
+        .list_applications()
+        .await
+        .unwrap_err();
+    let ra = e.retry_after.unwrap();
+    assert!(
+        ra > Duration::from_secs(28) && ra <= Duration::from_secs(30),
+        "{ra:?}"
+    );
+}
+
+#[tokio::test]
+async fn paging_follows_absolute_next_links_and_refuses_foreign_hosts() {
+    let fake = Fake::start(|_, uri, _, base| {
+        let q = uri.query().unwrap_or("");
+        match uri.path() {
+            "/v1.0/users" if q.contains("skiptoken=2") => json(200, serde_json::json!({"value": [{"id": "u3"}]})),
+            "/v1.0/users" if q.contains("skiptoken=1") => json(200, serde_json::json!({
+                "value": [{"id": "u2"}], "@odata.nextLink": format!("{base}/v1.0/users?$skiptoken=2")})),
+            "/v1.0/users" => json(200, serde_json::json!({
+                "value": [{"id": "u1", "userPrincipalName": "a@x"}], "@odata.nextLink": format!("{base}/v1.0/users?$skiptoken=1")})),
+            _ => json(200, serde_json::json!({
+                "value": [{"id": "app1"}], "@odata.nextLink": "http://elsewhere.invalid/v1.0/applications?$skiptoken=1"})),
+        }
+    })
+    .await;
+    let t = fake.client(|_| {}).tenant("tp", "app", Secret::new(SECRET));
+    let users = t.list_users().await.unwrap();
+    let ids: Vec<_> = users.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, ["u1", "u2", "u3"]);
+    assert_eq!(users[0].user_principal_name, "a@x");
+    let e = t.list_applications().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::Permanent, "bad_next_link")
+    );
+}
+
+#[tokio::test]
+async fn missing_retry_after_backs_off_within_policy_then_reads_before_resending() {
+    let calls = Arc::new(Mutex::new(0));
+    let n = calls.clone();
+    let fake = Fake::start(move |_, uri, body, _| {
+        if uri.path() != "/v1.0/$batch" {
+            return raw(404, "text/plain", "");
+        }
+        let k = {
+            let mut c = n.lock().unwrap();
+            *c += 1;
+            *c
+        };
+        let req: serde_json::Value = serde_json::from_str(body).unwrap();
+        let items = req["requests"].as_array().unwrap();
+        if k == 1 {
+            return json(503, serde_json::json!({"error": {"code": "serviceNotAvailable", "message": "busy"}}));
+        }
+        let responses: Vec<_> = items
+            .iter()
+            .map(|i| match i["method"].as_str().unwrap() {
+                "GET" => serde_json::json!({"id": i["id"], "status": 200, "headers": {}, "body": {"id": "u"}}),
+                _ => serde_json::json!({"id": i["id"], "status": 204, "headers": {"request-id": "r-del"}}),
+            })
+            .collect();
+        json(200, serde_json::json!({ "responses": responses }))
+    })
+    .await;
+    let policy = RetryPolicy {
+        initial_interval: Duration::from_millis(200),
+        multiplier: 2.0,
+        max_interval: Duration::from_secs(1),
+        jitter: Jitter::Equal,
+        give_up_after: Duration::from_secs(60),
+    };
+    let t = fake
+        .client(|o| o.retry = policy)
+        .tenant("tb", "app", Secret::new(SECRET));
+    let out = t.delete_users(&["u1".to_string(), "u2".to_string()]).await;
+    for (_, o) in &out {
+        assert_eq!(o.result, Ok(Applied::Done), "{o:?}");
+        assert_eq!(o.http.request_id, "r-del");
+    }
+    let batches = fake.seen("/v1.0/$batch");
+    assert_eq!(batches.len(), 3, "delete, read back, resend");
+    assert!(batches[1].body.contains("\"GET\"") && batches[2].body.contains("\"DELETE\""));
+    let gap = batches[1].at - batches[0].at;
+    assert!(
+        gap >= Duration::from_millis(100) && gap < Duration::from_millis(350),
+        "{gap:?}"
+    );
+}
+
+#[test]
+fn secrets_and_tokens_never_reach_debug_or_logs() {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let debug = rt.block_on(async {
+        let fake = Fake::start(|_, uri, _, _| match uri.path() {
+            "/v1.0/users" => json(401, serde_json::json!({"error": {"code": "InvalidAuthenticationToken", "message": "no"}})),
+            _ => json(200, serde_json::json!({"isEnabled": true})),
+        })
+        .await;
+        let c = fake.client(|_| {});
+        let t = c.tenant("tsecret", "app", Secret::new(SECRET));
+        assert!(t.get_security_defaults().await.unwrap());
+        let e = t.list_users().await.unwrap_err();
+        let p = c.partner("partner", "papp", Secret::new(SECRET));
+        format!("{c:?} {t:?} {p:?} {e:?} {e}")
+    });
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("graph call"), "logs were captured: {logs}");
+    assert!(debug.contains("tsecret"), "debug shows the client: {debug}");
+    for text in [&debug, &logs] {
+        assert!(!text.contains(SECRET), "secret leaked: {text}");
+        assert!(!text.contains(TOKEN), "token leaked: {text}");
+    }
+}

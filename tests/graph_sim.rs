@@ -1,0 +1,294 @@
+//! The Graph client against the real simulator (in-process, loopback):
+//! batches with mixed item results, ghosts, throttling, faults, tokens.
+
+use closeout::graph::{Client, ClientOptions, Endpoints, TenantClient};
+use closeout::model::{Applied, FailureClass, Secret};
+use closeout::ports::TenantApi;
+use closeout::sim::{GenerateSpec, Options, Sim, SimHandle};
+use std::time::Duration;
+
+async fn sim(spec: &str, tweak: impl FnOnce(&mut Options)) -> SimHandle {
+    let spec: GenerateSpec = spec.parse().unwrap();
+    let mut o = Options {
+        fixture: closeout::sim::generate::generate(&spec, 7),
+        ..Options::default()
+    };
+    tweak(&mut o);
+    Sim::start(o).await.unwrap()
+}
+
+fn client(sim: &SimHandle, tweak: impl FnOnce(&mut ClientOptions)) -> Client {
+    let base = url::Url::parse(&sim.base_url()).unwrap();
+    let mut o = ClientOptions {
+        request_timeout: Duration::from_millis(500),
+        ..ClientOptions::default()
+    };
+    tweak(&mut o);
+    Client::new(Endpoints::all_at(&base), o).unwrap()
+}
+
+fn tenant(sim: &SimHandle, c: &Client, n: usize) -> TenantClient {
+    let t = &sim.tenants()[n];
+    c.tenant(
+        &t.tenant_id,
+        &t.client_id,
+        Secret::new(t.client_secret.clone()),
+    )
+}
+
+/// Ids of the users that are not kept.
+async fn victims(sim: &SimHandle, t: &TenantClient) -> Vec<String> {
+    let keep = &sim.tenants()[0].keep;
+    t.list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|u| !keep.contains(&u.user_principal_name))
+        .map(|u| u.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn batch_with_mixed_item_results() {
+    let sim = sim("tenants=1,users=45,admins=1,unprivileged=1", |_| {}).await;
+    let c = client(&sim, |_| {});
+    let t = tenant(&sim, &c, 0);
+    let mut ids = victims(&sim, &t).await;
+    assert_eq!(ids.len(), 44);
+    // One deleted beforehand: its batch item answers 404 = already done.
+    let first = t.delete_user(&ids[0]).await;
+    assert_eq!(first.result, Ok(Applied::Done));
+    ids.push("not a valid id/..".into());
+    let out = t.delete_users(&ids).await;
+    assert_eq!(out.len(), ids.len());
+    let mut done = 0;
+    let mut denied = 0;
+    for (n, (id, o)) in out.iter().enumerate() {
+        assert_eq!(id, &ids[n], "outcomes in the order given");
+        if n == 0 {
+            assert_eq!(o.result, Ok(Applied::AlreadyDone));
+            assert_eq!(o.http.status, 404);
+        } else if n == ids.len() - 1 {
+            assert_eq!(o.result.as_ref().unwrap_err().code, "invalid_id");
+        } else if o.http.status == 403 {
+            denied += 1;
+            let e = o.result.as_ref().unwrap_err();
+            assert_eq!(
+                (e.class, e.code.as_str()),
+                (FailureClass::Permanent, "Authorization_RequestDenied")
+            );
+            assert!(
+                e.message.contains(&sim.tenants()[0].tenant_id),
+                "{}",
+                e.message
+            );
+            assert_eq!(o.http.status, 403);
+        } else {
+            assert_eq!(o.result, Ok(Applied::Done), "{id}: {:?}", o);
+            done += 1;
+        }
+        if n < ids.len() - 1 {
+            assert_eq!(o.http.method, "DELETE");
+            assert_eq!(o.http.path, format!("/v1.0/users/{id}"));
+            assert!(!o.http.request_id.is_empty());
+        }
+    }
+    assert_eq!((done, denied), (42, 1), "one admin the app may not delete");
+    // Every delete applied once, recorded with its own path.
+    let effects = sim.effects(0);
+    let deletes = effects.iter().filter(|e| e.method == "DELETE").count();
+    assert_eq!(deletes, done + 1);
+    let left = t.list_users().await.unwrap().len();
+    assert_eq!(left, 45 - done - 1);
+}
+
+fn user_ids(sim: &SimHandle) -> Vec<String> {
+    let info = &sim.tenants()[0];
+    let t = sim.tenant(&info.tenant_id).unwrap();
+    t.users
+        .iter()
+        .filter(|(_, u)| !info.keep.contains(&u.user_principal_name))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn ghost_failures_are_in_doubt() {
+    let sim = sim("tenants=1,users=5", |o| o.ghost_rate = 1.0).await;
+    let c = client(&sim, |_| {});
+    let t = tenant(&sim, &c, 0);
+    // A single write answered 429/5xx although applied: in doubt.
+    let o = t.set_security_defaults(false).await;
+    let e = o.result.unwrap_err();
+    assert_eq!(e.class, FailureClass::InDoubt, "{e}");
+    assert!(
+        !sim.tenant(&sim.tenants()[0].tenant_id)
+            .unwrap()
+            .security_defaults
+    );
+    let ids = user_ids(&sim);
+    let o = t.delete_user(&ids[0]).await;
+    assert_eq!(o.result.unwrap_err().class, FailureClass::InDoubt);
+    // In a batch, with reads failing too, nothing can be resolved: in doubt.
+    let out = t.delete_users(&ids[1..]).await;
+    for (id, o) in &out {
+        let e = o.result.as_ref().unwrap_err();
+        assert_eq!(e.class, FailureClass::InDoubt, "{id}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn ghost_batch_items_are_read_back_not_resent_blindly() {
+    let sim = sim("tenants=1,users=120", |o| {
+        o.ghost_rate = 0.3;
+        o.seed = 11;
+    })
+    .await;
+    let c = client(&sim, |o| o.batch_retry_max_wait = Duration::from_secs(5));
+    let t = tenant(&sim, &c, 0);
+    let ids = user_ids(&sim);
+    let out = t.delete_users(&ids).await;
+    let mut read_back = 0;
+    for (id, o) in &out {
+        match (&o.result, o.http.method.as_str(), o.http.status) {
+            (Ok(Applied::Done), "DELETE", 204) => {}
+            (Ok(Applied::AlreadyDone), "GET", 404) => read_back += 1,
+            (Err(e), _, _) if e.class == FailureClass::InDoubt => {}
+            other => panic!("{id}: unexpected {other:?}"),
+        }
+    }
+    assert!(read_back > 0, "some ghosts were resolved by reading");
+}
+
+#[tokio::test]
+async fn in_doubt_items_left_unread_when_no_rounds_allowed_are_reported() {
+    let sim = sim("tenants=1,users=5", |o| o.error_rate = 1.0).await;
+    let c = client(&sim, |o| o.batch_retry_rounds = 0);
+    let t = tenant(&sim, &c, 0);
+    // Reads fail too (5xx): transient.
+    let e = t.list_users().await.unwrap_err();
+    assert_eq!(e.class, FailureClass::Transient, "{e}");
+    assert!(e.message.contains("GET /v1.0/users"), "{e}");
+    let ids: Vec<String> = sim
+        .tenant(&sim.tenants()[0].tenant_id)
+        .unwrap()
+        .users
+        .keys()
+        .cloned()
+        .collect();
+    let out = t.delete_users(&ids).await;
+    for (_, o) in &out {
+        let e = o.result.as_ref().unwrap_err();
+        assert_eq!(e.class, FailureClass::InDoubt, "{e}");
+    }
+}
+
+#[tokio::test]
+async fn resets_and_hangs_are_transient_for_reads_and_in_doubt_for_writes() {
+    let sim1 = sim("tenants=1,users=5", |o| o.reset_rate = 1.0).await;
+    let c = client(&sim1, |_| {});
+    let t = tenant(&sim1, &c, 0);
+    let e = t.get_security_defaults().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::Transient, "connection_reset"),
+        "{e}"
+    );
+    let e = t.set_security_defaults(false).await.result.unwrap_err();
+    assert_eq!(e.class, FailureClass::InDoubt, "{e}");
+
+    let sim2 = sim("tenants=1,users=5", |o| o.hang_rate = 1.0).await;
+    let c = client(&sim2, |o| o.request_timeout = Duration::from_millis(200));
+    let t = tenant(&sim2, &c, 0);
+    let e = t.get_security_defaults().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::Transient, "timeout"),
+        "{e}"
+    );
+    let o = t.set_security_defaults(false).await;
+    let e = o.result.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::InDoubt, "timeout"),
+        "{e}"
+    );
+    assert_eq!(o.http.status, 0);
+}
+
+#[tokio::test]
+async fn wrong_secret_is_permanent_with_the_aadsts_code() {
+    let sim = sim("tenants=1,users=5", |_| {}).await;
+    let c = client(&sim, |_| {});
+    let info = &sim.tenants()[0];
+    let t = c.tenant(&info.tenant_id, &info.client_id, Secret::new("wrong"));
+    let e = t.list_users().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::Permanent, "AADSTS7000215"),
+        "{e}"
+    );
+    assert!(e.message.contains(&info.tenant_id), "{}", e.message);
+    let gone = c.tenant(
+        "00000000-0000-0000-0000-000000000001",
+        &info.client_id,
+        Secret::new("x"),
+    );
+    assert_eq!(gone.tenant_exists().await, Ok(false));
+    assert_eq!(tenant(&sim, &c, 0).tenant_exists().await, Ok(true));
+}
+
+#[tokio::test]
+async fn token_expiring_mid_run_is_renewed_once() {
+    let sim = sim("tenants=1,users=5", |_| {}).await;
+    let c = client(&sim, |_| {});
+    let t = tenant(&sim, &c, 0);
+    assert!(t.get_security_defaults().await.unwrap());
+    // The cached token expires at the service before the client expected it.
+    sim.with_world(|w| {
+        for tok in w.tokens.values_mut() {
+            tok.expires = tokio::time::Instant::now();
+        }
+    });
+    assert_eq!(t.list_users().await.unwrap().len(), 5);
+    let live = sim.with_world(|w| {
+        let now = tokio::time::Instant::now();
+        w.tokens.values().filter(|t| t.expires > now).count()
+    });
+    assert_eq!(live, 1, "exactly one renewal");
+}
+
+#[tokio::test]
+async fn throttled_writes_carry_fractional_retry_after_and_gate_the_next() {
+    let sim = sim("tenants=1,users=8", |o| {
+        o.write_limit = Some(closeout::sim::throttle::Budget::parse("2/1s").unwrap())
+    })
+    .await;
+    let c = client(&sim, |_| {});
+    let t = tenant(&sim, &c, 0);
+    let ids = victims(&sim, &t).await;
+    assert_eq!(t.delete_user(&ids[0]).await.result, Ok(Applied::Done));
+    assert_eq!(t.delete_user(&ids[1]).await.result, Ok(Applied::Done));
+    let o = t.delete_user(&ids[2]).await;
+    assert_eq!(o.http.status, 429);
+    let e = o.result.unwrap_err();
+    assert_eq!(e.class, FailureClass::InDoubt);
+    let ra = e.retry_after.expect("retry-after");
+    assert!(
+        ra > Duration::ZERO && ra <= Duration::from_millis(500),
+        "{ra:?}"
+    );
+    assert_ne!(
+        ra.subsec_nanos() % 1_000_000_000,
+        0,
+        "not truncated to seconds"
+    );
+    // The next write waits for it, then succeeds.
+    let start = std::time::Instant::now();
+    assert_eq!(t.delete_user(&ids[3]).await.result, Ok(Applied::Done));
+    assert!(
+        start.elapsed() >= ra.min(Duration::from_millis(200)),
+        "{:?}",
+        start.elapsed()
+    );
+}
