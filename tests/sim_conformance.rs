@@ -186,7 +186,7 @@ async fn delete_restore_and_purge_users_are_recorded() {
         .all_user_ids(&tok, 999)
         .await
         .into_iter()
-        .find(|id| *id != by_upn.body["id"].as_str().unwrap().to_string())
+        .find(|id| id.as_str() != by_upn.body["id"].as_str().unwrap())
         .unwrap();
     assert_eq!(
         h.call("DELETE", &format!("/v1.0/users/{victim}"), &tok, None)

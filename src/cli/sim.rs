@@ -55,6 +55,9 @@ pub struct Tuning {
     /// Write budget of one app in one tenant, `N/DURATION` (default 3000/150s).
     #[arg(long, value_parser = sim::throttle::Budget::parse)]
     pub write_limit: Option<sim::throttle::Budget>,
+    /// Turn throttling off entirely (benchmarks).
+    #[arg(long)]
+    pub no_throttle: bool,
     /// Lifetime of issued tokens.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "3599s")]
     pub token_lifetime: Duration,
@@ -101,6 +104,7 @@ pub fn run(args: Args) -> Result<(), super::Error> {
         ghost_rate: t.ghost_rate,
         faults_on_token: t.fault_token,
         write_limit: t.write_limit,
+        throttling: !t.no_throttle,
         token_lifetime: t.token_lifetime,
         deprovision_after: t.deprovision_after,
         recycle_retention: t.recycle_retention,
