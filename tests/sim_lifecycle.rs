@@ -355,3 +355,56 @@ async fn auto_operator_finishes_a_direct_tenant_once_closeout_did_its_part() {
     let v: Value = h.own("/_sim/tenants").await.body;
     assert_eq!(v.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_correct_client_closes_a_partner_billed_tenant_completely() {
+    let opts = Options {
+        deprovision_after: Duration::from_millis(20),
+        auto_operator: Some(Duration::from_millis(10)),
+        ..generated("tenants=1,users=12,direct=0,subscriptions=3", 15)
+    };
+    let h = Harness::start(opts).await;
+    let t = h.tenant(0);
+    clean_directory(&h, 0).await;
+    let pc = h.partner_token().await;
+    let subs: Vec<String> = h
+        .sim
+        .tenant(&t.tenant_id)
+        .unwrap()
+        .subscriptions
+        .iter()
+        .map(|s| s.commerce_subscription_id.clone())
+        .collect();
+    for s in &subs {
+        let path = format!("/v1/customers/{}/subscriptions/{s}", t.tenant_id);
+        assert_eq!(
+            h.call("PATCH", &path, &pc, Some(json!({"status": "suspended"})))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            h.call("PATCH", &path, &pc, Some(json!({"status": "deleted"})))
+                .await
+                .status,
+            200
+        );
+    }
+    eventually("tenant deleted", || {
+        h.sim.tenant(&t.tenant_id).unwrap().deleted
+    })
+    .await;
+    let gone = h
+        .token_for(
+            &t.tenant_id,
+            &t.client_id,
+            &t.client_secret,
+            "https://graph.microsoft.com/.default",
+        )
+        .await;
+    assert_eq!(gone.body["error_codes"], json!([90002]));
+    let state = h.own(&format!("/_sim/tenants/{}", t.tenant_id)).await.body;
+    assert_eq!(state["deleted"], true);
+    assert_eq!(state["users"].as_object().unwrap().len(), 1);
+    assert_eq!(state["deleted_users"].as_object().unwrap().len(), 11);
+}

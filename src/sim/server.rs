@@ -279,9 +279,19 @@ fn dispatch(sim: &Sim, svc: Service, req: &Req, now: Instant, fault: Fault) -> R
 /// 429 and 503 carry a `Retry-After`.
 fn fault_answer(svc: Service, req: &Req, date: &str, status: u16) -> Resp {
     let resp = if svc == Service::Partner {
-        partner_error(status, 500000, "The service is temporarily unavailable. Please retry.")
+        partner_error(
+            status,
+            500000,
+            "The service is temporarily unavailable. Please retry.",
+        )
     } else {
-        graph_error(req, date, status, transient_code(status), "The service is temporarily unavailable. Please retry.")
+        graph_error(
+            req,
+            date,
+            status,
+            transient_code(status),
+            "The service is temporarily unavailable. Please retry.",
+        )
     };
     match status {
         429 => resp.header("Retry-After", "1"),
