@@ -108,16 +108,18 @@ pub fn handle(world: &mut World, req: &Req, now: Instant, cfg: &Config) -> Outco
         1.0
     };
     let mut verdicts = Vec::new();
-    if is_ca {
-        verdicts.push(world.throttle.conditional_access(now, &tenant_id));
+    if cfg.throttling {
+        if is_ca {
+            verdicts.push(world.throttle.conditional_access(now, &tenant_id));
+        }
+        verdicts.push(if write {
+            world.throttle.write(now, &token.client_id, &tenant_id)
+        } else {
+            world
+                .throttle
+                .read(now, &token.client_id, &tenant_id, users, cost)
+        });
     }
-    verdicts.push(if write {
-        world.throttle.write(now, &token.client_id, &tenant_id)
-    } else {
-        world
-            .throttle
-            .read(now, &token.client_id, &tenant_id, users, cost)
-    });
     let mut percent = 0;
     for v in verdicts {
         match v {
