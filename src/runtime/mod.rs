@@ -8,10 +8,12 @@
 //! [`control::Engine`]; everything here is independent of how sagas run.
 
 pub mod control;
+pub mod executor;
 pub mod perform;
 pub mod logging;
 pub mod notify;
 pub mod signals;
+pub mod tenant;
 
 use crate::config::{self, Config};
 use control::{Engine, Server};
@@ -84,13 +86,14 @@ pub async fn run(
 }
 
 /// Opens the event log, rebuilds the active sagas and resolves in-doubt
-/// actions: the executor's start. Until the executor lands (issue 6, the
-/// lead's part) there is no engine to run, and the daemon says so.
-async fn start_engine(config: &Config) -> Result<Arc<NoEngine>, Error> {
-    Err(Error::Store {
-        data_dir: config.data_dir.clone(),
-        message: "the saga executor is not built into this version yet".to_string(),
-    })
+/// actions: the executor's start.
+async fn start_engine(config: &Config) -> Result<Arc<executor::Executor>, Error> {
+    executor::Executor::start(config)
+        .await
+        .map_err(|e| Error::Store {
+            data_dir: config.data_dir.clone(),
+            message: e.to_string(),
+        })
 }
 
 /// The daemon shell around a started engine.
@@ -195,43 +198,5 @@ impl Daemon {
                 tracing::error!(error = %e, "config reload refused; keeping the running config")
             }
         }
-    }
-}
-
-/// The engine type of a build without executor: it has no values.
-#[derive(Debug)]
-enum NoEngine {}
-
-impl Engine for NoEngine {
-    async fn submit(
-        &self,
-        _: Vec<crate::model::TenantSpec>,
-        _: control::Operator,
-    ) -> Result<Vec<control::SagaSummary>, control::EngineError> {
-        match *self {}
-    }
-    fn status(&self, _: Option<&str>) -> Result<Vec<control::StatusRow>, control::EngineError> {
-        match *self {}
-    }
-    async fn command(
-        &self,
-        _: &str,
-        _: control::OperatorCommand,
-        _: control::Operator,
-        _: Option<String>,
-    ) -> Result<(), control::EngineError> {
-        match *self {}
-    }
-}
-
-impl Lifecycle for NoEngine {
-    fn reload(&self, _: &Config) {
-        match *self {}
-    }
-    async fn shutdown(&self) {
-        match *self {}
-    }
-    fn summary(&self) -> String {
-        match *self {}
     }
 }

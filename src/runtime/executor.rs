@@ -1,0 +1,728 @@
+//! The executor: runs every saga of the daemon. For each saga one task loops
+//! `decide → record → perform → record`: it appends the events `decide` asks
+//! for durably (and only then applies them), performs the external calls
+//! through the Graph client, appends their outcomes, and sleeps until the next
+//! recorded timer or an operator command. Replaying is folding: on start the
+//! executor rebuilds each active saga from its latest snapshot plus the events
+//! after it, performs nothing while doing so, and lets `decide` resolve
+//! intents left without outcome by reading first.
+
+use super::control::{
+    Engine, EngineError, Operator, OperatorCommand, Progress, RunState, SagaSummary, StatusRow,
+};
+use super::perform::perform;
+use super::tenant::{self, Api};
+use super::Lifecycle;
+use crate::config::Config;
+use crate::graph::{self, PartnerClient};
+use crate::model::{SagaId, SubscriptionMode, TenantSpec, Timestamp};
+use crate::saga::{self, Action, Call, Command, Event, EventEnvelope, SagaState, State};
+use crate::store::{self, Snapshot, Store};
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// A snapshot is written with the append that brings a saga this many events
+/// past its previous one (and always with a terminal event), so recovery
+/// replays at most this many events per saga.
+const SNAPSHOT_EVERY: u64 = 32;
+
+/// The daemon's engine: owns the store, the Graph client and the saga tasks.
+pub struct Executor {
+    /// Shared with every saga task.
+    inner: Arc<Inner>,
+    /// The saga tasks; joined on shutdown.
+    tasks: tokio::sync::Mutex<JoinSet<()>>,
+}
+
+/// What the saga tasks share.
+struct Inner {
+    /// The event log.
+    store: Store,
+    /// HTTP to login, Graph and Partner Center (pooled, throttle-controlled).
+    graph: graph::Client,
+    /// Partner Center, when the config names the partner's app.
+    partner: Option<PartnerClient>,
+    /// Settings that a reload may change (policy of new sagas, limits).
+    settings: RwLock<Settings>,
+    /// Every known saga: status for `status`, a channel for commands.
+    sagas: Mutex<HashMap<String, Slot>>,
+    /// At most this many sagas perform calls at once.
+    working: Arc<Semaphore>,
+    /// Set once shutdown begins: tasks stop after their in-flight calls.
+    stopping: watch::Sender<bool>,
+}
+
+/// The reloadable part of the config, as the executor uses it.
+#[derive(Clone)]
+struct Settings {
+    /// The policy recorded in the first event of each new saga.
+    policy: saga::SagaPolicy,
+}
+
+/// One saga as the executor tracks it.
+struct Slot {
+    /// The tenant it closes.
+    tenant_id: String,
+    /// When it was submitted (status lists oldest first).
+    started: Timestamp,
+    /// The status as of its latest record.
+    status: saga::Status,
+    /// Commands to its task; `None` once the saga is terminal.
+    commands: Option<mpsc::Sender<Msg>>,
+}
+
+/// A message to a saga task.
+struct Msg {
+    /// The operator command, with who and why.
+    command: Command,
+    /// The answer for the control socket.
+    reply: oneshot::Sender<Result<(), EngineError>>,
+}
+
+/// Why the executor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The event log could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// The HTTP client or the partner's credentials could not be set up.
+    #[error(transparent)]
+    Graph(#[from] graph::Error),
+    /// A record could not be decoded (unknown version, damage).
+    #[error("saga {saga}: {message}")]
+    Record {
+        /// The saga whose log is unreadable.
+        saga: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// The wall clock, in the saga core's terms. Only the runtime reads it.
+pub fn now() -> Timestamp {
+    Timestamp::from_system(SystemTime::now())
+}
+
+/// The saga policy the config asks for.
+pub fn policy_of(config: &Config) -> saga::SagaPolicy {
+    saga::SagaPolicy {
+        failure: match config.saga.on_failure {
+            crate::config::FailurePolicy::Compensate => saga::FailurePolicy::Compensate,
+            crate::config::FailurePolicy::Pause => saga::FailurePolicy::Pause,
+        },
+        retry: config.retry.clone(),
+        deprovision_poll: config.saga.deprovision_poll,
+        gate_poll: config.saga.gate_recheck,
+        tenant_gone_poll: config.saga.tenant_gone_poll,
+        ..saga::SagaPolicy::default()
+    }
+}
+
+/// The Graph client options the config asks for.
+pub fn client_options(config: &Config) -> graph::ClientOptions {
+    graph::ClientOptions {
+        connect_timeout: config.limits.connect_timeout,
+        request_timeout: config.limits.request_timeout,
+        max_in_flight_per_tenant: config.limits.max_in_flight_per_tenant.get(),
+        max_in_flight_total: config.limits.max_in_flight_total.get(),
+        retry: config.retry.clone(),
+        ..graph::ClientOptions::default()
+    }
+}
+
+impl Executor {
+    /// Opens the store, rebuilds every saga from its snapshot and the events
+    /// after it, and starts a task for each active one.
+    pub async fn start(config: &Config) -> Result<Arc<Executor>, Error> {
+        let dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+            .await
+            .map_err(|e| store::Error::WriterStopped(format!("open task failed: {e}")))??;
+        let endpoints = graph::Endpoints {
+            graph: config.endpoints.graph.clone(),
+            login: config.endpoints.login.clone(),
+            partner_center: config.endpoints.partner_center.clone(),
+        };
+        let graph = graph::Client::new(endpoints, client_options(config))?;
+        let partner = match &config.partner_center {
+            Some(pc) => {
+                let secret = graph::read_secret(&pc.secret)?;
+                Some(graph.partner(&pc.tenant_id, &pc.client_id, secret))
+            }
+            None => None,
+        };
+        let (stopping, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            store,
+            graph,
+            partner,
+            settings: RwLock::new(Settings {
+                policy: policy_of(config),
+            }),
+            sagas: Mutex::new(HashMap::new()),
+            working: Arc::new(Semaphore::new(config.limits.max_concurrent_sagas.get())),
+            stopping,
+        });
+        let executor = Arc::new(Executor {
+            inner,
+            tasks: tokio::sync::Mutex::new(JoinSet::new()),
+        });
+        executor.recover().await?;
+        Ok(executor)
+    }
+
+    /// Rebuilds the sagas from the log and starts the active ones.
+    async fn recover(&self) -> Result<(), Error> {
+        let inner = Arc::clone(&self.inner);
+        let recovered = tokio::task::spawn_blocking(move || load_all(&inner.store))
+            .await
+            .map_err(|e| store::Error::WriterStopped(format!("recovery task failed: {e}")))??;
+        let active = recovered.iter().filter(|r| !r.state.is_terminal()).count();
+        let in_doubt: usize = recovered.iter().map(|r| r.state.in_doubt().len()).sum();
+        tracing::info!(
+            sagas = recovered.len(),
+            active,
+            in_doubt,
+            "recovered the event log"
+        );
+        for r in recovered {
+            self.adopt(r.saga_id, r.state, r.next_seq).await;
+        }
+        Ok(())
+    }
+
+    /// Registers a saga and, unless it is terminal, starts its task.
+    async fn adopt(&self, saga_id: SagaId, state: State, next_seq: u64) {
+        let Some(header) = state.header.clone() else {
+            return;
+        };
+        let terminal = state.is_terminal();
+        let (tx, rx) = mpsc::channel(16);
+        self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            saga_id.0.clone(),
+            Slot {
+                tenant_id: header.spec.tenant_id.clone(),
+                started: header.started_at,
+                status: state.status(),
+                commands: (!terminal).then_some(tx),
+            },
+        );
+        if terminal {
+            return;
+        }
+        let span = tracing::info_span!("saga", saga_id = %saga_id, tenant_id = %header.spec.tenant_id);
+        let runner = Runner {
+            inner: Arc::clone(&self.inner),
+            saga_id,
+            state,
+            next_seq,
+            since_snapshot: 0,
+        };
+        self.tasks
+            .lock()
+            .await
+            .spawn(runner.run(rx).instrument(span));
+    }
+
+    /// Sagas not yet terminal (for the summary line).
+    fn counts(&self) -> (usize, usize, usize) {
+        let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+        let active = sagas.values().filter(|s| s.commands.is_some()).count();
+        let waiting = sagas
+            .values()
+            .filter(|s| matches!(s.status.state, SagaState::Waiting))
+            .count();
+        (sagas.len(), active, waiting)
+    }
+}
+
+/// A saga as read back from the log.
+struct Recovered {
+    /// Its id.
+    saga_id: SagaId,
+    /// Its state after its last record.
+    state: State,
+    /// The saga seq its next event gets.
+    next_seq: u64,
+}
+
+/// Reads every saga's latest snapshot and the events after it (blocking).
+fn load_all(store: &Store) -> Result<Vec<Recovered>, Error> {
+    let mut out = Vec::new();
+    for meta in store.list_sagas()? {
+        let bad = |message: String| Error::Record {
+            saga: meta.saga_id.0.clone(),
+            message,
+        };
+        let (mut state, from) = match (&meta.snapshot, meta.snapshot_seq) {
+            (Some(snap), Some(seq)) => {
+                let state: State = crate::codec::decode(&snap.state)
+                    .map_err(|e| bad(format!("snapshot at seq {seq}: {e}")))?;
+                (state, seq + 1)
+            }
+            _ => (State::default(), 0),
+        };
+        if !(meta.snapshot.as_ref().is_some_and(|s| s.terminal) && from >= meta.next_seq) {
+            for record in store.saga_records(&meta.saga_id, from) {
+                let record = record?;
+                let envelope: EventEnvelope = crate::codec::decode(&record.payload)
+                    .map_err(|e| bad(format!("record {}: {e}", record.saga_seq)))?;
+                let version = envelope.v;
+                let event = envelope.upcast().ok_or_else(|| {
+                    bad(format!(
+                        "record {} has event schema version {version}, unknown to this build",
+                        record.saga_seq
+                    ))
+                })?;
+                state = saga::apply_at(state, &event, record.at);
+            }
+        }
+        out.push(Recovered {
+            saga_id: meta.saga_id,
+            state,
+            next_seq: meta.next_seq,
+        });
+    }
+    Ok(out)
+}
+
+/// One saga's task.
+struct Runner {
+    /// Shared executor state.
+    inner: Arc<Inner>,
+    /// The saga.
+    saga_id: SagaId,
+    /// Its state after its last durable record.
+    state: State,
+    /// The saga seq its next event gets.
+    next_seq: u64,
+    /// Events appended since the last snapshot.
+    since_snapshot: u64,
+}
+
+/// Why a saga task stopped early.
+#[derive(Debug)]
+enum Stop {
+    /// Shutdown began.
+    Shutdown,
+    /// The log refused an append: nothing more may be done.
+    Store(store::Error),
+    /// An event or snapshot could not be encoded.
+    Codec(String),
+}
+
+impl Runner {
+    /// Drives the saga until it is terminal or the daemon stops.
+    async fn run(mut self, mut commands: mpsc::Receiver<Msg>) {
+        let Some(header) = self.state.header.clone() else {
+            return;
+        };
+        let api = tenant::connect(&self.inner.graph, &header.spec);
+        let mut stopping = self.inner.stopping.subscribe();
+        let result = self.drive(&api, &mut commands, &mut stopping).await;
+        match result {
+            Ok(()) => tracing::info!(state = ?self.state.status().state, "saga ended"),
+            Err(Stop::Shutdown) => tracing::info!("saga task stopped for shutdown"),
+            Err(Stop::Store(e)) => {
+                tracing::error!(error = %e, "saga stopped: the event log refused an append")
+            }
+            Err(Stop::Codec(e)) => {
+                tracing::error!(error = %e, "saga stopped: cannot encode its record")
+            }
+        }
+        if self.state.is_terminal() {
+            if let Some(slot) = self.slot_mut().as_mut() {
+                slot.commands = None;
+            }
+        }
+    }
+
+    async fn drive(
+        &mut self,
+        api: &Api,
+        commands: &mut mpsc::Receiver<Msg>,
+        stopping: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        loop {
+            if *stopping.borrow() {
+                return Err(Stop::Shutdown);
+            }
+            while let Ok(msg) = commands.try_recv() {
+                self.command(msg).await?;
+            }
+            if self.state.is_terminal() {
+                return Ok(());
+            }
+            let actions = saga::decide(&self.state, now());
+            let mut records = Vec::new();
+            let mut calls = Vec::new();
+            let mut wake = None;
+            for action in actions {
+                match action {
+                    Action::Record(events) => records.extend(events),
+                    Action::Perform(call) => calls.push(call),
+                    Action::WakeAt(at) => wake = Some(at),
+                }
+            }
+            if !records.is_empty() {
+                self.record(records).await?;
+            }
+            if !calls.is_empty() {
+                self.perform_all(api, &calls).await?;
+                continue;
+            }
+            if self.state.is_terminal() {
+                return Ok(());
+            }
+            let sleep_for = wake.map(|at| at.since(now()));
+            if sleep_for == Some(Duration::ZERO) {
+                continue;
+            }
+            tokio::select! {
+                msg = commands.recv() => match msg {
+                    Some(msg) => self.command(msg).await?,
+                    None => return Err(Stop::Shutdown),
+                },
+                _ = sleep_opt(sleep_for) => {}
+                _ = stopping.changed() => return Err(Stop::Shutdown),
+            }
+        }
+    }
+
+    /// Performs independent calls concurrently, recording each outcome as it
+    /// arrives.
+    async fn perform_all(&mut self, api: &Api, calls: &[Call]) -> Result<(), Stop> {
+        let _permit = Arc::clone(&self.inner.working).acquire_owned().await;
+        // `tenant_id` and `partner` are borrowed by the calls while outcomes
+        // are recorded through `&mut self`.
+        let tenant_id = self
+            .state
+            .header
+            .as_ref()
+            .map(|h| h.spec.tenant_id.clone())
+            .unwrap_or_default();
+        let inner = Arc::clone(&self.inner);
+        let partner = inner.partner.as_ref();
+        let mut running: FuturesUnordered<_> = calls
+            .iter()
+            .map(|call| perform(call, api, partner, &tenant_id, now()))
+            .collect();
+        let mut result = Ok(());
+        while let Some(events) = running.next().await {
+            if result.is_ok() && !events.is_empty() {
+                result = self.record(events).await;
+            }
+        }
+        result
+    }
+
+    /// Applies an operator command: records its events (or the refusal's),
+    /// and answers the control socket.
+    async fn command(&mut self, msg: Msg) -> Result<(), Stop> {
+        match saga::handle(&self.state, msg.command, now()) {
+            Ok(events) => {
+                let r = self.record(events).await;
+                let _ = msg.reply.send(match &r {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(EngineError::Unavailable(format!("{e:?}"))),
+                });
+                r
+            }
+            Err(refusal) => {
+                let reason = refusal.reason.clone();
+                let r = if refusal.record.is_empty() {
+                    Ok(())
+                } else {
+                    self.record(refusal.record).await
+                };
+                let _ = msg.reply.send(Err(EngineError::Refused(reason)));
+                r
+            }
+        }
+    }
+
+    /// Appends events durably, then applies them. A snapshot rides along
+    /// every [`SNAPSHOT_EVERY`] events and with the terminal event.
+    async fn record(&mut self, events: Vec<Event>) -> Result<(), Stop> {
+        let at = now();
+        let mut next = self.state.clone();
+        let mut payloads = Vec::with_capacity(events.len());
+        for event in &events {
+            next = saga::apply_at(next, event, at);
+            let bytes = crate::codec::encode(&EventEnvelope::new(event.clone()))
+                .map_err(|e| Stop::Codec(e.to_string()))?;
+            payloads.push(bytes);
+        }
+        let count = events.len() as u64;
+        let snapshot = if next.is_terminal() || self.since_snapshot + count >= SNAPSHOT_EVERY {
+            let state = crate::codec::encode(&next).map_err(|e| Stop::Codec(e.to_string()))?;
+            Some(Snapshot {
+                state,
+                terminal: next.is_terminal(),
+                label: next
+                    .header
+                    .as_ref()
+                    .map(|h| h.spec.tenant_id.clone())
+                    .unwrap_or_default(),
+            })
+        } else {
+            None
+        };
+        let took_snapshot = snapshot.is_some();
+        self.inner
+            .store
+            .append(&self.saga_id, self.next_seq, payloads, snapshot)
+            .await
+            .map_err(Stop::Store)?;
+        for event in &events {
+            tracing::debug!(kind = event.kind(), "recorded");
+        }
+        self.next_seq += count;
+        self.since_snapshot = if took_snapshot {
+            0
+        } else {
+            self.since_snapshot + count
+        };
+        self.state = next;
+        let status = self.state.status();
+        if let Some(slot) = self.slot_mut().as_mut() {
+            slot.status = status;
+        }
+        Ok(())
+    }
+
+    fn slot_mut(&self) -> SlotGuard<'_> {
+        SlotGuard {
+            map: self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner()),
+            key: &self.saga_id.0,
+        }
+    }
+}
+
+/// A locked view of one saga's slot.
+struct SlotGuard<'a> {
+    /// The locked map.
+    map: std::sync::MutexGuard<'a, HashMap<String, Slot>>,
+    /// The saga's key.
+    key: &'a str,
+}
+
+impl SlotGuard<'_> {
+    fn as_mut(&mut self) -> Option<&mut Slot> {
+        self.map.get_mut(self.key)
+    }
+}
+
+async fn sleep_opt(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn run_state(s: SagaState) -> RunState {
+    match s {
+        SagaState::Running => RunState::Running,
+        SagaState::Waiting => RunState::Waiting,
+        SagaState::Paused => RunState::Paused,
+        SagaState::Compensating => RunState::Compensating,
+        SagaState::Completed => RunState::Completed,
+        SagaState::RolledBack => RunState::RolledBack,
+        SagaState::Failed => RunState::Failed,
+    }
+}
+
+fn row(saga_id: &str, slot: &Slot) -> StatusRow {
+    StatusRow {
+        saga_id: saga_id.to_string(),
+        tenant_id: slot.tenant_id.clone(),
+        state: run_state(slot.status.state),
+        step: slot.status.step,
+        progress: Progress {
+            done: slot.status.progress.done as u64,
+            total: slot.status.progress.total as u64,
+        },
+        last_error: slot.status.last_error.clone(),
+        updated_at: slot.status.updated_at,
+        waiting_for: slot.status.waiting_for.clone(),
+    }
+}
+
+impl Engine for Executor {
+    async fn submit(
+        &self,
+        tenants: Vec<TenantSpec>,
+        who: Operator,
+    ) -> Result<Vec<SagaSummary>, EngineError> {
+        if *self.inner.stopping.borrow() {
+            return Err(EngineError::Unavailable(
+                "the daemon is shutting down and takes no new work".into(),
+            ));
+        }
+        for spec in &tenants {
+            self.check_submission(spec)?;
+        }
+        let policy = self
+            .inner
+            .settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .policy
+            .clone();
+        let mut out = Vec::with_capacity(tenants.len());
+        for spec in tenants {
+            let saga_id = SagaId(uuid::Uuid::new_v4().to_string());
+            let started = Event::SagaStarted {
+                saga_id: saga_id.clone(),
+                spec: spec.clone(),
+                policy: policy.clone(),
+                at: now(),
+            };
+            let at = now();
+            let state = saga::apply_at(State::default(), &started, at);
+            let payloads = [started]
+                .iter()
+                .map(|e| crate::codec::encode(&EventEnvelope::new(e.clone())))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
+            self.inner
+                .store
+                .append(&saga_id, 0, payloads, None)
+                .await
+                .map_err(|e| EngineError::Unavailable(format!("event log: {e}")))?;
+            tracing::info!(saga_id = %saga_id, tenant_id = %spec.tenant_id, operator = %who.name, "saga submitted");
+            out.push(SagaSummary {
+                saga_id: saga_id.0.clone(),
+                tenant_id: spec.tenant_id.clone(),
+            });
+            self.adopt(saga_id, state, 1).await;
+        }
+        Ok(out)
+    }
+
+    fn status(&self, saga: Option<&str>) -> Result<Vec<StatusRow>, EngineError> {
+        let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+        match saga {
+            Some(id) => sagas
+                .get(id)
+                .map(|slot| vec![row(id, slot)])
+                .ok_or_else(|| EngineError::NotFound(format!("no saga {id}"))),
+            None => {
+                let mut rows: Vec<(Timestamp, StatusRow)> = sagas
+                    .iter()
+                    .map(|(id, slot)| (slot.started, row(id, slot)))
+                    .collect();
+                rows.sort_by(|a, b| (a.0, &a.1.saga_id).cmp(&(b.0, &b.1.saga_id)));
+                Ok(rows.into_iter().map(|(_, r)| r).collect())
+            }
+        }
+    }
+
+    async fn command(
+        &self,
+        saga: &str,
+        command: OperatorCommand,
+        who: Operator,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
+        let sender = {
+            let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = sagas
+                .get(saga)
+                .ok_or_else(|| EngineError::NotFound(format!("no saga {saga}")))?;
+            slot.commands.clone().ok_or_else(|| {
+                EngineError::Refused(format!(
+                    "saga {saga} has ended ({}): nothing to {}",
+                    run_state(slot.status.state).as_str(),
+                    command_name(command)
+                ))
+            })?
+        };
+        let (who, why) = (who.name, reason.unwrap_or_default());
+        let command = match command {
+            OperatorCommand::Pause => Command::Pause { who, why },
+            OperatorCommand::Resume => Command::Resume { who, why },
+            OperatorCommand::Abort => Command::Abort { who, why },
+            OperatorCommand::Confirm => Command::ConfirmGate { who, why },
+        };
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(Msg { command, reply })
+            .await
+            .map_err(|_| EngineError::Unavailable(format!("saga {saga} is not running")))?;
+        answer
+            .await
+            .map_err(|_| EngineError::Unavailable(format!("saga {saga} stopped")))?
+    }
+}
+
+fn command_name(c: OperatorCommand) -> &'static str {
+    match c {
+        OperatorCommand::Pause => "pause",
+        OperatorCommand::Resume => "resume",
+        OperatorCommand::Abort => "abort",
+        OperatorCommand::Confirm => "confirm",
+    }
+}
+
+impl Executor {
+    /// Refuses a tenant that cannot be started: its secret unreadable, a
+    /// partner-center tenant without a configured partner, or a tenant that
+    /// already has an active saga.
+    fn check_submission(&self, spec: &TenantSpec) -> Result<(), EngineError> {
+        if let Err(e) = graph::read_secret(&spec.secret) {
+            return Err(EngineError::Invalid(format!(
+                "tenant {}: {e}",
+                spec.tenant_id
+            )));
+        }
+        if spec.subscriptions == SubscriptionMode::PartnerCenter && self.inner.partner.is_none() {
+            return Err(EngineError::Invalid(format!(
+                "tenant {}: subscriptions = \"partner-center\" needs [partner_center] in the daemon's config",
+                spec.tenant_id
+            )));
+        }
+        let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((id, _)) = sagas
+            .iter()
+            .find(|(_, s)| s.commands.is_some() && s.tenant_id == spec.tenant_id)
+        {
+            return Err(EngineError::Invalid(format!(
+                "tenant {} already has an active saga {id}",
+                spec.tenant_id
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Lifecycle for Executor {
+    fn reload(&self, config: &Config) {
+        let mut settings = self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        settings.policy = policy_of(config);
+        tracing::info!("new sagas use the reloaded retry, failure and polling policy");
+    }
+
+    async fn shutdown(&self) {
+        self.inner.stopping.send_replace(true);
+        let mut tasks = self.tasks.lock().await;
+        while tasks.join_next().await.is_some() {}
+        if let Err(e) = self.inner.store.close().await {
+            tracing::error!(error = %e, "closing the event log failed");
+        }
+    }
+
+    fn summary(&self) -> String {
+        let (all, active, waiting) = self.counts();
+        format!("{active} sagas active ({waiting} waiting), {all} known")
+    }
+}
