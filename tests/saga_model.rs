@@ -7,7 +7,7 @@
 //! `CLOSEOUT_SAGA_SEEDS=N` raises the number of seeds (default 2000).
 
 use closeout::model::{
-    Applied, Application, CaPolicy, CaPolicyState, CallError, DeletedUser, FailureClass, HttpInfo,
+    Application, Applied, CaPolicy, CaPolicyState, CallError, DeletedUser, FailureClass, HttpInfo,
     PartnerStatus, PerUserMfaState, SagaId, SecretSource, Subscription, SubscriptionMode,
     SubscriptionStatus, TenantSpec, Timestamp, User, WriteOutcome,
 };
@@ -155,7 +155,12 @@ impl World {
                     status: PartnerStatus::Active
                 }
         );
-        if compensating && self.log.iter().any(|e| matches!(e, Event::PivotPassed { .. })) {
+        if compensating
+            && self
+                .log
+                .iter()
+                .any(|e| matches!(e, Event::PivotPassed { .. }))
+        {
             self.violations
                 .push(format!("{change:?} {target} compensated after the pivot"));
         }
@@ -212,7 +217,11 @@ impl World {
         if fault == Fault::Ghost {
             return WriteOutcome {
                 http: Self::http(method, path, 503),
-                result: Err(Self::err(FailureClass::InDoubt, "serviceNotAvailable", None)),
+                result: Err(Self::err(
+                    FailureClass::InDoubt,
+                    "serviceNotAvailable",
+                    None,
+                )),
             };
         }
         match changed {
@@ -226,7 +235,11 @@ impl World {
             },
             None => WriteOutcome {
                 http: Self::http(method, path, 400),
-                result: Err(Self::err(FailureClass::Permanent, "Request_BadRequest", None)),
+                result: Err(Self::err(
+                    FailureClass::Permanent,
+                    "Request_BadRequest",
+                    None,
+                )),
             },
         }
     }
@@ -300,8 +313,7 @@ impl TenantApi for Fake {
     async fn list_subscriptions(&self) -> Result<Vec<Subscription>, CallError> {
         self.with(|w| {
             w.read_fault("list_subscriptions")?;
-            Ok(w
-                .subs
+            Ok(w.subs
                 .values()
                 .map(|s| Subscription {
                     status: w.sub_status(s),
@@ -513,9 +525,8 @@ fn scenario(seed: u64) -> Scenario {
     let keep_ids: BTreeSet<String> = ids
         .iter()
         .filter(|id| {
-            keep.iter().any(|k| {
-                k == *id || k.eq_ignore_ascii_case(&users[*id].user_principal_name)
-            })
+            keep.iter()
+                .any(|k| k == *id || k.eq_ignore_ascii_case(&users[*id].user_principal_name))
         })
         .cloned()
         .collect();
@@ -840,7 +851,11 @@ fn run_seed(seed: u64) -> (Ending, usize) {
         },
     };
     let resumed = summary(&sc2.fake);
-    assert!(resumed.2.is_empty(), "seed {seed} cut {cut}: {:?}", resumed.2);
+    assert!(
+        resumed.2.is_empty(),
+        "seed {seed} cut {cut}: {:?}",
+        resumed.2
+    );
     sc2.fake.with(|w| check_log(&w.log, &keep));
     assert_eq!(
         ending, ending2,

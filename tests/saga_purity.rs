@@ -32,5 +32,8 @@ fn saga_core_imports_no_io_and_reads_no_clock() {
         }
         checked += 1;
     }
-    assert!(checked >= 5, "expected the saga's source files, found {checked}");
+    assert!(
+        checked >= 5,
+        "expected the saga's source files, found {checked}"
+    );
 }

@@ -220,8 +220,7 @@ fn step_one_deletes_users_with_intents_and_resolves_doubt_by_reading() {
             ]),
             now: T0 + 31 * 60_000,
             then: vec![record(vec![Event::CompensationStarted {
-                reason: "gave up after 31m of transient failures: code (Transient): message"
-                    .into(),
+                reason: "gave up after 31m of transient failures: code (Transient): message".into(),
             }])],
         },
         Case {
@@ -419,7 +418,10 @@ fn step_two_cancels_subscriptions_by_partner_center_or_gate() {
             name: "partner-center: intents to suspend the active subscriptions",
             given: at_step(SubscriptionMode::PartnerCenter, 2),
             now: T0,
-            then: vec![record(vec![intent(0, suspend, &["s1"])]), change(0, suspend, &["s1"])],
+            then: vec![
+                record(vec![intent(0, suspend, &["s1"])]),
+                change(0, suspend, &["s1"]),
+            ],
         },
         Case {
             name: "partner-center: suspended and verified, step 3",
@@ -742,9 +744,7 @@ fn compensation_undoes_in_reverse_order() {
             Event::StepStarted { step: 2 },
             intent(1, suspend, &["s1"]),
             failed(1, "s1", FailureClass::InDoubt, None),
-            Event::CompensationStarted {
-                reason: "x".into(),
-            },
+            Event::CompensationStarted { reason: "x".into() },
         ],
     ]
     .concat();
@@ -781,7 +781,10 @@ fn compensation_undoes_in_reverse_order() {
             ]
             .concat(),
             now: T0,
-            then: vec![record(vec![intent(2, activate, &["s1"])]), change(2, activate, &["s1"])],
+            then: vec![
+                record(vec![intent(2, activate, &["s1"])]),
+                change(2, activate, &["s1"]),
+            ],
         },
         Case {
             name: "then restore the deleted users",

@@ -8,8 +8,8 @@ use closeout::model::{
     SecretSource, Subscription, SubscriptionMode, SubscriptionStatus, TenantSpec, Timestamp, User,
 };
 use closeout::saga::{
-    apply_at, decide, handle, Action, Call, Change, Command, Event, Gate, Inventory, MfaView,
-    Read, Refusal, SagaPolicy, State, SubscriptionRef, TenantView, UserRef,
+    apply_at, decide, handle, Action, Call, Change, Command, Event, Gate, Inventory, MfaView, Read,
+    Refusal, SagaPolicy, State, SubscriptionRef, TenantView, UserRef,
 };
 use std::time::Duration;
 
