@@ -4,7 +4,7 @@ mod saga_support;
 
 use closeout::model::{FailureClass, SubscriptionMode};
 use closeout::saga::{
-    fold, Change, Command, Event, EventEnvelope, Gate, Progress, SagaState, EVENT_VERSION,
+    fold, Change, Command, Event, Gate, Progress, SagaState, State, EVENT_VERSION,
 };
 use saga_support::*;
 
@@ -244,19 +244,24 @@ fn events_are_versioned_and_survive_the_codec_and_json() {
     let decoded: Vec<Event> = history
         .iter()
         .map(|e| {
-            let bytes = bincode::serialize(&EventEnvelope::new(e.clone())).expect("encode");
-            let env: EventEnvelope = bincode::deserialize(&bytes).expect("decode");
-            assert_eq!(env.v, EVENT_VERSION);
-            env.upcast().expect("known version")
+            let bytes = e.encode().expect("encode");
+            assert_eq!(bytes[..2], EVENT_VERSION.to_le_bytes());
+            Event::decode(&bytes).expect("decode")
         })
         .collect();
     assert_eq!(decoded, history);
-    assert_eq!(fold(&decoded), fold(&history));
-    let future = EventEnvelope {
-        v: EVENT_VERSION + 1,
-        event: Event::SagaCompleted,
-    };
-    assert_eq!(future.upcast(), None);
+    let state = fold(&decoded);
+    assert_eq!(state, fold(&history));
+    assert_eq!(
+        State::decode(&state.encode().expect("snapshot")).expect("snapshot"),
+        state
+    );
+    let mut future = Event::SagaCompleted.encode().expect("encode");
+    future[0] = future[0].wrapping_add(1);
+    assert!(matches!(
+        Event::decode(&future),
+        Err(closeout::codec::Error::UnknownVersion { .. })
+    ));
 
     let e = &history[history.len() - 1];
     assert_eq!(e.kind(), "change_failed");

@@ -26,9 +26,11 @@ pub use action::{Action, Call, Read};
 pub use command::{handle, Command, Refusal};
 pub use decide::{decide, jitter_unit};
 pub use event::{
-    Change, Event, EventEnvelope, Gate, Inventory, MfaView, SubscriptionRef, TenantView, UserRef,
-    EVENT_VERSION, SECURITY_DEFAULTS,
+    Change, Event, Gate, Inventory, MfaView, SubscriptionRef, TenantView, UserRef, EVENT_VERSION,
+    SECURITY_DEFAULTS,
 };
 pub use policy::{FailurePolicy, SagaPolicy};
-pub use state::{apply, apply_at, fold, table_of, Ending, Header, Observed, State, Target, Wait};
+pub use state::{
+    apply, apply_at, fold, table_of, Ending, Header, Observed, State, Target, Wait, STATE_VERSION,
+};
 pub use status::{Progress, SagaState, Status};

@@ -151,6 +151,21 @@ pub struct State {
     pub ending: Option<Ending>,
 }
 
+/// The schema version written before every encoded state snapshot.
+pub const STATE_VERSION: u16 = 1;
+
+impl State {
+    /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
+    pub fn encode(&self) -> Result<Vec<u8>, crate::codec::Error> {
+        crate::codec::encode_versioned(STATE_VERSION, self)
+    }
+
+    /// Decodes a snapshot; an unknown version is an error (replay the events instead).
+    pub fn decode(bytes: &[u8]) -> Result<State, crate::codec::Error> {
+        crate::codec::decode_versioned(STATE_VERSION, bytes)
+    }
+}
+
 /// Folds events into a state (replay: nothing is performed).
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
     events.into_iter().fold(State::default(), apply)
