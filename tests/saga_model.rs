@@ -138,7 +138,7 @@ impl World {
                 .push(format!("keep account {target} targeted by a delete"));
         }
         if change == Change::DeleteUser {
-            // Certain: a success recorded, or an in-doubt outcome found applied by a read.
+            // Certain: a success recorded, or a read that found the user gone.
             let applied_before = self.log.iter().any(|e| match e {
                 Event::ChangeApplied {
                     change_id,
@@ -150,6 +150,7 @@ impl World {
                     applied,
                     ..
                 } => applied.iter().any(|t| t == target),
+                Event::UsersChecked { absent, .. } => absent.iter().any(|t| t == target),
                 _ => false,
             });
             if applied_before {
@@ -579,8 +580,12 @@ fn scenario(seed: u64) -> Scenario {
             poisoned.insert((*v).clone());
         }
     }
-    if rng.gen_bool(0.05) {
+    // After the pivot: a failure there must pause, never compensate.
+    if rng.gen_bool(0.15) {
         poisoned.insert("ca0".to_string());
+    }
+    if rng.gen_bool(0.1) {
+        poisoned.insert("securityDefaults".to_string());
     }
     if rng.gen_bool(0.05) {
         if let Some(id) = subs.keys().next() {
