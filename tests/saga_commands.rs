@@ -274,3 +274,30 @@ fn events_are_versioned_and_survive_the_codec_and_json() {
     let first = serde_json::to_string(&history[0]).expect("json");
     assert!(first.contains("t1-secret") && first.contains("credential"));
 }
+
+#[test]
+fn plan_lists_what_would_be_done_without_changing_anything() {
+    let Event::InventoryRecorded { inventory } = inventory() else {
+        unreachable!()
+    };
+    let p = closeout::saga::plan(
+        &spec(SubscriptionMode::Manual, vec!["A@t1".into()]),
+        &inventory,
+    );
+    assert_eq!(p.keep, Ok(vec!["a".to_string()]));
+    let ids: Vec<&str> = p.delete_users.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, vec!["b", "c"]);
+    assert_eq!(p.cancel_subscriptions.len(), 1);
+    assert_eq!(p.delete_subscriptions.len(), 1);
+    assert!(p.disable_security_defaults);
+    assert_eq!(p.disable_ca_policies, vec!["p1".to_string()]);
+
+    let bad = closeout::saga::plan(
+        &spec(SubscriptionMode::Manual, vec!["c".into()]),
+        &inventory,
+    );
+    assert_eq!(
+        bad.keep,
+        Err("tenant t1: no keep account holds the Global Administrator role".to_string())
+    );
+}

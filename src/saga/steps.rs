@@ -68,33 +68,10 @@ fn start(state: &State) -> Vec<Action> {
     if state.keep_ids.is_some() {
         return record(vec![Event::StepStarted { step: 1 }]);
     }
-    let tenant = &header.spec.tenant_id;
-    let fail = |reason: String| record(vec![Event::SagaFailed { reason }]);
-    if header.spec.keep.is_empty() {
-        return fail(format!("tenant {tenant}: the keep list is empty"));
-    }
-    let mut ids = Vec::new();
-    for entry in &header.spec.keep {
-        match inv
-            .users
-            .iter()
-            .find(|u| &u.id == entry || u.user_principal_name.eq_ignore_ascii_case(entry))
-        {
-            Some(u) => ids.push(u.id.clone()),
-            None => {
-                return fail(format!(
-                    "tenant {tenant}: keep account {entry} is not a user of the tenant"
-                ))
-            }
-        }
-    }
-    ids.sort();
-    ids.dedup();
-    if !ids.iter().any(|id| inv.global_admins.contains(id)) {
-        return fail(format!(
-            "tenant {tenant}: no keep account holds the Global Administrator role"
-        ));
-    }
+    let ids = match super::plan::check_keep(&header.spec, inv) {
+        Ok(ids) => ids,
+        Err(reason) => return record(vec![Event::SagaFailed { reason }]),
+    };
     record(vec![
         Event::KeepListChecked { keep_ids: ids },
         Event::StepStarted { step: 1 },
