@@ -415,6 +415,14 @@ fn delete_tenant(state: &State, now: Timestamp) -> Vec<Action> {
             apps.join(", ")
         ));
     }
+    if view.users.len() > 1 {
+        let others: Vec<&str> = view.users.iter().skip(1).map(|u| u.upn.as_str()).collect();
+        instructions.push_str(&format!(
+            " (the portal requires a single remaining user: the Global Administrator removes \
+             the other keep accounts {} first)",
+            others.join(", ")
+        ));
+    }
     instructions.push_str("; closeout verifies that the tenant is gone");
     wait(
         now,
