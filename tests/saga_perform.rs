@@ -5,7 +5,7 @@
 #[allow(dead_code)]
 mod fake;
 
-use closeout::model::{Applied, FailureClass, PartnerStatus, SubscriptionStatus, Timestamp, User};
+use closeout::model::{Applied, FailureClass, PartnerStatus, Timestamp, User};
 use closeout::runtime::perform::perform;
 use closeout::saga::{Call, Change, Event, Read};
 use fake::{Fake, World};
