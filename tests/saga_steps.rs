@@ -694,11 +694,11 @@ fn step_four_disables_mfa_and_step_five_waits_for_the_tenant_to_go() {
                             .into(),
                     },
                     Event::WaitStarted {
-                        until: ts(T0 + 600_000),
+                        until: ts(T0 + 300_000),
                         reason: "a Global Administrator to delete the tenant".into(),
                     },
                 ]),
-                Action::WakeAt(ts(T0 + 600_000)),
+                Action::WakeAt(ts(T0 + 300_000)),
             ],
         },
         Case {
@@ -938,4 +938,21 @@ fn decide_never_performs_a_change_without_a_preceding_intent() {
         }
         assert!(!intended.is_empty());
     }
+}
+
+#[test]
+fn a_batch_groups_records_before_calls() {
+    let actions = given(at_step_1(SubscriptionMode::PartnerCenter)).when(T0);
+    let b = closeout::saga::Batch::from_actions(actions);
+    assert_eq!(b.record, vec![intent(0, Change::DeleteUser, &["b", "c"])]);
+    assert_eq!(b.perform.len(), 1);
+    assert!(!b.is_idle() && b.wake_at.is_none());
+    let waiting = [
+        at_step(SubscriptionMode::Manual, 2),
+        gate_waiting(Gate::CancelSubscriptions),
+    ]
+    .concat();
+    let b = closeout::saga::Batch::from_actions(given(waiting).when(T0));
+    assert!(b.is_idle());
+    assert_eq!(b.wake_at, Some(ts(T0 + 300_000)));
 }

@@ -23,7 +23,7 @@ mod state;
 mod status;
 mod steps;
 
-pub use action::{Action, Call, Read};
+pub use action::{Action, Batch, Call, Read};
 pub use command::{handle, Command, Refusal};
 pub use decide::{decide, jitter_unit};
 pub use event::{
