@@ -36,6 +36,10 @@ struct Scenario {
     policy: SagaPolicy,
     /// Abort once this step has started (if any).
     abort_at_step: Option<u8>,
+    /// Pause (and later resume) once this step has started (if any).
+    pause_at_step: Option<u8>,
+    /// Whether the operator confirms gates after acting (an immediate re-check).
+    confirms: bool,
 }
 
 fn scenario(seed: u64) -> Scenario {
@@ -197,11 +201,15 @@ fn scenario(seed: u64) -> Scenario {
         ..SagaPolicy::default()
     };
     let abort_at_step = rng.gen_bool(0.15).then(|| rng.gen_range(1..=5));
+    let pause_at_step = rng.gen_bool(0.15).then(|| rng.gen_range(1..=5));
+    let confirms = rng.gen_bool(0.5);
     Scenario {
         fake: Fake(Arc::new(Mutex::new(world))),
         spec,
         policy,
         abort_at_step,
+        pause_at_step,
+        confirms,
     }
 }
 
@@ -234,6 +242,38 @@ fn drive(sc: &Scenario, mut state: State, cut: Option<usize>) -> (RunEnd, State)
         let mut commands = Vec::new();
         if let Some((gate, _)) = &state.gate {
             fake.with(|w| w.operator(*gate));
+            // Confirm once per opened gate: it only triggers a re-check.
+            let unconfirmed = fake.with(|w| {
+                let opened = w
+                    .log
+                    .iter()
+                    .rposition(|e| matches!(e, Event::GateOpened { .. }));
+                let confirmed = w
+                    .log
+                    .iter()
+                    .rposition(|e| matches!(e, Event::GateConfirmed { .. }));
+                opened > confirmed
+            });
+            if sc.confirms && unconfirmed {
+                commands.push(Command::ConfirmGate {
+                    who: "op".into(),
+                    why: "done in the portal".into(),
+                });
+            }
+        }
+        let paused_once = fake.with(|w| {
+            w.log
+                .iter()
+                .any(|e| matches!(e, Event::Paused { who, .. } if who == "op"))
+        });
+        if sc.pause_at_step.is_some_and(|s| state.step >= s)
+            && !paused_once
+            && state.paused.is_none()
+        {
+            commands.push(Command::Pause {
+                who: "op".into(),
+                why: "model".into(),
+            });
         }
         let aborted = fake.with(|w| {
             w.log
