@@ -151,6 +151,9 @@ pub struct State {
     pub ending: Option<Ending>,
 }
 
+/// The `who` of events closeout records on its own (a pause on failure).
+pub const SYSTEM: &str = "closeout";
+
 /// The schema version written before every encoded state snapshot.
 pub const STATE_VERSION: u16 = 1;
 
@@ -319,7 +322,10 @@ pub fn apply(mut s: State, event: &Event) -> State {
             }
         }
         Event::PivotPassed { .. } => s.pivot = true,
-        Event::Paused { why, .. } => {
+        Event::Paused { who, why } => {
+            if who == SYSTEM {
+                s.last_error = Some(why.clone());
+            }
             s.paused = Some(why.clone());
             s.clear_failures();
         }
