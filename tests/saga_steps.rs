@@ -278,6 +278,45 @@ fn step_one_deletes_users_with_intents_and_resolves_doubt_by_reading() {
                 Action::WakeAt(ts(T0 + 30_000)),
             ],
         },
+        Case {
+            name: "still listed after the wait: looked up by id",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                applied(0, "c"),
+                Event::WaitStarted {
+                    until: ts(T0 + 30_000),
+                    reason: "r".into(),
+                },
+                users_read(&["a", "b"]),
+            ]),
+            now: T0 + 30_000,
+            then: vec![read(Read::CheckUsers {
+                ids: vec!["b".into()],
+            })],
+        },
+        Case {
+            name: "gone by id: the list only lagged, step 2",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                applied(0, "c"),
+                Event::WaitStarted {
+                    until: ts(T0 + 30_000),
+                    reason: "r".into(),
+                },
+                users_read(&["a", "b"]),
+                Event::UsersChecked {
+                    present: vec![],
+                    absent: vec!["b".into()],
+                },
+            ]),
+            now: T0 + 30_000,
+            then: vec![record(vec![
+                Event::StepCompleted { step: 1 },
+                Event::StepStarted { step: 2 },
+            ])],
+        },
     ]);
 }
 

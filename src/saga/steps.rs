@@ -99,21 +99,37 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
         return read(Read::Users);
     };
     let mut new = Vec::new();
-    let mut lagging = 0;
+    let mut lagging = Vec::new();
     for u in users.iter().filter(|u| !is_keep(state, &u.id, &u.upn)) {
         match status_of(state, Change::DeleteUser, &u.id) {
             None => new.push(u.id.clone()),
-            Some(_) => lagging += 1,
+            Some(_) => lagging.push(u.id.clone()),
         }
     }
     if !new.is_empty() {
         return intend(state, vec![(Change::DeleteUser, new)], Vec::new());
     }
-    if lagging > 0 {
+    // Deleted users still listed: the list may lag (replication). After one
+    // wait, ask for each by id; gone by id counts as gone.
+    let gone_by_id = |id: &String| {
+        state
+            .observed
+            .checked
+            .as_ref()
+            .is_some_and(|(_, absent)| absent.contains(id))
+    };
+    lagging.retain(|id| !gone_by_id(id));
+    if !lagging.is_empty() {
+        if state.wait.is_some() && state.observed.checked.is_none() {
+            return read(Read::CheckUsers { ids: lagging });
+        }
         return wait(
             now,
             policy(state).replication_wait,
-            format!("{lagging} deleted users still listed (replication delay)"),
+            format!(
+                "{} deleted users still listed (replication delay)",
+                lagging.len()
+            ),
             Vec::new(),
         );
     }
