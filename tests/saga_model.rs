@@ -6,17 +6,18 @@
 //!
 //! `CLOSEOUT_SAGA_SEEDS=N` raises the number of seeds (default 2000).
 
+#[path = "saga_model/fake.rs"]
+mod fake;
+
 use closeout::model::{
-    Applied, Application, CaPolicy, CaPolicyState, CallError, DeletedUser, FailureClass, HttpInfo,
-    PartnerStatus, PerUserMfaState, SagaId, SecretSource, Subscription, SubscriptionMode,
-    SubscriptionStatus, TenantSpec, Timestamp, User, WriteOutcome,
+    Application, CaPolicy, CaPolicyState, PartnerStatus, PerUserMfaState, SagaId, SecretSource,
+    Subscription, SubscriptionMode, SubscriptionStatus, TenantSpec, Timestamp, User,
 };
-use closeout::ports::{PartnerApi, TenantApi};
 use closeout::retry::{Jitter, RetryPolicy};
 use closeout::runtime::perform::perform;
 use closeout::saga::{
-    apply, decide, fold, handle, Action, Change, Command, Ending, Event, EventEnvelope,
-    FailurePolicy, Gate, SagaPolicy, State,
+    apply, decide, fold, handle, Action, Change, Command, Ending, Event, FailurePolicy, SagaPolicy,
+    State,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,439 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fake::{Fake, World};
+
 const T0: u64 = 1_800_000_000_000;
-const DEPROVISION: Duration = Duration::from_secs(72 * 3600);
-
-/// What one call to the fake suffers.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Fault {
-    None,
-    /// 429/503: nothing applied.
-    Transient,
-    /// Applied, but the answer is a 503 (in doubt).
-    Ghost,
-    /// Not applied, the answer lost (timeout: in doubt).
-    Lost,
-}
-
-/// The fake tenant's world, shared by the saga's calls and the test's checks.
-struct World {
-    seed: u64,
-    tenant_id: String,
-    users: BTreeMap<String, User>,
-    deleted: BTreeMap<String, User>,
-    admins: BTreeSet<String>,
-    keep_ids: BTreeSet<String>,
-    /// By commerce id: the subscription and when it deprovisions.
-    subs: BTreeMap<String, (Subscription, Option<u64>)>,
-    security_defaults: bool,
-    ca: Vec<CaPolicy>,
-    mfa: BTreeMap<String, PerUserMfaState>,
-    apps: Vec<Application>,
-    exists: bool,
-    /// Objects whose changes fail permanently until an operator heals them.
-    poisoned: BTreeSet<String>,
-    transient_rate: f64,
-    ghost_rate: f64,
-    lost_rate: f64,
-    /// Per (operation, object): how often it was called (keys the faults).
-    calls: BTreeMap<String, u32>,
-    /// The test's clock.
-    now: u64,
-    /// The durable log, as the runtime would have appended it.
-    log: Vec<Event>,
-    /// Invariant violations seen at call time.
-    violations: Vec<String>,
-    /// Every destructive call that reached the tenant: (operation, object).
-    destructive: Vec<(String, String)>,
-}
-
-impl World {
-    fn fault(&mut self, op: &str, target: &str, write: bool) -> Fault {
-        let key = format!("{op}:{target}");
-        let n = self.calls.entry(key.clone()).or_insert(0);
-        *n += 1;
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        for b in key.bytes().chain(n.to_le_bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        let u = (h >> 11) as f64 / (1u64 << 53) as f64;
-        if u < self.transient_rate {
-            Fault::Transient
-        } else if write && u < self.transient_rate + self.ghost_rate {
-            Fault::Ghost
-        } else if write && u < self.transient_rate + self.ghost_rate + self.lost_rate {
-            Fault::Lost
-        } else {
-            Fault::None
-        }
-    }
-
-    fn err(class: FailureClass, code: &str, retry_after: Option<Duration>) -> CallError {
-        CallError {
-            class,
-            code: code.to_string(),
-            message: format!("fake: {code}"),
-            retry_after,
-        }
-    }
-
-    fn read_fault(&mut self, op: &str) -> Result<(), CallError> {
-        match self.fault(op, "", false) {
-            Fault::Transient => Err(Self::err(
-                FailureClass::Transient,
-                "TooManyRequests",
-                Some(Duration::from_millis(1500)),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// The intent checks every destructive call must pass.
-    fn check_destructive(&mut self, change: Change, target: &str) {
-        let intents: BTreeMap<u32, Change> = self
-            .log
-            .iter()
-            .filter_map(|e| match e {
-                Event::ChangeIntended {
-                    change_id, change, ..
-                } => Some((*change_id, *change)),
-                _ => None,
-            })
-            .collect();
-        let intended = self.log.iter().any(|e| {
-            matches!(e, Event::ChangeIntended { change: c, targets, .. }
-                if *c == change && targets.iter().any(|t| t == target))
-        });
-        if !intended {
-            self.violations
-                .push(format!("{change:?} {target} without a durable intent"));
-        }
-        if change == Change::DeleteUser && self.keep_ids.contains(target) {
-            self.violations
-                .push(format!("keep account {target} targeted by a delete"));
-        }
-        if change == Change::DeleteUser {
-            let applied_before = self.log.iter().any(|e| {
-                matches!(e, Event::ChangeApplied { change_id, target: t, .. }
-                    if t == target && intents.get(change_id) == Some(&Change::DeleteUser))
-            });
-            if applied_before {
-                self.violations.push(format!(
-                    "user {target} deleted again after a certain first outcome"
-                ));
-            }
-        }
-        let compensating = matches!(
-            change,
-            Change::RestoreUser
-                | Change::SetSubscription {
-                    status: PartnerStatus::Active
-                }
-        );
-        if compensating && self.log.iter().any(|e| matches!(e, Event::PivotPassed { .. })) {
-            self.violations
-                .push(format!("{change:?} {target} compensated after the pivot"));
-        }
-        self.destructive
-            .push((format!("{change:?}"), target.to_string()));
-    }
-
-    fn http(method: &str, path: String, status: u16) -> HttpInfo {
-        HttpInfo {
-            method: method.to_string(),
-            path,
-            status,
-            request_id: "fake".to_string(),
-        }
-    }
-
-    /// A write: applies `change` unless faulted; `Ok(true)` when it changed something.
-    fn write(
-        &mut self,
-        op: &str,
-        target: &str,
-        method: &str,
-        path: String,
-        apply: impl FnOnce(&mut World) -> Option<bool>,
-    ) -> WriteOutcome {
-        if self.poisoned.contains(target) {
-            return WriteOutcome {
-                http: Self::http(method, path, 403),
-                result: Err(Self::err(
-                    FailureClass::Permanent,
-                    "Authorization_RequestDenied",
-                    None,
-                )),
-            };
-        }
-        let fault = self.fault(op, target, true);
-        if fault == Fault::Transient {
-            return WriteOutcome {
-                http: Self::http(method, path, 429),
-                result: Err(Self::err(
-                    FailureClass::Transient,
-                    "TooManyRequests",
-                    Some(Duration::from_secs(2)),
-                )),
-            };
-        }
-        if fault == Fault::Lost {
-            return WriteOutcome {
-                http: Self::http(method, path, 0),
-                result: Err(Self::err(FailureClass::InDoubt, "timeout", None)),
-            };
-        }
-        let changed = apply(self);
-        if fault == Fault::Ghost {
-            return WriteOutcome {
-                http: Self::http(method, path, 503),
-                result: Err(Self::err(FailureClass::InDoubt, "serviceNotAvailable", None)),
-            };
-        }
-        match changed {
-            Some(true) => WriteOutcome {
-                http: Self::http(method, path, 204),
-                result: Ok(Applied::Done),
-            },
-            Some(false) => WriteOutcome {
-                http: Self::http(method, path, 404),
-                result: Ok(Applied::AlreadyDone),
-            },
-            None => WriteOutcome {
-                http: Self::http(method, path, 400),
-                result: Err(Self::err(FailureClass::Permanent, "Request_BadRequest", None)),
-            },
-        }
-    }
-
-    fn sub_status(&self, s: &(Subscription, Option<u64>)) -> SubscriptionStatus {
-        match s.1 {
-            Some(at) if self.now >= at => SubscriptionStatus::Deleted,
-            _ => s.0.status,
-        }
-    }
-
-    /// The diligent person behind an operator gate.
-    fn operator(&mut self, gate: Gate) {
-        let now = self.now;
-        for (s, deprov) in self.subs.values_mut() {
-            match gate {
-                Gate::CancelSubscriptions if s.status.is_active() => {
-                    s.status = SubscriptionStatus::Suspended
-                }
-                Gate::DeleteSubscriptions if deprov.is_none() => {
-                    s.status = SubscriptionStatus::Suspended;
-                    *deprov = Some(now + DEPROVISION.as_millis() as u64);
-                }
-                Gate::ReactivateSubscriptions if deprov.is_none() => {
-                    s.status = SubscriptionStatus::Enabled
-                }
-                _ => {}
-            }
-        }
-        if gate == Gate::DeleteTenant {
-            let only_keep = self.users.keys().all(|id| self.keep_ids.contains(id));
-            let deprovisioned = self.subs.values().all(|s| s.1.is_some_and(|at| now >= at));
-            if only_keep && deprovisioned && !self.security_defaults {
-                self.apps.clear();
-                self.exists = false;
-            }
-        }
-    }
-}
-
-/// The fake tenant and partner: one shared world.
-#[derive(Clone)]
-struct Fake(Arc<Mutex<World>>);
-
-impl Fake {
-    fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        let mut w = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut w)
-    }
-}
-
-impl TenantApi for Fake {
-    async fn list_users(&self) -> Result<Vec<User>, CallError> {
-        self.with(|w| {
-            w.read_fault("list_users")?;
-            Ok(w.users.values().cloned().collect())
-        })
-    }
-    async fn get_user(&self, id: &str) -> Result<Option<User>, CallError> {
-        self.with(|w| {
-            w.read_fault("get_user")?;
-            Ok(w.users.get(id).cloned())
-        })
-    }
-    async fn list_global_admins(&self) -> Result<Vec<String>, CallError> {
-        self.with(|w| {
-            w.read_fault("list_global_admins")?;
-            Ok(w.admins.iter().cloned().collect())
-        })
-    }
-    async fn list_subscriptions(&self) -> Result<Vec<Subscription>, CallError> {
-        self.with(|w| {
-            w.read_fault("list_subscriptions")?;
-            Ok(w
-                .subs
-                .values()
-                .map(|s| Subscription {
-                    status: w.sub_status(s),
-                    ..s.0.clone()
-                })
-                .collect())
-        })
-    }
-    async fn get_security_defaults(&self) -> Result<bool, CallError> {
-        self.with(|w| {
-            w.read_fault("get_security_defaults")?;
-            Ok(w.security_defaults)
-        })
-    }
-    async fn set_security_defaults(&self, enabled: bool) -> WriteOutcome {
-        self.with(|w| {
-            w.check_destructive(Change::DisableSecurityDefaults, "securityDefaults");
-            let path = "/v1.0/policies/identitySecurityDefaultsEnforcementPolicy".to_string();
-            w.write("sd", "securityDefaults", "PATCH", path, |w| {
-                w.security_defaults = enabled;
-                Some(true)
-            })
-        })
-    }
-    async fn list_ca_policies(&self) -> Result<Vec<CaPolicy>, CallError> {
-        self.with(|w| {
-            w.read_fault("list_ca_policies")?;
-            Ok(w.ca.clone())
-        })
-    }
-    async fn set_ca_policy_state(&self, id: &str, state: CaPolicyState) -> WriteOutcome {
-        self.with(|w| {
-            w.check_destructive(Change::DisableCaPolicy, id);
-            let path = format!("/v1.0/identity/conditionalAccess/policies/{id}");
-            w.write("ca", id, "PATCH", path, |w| {
-                let p = w.ca.iter_mut().find(|p| p.id == id)?;
-                p.state = state;
-                Some(true)
-            })
-        })
-    }
-    async fn get_user_mfa(&self, user_id: &str) -> Result<PerUserMfaState, CallError> {
-        self.with(|w| {
-            w.read_fault("get_user_mfa")?;
-            Ok(w.mfa
-                .get(user_id)
-                .copied()
-                .unwrap_or(PerUserMfaState::Disabled))
-        })
-    }
-    async fn set_user_mfa(&self, user_id: &str, state: PerUserMfaState) -> WriteOutcome {
-        self.with(|w| {
-            w.check_destructive(Change::DisableUserMfa, user_id);
-            let path = format!("/beta/users/{user_id}/authentication/requirements");
-            w.write("mfa", user_id, "PATCH", path, |w| {
-                w.mfa.insert(user_id.to_string(), state);
-                Some(true)
-            })
-        })
-    }
-    async fn list_applications(&self) -> Result<Vec<Application>, CallError> {
-        self.with(|w| {
-            w.read_fault("list_applications")?;
-            Ok(w.apps.clone())
-        })
-    }
-    async fn delete_users(&self, ids: &[String]) -> Vec<(String, WriteOutcome)> {
-        self.with(|w| {
-            ids.iter()
-                .map(|id| {
-                    w.check_destructive(Change::DeleteUser, id);
-                    let path = format!("/v1.0/users/{id}");
-                    let o = w.write("delete_user", id, "DELETE", path, |w| {
-                        match w.users.remove(id) {
-                            Some(u) => {
-                                w.deleted.insert(id.clone(), u);
-                                Some(true)
-                            }
-                            None => Some(false),
-                        }
-                    });
-                    (id.clone(), o)
-                })
-                .collect()
-        })
-    }
-    async fn list_deleted_users(&self) -> Result<Vec<DeletedUser>, CallError> {
-        self.with(|w| {
-            w.read_fault("list_deleted_users")?;
-            Ok(w.deleted
-                .values()
-                .map(|u| DeletedUser {
-                    id: u.id.clone(),
-                    user_principal_name: u.user_principal_name.clone(),
-                    deleted_date_time: String::new(),
-                })
-                .collect())
-        })
-    }
-    async fn restore_users(&self, ids: &[String]) -> Vec<(String, WriteOutcome)> {
-        self.with(|w| {
-            ids.iter()
-                .map(|id| {
-                    w.check_destructive(Change::RestoreUser, id);
-                    let path = format!("/v1.0/directory/deletedItems/{id}/restore");
-                    let o = w.write("restore_user", id, "POST", path, |w| {
-                        let u = w.deleted.remove(id)?;
-                        w.users.insert(id.clone(), u);
-                        Some(true)
-                    });
-                    (id.clone(), o)
-                })
-                .collect()
-        })
-    }
-    async fn tenant_exists(&self) -> Result<bool, CallError> {
-        self.with(|w| {
-            w.read_fault("tenant_exists")?;
-            Ok(w.exists)
-        })
-    }
-}
-
-impl PartnerApi for Fake {
-    async fn set_subscription_status(
-        &self,
-        customer: &str,
-        id: &str,
-        status: PartnerStatus,
-    ) -> WriteOutcome {
-        self.with(|w| {
-            assert_eq!(customer, w.tenant_id);
-            w.check_destructive(Change::SetSubscription { status }, id);
-            let path = format!("/v1/customers/{customer}/subscriptions/{id}");
-            let now = w.now;
-            w.write("sub", id, "PATCH", path, |w| {
-                let (s, deprov) = w.subs.get_mut(id)?;
-                match status {
-                    PartnerStatus::Suspended => s.status = SubscriptionStatus::Suspended,
-                    PartnerStatus::Active if deprov.is_none() => {
-                        s.status = SubscriptionStatus::Enabled
-                    }
-                    PartnerStatus::Active => return None,
-                    PartnerStatus::Deleted => {
-                        s.status = SubscriptionStatus::Suspended;
-                        if deprov.is_none() {
-                            *deprov = Some(now + DEPROVISION.as_millis() as u64);
-                        }
-                    }
-                }
-                Some(true)
-            })
-        })
-    }
-}
 
 /// One seed's tenant, spec and policy.
 struct Scenario {
@@ -465,6 +36,10 @@ struct Scenario {
     policy: SagaPolicy,
     /// Abort once this step has started (if any).
     abort_at_step: Option<u8>,
+    /// Pause (and later resume) once this step has started (if any).
+    pause_at_step: Option<u8>,
+    /// Whether the operator confirms gates after acting (an immediate re-check).
+    confirms: bool,
 }
 
 fn scenario(seed: u64) -> Scenario {
@@ -513,9 +88,8 @@ fn scenario(seed: u64) -> Scenario {
     let keep_ids: BTreeSet<String> = ids
         .iter()
         .filter(|id| {
-            keep.iter().any(|k| {
-                k == *id || k.eq_ignore_ascii_case(&users[*id].user_principal_name)
-            })
+            keep.iter()
+                .any(|k| k == *id || k.eq_ignore_ascii_case(&users[*id].user_principal_name))
         })
         .cloned()
         .collect();
@@ -558,8 +132,12 @@ fn scenario(seed: u64) -> Scenario {
             poisoned.insert((*v).clone());
         }
     }
-    if rng.gen_bool(0.05) {
+    // After the pivot: a failure there must pause, never compensate.
+    if rng.gen_bool(0.15) {
         poisoned.insert("ca0".to_string());
+    }
+    if rng.gen_bool(0.1) {
+        poisoned.insert("securityDefaults".to_string());
     }
     if rng.gen_bool(0.05) {
         if let Some(id) = subs.keys().next() {
@@ -623,11 +201,15 @@ fn scenario(seed: u64) -> Scenario {
         ..SagaPolicy::default()
     };
     let abort_at_step = rng.gen_bool(0.15).then(|| rng.gen_range(1..=5));
+    let pause_at_step = rng.gen_bool(0.15).then(|| rng.gen_range(1..=5));
+    let confirms = rng.gen_bool(0.5);
     Scenario {
         fake: Fake(Arc::new(Mutex::new(world))),
         spec,
         policy,
         abort_at_step,
+        pause_at_step,
+        confirms,
     }
 }
 
@@ -660,6 +242,38 @@ fn drive(sc: &Scenario, mut state: State, cut: Option<usize>) -> (RunEnd, State)
         let mut commands = Vec::new();
         if let Some((gate, _)) = &state.gate {
             fake.with(|w| w.operator(*gate));
+            // Confirm once per opened gate: it only triggers a re-check.
+            let unconfirmed = fake.with(|w| {
+                let opened = w
+                    .log
+                    .iter()
+                    .rposition(|e| matches!(e, Event::GateOpened { .. }));
+                let confirmed = w
+                    .log
+                    .iter()
+                    .rposition(|e| matches!(e, Event::GateConfirmed { .. }));
+                opened > confirmed
+            });
+            if sc.confirms && unconfirmed {
+                commands.push(Command::ConfirmGate {
+                    who: "op".into(),
+                    why: "done in the portal".into(),
+                });
+            }
+        }
+        let paused_once = fake.with(|w| {
+            w.log
+                .iter()
+                .any(|e| matches!(e, Event::Paused { who, .. } if who == "op"))
+        });
+        if sc.pause_at_step.is_some_and(|s| state.step >= s)
+            && !paused_once
+            && state.paused.is_none()
+        {
+            commands.push(Command::Pause {
+                who: "op".into(),
+                why: "model".into(),
+            });
         }
         let aborted = fake.with(|w| {
             w.log
@@ -805,42 +419,46 @@ fn run_seed(seed: u64) -> (Ending, usize) {
     let keep = sc.fake.with(|w| w.keep_ids.clone());
     sc.fake.with(|w| check_log(&w.log, &keep));
 
-    // Cut after a random event, resume from the recorded prefix only.
+    // Cut after one or two random events, resuming each time from the
+    // recorded prefix only (decoded from its bytes).
     let sc2 = scenario(seed);
-    let cut = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed).gen_range(2..=full_len.max(2));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let mut cuts = vec![rng.gen_range(2..=full_len.max(2))];
+    if rng.gen_bool(0.5) {
+        cuts.push(rng.gen_range(2..=full_len.max(2)) + cuts[0]);
+    }
     sc2.fake.with(|w| w.log.push(first.clone()));
-    let (end, _) = drive(&sc2, apply(State::default(), &first), Some(cut));
-    let prefix: Vec<Vec<u8>> = sc2.fake.with(|w| {
-        w.log
+    let mut state = apply(State::default(), &first);
+    let mut ending2 = None;
+    for cut in cuts.iter().map(|c| Some(*c)).chain([None]) {
+        let (end, _) = drive(&sc2, state, cut);
+        if let RunEnd::Ended(e) = end {
+            ending2 = Some(e);
+            break;
+        }
+        let prefix: Vec<Vec<u8>> = sc2
+            .fake
+            .with(|w| w.log.iter().map(|e| e.encode().expect("encode")).collect());
+        let events: Vec<Event> = prefix
             .iter()
-            .map(|e| bincode::serialize(&EventEnvelope::new(e.clone())).expect("encode"))
-            .collect()
-    });
-    let events: Vec<Event> = prefix
-        .iter()
-        .map(|b| {
-            bincode::deserialize::<EventEnvelope>(b)
-                .expect("decode")
-                .upcast()
-                .expect("version")
-        })
-        .collect();
-    let replayed = fold(&events);
-    // The snapshot survives the codec and replays to the same decisions.
-    let snap: State =
-        bincode::deserialize(&bincode::serialize(&replayed).expect("snapshot")).expect("snap");
-    assert_eq!(snap, replayed, "seed {seed}: snapshot round trip");
-    let now = Timestamp(sc2.fake.with(|w| w.now));
-    assert_eq!(decide(&snap, now), decide(&replayed, now));
-    let ending2 = match end {
-        RunEnd::Ended(e) => e,
-        RunEnd::Cut => match drive(&sc2, replayed, None).0 {
-            RunEnd::Ended(e) => e,
-            RunEnd::Cut => unreachable!(),
-        },
-    };
+            .map(|b| Event::decode(b).expect("decode"))
+            .collect();
+        let replayed = fold(&events);
+        // The snapshot survives the codec and replays to the same decisions.
+        let snap = State::decode(&replayed.encode().expect("snapshot")).expect("snapshot");
+        assert_eq!(snap, replayed, "seed {seed}: snapshot round trip");
+        let now = Timestamp(sc2.fake.with(|w| w.now));
+        assert_eq!(decide(&snap, now), decide(&replayed, now));
+        state = snap;
+    }
+    let ending2 = ending2.expect("the last run is not cut");
+    let cut = format!("{cuts:?}");
     let resumed = summary(&sc2.fake);
-    assert!(resumed.2.is_empty(), "seed {seed} cut {cut}: {:?}", resumed.2);
+    assert!(
+        resumed.2.is_empty(),
+        "seed {seed} cut {cut}: {:?}",
+        resumed.2
+    );
     sc2.fake.with(|w| check_log(&w.log, &keep));
     assert_eq!(
         ending, ending2,

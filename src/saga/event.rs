@@ -1,43 +1,36 @@
 //! The saga's events: everything that happened to one closure, past tense,
-//! versioned for upcasting. The log stores them (through `crate::codec`) as
-//! [`EventEnvelope`]s; [`super::apply`] folds them into a [`super::State`].
+//! versioned for upcasting. The log stores them as [`Event::encode`] bytes
+//! (a version, then bincode through `crate::codec`); [`super::apply`] folds
+//! them into a [`super::State`].
 
 use super::action::Read;
 use super::policy::SagaPolicy;
 use crate::model::{
-    Applied, Application, CaPolicy, CallError, HttpInfo, PartnerStatus, PerUserMfaState, SagaId,
+    Application, Applied, CaPolicy, CallError, HttpInfo, PartnerStatus, PerUserMfaState, SagaId,
     Subscription, SubscriptionStatus, TenantSpec, Timestamp, User,
 };
 use serde::{Deserialize, Serialize};
 
-/// The schema version written with every event.
+/// The schema version written before every encoded event.
 pub const EVENT_VERSION: u16 = 1;
 
-/// One stored event with its schema version, so that older records can be
-/// upcast when the shape changes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EventEnvelope {
-    /// Schema version of `event` ([`EVENT_VERSION`] when written by this build).
-    pub v: u16,
-    /// The event itself.
-    pub event: Event,
-}
-
-impl EventEnvelope {
-    /// Wraps an event in the current schema version.
-    pub fn new(event: Event) -> EventEnvelope {
-        EventEnvelope {
-            v: EVENT_VERSION,
-            event,
-        }
+impl Event {
+    /// The bytes the log stores: [`EVENT_VERSION`], then the event (through
+    /// `crate::codec`).
+    pub fn encode(&self) -> Result<Vec<u8>, crate::codec::Error> {
+        crate::codec::encode_versioned(EVENT_VERSION, self)
     }
 
-    /// The event in today's shape, or `None` when its version is unknown
-    /// (the daemon then refuses to start rather than guess).
-    pub fn upcast(self) -> Option<Event> {
-        match self.v {
-            EVENT_VERSION => Some(self.event),
-            _ => None,
+    /// Decodes stored bytes, upcasting older versions (none yet); an unknown
+    /// version is an error, never a guess.
+    pub fn decode(bytes: &[u8]) -> Result<Event, crate::codec::Error> {
+        let (version, body) = crate::codec::split_version(bytes)?;
+        match version {
+            EVENT_VERSION => crate::codec::decode(body),
+            found => Err(crate::codec::Error::UnknownVersion {
+                found,
+                known: EVENT_VERSION,
+            }),
         }
     }
 }
