@@ -9,7 +9,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_closeout");
 /// A good minimal config whose socket nobody listens on.
 fn good_config(dir: &Path) -> PathBuf {
     let p = dir.join("closeout.toml");
-    std::fs::write(&p, "data_dir = \"data\"\ncontrol_socket = \"control.sock\"\n").unwrap();
+    std::fs::write(
+        &p,
+        "data_dir = \"data\"\ncontrol_socket = \"control.sock\"\n",
+    )
+    .unwrap();
     p
 }
 
@@ -43,7 +47,12 @@ fn expect_invalid(dir: &Path, args: &[&str], located: &str, says: &str) {
 fn config_case(body: &str, located: &str, says: &str) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bad.toml"), body).unwrap();
-    expect_invalid(dir.path(), &["status", "--config", "bad.toml"], located, says);
+    expect_invalid(
+        dir.path(),
+        &["status", "--config", "bad.toml"],
+        located,
+        says,
+    );
 }
 
 /// Validates a batch through `closeout submit` (before any daemon is asked).
@@ -52,7 +61,12 @@ fn batch_case(body: &str, located: &str, says: &str) {
     let config = good_config(dir.path());
     std::fs::write(dir.path().join("batch.toml"), body).unwrap();
     let config = config.to_str().unwrap();
-    expect_invalid(dir.path(), &["submit", "--config", config, "batch.toml"], located, says);
+    expect_invalid(
+        dir.path(),
+        &["submit", "--config", config, "batch.toml"],
+        located,
+        says,
+    );
 }
 
 #[test]
@@ -61,8 +75,7 @@ fn shipped_files_are_valid() {
     let config = closeout::config::Config::load(&root.join("config/closeout.toml")).unwrap();
     assert_eq!(config.endpoints.graph.as_str(), "http://127.0.0.1:8640/");
     assert!(config.data_dir.is_absolute() && config.data_dir.ends_with("target/closeout/data"));
-    let batch =
-        closeout::config::BatchFile::load(&root.join("config/batch.example.toml")).unwrap();
+    let batch = closeout::config::BatchFile::load(&root.join("config/batch.example.toml")).unwrap();
     assert_eq!(batch.tenants.len(), 2);
     assert_eq!(batch.lines, vec![7, 25]);
 }
@@ -70,7 +83,10 @@ fn shipped_files_are_valid() {
 #[test]
 fn defaults_are_the_real_hosts() {
     let c = closeout::config::Config::parse("", Path::new("/etc/closeout/closeout.toml")).unwrap();
-    assert_eq!(c.endpoints.login.as_str(), "https://login.microsoftonline.com/");
+    assert_eq!(
+        c.endpoints.login.as_str(),
+        "https://login.microsoftonline.com/"
+    );
     assert_eq!(c.control_socket, Path::new("/run/closeout/control.sock"));
     assert_eq!(c.limits.max_in_flight_per_tenant.get(), 8);
 }
@@ -91,17 +107,45 @@ fn unknown_config_key() {
 
 #[test]
 fn bad_duration() {
-    config_case("[saga]\ngate_recheck = \"soon\"\n", "bad.toml:2: saga.gate_recheck", "duration");
-    config_case("[retry]\nmax_interval = 5\n", "bad.toml:2: retry.max_interval", "invalid type");
-    config_case("[saga]\ntenant_gone_poll = \"0s\"\n", "bad.toml:2: saga.tenant_gone_poll", "longer than 0s");
+    config_case(
+        "[saga]\ngate_recheck = \"soon\"\n",
+        "bad.toml:2: saga.gate_recheck",
+        "duration",
+    );
+    config_case(
+        "[retry]\nmax_interval = 5\n",
+        "bad.toml:2: retry.max_interval",
+        "invalid type",
+    );
+    config_case(
+        "[saga]\ntenant_gone_poll = \"0s\"\n",
+        "bad.toml:2: saga.tenant_gone_poll",
+        "longer than 0s",
+    );
 }
 
 #[test]
 fn bad_policy_limit_level_and_url() {
-    config_case("[saga]\non_failure = \"retry\"\n", "bad.toml:2: saga.on_failure", "unknown variant");
-    config_case("[limits]\nmax_concurrent_sagas = 0\n", "bad.toml:2: limits.max_concurrent_sagas", "nonzero");
-    config_case("[log]\nformat = \"xml\"\n", "bad.toml:2: log.format", "unknown variant");
-    config_case("[endpoints]\ngraph = \"ftp://x\"\n", "bad.toml:2: endpoints.graph", "http");
+    config_case(
+        "[saga]\non_failure = \"retry\"\n",
+        "bad.toml:2: saga.on_failure",
+        "unknown variant",
+    );
+    config_case(
+        "[limits]\nmax_concurrent_sagas = 0\n",
+        "bad.toml:2: limits.max_concurrent_sagas",
+        "nonzero",
+    );
+    config_case(
+        "[log]\nformat = \"xml\"\n",
+        "bad.toml:2: log.format",
+        "unknown variant",
+    );
+    config_case(
+        "[endpoints]\ngraph = \"ftp://x\"\n",
+        "bad.toml:2: endpoints.graph",
+        "http",
+    );
 }
 
 #[test]
@@ -168,10 +212,22 @@ fn bad_subscription_mode() {
 
 #[test]
 fn unknown_batch_key_duplicate_tenant_and_empty_batch() {
-    batch_case(&format!("{TENANT}colour = 1\n"), "batch.toml:8: tenant[1].colour", "unknown field");
-    batch_case(&format!("{TENANT}{TENANT}"), "batch.toml:8: tenant[2]", "listed twice");
+    batch_case(
+        &format!("{TENANT}colour = 1\n"),
+        "batch.toml:8: tenant[1].colour",
+        "unknown field",
+    );
+    batch_case(
+        &format!("{TENANT}{TENANT}"),
+        "batch.toml:8: tenant[2]",
+        "listed twice",
+    );
     batch_case("# nothing\n", "batch.toml:1", "no [[tenant]] entries");
-    batch_case(&format!("tenants = 1\n{TENANT}"), "batch.toml:1: tenants", "unknown field");
+    batch_case(
+        &format!("tenants = 1\n{TENANT}"),
+        "batch.toml:1: tenants",
+        "unknown field",
+    );
 }
 
 #[test]
@@ -206,15 +262,24 @@ fn cli_without_a_daemon_exits_1_with_a_clear_message() {
     for args in [
         vec!["status", "--config", config],
         vec!["status", "--config", config, "--json"],
-        vec!["pause", "--config", config, "some-saga", "--reason", "lunch"],
+        vec![
+            "pause",
+            "--config",
+            config,
+            "some-saga",
+            "--reason",
+            "lunch",
+        ],
         vec!["submit", "--config", config, "batch.toml"],
     ] {
         let (code, err) = run(dir.path(), &args);
         assert_eq!(code, 1, "{args:?}: {err}");
         let socket = dir.path().join("control.sock");
         assert!(
-            err.contains(&format!("no closeout daemon is listening on {}", socket.display()))
-                && err.contains("closeout daemon"),
+            err.contains(&format!(
+                "no closeout daemon is listening on {}",
+                socket.display()
+            )) && err.contains("closeout daemon"),
             "{err}"
         );
     }

@@ -25,7 +25,11 @@ pub(super) fn span_error(file: &Path, text: &str, span: Range<usize>, message: &
 
 /// The 1-based line holding byte `at`.
 pub(super) fn line_of(text: &str, at: usize) -> usize {
-    text.get(..at.min(text.len())).unwrap_or("").matches('\n').count() + 1
+    text.get(..at.min(text.len()))
+        .unwrap_or("")
+        .matches('\n')
+        .count()
+        + 1
 }
 
 /// The 1-based line holding byte `at`, and the dotted key defined there.
