@@ -150,6 +150,11 @@ async fn users_page_with_absolute_next_links_top_limits_and_select() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 250);
+    assert_graph_error(
+        &h.get("/v1.0/users?$skiptoken=forged", &tok).await,
+        400,
+        "Request_BadRequest",
+    );
     for bad in ["0", "1000", "x"] {
         assert_graph_error(
             &h.get(&format!("/v1.0/users?$top={bad}"), &tok).await,
