@@ -23,6 +23,14 @@ pub struct Args {
     /// Seed of the generator and of every fault decision.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Faults, throttling and timing (boxed: keeps the subcommand enum small).
+    #[command(flatten)]
+    pub tuning: Box<Tuning>,
+}
+
+/// Faults, throttling and timing options of `closeout sim`.
+#[derive(Debug, clap::Args)]
+pub struct Tuning {
     /// Fixed delay per request (humantime, e.g. `20ms`).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub latency: Duration,
@@ -47,6 +55,9 @@ pub struct Args {
     /// Write budget of one app in one tenant, `N/DURATION` (default 3000/150s).
     #[arg(long, value_parser = sim::throttle::Budget::parse)]
     pub write_limit: Option<sim::throttle::Budget>,
+    /// Turn throttling off entirely (benchmarks).
+    #[arg(long)]
+    pub no_throttle: bool,
     /// Lifetime of issued tokens.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "3599s")]
     pub token_lifetime: Duration,
@@ -80,22 +91,24 @@ pub fn run(args: Args) -> Result<(), super::Error> {
         }
         (None, None) => Fixture::example(),
     };
+    let t = *args.tuning;
     let options = Options {
         listen: args.listen,
         fixture,
         seed: args.seed,
-        latency: args.latency,
-        jitter: args.jitter,
-        error_rate: args.error_rate,
-        reset_rate: args.reset_rate,
-        hang_rate: args.hang_rate,
-        ghost_rate: args.ghost_rate,
-        faults_on_token: args.fault_token,
-        write_limit: args.write_limit,
-        token_lifetime: args.token_lifetime,
-        deprovision_after: args.deprovision_after,
-        recycle_retention: args.recycle_retention,
-        auto_operator: args.auto_operator,
+        latency: t.latency,
+        jitter: t.jitter,
+        error_rate: t.error_rate,
+        reset_rate: t.reset_rate,
+        hang_rate: t.hang_rate,
+        ghost_rate: t.ghost_rate,
+        faults_on_token: t.fault_token,
+        write_limit: t.write_limit,
+        throttling: !t.no_throttle,
+        token_lifetime: t.token_lifetime,
+        deprovision_after: t.deprovision_after,
+        recycle_retention: t.recycle_retention,
+        auto_operator: t.auto_operator,
         ..Options::default()
     };
     let rt = tokio::runtime::Runtime::new()

@@ -91,6 +91,8 @@ pub struct Options {
     pub faults_on_token: bool,
     /// Override of the (app, tenant) write budget.
     pub write_limit: Option<throttle::Budget>,
+    /// Whether throttling budgets apply at all (benchmarks turn them off).
+    pub throttling: bool,
     /// Lifetime of issued tokens.
     pub token_lifetime: Duration,
     /// Delay between deleting a subscription and its deprovisioning.
@@ -117,6 +119,7 @@ impl Default for Options {
             ghost_rate: 0.0,
             faults_on_token: false,
             write_limit: None,
+            throttling: true,
             token_lifetime: Duration::from_secs(3599),
             deprovision_after: Duration::from_secs(72 * 3600),
             recycle_retention: Duration::from_secs(30 * 24 * 3600),
@@ -139,6 +142,8 @@ pub struct Config {
     pub auto_operator: Option<Duration>,
     /// Whether the token endpoint is faulted.
     pub faults_on_token: bool,
+    /// Whether throttling budgets apply.
+    pub throttling: bool,
 }
 
 /// The running simulator's shared state.
@@ -201,6 +206,7 @@ impl Sim {
                 recycle_retention: options.recycle_retention,
                 auto_operator: options.auto_operator,
                 faults_on_token: options.faults_on_token,
+                throttling: options.throttling,
             },
             rng: Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(
                 options.seed ^ 0x70ce,

@@ -5,7 +5,7 @@
 //! closes the connection without answering); a hung request awaits shutdown.
 
 use super::faults::Fault;
-use super::http::{graph_error, transient_code, Req, Resp};
+use super::http::{graph_error, partner_error, transient_code, Req, Resp};
 use super::{batch, graph, inspect, lock, login, operator, partner, Error, Sim, SimHandle};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -199,13 +199,7 @@ async fn handle(
     let resp = match fault {
         Fault::Error(s) => {
             let date = lock(&sim.world).clock.rfc3339(now);
-            graph_error(
-                &req,
-                &date,
-                s,
-                transient_code(s),
-                "The service is temporarily unavailable. Please retry.",
-            )
+            fault_answer(svc, &req, &date, s)
         }
         Fault::Reset { applied: false } => return Err(Dropped),
         Fault::Hang { applied: false } => {
@@ -276,19 +270,34 @@ fn dispatch(sim: &Sim, svc: Service, req: &Req, now: Instant, fault: Fault) -> R
     }
     if let Fault::Ghost(s) = fault {
         let date = w.clock.rfc3339(now);
-        let mut ghost = graph_error(
-            req,
-            &date,
-            s,
-            transient_code(s),
-            "The service is temporarily unavailable. Please retry.",
-        );
-        if s == 429 {
-            ghost = ghost.header("Retry-After", "1");
-        }
-        return ghost;
+        return fault_answer(svc, req, &date, s);
     }
     resp
+}
+
+/// The answer of an injected failure: Graph's or Partner Center's error body;
+/// 429 and 503 carry a `Retry-After`.
+fn fault_answer(svc: Service, req: &Req, date: &str, status: u16) -> Resp {
+    let resp = if svc == Service::Partner {
+        partner_error(
+            status,
+            500000,
+            "The service is temporarily unavailable. Please retry.",
+        )
+    } else {
+        graph_error(
+            req,
+            date,
+            status,
+            transient_code(status),
+            "The service is temporarily unavailable. Please retry.",
+        )
+    };
+    match status {
+        429 => resp.header("Retry-After", "1"),
+        503 => resp.header("Retry-After", "0.25"),
+        _ => resp,
+    }
 }
 
 fn to_http(req: &Req, resp: Resp) -> hyper::Response<Full<Bytes>> {

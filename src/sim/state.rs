@@ -14,6 +14,12 @@ use tokio::time::Instant;
 /// Role template id of Global Administrator.
 pub const GLOBAL_ADMIN: &str = crate::model::GLOBAL_ADMIN_ROLE_TEMPLATE;
 
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
 /// The sim's clock: a monotonic instant (which `tokio::time::pause` controls)
 /// mapped onto wall-clock milliseconds for the timestamps it reports.
 #[derive(Clone, Copy, Debug)]

@@ -246,8 +246,8 @@ impl Throttle {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn write_bucket_refuses_then_refills() {
+    #[test]
+    fn write_bucket_refuses_then_refills() {
         let budgets = Budgets {
             app_tenant_writes: Budget::parse("2/1s").unwrap(),
             ..Budgets::default()
