@@ -150,6 +150,11 @@ async fn users_page_with_absolute_next_links_top_limits_and_select() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 250);
+    assert_graph_error(
+        &h.get("/v1.0/users?$skiptoken=forged", &tok).await,
+        400,
+        "Request_BadRequest",
+    );
     for bad in ["0", "1000", "x"] {
         assert_graph_error(
             &h.get(&format!("/v1.0/users?$top={bad}"), &tok).await,
@@ -457,12 +462,18 @@ async fn writes_are_throttled_with_fractional_retry_after_and_headers() {
     .await;
     let tok = h.token(0).await;
     let ids = h.all_user_ids(&tok, 999).await;
-    for id in &ids[..3] {
+    for (n, id) in ids[..3].iter().enumerate() {
         let a = h
             .call("DELETE", &format!("/v1.0/users/{id}"), &tok, None)
             .await;
         assert_eq!(a.status, 204);
         assert!(a.header("x-ms-resource-unit").is_some());
+        // the budget is 3: above 80 % only on the third write
+        assert_eq!(
+            a.header("x-ms-throttle-limit-percentage").is_some(),
+            n == 2,
+            "write {n}"
+        );
     }
     let a = h
         .call("DELETE", &format!("/v1.0/users/{}", ids[3]), &tok, None)

@@ -96,7 +96,8 @@ pub(crate) async fn send(client: &TenantClient, items: &[Item]) -> Vec<ItemResul
         client.throttle.record(
             &permit,
             Feedback {
-                throttled: throttled as u32,
+                answered: items.len() as u32,
+                throttled: if throttled { items.len() as u32 } else { 0 },
                 write: writes > 0,
                 accepted_writes: 0,
                 retry_after: e.retry_after,
@@ -115,6 +116,7 @@ pub(crate) async fn send(client: &TenantClient, items: &[Item]) -> Vec<ItemResul
     let now = SystemTime::now();
     let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
     let mut fb = Feedback {
+        answered: parsed.responses.len() as u32,
         hint: outer_hint,
         ..Feedback::default()
     };

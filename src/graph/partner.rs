@@ -99,6 +99,7 @@ impl PartnerClient {
                     self.throttle.record(
                         &permit,
                         Feedback {
+                            answered: 1,
                             throttled: throttled as u32,
                             write,
                             accepted_writes: (write && !throttled) as u32,

@@ -58,6 +58,11 @@ impl TenantClient {
         &self.tenant
     }
 
+    /// What the service answered this tenant so far (429s counted per item).
+    pub fn stats(&self) -> super::throttle::Stats {
+        self.throttle.stats()
+    }
+
     /// The current AIMD window and paced write rate (diagnostics, benches).
     pub fn throttle_state(&self) -> (f64, Option<f64>) {
         self.throttle.snapshot()
@@ -141,6 +146,7 @@ impl TenantClient {
                 self.throttle.record(
                     &permit,
                     Feedback {
+                        answered: 1,
                         throttled: throttled as u32,
                         write,
                         accepted_writes: (write && !throttled) as u32,

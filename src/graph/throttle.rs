@@ -65,11 +65,24 @@ struct State {
     accepted_since_drain: u64,
     /// When the paced rate last changed.
     last_rate_change: Instant,
+    /// Counters since the start.
+    stats: Stats,
+}
+
+/// Counters of what the service answered, for benchmarks and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Items and requests answered (batch items counted one by one).
+    pub answered: u64,
+    /// Of those, answered 429.
+    pub throttled: u64,
 }
 
 /// What a response said about the budget.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Feedback {
+    /// Items (or whole requests) answered (at least 1 is counted).
+    pub answered: u32,
     /// Items (or whole requests) answered 429.
     pub throttled: u32,
     /// Whether the throttled ones were writes.
@@ -123,6 +136,7 @@ impl Throttle {
                 drained_at: None,
                 accepted_since_drain: 0,
                 last_rate_change: now,
+                stats: Stats::default(),
             }),
             changed: Notify::new(),
             ceiling,
@@ -192,6 +206,8 @@ impl Throttle {
                 s.hinted = true;
             }
             s.accepted_since_drain += fb.accepted_writes as u64;
+            s.stats.answered += fb.answered.max(1) as u64;
+            s.stats.throttled += fb.throttled as u64;
             if fb.throttled > 0 {
                 if s.last_decrease.is_none_or(|d| permit.sent_at >= d) {
                     s.window = (s.window / 2.0).max(1.0);
@@ -233,6 +249,14 @@ impl Throttle {
         self.changed.notify_waiters();
     }
 
+    /// What the service answered so far.
+    pub fn stats(&self) -> Stats {
+        match self.state.lock() {
+            Ok(s) => s.stats,
+            Err(p) => p.into_inner().stats,
+        }
+    }
+
     /// The current window and paced write rate (for tests and diagnostics).
     pub fn snapshot(&self) -> (f64, Option<f64>) {
         match self.state.lock() {
@@ -262,6 +286,7 @@ mod tests {
         t.record(
             &p,
             Feedback {
+                answered: 1,
                 throttled: 1,
                 retry_after: Some(Duration::from_millis(2128)),
                 ..Feedback::default()
@@ -281,6 +306,7 @@ mod tests {
             t.record(
                 p,
                 Feedback {
+                    answered: 1,
                     throttled: 5,
                     write: true,
                     accepted_writes: 15,
@@ -299,6 +325,7 @@ mod tests {
         t.record(
             &p,
             Feedback {
+                answered: 1,
                 accepted_writes: 185,
                 write: true,
                 ..Feedback::default()

@@ -267,12 +267,13 @@ pub fn page(c: &Call, items: Vec<Value>, what: &str, default_top: usize) -> Resp
         Ok(n) => n,
         Err(r) => return r,
     };
-    let start: usize = c
-        .req
-        .param("$skiptoken")
-        .and_then(|s| s.strip_prefix("o."))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let start: usize = match c.req.param("$skiptoken") {
+        None => 0,
+        Some(t) => match t.strip_prefix("o.").and_then(|n| n.parse().ok()) {
+            Some(n) => n,
+            None => return bad_skiptoken(c),
+        },
+    };
     let total = items.len();
     let value: Vec<Value> = items
         .into_iter()
@@ -282,6 +283,15 @@ pub fn page(c: &Call, items: Vec<Value>, what: &str, default_top: usize) -> Resp
         .collect();
     let next = (start + top < total).then(|| next_link(c, &format!("o.{}", start + top), top));
     collection(c, what, value, next)
+}
+
+/// 400 for a skip token this simulator did not hand out.
+pub fn bad_skiptoken(c: &Call) -> Resp {
+    c.error(
+        400,
+        "Request_BadRequest",
+        "The skip token is invalid or has expired.",
+    )
 }
 
 /// An absolute next link repeating `$top` and `$select`.

@@ -48,7 +48,13 @@ pub fn list(t: &Tenant, c: &Call) -> Resp {
         Ok(n) => n,
         Err(r) => return r,
     };
-    let after = c.req.param("$skiptoken").and_then(|s| s.strip_prefix("u."));
+    let after = match c.req.param("$skiptoken") {
+        None => None,
+        Some(s) => match s.strip_prefix("u.") {
+            Some(a) => Some(a),
+            None => return super::bad_skiptoken(c),
+        },
+    };
     let iter: Box<dyn Iterator<Item = &User>> = match after {
         Some(a) => Box::new(
             t.users
