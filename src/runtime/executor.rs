@@ -16,7 +16,7 @@ use super::Lifecycle;
 use crate::config::Config;
 use crate::graph::{self, PartnerClient};
 use crate::model::{SagaId, SubscriptionMode, TenantSpec, Timestamp};
-use crate::saga::{self, Action, Call, Command, Event, EventEnvelope, SagaState, State};
+use crate::saga::{self, Batch, Call, Command, Event, SagaState, State};
 use crate::store::{self, Snapshot, Store};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
@@ -261,7 +261,7 @@ fn load_all(store: &Store) -> Result<Vec<Recovered>, Error> {
         };
         let (mut state, from) = match (&meta.snapshot, meta.snapshot_seq) {
             (Some(snap), Some(seq)) => {
-                let state: State = crate::codec::decode(&snap.state)
+                let state = State::decode(&snap.state)
                     .map_err(|e| bad(format!("snapshot at seq {seq}: {e}")))?;
                 (state, seq + 1)
             }
@@ -270,14 +270,8 @@ fn load_all(store: &Store) -> Result<Vec<Recovered>, Error> {
         if !(meta.snapshot.as_ref().is_some_and(|s| s.terminal) && from >= meta.next_seq) {
             for record in store.saga_records(&meta.saga_id, from) {
                 let record = record?;
-                let envelope: EventEnvelope = crate::codec::decode(&record.payload)
-                    .map_err(|e| bad(format!("record {}: {e}", record.saga_seq)))?;
-                let version = envelope.v;
-                let event = envelope.upcast().ok_or_else(|| {
-                    bad(format!(
-                        "record {} has event schema version {version}, unknown to this build",
-                        record.saga_seq
-                    ))
+                let event = Event::decode(&record.payload).map_err(|e| {
+                    bad(format!("record {} (global {}): {e}", record.saga_seq, record.global_seq))
                 })?;
                 state = saga::apply_at(state, &event, record.at);
             }
@@ -358,28 +352,18 @@ impl Runner {
             if self.state.is_terminal() {
                 return Ok(());
             }
-            let actions = saga::decide(&self.state, now());
-            let mut records = Vec::new();
-            let mut calls = Vec::new();
-            let mut wake = None;
-            for action in actions {
-                match action {
-                    Action::Record(events) => records.extend(events),
-                    Action::Perform(call) => calls.push(call),
-                    Action::WakeAt(at) => wake = Some(at),
-                }
+            let batch = Batch::from_actions(saga::decide(&self.state, now()));
+            if !batch.record.is_empty() {
+                self.record(batch.record).await?;
             }
-            if !records.is_empty() {
-                self.record(records).await?;
-            }
-            if !calls.is_empty() {
-                self.perform_all(api, &calls).await?;
+            if !batch.perform.is_empty() {
+                self.perform_all(api, &batch.perform).await?;
                 continue;
             }
             if self.state.is_terminal() {
                 return Ok(());
             }
-            let sleep_for = wake.map(|at| at.since(now()));
+            let sleep_for = batch.wake_at.map(|at| at.since(now()));
             if sleep_for == Some(Duration::ZERO) {
                 continue;
             }
@@ -454,13 +438,12 @@ impl Runner {
         let mut payloads = Vec::with_capacity(events.len());
         for event in &events {
             next = saga::apply_at(next, event, at);
-            let bytes = crate::codec::encode(&EventEnvelope::new(event.clone()))
-                .map_err(|e| Stop::Codec(e.to_string()))?;
+            let bytes = event.encode().map_err(|e| Stop::Codec(e.to_string()))?;
             payloads.push(bytes);
         }
         let count = events.len() as u64;
         let snapshot = if next.is_terminal() || self.since_snapshot + count >= SNAPSHOT_EVERY {
-            let state = crate::codec::encode(&next).map_err(|e| Stop::Codec(e.to_string()))?;
+            let state = next.encode().map_err(|e| Stop::Codec(e.to_string()))?;
             Some(Snapshot {
                 state,
                 terminal: next.is_terminal(),
@@ -585,14 +568,13 @@ impl Engine for Executor {
             };
             let at = now();
             let state = saga::apply_at(State::default(), &started, at);
-            let payloads = [started]
-                .iter()
-                .map(|e| crate::codec::encode(&EventEnvelope::new(e.clone())))
-                .collect::<Result<Vec<_>, _>>()
+            let payload = started
+                .encode()
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
+            let payloads = vec![payload];
             self.inner
                 .store
-                .append(&saga_id, 0, payloads, None)
+                .append(&saga_id, store::FIRST_SEQ, payloads, None)
                 .await
                 .map_err(|e| EngineError::Unavailable(format!("event log: {e}")))?;
             tracing::info!(saga_id = %saga_id, tenant_id = %spec.tenant_id, operator = %who.name, "saga submitted");
@@ -600,7 +582,7 @@ impl Engine for Executor {
                 saga_id: saga_id.0.clone(),
                 tenant_id: spec.tenant_id.clone(),
             });
-            self.adopt(saga_id, state, 1).await;
+            self.adopt(saga_id, state, store::FIRST_SEQ + 1).await;
         }
         Ok(out)
     }
