@@ -243,6 +243,30 @@ impl Store {
         })
     }
 
+    /// Verifies the log in `dir` without opening it for appends: works on a
+    /// log that [`Store::open`] refuses (a cut tail, a damaged last record),
+    /// for `closeout verify`. Takes the data dir's lock; writes nothing.
+    pub fn verify_dir(dir: &Path) -> Result<VerifyReport, Error> {
+        if !dir::check_format(dir)? {
+            return Err(Error::UnknownFormat {
+                dir: dir.to_path_buf(),
+                found: format!("none ({FORMAT_FILE} missing)"),
+                known: FORMAT_VERSION,
+            });
+        }
+        let _lock = dir::lock(dir)?;
+        let sled_dir = dir.join(SLED_DIR);
+        let db = sled::Config::new()
+            .path(&sled_dir)
+            .open()
+            .map_err(|source| Error::Sled {
+                dir: sled_dir.clone(),
+                source,
+            })?;
+        reader::check_version(&db, dir, &sled_dir)?;
+        verify::verify(&db, &sled_dir)
+    }
+
     fn send(&self, cmd: Cmd) -> Result<(), Error> {
         let stopped = || Error::WriterStopped("the store was closed".into());
         let tx = self.inner.tx.as_ref().ok_or_else(stopped)?;

@@ -34,9 +34,8 @@ pub fn head(tree: &sled::Tree, dir: &Path) -> Result<Head, Error> {
         .ok_or_else(|| damaged(0, "the log's head entry is missing or not 48 bytes"))
 }
 
-/// Checks an existing log at open: its version, and that the head names the
-/// last record and its hash. Reads only.
-pub fn check_open(tree: &sled::Tree, data_dir: &Path, dir: &Path) -> Result<Head, Error> {
+/// Checks the layout version stored inside sled.
+pub fn check_version(tree: &sled::Tree, data_dir: &Path, dir: &Path) -> Result<(), Error> {
     let version = tree.get(layout::VERSION).map_err(sled_err(dir))?;
     let v = version
         .as_deref()
@@ -49,6 +48,13 @@ pub fn check_open(tree: &sled::Tree, data_dir: &Path, dir: &Path) -> Result<Head
             known: FORMAT_VERSION,
         });
     }
+    Ok(())
+}
+
+/// Checks an existing log at open: its version, and that the head names the
+/// last record and its hash. Reads only.
+pub fn check_open(tree: &sled::Tree, data_dir: &Path, dir: &Path) -> Result<Head, Error> {
+    check_version(tree, data_dir, dir)?;
     let head = head(tree, dir)?;
     let last = tree
         .range(layout::record_key(0)..=layout::record_key(u64::MAX))
