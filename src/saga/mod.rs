@@ -22,17 +22,16 @@ mod policy;
 mod state;
 mod status;
 mod steps;
+mod view;
 
 pub use action::{Action, Batch, Call, Read};
 pub use command::{handle, Command, Refusal};
 pub use decide::{decide, jitter_unit};
-pub use event::{
-    Change, Event, Gate, Inventory, MfaView, SubscriptionRef, TenantView, UserRef, EVENT_VERSION,
-    SECURITY_DEFAULTS,
-};
+pub use event::{Change, Event, Gate, EVENT_VERSION, SECURITY_DEFAULTS};
 pub use plan::{check_keep, plan, Plan};
 pub use policy::{FailurePolicy, SagaPolicy};
 pub use state::{
     apply, apply_at, fold, table_of, Ending, Header, Observed, State, Target, Wait, STATE_VERSION,
 };
 pub use status::{Progress, SagaState, Status};
+pub use view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};

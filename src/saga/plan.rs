@@ -1,7 +1,7 @@
 //! The dry run behind `closeout plan`: from a tenant's inventory, what the
 //! saga would do, changing nothing. Shares the keep-list check with step 0.
 
-use super::event::{Inventory, SubscriptionRef, UserRef};
+use super::view::{Inventory, SubscriptionRef, UserRef};
 use crate::model::{CaPolicyState, SubscriptionMode, SubscriptionStatus, TenantSpec};
 use serde::{Deserialize, Serialize};
 

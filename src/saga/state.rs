@@ -1,8 +1,9 @@
 //! The state a saga's events fold into, and [`apply`], the fold step. `apply`
 //! only records what an event says; every judgement lives in `decide`.
 
-use super::event::{Change, Event, Gate, Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
+use super::event::{Change, Event, Gate};
 use super::policy::SagaPolicy;
+use super::view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
 use crate::model::{CallError, FailureClass, PartnerStatus, SagaId, TenantSpec, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
