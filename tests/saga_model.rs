@@ -355,6 +355,7 @@ fn started(sc: &Scenario, seed: u64) -> Event {
         spec: sc.spec.clone(),
         policy: sc.policy.clone(),
         at: Timestamp(T0),
+        submitted_by: "operator".into(),
     }
 }
 

@@ -353,15 +353,17 @@ impl Runner {
                 return Ok(());
             }
             let batch = Batch::from_actions(saga::decide(&self.state, now()));
-            if !batch.record.is_empty() {
-                self.record(batch.record).await?;
-            }
-            if !batch.perform.is_empty() {
-                self.perform_all(api, &batch.perform).await?;
+            if !batch.is_idle() {
+                if !batch.record.is_empty() {
+                    self.record(batch.record).await?;
+                }
+                if !batch.perform.is_empty() {
+                    self.perform_all(api, &batch.perform).await?;
+                }
                 continue;
             }
-            if self.state.is_terminal() {
-                return Ok(());
+            if batch.wake_at.is_none() && self.state.paused.is_none() {
+                tracing::warn!(status = ?self.state.status(), "the saga decided nothing and set no timer: waiting for an operator command");
             }
             let sleep_for = batch.wake_at.map(|at| at.since(now()));
             if sleep_for == Some(Duration::ZERO) {
@@ -565,6 +567,7 @@ impl Engine for Executor {
                 spec: spec.clone(),
                 policy: policy.clone(),
                 at: now(),
+                submitted_by: who.name.clone(),
             };
             let at = now();
             let state = saga::apply_at(State::default(), &started, at);

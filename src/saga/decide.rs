@@ -17,6 +17,9 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
     if state.ending.is_some() || state.paused.is_some() {
         return Vec::new();
     }
+    if state.tenant_unknown && state.pivot {
+        return tenant_gone(state);
+    }
     if let Some(reason) = &state.failure {
         return on_failure(state, reason.clone());
     }
@@ -54,6 +57,19 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
         compensate::decide(state, now)
     } else {
         steps::decide(state, now)
+    }
+}
+
+/// After the pivot a call found the tenant unknown: the operator may have
+/// deleted it ahead of step 5. Ask the token endpoint; if it confirms, the
+/// closure is complete (the design's "done when: tenant unknown").
+fn tenant_gone(state: &State) -> Vec<Action> {
+    match state.observed.tenant_exists {
+        Some(false) => vec![Action::Record(vec![
+            Event::TenantFoundGone { step: state.step },
+            Event::SagaCompleted,
+        ])],
+        _ => vec![Action::Perform(Call::Read(Read::TenantExists))],
     }
 }
 

@@ -100,6 +100,8 @@ pub enum Event {
         policy: SagaPolicy,
         /// When it was submitted.
         at: Timestamp,
+        /// Who submitted it: the control socket peer's user name.
+        submitted_by: String,
     },
     /// The tenant was read before any change.
     InventoryRecorded {
@@ -291,6 +293,13 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// After the pivot, a call was answered "tenant not found" (`AADSTS90002`)
+    /// and the token endpoint confirmed it: the tenant was deleted (by the
+    /// operator in the admin center) while this step was still running.
+    TenantFoundGone {
+        /// The step that was running.
+        step: u8,
+    },
 }
 
 impl Event {
@@ -326,6 +335,7 @@ impl Event {
             Event::AbortRefused { .. } => "abort_refused",
             Event::CompensationStarted { .. } => "compensation_started",
             Event::SagaCompleted => "saga_completed",
+            Event::TenantFoundGone { .. } => "tenant_found_gone",
             Event::SagaRolledBack => "saga_rolled_back",
             Event::SagaFailed { .. } => "saga_failed",
         }

@@ -150,7 +150,14 @@ pub struct State {
     pub compensating: Option<String>,
     /// How the saga ended, once it has.
     pub ending: Option<Ending>,
+    /// A call was answered "tenant not found" (`AADSTS90002`) and no read has
+    /// shown the tenant since.
+    #[serde(default)]
+    pub tenant_unknown: bool,
 }
+
+/// The login error code for a tenant the token endpoint does not know.
+pub const TENANT_NOT_FOUND: &str = "AADSTS90002";
 
 /// The `who` of events closeout records on its own (a pause on failure).
 pub const SYSTEM: &str = "closeout";
@@ -190,6 +197,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
             spec,
             policy,
             at,
+            ..
         } => {
             s.header = Some(Header {
                 saga_id: saga_id.clone(),
@@ -287,6 +295,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
         }
         Event::TenantChecked { exists } => {
             s.observed.tenant_exists = Some(*exists);
+            s.tenant_unknown &= !*exists;
             s.streak = None;
         }
         Event::ReadFailed { read, error } => {
@@ -354,6 +363,12 @@ pub fn apply(mut s: State, event: &Event) -> State {
         }
         Event::AbortRefused { .. } => {}
         Event::SagaCompleted => s.ending = Some(Ending::Completed),
+        Event::TenantFoundGone { .. } => {
+            s.clear_failures();
+            s.last_error = None;
+            s.gate = None;
+            s.wait = None;
+        }
         Event::SagaRolledBack => s.ending = Some(Ending::RolledBack),
         Event::SagaFailed { reason } => {
             s.ending = Some(Ending::Failed(reason.clone()));
@@ -376,6 +391,9 @@ impl State {
 
     fn note_error(&mut self, error: &CallError, what: &str) {
         self.last_error = Some(what.to_string());
+        if error.code == TENANT_NOT_FOUND {
+            self.tenant_unknown = true;
+        }
         match error.class {
             FailureClass::Permanent => {
                 if self.failure.is_none() {

@@ -65,6 +65,7 @@ pub fn started_with(mode: SubscriptionMode, keep: Vec<String>, policy: SagaPolic
         spec: spec(mode, keep),
         policy,
         at: ts(T0),
+        submitted_by: "operator".into(),
     }
 }
 
