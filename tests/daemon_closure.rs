@@ -51,14 +51,20 @@ fn closes_tenants_in_both_subscription_modes() {
     let keep = keep_ids(&sim, &tenants);
     let env = Env::new(&sim, Default::default());
     let batch = env.write_batch("batch.toml", &tenants);
-    let daemon = Daemon::start(&env);
+    let mut daemon = Daemon::start(&env);
     let sagas = env.submit(&batch);
     assert_eq!(sagas.len(), tenants.len());
 
+    let started = std::time::Instant::now();
     let rows = wait_status(&env, &daemon, Duration::from_secs(90), "every saga terminal", all_terminal);
+    eprintln!("closure of {} tenants took {:?}", tenants.len(), started.elapsed());
     for r in &rows {
         assert_eq!(r["state"], "completed", "saga not completed: {r}\n{}", daemon.tail());
     }
+    // Idle, the daemon stops at once on SIGTERM.
+    daemon.signal("TERM");
+    let st = daemon.wait_exit(Duration::from_secs(5));
+    assert!(st.success(), "daemon exited {st}\n{}", daemon.tail());
     for t in &tenants {
         let id = t["tenant_id"].as_str().unwrap_or_default();
         let (_, state) = sim.tenant(id);

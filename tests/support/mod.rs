@@ -13,6 +13,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -297,14 +299,20 @@ pub fn write_secret(path: &Path, secret: &str) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod secret");
 }
 
-/// A running `closeout daemon`, killed on drop.
+/// A running `closeout daemon`, killed on drop. Its `NOTIFY_SOCKET` is
+/// drained continuously by a thread, as systemd does (a full datagram queue
+/// would block the daemon's sends).
 pub struct Daemon {
     /// The process.
     pub child: Child,
     /// Its stderr (appended across restarts).
     pub log: PathBuf,
-    /// The test `NOTIFY_SOCKET`.
-    pub notify: UnixDatagram,
+    /// The notify messages received, in order.
+    notify: mpsc::Receiver<String>,
+    /// Every notify message seen so far.
+    pub messages: Vec<String>,
+    /// Tells the draining thread to stop.
+    stop: Arc<AtomicBool>,
 }
 
 impl Daemon {
@@ -313,7 +321,25 @@ impl Daemon {
         let log = env.path("daemon.log");
         let notify_path = env.path("notify.sock");
         let _ = fs::remove_file(&notify_path);
-        let notify = UnixDatagram::bind(&notify_path).expect("bind NOTIFY_SOCKET");
+        let sock = UnixDatagram::bind(&notify_path).expect("bind NOTIFY_SOCKET");
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("notify socket timeout");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, notify) = mpsc::channel();
+        {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(n) = sock.recv(&mut buf) {
+                        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        if tx.send(msg).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
         let stderr = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -325,11 +351,18 @@ impl Daemon {
             .arg(&env.config)
             .env("NOTIFY_SOCKET", &notify_path)
             .env_remove("RUST_LOG")
+            .env_remove("WATCHDOG_USEC")
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("spawn closeout daemon");
-        Daemon { child, log, notify }
+        Daemon {
+            child,
+            log,
+            notify,
+            messages: Vec::new(),
+            stop,
+        }
     }
 
     /// Spawns the daemon and waits for `READY=1` on the notify socket.
@@ -339,38 +372,34 @@ impl Daemon {
         d
     }
 
-    /// Waits for a notify message containing `needle`; returns every message
-    /// seen meanwhile. Panics with the daemon's log on timeout or exit.
-    pub fn wait_for_message(&mut self, needle: &str, within: Duration) -> Vec<String> {
+    /// Waits for a notify message with the line `needle`. Panics with the
+    /// daemon's log on timeout or exit.
+    pub fn wait_for_message(&mut self, needle: &str, within: Duration) {
         let deadline = Instant::now() + within;
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
+        let mut exited = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || exited.is_some() {
                 panic!(
-                    "no {needle:?} from the daemon within {within:?} (got {seen:?})\n{}",
+                    "no {needle:?} from the daemon within {within:?} (exit: {exited:?}; got {:?})\n{}",
+                    self.messages,
                     self.tail()
                 );
             }
-            self.notify
-                .set_read_timeout(Some(left.min(Duration::from_millis(200))))
-                .ok();
-            match self.notify.recv(&mut buf) {
-                Ok(n) => {
-                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            match self.notify.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(msg) => {
                     let hit = msg.lines().any(|l| l == needle);
-                    seen.push(msg);
+                    self.messages.push(msg);
                     if hit {
-                        return seen;
+                        return;
                     }
                 }
                 Err(_) => {
+                    // One more round to read what came before the exit.
                     if let Ok(Some(st)) = self.child.try_wait() {
-                        panic!(
-                            "daemon exited ({st}) before {needle:?} (got {seen:?})\n{}",
-                            self.tail()
-                        );
+                        if self.notify.try_recv().is_err() {
+                            exited = Some(st);
+                        }
                     }
                 }
             }
@@ -379,7 +408,7 @@ impl Daemon {
 
     /// The last lines of the daemon's stderr.
     pub fn tail(&self) -> String {
-        tail(&self.log, 40)
+        tail(&self.log, 25)
     }
 
     /// SIGKILL and reap.
@@ -416,16 +445,17 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
 /// The last `n` lines of a file.
 pub fn tail(path: &Path, n: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" DEBUG ")).collect();
     let start = lines.len().saturating_sub(n);
     format!(
-        "--- {} (last {n} lines) ---\n{}",
+        "--- {} (last {n} lines, DEBUG left out) ---\n{}",
         path.display(),
         lines[start..].join("\n")
     )
@@ -453,7 +483,7 @@ pub fn wait_status(
     panic!(
         "timed out after {within:?} waiting for {what}; last status: {}\n{}",
         match &last {
-            Ok(rows) => serde_json::to_string_pretty(rows).unwrap_or_default(),
+            Ok(rows) => rows.iter().map(|r| format!("\n  {}", row_line(r))).collect::<String>(),
             Err(e) => e.clone(),
         },
         daemon.tail()
@@ -482,4 +512,71 @@ pub fn state_of<'a>(rows: &'a [Value], id: &str) -> &'a str {
 /// stderr of an output, lossy.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every saga in the data dir (the daemon must not be running) with its
+/// decoded events in order.
+pub fn store_events(
+    data_dir: &Path,
+) -> Vec<(closeout::model::SagaId, Vec<closeout::saga::Event>)> {
+    let store = closeout::store::Store::open(data_dir).expect("open the store");
+    let mut out = Vec::new();
+    for meta in store.list_sagas().expect("list sagas") {
+        let events = store
+            .saga_records(&meta.saga_id, closeout::store::FIRST_SEQ)
+            .map(|r| {
+                let r = r.expect("read a record");
+                closeout::saga::Event::decode(&r.payload).expect("decode an event")
+            })
+            .collect();
+        out.push((meta.saga_id, events));
+    }
+    out
+}
+
+/// How many sagas in the data dir are not terminal per their snapshot
+/// (the daemon must not be running).
+pub fn active_sagas(data_dir: &Path) -> usize {
+    let Ok(store) = closeout::store::Store::open(data_dir) else {
+        return 0;
+    };
+    store
+        .list_sagas()
+        .map(|l| {
+            l.iter()
+                .filter(|m| !m.snapshot.as_ref().is_some_and(|s| s.terminal))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// One status row on one line, long errors shortened in the middle.
+pub fn row_line(r: &Value) -> String {
+    let err = r["last_error"].as_str().unwrap_or("");
+    let err = if err.len() > 300 {
+        let head: String = err.chars().take(120).collect();
+        let tail: String = err.chars().rev().take(180).collect::<Vec<_>>().into_iter().rev().collect();
+        format!("{head} ... {tail}")
+    } else {
+        err.to_string()
+    };
+    format!(
+        "saga {} tenant {} state {} step {} progress {}/{} waiting_for {} last_error {err}",
+        r["saga_id"], r["tenant_id"], r["state"], r["step"], r["progress"]["done"], r["progress"]["total"], r["waiting_for"]
+    )
+}
+
+impl Drop for Env {
+    /// On a failed test, keeps the daemon's log for a look.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let keep = std::env::temp_dir().join(format!(
+                "closeout-e2e-{}.log",
+                self.dir.path().file_name().and_then(|n| n.to_str()).unwrap_or("x")
+            ));
+            if fs::copy(self.path("daemon.log"), &keep).is_ok() {
+                eprintln!("daemon log kept in {}", keep.display());
+            }
+        }
+    }
 }
