@@ -316,9 +316,9 @@ impl Runner {
         let Some(header) = self.state.header.clone() else {
             return;
         };
-        let api = tenant::connect(&self.inner.graph, &header.spec);
+        let mut api = tenant::connect(&self.inner.graph, &header.spec);
         let mut stopping = self.inner.stopping.subscribe();
-        let result = self.drive(&api, &mut commands, &mut stopping).await;
+        let result = self.drive(&mut api, &mut commands, &mut stopping).await;
         match result {
             Ok(()) => tracing::info!(state = ?self.state.status().state, "saga ended"),
             Err(Stop::Shutdown) => tracing::info!("saga task stopped for shutdown"),
@@ -338,7 +338,7 @@ impl Runner {
 
     async fn drive(
         &mut self,
-        api: &Api,
+        api: &mut Api,
         commands: &mut mpsc::Receiver<Msg>,
         stopping: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
@@ -347,7 +347,7 @@ impl Runner {
                 return Err(Stop::Shutdown);
             }
             while let Ok(msg) = commands.try_recv() {
-                self.command(msg).await?;
+                self.command_then_reconnect(msg, api).await?;
             }
             if self.state.is_terminal() {
                 return Ok(());
@@ -358,7 +358,7 @@ impl Runner {
                     self.record(batch.record).await?;
                 }
                 if !batch.perform.is_empty() {
-                    self.perform_all(api, &batch.perform).await?;
+                    self.perform_all(&*api, &batch.perform).await?;
                 }
                 continue;
             }
@@ -371,7 +371,7 @@ impl Runner {
             }
             tokio::select! {
                 msg = commands.recv() => match msg {
-                    Some(msg) => self.command(msg).await?,
+                    Some(msg) => self.command_then_reconnect(msg, api).await?,
                     None => return Err(Stop::Shutdown),
                 },
                 _ = sleep_opt(sleep_for) => {}
@@ -405,6 +405,19 @@ impl Runner {
             }
         }
         result
+    }
+
+    /// [`Runner::command`]; when it resumes a paused saga, the tenant's
+    /// secret is read again: the operator's fix may have been a new secret.
+    async fn command_then_reconnect(&mut self, msg: Msg, api: &mut Api) -> Result<(), Stop> {
+        let was_paused = self.state.paused.is_some();
+        self.command(msg).await?;
+        if was_paused && self.state.paused.is_none() {
+            if let Some(header) = &self.state.header {
+                *api = tenant::connect(&self.inner.graph, &header.spec);
+            }
+        }
+        Ok(())
     }
 
     /// Applies an operator command: records its events (or the refusal's),
