@@ -1,0 +1,121 @@
+//! Failures end to end: a permanent 403 before the pivot is compensated
+//! (deleted users restored, saga `rolled_back`); a permanent failure after
+//! the pivot pauses the saga, and `closeout resume` after the fix completes it.
+
+mod support;
+
+use std::time::Duration;
+use support::{state_of, wait_status, write_secret, Daemon, Env, Sim};
+
+#[test]
+fn permanent_403_in_step_1_rolls_back_and_restores_users() {
+    // The only tenant's app may not delete admins: step 1 deletes the other
+    // users, then an admin's DELETE is refused with 403.
+    let sim = Sim::start(&[
+        "--generate",
+        "tenants=1,users=20,admins=2,unprivileged=1,direct=0",
+        "--seed",
+        "3",
+        "--auto-operator",
+        "200ms",
+        "--deprovision-after",
+        "1s",
+    ]);
+    let tenants = sim.tenants();
+    let tid = tenants[0]["tenant_id"].as_str().unwrap().to_string();
+    let before = sim.tenant(&tid).1;
+    let users_before = before["users"].as_object().map_or(0, |m| m.len());
+    let env = Env::new(&sim, Default::default());
+    let batch = env.write_batch("batch.toml", &tenants);
+    let daemon = Daemon::start(&env);
+    let sagas = env.submit(&batch);
+    let saga = sagas[0].0.clone();
+    let rows = wait_status(&env, &daemon, Duration::from_secs(60), "rolled_back", |rows| {
+        matches!(state_of(rows, &saga), "rolled_back" | "completed" | "failed")
+    });
+    assert_eq!(state_of(&rows, &saga), "rolled_back", "{}", daemon.tail());
+
+    let effects = sim.client_effects();
+    let deletes = effects.iter().filter(|e| e.method == "DELETE").count();
+    let restores = effects
+        .iter()
+        .filter(|e| e.method == "POST" && e.path.contains("restore"))
+        .count();
+    assert!(deletes > 0, "step 1 deleted nobody: {effects:?}");
+    assert_eq!(
+        restores, deletes,
+        "every deleted user is restored: {effects:?}"
+    );
+    let after = sim.tenant(&tid).1;
+    assert_eq!(after["deleted"], false);
+    assert_eq!(
+        after["users"].as_object().map_or(0, |m| m.len()),
+        users_before,
+        "users after the rollback"
+    );
+    assert_eq!(
+        after["deleted_users"].as_object().map_or(0, |m| m.len()),
+        0,
+        "recycle bin after the rollback"
+    );
+    // Nothing past step 1 happened: no subscription touched.
+    assert!(
+        !effects.iter().any(|e| e.path.contains("/subscriptions/")),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn permanent_failure_after_the_pivot_pauses_and_resume_completes() {
+    // Partner-billed, no auto-operator: after the pivot the saga waits for
+    // the tenant's deletion (a gate). Its secret is then made wrong: the
+    // token endpoint refuses it permanently and the saga pauses. Fixed and
+    // resumed, it completes once the operator deletes the tenant.
+    let sim = Sim::start(&[
+        "--generate",
+        "tenants=1,users=10,direct=0",
+        "--seed",
+        "4",
+        "--deprovision-after",
+        "1s",
+    ]);
+    let tenants = sim.tenants();
+    let tid = tenants[0]["tenant_id"].as_str().unwrap().to_string();
+    let env = Env::new(&sim, Default::default());
+    let batch = env.write_batch("batch.toml", &tenants);
+    let mut daemon = Daemon::start(&env);
+    let saga = env.submit(&batch)[0].0.clone();
+    wait_status(&env, &daemon, Duration::from_secs(60), "the step 5 gate", |rows| {
+        rows.iter()
+            .any(|r| r["saga_id"] == saga && r["step"] == 5 && !r["waiting_for"].is_null())
+    });
+
+    // The secret goes wrong while the daemon is down.
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).success());
+    let secret = env.path(&format!("secret_{tid}"));
+    let good = std::fs::read_to_string(&secret).unwrap();
+    write_secret(&secret, "not-the-secret");
+    let daemon = Daemon::start(&env);
+    let rows = wait_status(&env, &daemon, Duration::from_secs(30), "paused", |rows| {
+        matches!(state_of(rows, &saga), "paused" | "failed" | "completed")
+    });
+    assert_eq!(state_of(&rows, &saga), "paused", "{}", daemon.tail());
+    let row = rows.iter().find(|r| r["saga_id"] == saga).unwrap();
+    let why = row["last_error"].as_str().unwrap_or("");
+    assert!(!why.is_empty(), "a paused saga says why: {row}");
+    assert!(!why.contains("not-the-secret"), "the secret leaked: {why}");
+
+    // Fixed, resumed; the operator deletes the tenant.
+    write_secret(&secret, &good);
+    let out = env.cli("resume", &[&saga]);
+    assert!(out.status.success(), "resume: {}", support::stderr(&out));
+    let (status, body) = sim.post(&format!("/_sim/tenants/{tid}/operator/delete"));
+    assert_eq!(status, 200, "operator delete: {body}");
+    let rows = wait_status(&env, &daemon, Duration::from_secs(30), "completed", |rows| {
+        matches!(state_of(rows, &saga), "completed" | "failed" | "rolled_back")
+    });
+    assert_eq!(state_of(&rows, &saga), "completed", "{}", daemon.tail());
+    let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    assert!(!log.contains(&good), "the secret reached the log");
+}
