@@ -580,3 +580,35 @@ impl Drop for Env {
         }
     }
 }
+
+/// Runs the binary with `args`, failing the test if it is still running after
+/// `within` (a daemon that should have refused to start). Returns the exit
+/// code and stderr.
+pub fn run_bounded(args: &[&str], within: Duration) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let err_path = dir.path().join("stderr");
+    let err_file = fs::File::create(&err_path).expect("stderr file");
+    let mut child = Command::new(bin())
+        .args(args)
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(err_file)
+        .spawn()
+        .expect("run closeout");
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            let err = fs::read_to_string(&err_path).unwrap_or_default();
+            return (st.code().unwrap_or(-1), err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "closeout {args:?} still running after {within:?}: {}",
+                fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
