@@ -161,7 +161,9 @@ async fn a_401_renews_the_token_once_then_is_permanent() {
         (e.class, e.code.as_str()),
         (FailureClass::Permanent, "InvalidAuthenticationToken")
     );
-    assert_eq!(fake.seen("/oauth2/v2.0/token").len(), 2, "one renewal");
+    let tokens = fake.seen("/oauth2/v2.0/token");
+    assert_eq!(tokens.len(), 2, "one renewal");
+    assert!(tokens.iter().all(|s| s.method == "POST"));
     assert_eq!(fake.seen("/v1.0/users").len(), 2, "one retry, no loop");
 }
 
