@@ -19,6 +19,12 @@
 //! registered in the partner's tenant: in customer tenants it is only a
 //! service principal, so it never blocks tenant deletion (see `fixture`).
 //!
+//! The effects ledger records the status the simulator answered: a ghost's
+//! 429/5xx, or 0 when it dropped or hung the connection after applying the
+//! change (a dropped or hung request applies it in half the cases, seeded).
+//! `Options::throttling = false` (`--no-throttle`) turns the budgets off for
+//! benchmarks.
+//!
 //! Not modelled: delegated (user) tokens and certificate assertions, `$filter`,
 //! `$orderby`, `$count`, `$expand`, delta queries, replication delay, Graph
 //! writes other than those closeout makes, Partner Center's other resources

@@ -32,16 +32,21 @@ pub struct Call<'a> {
     pub version: &'a str,
     /// Now (sim clock).
     pub now: Instant,
-    /// `now` as RFC 3339.
-    pub date: String,
+    /// The sim's clock, for `date()`.
+    pub clock: crate::sim::state::Clock,
     /// Config.
     pub cfg: &'a Config,
 }
 
 impl Call<'_> {
+    /// `now` as RFC 3339 (formatted only when an answer needs it).
+    pub fn date(&self) -> String {
+        self.clock.rfc3339(self.now)
+    }
+
     /// A Graph error answer for this call.
     pub fn error(&self, status: u16, code: &str, message: &str) -> Resp {
-        graph_error(self.req, &self.date, status, code, message)
+        graph_error(self.req, &self.date(), status, code, message)
     }
 
     /// 404 `Request_ResourceNotFound` for an object id.
@@ -69,7 +74,6 @@ impl Call<'_> {
 
 /// Handles a Graph request (`req.path` starts with `/v1.0/` or `/beta/`).
 pub fn handle(world: &mut World, req: &Req, now: Instant, cfg: &Config) -> Outcome {
-    let date = world.clock.rfc3339(now);
     let (version, rest) = match req.path.strip_prefix("/v1.0") {
         Some(r) => ("v1.0", r),
         None => ("beta", req.path.strip_prefix("/beta").unwrap_or(&req.path)),
@@ -79,7 +83,7 @@ pub fn handle(world: &mut World, req: &Req, now: Instant, cfg: &Config) -> Outco
         segs: rest.split('/').filter(|s| !s.is_empty()).collect(),
         version,
         now,
-        date,
+        clock: world.clock,
         cfg,
     };
     let Some(token) = authenticate(world, req, now, Audience::Graph).cloned() else {

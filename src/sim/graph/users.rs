@@ -121,7 +121,7 @@ pub fn delete(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
         DeletedUser {
             user: u,
             deleted_at: c.now,
-            deleted_date_time: c.date.clone(),
+            deleted_date_time: c.date(),
         },
     );
     (Resp::empty(204), true)
