@@ -96,7 +96,10 @@ async fn build_log(dir: &Path, events: u64) {
                         label: format!("tenant-{s}"),
                     };
                     let payloads = (0..n).map(|_| vec![9u8; PAYLOAD]).collect();
-                    store.append(&saga, seq, payloads, Some(snap)).await.unwrap();
+                    store
+                        .append(&saga, seq, payloads, Some(snap))
+                        .await
+                        .unwrap();
                     seq += n;
                 }
             }

@@ -28,13 +28,18 @@ async fn sixty_four_appenders_over_a_thousand_sagas() {
                         0 => 1,
                         _ => store.saga(&saga(s)).unwrap().unwrap().next_seq,
                     };
-                    let payloads = (0..n).map(|i| format!("{s}/{round}/{i}").into_bytes()).collect();
+                    let payloads = (0..n)
+                        .map(|i| format!("{s}/{round}/{i}").into_bytes())
+                        .collect();
                     let snap = (round == 2).then(|| Snapshot {
                         state: format!("state of {s}").into_bytes(),
                         terminal: s % 10 == 0,
                         label: format!("tenant-{s}"),
                     });
-                    let a = store.append(&saga(s), expected, payloads, snap).await.unwrap();
+                    let a = store
+                        .append(&saga(s), expected, payloads, snap)
+                        .await
+                        .unwrap();
                     assert_eq!(a.first_saga_seq, expected);
                     acks.push((s, expected, n, a.first_global_seq));
                 }
@@ -69,7 +74,10 @@ async fn sixty_four_appenders_over_a_thousand_sagas() {
             .collect();
         assert_eq!(got.len() as u64, *n);
         for (i, r) in got.iter().enumerate() {
-            assert_eq!((r.saga_seq, r.global_seq), (first + i as u64, global + i as u64));
+            assert_eq!(
+                (r.saga_seq, r.global_seq),
+                (first + i as u64, global + i as u64)
+            );
             assert_eq!(r.at, got[0].at, "one append, one time");
         }
     }
@@ -118,8 +126,21 @@ async fn two_writers_for_one_saga_are_caught() {
         } => {}
         e => panic!("expected a seq conflict, got {e}"),
     }
-    let err = store.append(&s, 5, vec![b"c".to_vec()], None).await.unwrap_err();
-    assert!(matches!(err, Error::SeqConflict { expected: 5, actual: 2, .. }), "{err}");
+    let err = store
+        .append(&s, 5, vec![b"c".to_vec()], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SeqConflict {
+                expected: 5,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = store.append(&s, 2, vec![], None).await.unwrap_err();
     assert!(matches!(err, Error::InvalidAppend { .. }), "{err}");
     // Refused appends leave no trace.
@@ -127,6 +148,9 @@ async fn two_writers_for_one_saga_are_caught() {
     assert_eq!(store.saga(&s).unwrap().unwrap().next_seq, 2);
     assert_eq!(store.verify().unwrap().first_bad, None);
     store.close().await.unwrap();
-    let err = store.append(&s, 2, vec![b"d".to_vec()], None).await.unwrap_err();
+    let err = store
+        .append(&s, 2, vec![b"d".to_vec()], None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::WriterStopped(_)), "{err}");
 }

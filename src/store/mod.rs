@@ -46,7 +46,9 @@
 //!
 //! # What `open` and `verify` check
 //!
-//! `open` refuses an unknown `FORMAT`/`v` before touching anything, a data dir
+//! `open` refuses an unknown `FORMAT` before touching anything (the `v` key
+//! inside sled is checked too, but sled may rewrite its own snapshot file
+//! when opened, so only the `FORMAT` check leaves every byte as it was), a data dir
 //! locked by another process, and a head that does not match the last record
 //! (a cut tail, a damaged last record). `verify` walks the whole chain and
 //! names the first record that does not match: a changed byte (hash), a
