@@ -33,7 +33,7 @@ async fn sixty_four_appenders_over_a_thousand_sagas() {
                         .collect();
                     let snap = (round == 2).then(|| Snapshot {
                         state: format!("state of {s}").into_bytes(),
-                        terminal: s % 10 == 0,
+                        terminal: s.is_multiple_of(10),
                         label: format!("tenant-{s}"),
                     });
                     let a = store
@@ -94,7 +94,7 @@ async fn sixty_four_appenders_over_a_thousand_sagas() {
         let snap = m.snapshot.as_ref().unwrap();
         let n: u64 = m.saga_id.0[..8].parse().unwrap();
         assert_eq!(snap.state, format!("state of {n}").into_bytes());
-        assert_eq!(snap.terminal, n % 10 == 0);
+        assert_eq!(snap.terminal, n.is_multiple_of(10));
     }
     let report = store.verify().unwrap();
     assert_eq!((report.records, report.first_bad), (total, None));

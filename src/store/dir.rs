@@ -89,7 +89,7 @@ pub fn lock(dir: &Path) -> Result<DirLock, Error> {
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
     }
-    Ok(DirLock { file: file })
+    Ok(DirLock { file })
 }
 
 impl DirLock {
