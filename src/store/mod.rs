@@ -17,12 +17,15 @@
 //! | `h` | the head: last global seq, last hash, last time (48 bytes) |
 //! | `r` + global seq (u64 BE) | the record, see [`record`] (68 bytes + saga id + payload) |
 //! | `i` + saga key + saga seq (u64 BE) | the record's global seq (u64 BE) |
-//! | `n` + saga key | the saga's next seq (u64 BE) |
 //! | `s` + saga key | the saga's latest snapshot: `codec::encode_versioned(1, (last saga seq, Snapshot))` |
 //!
 //! A saga key is the saga id's length (one byte) followed by its bytes, so one
 //! saga's keys never prefix another's. Big-endian seqs make sled's order the
-//! log's order.
+//! log's order. A saga's next seq is one after its last index entry (one
+//! reverse seek), and the sagas are listed by a skip scan over the index (two
+//! seeks per saga): no separate per-saga counter is written, which saves a
+//! sled insert per append (sled's per-insert CPU cost, not fsync, bounds the
+//! group-commit rate).
 //!
 //! # Invariants
 //!
@@ -32,13 +35,13 @@
 //! - One chain over the whole log in global order: each record holds the
 //!   previous record's hash and `blake3(prev hash ‖ header ‖ payload)`.
 //! - Everything of one commit (the records of all appends in the group, their
-//!   index entries, next seqs, snapshots, and the new head) is one atomic
+//!   index entries, snapshots, and the new head) is one atomic
 //!   `sled::Batch`, followed by one `flush` (fsync). Callers are answered only
 //!   after that flush, so an acknowledged event survives a crash, and the head
 //!   always names the last record: a cut tail is detectable.
 //! - A snapshot is stored in the same batch as the events it follows, with the
-//!   saga seq of the last of them: recovery reads `n`/`s` entries (one per
-//!   saga) and replays only events after the snapshot. Opening reads the
+//!   saga seq of the last of them: recovery reads one index seek and one `s`
+//!   entry per saga and replays only events after the snapshot. Opening reads the
 //!   format, the head and the last record: its cost does not grow with history.
 //! - Records are never rewritten or deleted.
 //! - Only the writer thread writes; blocking sled calls stay off async

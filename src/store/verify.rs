@@ -102,11 +102,12 @@ pub fn verify(tree: &sled::Tree, dir: &Path) -> Result<VerifyReport, Error> {
         );
     }
     for (saga, next) in next_of {
-        let stored = tree
-            .get(layout::saga_key(layout::NEXT, &saga))
-            .map_err(sled_err)?;
-        if stored.as_deref().and_then(layout::u64_value) != Some(next) {
-            let reason = format!("saga {saga}: its next-seq entry is not {next}");
+        let stored = layout::next_seq(tree, &saga).map_err(sled_err)?;
+        if stored != Some(next) {
+            let reason = format!(
+                "saga {saga}: its index ends after seq {stored:?}, not {}",
+                next - 1
+            );
             return report(records, bad(last, reason));
         }
     }

@@ -123,16 +123,8 @@ impl Writer {
         if let Some(n) = pending.get(saga).or_else(|| self.next.get(saga)) {
             return Ok(*n);
         }
-        match self.tree.get(layout::saga_key(layout::NEXT, saga)) {
-            Ok(None) => Ok(super::FIRST_SEQ),
-            Ok(Some(v)) => layout::u64_value(&v).ok_or_else(|| {
-                Error::Damaged(super::BadRecord {
-                    global_seq: self.head.last_seq,
-                    saga_id: Some(saga.clone()),
-                    saga_seq: None,
-                    reason: "the saga's next-seq entry is not 8 bytes".into(),
-                })
-            }),
+        match layout::next_seq(&self.tree, saga) {
+            Ok(n) => Ok(n.unwrap_or(super::FIRST_SEQ)),
             Err(e) => Err(self.sled(e)),
         }
     }
@@ -237,10 +229,6 @@ impl Writer {
                 };
                 saga_seq += 1;
             }
-            batch.insert(
-                layout::saga_key(layout::NEXT, &req.saga),
-                &saga_seq.to_be_bytes(),
-            );
             if let Some(s) = snapshot {
                 batch.insert(layout::saga_key(layout::SNAPSHOT, &req.saga), s);
             }
