@@ -4,7 +4,8 @@
 //! batch, fsyncs once (`flush`), and only then answers each caller.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -16,6 +17,10 @@ use super::{Appended, Error, Snapshot, SNAPSHOT_VERSION};
 
 /// The most events one commit takes before it flushes (bounds its latency).
 const MAX_BATCH_EVENTS: usize = 16 * 1024;
+
+/// The longest a commit waits for the callers of the previous one to come
+/// back (less than one fsync on the machines measured, ~0.35 ms).
+const COALESCE: Duration = Duration::from_micros(200);
 
 /// One append waiting for the writer.
 pub struct AppendReq {
@@ -64,8 +69,13 @@ impl Writer {
     /// Runs until `Shutdown` or until every `Store` handle is gone.
     pub fn run(mut self, rx: Receiver<Cmd>) {
         let mut closed = false;
+        // How many appends the last commit answered: in steady state those
+        // callers come straight back, so the next commit waits (at most
+        // COALESCE) for as many before flushing. A lone appender never waits.
+        let mut last_batch = 0usize;
         while !closed {
             let Ok(first) = rx.recv() else { break };
+            let deadline = Instant::now() + COALESCE;
             let mut appends = Vec::new();
             let mut events = 0usize;
             let mut after: Option<Cmd> = None;
@@ -75,20 +85,31 @@ impl Writer {
                     Cmd::Append(req) => {
                         events += req.payloads.len();
                         appends.push(req);
-                        if events < MAX_BATCH_EVENTS {
-                            next = match rx.try_recv() {
-                                Ok(c) => Some(c),
-                                Err(TryRecvError::Empty) => None,
-                                Err(TryRecvError::Disconnected) => {
-                                    closed = true;
-                                    None
-                                }
-                            };
+                        if events >= MAX_BATCH_EVENTS {
+                            break;
                         }
+                        let received = if appends.len() < last_batch {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            rx.recv_timeout(left).map_err(|e| match e {
+                                RecvTimeoutError::Timeout => TryRecvError::Empty,
+                                RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+                            })
+                        } else {
+                            rx.try_recv()
+                        };
+                        next = match received {
+                            Ok(c) => Some(c),
+                            Err(TryRecvError::Empty) => None,
+                            Err(TryRecvError::Disconnected) => {
+                                closed = true;
+                                None
+                            }
+                        };
                     }
                     other => after = Some(other),
                 }
             }
+            last_batch = appends.len();
             self.commit(appends);
             match after {
                 Some(Cmd::Flush(reply)) => {
