@@ -192,6 +192,9 @@ impl Store {
     /// Opens (or creates) the log in `dir`. Blocking. Refuses, changing
     /// nothing, a data dir of another format version or held by another
     /// process, and one whose head does not match its last record.
+    ///
+    /// Dropping the last clone stops the writer and joins its thread (a
+    /// short block); call [`Store::close`] first from async code.
     pub fn open(dir: &Path) -> Result<Store, Error> {
         let formatted = dir.exists() && dir::check_format(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -208,21 +211,25 @@ impl Store {
                 known: FORMAT_VERSION,
             });
         }
+        if !formatted {
+            // FORMAT first: a crash before sled is initialised leaves a
+            // formatted dir with an empty tree, initialised on the next open.
+            dir::write_format(dir)?;
+        }
         let db = sled::Config::new()
             .path(&sled_dir)
             .open()
             .map_err(sled_err)?;
         let tree: sled::Tree = (*db).clone();
-        let head = if formatted {
-            reader::check_open(&tree, dir, &sled_dir)?
-        } else {
+        let head = if tree.is_empty() {
             let mut b = sled::Batch::default();
             b.insert(layout::VERSION, &FORMAT_VERSION.to_be_bytes());
             b.insert(layout::HEAD, &Head::EMPTY.to_bytes()[..]);
             tree.apply_batch(b).map_err(sled_err)?;
             tree.flush().map_err(sled_err)?;
-            dir::write_format(dir)?;
             Head::EMPTY
+        } else {
+            reader::check_open(&tree, dir, &sled_dir)?
         };
         lock.record_pid(dir)?;
         let (tx, rx) = mpsc::channel();
