@@ -109,6 +109,9 @@ impl Lifecycle for MemEngine {
     fn summary(&self) -> String {
         format!("{} sagas", self.rows.lock().unwrap().len())
     }
+    fn healthy(&self) -> bool {
+        true
+    }
 }
 
 fn spec(tenant: &str) -> TenantSpec {
