@@ -472,3 +472,28 @@ async fn a_second_daemon_refuses_to_start() {
     stop.send(()).unwrap();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_data_dir_held_by_another_process_stops_the_daemon_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("closeout.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\ncontrol_socket = \"control.sock\"\n",
+    )
+    .unwrap();
+    let held = closeout::store::Store::open(&dir.path().join("data")).unwrap();
+    let (code, _, err) = cli(vec![
+        "daemon".into(),
+        "--config".into(),
+        config.to_str().unwrap().into(),
+    ])
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in use by another closeout process"), "{err}");
+    assert!(
+        !dir.path().join("control.sock").exists(),
+        "no socket left behind"
+    );
+    drop(held);
+}
