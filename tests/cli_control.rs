@@ -81,6 +81,14 @@ impl Engine for MemEngine {
         reason: Option<String>,
     ) -> Result<(), EngineError> {
         self.status(Some(saga))?;
+        if command == OperatorCommand::Confirm {
+            let mut rows = self.rows.lock().unwrap();
+            if let Some(r) = rows.iter_mut().find(|r| r.saga_id == saga) {
+                r.state = RunState::Completed;
+                r.step = None;
+                r.waiting_for = None;
+            }
+        }
         if command == OperatorCommand::Abort {
             return Err(EngineError::Refused(format!(
                 "saga {saga} is past the point of no return"
@@ -336,8 +344,6 @@ async fn the_cli_talks_to_the_daemon() {
         out.starts_with("SAGA") && out.contains("waiting") && out.contains("3/4"),
         "{out}"
     );
-    // Not a terminal: --watch prints plain lines and ends when all are terminal;
-    // here the saga waits, so only the single-saga unknown case is checked.
     let (code, _, err) = cli(args(&["status", "nope"])).await;
     assert_eq!(code, 2, "unknown saga is bad input: {err}");
     assert!(err.contains("no saga nope"), "{err}");
@@ -355,6 +361,18 @@ async fn the_cli_talks_to_the_daemon() {
         engine.log.lock().unwrap().last().unwrap(),
         &format!("Resume saga-1 by {name} because fixed the app role")
     );
+    // Not a terminal: --watch prints plain lines and returns once every saga
+    // shown is terminal.
+    let (code, _, err) = cli(args(&["confirm", "saga-1"])).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(args(&["status", "--watch", "saga-1"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with("saga-1") && out.contains("completed"),
+        "{out}"
+    );
+
     let (code, _, err) = cli(args(&["abort", "saga-1"])).await;
     assert_eq!(code, 1, "a refusal is not bad input");
     assert!(err.contains("past the point of no return"), "{err}");
