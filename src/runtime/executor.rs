@@ -12,6 +12,7 @@ use super::control::{
 };
 use super::perform::perform;
 use super::tenant::{self, Api};
+use super::notify::Heartbeat;
 use super::Lifecycle;
 use crate::config::Config;
 use crate::graph::{self, PartnerClient};
@@ -55,6 +56,9 @@ struct Inner {
     working: Arc<Semaphore>,
     /// Set once shutdown begins: tasks stop after their in-flight calls.
     stopping: watch::Sender<bool>,
+    /// Beaten by the pulse task after each successful store flush: the
+    /// executor is healthy while it is young.
+    pulse: Heartbeat,
 }
 
 /// The reloadable part of the config, as the executor uses it.
@@ -167,12 +171,15 @@ impl Executor {
             sagas: Mutex::new(HashMap::new()),
             working: Arc::new(Semaphore::new(config.limits.max_concurrent_sagas.get())),
             stopping,
+            pulse: Heartbeat::default(),
         });
         let executor = Arc::new(Executor {
             inner,
             tasks: tokio::sync::Mutex::new(JoinSet::new()),
         });
         executor.recover().await?;
+        executor.inner.pulse.beat();
+        tokio::spawn(pulse(Arc::clone(&executor.inner)));
         Ok(executor)
     }
 
@@ -238,6 +245,29 @@ impl Executor {
             .filter(|s| matches!(s.status.state, SagaState::Waiting))
             .count();
         (sagas.len(), active, waiting)
+    }
+}
+
+/// How often the pulse task checks that the event log still takes writes.
+const PULSE_EVERY: Duration = Duration::from_secs(1);
+
+/// The executor counts as unhealthy when its pulse is older than this.
+const PULSE_STALE: Duration = Duration::from_secs(10);
+
+/// Proves every [`PULSE_EVERY`] that the store's writer still flushes, and
+/// beats the heartbeat when it does; ends at shutdown.
+async fn pulse(inner: Arc<Inner>) {
+    let mut stopping = inner.stopping.subscribe();
+    loop {
+        match tokio::time::timeout(PULSE_STALE, inner.store.flush()).await {
+            Ok(Ok(())) => inner.pulse.beat(),
+            Ok(Err(e)) => tracing::error!(error = %e, "the event log no longer takes writes"),
+            Err(_) => tracing::error!("the event log did not flush within {PULSE_STALE:?}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PULSE_EVERY) => {}
+            _ = stopping.changed() => return,
+        }
     }
 }
 
@@ -704,6 +734,10 @@ impl Lifecycle for Executor {
         if let Err(e) = self.inner.store.close().await {
             tracing::error!(error = %e, "closing the event log failed");
         }
+    }
+
+    fn healthy(&self) -> bool {
+        self.inner.pulse.age() < PULSE_STALE
     }
 
     fn summary(&self) -> String {
