@@ -123,12 +123,12 @@ pub fn table(rows: &[StatusRow], bars: bool) -> String {
 }
 
 /// `[#######.......] 7/14` in 22 columns or fewer (for totals under 10^4).
-fn bar(done: u64, total: u64) -> String {
-    const WIDTH: u64 = 12;
-    let filled = (done.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
+fn bar(done: usize, total: usize) -> String {
+    const WIDTH: usize = 12;
+    let filled = (done.min(total) * WIDTH).checked_div(total).unwrap_or(0);
     format!(
         "[{}{}] {done}/{total}",
         "#".repeat(filled),
-        ".".repeat(WIDTH as usize - filled)
+        ".".repeat(WIDTH - filled)
     )
 }

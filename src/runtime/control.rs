@@ -176,57 +176,8 @@ pub struct StatusRow {
     pub waiting_for: Option<String>,
 }
 
-/// The states of design.md §3.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunState {
-    /// Taking steps.
-    Running,
-    /// Waiting for time (deprovisioning, a retry) or for a person (a gate).
-    Waiting,
-    /// Stopped by the operator or by a failure after the pivot.
-    Paused,
-    /// Undoing completed work.
-    Compensating,
-    /// The tenant is closed.
-    Completed,
-    /// Undone after a failure or an abort.
-    RolledBack,
-    /// Failed before changing anything, or compensation itself failed.
-    Failed,
-}
-
-impl RunState {
-    /// Whether the saga will not move any more.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            RunState::Completed | RunState::RolledBack | RunState::Failed
-        )
-    }
-
-    /// The name used in `status` output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Running => "running",
-            RunState::Waiting => "waiting",
-            RunState::Paused => "paused",
-            RunState::Compensating => "compensating",
-            RunState::Completed => "completed",
-            RunState::RolledBack => "rolled_back",
-            RunState::Failed => "failed",
-        }
-    }
-}
-
-/// Progress within a step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
-    /// Items done.
-    pub done: u64,
-    /// Items in all.
-    pub total: u64,
-}
+/// The `state` and `progress` of `status --json` are the saga's own types.
+pub use crate::saga::{Progress, SagaState as RunState};
 
 /// The daemon's answer to `Health`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,9 +7,7 @@
 //! after it, performs nothing while doing so, and lets `decide` resolve
 //! intents left without outcome by reading first.
 
-use super::control::{
-    Engine, EngineError, Operator, OperatorCommand, Progress, RunState, SagaSummary, StatusRow,
-};
+use super::control::{Engine, EngineError, Operator, OperatorCommand, SagaSummary, StatusRow};
 use super::notify::Heartbeat;
 use super::perform::perform;
 use super::tenant::{self, Api};
@@ -115,10 +113,7 @@ pub fn now() -> Timestamp {
 /// The saga policy the config asks for.
 pub fn policy_of(config: &Config) -> saga::SagaPolicy {
     saga::SagaPolicy {
-        failure: match config.saga.on_failure {
-            crate::config::FailurePolicy::Compensate => saga::FailurePolicy::Compensate,
-            crate::config::FailurePolicy::Pause => saga::FailurePolicy::Pause,
-        },
+        failure: config.saga.on_failure,
         retry: config.retry.clone(),
         deprovision_poll: config.saga.deprovision_poll,
         gate_poll: config.saga.gate_recheck,
@@ -548,28 +543,13 @@ async fn sleep_opt(d: Option<Duration>) {
     }
 }
 
-fn run_state(s: SagaState) -> RunState {
-    match s {
-        SagaState::Running => RunState::Running,
-        SagaState::Waiting => RunState::Waiting,
-        SagaState::Paused => RunState::Paused,
-        SagaState::Compensating => RunState::Compensating,
-        SagaState::Completed => RunState::Completed,
-        SagaState::RolledBack => RunState::RolledBack,
-        SagaState::Failed => RunState::Failed,
-    }
-}
-
 fn row(saga_id: &str, slot: &Slot) -> StatusRow {
     StatusRow {
         saga_id: saga_id.to_string(),
         tenant_id: slot.tenant_id.clone(),
-        state: run_state(slot.status.state),
+        state: slot.status.state,
         step: slot.status.step,
-        progress: Progress {
-            done: slot.status.progress.done as u64,
-            total: slot.status.progress.total as u64,
-        },
+        progress: slot.status.progress,
         last_error: slot.status.last_error.clone(),
         updated_at: slot.status.updated_at,
         waiting_for: slot.status.waiting_for.clone(),
@@ -661,7 +641,7 @@ impl Engine for Executor {
             slot.commands.clone().ok_or_else(|| {
                 EngineError::Refused(format!(
                     "saga {saga} has ended ({}): nothing to {}",
-                    run_state(slot.status.state).as_str(),
+                    slot.status.state.as_str(),
                     command_name(command)
                 ))
             })?
