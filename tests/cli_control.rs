@@ -27,9 +27,14 @@ struct MemEngine {
     log: Mutex<Vec<String>>,
     /// Signalled after each reload.
     reloaded: tokio::sync::Notify,
+    /// Set to play an engine whose loop has stalled.
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl Engine for MemEngine {
+    fn healthy(&self) -> bool {
+        !self.stalled.load(std::sync::atomic::Ordering::SeqCst)
+    }
     async fn submit(
         &self,
         tenants: Vec<TenantSpec>,
@@ -116,9 +121,6 @@ impl Lifecycle for MemEngine {
     }
     fn summary(&self) -> String {
         format!("{} sagas", self.rows.lock().unwrap().len())
-    }
-    fn healthy(&self) -> bool {
-        true
     }
 }
 
@@ -518,4 +520,36 @@ async fn a_data_dir_held_by_another_process_stops_the_daemon_with_exit_1() {
         "no socket left behind"
     );
     drop(held);
+}
+
+#[tokio::test]
+async fn status_health_reflects_a_stalled_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("closeout.toml");
+    std::fs::write(&config, "control_socket = \"control.sock\"\n").unwrap();
+    let engine = Arc::new(MemEngine::default());
+    let (stop, task) = serve(&dir.path().join("control.sock"), Arc::clone(&engine)).await;
+    let args = || -> Vec<String> {
+        ["status", "--config", config.to_str().unwrap(), "--health"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let (code, out, err) = cli(args()).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": healthy"), "{out}");
+
+    engine
+        .stalled
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (code, out, err) = cli(args()).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(": unhealthy"), "{out}");
+    assert!(err.contains("the daemon is unhealthy"), "{err}");
+
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    let (code, _, err) = cli(args()).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no closeout daemon is listening"), "{err}");
 }

@@ -189,6 +189,9 @@ pub struct Health {
     /// When it started.
     #[serde(with = "rfc3339")]
     pub started_at: Timestamp,
+    /// Recovered, its event log writable and its loop alive.
+    #[serde(default)]
+    pub healthy: bool,
 }
 
 /// Why the engine refused or failed a request.
@@ -230,6 +233,12 @@ pub trait Engine: Send + Sync + 'static {
         who: Operator,
         reason: Option<String>,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Whether the engine's own loop has turned recently and its event log
+    /// still takes writes (e.g. a [`super::notify::Heartbeat`] it beats,
+    /// younger than a few periods). While it is not, the watchdog pings stop
+    /// (systemd restarts the daemon) and `status --health` fails.
+    fn healthy(&self) -> bool;
 }
 
 /// Timestamps on the wire as RFC 3339 strings.

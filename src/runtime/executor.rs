@@ -557,6 +557,10 @@ fn row(saga_id: &str, slot: &Slot) -> StatusRow {
 }
 
 impl Engine for Executor {
+    fn healthy(&self) -> bool {
+        self.inner.pulse.age() < PULSE_STALE
+    }
+
     async fn submit(
         &self,
         tenants: Vec<TenantSpec>,
@@ -722,10 +726,6 @@ impl Lifecycle for Executor {
         if let Err(e) = self.inner.store.close().await {
             tracing::error!(error = %e, "closing the event log failed");
         }
-    }
-
-    fn healthy(&self) -> bool {
-        self.inner.pulse.age() < PULSE_STALE
     }
 
     fn summary(&self) -> String {

@@ -63,11 +63,6 @@ pub trait Lifecycle: Engine {
 
     /// One line for `systemctl status` (e.g. "12 sagas active, 3 waiting").
     fn summary(&self) -> String;
-
-    /// Whether the executor's own loop has turned recently (e.g. a
-    /// [`notify::Heartbeat`] it beats, younger than a few periods). While it
-    /// is not, the watchdog pings stop and systemd restarts the daemon.
-    fn healthy(&self) -> bool;
 }
 
 /// Runs the daemon until `shutdown` completes. `reloads` delivers SIGHUP.
