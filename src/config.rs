@@ -139,15 +139,7 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-/// What a saga does on a permanent failure before the pivot (step 3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailurePolicy {
-    /// Undo the completed work in reverse order (the default).
-    Compensate,
-    /// Stop and wait for the operator.
-    Pause,
-}
+pub use crate::saga::FailurePolicy;
 
 /// Saga behaviour.
 #[derive(Clone, Debug, PartialEq, Deserialize)]

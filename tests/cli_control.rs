@@ -27,9 +27,14 @@ struct MemEngine {
     log: Mutex<Vec<String>>,
     /// Signalled after each reload.
     reloaded: tokio::sync::Notify,
+    /// Set to play an engine whose loop has stalled.
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl Engine for MemEngine {
+    fn healthy(&self) -> bool {
+        !self.stalled.load(std::sync::atomic::Ordering::SeqCst)
+    }
     async fn submit(
         &self,
         tenants: Vec<TenantSpec>,
@@ -81,6 +86,14 @@ impl Engine for MemEngine {
         reason: Option<String>,
     ) -> Result<(), EngineError> {
         self.status(Some(saga))?;
+        if command == OperatorCommand::Confirm {
+            let mut rows = self.rows.lock().unwrap();
+            if let Some(r) = rows.iter_mut().find(|r| r.saga_id == saga) {
+                r.state = RunState::Completed;
+                r.step = None;
+                r.waiting_for = None;
+            }
+        }
         if command == OperatorCommand::Abort {
             return Err(EngineError::Refused(format!(
                 "saga {saga} is past the point of no return"
@@ -333,8 +346,6 @@ async fn the_cli_talks_to_the_daemon() {
         out.starts_with("SAGA") && out.contains("waiting") && out.contains("3/4"),
         "{out}"
     );
-    // Not a terminal: --watch prints plain lines and ends when all are terminal;
-    // here the saga waits, so only the single-saga unknown case is checked.
     let (code, _, err) = cli(args(&["status", "nope"])).await;
     assert_eq!(code, 2, "unknown saga is bad input: {err}");
     assert!(err.contains("no saga nope"), "{err}");
@@ -352,6 +363,18 @@ async fn the_cli_talks_to_the_daemon() {
         engine.log.lock().unwrap().last().unwrap(),
         &format!("Resume saga-1 by {name} because fixed the app role")
     );
+    // Not a terminal: --watch prints plain lines and returns once every saga
+    // shown is terminal.
+    let (code, _, err) = cli(args(&["confirm", "saga-1"])).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(args(&["status", "--watch", "saga-1"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with("saga-1") && out.contains("completed"),
+        "{out}"
+    );
+
     let (code, _, err) = cli(args(&["abort", "saga-1"])).await;
     assert_eq!(code, 1, "a refusal is not bad input");
     assert!(err.contains("past the point of no return"), "{err}");
@@ -429,7 +452,11 @@ async fn daemon_shell_notifies_ready_then_stopping_and_reloads() {
         messages.iter().all(|m| !m.starts_with("READY=1")),
         "READY only once"
     );
-    let log = engine.log.lock().unwrap().clone();
+    // The second bad reload may still be reading the file when the good one
+    // is written, so the good config can arrive once or twice; the bad one
+    // never reaches the engine.
+    let mut log = engine.log.lock().unwrap().clone();
+    log.dedup();
     assert_eq!(
         log,
         vec!["reload level=debug".to_string(), "shutdown".to_string()]
@@ -468,4 +495,61 @@ async fn a_second_daemon_refuses_to_start() {
     );
     stop.send(()).unwrap();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_data_dir_held_by_another_process_stops_the_daemon_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("closeout.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\ncontrol_socket = \"control.sock\"\n",
+    )
+    .unwrap();
+    let held = closeout::store::Store::open(&dir.path().join("data")).unwrap();
+    let (code, _, err) = cli(vec![
+        "daemon".into(),
+        "--config".into(),
+        config.to_str().unwrap().into(),
+    ])
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in use by another closeout process"), "{err}");
+    assert!(
+        !dir.path().join("control.sock").exists(),
+        "no socket left behind"
+    );
+    drop(held);
+}
+
+#[tokio::test]
+async fn status_health_reflects_a_stalled_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("closeout.toml");
+    std::fs::write(&config, "control_socket = \"control.sock\"\n").unwrap();
+    let engine = Arc::new(MemEngine::default());
+    let (stop, task) = serve(&dir.path().join("control.sock"), Arc::clone(&engine)).await;
+    let args = || -> Vec<String> {
+        ["status", "--config", config.to_str().unwrap(), "--health"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let (code, out, err) = cli(args()).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": healthy"), "{out}");
+
+    engine
+        .stalled
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (code, out, err) = cli(args()).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(": unhealthy"), "{out}");
+    assert!(err.contains("the daemon is unhealthy"), "{err}");
+
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    let (code, _, err) = cli(args()).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no closeout daemon is listening"), "{err}");
 }

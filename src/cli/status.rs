@@ -23,6 +23,10 @@ pub struct Args {
     /// Keep redrawing until every saga shown has finished.
     #[arg(long)]
     watch: bool,
+    /// Exit 0 when the daemon is recovered, its event log writable and its
+    /// loop alive; 1 otherwise (for monitoring checks).
+    #[arg(long, conflicts_with_all = ["json", "watch", "saga"])]
+    health: bool,
     /// Only this saga.
     #[arg(value_name = "SAGA")]
     saga: Option<String>,
@@ -36,6 +40,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     let (_, config) = args.config.load()?;
     block_on(async {
         let mut client = connect(&config).await?;
+        if args.health {
+            return health(&mut client).await;
+        }
         let rows = fetch(&mut client, &args.saga).await?;
         let mut out = std::io::stdout().lock();
         if args.json {
@@ -122,13 +129,34 @@ pub fn table(rows: &[StatusRow], bars: bool) -> String {
     s
 }
 
+/// Asks the daemon for its health: a line on stdout, exit 1 when unhealthy.
+async fn health(client: &mut Client) -> Result<(), Error> {
+    match call(client, &Request::Health).await? {
+        Response::Health(h) => {
+            let state = if h.healthy { "healthy" } else { "unhealthy" };
+            println!(
+                "closeout {} (pid {}, up since {}): {state}",
+                h.version, h.pid, h.started_at
+            );
+            if h.healthy {
+                Ok(())
+            } else {
+                Err(Error::Failed(anyhow::anyhow!(
+                    "the daemon is unhealthy: its event log does not take writes or its loop has stalled"
+                )))
+            }
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
 /// `[#######.......] 7/14` in 22 columns or fewer (for totals under 10^4).
-fn bar(done: u64, total: u64) -> String {
-    const WIDTH: u64 = 12;
-    let filled = (done.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
+fn bar(done: usize, total: usize) -> String {
+    const WIDTH: usize = 12;
+    let filled = (done.min(total) * WIDTH).checked_div(total).unwrap_or(0);
     format!(
         "[{}{}] {done}/{total}",
         "#".repeat(filled),
-        ".".repeat(WIDTH as usize - filled)
+        ".".repeat(WIDTH - filled)
     )
 }

@@ -176,57 +176,8 @@ pub struct StatusRow {
     pub waiting_for: Option<String>,
 }
 
-/// The states of design.md §3.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunState {
-    /// Taking steps.
-    Running,
-    /// Waiting for time (deprovisioning, a retry) or for a person (a gate).
-    Waiting,
-    /// Stopped by the operator or by a failure after the pivot.
-    Paused,
-    /// Undoing completed work.
-    Compensating,
-    /// The tenant is closed.
-    Completed,
-    /// Undone after a failure or an abort.
-    RolledBack,
-    /// Failed before changing anything, or compensation itself failed.
-    Failed,
-}
-
-impl RunState {
-    /// Whether the saga will not move any more.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            RunState::Completed | RunState::RolledBack | RunState::Failed
-        )
-    }
-
-    /// The name used in `status` output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Running => "running",
-            RunState::Waiting => "waiting",
-            RunState::Paused => "paused",
-            RunState::Compensating => "compensating",
-            RunState::Completed => "completed",
-            RunState::RolledBack => "rolled_back",
-            RunState::Failed => "failed",
-        }
-    }
-}
-
-/// Progress within a step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
-    /// Items done.
-    pub done: u64,
-    /// Items in all.
-    pub total: u64,
-}
+/// The `state` and `progress` of `status --json` are the saga's own types.
+pub use crate::saga::{Progress, SagaState as RunState};
 
 /// The daemon's answer to `Health`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +189,9 @@ pub struct Health {
     /// When it started.
     #[serde(with = "rfc3339")]
     pub started_at: Timestamp,
+    /// Recovered, its event log writable and its loop alive.
+    #[serde(default)]
+    pub healthy: bool,
 }
 
 /// Why the engine refused or failed a request.
@@ -279,6 +233,12 @@ pub trait Engine: Send + Sync + 'static {
         who: Operator,
         reason: Option<String>,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Whether the engine's own loop has turned recently and its event log
+    /// still takes writes (e.g. a [`super::notify::Heartbeat`] it beats,
+    /// younger than a few periods). While it is not, the watchdog pings stop
+    /// (systemd restarts the daemon) and `status --health` fails.
+    fn healthy(&self) -> bool;
 }
 
 /// Timestamps on the wire as RFC 3339 strings.

@@ -7,9 +7,8 @@
 //! after it, performs nothing while doing so, and lets `decide` resolve
 //! intents left without outcome by reading first.
 
-use super::control::{
-    Engine, EngineError, Operator, OperatorCommand, Progress, RunState, SagaSummary, StatusRow,
-};
+use super::control::{Engine, EngineError, Operator, OperatorCommand, SagaSummary, StatusRow};
+use super::notify::Heartbeat;
 use super::perform::perform;
 use super::tenant::{self, Api};
 use super::Lifecycle;
@@ -55,6 +54,9 @@ struct Inner {
     working: Arc<Semaphore>,
     /// Set once shutdown begins: tasks stop after their in-flight calls.
     stopping: watch::Sender<bool>,
+    /// Beaten by the pulse task after each successful store flush: the
+    /// executor is healthy while it is young.
+    pulse: Heartbeat,
 }
 
 /// The reloadable part of the config, as the executor uses it.
@@ -111,10 +113,7 @@ pub fn now() -> Timestamp {
 /// The saga policy the config asks for.
 pub fn policy_of(config: &Config) -> saga::SagaPolicy {
     saga::SagaPolicy {
-        failure: match config.saga.on_failure {
-            crate::config::FailurePolicy::Compensate => saga::FailurePolicy::Compensate,
-            crate::config::FailurePolicy::Pause => saga::FailurePolicy::Pause,
-        },
+        failure: config.saga.on_failure,
         retry: config.retry.clone(),
         deprovision_poll: config.saga.deprovision_poll,
         gate_poll: config.saga.gate_recheck,
@@ -167,12 +166,15 @@ impl Executor {
             sagas: Mutex::new(HashMap::new()),
             working: Arc::new(Semaphore::new(config.limits.max_concurrent_sagas.get())),
             stopping,
+            pulse: Heartbeat::default(),
         });
         let executor = Arc::new(Executor {
             inner,
             tasks: tokio::sync::Mutex::new(JoinSet::new()),
         });
         executor.recover().await?;
+        executor.inner.pulse.beat();
+        tokio::spawn(pulse(Arc::clone(&executor.inner)));
         Ok(executor)
     }
 
@@ -203,19 +205,24 @@ impl Executor {
         };
         let terminal = state.is_terminal();
         let (tx, rx) = mpsc::channel(16);
-        self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            saga_id.0.clone(),
-            Slot {
-                tenant_id: header.spec.tenant_id.clone(),
-                started: header.started_at,
-                status: state.status(),
-                commands: (!terminal).then_some(tx),
-            },
-        );
+        self.inner
+            .sagas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                saga_id.0.clone(),
+                Slot {
+                    tenant_id: header.spec.tenant_id.clone(),
+                    started: header.started_at,
+                    status: state.status(),
+                    commands: (!terminal).then_some(tx),
+                },
+            );
         if terminal {
             return;
         }
-        let span = tracing::info_span!("saga", saga_id = %saga_id, tenant_id = %header.spec.tenant_id);
+        let span =
+            tracing::info_span!("saga", saga_id = %saga_id, tenant_id = %header.spec.tenant_id);
         let runner = Runner {
             inner: Arc::clone(&self.inner),
             saga_id,
@@ -238,6 +245,29 @@ impl Executor {
             .filter(|s| matches!(s.status.state, SagaState::Waiting))
             .count();
         (sagas.len(), active, waiting)
+    }
+}
+
+/// How often the pulse task checks that the event log still takes writes.
+const PULSE_EVERY: Duration = Duration::from_secs(1);
+
+/// The executor counts as unhealthy when its pulse is older than this.
+const PULSE_STALE: Duration = Duration::from_secs(10);
+
+/// Proves every [`PULSE_EVERY`] that the store's writer still flushes, and
+/// beats the heartbeat when it does; ends at shutdown.
+async fn pulse(inner: Arc<Inner>) {
+    let mut stopping = inner.stopping.subscribe();
+    loop {
+        match tokio::time::timeout(PULSE_STALE, inner.store.flush()).await {
+            Ok(Ok(())) => inner.pulse.beat(),
+            Ok(Err(e)) => tracing::error!(error = %e, "the event log no longer takes writes"),
+            Err(_) => tracing::error!("the event log did not flush within {PULSE_STALE:?}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PULSE_EVERY) => {}
+            _ = stopping.changed() => return,
+        }
     }
 }
 
@@ -271,7 +301,10 @@ fn load_all(store: &Store) -> Result<Vec<Recovered>, Error> {
             for record in store.saga_records(&meta.saga_id, from) {
                 let record = record?;
                 let event = Event::decode(&record.payload).map_err(|e| {
-                    bad(format!("record {} (global {}): {e}", record.saga_seq, record.global_seq))
+                    bad(format!(
+                        "record {} (global {}): {e}",
+                        record.saga_seq, record.global_seq
+                    ))
                 })?;
                 state = saga::apply_at(state, &event, record.at);
             }
@@ -523,28 +556,13 @@ async fn sleep_opt(d: Option<Duration>) {
     }
 }
 
-fn run_state(s: SagaState) -> RunState {
-    match s {
-        SagaState::Running => RunState::Running,
-        SagaState::Waiting => RunState::Waiting,
-        SagaState::Paused => RunState::Paused,
-        SagaState::Compensating => RunState::Compensating,
-        SagaState::Completed => RunState::Completed,
-        SagaState::RolledBack => RunState::RolledBack,
-        SagaState::Failed => RunState::Failed,
-    }
-}
-
 fn row(saga_id: &str, slot: &Slot) -> StatusRow {
     StatusRow {
         saga_id: saga_id.to_string(),
         tenant_id: slot.tenant_id.clone(),
-        state: run_state(slot.status.state),
+        state: slot.status.state,
         step: slot.status.step,
-        progress: Progress {
-            done: slot.status.progress.done as u64,
-            total: slot.status.progress.total as u64,
-        },
+        progress: slot.status.progress,
         last_error: slot.status.last_error.clone(),
         updated_at: slot.status.updated_at,
         waiting_for: slot.status.waiting_for.clone(),
@@ -552,6 +570,10 @@ fn row(saga_id: &str, slot: &Slot) -> StatusRow {
 }
 
 impl Engine for Executor {
+    fn healthy(&self) -> bool {
+        self.inner.pulse.age() < PULSE_STALE
+    }
+
     async fn submit(
         &self,
         tenants: Vec<TenantSpec>,
@@ -636,7 +658,7 @@ impl Engine for Executor {
             slot.commands.clone().ok_or_else(|| {
                 EngineError::Refused(format!(
                     "saga {saga} has ended ({}): nothing to {}",
-                    run_state(slot.status.state).as_str(),
+                    slot.status.state.as_str(),
                     command_name(command)
                 ))
             })?

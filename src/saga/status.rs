@@ -25,6 +25,29 @@ pub enum SagaState {
     Failed,
 }
 
+impl SagaState {
+    /// Whether the saga will not move any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            SagaState::Completed | SagaState::RolledBack | SagaState::Failed
+        )
+    }
+
+    /// The name used in `status` output (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SagaState::Running => "running",
+            SagaState::Waiting => "waiting",
+            SagaState::Paused => "paused",
+            SagaState::Compensating => "compensating",
+            SagaState::Completed => "completed",
+            SagaState::RolledBack => "rolled_back",
+            SagaState::Failed => "failed",
+        }
+    }
+}
+
 /// Done and total objects of the current step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {

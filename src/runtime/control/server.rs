@@ -82,6 +82,7 @@ impl Server {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 pid: std::process::id(),
                 started_at: Timestamp::from_system(std::time::SystemTime::now()),
+                healthy: true,
             },
         })
     }
@@ -194,7 +195,12 @@ async fn dispatch<E: Engine>(
     who: &Operator,
 ) -> Response {
     let result = match request {
-        Request::Health => return Response::Health(health.clone()),
+        Request::Health => {
+            return Response::Health(Health {
+                healthy: engine.healthy(),
+                ..health.clone()
+            })
+        }
         Request::Submit { tenants } => {
             tracing::info!(operator = %who.name, tenants = tenants.len(), "submit");
             engine
