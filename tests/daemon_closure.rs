@@ -20,7 +20,11 @@ pub fn keep_ids(sim: &Sim, tenants: &[Value]) -> HashSet<String> {
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        for u in state["users"].as_object().into_iter().flat_map(|m| m.values()) {
+        for u in state["users"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
             if keep.contains(&u["userPrincipalName"].as_str().unwrap_or("")) {
                 ids.insert(u["id"].as_str().unwrap_or_default().to_string());
             }
@@ -43,7 +47,10 @@ fn closes_tenants_in_both_subscription_modes() {
         "1s",
     ]);
     let tenants = sim.tenants();
-    let billings: HashSet<&str> = tenants.iter().filter_map(|t| t["billing"].as_str()).collect();
+    let billings: HashSet<&str> = tenants
+        .iter()
+        .filter_map(|t| t["billing"].as_str())
+        .collect();
     assert!(
         billings.contains("partner") && billings.contains("direct"),
         "seed must give both billings: {billings:?}"
@@ -56,10 +63,25 @@ fn closes_tenants_in_both_subscription_modes() {
     assert_eq!(sagas.len(), tenants.len());
 
     let started = std::time::Instant::now();
-    let rows = wait_status(&env, &daemon, Duration::from_secs(90), "every saga terminal", all_terminal);
-    eprintln!("closure of {} tenants took {:?}", tenants.len(), started.elapsed());
+    let rows = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(90),
+        "every saga terminal",
+        all_terminal,
+    );
+    eprintln!(
+        "closure of {} tenants took {:?}",
+        tenants.len(),
+        started.elapsed()
+    );
     for r in &rows {
-        assert_eq!(r["state"], "completed", "saga not completed: {r}\n{}", daemon.tail());
+        assert_eq!(
+            r["state"],
+            "completed",
+            "saga not completed: {r}\n{}",
+            daemon.tail()
+        );
     }
     // Idle, the daemon stops at once on SIGTERM.
     daemon.signal("TERM");
@@ -82,6 +104,9 @@ fn closes_tenants_in_both_subscription_modes() {
     }
     // Partner-billed tenants' subscriptions went through Partner Center;
     // direct ones through the operator (no client call for them).
-    let partner_calls = effects.iter().filter(|e| e.path.contains("/customers/")).count();
+    let partner_calls = effects
+        .iter()
+        .filter(|e| e.path.contains("/customers/"))
+        .count();
     assert!(partner_calls > 0, "no Partner Center change: {effects:?}");
 }

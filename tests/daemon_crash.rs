@@ -57,7 +57,10 @@ fn recorded(events: &[Event]) -> Recorded {
                 r.outcomes.insert((*change_id, target.clone()));
                 let call = (http.method.clone(), http.path.clone());
                 if let Some((change, _)) = r.intents.get(change_id) {
-                    r.changes_at.entry(call.clone()).or_default().insert(*change);
+                    r.changes_at
+                        .entry(call.clone())
+                        .or_default()
+                        .insert(*change);
                 }
                 r.calls.insert(call);
             }
@@ -70,7 +73,9 @@ fn recorded(events: &[Event]) -> Recorded {
 /// Whether `path` is a call on `target` of an intent of `change`.
 fn targets(change: Change, target: &str, path: &str) -> bool {
     match change {
-        Change::DisableSecurityDefaults => path.contains("identitySecurityDefaultsEnforcementPolicy"),
+        Change::DisableSecurityDefaults => {
+            path.contains("identitySecurityDefaultsEnforcementPolicy")
+        }
         _ => path.contains(target),
     }
 }
@@ -166,10 +171,19 @@ fn survives_sigkill_at_random_moments() {
     );
     let total = started.elapsed();
     for r in &rows {
-        assert_eq!(r["state"], "completed", "saga not completed: {r}\n{}", d.tail());
+        assert_eq!(
+            r["state"],
+            "completed",
+            "saga not completed: {r}\n{}",
+            d.tail()
+        );
     }
     d.signal("TERM");
-    assert!(d.wait_exit(Duration::from_secs(10)).success(), "{}", d.tail());
+    assert!(
+        d.wait_exit(Duration::from_secs(10)).success(),
+        "{}",
+        d.tail()
+    );
 
     // The sim: every tenant gone, no keep account deleted.
     for t in &tenants {
@@ -193,9 +207,15 @@ fn survives_sigkill_at_random_moments() {
         let state = closeout::saga::fold(events);
         // Outcomes still unknown at the end are acceptable only when the
         // tenant was found gone (nothing left to read them from).
-        let gone = events.iter().any(|e| matches!(e, Event::TenantFoundGone { .. }));
+        let gone = events
+            .iter()
+            .any(|e| matches!(e, Event::TenantFoundGone { .. }));
         if !state.in_doubt().is_empty() {
-            assert!(gone, "saga {id} ended with changes in doubt: {:?}", state.in_doubt());
+            assert!(
+                gone,
+                "saga {id} ended with changes in doubt: {:?}",
+                state.in_doubt()
+            );
             doubt_at_end += state.in_doubt().len();
         }
         let tenant = tenant_of(events).unwrap_or_else(|| panic!("saga {id} has no SagaStarted"));
@@ -214,7 +234,10 @@ fn survives_sigkill_at_random_moments() {
             .flat_map(|(id, (c, ts))| ts.iter().map(move |t| (*id, *c, t)))
             .filter(|(_, c, t)| targets(*c, t, &e.path))
             .collect::<Vec<_>>();
-        assert!(!intent.is_empty(), "change made without a durable intent: {e:?}");
+        assert!(
+            !intent.is_empty(),
+            "change made without a durable intent: {e:?}"
+        );
         if rec.calls.contains(&(e.method.clone(), e.path.clone())) {
             exact += 1;
         } else {
@@ -233,7 +256,10 @@ fn survives_sigkill_at_random_moments() {
     // ghost (5xx/429 after applying) or a dropped answer are in doubt and
     // allowed.
     for ((method, path), list) in &seen {
-        let ok = list.iter().filter(|e| (200..300).contains(&e.status)).count();
+        let ok = list
+            .iter()
+            .filter(|e| (200..300).contains(&e.status))
+            .count();
         let tenant = &list[0].tenant_id;
         let distinct = by_tenant
             .get(tenant)
@@ -244,7 +270,10 @@ fn survives_sigkill_at_random_moments() {
             "{method} {path} applied {ok} times with a known outcome for {distinct} distinct changes: {list:?}"
         );
     }
-    let ghosts = effects.iter().filter(|e| !(200..300).contains(&e.status)).count();
+    let ghosts = effects
+        .iter()
+        .filter(|e| !(200..300).contains(&e.status))
+        .count();
     eprintln!(
         "crash test: {kills} kills ({kills_while_active} while sagas active, {kills_before_ready} before READY), \
          kill phase {kill_phase:?}, total {total:?}; ledger {} changes ({exact} with recorded outcome, \
@@ -252,7 +281,10 @@ fn survives_sigkill_at_random_moments() {
          faults {faults:?}",
         effects.len()
     );
-    assert!(kills_while_active >= KILLS, "only {kills_while_active} kills hit an active closure");
+    assert!(
+        kills_while_active >= KILLS,
+        "only {kills_while_active} kills hit an active closure"
+    );
 }
 
 /// The object ids of each tenant's keep accounts.
@@ -265,7 +297,11 @@ fn keep_ids(sim: &Sim, tenants: &[serde_json::Value]) -> HashSet<String> {
             .as_array()
             .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
             .unwrap_or_default();
-        for u in state["users"].as_object().into_iter().flat_map(|m| m.values()) {
+        for u in state["users"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
             if keep.contains(&u["userPrincipalName"].as_str().unwrap_or("")) {
                 ids.insert(u["id"].as_str().unwrap_or_default().to_string());
             }

@@ -30,9 +30,18 @@ fn permanent_403_in_step_1_rolls_back_and_restores_users() {
     let daemon = Daemon::start(&env);
     let sagas = env.submit(&batch);
     let saga = sagas[0].0.clone();
-    let rows = wait_status(&env, &daemon, Duration::from_secs(60), "rolled_back", |rows| {
-        matches!(state_of(rows, &saga), "rolled_back" | "completed" | "failed")
-    });
+    let rows = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(60),
+        "rolled_back",
+        |rows| {
+            matches!(
+                state_of(rows, &saga),
+                "rolled_back" | "completed" | "failed"
+            )
+        },
+    );
     assert_eq!(state_of(&rows, &saga), "rolled_back", "{}", daemon.tail());
 
     let effects = sim.client_effects();
@@ -85,10 +94,16 @@ fn permanent_failure_after_the_pivot_pauses_and_resume_completes() {
     let batch = env.write_batch("batch.toml", &tenants);
     let mut daemon = Daemon::start(&env);
     let saga = env.submit(&batch)[0].0.clone();
-    wait_status(&env, &daemon, Duration::from_secs(60), "the step 5 gate", |rows| {
-        rows.iter()
-            .any(|r| r["saga_id"] == saga && r["step"] == 5 && !r["waiting_for"].is_null())
-    });
+    wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(60),
+        "the step 5 gate",
+        |rows| {
+            rows.iter()
+                .any(|r| r["saga_id"] == saga && r["step"] == 5 && !r["waiting_for"].is_null())
+        },
+    );
 
     // The secret goes wrong while the daemon is down.
     daemon.signal("TERM");
@@ -112,9 +127,18 @@ fn permanent_failure_after_the_pivot_pauses_and_resume_completes() {
     assert!(out.status.success(), "resume: {}", support::stderr(&out));
     let (status, body) = sim.post(&format!("/_sim/tenants/{tid}/operator/delete"));
     assert_eq!(status, 200, "operator delete: {body}");
-    let rows = wait_status(&env, &daemon, Duration::from_secs(30), "completed", |rows| {
-        matches!(state_of(rows, &saga), "completed" | "failed" | "rolled_back")
-    });
+    let rows = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(30),
+        "completed",
+        |rows| {
+            matches!(
+                state_of(rows, &saga),
+                "completed" | "failed" | "rolled_back"
+            )
+        },
+    );
     assert_eq!(state_of(&rows, &saga), "completed", "{}", daemon.tail());
     let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
     assert!(!log.contains(&good), "the secret reached the log");

@@ -30,9 +30,13 @@ fn run_to_end(sim: &Sim, tenant: Value) -> (Env, Value) {
     let batch = env.write_batch("batch.toml", &[tenant]);
     let daemon = Daemon::start(&env);
     let saga = env.submit(&batch)[0].0.clone();
-    let rows = wait_status(&env, &daemon, Duration::from_secs(30), "the saga to end", |rows| {
-        support::all_terminal(rows) || state_of(rows, &saga) == "paused"
-    });
+    let rows = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(30),
+        "the saga to end",
+        |rows| support::all_terminal(rows) || state_of(rows, &saga) == "paused",
+    );
     let row = rows
         .iter()
         .find(|r| r["saga_id"] == saga)
@@ -109,7 +113,10 @@ fn data_dir_held_by_another_daemon() {
     );
     eprintln!("exit {code}: {err}");
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains(env.data_dir.to_str().unwrap()), "names the data dir: {err}");
+    assert!(
+        err.contains(env.data_dir.to_str().unwrap()),
+        "names the data dir: {err}"
+    );
     assert!(
         err.to_lowercase().contains("lock") || err.contains("another"),
         "says it is held: {err}"
@@ -137,6 +144,9 @@ fn unwritable_data_dir() {
     );
     eprintln!("exit {code}: {err}");
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains(blocker.to_str().unwrap()), "names the data dir: {err}");
+    assert!(
+        err.contains(blocker.to_str().unwrap()),
+        "names the data dir: {err}"
+    );
     assert!(!env.path("control.sock").exists());
 }

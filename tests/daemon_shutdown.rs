@@ -26,23 +26,36 @@ fn sigterm_mid_closure_exits_cleanly_and_a_restart_finishes() {
     let batch = env.write_batch("batch.toml", &tenants);
     let mut daemon = Daemon::start(&env);
     assert!(
-        daemon.messages.iter().any(|m| m.lines().any(|l| l == "READY=1")),
+        daemon
+            .messages
+            .iter()
+            .any(|m| m.lines().any(|l| l == "READY=1")),
         "{:?}",
         daemon.messages
     );
     env.submit(&batch);
     // Mid-closure: users are being deleted.
-    wait_status(&env, &daemon, Duration::from_secs(30), "deletions under way", |rows| {
-        rows.iter().any(|r| r["progress"]["done"].as_u64().unwrap_or(0) > 0)
-            && !all_terminal(rows)
-    });
+    wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(30),
+        "deletions under way",
+        |rows| {
+            rows.iter()
+                .any(|r| r["progress"]["done"].as_u64().unwrap_or(0) > 0)
+                && !all_terminal(rows)
+        },
+    );
     let asked = Instant::now();
     daemon.signal("TERM");
     daemon.wait_for_message("STOPPING=1", Duration::from_secs(5));
     let status = daemon.wait_exit(Duration::from_secs(5));
     let took = asked.elapsed();
     assert!(status.success(), "exit status {status}\n{}", daemon.tail());
-    assert!(!env.path("control.sock").exists(), "control socket left behind");
+    assert!(
+        !env.path("control.sock").exists(),
+        "control socket left behind"
+    );
     eprintln!("graceful shutdown took {took:?}");
 
     // Nothing in doubt: every intent's outcome was recorded before exit.
@@ -62,7 +75,13 @@ fn sigterm_mid_closure_exits_cleanly_and_a_restart_finishes() {
 
     // A restart recovers (READY=1 again) and finishes the closure.
     let daemon = Daemon::start(&env);
-    let rows = wait_status(&env, &daemon, Duration::from_secs(60), "every saga terminal", support::all_terminal);
+    let rows = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(60),
+        "every saga terminal",
+        support::all_terminal,
+    );
     for r in &rows {
         assert_eq!(r["state"], "completed", "{r}\n{}", daemon.tail());
     }

@@ -386,7 +386,10 @@ impl Daemon {
                     self.tail()
                 );
             }
-            match self.notify.recv_timeout(left.min(Duration::from_millis(200))) {
+            match self
+                .notify
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
                 Ok(msg) => {
                     let hit = msg.lines().any(|l| l == needle);
                     self.messages.push(msg);
@@ -483,7 +486,10 @@ pub fn wait_status(
     panic!(
         "timed out after {within:?} waiting for {what}; last status: {}\n{}",
         match &last {
-            Ok(rows) => rows.iter().map(|r| format!("\n  {}", row_line(r))).collect::<String>(),
+            Ok(rows) => rows
+                .iter()
+                .map(|r| format!("\n  {}", row_line(r)))
+                .collect::<String>(),
             Err(e) => e.clone(),
         },
         daemon.tail()
@@ -516,9 +522,7 @@ pub fn stderr(out: &Output) -> String {
 
 /// Every saga in the data dir (the daemon must not be running) with its
 /// decoded events in order.
-pub fn store_events(
-    data_dir: &Path,
-) -> Vec<(closeout::model::SagaId, Vec<closeout::saga::Event>)> {
+pub fn store_events(data_dir: &Path) -> Vec<(closeout::model::SagaId, Vec<closeout::saga::Event>)> {
     let store = closeout::store::Store::open(data_dir).expect("open the store");
     let mut out = Vec::new();
     for meta in store.list_sagas().expect("list sagas") {
@@ -555,14 +559,27 @@ pub fn row_line(r: &Value) -> String {
     let err = r["last_error"].as_str().unwrap_or("");
     let err = if err.len() > 300 {
         let head: String = err.chars().take(120).collect();
-        let tail: String = err.chars().rev().take(180).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = err
+            .chars()
+            .rev()
+            .take(180)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         format!("{head} ... {tail}")
     } else {
         err.to_string()
     };
     format!(
         "saga {} tenant {} state {} step {} progress {}/{} waiting_for {} last_error {err}",
-        r["saga_id"], r["tenant_id"], r["state"], r["step"], r["progress"]["done"], r["progress"]["total"], r["waiting_for"]
+        r["saga_id"],
+        r["tenant_id"],
+        r["state"],
+        r["step"],
+        r["progress"]["done"],
+        r["progress"]["total"],
+        r["waiting_for"]
     )
 }
 
@@ -572,7 +589,11 @@ impl Drop for Env {
         if std::thread::panicking() {
             let keep = std::env::temp_dir().join(format!(
                 "closeout-e2e-{}.log",
-                self.dir.path().file_name().and_then(|n| n.to_str()).unwrap_or("x")
+                self.dir
+                    .path()
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("x")
             ));
             if fs::copy(self.path("daemon.log"), &keep).is_ok() {
                 eprintln!("daemon log kept in {}", keep.display());
