@@ -143,3 +143,67 @@ fn permanent_failure_after_the_pivot_pauses_and_resume_completes() {
     let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
     assert!(!log.contains(&good), "the secret reached the log");
 }
+
+#[test]
+fn secret_file_gone_while_the_daemon_was_down_pauses_and_resume_continues() {
+    // Direct billing, no auto-operator: the saga waits at the step 2 gate
+    // (cancel subscriptions in the admin center). The secret file vanishes
+    // while the daemon is down; with on_failure = "pause" the saga pauses
+    // naming the file, and goes on once it is back and the saga resumed.
+    let sim = Sim::start(&["--generate", "tenants=1,users=10,direct=1", "--seed", "6"]);
+    let tenants = sim.tenants();
+    let tid = tenants[0]["tenant_id"].as_str().unwrap().to_string();
+    let env = Env::new(
+        &sim,
+        support::ConfigOpts {
+            on_failure: "pause",
+            ..Default::default()
+        },
+    );
+    let batch = env.write_batch("batch.toml", &tenants);
+    let mut daemon = Daemon::start(&env);
+    let saga = env.submit(&batch)[0].0.clone();
+    wait_status(&env, &daemon, Duration::from_secs(30), "a gate", |rows| {
+        rows.iter()
+            .any(|r| r["saga_id"] == saga && !r["waiting_for"].is_null())
+    });
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).success());
+    let secret = env.path(&format!("secret_{tid}"));
+    let good = std::fs::read_to_string(&secret).unwrap();
+    std::fs::remove_file(&secret).unwrap();
+
+    let daemon = Daemon::start(&env);
+    let rows = wait_status(&env, &daemon, Duration::from_secs(30), "paused", |rows| {
+        matches!(
+            state_of(rows, &saga),
+            "paused" | "failed" | "rolled_back" | "completed"
+        )
+    });
+    assert_eq!(state_of(&rows, &saga), "paused", "{}", daemon.tail());
+    let row = rows.iter().find(|r| r["saga_id"] == saga).unwrap();
+    let why = format!("{} {}", row["last_error"], row["waiting_for"]);
+    assert!(
+        why.contains(secret.to_str().unwrap()),
+        "names the secret file: {row}"
+    );
+
+    write_secret(&secret, &good);
+    let out = env.cli("resume", &[&saga]);
+    assert!(out.status.success(), "resume: {}", support::stderr(&out));
+    wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(30),
+        "waiting at the gate again",
+        |rows| {
+            rows.iter().any(|r| {
+                r["saga_id"] == saga && r["state"] == "waiting" && !r["waiting_for"].is_null()
+            })
+        },
+    );
+    assert!(sim
+        .client_effects()
+        .iter()
+        .all(|e| e.method != "POST" || !e.path.contains("restore")));
+}
