@@ -131,6 +131,9 @@ fn one_line(s: &str) -> String {
 
 fn send_to(target: &Target, msg: &[u8]) -> std::io::Result<()> {
     let sock = UnixDatagram::unbound()?;
+    // Never block the async main loop: when the receiver's queue is full
+    // (a notify socket nobody reads), the message is dropped and logged.
+    sock.set_nonblocking(true)?;
     match target {
         Target::Path(p) => sock.send_to(msg, p).map(|_| ()),
         Target::Abstract(name) => {
