@@ -86,3 +86,58 @@ fn sigterm_mid_closure_exits_cleanly_and_a_restart_finishes() {
         assert_eq!(r["state"], "completed", "{r}\n{}", daemon.tail());
     }
 }
+
+#[test]
+fn a_notify_socket_nobody_reads_does_not_block_shutdown() {
+    // systemd always reads; a full queue (10 datagrams by default on Linux)
+    // must not block the daemon's main loop all the same.
+    let sim = Sim::start(&["--generate", "tenants=1,users=5"]);
+    let env = Env::new(&sim, Default::default());
+    let notify_path = env.path("unread.sock");
+    let _unread = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    let log = env.path("daemon.log");
+    let mut child = std::process::Command::new(support::bin())
+        .args(["daemon", "--config", env.config.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "100000")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Wait until the queue is full: the daemon says a send failed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("sd_notify failed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no failed sd_notify send logged within 20s: do sends block on a full queue?\n{}",
+            support::tail(&log, 20)
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{}",
+            support::tail(&log, 20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let asked = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "exit {st}\n{}", support::tail(&log, 20));
+            break;
+        }
+        if asked.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!(
+                "still running 5s after SIGTERM\n{}",
+                support::tail(&log, 20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
