@@ -1,0 +1,1 @@
+//! Verification of the log and of exports (being built).
