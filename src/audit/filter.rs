@@ -49,7 +49,10 @@ impl Filter {
     /// Whether the filter only restricts whole sagas (so that per-saga
     /// summaries such as the timeline stay complete).
     pub fn is_saga_only(&self) -> bool {
-        self.since.is_none() && self.until.is_none() && self.kinds.is_empty() && self.object.is_none()
+        self.since.is_none()
+            && self.until.is_none()
+            && self.kinds.is_empty()
+            && self.object.is_none()
     }
 }
 
@@ -92,7 +95,11 @@ fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     }
     let t = humantime::parse_rfc3339_weak(local).ok()?;
     let shift = Duration::from_secs(((hours * 60 + minutes) * 60).unsigned_abs());
-    let utc = if sign > 0 { t.checked_sub(shift)? } else { t.checked_add(shift)? };
+    let utc = if sign > 0 {
+        t.checked_sub(shift)?
+    } else {
+        t.checked_add(shift)?
+    };
     Some(Timestamp::from_system(utc))
 }
 

@@ -155,12 +155,18 @@ mod tests {
         out.write_all(b"one\n").map_err(|e| Error::io("w", e))?;
         assert!(!dest.exists(), "nothing visible before commit");
         out.commit()?;
-        assert_eq!(std::fs::read(&dest).map_err(|e| Error::io("r", e))?, b"one\n");
+        assert_eq!(
+            std::fs::read(&dest).map_err(|e| Error::io("r", e))?,
+            b"one\n"
+        );
         assert!(matches!(Output::file(&dest, false), Err(Error::Exists(_))));
         let mut out = Output::file(&dest, true)?;
         out.write_all(b"two\n").map_err(|e| Error::io("w", e))?;
         out.commit()?;
-        assert_eq!(std::fs::read(&dest).map_err(|e| Error::io("r", e))?, b"two\n");
+        assert_eq!(
+            std::fs::read(&dest).map_err(|e| Error::io("r", e))?,
+            b"two\n"
+        );
         // An abandoned export leaves neither the file nor its temporary.
         let other = dir.path().join("other.csv");
         drop(Output::file(&other, false)?);

@@ -58,8 +58,13 @@ impl Source {
     /// Opens the log for reading.
     pub fn open(&self) -> Result<Box<dyn Log>, Error> {
         match self {
-            Source::Store { data_dir } => Err(Error::Log { path: data_dir.display().to_string(), message: "the store is not merged yet".into() }),
-            Source::Remote { socket } => Err(Error::RemoteUnavailable(socket.display().to_string())),
+            Source::Store { data_dir } => Err(Error::Log {
+                path: data_dir.display().to_string(),
+                message: "the store is not merged yet".into(),
+            }),
+            Source::Remote { socket } => {
+                Err(Error::RemoteUnavailable(socket.display().to_string()))
+            }
         }
     }
 }
@@ -86,7 +91,9 @@ impl Log for MemoryLog {
 
     fn saga_entries(&self, saga_id: &str) -> Entries<'_> {
         if !self.sagas.iter().any(|s| s.saga_id == saga_id) {
-            return Box::new(std::iter::once(Err(Error::UnknownSaga(saga_id.to_string()))));
+            return Box::new(std::iter::once(Err(Error::UnknownSaga(
+                saga_id.to_string(),
+            ))));
         }
         let id = saga_id.to_string();
         Box::new(

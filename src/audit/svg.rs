@@ -20,7 +20,9 @@ const TOP: f64 = 8.0;
 pub fn render(t: &Timeline) -> String {
     let t0 = t.first.unwrap_or_default().0;
     let t1 = t.last.unwrap_or_default().0.max(t0 + 1);
-    let x = |at: Timestamp| LEFT + (at.0.saturating_sub(t0) as f64) / ((t1 - t0) as f64) * (WIDTH - LEFT - RIGHT);
+    let x = |at: Timestamp| {
+        LEFT + (at.0.saturating_sub(t0) as f64) / ((t1 - t0) as f64) * (WIDTH - LEFT - RIGHT)
+    };
     let lane_y = |lane: usize| TOP + lane as f64 * LANE;
     // Lanes: steps 1-5, waits and gates, operator.
     let wait_lane = 5;
@@ -95,7 +97,11 @@ pub fn render(t: &Timeline) -> String {
         match m.kind {
             MarkKind::Retry | MarkKind::Throttle => {
                 let y = lane_y(usize::from(m.step.unwrap_or(1).clamp(1, 5) - 1));
-                let class = if m.kind == MarkKind::Throttle { "throttle" } else { "retry" };
+                let class = if m.kind == MarkKind::Throttle {
+                    "throttle"
+                } else {
+                    "retry"
+                };
                 let _ = write!(
                     s,
                     r#"<path class="{class}" d="M{mx:.1} {} l5 -7 h-10 z"><title>{class} at {}: {label}</title></path>"#,

@@ -42,12 +42,40 @@ pub(crate) fn sample() -> MemoryLog {
     let (a, b) = ("saga-a", "saga-b");
     let (ta, tb) = ("contoso.onmicrosoft.com", "<fabrikam> & \"co\"");
     let mut es = vec![
-        entry(0, a, ta, "saga_started", Fact::SagaStarted { keep: vec!["admin@contoso".into()], subscriptions: "manual".into() }),
-        entry(1, b, tb, "saga_started", Fact::SagaStarted { keep: vec!["root@fab".into()], subscriptions: "partner-center".into() }),
+        entry(
+            0,
+            a,
+            ta,
+            "saga_started",
+            Fact::SagaStarted {
+                keep: vec!["admin@contoso".into()],
+                subscriptions: "manual".into(),
+            },
+        ),
+        entry(
+            1,
+            b,
+            tb,
+            "saga_started",
+            Fact::SagaStarted {
+                keep: vec!["root@fab".into()],
+                subscriptions: "partner-center".into(),
+            },
+        ),
         entry(2, a, ta, "step_started", Fact::StepStarted { step: 1 }),
     ];
     let intent = |seq, saga: &str, tenant: &str, id: &str, obj: &str| {
-        let mut e = entry(seq, saga, tenant, "change_intended", Fact::Intent { change_id: id.into(), action: "delete user".into(), target: format!("{obj}@x") });
+        let mut e = entry(
+            seq,
+            saga,
+            tenant,
+            "change_intended",
+            Fact::Intent {
+                change_id: id.into(),
+                action: "delete user".into(),
+                target: format!("{obj}@x"),
+            },
+        );
         e.step = Some(1);
         e.object = Some(obj.into());
         e
@@ -55,35 +83,137 @@ pub(crate) fn sample() -> MemoryLog {
     es.push(intent(3, a, ta, "c1", "u1"));
     es.push(intent(4, a, ta, "c2", "u2"));
     es.push(intent(5, b, tb, "c9", "u9"));
-    let mut fail = entry(6, a, ta, "change_failed", Fact::Outcome { change_id: "c1".into(), result: OutcomeResult::Failed { class: "transient".into(), code: "TooManyRequests".into() } });
+    let mut fail = entry(
+        6,
+        a,
+        ta,
+        "change_failed",
+        Fact::Outcome {
+            change_id: "c1".into(),
+            result: OutcomeResult::Failed {
+                class: "transient".into(),
+                code: "TooManyRequests".into(),
+            },
+        },
+    );
     fail.http = http("DELETE", "/v1.0/users/u1", 429);
     fail.object = Some("u1".into());
     fail.step = Some(1);
     es.push(fail);
-    let mut retry = entry(7, a, ta, "retry_scheduled", Fact::Retry { delay: Duration::from_millis(2500), throttled: true, reason: "429 Retry-After 2.5s".into() });
+    let mut retry = entry(
+        7,
+        a,
+        ta,
+        "retry_scheduled",
+        Fact::Retry {
+            delay: Duration::from_millis(2500),
+            throttled: true,
+            reason: "429 Retry-After 2.5s".into(),
+        },
+    );
     retry.step = Some(1);
     es.push(retry);
-    let mut ok = entry(8, a, ta, "change_applied", Fact::Outcome { change_id: "c1".into(), result: OutcomeResult::Applied });
+    let mut ok = entry(
+        8,
+        a,
+        ta,
+        "change_applied",
+        Fact::Outcome {
+            change_id: "c1".into(),
+            result: OutcomeResult::Applied,
+        },
+    );
     ok.http = http("DELETE", "/v1.0/users/u1", 204);
     ok.object = Some("u1".into());
     ok.step = Some(1);
     es.push(ok);
-    let mut okb = entry(9, b, tb, "change_applied", Fact::Outcome { change_id: "c9".into(), result: OutcomeResult::AlreadyDone });
+    let mut okb = entry(
+        9,
+        b,
+        tb,
+        "change_applied",
+        Fact::Outcome {
+            change_id: "c9".into(),
+            result: OutcomeResult::AlreadyDone,
+        },
+    );
     okb.http = http("DELETE", "/v1.0/users/u9", 404);
     okb.object = Some("u9".into());
     okb.step = Some(1);
     es.push(okb);
-    es.push(entry(10, a, ta, "step_completed", Fact::StepCompleted { step: 1 }));
-    es.push(entry(11, a, ta, "wait_started", Fact::WaitStarted { reason: "deprovisioning".into() }));
-    es.push(entry(12, a, ta, "wait_ended", Fact::WaitEnded { reason: "all deleted".into() }));
-    es.push(entry(13, a, ta, "gate_opened", Fact::GateOpened { instructions: "delete the tenant in the Entra admin center".into() }));
-    es.push(entry(14, a, ta, "operator_confirmed", Fact::Operator { action: "confirm".into(), who: "alice".into(), why: "done in portal".into() }));
-    es.push(entry(15, a, ta, "wait_ended", Fact::WaitEnded { reason: "gate passed".into() }));
-    es.push(entry(16, a, ta, "step_started", Fact::StepStarted { step: 2 }));
+    es.push(entry(
+        10,
+        a,
+        ta,
+        "step_completed",
+        Fact::StepCompleted { step: 1 },
+    ));
+    es.push(entry(
+        11,
+        a,
+        ta,
+        "wait_started",
+        Fact::WaitStarted {
+            reason: "deprovisioning".into(),
+        },
+    ));
+    es.push(entry(
+        12,
+        a,
+        ta,
+        "wait_ended",
+        Fact::WaitEnded {
+            reason: "all deleted".into(),
+        },
+    ));
+    es.push(entry(
+        13,
+        a,
+        ta,
+        "gate_opened",
+        Fact::GateOpened {
+            instructions: "delete the tenant in the Entra admin center".into(),
+        },
+    ));
+    es.push(entry(
+        14,
+        a,
+        ta,
+        "operator_confirmed",
+        Fact::Operator {
+            action: "confirm".into(),
+            who: "alice".into(),
+            why: "done in portal".into(),
+        },
+    ));
+    es.push(entry(
+        15,
+        a,
+        ta,
+        "wait_ended",
+        Fact::WaitEnded {
+            reason: "gate passed".into(),
+        },
+    ));
+    es.push(entry(
+        16,
+        a,
+        ta,
+        "step_started",
+        Fact::StepStarted { step: 2 },
+    ));
     MemoryLog {
         sagas: vec![
-            SagaInfo { saga_id: a.into(), tenant_id: ta.into(), state: Some("running".into()) },
-            SagaInfo { saga_id: b.into(), tenant_id: tb.into(), state: None },
+            SagaInfo {
+                saga_id: a.into(),
+                tenant_id: ta.into(),
+                state: Some("running".into()),
+            },
+            SagaInfo {
+                saga_id: b.into(),
+                tenant_id: tb.into(),
+                state: None,
+            },
         ],
         entries: es,
         inventories: vec![(a.into(), json!({"users": 2}))],
@@ -114,7 +244,10 @@ fn jsonl_has_the_contract_fields_and_parses_back() {
         assert_eq!(l["hash"].as_str().map(str::len), Some(64));
         assert_eq!(l["prev_hash"].as_str().map(str::len), Some(64));
         let at = l["at"].as_str().unwrap_or("");
-        assert!(at.ends_with('Z') && humantime::parse_rfc3339(at).is_ok(), "{at}");
+        assert!(
+            at.ends_with('Z') && humantime::parse_rfc3339(at).is_ok(),
+            "{at}"
+        );
         assert_eq!(l.get("http").is_some(), e.http.is_some());
     }
     assert_eq!(lines[8]["http"]["path"], "/v1.0/users/u1");
@@ -132,15 +265,53 @@ fn filters_select_exactly() {
             .map(|l| l.seq)
             .collect()
     };
-    assert_eq!(seqs(Filter { saga: Some("saga-b".into()), ..Filter::default() }), vec![1, 5, 9]);
-    assert_eq!(seqs(Filter { tenant: Some("CONTOSO.onmicrosoft.com".into()), ..Filter::default() }).len(), 14);
-    assert_eq!(seqs(Filter { object: Some("u1".into()), ..Filter::default() }), vec![3, 6, 8]);
-    assert_eq!(seqs(Filter { kinds: vec!["change_applied".into(), "step_started".into()], ..Filter::default() }), vec![2, 8, 9, 16]);
+    assert_eq!(
+        seqs(Filter {
+            saga: Some("saga-b".into()),
+            ..Filter::default()
+        }),
+        vec![1, 5, 9]
+    );
+    assert_eq!(
+        seqs(Filter {
+            tenant: Some("CONTOSO.onmicrosoft.com".into()),
+            ..Filter::default()
+        })
+        .len(),
+        14
+    );
+    assert_eq!(
+        seqs(Filter {
+            object: Some("u1".into()),
+            ..Filter::default()
+        }),
+        vec![3, 6, 8]
+    );
+    assert_eq!(
+        seqs(Filter {
+            kinds: vec!["change_applied".into(), "step_started".into()],
+            ..Filter::default()
+        }),
+        vec![2, 8, 9, 16]
+    );
     let t = |s: u64| Some(Timestamp(1_764_000_000_000 + s * 1000));
-    assert_eq!(seqs(Filter { since: t(7), until: t(9), ..Filter::default() }), vec![7, 8, 9]);
+    assert_eq!(
+        seqs(Filter {
+            since: t(7),
+            until: t(9),
+            ..Filter::default()
+        }),
+        vec![7, 8, 9]
+    );
     let mut out = Vec::new();
-    let unknown = Filter { saga: Some("nope".into()), ..Filter::default() };
-    assert!(matches!(export(&log, &unknown, Format::Text, &mut out), Err(Error::UnknownSaga(_))));
+    let unknown = Filter {
+        saga: Some("nope".into()),
+        ..Filter::default()
+    };
+    assert!(matches!(
+        export(&log, &unknown, Format::Text, &mut out),
+        Err(Error::UnknownSaga(_))
+    ));
 }
 
 #[test]
@@ -148,15 +319,29 @@ fn csv_has_one_row_per_change_joined_and_parses_back() {
     let log = sample();
     let text = run(&log, &Filter::default(), Format::Csv);
     let mut rdr = ::csv::Reader::from_reader(text.as_bytes());
-    let headers = rdr.headers().map(|h| h.iter().map(String::from).collect::<Vec<_>>()).unwrap_or_default();
+    let headers = rdr
+        .headers()
+        .map(|h| h.iter().map(String::from).collect::<Vec<_>>())
+        .unwrap_or_default();
     assert_eq!(headers, csv::COLUMNS);
     let rows: Vec<::csv::StringRecord> = rdr.records().filter_map(Result::ok).collect();
-    let col = |r: &::csv::StringRecord, name: &str| r.get(csv::COLUMNS.iter().position(|c| *c == name).unwrap_or(99)).unwrap_or("").to_string();
-    let summary: Vec<(String, String, String)> = rows.iter().map(|r| (col(r, "change_id"), col(r, "status"), col(r, "result"))).collect();
+    let col = |r: &::csv::StringRecord, name: &str| {
+        r.get(csv::COLUMNS.iter().position(|c| *c == name).unwrap_or(99))
+            .unwrap_or("")
+            .to_string()
+    };
+    let summary: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (col(r, "change_id"), col(r, "status"), col(r, "result")))
+        .collect();
     assert_eq!(
         summary,
         vec![
-            ("c1".into(), "429".into(), "failed (transient): TooManyRequests".into()),
+            (
+                "c1".into(),
+                "429".into(),
+                "failed (transient): TooManyRequests".into()
+            ),
             ("c1".into(), "204".into(), "applied".into()),
             ("c2".into(), "".into(), "in_doubt".into()),
             ("c9".into(), "404".into(), "already_done".into()),
@@ -189,7 +374,11 @@ fn text_tells_steps_changes_retries_gates_and_operators() {
 #[test]
 fn html_is_well_formed_with_one_bar_per_step_run_and_escapes_text() {
     let html = run(&sample(), &Filter::default(), Format::Html);
-    assert!(wellformed::check(&html).is_ok(), "{:?}", wellformed::check(&html));
+    assert!(
+        wellformed::check(&html).is_ok(),
+        "{:?}",
+        wellformed::check(&html)
+    );
     assert_eq!(html.matches("<rect class=\"step ").count(), 2);
     assert_eq!(html.matches("<path class=\"throttle\"").count(), 1);
     assert_eq!(html.matches("<rect class=\"gate\"").count(), 1);
@@ -243,4 +432,96 @@ pub(crate) mod wellformed {
             Err(format!("unclosed {stack:?}"))
         }
     }
+}
+
+/// The sample renumbered as one consistent log (saga sequences from 0).
+fn consistent() -> MemoryLog {
+    let mut log = sample();
+    let mut next: std::collections::HashMap<String, u64> = Default::default();
+    for e in &mut log.entries {
+        let n = next.entry(e.saga_id.clone()).or_default();
+        e.saga_seq = *n;
+        *n += 1;
+    }
+    log
+}
+
+#[test]
+fn checker_accepts_a_sound_log_and_counts_in_doubt() {
+    let r = verify::check_entries(&consistent(), 0).unwrap_or_default();
+    assert_eq!(r.first_bad, None);
+    assert_eq!(
+        (r.records, r.sagas, r.intents, r.outcomes, r.in_doubt),
+        (17, 2, 3, 3, 1)
+    );
+}
+
+#[test]
+fn checker_names_the_first_bad_record() {
+    let mut gap = consistent();
+    gap.entries.remove(9);
+    let r = verify::check_entries(&gap, 0).unwrap_or_default();
+    assert_eq!(
+        r.first_bad.map(|b| (b.seq, b.reason)),
+        Some((10, "global sequence 10 where 9 was expected".into()))
+    );
+
+    let mut orphan = consistent();
+    if let Fact::Outcome { change_id, .. } = &mut orphan.entries[9].fact {
+        *change_id = "c404".into();
+    }
+    let r = verify::check_entries(&orphan, 0).unwrap_or_default();
+    let bad = r.first_bad.unwrap_or(verify::Bad {
+        seq: 0,
+        saga_id: String::new(),
+        saga_seq: 0,
+        reason: String::new(),
+    });
+    assert_eq!((bad.seq, bad.saga_id.as_str()), (9, "saga-b"));
+    assert_eq!(bad.reason, "outcome of change c404 has no earlier intent");
+
+    let mut skipped = consistent();
+    skipped.entries[12].saga_seq += 1;
+    let r = verify::check_entries(&skipped, 0).unwrap_or_default();
+    assert_eq!(r.first_bad.map(|b| b.seq), Some(12));
+}
+
+#[test]
+fn an_export_is_checked_line_by_line_against_the_log() -> Result<(), Error> {
+    let log = consistent();
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+    let path = dir.path().join("copy.jsonl");
+    let full = run(&log, &Filter::default(), Format::Jsonl);
+    let write = |s: &str| std::fs::write(&path, s).map_err(|e| Error::io("w", e));
+    write(&full)?;
+    let r = verify::check_export(&log, &path)?;
+    assert_eq!((r.lines, r.first_bad), (17, None));
+
+    // A filtered export is a faithful part of the log.
+    write(&run(
+        &log,
+        &Filter {
+            saga: Some("saga-b".into()),
+            ..Filter::default()
+        },
+        Format::Jsonl,
+    ))?;
+    assert_eq!(verify::check_export(&log, &path)?.first_bad, None);
+
+    // A changed status on line 9 is named, with the field.
+    write(&full.replace("\"status\":204", "\"status\":403"))?;
+    assert_eq!(
+        verify::check_export(&log, &path)?.first_bad,
+        Some((9, 8, "http differs from the log".into()))
+    );
+
+    // A dropped-then-reordered pair is caught.
+    let mut lines: Vec<&str> = full.lines().collect();
+    lines.swap(3, 4);
+    write(&(lines.join("\n") + "\n"))?;
+    assert_eq!(
+        verify::check_export(&log, &path)?.first_bad,
+        Some((5, 3, "out of log order (or repeated)".into()))
+    );
+    Ok(())
 }

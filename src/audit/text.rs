@@ -81,7 +81,11 @@ pub fn write_saga(
                         h.path,
                         h.status,
                         result.label(),
-                        if h.request_id.is_empty() { "-" } else { &h.request_id }
+                        if h.request_id.is_empty() {
+                            "-"
+                        } else {
+                            &h.request_id
+                        }
                     ),
                     None => format!("  {}: {what}", result.label()),
                 }

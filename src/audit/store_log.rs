@@ -1,0 +1,1 @@
+//! Reads the log from a stopped daemon's data directory (being merged).
