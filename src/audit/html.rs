@@ -73,10 +73,10 @@ pub fn write_saga(
         .clone()
         .or_else(|| timeline.state.clone())
         .unwrap_or_else(|| "unknown".into());
-    write!(
+    writeln!(
         out,
         "<section class=\"saga\" id=\"saga-{id}\"><h2>Saga <code>{id}</code> — tenant <code>{tenant}</code></h2>\
-<p class=\"meta\">state {state}; {bars} step runs; {retries} retries, {throttles} after throttling; from {first} to {last}</p>\n",
+<p class=\"meta\">state {state}; {bars} step runs; {retries} retries, {throttles} after throttling; from {first} to {last}</p>",
         id = escape(&saga.saga_id),
         tenant = escape(&saga.tenant_id),
         state = escape(&state),

@@ -169,10 +169,24 @@ impl Checker {
     }
 }
 
+/// Verifies a whole log: its hash chain first, then sequences and
+/// intent/outcome pairing; stops at the first bad record.
+pub fn verify(log: &dyn Log) -> Result<Report, Error> {
+    let (records, bad) = log.check_chain()?;
+    if let Some(bad) = bad {
+        return Ok(Report {
+            records,
+            first_bad: Some(bad),
+            ..Report::default()
+        });
+    }
+    check_entries(log, log.first_saga_seq())
+}
+
 /// Runs the [`Checker`] over a whole log, stopping at the first bad record.
 pub fn check_entries(log: &dyn Log, first_saga_seq: u64) -> Result<Report, Error> {
     let mut checker = Checker::new(first_saga_seq);
-    for e in log.entries() {
+    for e in log.entries_for_check() {
         let e = e?;
         if let Some(bad) = checker.push(&e) {
             let mut report = checker.finish();

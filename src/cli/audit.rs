@@ -20,6 +20,27 @@ pub struct Args {
     /// A stopped daemon's data directory.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// What to select.
+    #[command(flatten)]
+    pub select: Box<Selection>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write to FILE (atomically) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
+    /// Print the saga's recorded inventory (what the tenant held) as JSON.
+    #[arg(long, requires = "saga")]
+    pub inventory: bool,
+}
+
+/// The filter options of `closeout audit` (boxed in [`Args`] to keep the
+/// command enum small).
+#[derive(Debug, clap::Args)]
+pub struct Selection {
     /// Only this saga.
     #[arg(long, value_name = "ID")]
     pub saga: Option<String>,
@@ -38,18 +59,6 @@ pub struct Args {
     /// Only events about this object id (its history across sagas).
     #[arg(long, value_name = "ID")]
     pub object: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Write to FILE (atomically) instead of stdout.
-    #[arg(long, short, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Replace FILE if it exists.
-    #[arg(long, requires = "output")]
-    pub force: bool,
-    /// Print the saga's recorded inventory (what the tenant held) as JSON.
-    #[arg(long, requires = "saga")]
-    pub inventory: bool,
 }
 
 /// Runs `closeout audit`.
@@ -63,12 +72,12 @@ pub fn run(args: Args) -> Result<(), super::Error> {
             .map_err(classify)
     };
     let filter = Filter {
-        saga: args.saga.clone(),
-        tenant: args.tenant.clone(),
-        since: time(&args.since)?,
-        until: time(&args.until)?,
-        kinds: args.kinds.clone(),
-        object: args.object.clone(),
+        saga: args.select.saga.clone(),
+        tenant: args.select.tenant.clone(),
+        since: time(&args.select.since)?,
+        until: time(&args.select.until)?,
+        kinds: args.select.kinds.clone(),
+        object: args.select.object.clone(),
     };
     let log = open(&source)?;
     let mut out = match &args.output {
@@ -76,7 +85,7 @@ pub fn run(args: Args) -> Result<(), super::Error> {
         None => Output::stdout(),
     };
     if args.inventory {
-        let saga = args.saga.as_deref().unwrap_or_default();
+        let saga = args.select.saga.as_deref().unwrap_or_default();
         let inventory = log.inventory(saga).map_err(classify)?.ok_or_else(|| {
             super::Error::Failed(anyhow::anyhow!("saga {saga} recorded no inventory"))
         })?;
