@@ -1,1 +1,340 @@
-//! (being built)
+//! The durable event log: an append-only, hash-chained record of every saga's
+//! events on sled, with group commit, per-saga snapshots and `verify`.
+//!
+//! # Data dir
+//!
+//! ```text
+//! <dir>/FORMAT          "closeout-store 1": the layout version, read before anything is touched
+//! <dir>/closeout.lock   flock'ed while a Store is open; holds the owner's pid for the error message
+//! <dir>/sled/           the sled database (one tree, the default one)
+//! ```
+//!
+//! # Layout of the sled tree (see [`layout`])
+//!
+//! | key | value |
+//! |---|---|
+//! | `v` | the layout version, `u16` big-endian (the same as `FORMAT`) |
+//! | `h` | the head: last global seq, last hash, last time (48 bytes) |
+//! | `r` + global seq (u64 BE) | the record, see [`record`] (68 bytes + saga id + payload) |
+//! | `i` + saga key + saga seq (u64 BE) | the record's global seq (u64 BE) |
+//! | `n` + saga key | the saga's next seq (u64 BE) |
+//! | `s` + saga key | the saga's latest snapshot: `codec::encode_versioned(1, (last saga seq, Snapshot))` |
+//!
+//! A saga key is the saga id's length (one byte) followed by its bytes, so one
+//! saga's keys never prefix another's. Big-endian seqs make sled's order the
+//! log's order.
+//!
+//! # Invariants
+//!
+//! - Global and saga seqs start at [`FIRST_SEQ`] (1) and have no gaps. An
+//!   append states the saga seq it expects; a mismatch is
+//!   [`Error::SeqConflict`], so two writers for one saga are caught.
+//! - One chain over the whole log in global order: each record holds the
+//!   previous record's hash and `blake3(prev hash ‖ header ‖ payload)`.
+//! - Everything of one commit (the records of all appends in the group, their
+//!   index entries, next seqs, snapshots, and the new head) is one atomic
+//!   `sled::Batch`, followed by one `flush` (fsync). Callers are answered only
+//!   after that flush, so an acknowledged event survives a crash, and the head
+//!   always names the last record: a cut tail is detectable.
+//! - A snapshot is stored in the same batch as the events it follows, with the
+//!   saga seq of the last of them: recovery reads `n`/`s` entries (one per
+//!   saga) and replays only events after the snapshot. Opening reads the
+//!   format, the head and the last record: its cost does not grow with history.
+//! - Records are never rewritten or deleted.
+//! - Only the writer thread writes; blocking sled calls stay off async
+//!   workers (reads are short point lookups and lazy iterators).
+//!
+//! # What `open` and `verify` check
+//!
+//! `open` refuses an unknown `FORMAT`/`v` before touching anything, a data dir
+//! locked by another process, and a head that does not match the last record
+//! (a cut tail, a damaged last record). `verify` walks the whole chain and
+//! names the first record that does not match: a changed byte (hash), a
+//! removed record (gap), swapped records (a record stored under another
+//! global seq, or a broken link), a cut tail (the head is ahead of the last
+//! record), per-saga seq gaps and missing index entries.
+
+mod dir;
+mod error;
+pub mod layout;
+mod reader;
+pub mod record;
+mod verify;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::model::{SagaId, Timestamp};
+
+pub use dir::{FORMAT_FILE, LOCK_FILE, SLED_DIR};
+pub use error::Error;
+pub use record::{Record, MAX_PAYLOAD, RECORD_VERSION};
+
+use layout::Head;
+use writer::{AppendReq, Cmd, Writer};
+
+/// The data dir layout version this build reads and writes.
+pub const FORMAT_VERSION: u16 = 1;
+/// The version of the encoded snapshot entries.
+pub const SNAPSHOT_VERSION: u16 = 1;
+/// The first global seq and the first saga seq.
+pub const FIRST_SEQ: u64 = 1;
+
+/// A saga's state after some of its events, opaque to the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The saga's encoded state.
+    pub state: Vec<u8>,
+    /// The saga has ended: recovery need not resume it.
+    pub terminal: bool,
+    /// A short label for listings without decoding `state` (e.g. the tenant id).
+    pub label: String,
+}
+
+/// What the store knows of a saga without reading its events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SagaMeta {
+    /// The saga.
+    pub saga_id: SagaId,
+    /// The seq its next event must state.
+    pub next_seq: u64,
+    /// Its latest snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// The saga seq of the last event the snapshot includes.
+    pub snapshot_seq: Option<u64>,
+}
+
+/// Where an acknowledged append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The global seq of its first event (the others follow without gaps).
+    pub first_global_seq: u64,
+    /// The saga seq of its first event.
+    pub first_saga_seq: u64,
+    /// The time stamped on all its events.
+    pub at: Timestamp,
+}
+
+/// The first record that does not match the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadRecord {
+    /// Its global seq (for a removed record: the seq that is missing).
+    pub global_seq: u64,
+    /// Its saga, when the record could be read.
+    pub saga_id: Option<SagaId>,
+    /// Its saga seq, when the record could be read.
+    pub saga_seq: Option<u64>,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl std::fmt::Display for BadRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record {}", self.global_seq)?;
+        if let (Some(s), Some(n)) = (&self.saga_id, self.saga_seq) {
+            write!(f, " (saga {s} seq {n})")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// The outcome of [`Store::verify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// How many records matched the chain (before the first bad one).
+    pub records: u64,
+    /// The first record that does not match, if any.
+    pub first_bad: Option<BadRecord>,
+}
+
+/// The event log. Cheap to clone (all clones share one writer); `Send + Sync`.
+#[derive(Clone)]
+pub struct Store {
+    /// The shared state; the writer stops when the last clone is dropped.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The queue to the writer thread (taken on drop to stop it).
+    tx: Option<mpsc::Sender<Cmd>>,
+    /// The writer thread, joined on drop.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The sled tree, for reads.
+    tree: sled::Tree,
+    /// The sled directory, for error messages.
+    sled_dir: PathBuf,
+    /// Holds the data dir; dropped last.
+    _lock: dir::DirLock,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Ok(mut t) = self.thread.lock() {
+            if let Some(t) = t.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the log in `dir`. Blocking. Refuses, changing
+    /// nothing, a data dir of another format version or held by another
+    /// process, and one whose head does not match its last record.
+    pub fn open(dir: &Path) -> Result<Store, Error> {
+        let formatted = dir.exists() && dir::check_format(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut lock = dir::lock(dir)?;
+        let sled_dir = dir.join(SLED_DIR);
+        let sled_err = |source| Error::Sled {
+            dir: sled_dir.clone(),
+            source,
+        };
+        if !formatted && sled_dir.exists() {
+            return Err(Error::UnknownFormat {
+                dir: dir.to_path_buf(),
+                found: format!("none ({FORMAT_FILE} missing beside {SLED_DIR}/)"),
+                known: FORMAT_VERSION,
+            });
+        }
+        let db = sled::Config::new()
+            .path(&sled_dir)
+            .open()
+            .map_err(sled_err)?;
+        let tree: sled::Tree = (*db).clone();
+        let head = if formatted {
+            reader::check_open(&tree, dir, &sled_dir)?
+        } else {
+            let mut b = sled::Batch::default();
+            b.insert(layout::VERSION, &FORMAT_VERSION.to_be_bytes());
+            b.insert(layout::HEAD, &Head::EMPTY.to_bytes()[..]);
+            tree.apply_batch(b).map_err(sled_err)?;
+            tree.flush().map_err(sled_err)?;
+            dir::write_format(dir)?;
+            Head::EMPTY
+        };
+        lock.record_pid(dir)?;
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            tree: tree.clone(),
+            dir: sled_dir.clone(),
+            head,
+            next: HashMap::new(),
+            failed: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("closeout-store-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::io(dir, e))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                tx: Some(tx),
+                thread: Mutex::new(Some(thread)),
+                tree,
+                sled_dir,
+                _lock: lock,
+            }),
+        })
+    }
+
+    fn send(&self, cmd: Cmd) -> Result<(), Error> {
+        let stopped = || Error::WriterStopped("the store was closed".into());
+        let tx = self.inner.tx.as_ref().ok_or_else(stopped)?;
+        tx.send(cmd).map_err(|_| stopped())
+    }
+
+    /// Appends `payloads` as the next events of `saga`, the first with saga
+    /// seq `expected_seq` (else [`Error::SeqConflict`]), with an optional
+    /// snapshot of the saga's state after them in the same commit. Returns
+    /// once the group commit that covers them has been flushed to disk.
+    pub async fn append(
+        &self,
+        saga: &SagaId,
+        expected_seq: u64,
+        payloads: Vec<Vec<u8>>,
+        snapshot: Option<Snapshot>,
+    ) -> Result<Appended, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Append(AppendReq {
+            saga: saga.clone(),
+            expected_seq,
+            payloads,
+            snapshot,
+            reply,
+        }))?;
+        rx.await
+            .map_err(|_| Error::WriterStopped("the writer thread ended".into()))?
+    }
+
+    /// Makes everything appended so far durable (appends already are when
+    /// acknowledged; this is for shutdown paths).
+    pub async fn flush(&self) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Flush(reply))?;
+        rx.await
+            .map_err(|_| Error::WriterStopped("the writer thread ended".into()))?
+    }
+
+    /// Flushes and stops the writer: later appends through any clone fail
+    /// with [`Error::WriterStopped`]. The data dir is released when the last
+    /// clone is dropped.
+    pub async fn close(&self) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Shutdown(reply))?;
+        rx.await
+            .map_err(|_| Error::WriterStopped("the writer thread ended".into()))?
+    }
+
+    /// The saga's next seq and latest snapshot; `None` for a saga never
+    /// appended to.
+    pub fn saga(&self, saga: &SagaId) -> Result<Option<SagaMeta>, Error> {
+        reader::saga(&self.inner.tree, &self.inner.sled_dir, saga)
+    }
+
+    /// Every saga with its next seq and latest snapshot, in saga id order,
+    /// without reading any event.
+    pub fn list_sagas(&self) -> Result<Vec<SagaMeta>, Error> {
+        reader::list_sagas(&self.inner.tree, &self.inner.sled_dir)
+    }
+
+    /// The saga's events from saga seq `from_seq` on, in order, read lazily.
+    pub fn saga_records(
+        &self,
+        saga: &SagaId,
+        from_seq: u64,
+    ) -> impl Iterator<Item = Result<Record, Error>> {
+        reader::saga_records(
+            self.inner.tree.clone(),
+            self.inner.sled_dir.clone(),
+            saga.clone(),
+            from_seq,
+        )
+    }
+
+    /// Every record from global seq `global_seq` on, in order, read lazily
+    /// (memory does not grow with the log).
+    pub fn records_from(&self, global_seq: u64) -> impl Iterator<Item = Result<Record, Error>> {
+        reader::records_from(
+            self.inner.tree.clone(),
+            self.inner.sled_dir.clone(),
+            global_seq,
+        )
+    }
+
+    /// The global seq of the last durable record (0 for an empty log).
+    pub fn last_global_seq(&self) -> Result<u64, Error> {
+        Ok(reader::head(&self.inner.tree, &self.inner.sled_dir)?.last_seq)
+    }
+
+    /// Walks the whole chain and names the first record that does not match.
+    /// Blocking, and as long as the log: run it off async workers.
+    pub fn verify(&self) -> Result<VerifyReport, Error> {
+        verify::verify(&self.inner.tree, &self.inner.sled_dir)
+    }
+}

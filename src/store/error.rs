@@ -1,0 +1,90 @@
+//! The store's errors: what callers match on (a sequence conflict, a locked
+//! or unreadable data dir, a damaged record) and what they report.
+
+use std::path::PathBuf;
+
+use crate::model::SagaId;
+
+use super::BadRecord;
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another process (or another `Store` in this one) holds the data dir.
+    #[error("data dir {} is in use by another closeout process (pid {pid})", dir.display())]
+    Locked {
+        /// The data dir.
+        dir: PathBuf,
+        /// The holder's pid as written in its lock file (`unknown` if unreadable).
+        pid: String,
+    },
+    /// A file of the data dir could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// sled failed (I/O error or corruption it detected itself).
+    #[error("sled database {}: {source}", dir.display())]
+    Sled {
+        /// The sled directory.
+        dir: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// The data dir was written by a closeout with another on-disk format.
+    #[error("data dir {} has format version {found}; this closeout reads version {known} only, refusing to start", dir.display())]
+    UnknownFormat {
+        /// The data dir.
+        dir: PathBuf,
+        /// The version found (as text: it may not even be a number).
+        found: String,
+        /// The version this build reads.
+        known: u16,
+    },
+    /// A record or a piece of store metadata does not match the chain.
+    #[error("damaged log: {0}")]
+    Damaged(BadRecord),
+    /// An append stated a saga seq other than the saga's next one: another
+    /// writer appended to this saga in between.
+    #[error("saga {saga}: append expected seq {expected} but the saga's next seq is {actual}")]
+    SeqConflict {
+        /// The saga.
+        saga: SagaId,
+        /// The seq the caller stated.
+        expected: u64,
+        /// The saga's actual next seq.
+        actual: u64,
+    },
+    /// An append that the store refuses whatever the log holds.
+    #[error("saga {saga}: invalid append: {reason}")]
+    InvalidAppend {
+        /// The saga.
+        saga: SagaId,
+        /// Why (no events, a payload too large, an over-long saga id).
+        reason: String,
+    },
+    /// The writer has been shut down (`Store::close`) or has stopped after a
+    /// failed write; nothing more can be appended through this `Store`.
+    #[error("event log writer has stopped: {0}")]
+    WriterStopped(String),
+    /// Store metadata (a snapshot) could not be encoded or decoded.
+    #[error("saga {saga}: {source}")]
+    Codec {
+        /// The saga the value belongs to.
+        saga: SagaId,
+        /// The codec's error.
+        source: crate::codec::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

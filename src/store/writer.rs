@@ -1,0 +1,267 @@
+//! The group-commit writer: one thread owns every write to the log. It takes
+//! all appends waiting in its queue, checks their expected seqs, chains and
+//! encodes their records, writes them with the new head in one atomic sled
+//! batch, fsyncs once (`flush`), and only then answers each caller.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use tokio::sync::oneshot;
+
+use crate::model::{SagaId, Timestamp};
+
+use super::layout::{self, Head};
+use super::record::{self, MAX_PAYLOAD};
+use super::{Appended, Error, Snapshot, SNAPSHOT_VERSION};
+
+/// The most events one commit takes before it flushes (bounds its latency).
+const MAX_BATCH_EVENTS: usize = 16 * 1024;
+
+/// One append waiting for the writer.
+pub struct AppendReq {
+    /// The saga appended to.
+    pub saga: SagaId,
+    /// The saga seq the caller expects the first event to get.
+    pub expected_seq: u64,
+    /// The events, in order.
+    pub payloads: Vec<Vec<u8>>,
+    /// The saga's state after these events, stored in the same commit.
+    pub snapshot: Option<Snapshot>,
+    /// Where the outcome goes, after the flush.
+    pub reply: oneshot::Sender<Result<Appended, Error>>,
+}
+
+/// What the writer thread is asked to do.
+pub enum Cmd {
+    /// Append events (group-committed with the other waiting appends).
+    Append(AppendReq),
+    /// Make everything before this command durable, then answer.
+    Flush(oneshot::Sender<Result<(), Error>>),
+    /// Flush, answer, and stop.
+    Shutdown(oneshot::Sender<Result<(), Error>>),
+}
+
+/// The writer's state: the head of the chain and the sagas' next seqs.
+pub struct Writer {
+    /// The sled tree holding the log.
+    pub tree: sled::Tree,
+    /// The sled directory, for error messages.
+    pub dir: std::path::PathBuf,
+    /// The durable head (last seq, last hash, last time).
+    pub head: Head,
+    /// Next seq of each saga seen since open (read from the log on first use).
+    pub next: HashMap<SagaId, u64>,
+    /// Set after a failed write: the in-memory state may be ahead of the disk,
+    /// so every later request is refused with this message.
+    pub failed: Option<String>,
+}
+
+fn now_ms() -> u64 {
+    Timestamp::from_system(std::time::SystemTime::now()).0
+}
+
+impl Writer {
+    /// Runs until `Shutdown` or until every `Store` handle is gone.
+    pub fn run(mut self, rx: Receiver<Cmd>) {
+        let mut closed = false;
+        while !closed {
+            let Ok(first) = rx.recv() else { break };
+            let mut appends = Vec::new();
+            let mut events = 0usize;
+            let mut after: Option<Cmd> = None;
+            let mut next = Some(first);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Cmd::Append(req) => {
+                        events += req.payloads.len();
+                        appends.push(req);
+                        if events < MAX_BATCH_EVENTS {
+                            next = match rx.try_recv() {
+                                Ok(c) => Some(c),
+                                Err(TryRecvError::Empty) => None,
+                                Err(TryRecvError::Disconnected) => {
+                                    closed = true;
+                                    None
+                                }
+                            };
+                        }
+                    }
+                    other => after = Some(other),
+                }
+            }
+            self.commit(appends);
+            match after {
+                Some(Cmd::Flush(reply)) => {
+                    let _ = reply.send(self.flush());
+                }
+                Some(Cmd::Shutdown(reply)) => {
+                    let _ = reply.send(self.flush());
+                    closed = true;
+                }
+                _ => {}
+            }
+        }
+        let _ = self.tree.flush();
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        if let Some(msg) = &self.failed {
+            return Err(Error::WriterStopped(msg.clone()));
+        }
+        self.tree.flush().map(|_| ()).map_err(|e| self.sled(e))
+    }
+
+    fn sled(&self, source: sled::Error) -> Error {
+        Error::Sled {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+
+    /// The saga's next seq: pending in this batch, cached, or read from the log.
+    fn next_seq(&self, pending: &HashMap<SagaId, u64>, saga: &SagaId) -> Result<u64, Error> {
+        if let Some(n) = pending.get(saga).or_else(|| self.next.get(saga)) {
+            return Ok(*n);
+        }
+        match self.tree.get(layout::saga_key(layout::NEXT, saga)) {
+            Ok(None) => Ok(super::FIRST_SEQ),
+            Ok(Some(v)) => layout::u64_value(&v).ok_or_else(|| {
+                Error::Damaged(super::BadRecord {
+                    global_seq: self.head.last_seq,
+                    saga_id: Some(saga.clone()),
+                    saga_seq: None,
+                    reason: "the saga's next-seq entry is not 8 bytes".into(),
+                })
+            }),
+            Err(e) => Err(self.sled(e)),
+        }
+    }
+
+    fn check(&self, req: &AppendReq) -> Result<(), Error> {
+        let invalid = |reason: String| {
+            Err(Error::InvalidAppend {
+                saga: req.saga.clone(),
+                reason,
+            })
+        };
+        if req.payloads.is_empty() {
+            return invalid("no events".into());
+        }
+        if req.saga.0.is_empty() || req.saga.0.len() > layout::MAX_SAGA_ID {
+            return invalid(format!("saga id must be 1 to {} bytes", layout::MAX_SAGA_ID));
+        }
+        if let Some(p) = req.payloads.iter().find(|p| p.len() > MAX_PAYLOAD) {
+            return invalid(format!("a payload of {} bytes exceeds {MAX_PAYLOAD}", p.len()));
+        }
+        Ok(())
+    }
+
+    /// Writes the accepted appends of `reqs` in one batch and one flush, then
+    /// answers every caller.
+    fn commit(&mut self, reqs: Vec<AppendReq>) {
+        if reqs.is_empty() {
+            return;
+        }
+        if let Some(msg) = &self.failed {
+            for r in reqs {
+                let _ = r.reply.send(Err(Error::WriterStopped(msg.clone())));
+            }
+            return;
+        }
+        let mut batch = sled::Batch::default();
+        let mut head = self.head;
+        let at = Timestamp(now_ms().max(head.last_at));
+        let mut pending: HashMap<SagaId, u64> = HashMap::new();
+        let mut accepted = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            if let Err(e) = self.check(&req) {
+                let _ = req.reply.send(Err(e));
+                continue;
+            }
+            let next = match self.next_seq(&pending, &req.saga) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = req.reply.send(Err(e));
+                    continue;
+                }
+            };
+            if next != req.expected_seq {
+                let _ = req.reply.send(Err(Error::SeqConflict {
+                    saga: req.saga,
+                    expected: req.expected_seq,
+                    actual: next,
+                }));
+                continue;
+            }
+            let snapshot = match &req.snapshot {
+                None => None,
+                Some(s) => {
+                    let last = next + req.payloads.len() as u64 - 1;
+                    match crate::codec::encode_versioned(SNAPSHOT_VERSION, &(last, s)) {
+                        Ok(b) => Some(b),
+                        Err(source) => {
+                            let _ = req.reply.send(Err(Error::Codec {
+                                saga: req.saga,
+                                source,
+                            }));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let appended = Appended {
+                first_global_seq: head.last_seq + 1,
+                first_saga_seq: next,
+                at,
+            };
+            let mut saga_seq = next;
+            for payload in &req.payloads {
+                let global = head.last_seq + 1;
+                let (bytes, hash) =
+                    record::encode(&req.saga, saga_seq, global, at, payload, &head.last_hash);
+                batch.insert(&layout::record_key(global), bytes);
+                batch.insert(layout::index_key(&req.saga, saga_seq), &global.to_be_bytes());
+                head = Head {
+                    last_seq: global,
+                    last_hash: hash,
+                    last_at: at.0,
+                };
+                saga_seq += 1;
+            }
+            batch.insert(
+                layout::saga_key(layout::NEXT, &req.saga),
+                &saga_seq.to_be_bytes(),
+            );
+            if let Some(s) = snapshot {
+                batch.insert(layout::saga_key(layout::SNAPSHOT, &req.saga), s);
+            }
+            pending.insert(req.saga, saga_seq);
+            accepted.push((req.reply, appended));
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        batch.insert(layout::HEAD, &head.to_bytes()[..]);
+        let written = self
+            .tree
+            .apply_batch(batch)
+            .and_then(|()| self.tree.flush().map(|_| ()));
+        match written {
+            Ok(()) => {
+                self.head = head;
+                self.next.extend(pending);
+                for (reply, appended) in accepted {
+                    let _ = reply.send(Ok(appended));
+                }
+            }
+            Err(e) => {
+                let msg = format!("writing to {} failed: {e}", self.dir.display());
+                tracing::error!("{msg}");
+                self.failed = Some(msg.clone());
+                for (reply, _) in accepted {
+                    let _ = reply.send(Err(Error::WriterStopped(msg.clone())));
+                }
+            }
+        }
+    }
+}
