@@ -1,1 +1,34 @@
-//! (being built)
+//! The closure saga, pure: what to do next for one tenant, decided from its
+//! recorded history alone.
+//!
+//! - [`Event`]s (past tense, versioned) fold into a [`State`] through [`apply`]
+//!   (no business logic);
+//! - [`decide`] turns a state and the time into [`Action`]s: events to record
+//!   (intents, schedules), external [`Call`]s to perform, or a time to wake up;
+//! - operator [`Command`]s become events through [`handle`];
+//! - [`State::status`] answers `closeout status`.
+//!
+//! Nothing here does I/O or reads the clock (`tests/saga_purity.rs` checks):
+//! the runtime performs calls (`runtime::perform`) and passes the time in.
+//! Replaying a saga is folding its events; it performs nothing.
+
+mod action;
+mod command;
+mod compensate;
+mod decide;
+mod event;
+mod policy;
+mod state;
+mod status;
+mod steps;
+
+pub use action::{Action, Call, Read};
+pub use command::{handle, Command, Refusal};
+pub use decide::{decide, jitter_unit};
+pub use event::{
+    Change, Event, EventEnvelope, Gate, Inventory, MfaView, SubscriptionRef, TenantView, UserRef,
+    EVENT_VERSION, SECURITY_DEFAULTS,
+};
+pub use policy::{FailurePolicy, SagaPolicy};
+pub use state::{apply, apply_at, fold, table_of, Ending, Header, Observed, State, Target, Wait};
+pub use status::{Progress, SagaState, Status};

@@ -1,0 +1,74 @@
+//! What [`super::decide`] asks the runtime to do: plain data, performed by
+//! `runtime::perform`, never by the core.
+
+use super::event::{Change, Event};
+use crate::model::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// One thing to do next. `decide` returns them in order; the runtime:
+/// 1. appends the events of every `Record` durably and applies them;
+/// 2. then performs every `Perform` (concurrently if it likes: they are
+///    independent), appends the events each returns and applies them;
+/// 3. calls `decide` again once all of them are done.
+///
+/// A change call always follows, in the same list, the `Record` holding its
+/// intent: it may be made only once that record is durable. `decide` never
+/// returns a change call for an intent already in the state: an intent found
+/// without outcome means the process stopped in between, and is resolved by
+/// a read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    /// Append these events (decisions: intents, step starts, schedules).
+    Record(Vec<Event>),
+    /// Make this external call.
+    Perform(Call),
+    /// Nothing to do before this time unless an operator command arrives.
+    WakeAt(Timestamp),
+}
+
+/// A read the saga needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Read {
+    /// Users, Global Administrators, subscriptions, MFA policies, app registrations.
+    Inventory,
+    /// `GET /v1.0/users`.
+    Users,
+    /// `GET /v1.0/users/{id}` for each id (resolving in-doubt deletes).
+    CheckUsers {
+        /// The ids to look up.
+        ids: Vec<String>,
+    },
+    /// The recycle bin (resolving in-doubt restores).
+    DeletedUsers,
+    /// `GET /v1.0/directory/subscriptions`.
+    Subscriptions,
+    /// Security defaults, Conditional Access policies, per-user MFA of these users.
+    Mfa {
+        /// The remaining accounts.
+        user_ids: Vec<String>,
+    },
+    /// The step 5 preflight: users, subscriptions, MFA, app registrations.
+    Tenant {
+        /// The remaining accounts (for their per-user MFA).
+        user_ids: Vec<String>,
+    },
+    /// Whether the token endpoint still knows the tenant.
+    TenantExists,
+}
+
+/// An external call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Call {
+    /// A read; changes nothing, may be repeated freely.
+    Read(Read),
+    /// A change whose intent is recorded.
+    Change {
+        /// The intent's id.
+        change_id: u32,
+        /// What to change.
+        change: Change,
+        /// The objects.
+        targets: Vec<String>,
+    },
+}

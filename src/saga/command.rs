@@ -1,0 +1,108 @@
+//! Operator commands (pause, resume, abort, confirm a gate), turned into
+//! events by the pure [`handle`], or refused with a reason.
+
+use super::event::Event;
+use super::state::State;
+use crate::model::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// What an operator asked for, with who and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Stop taking actions (in-flight calls finish and are recorded).
+    Pause {
+        /// Who asked.
+        who: String,
+        /// Why.
+        why: String,
+    },
+    /// Carry on; permanently failed objects are tried again.
+    Resume {
+        /// Who asked.
+        who: String,
+        /// Why.
+        why: String,
+    },
+    /// Undo everything and stop (refused after the pivot).
+    Abort {
+        /// Who asked.
+        who: String,
+        /// Why.
+        why: String,
+    },
+    /// The gate's work is done: re-check now (the check decides, not the operator).
+    ConfirmGate {
+        /// Who asked.
+        who: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// A refused command.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Refusal {
+    /// Why, for the operator.
+    pub reason: String,
+    /// Events to record anyway (an `AbortRefused` for the audit trail).
+    pub record: Vec<Event>,
+}
+
+fn refuse(reason: impl Into<String>) -> Refusal {
+    Refusal {
+        reason: reason.into(),
+        record: Vec::new(),
+    }
+}
+
+/// Turns a command into the events to record, or refuses it. `_now` is
+/// accepted for symmetry with `decide` (the store stamps records itself).
+pub fn handle(state: &State, command: Command, _now: Timestamp) -> Result<Vec<Event>, Refusal> {
+    if state.header.is_none() {
+        return Err(refuse("the saga has not started"));
+    }
+    if let Some(ending) = &state.ending {
+        return Err(refuse(format!("the saga has ended ({ending:?})")));
+    }
+    match command {
+        Command::Pause { who, why } => {
+            if state.paused.is_some() {
+                return Err(refuse("the saga is already paused"));
+            }
+            Ok(vec![Event::Paused { who, why }])
+        }
+        Command::Resume { who, why } => {
+            if state.paused.is_none() {
+                return Err(refuse("the saga is not paused"));
+            }
+            Ok(vec![Event::Resumed { who, why }])
+        }
+        Command::Abort { who, why } => {
+            if state.pivot {
+                let reason = "abort refused: the point of no return has passed (subscriptions \
+                              are being deleted), nothing can be rolled back; pause instead"
+                    .to_string();
+                return Err(Refusal {
+                    record: vec![Event::AbortRefused {
+                        who,
+                        why,
+                        reason: reason.clone(),
+                    }],
+                    reason,
+                });
+            }
+            if state.compensating.is_some() {
+                return Err(refuse("the saga is already rolling back"));
+            }
+            Ok(vec![Event::AbortRequested { who, why }])
+        }
+        Command::ConfirmGate { who, why } => {
+            if state.gate.is_none() {
+                return Err(refuse("no operator gate is open"));
+            }
+            Ok(vec![Event::GateConfirmed { who, why }])
+        }
+    }
+}

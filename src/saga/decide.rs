@@ -1,0 +1,276 @@
+//! [`decide`]: what to do next, from the state and the time alone. Failure
+//! handling, retry schedules and the generic driver of a table of changes live
+//! here; the five steps are in `steps`, the undo in `compensate`.
+
+use super::action::{Action, Call, Read};
+use super::event::{Change, Event};
+use super::policy::FailurePolicy;
+use super::state::{State, Target};
+use super::{compensate, steps};
+use crate::model::{PartnerStatus, SubscriptionStatus, Timestamp};
+
+/// What to do next. Pure: the same state and time always give the same actions.
+pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
+    let Some(header) = &state.header else {
+        return Vec::new();
+    };
+    if state.ending.is_some() || state.paused.is_some() {
+        return Vec::new();
+    }
+    if let Some(reason) = &state.failure {
+        return on_failure(state, reason.clone());
+    }
+    if let Some(error) = &state.pending_error {
+        let (attempt, since) = match state.streak {
+            Some((attempt, since)) => (attempt.saturating_add(1), since),
+            None => (1, now),
+        };
+        let policy = &header.policy.retry;
+        if policy.gives_up(now.since(since)) {
+            let reason = format!(
+                "gave up after {} of transient failures: {error}",
+                humantime::format_duration(now.since(since))
+            );
+            return on_failure(state, reason);
+        }
+        let unit = jitter_unit(&header.saga_id.0, attempt);
+        let at = now.plus(policy.delay(attempt, unit, error.retry_after));
+        return vec![
+            Action::Record(vec![Event::RetryScheduled {
+                at,
+                attempt,
+                reason: error.to_string(),
+                since,
+            }]),
+            Action::WakeAt(at),
+        ];
+    }
+    if let Some(at) = state.retry_at {
+        if now < at {
+            return vec![Action::WakeAt(at)];
+        }
+    }
+    if state.compensating.is_some() {
+        compensate::decide(state, now)
+    } else {
+        steps::decide(state, now)
+    }
+}
+
+/// The failure policy applied to a permanent failure.
+fn on_failure(state: &State, reason: String) -> Vec<Action> {
+    let policy = state
+        .header
+        .as_ref()
+        .map(|h| h.policy.failure)
+        .unwrap_or(FailurePolicy::Pause);
+    let event = if state.pivot || state.compensating.is_some() || policy == FailurePolicy::Pause {
+        Event::Paused {
+            who: "closeout".to_string(),
+            why: reason,
+        }
+    } else if state.intents.is_empty() {
+        Event::SagaFailed { reason }
+    } else {
+        Event::CompensationStarted { reason }
+    };
+    vec![Action::Record(vec![event])]
+}
+
+/// A uniform number in `[0, 1)` derived from the saga id and the attempt
+/// (FNV-1a), so that jitter is spread across sagas yet replayable.
+pub fn jitter_unit(saga_id: &str, attempt: u32) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in saga_id.bytes().chain(attempt.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Ids in a table with the given status predicate.
+pub(crate) fn ids_where(state: &State, change: Change, f: impl Fn(&Target) -> bool) -> Vec<String> {
+    state
+        .table(change)
+        .map(|t| {
+            t.iter()
+                .filter(|(_, v)| f(v))
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The status of an object in a change's table, if it has one.
+pub(crate) fn status_of<'a>(state: &'a State, change: Change, id: &str) -> Option<&'a Target> {
+    state.table(change).and_then(|t| t.get(id))
+}
+
+/// Resolves the in-doubt objects of a table: from a fresh read if there is one,
+/// else by asking for that read. `None` when nothing is in doubt.
+pub(crate) fn resolve_doubt(state: &State, change: Change) -> Option<Vec<Action>> {
+    let doubtful = ids_where(state, change, Target::is_doubtful);
+    if doubtful.is_empty() {
+        return None;
+    }
+    if let Some((applied, not_applied)) = judge(state, change, &doubtful) {
+        return Some(vec![Action::Record(vec![Event::InDoubtResolved {
+            change,
+            applied,
+            not_applied,
+        }])]);
+    }
+    let read = match change {
+        Change::DeleteUser => Read::CheckUsers { ids: doubtful },
+        Change::RestoreUser => Read::DeletedUsers,
+        Change::SetSubscription { .. } => Read::Subscriptions,
+        Change::DisableSecurityDefaults | Change::DisableCaPolicy | Change::DisableUserMfa => {
+            Read::Mfa {
+                user_ids: keep_ids(state),
+            }
+        }
+    };
+    Some(vec![Action::Perform(Call::Read(read))])
+}
+
+/// Splits `ids` into (applied, not applied) by the latest read, if the read
+/// that tells is at hand and covers them all.
+fn judge(state: &State, change: Change, ids: &[String]) -> Option<(Vec<String>, Vec<String>)> {
+    let o = &state.observed;
+    let mut applied = Vec::new();
+    let mut not = Vec::new();
+    for id in ids {
+        let done = match change {
+            Change::DeleteUser => {
+                let (present, absent) = o.checked.as_ref()?;
+                if absent.contains(id) {
+                    true
+                } else if present.contains(id) {
+                    false
+                } else {
+                    return None;
+                }
+            }
+            Change::RestoreUser => !o.deleted_users.as_ref()?.contains(id),
+            Change::SetSubscription { status } => {
+                let subs = o.subscriptions.as_ref()?;
+                match (subs.iter().find(|s| &s.id == id), status) {
+                    (None, PartnerStatus::Active) => false,
+                    (None, _) => true,
+                    (Some(s), PartnerStatus::Active) => s.status.is_active(),
+                    (Some(s), PartnerStatus::Suspended) => !s.status.is_active(),
+                    (Some(s), PartnerStatus::Deleted) => s.status == SubscriptionStatus::Deleted,
+                }
+            }
+            Change::DisableSecurityDefaults => !o.mfa.as_ref()?.security_defaults,
+            Change::DisableCaPolicy => o.mfa.as_ref()?.ca_policies.iter().all(|p| {
+                &p.id != id || p.state == crate::model::CaPolicyState::Disabled
+            }),
+            Change::DisableUserMfa => o.mfa.as_ref()?.per_user.iter().all(|(u, st)| {
+                u != id || *st == crate::model::PerUserMfaState::Disabled
+            }),
+        };
+        if done {
+            applied.push(id.clone());
+        } else {
+            not.push(id.clone());
+        }
+    }
+    Some((applied, not))
+}
+
+/// Records intents for the objects of each change (in groups of the policy's
+/// intent size) and, after them in the same list, the calls that carry them
+/// out. Keep accounts are never made targets of a delete, whatever the caller.
+pub(crate) fn intend(state: &State, work: Vec<(Change, Vec<String>)>, mut first: Vec<Event>) -> Vec<Action> {
+    let size = state
+        .header
+        .as_ref()
+        .map(|h| h.policy.intent_size)
+        .unwrap_or(100)
+        .max(1);
+    let mut calls = Vec::new();
+    let mut id = state.next_change_id;
+    for (change, mut ids) in work {
+        if change == Change::DeleteUser {
+            ids.retain(|t| !state.keep_ids.as_ref().is_some_and(|k| k.contains(t)));
+        }
+        for chunk in ids.chunks(size) {
+            first.push(Event::ChangeIntended {
+                change_id: id,
+                change,
+                targets: chunk.to_vec(),
+            });
+            calls.push(Action::Perform(Call::Change {
+                change_id: id,
+                change,
+                targets: chunk.to_vec(),
+            }));
+            id = id.saturating_add(1);
+        }
+    }
+    if first.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![Action::Record(first)];
+    out.extend(calls);
+    out
+}
+
+/// Resolves doubt, then issues intents for the pending objects of a table.
+/// `None` when every object is done (or failed: the failure is handled above).
+pub(crate) fn drive(state: &State, change: Change) -> Option<Vec<Action>> {
+    if let Some(a) = resolve_doubt(state, change) {
+        return Some(a);
+    }
+    let pending = ids_where(state, change, |t| *t == Target::Pending);
+    if pending.is_empty() {
+        return None;
+    }
+    let mut first = Vec::new();
+    if change.is_destructive_past_pivot() && !state.pivot {
+        first.push(Event::PivotPassed {
+            reason: "subscriptions are being deleted".to_string(),
+        });
+    }
+    Some(intend(state, vec![(change, pending)], first))
+}
+
+/// The keep accounts' object ids.
+pub(crate) fn keep_ids(state: &State) -> Vec<String> {
+    state
+        .keep_ids
+        .as_ref()
+        .map(|k| k.iter().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Whether a user is a keep account (by checked id, or by a keep entry naming
+/// its id or UPN).
+pub(crate) fn is_keep(state: &State, id: &str, upn: &str) -> bool {
+    if state.keep_ids.as_ref().is_some_and(|k| k.contains(id)) {
+        return true;
+    }
+    state.header.as_ref().is_some_and(|h| {
+        h.spec
+            .keep
+            .iter()
+            .any(|k| k == id || k.eq_ignore_ascii_case(upn))
+    })
+}
+
+/// The actions that start a durable wait.
+pub(crate) fn wait(now: Timestamp, d: std::time::Duration, reason: String, mut first: Vec<Event>) -> Vec<Action> {
+    let until = now.plus(d);
+    first.push(Event::WaitStarted { until, reason });
+    vec![Action::Record(first), Action::WakeAt(until)]
+}
+
+impl Change {
+    /// Whether making this change passes the point of no return.
+    pub fn is_destructive_past_pivot(self) -> bool {
+        self == Change::SetSubscription {
+            status: PartnerStatus::Deleted,
+        }
+    }
+}

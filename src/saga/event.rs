@@ -1,0 +1,443 @@
+//! The saga's events: everything that happened to one closure, past tense,
+//! versioned for upcasting. The log stores them (through `crate::codec`) as
+//! [`EventEnvelope`]s; [`super::apply`] folds them into a [`super::State`].
+
+use super::action::Read;
+use super::policy::SagaPolicy;
+use crate::model::{
+    Applied, Application, CaPolicy, CallError, HttpInfo, PartnerStatus, PerUserMfaState, SagaId,
+    Subscription, SubscriptionStatus, TenantSpec, Timestamp, User,
+};
+use serde::{Deserialize, Serialize};
+
+/// The schema version written with every event.
+pub const EVENT_VERSION: u16 = 1;
+
+/// One stored event with its schema version, so that older records can be
+/// upcast when the shape changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    /// Schema version of `event` ([`EVENT_VERSION`] when written by this build).
+    pub v: u16,
+    /// The event itself.
+    pub event: Event,
+}
+
+impl EventEnvelope {
+    /// Wraps an event in the current schema version.
+    pub fn new(event: Event) -> EventEnvelope {
+        EventEnvelope {
+            v: EVENT_VERSION,
+            event,
+        }
+    }
+
+    /// The event in today's shape, or `None` when its version is unknown
+    /// (the daemon then refuses to start rather than guess).
+    pub fn upcast(self) -> Option<Event> {
+        match self.v {
+            EVENT_VERSION => Some(self.event),
+            _ => None,
+        }
+    }
+}
+
+/// Which external change an intent announces. Each names its targets
+/// separately (in [`Event::ChangeIntended`]) so that one event covers a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// `DELETE /v1.0/users/{id}` (step 1); targets are user object ids.
+    DeleteUser,
+    /// `POST /v1.0/directory/deletedItems/{id}/restore` (undo of step 1).
+    RestoreUser,
+    /// Partner Center PATCH of a subscription's status (steps 2, 3 and the
+    /// undo of 2); targets are commerce subscription ids.
+    SetSubscription {
+        /// The status asked for.
+        status: PartnerStatus,
+    },
+    /// Security defaults off (step 4); the target is `securityDefaults`.
+    DisableSecurityDefaults,
+    /// A Conditional Access policy to `disabled` (step 4); targets are policy ids.
+    DisableCaPolicy,
+    /// Per-user MFA to `disabled` (step 4); targets are user object ids.
+    DisableUserMfa,
+}
+
+impl Change {
+    /// Whether this change can remove something (the invariant tests watch these).
+    pub fn is_destructive(self) -> bool {
+        matches!(
+            self,
+            Change::DeleteUser
+                | Change::SetSubscription {
+                    status: PartnerStatus::Deleted | PartnerStatus::Suspended
+                }
+        )
+    }
+}
+
+/// The target name of the security defaults policy (there is one per tenant).
+pub const SECURITY_DEFAULTS: &str = "securityDefaults";
+
+/// The tenant as read before step 1: the backup the procedure asks for, the
+/// basis for rollback and the evidence for audit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// Every user, all pages.
+    pub users: Vec<User>,
+    /// Object ids of the Global Administrator role's members.
+    pub global_admins: Vec<String>,
+    /// Every subscription with its status.
+    pub subscriptions: Vec<Subscription>,
+    /// Whether security defaults were enabled.
+    pub security_defaults: bool,
+    /// Every Conditional Access policy with its state.
+    pub ca_policies: Vec<CaPolicy>,
+    /// App registrations (the portal refuses to delete a tenant that has any).
+    pub applications: Vec<Application>,
+}
+
+/// A user as the saga needs it after the inventory: enough to tell keep
+/// accounts apart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    /// Object id.
+    pub id: String,
+    /// User principal name (keep entries may name it).
+    pub upn: String,
+}
+
+/// A subscription as the saga needs it after the inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionRef {
+    /// The commerce subscription id (what Partner Center calls it, and the
+    /// saga's key for it).
+    pub id: String,
+    /// The SKU, for operator instructions.
+    pub sku: String,
+    /// Its status as read.
+    pub status: SubscriptionStatus,
+}
+
+/// The MFA settings step 4 changes, as read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaView {
+    /// Whether security defaults are enabled.
+    pub security_defaults: bool,
+    /// Conditional Access policies (step 4 disables the enabled MFA ones).
+    pub ca_policies: Vec<CaPolicy>,
+    /// Per-user MFA of the remaining (keep) accounts.
+    pub per_user: Vec<(String, PerUserMfaState)>,
+}
+
+/// What the step 5 preflight reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantView {
+    /// Users still present.
+    pub users: Vec<UserRef>,
+    /// Subscriptions and their status.
+    pub subscriptions: Vec<SubscriptionRef>,
+    /// MFA settings.
+    pub mfa: MfaView,
+    /// App registrations left (a Global Administrator removes them in the portal).
+    pub applications: Vec<Application>,
+}
+
+/// The operator gates: things only a person can do, verified by reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Step 2, manual mode: cancel the active subscriptions in the admin center.
+    CancelSubscriptions,
+    /// Step 3, manual mode: delete the cancelled subscriptions.
+    DeleteSubscriptions,
+    /// Undo of step 2, manual mode: reactivate what was cancelled.
+    ReactivateSubscriptions,
+    /// Step 5: delete the tenant in the Entra admin center.
+    DeleteTenant,
+}
+
+/// Everything that can happen to a closure saga.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// The tenant was submitted; its spec and policy are fixed from here on.
+    SagaStarted {
+        /// The saga's id.
+        saga_id: SagaId,
+        /// The tenant to close (no secret, only where to find it).
+        spec: TenantSpec,
+        /// Failure, retry and polling policy.
+        policy: SagaPolicy,
+        /// When it was submitted.
+        at: Timestamp,
+    },
+    /// The tenant was read before any change.
+    InventoryRecorded {
+        /// Users, roles, subscriptions, MFA settings, app registrations.
+        inventory: Inventory,
+    },
+    /// The keep list names existing accounts, one of them a Global Administrator.
+    KeepListChecked {
+        /// Object ids of the keep accounts: never deleted.
+        keep_ids: Vec<String>,
+    },
+    /// A step began.
+    StepStarted {
+        /// 1 to 5.
+        step: u8,
+    },
+    /// A step's result was verified by reading.
+    StepCompleted {
+        /// 1 to 5.
+        step: u8,
+    },
+    /// The saga is about to make a change to these objects (durable before the call).
+    ChangeIntended {
+        /// Identifies the intent; outcomes refer to it.
+        change_id: u32,
+        /// What is changed.
+        change: Change,
+        /// The objects changed.
+        targets: Vec<String>,
+    },
+    /// One object's change succeeded.
+    ChangeApplied {
+        /// The intent.
+        change_id: u32,
+        /// The object.
+        target: String,
+        /// The call as made.
+        http: HttpInfo,
+        /// Done now, or already done (404 on a delete).
+        applied: Applied,
+    },
+    /// One object's change failed.
+    ChangeFailed {
+        /// The intent.
+        change_id: u32,
+        /// The object.
+        target: String,
+        /// The call as made.
+        http: HttpInfo,
+        /// Why, classified.
+        error: CallError,
+    },
+    /// A read settled in-doubt changes: which were applied and which were not.
+    InDoubtResolved {
+        /// The change resolved.
+        change: Change,
+        /// Objects found changed.
+        applied: Vec<String>,
+        /// Objects found unchanged (the change will be made again).
+        not_applied: Vec<String>,
+    },
+    /// `GET /v1.0/users` answered.
+    UsersRead {
+        /// Users present.
+        users: Vec<UserRef>,
+    },
+    /// Users were looked up one by one (resolving in-doubt deletes).
+    UsersChecked {
+        /// Ids that still exist.
+        present: Vec<String>,
+        /// Ids that answered 404.
+        absent: Vec<String>,
+    },
+    /// The recycle bin was read (resolving in-doubt restores).
+    DeletedUsersRead {
+        /// Ids of deleted users.
+        ids: Vec<String>,
+    },
+    /// `GET /v1.0/directory/subscriptions` answered.
+    SubscriptionsRead {
+        /// Subscriptions and their status.
+        subscriptions: Vec<SubscriptionRef>,
+    },
+    /// The MFA settings were read.
+    MfaRead {
+        /// What was read.
+        mfa: MfaView,
+    },
+    /// The step 5 preflight read the tenant.
+    TenantRead {
+        /// What was read.
+        view: TenantView,
+    },
+    /// The token endpoint was asked whether the tenant exists.
+    TenantChecked {
+        /// False once the tenant is deleted.
+        exists: bool,
+    },
+    /// A read failed.
+    ReadFailed {
+        /// Which read.
+        read: Read,
+        /// Why, classified.
+        error: CallError,
+    },
+    /// A transient failure will be retried at `at`.
+    RetryScheduled {
+        /// When to try again.
+        at: Timestamp,
+        /// 1 for the first retry.
+        attempt: u32,
+        /// The failure retried.
+        reason: String,
+        /// When this run of failures began (give-up time counts from here).
+        since: Timestamp,
+    },
+    /// A durable timer: nothing to do until `until`, then re-read.
+    WaitStarted {
+        /// When to re-read.
+        until: Timestamp,
+        /// What is awaited.
+        reason: String,
+    },
+    /// A person must act; the saga re-reads periodically to see it done.
+    GateOpened {
+        /// Which gate.
+        gate: Gate,
+        /// What the person must do.
+        instructions: String,
+    },
+    /// An operator said the gate's work is done: re-check now.
+    GateConfirmed {
+        /// Who.
+        who: String,
+        /// Why.
+        why: String,
+    },
+    /// A read showed the gate's work done.
+    GateClosed {
+        /// Which gate.
+        gate: Gate,
+    },
+    /// The point of no return: from here on nothing is compensated.
+    PivotPassed {
+        /// What made it so.
+        reason: String,
+    },
+    /// The saga stopped (operator command, or a failure under the pause policy).
+    Paused {
+        /// Who (`closeout` for a failure).
+        who: String,
+        /// Why.
+        why: String,
+    },
+    /// An operator resumed the saga; failed objects are tried again.
+    Resumed {
+        /// Who.
+        who: String,
+        /// Why.
+        why: String,
+    },
+    /// An operator asked to abort before the pivot: compensation follows.
+    AbortRequested {
+        /// Who.
+        who: String,
+        /// Why.
+        why: String,
+    },
+    /// An abort was refused (after the pivot, or when nothing can be aborted).
+    AbortRefused {
+        /// Who asked.
+        who: String,
+        /// Why they asked.
+        why: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Undoing completed work began (reverse order).
+    CompensationStarted {
+        /// The failure or abort that caused it.
+        reason: String,
+    },
+    /// The tenant is gone: done.
+    SagaCompleted,
+    /// Everything changed was undone.
+    SagaRolledBack,
+    /// The saga ended without changing anything it could not undo.
+    SagaFailed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Event {
+    /// The snake_case name of the event, for the audit log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::SagaStarted { .. } => "saga_started",
+            Event::InventoryRecorded { .. } => "inventory_recorded",
+            Event::KeepListChecked { .. } => "keep_list_checked",
+            Event::StepStarted { .. } => "step_started",
+            Event::StepCompleted { .. } => "step_completed",
+            Event::ChangeIntended { .. } => "change_intended",
+            Event::ChangeApplied { .. } => "change_applied",
+            Event::ChangeFailed { .. } => "change_failed",
+            Event::InDoubtResolved { .. } => "in_doubt_resolved",
+            Event::UsersRead { .. } => "users_read",
+            Event::UsersChecked { .. } => "users_checked",
+            Event::DeletedUsersRead { .. } => "deleted_users_read",
+            Event::SubscriptionsRead { .. } => "subscriptions_read",
+            Event::MfaRead { .. } => "mfa_read",
+            Event::TenantRead { .. } => "tenant_read",
+            Event::TenantChecked { .. } => "tenant_checked",
+            Event::ReadFailed { .. } => "read_failed",
+            Event::RetryScheduled { .. } => "retry_scheduled",
+            Event::WaitStarted { .. } => "wait_started",
+            Event::GateOpened { .. } => "gate_opened",
+            Event::GateConfirmed { .. } => "gate_confirmed",
+            Event::GateClosed { .. } => "gate_closed",
+            Event::PivotPassed { .. } => "pivot_passed",
+            Event::Paused { .. } => "paused",
+            Event::Resumed { .. } => "resumed",
+            Event::AbortRequested { .. } => "abort_requested",
+            Event::AbortRefused { .. } => "abort_refused",
+            Event::CompensationStarted { .. } => "compensation_started",
+            Event::SagaCompleted => "saga_completed",
+            Event::SagaRolledBack => "saga_rolled_back",
+            Event::SagaFailed { .. } => "saga_failed",
+        }
+    }
+
+    /// The external call this event records, if it records one.
+    pub fn http(&self) -> Option<&HttpInfo> {
+        match self {
+            Event::ChangeApplied { http, .. } | Event::ChangeFailed { http, .. } => Some(http),
+            _ => None,
+        }
+    }
+
+    /// The object ids this event is about (targets of intents and outcomes).
+    pub fn objects(&self) -> Vec<&str> {
+        match self {
+            Event::ChangeIntended { targets, .. } => targets.iter().map(String::as_str).collect(),
+            Event::ChangeApplied { target, .. } | Event::ChangeFailed { target, .. } => {
+                vec![target.as_str()]
+            }
+            Event::InDoubtResolved {
+                applied,
+                not_applied,
+                ..
+            } => applied
+                .iter()
+                .chain(not_applied.iter())
+                .map(String::as_str)
+                .collect(),
+            Event::KeepListChecked { keep_ids } => keep_ids.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether this event ends the saga.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Event::SagaCompleted | Event::SagaRolledBack | Event::SagaFailed { .. }
+        )
+    }
+}

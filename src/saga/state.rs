@@ -1,0 +1,425 @@
+//! The state a saga's events fold into, and [`apply`], the fold step. `apply`
+//! only records what an event says; every judgement lives in `decide`.
+
+use super::event::{
+    Change, Event, Gate, Inventory, MfaView, SubscriptionRef, TenantView, UserRef,
+};
+use super::policy::SagaPolicy;
+use crate::model::{CallError, FailureClass, PartnerStatus, SagaId, TenantSpec, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where one object stands within its change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// To be changed (first time, after a transient failure, or after a read
+    /// showed an in-doubt change not applied).
+    Pending,
+    /// Intent recorded, no outcome yet: in doubt unless its call is running.
+    Intended(u32),
+    /// The outcome was unknown (timeout, reset, 5xx to a write).
+    InDoubt(u32),
+    /// Done (including "already done").
+    Done,
+    /// Failed permanently; tried again after `resume`.
+    Failed(String),
+}
+
+impl Target {
+    /// Whether the change may or may not have been made.
+    pub fn is_doubtful(&self) -> bool {
+        matches!(self, Target::Intended(_) | Target::InDoubt(_))
+    }
+}
+
+/// The table of objects one kind of change works on.
+pub fn table_of(change: Change) -> &'static str {
+    match change {
+        Change::DeleteUser => "delete_user",
+        Change::RestoreUser => "restore_user",
+        Change::SetSubscription {
+            status: PartnerStatus::Suspended,
+        } => "suspend_subscription",
+        Change::SetSubscription {
+            status: PartnerStatus::Active,
+        } => "activate_subscription",
+        Change::SetSubscription {
+            status: PartnerStatus::Deleted,
+        } => "delete_subscription",
+        Change::DisableSecurityDefaults => "disable_security_defaults",
+        Change::DisableCaPolicy => "disable_ca_policy",
+        Change::DisableUserMfa => "disable_user_mfa",
+    }
+}
+
+/// What the saga was started with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// The saga's id (also seeds retry jitter).
+    pub saga_id: SagaId,
+    /// The tenant and its keep list.
+    pub spec: TenantSpec,
+    /// Failure, retry and polling policy.
+    pub policy: SagaPolicy,
+    /// When it was submitted.
+    pub started_at: Timestamp,
+}
+
+/// The latest reads, cleared whenever a change or a timer may have made them stale.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// `GET /users`.
+    pub users: Option<Vec<UserRef>>,
+    /// Users looked up by id: (present, absent).
+    pub checked: Option<(Vec<String>, Vec<String>)>,
+    /// The recycle bin.
+    pub deleted_users: Option<Vec<String>>,
+    /// Subscriptions.
+    pub subscriptions: Option<Vec<SubscriptionRef>>,
+    /// MFA settings.
+    pub mfa: Option<MfaView>,
+    /// The step 5 preflight read.
+    pub tenant: Option<TenantView>,
+    /// Whether the tenant still exists.
+    pub tenant_exists: Option<bool>,
+}
+
+/// A durable timer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wait {
+    /// When to re-read.
+    pub until: Timestamp,
+    /// What is awaited (shown to the operator).
+    pub reason: String,
+}
+
+/// How the saga ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// The tenant is gone.
+    Completed,
+    /// Every change was undone.
+    RolledBack,
+    /// Failed before changing anything irreversible.
+    Failed(String),
+}
+
+/// One saga's state: the fold of its events, and its snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// From `SagaStarted`; `None` before it.
+    pub header: Option<Header>,
+    /// The time of the latest applied record (see [`apply_at`]).
+    pub updated_at: Timestamp,
+    /// The inventory taken before any change.
+    pub inventory: Option<Inventory>,
+    /// Object ids of the keep accounts, once checked.
+    pub keep_ids: Option<BTreeSet<String>>,
+    /// The current step (0 before step 1).
+    pub step: u8,
+    /// Per kind of change (see [`table_of`]), per object: where it stands.
+    pub tables: BTreeMap<String, BTreeMap<String, Target>>,
+    /// Every intent's change, to route outcomes.
+    pub intents: BTreeMap<u32, Change>,
+    /// The id the next intent gets.
+    pub next_change_id: u32,
+    /// The latest reads.
+    pub observed: Observed,
+    /// The durable timer, if one runs.
+    pub wait: Option<Wait>,
+    /// The open operator gate and its instructions.
+    pub gate: Option<(Gate, String)>,
+    /// Whether the manual reactivation gate of the compensation was verified.
+    pub reactivated: bool,
+    /// A transient failure not yet scheduled for retry.
+    pub pending_error: Option<CallError>,
+    /// When the scheduled retry is due.
+    pub retry_at: Option<Timestamp>,
+    /// The current run of failures: (attempts so far, since when).
+    pub streak: Option<(u32, Timestamp)>,
+    /// A permanent failure not yet handled by the failure policy.
+    pub failure: Option<String>,
+    /// The latest error, for `status`.
+    pub last_error: Option<String>,
+    /// Why the saga is paused, if it is.
+    pub paused: Option<String>,
+    /// Whether the point of no return has passed.
+    pub pivot: bool,
+    /// Why compensation runs, if it does.
+    pub compensating: Option<String>,
+    /// How the saga ended, once it has.
+    pub ending: Option<Ending>,
+}
+
+/// Folds events into a state (replay: nothing is performed).
+pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
+    events
+        .into_iter()
+        .fold(State::default(), |s, e| apply(s, e))
+}
+
+/// [`apply`], also noting the record's timestamp as the last update.
+pub fn apply_at(state: State, event: &Event, at: Timestamp) -> State {
+    let mut s = apply(state, event);
+    s.updated_at = s.updated_at.max(at);
+    s
+}
+
+/// Applies one event. No business logic: this only records what the event says.
+pub fn apply(mut s: State, event: &Event) -> State {
+    match event {
+        Event::SagaStarted {
+            saga_id,
+            spec,
+            policy,
+            at,
+        } => {
+            s.header = Some(Header {
+                saga_id: saga_id.clone(),
+                spec: spec.clone(),
+                policy: policy.clone(),
+                started_at: *at,
+            });
+            s.updated_at = s.updated_at.max(*at);
+        }
+        Event::InventoryRecorded { inventory } => s.inventory = Some(inventory.clone()),
+        Event::KeepListChecked { keep_ids } => {
+            s.keep_ids = Some(keep_ids.iter().cloned().collect());
+        }
+        Event::StepStarted { step } => {
+            s.step = *step;
+            s.observed = Observed::default();
+            s.wait = None;
+            s.gate = None;
+        }
+        Event::StepCompleted { .. } => {
+            s.wait = None;
+            s.gate = None;
+        }
+        Event::ChangeIntended {
+            change_id,
+            change,
+            targets,
+        } => {
+            s.intents.insert(*change_id, *change);
+            s.next_change_id = s.next_change_id.max(change_id.saturating_add(1));
+            let table = s.tables.entry(table_of(*change).to_string()).or_default();
+            for t in targets {
+                table.insert(t.clone(), Target::Intended(*change_id));
+            }
+            s.observed = Observed::default();
+        }
+        Event::ChangeApplied {
+            change_id, target, ..
+        } => {
+            s.set_target(*change_id, target, Target::Done);
+            s.streak = None;
+            s.observed = Observed::default();
+        }
+        Event::ChangeFailed {
+            change_id,
+            target,
+            error,
+            ..
+        } => {
+            let next = match error.class {
+                FailureClass::Transient => Target::Pending,
+                FailureClass::InDoubt => Target::InDoubt(*change_id),
+                FailureClass::Permanent => Target::Failed(error.to_string()),
+            };
+            s.set_target(*change_id, target, next);
+            s.note_error(error, &format!("{target}: {error}"));
+            s.observed = Observed::default();
+        }
+        Event::InDoubtResolved {
+            change,
+            applied,
+            not_applied,
+        } => {
+            let table = s.tables.entry(table_of(*change).to_string()).or_default();
+            for t in applied {
+                table.insert(t.clone(), Target::Done);
+            }
+            for t in not_applied {
+                table.insert(t.clone(), Target::Pending);
+            }
+        }
+        Event::UsersRead { users } => {
+            s.observed.users = Some(users.clone());
+            s.streak = None;
+        }
+        Event::UsersChecked { present, absent } => {
+            s.observed.checked = Some((present.clone(), absent.clone()));
+            s.streak = None;
+        }
+        Event::DeletedUsersRead { ids } => {
+            s.observed.deleted_users = Some(ids.clone());
+            s.streak = None;
+        }
+        Event::SubscriptionsRead { subscriptions } => {
+            s.observed.subscriptions = Some(subscriptions.clone());
+            s.streak = None;
+        }
+        Event::MfaRead { mfa } => {
+            s.observed.mfa = Some(mfa.clone());
+            s.streak = None;
+        }
+        Event::TenantRead { view } => {
+            s.observed.tenant = Some(view.clone());
+            s.streak = None;
+        }
+        Event::TenantChecked { exists } => {
+            s.observed.tenant_exists = Some(*exists);
+            s.streak = None;
+        }
+        Event::ReadFailed { read, error } => {
+            let what = format!("read {read:?}: {error}");
+            s.note_error(error, &what);
+        }
+        Event::RetryScheduled {
+            at, attempt, since, ..
+        } => {
+            s.pending_error = None;
+            s.retry_at = Some(*at);
+            s.streak = Some((*attempt, *since));
+            s.observed = Observed::default();
+        }
+        Event::WaitStarted { until, reason } => {
+            s.wait = Some(Wait {
+                until: *until,
+                reason: reason.clone(),
+            });
+            s.observed = Observed::default();
+        }
+        Event::GateOpened { gate, instructions } => {
+            s.gate = Some((*gate, instructions.clone()));
+        }
+        Event::GateConfirmed { .. } => {
+            s.wait = None;
+            s.observed = Observed::default();
+        }
+        Event::GateClosed { gate } => {
+            s.gate = None;
+            s.wait = None;
+            if *gate == Gate::ReactivateSubscriptions {
+                s.reactivated = true;
+            }
+        }
+        Event::PivotPassed { .. } => s.pivot = true,
+        Event::Paused { why, .. } => {
+            s.paused = Some(why.clone());
+            s.clear_failures();
+        }
+        Event::Resumed { .. } => {
+            s.paused = None;
+            s.clear_failures();
+            s.wait = None;
+            s.observed = Observed::default();
+            for table in s.tables.values_mut() {
+                for t in table.values_mut() {
+                    if matches!(t, Target::Failed(_)) {
+                        *t = Target::Pending;
+                    }
+                }
+            }
+        }
+        Event::AbortRequested { why, .. } => {
+            s.compensating = Some(format!("aborted: {why}"));
+            s.paused = None;
+            s.enter_compensation();
+        }
+        Event::CompensationStarted { reason } => {
+            s.compensating = Some(reason.clone());
+            s.enter_compensation();
+        }
+        Event::AbortRefused { .. } => {}
+        Event::SagaCompleted => s.ending = Some(Ending::Completed),
+        Event::SagaRolledBack => s.ending = Some(Ending::RolledBack),
+        Event::SagaFailed { reason } => {
+            s.ending = Some(Ending::Failed(reason.clone()));
+            s.last_error = Some(reason.clone());
+        }
+    }
+    s
+}
+
+impl State {
+    fn set_target(&mut self, change_id: u32, target: &str, to: Target) {
+        if let Some(change) = self.intents.get(&change_id) {
+            let table = self.tables.entry(table_of(*change).to_string()).or_default();
+            table.insert(target.to_string(), to);
+        }
+    }
+
+    fn note_error(&mut self, error: &CallError, what: &str) {
+        self.last_error = Some(what.to_string());
+        match error.class {
+            FailureClass::Permanent => {
+                if self.failure.is_none() {
+                    self.failure = Some(what.to_string());
+                }
+            }
+            FailureClass::Transient | FailureClass::InDoubt => {
+                let keep_old = self
+                    .pending_error
+                    .as_ref()
+                    .is_some_and(|old| old.retry_after >= error.retry_after);
+                if !keep_old {
+                    self.pending_error = Some(error.clone());
+                }
+            }
+        }
+    }
+
+    fn clear_failures(&mut self) {
+        self.failure = None;
+        self.pending_error = None;
+        self.retry_at = None;
+        self.streak = None;
+    }
+
+    fn enter_compensation(&mut self) {
+        self.clear_failures();
+        self.gate = None;
+        self.wait = None;
+        self.observed = Observed::default();
+        for table in self.tables.values_mut() {
+            for t in table.values_mut() {
+                if matches!(t, Target::Failed(_)) {
+                    *t = Target::Pending;
+                }
+            }
+        }
+    }
+
+    /// The entries of one change's table.
+    pub fn table(&self, change: Change) -> Option<&BTreeMap<String, Target>> {
+        self.tables.get(table_of(change))
+    }
+
+    /// Whether the saga has ended.
+    pub fn is_terminal(&self) -> bool {
+        self.ending.is_some()
+    }
+
+    /// Changes whose outcome is unknown: (change, object id).
+    pub fn in_doubt(&self) -> Vec<(Change, String)> {
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        for change in self.intents.values() {
+            if !seen.insert(table_of(*change)) {
+                continue;
+            }
+            if let Some(table) = self.table(*change) {
+                for (id, t) in table {
+                    if t.is_doubtful() {
+                        out.push((*change, id.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,120 @@
+//! The saga's status for `closeout status` (design.md §3), derived from state.
+
+use super::event::Change;
+use super::state::{Ending, State, Target};
+use crate::model::{PartnerStatus, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// The `state` field of `status --json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaState {
+    /// Working.
+    Running,
+    /// A durable timer or an operator gate is pending.
+    Waiting,
+    /// Stopped until an operator resumes it.
+    Paused,
+    /// Undoing completed work.
+    Compensating,
+    /// The tenant is gone.
+    Completed,
+    /// Every change was undone.
+    RolledBack,
+    /// Ended without closing the tenant.
+    Failed,
+}
+
+/// Done and total objects of the current step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Objects done.
+    pub done: usize,
+    /// Objects the step works on.
+    pub total: usize,
+}
+
+/// What `status` shows for one saga.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Running, waiting, paused, ...
+    pub state: SagaState,
+    /// The current step (1-5), `None` before step 1.
+    pub step: Option<u8>,
+    /// Progress of the current step (or of the compensation).
+    pub progress: Progress,
+    /// The latest error, if any.
+    pub last_error: Option<String>,
+    /// The time of the latest record.
+    pub updated_at: Timestamp,
+    /// What a person must do, or what is awaited.
+    pub waiting_for: Option<String>,
+}
+
+impl State {
+    /// The status as `closeout status` shows it.
+    pub fn status(&self) -> Status {
+        let state = match (&self.ending, &self.paused) {
+            (Some(Ending::Completed), _) => SagaState::Completed,
+            (Some(Ending::RolledBack), _) => SagaState::RolledBack,
+            (Some(Ending::Failed(_)), _) => SagaState::Failed,
+            (None, Some(_)) => SagaState::Paused,
+            _ if self.compensating.is_some() => SagaState::Compensating,
+            _ if self.gate.is_some() || self.wait.is_some() => SagaState::Waiting,
+            _ => SagaState::Running,
+        };
+        let waiting_for = match (&self.paused, &self.gate, &self.wait) {
+            (Some(why), _, _) => Some(format!("an operator to resume: {why}")),
+            (None, Some((_, instructions)), _) => Some(instructions.clone()),
+            (None, None, Some(w)) => Some(w.reason.clone()),
+            _ => None,
+        };
+        Status {
+            state,
+            step: (self.step > 0).then_some(self.step),
+            progress: self.progress(),
+            last_error: self.last_error.clone(),
+            updated_at: self.updated_at,
+            waiting_for,
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        let changes: Vec<Change> = if self.compensating.is_some() {
+            vec![
+                Change::RestoreUser,
+                Change::SetSubscription {
+                    status: PartnerStatus::Active,
+                },
+            ]
+        } else {
+            match self.step {
+                1 => vec![Change::DeleteUser],
+                2 => vec![Change::SetSubscription {
+                    status: PartnerStatus::Suspended,
+                }],
+                3 => vec![Change::SetSubscription {
+                    status: PartnerStatus::Deleted,
+                }],
+                4 => vec![
+                    Change::DisableSecurityDefaults,
+                    Change::DisableCaPolicy,
+                    Change::DisableUserMfa,
+                ],
+                5 => {
+                    let done = usize::from(self.ending == Some(Ending::Completed));
+                    return Progress { done, total: 1 };
+                }
+                _ => Vec::new(),
+            }
+        };
+        let mut p = Progress::default();
+        for c in changes {
+            if let Some(t) = self.table(c) {
+                p.total += t.len();
+                p.done += t.values().filter(|v| **v == Target::Done).count();
+            }
+        }
+        p
+    }
+}

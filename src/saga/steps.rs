@@ -1,0 +1,458 @@
+//! The five steps of design.md §1, forward: keep-list check and inventory,
+//! delete users, cancel subscriptions, delete subscriptions (the pivot),
+//! disable MFA, delete the directory.
+
+use super::action::{Action, Call, Read};
+use super::decide::{drive, intend, is_keep, keep_ids, status_of, wait};
+use super::event::{Change, Event, Gate, SECURITY_DEFAULTS};
+use super::state::State;
+use crate::model::{
+    CaPolicyState, PartnerStatus, PerUserMfaState, SubscriptionMode, SubscriptionStatus, Timestamp,
+};
+
+const SUSPEND: Change = Change::SetSubscription {
+    status: PartnerStatus::Suspended,
+};
+const DELETE_SUB: Change = Change::SetSubscription {
+    status: PartnerStatus::Deleted,
+};
+
+/// The next forward actions.
+pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
+    let Some(header) = &state.header else {
+        return Vec::new();
+    };
+    if let Some(w) = &state.wait {
+        if now < w.until {
+            return vec![Action::WakeAt(w.until)];
+        }
+    }
+    let manual = header.spec.subscriptions == SubscriptionMode::Manual;
+    match state.step {
+        0 => start(state),
+        1 => delete_users(state, now),
+        2 if manual => gated_subscriptions(state, now, Gate::CancelSubscriptions),
+        2 => cancel_subscriptions(state, now),
+        3 if manual => gated_subscriptions(state, now, Gate::DeleteSubscriptions),
+        3 => delete_subscriptions(state, now),
+        4 => disable_mfa(state, now),
+        5 => delete_tenant(state, now),
+        _ => Vec::new(),
+    }
+}
+
+fn read(r: Read) -> Vec<Action> {
+    vec![Action::Perform(Call::Read(r))]
+}
+
+fn record(events: Vec<Event>) -> Vec<Action> {
+    vec![Action::Record(events)]
+}
+
+fn next_step(state: &State, step: u8, mut first: Vec<Event>) -> Vec<Action> {
+    if state.gate.is_some() {
+        if let Some((gate, _)) = &state.gate {
+            first.push(Event::GateClosed { gate: *gate });
+        }
+    }
+    first.push(Event::StepCompleted { step });
+    first.push(Event::StepStarted { step: step + 1 });
+    record(first)
+}
+
+/// Inventory, then the keep-list check, before anything is changed.
+fn start(state: &State) -> Vec<Action> {
+    let (Some(header), Some(inv)) = (&state.header, &state.inventory) else {
+        return read(Read::Inventory);
+    };
+    if state.keep_ids.is_some() {
+        return record(vec![Event::StepStarted { step: 1 }]);
+    }
+    let tenant = &header.spec.tenant_id;
+    let fail = |reason: String| record(vec![Event::SagaFailed { reason }]);
+    if header.spec.keep.is_empty() {
+        return fail(format!("tenant {tenant}: the keep list is empty"));
+    }
+    let mut ids = Vec::new();
+    for entry in &header.spec.keep {
+        match inv
+            .users
+            .iter()
+            .find(|u| &u.id == entry || u.user_principal_name.eq_ignore_ascii_case(entry))
+        {
+            Some(u) => ids.push(u.id.clone()),
+            None => {
+                return fail(format!(
+                    "tenant {tenant}: keep account {entry} is not a user of the tenant"
+                ))
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    if !ids.iter().any(|id| inv.global_admins.contains(id)) {
+        return fail(format!(
+            "tenant {tenant}: no keep account holds the Global Administrator role"
+        ));
+    }
+    record(vec![
+        Event::KeepListChecked { keep_ids: ids },
+        Event::StepStarted { step: 1 },
+    ])
+}
+
+/// Step 1: delete every user not on the keep list; done when only keep accounts remain.
+fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
+    if let Some(a) = drive(state, Change::DeleteUser) {
+        return a;
+    }
+    if state.table(Change::DeleteUser).is_none() {
+        let targets: Vec<String> = state
+            .inventory
+            .iter()
+            .flat_map(|i| i.users.iter())
+            .filter(|u| !is_keep(state, &u.id, &u.user_principal_name))
+            .map(|u| u.id.clone())
+            .collect();
+        if !targets.is_empty() {
+            return intend(state, vec![(Change::DeleteUser, targets)], Vec::new());
+        }
+    }
+    let Some(users) = &state.observed.users else {
+        return read(Read::Users);
+    };
+    let mut new = Vec::new();
+    let mut lagging = 0;
+    for u in users.iter().filter(|u| !is_keep(state, &u.id, &u.upn)) {
+        match status_of(state, Change::DeleteUser, &u.id) {
+            None => new.push(u.id.clone()),
+            Some(_) => lagging += 1,
+        }
+    }
+    if !new.is_empty() {
+        return intend(state, vec![(Change::DeleteUser, new)], Vec::new());
+    }
+    if lagging > 0 {
+        return wait(
+            now,
+            policy(state).replication_wait,
+            format!("{lagging} deleted users still listed (replication delay)"),
+            Vec::new(),
+        );
+    }
+    next_step(state, 1, Vec::new())
+}
+
+/// Step 2, partner-center mode: suspend every active subscription.
+fn cancel_subscriptions(state: &State, now: Timestamp) -> Vec<Action> {
+    if let Some(a) = drive(state, SUSPEND) {
+        return a;
+    }
+    if state.table(SUSPEND).is_none() {
+        let targets: Vec<String> = state
+            .inventory
+            .iter()
+            .flat_map(|i| i.subscriptions.iter())
+            .filter(|s| s.status.is_active())
+            .map(|s| s.commerce_subscription_id.clone())
+            .collect();
+        if !targets.is_empty() {
+            return intend(state, vec![(SUSPEND, targets)], Vec::new());
+        }
+    }
+    let Some(subs) = &state.observed.subscriptions else {
+        return read(Read::Subscriptions);
+    };
+    let active: Vec<&str> = subs
+        .iter()
+        .filter(|s| s.status.is_active())
+        .map(|s| s.id.as_str())
+        .collect();
+    let new: Vec<String> = active
+        .iter()
+        .filter(|id| status_of(state, SUSPEND, id).is_none())
+        .map(|id| id.to_string())
+        .collect();
+    if !new.is_empty() {
+        return intend(state, vec![(SUSPEND, new)], Vec::new());
+    }
+    if !active.is_empty() {
+        return wait(
+            now,
+            policy(state).replication_wait,
+            format!("{} cancelled subscriptions still read as active", active.len()),
+            Vec::new(),
+        );
+    }
+    next_step(state, 2, Vec::new())
+}
+
+/// Step 3, partner-center mode: delete every subscription (the pivot), then
+/// wait for deprovisioning.
+fn delete_subscriptions(state: &State, now: Timestamp) -> Vec<Action> {
+    if let Some(a) = drive(state, DELETE_SUB) {
+        return a;
+    }
+    let Some(subs) = &state.observed.subscriptions else {
+        return read(Read::Subscriptions);
+    };
+    let left: Vec<&str> = subs
+        .iter()
+        .filter(|s| s.status != SubscriptionStatus::Deleted)
+        .map(|s| s.id.as_str())
+        .collect();
+    let new: Vec<String> = left
+        .iter()
+        .filter(|id| status_of(state, DELETE_SUB, id).is_none())
+        .map(|id| id.to_string())
+        .collect();
+    let pivot = || {
+        if state.pivot {
+            Vec::new()
+        } else {
+            vec![Event::PivotPassed {
+                reason: "subscriptions are being deleted".to_string(),
+            }]
+        }
+    };
+    if !new.is_empty() {
+        return intend(state, vec![(DELETE_SUB, new)], pivot());
+    }
+    if !left.is_empty() {
+        return wait(
+            now,
+            policy(state).deprovision_poll,
+            format!("{} subscriptions deprovisioning", left.len()),
+            Vec::new(),
+        );
+    }
+    next_step(state, 3, pivot())
+}
+
+/// Steps 2 and 3 in manual mode: an operator gate, verified by reading.
+fn gated_subscriptions(state: &State, now: Timestamp, gate: Gate) -> Vec<Action> {
+    let Some(subs) = &state.observed.subscriptions else {
+        return read(Read::Subscriptions);
+    };
+    let (step, left): (u8, Vec<_>) = match gate {
+        Gate::CancelSubscriptions => (2, subs.iter().filter(|s| s.status.is_active()).collect()),
+        _ => (
+            3,
+            subs.iter()
+                .filter(|s| s.status != SubscriptionStatus::Deleted)
+                .collect(),
+        ),
+    };
+    let mut first = Vec::new();
+    if step == 3 && !state.pivot {
+        let was_deleted = |id: &str| {
+            state.inventory.iter().any(|i| {
+                i.subscriptions.iter().any(|s| {
+                    s.commerce_subscription_id == id && s.status == SubscriptionStatus::Deleted
+                })
+            })
+        };
+        let newly = subs
+            .iter()
+            .any(|s| s.status == SubscriptionStatus::Deleted && !was_deleted(&s.id));
+        if newly || left.is_empty() {
+            first.push(Event::PivotPassed {
+                reason: "a subscription was deleted in the admin center".to_string(),
+            });
+        }
+    }
+    if left.is_empty() {
+        return next_step(state, step, first);
+    }
+    let what = if step == 2 { "cancel" } else { "delete" };
+    let list: Vec<String> = left.iter().map(|s| format!("{} ({})", s.sku, s.id)).collect();
+    let reason = format!(
+        "an operator to {what} {} subscriptions in the Microsoft 365 admin center",
+        left.len()
+    );
+    if state.gate.is_none() {
+        let tenant = state
+            .header
+            .as_ref()
+            .map(|h| h.spec.tenant_id.as_str())
+            .unwrap_or_default();
+        first.push(Event::GateOpened {
+            gate,
+            instructions: format!(
+                "In the Microsoft 365 admin center of tenant {tenant} (Billing > Your products), \
+                 {what} these subscriptions: {}. closeout re-reads the tenant periodically and \
+                 continues once it sees them done.",
+                list.join(", ")
+            ),
+        });
+    }
+    wait(now, policy(state).gate_poll, reason, first)
+}
+
+/// Step 4: security defaults, MFA Conditional Access policies and per-user MFA off.
+fn disable_mfa(state: &State, now: Timestamp) -> Vec<Action> {
+    let kinds = [
+        Change::DisableSecurityDefaults,
+        Change::DisableCaPolicy,
+        Change::DisableUserMfa,
+    ];
+    for change in kinds {
+        if let Some(a) = drive(state, change) {
+            return a;
+        }
+    }
+    let Some(mfa) = &state.observed.mfa else {
+        return read(Read::Mfa {
+            user_ids: keep_ids(state),
+        });
+    };
+    let mut on: Vec<(Change, Vec<String>)> = Vec::new();
+    if mfa.security_defaults {
+        on.push((
+            Change::DisableSecurityDefaults,
+            vec![SECURITY_DEFAULTS.to_string()],
+        ));
+    }
+    let ca: Vec<String> = mfa
+        .ca_policies
+        .iter()
+        .filter(|p| p.requires_mfa && p.state != CaPolicyState::Disabled)
+        .map(|p| p.id.clone())
+        .collect();
+    on.push((Change::DisableCaPolicy, ca));
+    let per_user: Vec<String> = mfa
+        .per_user
+        .iter()
+        .filter(|(_, s)| *s != PerUserMfaState::Disabled)
+        .map(|(id, _)| id.clone())
+        .collect();
+    on.push((Change::DisableUserMfa, per_user));
+    let mut lagging = 0;
+    let mut new = Vec::new();
+    for (change, ids) in on {
+        let (fresh, seen): (Vec<String>, Vec<String>) = ids
+            .into_iter()
+            .partition(|id| status_of(state, change, id).is_none());
+        lagging += seen.len();
+        if !fresh.is_empty() {
+            new.push((change, fresh));
+        }
+    }
+    if !new.is_empty() {
+        return intend(state, new, Vec::new());
+    }
+    if lagging > 0 {
+        return wait(
+            now,
+            policy(state).replication_wait,
+            format!("{lagging} disabled MFA settings still read as enabled"),
+            Vec::new(),
+        );
+    }
+    next_step(state, 4, Vec::new())
+}
+
+/// Step 5: preflight, then the operator gate, then wait for the tenant to vanish.
+fn delete_tenant(state: &State, now: Timestamp) -> Vec<Action> {
+    let poll = policy(state).tenant_gone_poll;
+    if state.gate.is_some() {
+        return match state.observed.tenant_exists {
+            None => read(Read::TenantExists),
+            Some(true) => wait(
+                now,
+                poll,
+                state
+                    .gate
+                    .as_ref()
+                    .map(|(_, i)| i.clone())
+                    .unwrap_or_default(),
+                Vec::new(),
+            ),
+            Some(false) => record(vec![
+                Event::GateClosed {
+                    gate: Gate::DeleteTenant,
+                },
+                Event::StepCompleted { step: 5 },
+                Event::SagaCompleted,
+            ]),
+        };
+    }
+    let Some(view) = &state.observed.tenant else {
+        return read(Read::Tenant {
+            user_ids: keep_ids(state),
+        });
+    };
+    let mut blockers = Vec::new();
+    let users = view
+        .users
+        .iter()
+        .filter(|u| !is_keep(state, &u.id, &u.upn))
+        .count();
+    if users > 0 {
+        blockers.push(format!("{users} users besides the keep accounts"));
+    }
+    let subs = view
+        .subscriptions
+        .iter()
+        .filter(|s| s.status != SubscriptionStatus::Deleted)
+        .count();
+    if subs > 0 {
+        blockers.push(format!("{subs} subscriptions not deprovisioned"));
+    }
+    if view.mfa.security_defaults {
+        blockers.push("security defaults enabled".to_string());
+    }
+    let ca = view
+        .mfa
+        .ca_policies
+        .iter()
+        .filter(|p| p.requires_mfa && p.state != CaPolicyState::Disabled)
+        .count();
+    if ca > 0 {
+        blockers.push(format!("{ca} MFA conditional access policies on"));
+    }
+    if !blockers.is_empty() {
+        return record(vec![Event::Paused {
+            who: "closeout".to_string(),
+            why: format!("step 5 preflight failed: {}", blockers.join(", ")),
+        }]);
+    }
+    let tenant = state
+        .header
+        .as_ref()
+        .map(|h| h.spec.tenant_id.as_str())
+        .unwrap_or_default();
+    let mut instructions = format!(
+        "A Global Administrator deletes tenant {tenant} in the Entra admin center \
+         (Identity > Overview > Manage tenants > Delete)"
+    );
+    if !view.applications.is_empty() {
+        let apps: Vec<&str> = view
+            .applications
+            .iter()
+            .map(|a| a.display_name.as_str())
+            .collect();
+        instructions.push_str(&format!(
+            ", after removing the app registrations {}",
+            apps.join(", ")
+        ));
+    }
+    instructions.push_str("; closeout verifies that the tenant is gone");
+    wait(
+        now,
+        poll,
+        "a Global Administrator to delete the tenant".to_string(),
+        vec![Event::GateOpened {
+            gate: Gate::DeleteTenant,
+            instructions,
+        }],
+    )
+}
+
+fn policy(state: &State) -> super::policy::SagaPolicy {
+    state
+        .header
+        .as_ref()
+        .map(|h| h.policy.clone())
+        .unwrap_or_default()
+}
