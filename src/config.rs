@@ -1,1 +1,364 @@
-//! (being built)
+//! The daemon's configuration file (`closeout.toml`) and the batch files an
+//! operator submits: parsing and validation.
+//!
+//! Both are TOML. Unknown keys are errors, and every error names the file, the
+//! line and the key (`batch.toml:7: tenant[2].keep: ...`), so that an operator
+//! can fix a file without guessing. Relative paths inside a file resolve
+//! against that file's directory. Secrets are never accepted inline: a file is
+//! copied, mailed and committed far more often than a secret should be.
+//!
+//! Where the config file is looked for when `--config` is not given: the
+//! environment variable `CLOSEOUT_CONFIG`, then `/etc/closeout/closeout.toml`
+//! (what the systemd unit uses), then `config/closeout.toml` in the current
+//! directory (a checkout of the repository, set up for `closeout sim`).
+
+mod batch;
+mod locate;
+
+pub use batch::BatchFile;
+
+use crate::model::{Secret, SecretSource};
+use crate::retry::RetryPolicy;
+use serde::{Deserialize, Deserializer};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The system-wide config path, used by the systemd unit.
+pub const SYSTEM_CONFIG: &str = "/etc/closeout/closeout.toml";
+/// The config of a repository checkout, for local runs against `closeout sim`.
+pub const LOCAL_CONFIG: &str = "config/closeout.toml";
+
+/// A config or batch file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read at all.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file was read but its content is wrong.
+    #[error("{}:{line}: {key}: {message}", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// The key, as a dotted path (`limits.max_concurrent_sagas`,
+        /// `tenant[2].keep`).
+        key: String,
+        /// What is wrong and, where it helps, how to fix it.
+        message: String,
+    },
+    /// A secret could not be read from its source.
+    #[error("cannot read the client secret from {what}: {source}")]
+    Secret {
+        /// The source (a path or a credential name; never the secret).
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The daemon's configuration (design.md §3).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the event log lives (sled). Default `/var/lib/closeout`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The Unix socket the CLI talks to the daemon through.
+    /// Default `/run/closeout/control.sock`.
+    #[serde(default = "default_control_socket")]
+    pub control_socket: PathBuf,
+    /// Base URLs of the services; tests and the demo point them at the simulator.
+    #[serde(default)]
+    pub endpoints: Endpoints,
+    /// The partner's own app, needed only for `subscriptions = "partner-center"`.
+    #[serde(default, deserialize_with = "partner_center")]
+    pub partner_center: Option<PartnerCenter>,
+    /// Backoff for failed calls and when to give up on them.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Concurrency limits and timeouts.
+    #[serde(default)]
+    pub limits: Limits,
+    /// How sagas behave on failure and how often they re-read slow state.
+    #[serde(default)]
+    pub saga: SagaSettings,
+    /// The daemon's own log output.
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// Base URLs of the Microsoft services (no trailing slash needed).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Endpoints {
+    /// Microsoft Graph. Default `https://graph.microsoft.com`.
+    #[serde(deserialize_with = "base_url")]
+    pub graph: url::Url,
+    /// The Entra ID token service. Default `https://login.microsoftonline.com`.
+    #[serde(deserialize_with = "base_url")]
+    pub login: url::Url,
+    /// Partner Center. Default `https://api.partnercenter.microsoft.com`.
+    #[serde(deserialize_with = "base_url")]
+    pub partner_center: url::Url,
+}
+
+/// The partner's own application in its own tenant, used to call Partner Center.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartnerCenter {
+    /// The partner's tenant id.
+    pub tenant_id: String,
+    /// The partner's application (client) id.
+    pub client_id: String,
+    /// Where its client secret is read from.
+    pub secret: SecretSource,
+}
+
+/// Concurrency limits and network timeouts.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// How many sagas run at once; more wait their turn. Default 64.
+    pub max_concurrent_sagas: NonZeroUsize,
+    /// Calls in flight at once against one tenant (Graph throttles per app and
+    /// tenant). Default 8.
+    pub max_in_flight_per_tenant: NonZeroUsize,
+    /// Calls in flight at once overall. Default 256.
+    pub max_in_flight_total: NonZeroUsize,
+    /// Time allowed to open a connection. Default `10s`.
+    #[serde(deserialize_with = "positive_duration")]
+    pub connect_timeout: Duration,
+    /// Time allowed for one request, response included. Default `60s`.
+    #[serde(deserialize_with = "positive_duration")]
+    pub request_timeout: Duration,
+}
+
+/// What a saga does on a permanent failure before the pivot (step 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Undo the completed work in reverse order (the default).
+    Compensate,
+    /// Stop and wait for the operator.
+    Pause,
+}
+
+/// Saga behaviour.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SagaSettings {
+    /// Permanent failure before the pivot: `compensate` (default) or `pause`.
+    pub on_failure: FailurePolicy,
+    /// How often step 3 re-reads subscriptions while they deprovision (about
+    /// 72 hours in the real service). Default `1h`.
+    #[serde(deserialize_with = "positive_duration")]
+    pub deprovision_poll: Duration,
+    /// How often an open operator gate is re-checked by reading the tenant.
+    /// Default `5m`.
+    #[serde(deserialize_with = "positive_duration")]
+    pub gate_recheck: Duration,
+    /// How often step 5 checks whether the tenant is gone. Default `5m`.
+    #[serde(deserialize_with = "positive_duration")]
+    pub tenant_gone_poll: Duration,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines (colours on a terminal).
+    Text,
+    /// One JSON object per line, for journald or a log shipper.
+    Json,
+}
+
+/// The daemon's own logs.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+    /// A tracing filter: `info` (default), `debug`, `closeout=debug,warn`, ...
+    /// `RUST_LOG` overrides it.
+    #[serde(deserialize_with = "log_level")]
+    pub level: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/closeout")
+}
+
+fn default_control_socket() -> PathBuf {
+    PathBuf::from("/run/closeout/control.sock")
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        let url = |s: &str| url::Url::parse(s).unwrap_or_else(|_| unreachable!("constant url"));
+        Endpoints {
+            graph: url("https://graph.microsoft.com"),
+            login: url("https://login.microsoftonline.com"),
+            partner_center: url("https://api.partnercenter.microsoft.com"),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let n = |v| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
+        Limits {
+            max_concurrent_sagas: n(64),
+            max_in_flight_per_tenant: n(8),
+            max_in_flight_total: n(256),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for SagaSettings {
+    fn default() -> Self {
+        SagaSettings {
+            on_failure: FailurePolicy::Compensate,
+            deprovision_poll: Duration::from_secs(3600),
+            gate_recheck: Duration::from_secs(300),
+            tenant_gone_poll: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Text,
+            level: "info".to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// The config path to use when `--config` is not given (see the module doc).
+    pub fn default_path() -> PathBuf {
+        if let Some(p) = std::env::var_os("CLOSEOUT_CONFIG").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        if Path::new(SYSTEM_CONFIG).exists() {
+            return PathBuf::from(SYSTEM_CONFIG);
+        }
+        PathBuf::from(LOCAL_CONFIG)
+    }
+
+    /// Reads and validates a config file; relative paths in it resolve
+    /// against its directory.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates config text read from `file` (named in errors; its directory
+    /// anchors relative paths).
+    pub fn parse(text: &str, file: &Path) -> Result<Config, Error> {
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| locate::toml_error(file, text, &e))?;
+        let dir = locate::base_dir(file);
+        config.data_dir = locate::anchor(&dir, &config.data_dir);
+        config.control_socket = locate::anchor(&dir, &config.control_socket);
+        if let Some(pc) = &mut config.partner_center {
+            if let SecretSource::File(p) = &pc.secret {
+                pc.secret = SecretSource::File(locate::anchor(&dir, p));
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// Reads a client secret from where `source` says (a trailing newline is not
+/// part of it). Credentials are looked up in `$CREDENTIALS_DIRECTORY`, where
+/// systemd's `LoadCredential=` puts them.
+pub fn read_secret(source: &SecretSource) -> Result<Secret, Error> {
+    let (path, what) = match source {
+        SecretSource::File(p) => (p.clone(), format!("file {}", p.display())),
+        SecretSource::Credential(name) => {
+            let what = format!("systemd credential {name}");
+            let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+                return Err(Error::Secret {
+                    what,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "$CREDENTIALS_DIRECTORY is not set (is the daemon run by systemd with LoadCredential=?)",
+                    ),
+                });
+            };
+            (Path::new(&dir).join(name), what)
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Secret {
+        what: what.clone(),
+        source,
+    })?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        return Err(Error::Secret {
+            what,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "it is empty"),
+        });
+    }
+    Ok(Secret::new(value))
+}
+
+fn base_url<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
+    let s = String::deserialize(d)?;
+    let url = url::Url::parse(&s).map_err(|e| serde::de::Error::custom(format!("{e}: {s:?}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(serde::de::Error::custom(format!(
+            "expected an http:// or https:// base URL, found {s:?}"
+        )));
+    }
+    Ok(url)
+}
+
+fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v: Duration = humantime_serde::deserialize(d)?;
+    if v.is_zero() {
+        return Err(serde::de::Error::custom("must be longer than 0s"));
+    }
+    Ok(v)
+}
+
+fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    tracing_subscriber::EnvFilter::try_new(&s)
+        .map_err(|e| serde::de::Error::custom(format!("not a log filter: {e}")))?;
+    Ok(s)
+}
+
+/// `[partner_center]`: its secret, exactly one source, never inline.
+fn partner_center<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PartnerCenter>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        tenant_id: batch::NonEmpty,
+        client_id: batch::NonEmpty,
+        client_secret: Option<batch::InlineSecret>,
+        client_secret_file: Option<PathBuf>,
+        client_secret_credential: Option<batch::CredentialName>,
+    }
+    let raw = Raw::deserialize(d)?;
+    let _ = raw.client_secret;
+    let secret = batch::secret_source(raw.client_secret_file, raw.client_secret_credential)
+        .map_err(serde::de::Error::custom)?;
+    Ok(Some(PartnerCenter {
+        tenant_id: raw.tenant_id.0,
+        client_id: raw.client_id.0,
+        secret,
+    }))
+}

@@ -8,8 +8,17 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod audit;
+pub mod common;
+pub mod daemon;
+pub mod demo;
+pub mod operator;
+pub mod plan;
 pub mod sim;
+pub mod status;
+pub mod submit;
 pub mod verify;
+
+use crate::runtime::control::OperatorCommand;
 
 /// A failed command, classified for the exit status.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +54,24 @@ pub struct Cli {
 /// The subcommands of design.md §3.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon in the foreground (systemd Type=notify).
+    Daemon(daemon::Args),
+    /// Submit the tenants of a batch file; prints a saga id per tenant.
+    Submit(submit::Args),
+    /// Dry run: inventory each tenant of a batch, print what would be done.
+    Plan(plan::Args),
+    /// Show where the sagas stand.
+    Status(status::Args),
+    /// Pause a saga.
+    Pause(operator::Args),
+    /// Resume a paused saga.
+    Resume(operator::Args),
+    /// Abort a saga and roll it back (refused after the pivot).
+    Abort(operator::Args),
+    /// Confirm that a manual gate's action was taken: the daemon re-checks now.
+    Confirm(operator::Args),
+    /// An end-to-end run on simulated tenants.
+    Demo(demo::Args),
     /// Run the simulator of Graph, login and Partner Center on loopback.
     Sim(sim::Args),
     /// Print the audit log (timeline, jsonl, csv, html).
@@ -64,6 +91,15 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Daemon(args) => daemon::run(args),
+        Command::Submit(args) => submit::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Pause(args) => operator::run(OperatorCommand::Pause, args),
+        Command::Resume(args) => operator::run(OperatorCommand::Resume, args),
+        Command::Abort(args) => operator::run(OperatorCommand::Abort, args),
+        Command::Confirm(args) => operator::run(OperatorCommand::Confirm, args),
+        Command::Demo(args) => demo::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Verify(args) => verify::run(args),

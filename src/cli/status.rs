@@ -1,0 +1,138 @@
+//! `closeout status [--json] [--watch] [SAGA]`: where the sagas stand.
+//!
+//! A table by default; `--json` prints exactly the array of design.md §3;
+//! `--watch` redraws the table with progress bars on a terminal (plain lines
+//! for changed rows otherwise) until every saga shown is terminal.
+
+use super::common::{block_on, call, connect, unexpected, ConfigArg};
+use super::Error;
+use crate::runtime::control::{Client, Request, Response, StatusRow};
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+/// Arguments of `closeout status`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Print a JSON array (saga_id, tenant_id, state, step, progress,
+    /// last_error, updated_at, waiting_for).
+    #[arg(long, conflicts_with = "watch")]
+    json: bool,
+    /// Keep redrawing until every saga shown has finished.
+    #[arg(long)]
+    watch: bool,
+    /// Only this saga.
+    #[arg(value_name = "SAGA")]
+    saga: Option<String>,
+}
+
+/// How often `--watch` asks the daemon.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs `closeout status`.
+pub fn run(args: Args) -> Result<(), Error> {
+    let (_, config) = args.config.load()?;
+    block_on(async {
+        let mut client = connect(&config).await?;
+        let rows = fetch(&mut client, &args.saga).await?;
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            let json = serde_json::to_string_pretty(&rows)
+                .map_err(|e| Error::Failed(anyhow::anyhow!("cannot encode status: {e}")))?;
+            let _ = writeln!(out, "{json}");
+            return Ok(());
+        }
+        if !args.watch {
+            let _ = out.write_all(table(&rows, false).as_bytes());
+            return Ok(());
+        }
+        let tty = std::io::stdout().is_terminal();
+        let mut seen: HashMap<String, StatusRow> = HashMap::new();
+        let mut rows = rows;
+        loop {
+            if tty {
+                let _ = write!(out, "\x1b[H\x1b[2J{}", table(&rows, true));
+            } else {
+                for r in &rows {
+                    if seen.get(&r.saga_id) != Some(r) {
+                        let _ = out.write_all(
+                            table(std::slice::from_ref(r), false)
+                                .lines()
+                                .nth(1)
+                                .unwrap_or("")
+                                .as_bytes(),
+                        );
+                        let _ = out.write_all(b"\n");
+                        seen.insert(r.saga_id.clone(), r.clone());
+                    }
+                }
+            }
+            let _ = out.flush();
+            if !rows.is_empty() && rows.iter().all(|r| r.state.is_terminal()) {
+                return Ok(());
+            }
+            tokio::time::sleep(WATCH_EVERY).await;
+            rows = fetch(&mut client, &args.saga).await?;
+        }
+    })?
+}
+
+async fn fetch(client: &mut Client, saga: &Option<String>) -> Result<Vec<StatusRow>, Error> {
+    match call(client, &Request::Status { saga: saga.clone() }).await? {
+        Response::Status { rows } => Ok(rows),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The status table: a header line and one line per saga.
+pub fn table(rows: &[StatusRow], bars: bool) -> String {
+    let mut s = format!(
+        "{:<36}  {:<36}  {:<12}  {:<4}  {:<22}  {:<24}  {}\n",
+        "SAGA", "TENANT", "STATE", "STEP", "PROGRESS", "UPDATED", "NOTE"
+    );
+    for r in rows {
+        let step = r
+            .step
+            .map(|s| format!("{s}/5"))
+            .unwrap_or_else(|| "-".into());
+        let progress = if bars {
+            bar(r.progress.done, r.progress.total)
+        } else {
+            format!("{}/{}", r.progress.done, r.progress.total)
+        };
+        let note = r
+            .waiting_for
+            .as_deref()
+            .map(|w| format!("waiting for: {w}"))
+            .or_else(|| r.last_error.as_deref().map(|e| format!("last error: {e}")))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "{:<36}  {:<36}  {:<12}  {:<4}  {:<22}  {:<24}  {}\n",
+            r.saga_id,
+            r.tenant_id,
+            r.state.as_str(),
+            step,
+            progress,
+            r.updated_at.to_rfc3339(),
+            note
+        ));
+    }
+    s
+}
+
+/// `[#######.......] 7/14` in 22 columns or fewer (for totals under 10^4).
+fn bar(done: u64, total: u64) -> String {
+    const WIDTH: u64 = 12;
+    let filled = if total == 0 {
+        0
+    } else {
+        (done.min(total) * WIDTH / total) as usize
+    };
+    format!(
+        "[{}{}] {done}/{total}",
+        "#".repeat(filled),
+        ".".repeat(WIDTH as usize - filled)
+    )
+}

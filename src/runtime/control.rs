@@ -1,0 +1,299 @@
+//! The control socket: how the CLI talks to the running daemon.
+//!
+//! A Unix stream socket, mode 0660 (the daemon's user and group only). The
+//! protocol is one JSON [`Request`] per line, answered by one JSON [`Response`]
+//! per line; a connection may carry several requests. The operator recorded
+//! in events is taken from the peer's credentials (uid → user name), never
+//! from anything the client says.
+//!
+//! The server dispatches to an [`Engine`]: the executor implements it; the
+//! socket knows nothing about sagas beyond these shapes.
+
+mod client;
+mod server;
+
+pub use client::Client;
+pub use server::Server;
+
+use crate::model::{TenantSpec, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::path::PathBuf;
+
+/// A failure of the control socket itself (not of the request).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Nothing answers on the socket.
+    #[error(
+        "no closeout daemon is listening on {}: start it with `closeout daemon` \
+         (or `systemctl start closeout`), or point --config at the daemon's config",
+        path.display()
+    )]
+    NotRunning {
+        /// The socket path tried.
+        path: PathBuf,
+    },
+    /// The socket exists but this user may not use it.
+    #[error(
+        "permission denied on the control socket {}: it is open to the daemon's user and \
+         group only (add yourself to that group)",
+        path.display()
+    )]
+    PermissionDenied {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// Another daemon already answers on the socket.
+    #[error("another closeout daemon is already listening on {}", path.display())]
+    AlreadyRunning {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// The path is taken by something that is not a socket.
+    #[error("{} exists and is not a socket: refusing to replace it", path.display())]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Any other I/O failure on the socket.
+    #[error("control socket {}: {source}", path.display())]
+    Io {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The other side sent something that is not the protocol.
+    #[error("control socket {}: bad message: {message}", path.display())]
+    Protocol {
+        /// The socket path.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// One request from the CLI.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// Start one saga per tenant.
+    Submit {
+        /// The tenants, validated by the CLI (and again by the engine).
+        tenants: Vec<TenantSpec>,
+    },
+    /// Where sagas stand: one, or all.
+    Status {
+        /// A saga id, or none for every saga.
+        saga: Option<String>,
+    },
+    /// Pause, resume, abort or confirm a gate.
+    Command {
+        /// The saga.
+        saga: String,
+        /// What to do.
+        command: OperatorCommand,
+        /// The operator's reason, recorded with the event.
+        reason: Option<String>,
+    },
+    /// Is the daemon up, and which one is it.
+    Health,
+}
+
+/// One answer from the daemon.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    /// The sagas started, one per submitted tenant, in order.
+    Submitted {
+        /// Saga and tenant ids.
+        sagas: Vec<SagaSummary>,
+    },
+    /// Status rows.
+    Status {
+        /// One row per saga.
+        rows: Vec<StatusRow>,
+    },
+    /// The command was recorded.
+    Done,
+    /// The daemon is up.
+    Health(Health),
+    /// The request failed.
+    Error(EngineError),
+}
+
+/// The operator commands (recorded as events with who and why).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorCommand {
+    /// Stop taking steps until resumed.
+    Pause,
+    /// Continue a paused saga.
+    Resume,
+    /// Give up and compensate (refused after the pivot).
+    Abort,
+    /// A person did what a gate asks: re-check the tenant now.
+    Confirm,
+}
+
+/// Who gave an order, from the socket peer's credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operator {
+    /// The peer's uid.
+    pub uid: u32,
+    /// Its user name (`uid:N` when the uid has no name).
+    pub name: String,
+}
+
+/// A started saga.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SagaSummary {
+    /// The new saga's id.
+    pub saga_id: String,
+    /// The tenant it closes.
+    pub tenant_id: String,
+}
+
+/// Where a saga stands: the `status --json` element of design.md §3.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRow {
+    /// The saga.
+    pub saga_id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Its coarse state.
+    pub state: RunState,
+    /// The step it is in (1-5), none before the first or once terminal.
+    pub step: Option<u8>,
+    /// Work done within the step (users deleted, subscriptions cancelled, ...).
+    pub progress: Progress,
+    /// The last failure, if the saga is retrying, paused or failed because of it.
+    pub last_error: Option<String>,
+    /// When its last event was recorded (RFC 3339, UTC).
+    #[serde(with = "rfc3339")]
+    pub updated_at: Timestamp,
+    /// What a person must do for it to go on (a gate), if anything.
+    pub waiting_for: Option<String>,
+}
+
+/// The states of design.md §3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Taking steps.
+    Running,
+    /// Waiting for time (deprovisioning, a retry) or for a person (a gate).
+    Waiting,
+    /// Stopped by the operator or by a failure after the pivot.
+    Paused,
+    /// Undoing completed work.
+    Compensating,
+    /// The tenant is closed.
+    Completed,
+    /// Undone after a failure or an abort.
+    RolledBack,
+    /// Failed before changing anything, or compensation itself failed.
+    Failed,
+}
+
+impl RunState {
+    /// Whether the saga will not move any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunState::Completed | RunState::RolledBack | RunState::Failed
+        )
+    }
+
+    /// The name used in `status` output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Waiting => "waiting",
+            RunState::Paused => "paused",
+            RunState::Compensating => "compensating",
+            RunState::Completed => "completed",
+            RunState::RolledBack => "rolled_back",
+            RunState::Failed => "failed",
+        }
+    }
+}
+
+/// Progress within a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Items done.
+    pub done: u64,
+    /// Items in all.
+    pub total: u64,
+}
+
+/// The daemon's answer to `Health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// The daemon's version.
+    pub version: String,
+    /// Its process id.
+    pub pid: u32,
+    /// When it started.
+    #[serde(with = "rfc3339")]
+    pub started_at: Timestamp,
+}
+
+/// Why the engine refused or failed a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+pub enum EngineError {
+    /// The request itself is wrong (a tenant already being closed, a batch
+    /// needing `[partner_center]` that is not configured): the CLI exits 2.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such saga: the CLI exits 2.
+    #[error("{0}")]
+    NotFound(String),
+    /// Refused by policy (abort after the pivot): the CLI exits 1.
+    #[error("{0}")]
+    Refused(String),
+    /// The daemon cannot do it now (shutting down, store failed): exit 1.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What the control socket asks of the daemon; the executor implements it.
+pub trait Engine: Send + Sync + 'static {
+    /// Starts one saga per tenant (recorded before this returns), in order.
+    fn submit(
+        &self,
+        tenants: Vec<TenantSpec>,
+        who: Operator,
+    ) -> impl Future<Output = Result<Vec<SagaSummary>, EngineError>> + Send;
+
+    /// Status of one saga (`NotFound` if unknown) or of all, oldest first.
+    fn status(&self, saga: Option<&str>) -> Result<Vec<StatusRow>, EngineError>;
+
+    /// Records an operator command with who and why, and acts on it.
+    fn command(
+        &self,
+        saga: &str,
+        command: OperatorCommand,
+        who: Operator,
+        reason: Option<String>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+}
+
+/// Timestamps on the wire as RFC 3339 strings.
+mod rfc3339 {
+    use crate::model::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_rfc3339(&s)
+            .map(Timestamp::from_system)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+    }
+}
