@@ -2,9 +2,12 @@
 //! the rows of the csv export, the change table of the HTML report and the
 //! change lines of the text timeline.
 //!
-//! Memory is bounded by the changes of one saga still waiting for a success:
-//! an intent is forgotten as soon as an outcome says the change is in place,
-//! and [`Joiner::finish_saga`] flushes the rest (failed or in doubt).
+//! Each intent names one object (an event naming several becomes one entry
+//! per object) and gets at most one outcome; an in-doubt one is settled later
+//! by a read ([`Fact::Resolved`]), matched by action and object. Memory is
+//! bounded by the changes of one saga still waiting for their outcome: an
+//! intent is forgotten once answered, and [`Joiner::finish_saga`] flushes the
+//! rest (in doubt).
 
 use super::{Entry, Fact, Filter, OutcomeResult};
 use crate::model::{HttpInfo, Timestamp};
@@ -136,7 +139,7 @@ impl Joiner {
                         false,
                     ),
                 };
-                if result.succeeded() {
+                if !result.leaves_open() {
                     self.pending.remove(change_id);
                 }
                 if e.http.is_some() {
@@ -150,6 +153,19 @@ impl Joiner {
                 change.outcome_seq = Some(e.seq);
                 change.outcome_at = Some(e.at);
                 (selected || intent_selected).then_some(change)
+            }
+            Fact::Resolved { action, applied } => {
+                let key = self
+                    .pending
+                    .iter()
+                    .find(|(_, p)| &p.change.action == action && p.change.object == e.object)
+                    .map(|(k, _)| k.clone())?;
+                let p = self.pending.remove(&key)?;
+                let mut change = p.change;
+                change.result = Some(OutcomeResult::Resolved { applied: *applied });
+                change.outcome_seq = Some(e.seq);
+                change.outcome_at = Some(e.at);
+                (p.selected || filter.matches(e)).then_some(change)
             }
             _ => None,
         }

@@ -96,6 +96,14 @@ pub enum Fact {
         /// How it ended.
         result: OutcomeResult,
     },
+    /// A read settled an in-doubt change of one object (after a crash or a
+    /// timeout): whether it had been applied.
+    Resolved {
+        /// What the change was (`delete user`), matching its intent's action.
+        action: String,
+        /// Found applied (else it will be made again, under a new intent).
+        applied: bool,
+    },
     /// A failed call will be tried again.
     Retry {
         /// How long the saga waits first.
@@ -109,6 +117,8 @@ pub enum Fact {
     WaitStarted {
         /// Why it waits.
         reason: String,
+        /// Until when, if the wait has a set end.
+        until: Option<Timestamp>,
     },
     /// A wait or gate is over.
     WaitEnded {
@@ -150,6 +160,11 @@ pub enum OutcomeResult {
     Applied,
     /// It had already been made (404 on a delete).
     AlreadyDone,
+    /// It was in doubt, and a read showed whether it had been applied.
+    Resolved {
+        /// Found applied.
+        applied: bool,
+    },
     /// It failed.
     Failed {
         /// `transient`, `in_doubt`, `permanent`.
@@ -165,13 +180,27 @@ impl OutcomeResult {
         match self {
             OutcomeResult::Applied => "applied".into(),
             OutcomeResult::AlreadyDone => "already_done".into(),
+            OutcomeResult::Resolved { applied: true } => "applied (found by reading)".into(),
+            OutcomeResult::Resolved { applied: false } => {
+                "not applied (found by reading; made again)".into()
+            }
             OutcomeResult::Failed { class, code } => format!("failed ({class}): {code}"),
         }
     }
 
     /// Whether the change is in place.
     pub fn succeeded(&self) -> bool {
-        !matches!(self, OutcomeResult::Failed { .. })
+        match self {
+            OutcomeResult::Applied | OutcomeResult::AlreadyDone => true,
+            OutcomeResult::Resolved { applied } => *applied,
+            OutcomeResult::Failed { .. } => false,
+        }
+    }
+
+    /// Whether the intent stays open after this result: only an in-doubt
+    /// failure does (a read will settle it).
+    pub fn leaves_open(&self) -> bool {
+        matches!(self, OutcomeResult::Failed { class, .. } if class == "in_doubt")
     }
 }
 

@@ -113,13 +113,14 @@ pub(crate) fn sample() -> MemoryLog {
     );
     retry.step = Some(1);
     es.push(retry);
+    es.push(intent(8, a, ta, "c3", "u1"));
     let mut ok = entry(
         8,
         a,
         ta,
         "change_applied",
         Fact::Outcome {
-            change_id: "c1".into(),
+            change_id: "c3".into(),
             result: OutcomeResult::Applied,
         },
     );
@@ -155,6 +156,7 @@ pub(crate) fn sample() -> MemoryLog {
         "wait_started",
         Fact::WaitStarted {
             reason: "deprovisioning".into(),
+            until: None,
         },
     ));
     es.push(entry(
@@ -202,6 +204,14 @@ pub(crate) fn sample() -> MemoryLog {
         "step_started",
         Fact::StepStarted { step: 2 },
     ));
+    for (i, e) in es.iter_mut().enumerate() {
+        let i = i as u64;
+        e.seq = i;
+        e.saga_seq = i;
+        e.at = Timestamp(1_764_000_000_000 + i * 1000);
+        e.hash = [i as u8; 32];
+        e.prev_hash = [i.saturating_sub(1) as u8; 32];
+    }
     MemoryLog {
         sagas: vec![
             SagaInfo {
@@ -250,9 +260,9 @@ fn jsonl_has_the_contract_fields_and_parses_back() {
         );
         assert_eq!(l.get("http").is_some(), e.http.is_some());
     }
-    assert_eq!(lines[8]["http"]["path"], "/v1.0/users/u1");
-    assert_eq!(lines[8]["http"]["status"], 204);
-    assert_eq!(lines[8]["http"]["request_id"], "req-204");
+    assert_eq!(lines[9]["http"]["path"], "/v1.0/users/u1");
+    assert_eq!(lines[9]["http"]["status"], 204);
+    assert_eq!(lines[9]["http"]["request_id"], "req-204");
 }
 
 #[test]
@@ -270,7 +280,7 @@ fn filters_select_exactly() {
             saga: Some("saga-b".into()),
             ..Filter::default()
         }),
-        vec![1, 5, 9]
+        vec![1, 5, 10]
     );
     assert_eq!(
         seqs(Filter {
@@ -278,21 +288,21 @@ fn filters_select_exactly() {
             ..Filter::default()
         })
         .len(),
-        14
+        15
     );
     assert_eq!(
         seqs(Filter {
             object: Some("u1".into()),
             ..Filter::default()
         }),
-        vec![3, 6, 8]
+        vec![3, 6, 8, 9]
     );
     assert_eq!(
         seqs(Filter {
             kinds: vec!["change_applied".into(), "step_started".into()],
             ..Filter::default()
         }),
-        vec![2, 8, 9, 16]
+        vec![2, 9, 10, 17]
     );
     let t = |s: u64| Some(Timestamp(1_764_000_000_000 + s * 1000));
     assert_eq!(
@@ -342,14 +352,14 @@ fn csv_has_one_row_per_change_joined_and_parses_back() {
                 "429".into(),
                 "failed (transient): TooManyRequests".into()
             ),
-            ("c1".into(), "204".into(), "applied".into()),
+            ("c3".into(), "204".into(), "applied".into()),
             ("c2".into(), "".into(), "in_doubt".into()),
             ("c9".into(), "404".into(), "already_done".into()),
         ]
     );
     assert_eq!(col(&rows[1], "target"), "u1@x");
-    assert_eq!(col(&rows[1], "intent_seq"), "3");
-    assert_eq!(col(&rows[1], "outcome_seq"), "8");
+    assert_eq!(col(&rows[1], "intent_seq"), "8");
+    assert_eq!(col(&rows[1], "outcome_seq"), "9");
     assert_eq!(col(&rows[3], "tenant_id"), "<fabrikam> & \"co\"");
 }
 
@@ -452,7 +462,7 @@ fn checker_accepts_a_sound_log_and_counts_in_doubt() {
     assert_eq!(r.first_bad, None);
     assert_eq!(
         (r.records, r.sagas, r.intents, r.outcomes, r.in_doubt),
-        (17, 2, 3, 3, 1)
+        (18, 2, 4, 3, 1)
     );
 }
 
@@ -467,7 +477,7 @@ fn checker_names_the_first_bad_record() {
     );
 
     let mut orphan = consistent();
-    if let Fact::Outcome { change_id, .. } = &mut orphan.entries[9].fact {
+    if let Fact::Outcome { change_id, .. } = &mut orphan.entries[10].fact {
         *change_id = "c404".into();
     }
     let r = verify::check_entries(&orphan, 0).unwrap_or_default();
@@ -477,7 +487,7 @@ fn checker_names_the_first_bad_record() {
         saga_seq: 0,
         reason: String::new(),
     });
-    assert_eq!((bad.seq, bad.saga_id.as_str()), (9, "saga-b"));
+    assert_eq!((bad.seq, bad.saga_id.as_str()), (10, "saga-b"));
     assert_eq!(bad.reason, "outcome of change c404 has no earlier intent");
 
     let mut skipped = consistent();
@@ -495,7 +505,7 @@ fn an_export_is_checked_line_by_line_against_the_log() -> Result<(), Error> {
     let write = |s: &str| std::fs::write(&path, s).map_err(|e| Error::io("w", e));
     write(&full)?;
     let r = verify::check_export(&log, &path)?;
-    assert_eq!((r.lines, r.first_bad), (17, None));
+    assert_eq!((r.lines, r.first_bad), (18, None));
 
     // A filtered export is a faithful part of the log.
     write(&run(
@@ -512,7 +522,7 @@ fn an_export_is_checked_line_by_line_against_the_log() -> Result<(), Error> {
     write(&full.replace("\"status\":204", "\"status\":403"))?;
     assert_eq!(
         verify::check_export(&log, &path)?.first_bad,
-        Some((9, 8, "http differs from the log".into()))
+        Some((10, 9, "http differs from the log".into()))
     );
 
     // A dropped-then-reordered pair is caught.

@@ -99,7 +99,19 @@ pub fn write_saga(
                 if *throttled { "throttled," } else { "failed," },
                 humantime::format_duration(*delay)
             ),
-            Fact::WaitStarted { reason } => format!("waiting: {reason}"),
+            Fact::WaitStarted { reason, until } => match until {
+                Some(u) => format!("waiting until {u}: {reason}"),
+                None => format!("waiting: {reason}"),
+            },
+            Fact::Resolved { action, applied } => format!(
+                "  in-doubt {action} {} resolved by reading: {}",
+                e.object.as_deref().unwrap_or("?"),
+                if *applied {
+                    "it was applied"
+                } else {
+                    "not applied, to be made again"
+                }
+            ),
             Fact::WaitEnded { reason } => format!("wait over: {reason}"),
             Fact::GateOpened { instructions } => format!("operator gate: {instructions}"),
             Fact::Operator { action, who, why } => {

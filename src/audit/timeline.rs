@@ -131,12 +131,16 @@ impl Timeline {
                     b.end = Some(at);
                     b.completed = true;
                 }
+                for s in self.spans.iter_mut().filter(|s| s.end.is_none()) {
+                    s.end = Some(at);
+                }
             }
             Fact::Outcome { result, .. } => {
                 if let Some(b) = self.open_bar(e.step) {
                     match result {
                         OutcomeResult::Applied => b.applied += 1,
                         OutcomeResult::AlreadyDone => b.already_done += 1,
+                        OutcomeResult::Resolved { .. } => {}
                         OutcomeResult::Failed { .. } => b.failed += 1,
                     }
                 }
@@ -161,11 +165,24 @@ impl Timeline {
                 };
                 self.mark(e, kind, reason.clone());
             }
-            Fact::WaitStarted { reason } => self.span(e, false, reason),
+            Fact::WaitStarted { reason, until } => {
+                let at = e.at;
+                for s in self.spans.iter_mut().filter(|s| s.end.is_none() && !s.gate) {
+                    s.end = Some(at);
+                }
+                self.span(e, false, reason);
+                if let (Some(u), Some(s)) = (until, self.spans.last_mut()) {
+                    if !s.gate && s.start == at {
+                        s.end = Some((*u).max(at));
+                    }
+                }
+            }
             Fact::GateOpened { instructions } => self.span(e, true, instructions),
             Fact::WaitEnded { .. } => {
                 let at = e.at;
-                if let Some(s) = self.spans.iter_mut().rev().find(|s| s.end.is_none()) {
+                let open_gate = self.spans.iter().rposition(|s| s.end.is_none() && s.gate);
+                let open_any = self.spans.iter().rposition(|s| s.end.is_none());
+                if let Some(s) = open_gate.or(open_any).and_then(|i| self.spans.get_mut(i)) {
                     s.end = Some(at);
                 }
             }
@@ -178,6 +195,9 @@ impl Timeline {
                     let at = e.at;
                     for b in self.bars.iter_mut().filter(|b| b.end.is_none()) {
                         b.end = Some(at);
+                    }
+                    for s in self.spans.iter_mut().filter(|s| s.end.is_none()) {
+                        s.end = Some(at);
                     }
                 }
             }

@@ -58,9 +58,9 @@ pub struct Report {
 struct SagaCheck {
     /// The saga sequence number the next record must carry.
     next_seq: u64,
-    /// Change ids whose intent was seen and which have no successful outcome.
-    open: HashSet<String>,
-    /// Change ids among `open` that got a (failed) outcome already.
+    /// Intents seen without a final outcome yet: change key → (action, object).
+    open: HashMap<String, (String, Option<String>)>,
+    /// Change keys among `open` that got an in-doubt outcome already.
     answered: HashSet<String>,
 }
 
@@ -135,23 +135,42 @@ impl Checker {
             saga.next_seq += 1;
         }
         match &e.fact {
-            Fact::Intent { change_id, .. } => {
+            Fact::Intent {
+                change_id, action, ..
+            } => {
                 self.report.intents += 1;
-                saga.open.insert(change_id.clone());
+                saga.open
+                    .insert(change_id.clone(), (action.clone(), e.object.clone()));
             }
             Fact::Outcome { change_id, result } => {
                 self.report.outcomes += 1;
-                if !saga.open.contains(change_id) {
+                if !saga.open.contains_key(change_id) {
                     return bad(format!(
                         "outcome of change {change_id} has no earlier intent"
                     ));
                 }
-                if result.succeeded() {
+                if result.leaves_open() {
+                    saga.answered.insert(change_id.clone());
+                } else {
                     saga.open.remove(change_id);
                     saga.answered.remove(change_id);
-                } else {
-                    saga.answered.insert(change_id.clone());
                 }
+            }
+            Fact::Resolved { action, .. } => {
+                self.report.outcomes += 1;
+                let key = saga
+                    .open
+                    .iter()
+                    .find(|(_, (a, o))| a == action && *o == e.object)
+                    .map(|(k, _)| k.clone());
+                let Some(key) = key else {
+                    return bad(format!(
+                        "{action} of {} resolved without an open intent",
+                        e.object.as_deref().unwrap_or("an unnamed object")
+                    ));
+                };
+                saga.open.remove(&key);
+                saga.answered.remove(&key);
             }
             _ => {}
         }
@@ -163,7 +182,7 @@ impl Checker {
         self.report.in_doubt = self
             .sagas
             .values()
-            .map(|s| s.open.difference(&s.answered).count() as u64)
+            .map(|s| s.open.len().saturating_sub(s.answered.len()) as u64)
             .sum();
         self.report
     }
