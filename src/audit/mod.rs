@@ -10,6 +10,7 @@
 //! [`verify`] checks the chain, the sequences and the intent/outcome pairing of
 //! a log, and an exported jsonl copy against it.
 
+pub mod adapter;
 pub mod changes;
 pub mod csv;
 pub mod entry;
@@ -19,7 +20,6 @@ pub mod html;
 pub mod jsonl;
 pub mod output;
 pub mod source;
-#[cfg(any())]
 pub mod store_log;
 pub mod svg;
 pub mod text;

@@ -72,10 +72,9 @@ impl Source {
     /// Opens the log for reading.
     pub fn open(&self) -> Result<Box<dyn Log>, Error> {
         match self {
-            Source::Store { data_dir } => Err(Error::Log {
-                path: data_dir.display().to_string(),
-                message: "the store is not merged yet".into(),
-            }),
+            Source::Store { data_dir } => {
+                Ok(Box::new(super::store_log::StoreLog::open(data_dir)?))
+            }
             Source::Remote { socket } => {
                 Err(Error::RemoteUnavailable(socket.display().to_string()))
             }

@@ -206,7 +206,24 @@ pub fn verify(log: &dyn Log) -> Result<Report, Error> {
 pub fn check_entries(log: &dyn Log, first_saga_seq: u64) -> Result<Report, Error> {
     let mut checker = Checker::new(first_saga_seq);
     for e in log.entries_for_check() {
-        let e = e?;
+        let e = match e {
+            Ok(e) => e,
+            Err(Error::Decode {
+                seq,
+                saga_id,
+                message,
+            }) => {
+                let mut report = checker.finish();
+                report.first_bad = Some(Bad {
+                    seq,
+                    saga_id,
+                    saga_seq: 0,
+                    reason: format!("its event cannot be decoded: {message}"),
+                });
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(bad) = checker.push(&e) {
             let mut report = checker.finish();
             report.first_bad = Some(bad);

@@ -7,6 +7,7 @@
 //! refuses to replace an existing file unless `--force` is given.
 
 use crate::audit::{self, output::Output, Filter, Format, Source};
+use crate::config::Config;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -14,7 +15,8 @@ use std::time::SystemTime;
 /// Arguments of `closeout audit`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The daemon's config file (its `data_dir` is read).
+    /// The daemon's config file (its `data_dir` is read) [default: as for
+    /// `closeout daemon`].
     #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
     pub config: Option<PathBuf>,
     /// A stopped daemon's data directory.
@@ -63,7 +65,7 @@ pub struct Selection {
 
 /// Runs `closeout audit`.
 pub fn run(args: Args) -> Result<(), super::Error> {
-    let source = source(args.config.as_deref(), args.data_dir.as_deref())?;
+    let location = source(args.config.as_deref(), args.data_dir.as_deref())?;
     let now = SystemTime::now();
     let time = |s: &Option<String>| {
         s.as_deref()
@@ -79,7 +81,7 @@ pub fn run(args: Args) -> Result<(), super::Error> {
         kinds: args.select.kinds.clone(),
         object: args.select.object.clone(),
     };
-    let log = open(&source)?;
+    let log = open(&location)?;
     let mut out = match &args.output {
         Some(path) => Output::file(path, args.force).map_err(classify)?,
         None => Output::stdout(),
@@ -98,48 +100,51 @@ pub fn run(args: Args) -> Result<(), super::Error> {
     out.commit().map_err(classify)
 }
 
-/// Where the log is read from: `--data-dir`, or the `data_dir` of `--config`.
+/// Where the log is: `--data-dir`, else the `data_dir` of the config
+/// (`--config`, or the default config path of `closeout daemon`).
+pub(crate) struct Location {
+    /// The source to read.
+    pub source: Source,
+    /// The control socket of the config's daemon, when a config was used.
+    pub socket: Option<PathBuf>,
+}
+
+/// Resolves `--config` / `--data-dir` (exit 2 for an unusable config).
 pub(crate) fn source(
     config: Option<&Path>,
     data_dir: Option<&Path>,
-) -> Result<Source, super::Error> {
-    match (config, data_dir) {
-        (_, Some(dir)) => Ok(Source::Store {
-            data_dir: dir.to_path_buf(),
-        }),
-        (Some(file), None) => {
-            let text = std::fs::read_to_string(file).map_err(|e| {
-                super::Error::Invalid(anyhow::anyhow!("config {}: {e}", file.display()))
-            })?;
-            let value: toml::Table = text.parse().map_err(|e| {
-                super::Error::Invalid(anyhow::anyhow!("config {}: {e}", file.display()))
-            })?;
-            let dir = value
-                .get("data_dir")
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| {
-                    super::Error::Invalid(anyhow::anyhow!(
-                        "config {}: field data_dir: missing or not a string",
-                        file.display()
-                    ))
-                })?;
-            let dir = PathBuf::from(dir);
-            let dir = if dir.is_relative() {
-                file.parent().unwrap_or(Path::new(".")).join(dir)
-            } else {
-                dir
-            };
-            Ok(Source::Store { data_dir: dir })
-        }
-        (None, None) => Err(super::Error::Invalid(anyhow::anyhow!(
-            "say where the log is: --data-dir DIR or --config FILE"
-        ))),
+) -> Result<Location, super::Error> {
+    if let Some(dir) = data_dir {
+        return Ok(Location {
+            source: Source::Store {
+                data_dir: dir.to_path_buf(),
+            },
+            socket: None,
+        });
     }
+    let path = config.map_or_else(Config::default_path, Path::to_path_buf);
+    let config = Config::load(&path).map_err(|e| super::Error::Invalid(e.into()))?;
+    Ok(Location {
+        source: Source::Store {
+            data_dir: config.data_dir,
+        },
+        socket: Some(config.control_socket),
+    })
 }
 
-/// Opens the log; a data dir held by a running daemon is reported as such.
-pub(crate) fn open(source: &Source) -> Result<Box<dyn audit::Log>, super::Error> {
-    source.open().map_err(classify)
+/// Opens the log. A data dir held by a running daemon is reported as such
+/// (exit 1): sled allows one process, and reading through the daemon's
+/// control socket is not wired in this build.
+pub(crate) fn open(location: &Location) -> Result<Box<dyn audit::Log>, super::Error> {
+    location.source.open().map_err(|e| match (&e, &location.socket) {
+        (audit::Error::Locked(dir), Some(socket)) => super::Error::Failed(anyhow::anyhow!(
+            "data dir {dir} is locked by the running daemon; reading the log through its \
+             control socket {} is not available in this build: stop the daemon (or audit a \
+             copy of the data dir) and try again",
+            socket.display()
+        )),
+        _ => classify(e),
+    })
 }
 
 /// The exit status class of an audit error: 2 for what the user can fix in

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 /// Arguments of `closeout verify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The daemon's config file (its `data_dir` is read).
+    /// The daemon's config file (its `data_dir` is read) [default: as for
+    /// `closeout daemon`].
     #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
     pub config: Option<PathBuf>,
     /// A stopped daemon's data directory.
@@ -23,8 +24,8 @@ pub struct Args {
 
 /// Runs `closeout verify`.
 pub fn run(args: Args) -> Result<(), super::Error> {
-    let source = super::audit::source(args.config.as_deref(), args.data_dir.as_deref())?;
-    let log = super::audit::open(&source)?;
+    let location = super::audit::source(args.config.as_deref(), args.data_dir.as_deref())?;
+    let log = super::audit::open(&location)?;
     if let Some(path) = &args.export {
         let report =
             audit::verify::check_export(log.as_ref(), path).map_err(super::audit::classify)?;
