@@ -7,6 +7,7 @@ use std::process::Command;
 fn closeout(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_closeout"))
         .args(args)
+        .env("CLOSEOUT_CONFIG", "/nonexistent/default.toml")
         .output()
         .expect("run closeout");
     (
@@ -23,9 +24,10 @@ fn the_command_line_is_consistent() {
 
 #[test]
 fn usage_errors_exit_2_and_say_why() {
+    // Without --data-dir the config is read (here the default path, missing).
     let (code, _, err) = closeout(&["audit"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--data-dir DIR or --config FILE"), "{err}");
+    assert!(err.contains("/nonexistent/default.toml"), "{err}");
 
     let (code, _, err) = closeout(&["audit", "--data-dir", "/x", "--config", "/y"]);
     assert_eq!(code, 2, "{err}");
@@ -38,11 +40,11 @@ fn usage_errors_exit_2_and_say_why() {
 
     let (code, _, err) = closeout(&["audit", "--config", "/nonexistent/closeout.toml"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("config /nonexistent/closeout.toml"), "{err}");
+    assert!(err.contains("/nonexistent/closeout.toml"), "{err}");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("closeout.toml");
-    std::fs::write(&cfg, "control_socket = \"/run/x.sock\"\n").expect("write config");
+    std::fs::write(&cfg, "data_dir = 7\n").expect("write config");
     let (code, _, err) = closeout(&["audit", "--config", cfg.to_str().unwrap_or_default()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("data_dir"), "{err}");

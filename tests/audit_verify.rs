@@ -41,7 +41,10 @@ fn a_sound_log_verifies_with_a_summary() {
     let records: usize = sagas.iter().map(|(_, e)| e.len()).sum();
     let (code, out, err) = verify(dir.path());
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with(&format!("log sound: {records} records in 2 sagas")), "{out}");
+    assert!(
+        out.starts_with(&format!("log sound: {records} records in 2 sagas")),
+        "{out}"
+    );
     assert!(out.contains("1 in doubt"), "{out}");
 }
 
@@ -124,13 +127,27 @@ fn an_export_is_checked_against_the_log() {
     // A filtered export is a faithful part of the log too.
     let part = out.path().join("part.jsonl");
     let p = part.to_str().unwrap_or_default();
-    let (code, _, err) = closeout(&["audit", "--data-dir", d, "--format", "jsonl", "--saga", "saga-fabrikam", "--output", p]);
+    let (code, _, err) = closeout(&[
+        "audit",
+        "--data-dir",
+        d,
+        "--format",
+        "jsonl",
+        "--saga",
+        "saga-fabrikam",
+        "--output",
+        p,
+    ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(closeout(&["verify", "--data-dir", d, "--export", p]).0, 0);
 
     // Someone edits a status in the copy: the line is named.
     let text = std::fs::read_to_string(&file).expect("export");
-    let line = text.lines().position(|l| l.contains("\"status\":429")).expect("a 429 line") + 1;
+    let line = text
+        .lines()
+        .position(|l| l.contains("\"status\":429"))
+        .expect("a 429 line")
+        + 1;
     std::fs::write(&file, text.replacen("\"status\":429", "\"status\":204", 1)).expect("write");
     let (code, _, err) = closeout(&["verify", "--data-dir", d, "--export", f]);
     assert_eq!(code, 1, "{err}");
@@ -153,7 +170,10 @@ fn a_log_held_by_a_running_daemon_is_reported_clearly() {
     )
     .expect("config");
     let c = config.to_str().unwrap_or_default();
-    assert_eq!(closeout(&["audit", "--config", c, "--format", "jsonl"]).0, 0);
+    assert_eq!(
+        closeout(&["audit", "--config", c, "--format", "jsonl"]).0,
+        0
+    );
     let held = closeout::store::Store::open(dir.path()).expect("hold the store");
     let (code, _, err) = closeout(&["audit", "--config", c]);
     assert_eq!(code, 1, "{err}");

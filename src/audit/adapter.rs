@@ -15,6 +15,7 @@
 //! in a small [`Context`] per saga.
 
 use super::entry::{Entry, Fact, Item, OutcomeResult};
+use super::source::Want;
 use crate::codec;
 use crate::model::{Applied, FailureClass, HttpInfo, SubscriptionStatus, Timestamp};
 use crate::saga::{Change, Event, EventEnvelope};
@@ -69,7 +70,10 @@ pub fn action_of(change: Change) -> String {
 pub fn planned_call(change: Change, target: &str, tenant_id: &str) -> HttpInfo {
     let (method, path) = match change {
         Change::DeleteUser => ("DELETE", format!("/v1.0/users/{target}")),
-        Change::RestoreUser => ("POST", format!("/v1.0/directory/deletedItems/{target}/restore")),
+        Change::RestoreUser => (
+            "POST",
+            format!("/v1.0/directory/deletedItems/{target}/restore"),
+        ),
         Change::SetSubscription { .. } => (
             "PATCH",
             format!("/v1/customers/{tenant_id}/subscriptions/{target}"),
@@ -82,7 +86,10 @@ pub fn planned_call(change: Change, target: &str, tenant_id: &str) -> HttpInfo {
             "PATCH",
             format!("/v1.0/identity/conditionalAccess/policies/{target}"),
         ),
-        Change::DisableUserMfa => ("PATCH", format!("/beta/users/{target}/authentication/requirements")),
+        Change::DisableUserMfa => (
+            "PATCH",
+            format!("/beta/users/{target}/authentication/requirements"),
+        ),
     };
     HttpInfo {
         method: method.into(),
@@ -92,9 +99,19 @@ pub fn planned_call(change: Change, target: &str, tenant_id: &str) -> HttpInfo {
     }
 }
 
-/// The entries of one record, appended to `out`. `details` says whether to
-/// fill [`Entry::details`] (the exports need it; `verify` does not).
-pub fn entries(record: &Record, event: &Event, ctx: &mut Context, details: bool, out: &mut Vec<Entry>) {
+/// The entries of one record, appended to `out`, with the parts `want` asks
+/// for (the jsonl export needs no [`Fact`], `verify` no details).
+pub fn entries(
+    record: &Record,
+    event: &Event,
+    ctx: &mut Context,
+    want: Want,
+    out: &mut Vec<Entry>,
+) {
+    let details = want.details;
+    let none = || Fact::Other {
+        summary: String::new(),
+    };
     match event {
         Event::SagaStarted { spec, .. } => ctx.tenant_id = spec.tenant_id.clone(),
         Event::StepStarted { step } => ctx.step = Some(*step),
@@ -115,7 +132,7 @@ pub fn entries(record: &Record, event: &Event, ctx: &mut Context, details: bool,
         object: None,
         step: ctx.step,
         fact,
-        details: Value::Null,
+        details: String::from("null"),
     };
     match event {
         Event::ChangeIntended {
@@ -125,10 +142,14 @@ pub fn entries(record: &Record, event: &Event, ctx: &mut Context, details: bool,
         } if !targets.is_empty() => {
             let count = u32::try_from(targets.len()).unwrap_or(u32::MAX);
             for (index, t) in targets.iter().enumerate() {
-                let mut e = base(Fact::Intent {
-                    change_id: format!("{change_id}/{t}"),
-                    action: action_of(*change),
-                    target: t.clone(),
+                let mut e = base(if want.facts {
+                    Fact::Intent {
+                        change_id: format!("{change_id}/{t}"),
+                        action: action_of(*change),
+                        target: t.clone(),
+                    }
+                } else {
+                    none()
                 });
                 e.item = Some(Item {
                     index: u32::try_from(index).unwrap_or(u32::MAX),
@@ -137,7 +158,11 @@ pub fn entries(record: &Record, event: &Event, ctx: &mut Context, details: bool,
                 e.object = Some(t.clone());
                 e.http = Some(planned_call(*change, t, &ctx.tenant_id));
                 if details {
-                    e.details = json!({ "change_id": change_id, "change": change, "target": t });
+                    e.details = format!(
+                        "{{\"change_id\":{change_id},\"change\":{},\"target\":{}}}",
+                        serde_json::to_string(change).unwrap_or_default(),
+                        serde_json::to_string(t).unwrap_or_default()
+                    );
                 }
                 out.push(e);
             }
@@ -147,12 +172,19 @@ pub fn entries(record: &Record, event: &Event, ctx: &mut Context, details: bool,
             applied,
             not_applied,
         } if !(applied.is_empty() && not_applied.is_empty()) => {
-            let all = applied.iter().map(|t| (t, true)).chain(not_applied.iter().map(|t| (t, false)));
+            let all = applied
+                .iter()
+                .map(|t| (t, true))
+                .chain(not_applied.iter().map(|t| (t, false)));
             let count = u32::try_from(applied.len() + not_applied.len()).unwrap_or(u32::MAX);
             for (index, (t, was)) in all.enumerate() {
-                let mut e = base(Fact::Resolved {
-                    action: action_of(*change),
-                    applied: was,
+                let mut e = base(if want.facts {
+                    Fact::Resolved {
+                        action: action_of(*change),
+                        applied: was,
+                    }
+                } else {
+                    none()
                 });
                 e.item = Some(Item {
                     index: u32::try_from(index).unwrap_or(u32::MAX),
@@ -160,13 +192,18 @@ pub fn entries(record: &Record, event: &Event, ctx: &mut Context, details: bool,
                 });
                 e.object = Some(t.clone());
                 if details {
-                    e.details = json!({ "change": change, "target": t, "applied": was });
+                    e.details =
+                        json!({ "change": change, "target": t, "applied": was }).to_string();
                 }
                 out.push(e);
             }
         }
         _ => {
-            let mut e = base(fact_of(event, record.at));
+            let mut e = base(if want.facts {
+                fact_of(event, record.at)
+            } else {
+                none()
+            });
             e.http = event.http().cloned();
             e.object = match event {
                 Event::ChangeApplied { target, .. } | Event::ChangeFailed { target, .. } => {
@@ -185,15 +222,24 @@ pub fn entries(record: &Record, event: &Event, ctx: &mut Context, details: bool,
     }
 }
 
-/// The event's fields as JSON, without the enum tag (the line's `kind`).
-fn body(event: &Event) -> Value {
-    match serde_json::to_value(event) {
-        Ok(Value::Object(map)) if map.len() == 1 => {
-            map.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null)
+/// The event's fields as JSON text, without the enum tag (the line's
+/// `kind`): `{"tag":{...}}` becomes `{...}`, a unit variant `"tag"` becomes `{}`.
+fn body(event: &Event) -> String {
+    let mut text = match serde_json::to_string(event) {
+        Ok(t) => t,
+        Err(e) => return json!({ "unrepresentable": e.to_string() }).to_string(),
+    };
+    if text.starts_with('"') {
+        return "{}".into();
+    }
+    // The tag is a snake_case name (no escapes), so the first ':' ends it.
+    match (text.find(':'), text.len().checked_sub(1)) {
+        (Some(colon), Some(end)) if colon < end && text.ends_with('}') => {
+            text.truncate(end);
+            text.drain(..=colon);
+            text
         }
-        Ok(Value::String(_)) => json!({}),
-        Ok(other) => other,
-        Err(e) => json!({ "unrepresentable": e.to_string() }),
+        _ => text,
     }
 }
 

@@ -4,7 +4,6 @@
 //! itself as JSON for the exports.
 
 use crate::model::{HttpInfo, Timestamp};
-use serde_json::Value;
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -41,8 +40,9 @@ pub struct Entry {
     pub step: Option<u8>,
     /// What happened, in the terms the timeline and the joins need.
     pub fact: Fact,
-    /// The event (or the item) itself, as JSON, for the exports.
-    pub details: Value,
+    /// The event (or the item) itself, as JSON text, for the exports
+    /// (`null` when not asked for). Kept as text: it is written as is.
+    pub details: String,
 }
 
 /// Which item of a multi-item event an [`Entry`] stands for.
@@ -206,12 +206,17 @@ impl OutcomeResult {
 
 /// Lowercase hex of a hash, as exported.
 pub fn hex(hash: &[u8; 32]) -> String {
-    let mut s = String::with_capacity(64);
-    for b in hash {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    let mut out = [0u8; 64];
+    hex_into(hash, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Lowercase hex of a hash into a buffer.
+pub fn hex_into(hash: &[u8; 32], out: &mut [u8; 64]) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(hash) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
     }
-    s
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -40,12 +40,15 @@ pub fn export(
     if format == Format::Jsonl {
         let entries = match &filter.saga {
             Some(id) => log.saga_entries(id),
-            None => log.entries(),
+            None => log.entries_with(super::source::Want::EXPORT),
         };
+        let mut buf = Vec::with_capacity(1 << 12);
         for e in entries {
             let e = e?;
             if filter.matches(&e) {
-                jsonl::write_entry(out, &e).map_err(io)?;
+                buf.clear();
+                jsonl::encode(&mut buf, &e).map_err(io)?;
+                out.write_all(&buf).map_err(io)?;
                 stats.items += 1;
             }
         }

@@ -12,9 +12,10 @@
 //! `event` (the item), and `item: {"index", "count"}`; all of them repeat the
 //! record's `seq` and hashes, so that every line can be checked against the log.
 
-use super::entry::hex;
+use super::entry::hex_into;
 use super::{Entry, Error};
 use crate::model::HttpInfo;
+use crate::model::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::Write;
@@ -68,12 +69,12 @@ pub struct LineItem {
 struct LineRef<'a> {
     seq: u64,
     saga_seq: u64,
-    at: String,
+    at: At,
     saga_id: &'a str,
     tenant_id: &'a str,
     kind: &'a str,
-    hash: String,
-    prev_hash: String,
+    hash: Hex<'a>,
+    prev_hash: Hex<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     item: Option<LineItem>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,20 +83,48 @@ struct LineRef<'a> {
     object: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     step: Option<u8>,
-    event: &'a Value,
+}
+
+/// A hash written as 64 lowercase hex digits, without allocating.
+struct Hex<'a>(&'a [u8; 32]);
+
+impl Serialize for Hex<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = [0u8; 64];
+        hex_into(self.0, &mut out);
+        s.serialize_str(std::str::from_utf8(&out).unwrap_or_default())
+    }
+}
+
+/// A time written as RFC 3339 UTC with milliseconds, without allocating.
+struct At(Timestamp);
+
+impl Serialize for At {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0 .0);
+        s.collect_str(&humantime::format_rfc3339_millis(t))
+    }
 }
 
 /// Writes one entry as one line (with its newline).
 pub fn write_entry(out: &mut dyn Write, e: &Entry) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    encode(&mut buf, e)?;
+    out.write_all(&buf)
+}
+
+/// Appends one entry's line (with its newline) to `buf`: the fields, then
+/// the event's JSON text as is.
+pub fn encode(buf: &mut Vec<u8>, e: &Entry) -> std::io::Result<()> {
     let line = LineRef {
         seq: e.seq,
         saga_seq: e.saga_seq,
-        at: e.at.to_rfc3339(),
+        at: At(e.at),
         saga_id: &e.saga_id,
         tenant_id: &e.tenant_id,
         kind: &e.kind,
-        hash: hex(&e.hash),
-        prev_hash: hex(&e.prev_hash),
+        hash: Hex(&e.hash),
+        prev_hash: Hex(&e.prev_hash),
         item: e.item.map(|i| LineItem {
             index: i.index,
             count: i.count,
@@ -103,10 +132,13 @@ pub fn write_entry(out: &mut dyn Write, e: &Entry) -> std::io::Result<()> {
         http: e.http.as_ref(),
         object: e.object.as_deref(),
         step: e.step,
-        event: &e.details,
     };
-    serde_json::to_writer(&mut *out, &line)?;
-    out.write_all(b"\n")
+    serde_json::to_writer(&mut *buf, &line)?;
+    buf.pop(); // the closing brace, reopened for `event`
+    buf.extend_from_slice(b",\"event\":");
+    buf.extend_from_slice(e.details.as_bytes());
+    buf.extend_from_slice(b"}\n");
+    Ok(())
 }
 
 /// The line an entry exports as, parsed (for comparing an export with the log).

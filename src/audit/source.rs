@@ -14,6 +14,34 @@ use std::path::PathBuf;
 /// A stream of entries in log order.
 pub type Entries<'a> = Box<dyn Iterator<Item = Result<Entry, Error>> + 'a>;
 
+/// Which parts of an [`Entry`] a reader needs: building only those keeps
+/// the exports and `verify` fast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Want {
+    /// Fill [`Entry::details`] (the event as JSON); else it is `null`.
+    pub details: bool,
+    /// Fill [`Entry::fact`]; else it is an empty [`super::Fact::Other`].
+    pub facts: bool,
+}
+
+impl Want {
+    /// Everything (the text, csv and html renderers).
+    pub const ALL: Want = Want {
+        details: true,
+        facts: true,
+    };
+    /// What the jsonl export writes.
+    pub const EXPORT: Want = Want {
+        details: true,
+        facts: false,
+    };
+    /// What `verify` checks.
+    pub const CHECK: Want = Want {
+        details: false,
+        facts: true,
+    };
+}
+
 /// One saga of the log, as listed before its events are read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SagaInfo {
@@ -27,22 +55,21 @@ pub struct SagaInfo {
 
 /// The audit's view of an event log. Every method streams: none of them
 /// collects the log's events.
-pub trait Log {
+pub trait Log: Sync {
     /// The sagas of the log, in the order they were started.
     fn sagas(&self) -> Result<Vec<SagaInfo>, Error>;
     /// Every entry of the log, in log order.
-    fn entries(&self) -> Entries<'_>;
+    fn entries(&self) -> Entries<'_> {
+        self.entries_with(Want::ALL)
+    }
+    /// Every entry of the log, in log order, with only the parts wanted.
+    fn entries_with(&self, want: Want) -> Entries<'_>;
     /// One saga's entries, in order; an unknown saga yields
     /// [`Error::UnknownSaga`].
     fn saga_entries(&self, saga_id: &str) -> Entries<'_>;
     /// The inventory (the backup) a saga recorded before it changed anything,
     /// as JSON; `None` if it recorded none.
     fn inventory(&self, saga_id: &str) -> Result<Option<Value>, Error>;
-    /// Every entry in log order, possibly without `details` (left `null`):
-    /// what `verify` reads, faster.
-    fn entries_for_check(&self) -> Entries<'_> {
-        self.entries()
-    }
     /// Checks the hash chain record by record (each record's own hash, and
     /// its link to the one before); returns the records read and the first
     /// bad one.
@@ -72,8 +99,18 @@ impl Source {
     /// Opens the log for reading.
     pub fn open(&self) -> Result<Box<dyn Log>, Error> {
         match self {
+            Source::Store { data_dir } => Ok(Box::new(super::store_log::StoreLog::open(data_dir)?)),
+            Source::Remote { socket } => {
+                Err(Error::RemoteUnavailable(socket.display().to_string()))
+            }
+        }
+    }
+
+    /// Opens the log for `verify` (its chain walk needs the real store).
+    pub fn open_for_verify(&self) -> Result<Box<dyn Log>, Error> {
+        match self {
             Source::Store { data_dir } => {
-                Ok(Box::new(super::store_log::StoreLog::open(data_dir)?))
+                Ok(Box::new(super::store_log::StoreLog::open_full(data_dir)?))
             }
             Source::Remote { socket } => {
                 Err(Error::RemoteUnavailable(socket.display().to_string()))
@@ -98,7 +135,7 @@ impl Log for MemoryLog {
         Ok(self.sagas.clone())
     }
 
-    fn entries(&self) -> Entries<'_> {
+    fn entries_with(&self, _want: Want) -> Entries<'_> {
         Box::new(self.entries.iter().cloned().map(Ok))
     }
 

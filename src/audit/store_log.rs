@@ -1,10 +1,13 @@
-//! The [`Log`] of a stopped daemon's data directory, read through the real
-//! [`Store`]: records stream lazily from sled and become [`Entry`] values
-//! through [`super::adapter`], so memory does not grow with the log (only a
-//! [`Context`] per saga is kept).
+//! The [`Log`] of a stopped daemon's data directory: records stream lazily
+//! from sled and become [`Entry`] values through [`super::adapter`], so
+//! memory does not grow with the log (only a [`Context`] per saga is kept).
+//!
+//! Exports read through [`Lean`] (the store's layout with a small sled
+//! cache); `verify` opens the real [`Store`] for its chain walk.
 
 use super::adapter::{self, Context};
-use super::source::Entries;
+use super::lean::{Failure, Lean};
+use super::source::{Entries, Want};
 use super::verify::Bad;
 use super::{Entry, Error, Log, SagaInfo};
 use crate::model::SagaId;
@@ -14,25 +17,47 @@ use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
+/// How the data dir is read.
+enum Backend {
+    /// Through the real store (for `verify`: its chain walk).
+    Full(Store),
+    /// Through the lean reader (for the exports: bounded memory).
+    Lean(Lean),
+}
+
+/// Records, lazily.
+type Records<'a> = Box<dyn Iterator<Item = Result<Record, Error>> + 'a>;
+
 /// A data directory's event log, opened for reading.
 pub struct StoreLog {
-    /// The open store (holds the data dir's lock while the audit runs).
-    store: Store,
+    /// The reader (holds the data dir's lock while the audit runs).
+    backend: Backend,
     /// The data directory, for messages.
     dir: PathBuf,
 }
 
 impl StoreLog {
-    /// Opens the log of `dir`. A directory without a log is an error (it is
-    /// never created); one held by a running daemon is [`Error::Locked`].
+    /// Opens the log of `dir` for the exports. A directory without a log is
+    /// an error (it is never created); one held by a running daemon is
+    /// [`Error::Locked`].
     pub fn open(dir: &Path) -> Result<StoreLog, Error> {
-        let shown = dir.display().to_string();
-        if !dir.join(store::FORMAT_FILE).is_file() {
-            return Err(Error::Log {
-                path: shown,
-                message: format!("no closeout event log here ({} missing)", store::FORMAT_FILE),
-            });
-        }
+        let shown = Self::exists(dir)?;
+        let lean = Lean::open(dir).map_err(|f| match f {
+            Failure::Locked(pid) => Error::Locked(format!("{shown} (pid {pid})")),
+            Failure::Other(message) => Error::Log {
+                path: shown.clone(),
+                message,
+            },
+        })?;
+        Ok(StoreLog {
+            backend: Backend::Lean(lean),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Opens the log of `dir` through the real store, for `verify`.
+    pub fn open_full(dir: &Path) -> Result<StoreLog, Error> {
+        let shown = Self::exists(dir)?;
         let store = Store::open(dir).map_err(|e| match e {
             store::Error::Locked { pid, .. } => Error::Locked(format!("{shown} (pid {pid})")),
             other => Error::Log {
@@ -41,15 +66,82 @@ impl StoreLog {
             },
         })?;
         Ok(StoreLog {
-            store,
+            backend: Backend::Full(store),
             dir: dir.to_path_buf(),
         })
     }
 
-    fn log_err(&self, e: store::Error) -> Error {
+    fn exists(dir: &Path) -> Result<String, Error> {
+        let shown = dir.display().to_string();
+        if !dir.join(store::FORMAT_FILE).is_file() {
+            return Err(Error::Log {
+                path: shown,
+                message: format!(
+                    "no closeout event log here ({} missing)",
+                    store::FORMAT_FILE
+                ),
+            });
+        }
+        Ok(shown)
+    }
+
+    fn log_err(&self, e: impl std::fmt::Display) -> Error {
         Error::Log {
             path: self.dir.display().to_string(),
             message: e.to_string(),
+        }
+    }
+
+    fn records(&self) -> Records<'_> {
+        match &self.backend {
+            Backend::Full(s) => Box::new(
+                s.records_from(FIRST_SEQ)
+                    .map(|r| r.map_err(|e| self.log_err(e))),
+            ),
+            Backend::Lean(l) => Box::new(l.records().map(|r| r.map_err(|e| self.log_err(e)))),
+        }
+    }
+
+    fn saga_records(&self, saga: &SagaId) -> Records<'_> {
+        match &self.backend {
+            Backend::Full(s) => Box::new(
+                s.saga_records(saga, FIRST_SEQ)
+                    .map(|r| r.map_err(|e| self.log_err(e))),
+            ),
+            Backend::Lean(l) => {
+                Box::new(l.saga_records(saga).map(|r| r.map_err(|e| self.log_err(e))))
+            }
+        }
+    }
+
+    fn has_saga(&self, saga: &SagaId) -> Result<bool, Error> {
+        match &self.backend {
+            Backend::Full(s) => s
+                .saga(saga)
+                .map(|m| m.is_some())
+                .map_err(|e| self.log_err(e)),
+            Backend::Lean(l) => l.has_saga(saga).map_err(|e| self.log_err(e)),
+        }
+    }
+
+    fn saga_list(&self) -> Result<Vec<(SagaId, u64)>, Error> {
+        match &self.backend {
+            Backend::Full(s) => s
+                .list_sagas()
+                .map(|v| v.into_iter().map(|m| (m.saga_id, m.next_seq)).collect())
+                .map_err(|e| self.log_err(e)),
+            Backend::Lean(l) => l.sagas().map_err(|e| self.log_err(e)),
+        }
+    }
+
+    fn saga_record(&self, saga: &SagaId, seq: u64) -> Result<Option<Record>, Error> {
+        match &self.backend {
+            Backend::Full(s) => s
+                .saga_records(saga, seq)
+                .next()
+                .transpose()
+                .map_err(|e| self.log_err(e)),
+            Backend::Lean(l) => l.saga_record(saga, seq).map_err(|e| self.log_err(e)),
         }
     }
 
@@ -62,18 +154,14 @@ impl StoreLog {
         })
     }
 
-    fn adapt<'a>(
-        &'a self,
-        records: impl Iterator<Item = Result<Record, store::Error>> + 'a,
-        details: bool,
-    ) -> Entries<'a> {
+    fn adapt<'a>(&'a self, records: Records<'a>, want: Want) -> Entries<'a> {
         Box::new(Adapt {
             log: self,
             records,
             contexts: HashMap::new(),
             buf: VecDeque::new(),
             scratch: Vec::new(),
-            details,
+            want,
             failed: false,
         })
     }
@@ -91,13 +179,13 @@ struct Adapt<'a, I> {
     buf: VecDeque<Entry>,
     /// Reused for each record's entries.
     scratch: Vec<Entry>,
-    /// Whether entries carry their JSON details.
-    details: bool,
+    /// Which parts of the entries to build.
+    want: Want,
     /// Set after an error: the stream ends.
     failed: bool,
 }
 
-impl<I: Iterator<Item = Result<Record, store::Error>>> Iterator for Adapt<'_, I> {
+impl<I: Iterator<Item = Result<Record, Error>>> Iterator for Adapt<'_, I> {
     type Item = Result<Entry, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -112,7 +200,7 @@ impl<I: Iterator<Item = Result<Record, store::Error>>> Iterator for Adapt<'_, I>
                 Ok(r) => r,
                 Err(e) => {
                     self.failed = true;
-                    return Some(Err(self.log.log_err(e)));
+                    return Some(Err(e));
                 }
             };
             let event = match self.log.event(&record) {
@@ -126,7 +214,7 @@ impl<I: Iterator<Item = Result<Record, store::Error>>> Iterator for Adapt<'_, I>
                 Some(c) => c,
                 None => self.contexts.entry(record.saga_id.0.clone()).or_default(),
             };
-            adapter::entries(&record, &event, ctx, self.details, &mut self.scratch);
+            adapter::entries(&record, &event, ctx, self.want, &mut self.scratch);
             if let [_] = self.scratch.as_slice() {
                 return self.scratch.pop().map(Ok);
             }
@@ -137,28 +225,24 @@ impl<I: Iterator<Item = Result<Record, store::Error>>> Iterator for Adapt<'_, I>
 
 impl Log for StoreLog {
     fn sagas(&self) -> Result<Vec<SagaInfo>, Error> {
-        let metas = self.store.list_sagas().map_err(|e| self.log_err(e))?;
-        let mut out = Vec::with_capacity(metas.len());
-        for m in metas {
-            let first = self.store.saga_records(&m.saga_id, FIRST_SEQ).next();
-            let (tenant_id, started) = match first {
-                Some(Ok(r)) => match self.event(&r)? {
+        let mut out = Vec::new();
+        for (saga, next_seq) in self.saga_list()? {
+            let (tenant_id, started) = match self.saga_record(&saga, FIRST_SEQ)? {
+                Some(r) => match self.event(&r)? {
                     Event::SagaStarted { spec, .. } => (spec.tenant_id, r.global_seq),
                     _ => (String::new(), r.global_seq),
                 },
-                Some(Err(e)) => return Err(self.log_err(e)),
                 None => continue,
             };
-            let last_seq = m.next_seq.saturating_sub(1).max(FIRST_SEQ);
-            let state = match self.store.saga_records(&m.saga_id, last_seq).next() {
-                Some(Ok(r)) => adapter::state_after(&self.event(&r)?).unwrap_or("running"),
-                Some(Err(e)) => return Err(self.log_err(e)),
+            let last_seq = next_seq.saturating_sub(1).max(FIRST_SEQ);
+            let state = match self.saga_record(&saga, last_seq)? {
+                Some(r) => adapter::state_after(&self.event(&r)?).unwrap_or("running"),
                 None => "running",
             };
             out.push((
                 started,
                 SagaInfo {
-                    saga_id: m.saga_id.0,
+                    saga_id: saga.0,
                     tenant_id,
                     state: Some(state.to_string()),
                 },
@@ -168,33 +252,37 @@ impl Log for StoreLog {
         Ok(out.into_iter().map(|(_, s)| s).collect())
     }
 
-    fn entries(&self) -> Entries<'_> {
-        self.adapt(self.store.records_from(FIRST_SEQ), true)
+    fn entries_with(&self, want: Want) -> Entries<'_> {
+        self.adapt(self.records(), want)
     }
 
     fn saga_entries(&self, saga_id: &str) -> Entries<'_> {
         let id = SagaId(saga_id.to_string());
-        match self.store.saga(&id) {
-            Ok(Some(_)) => self.adapt(self.store.saga_records(&id, FIRST_SEQ), true),
-            Ok(None) => Box::new(std::iter::once(Err(Error::UnknownSaga(saga_id.to_string())))),
-            Err(e) => Box::new(std::iter::once(Err(self.log_err(e)))),
+        match self.has_saga(&id) {
+            Ok(true) => self.adapt(self.saga_records(&id), Want::ALL),
+            Ok(false) => Box::new(std::iter::once(Err(Error::UnknownSaga(
+                saga_id.to_string(),
+            )))),
+            Err(e) => Box::new(std::iter::once(Err(e))),
         }
     }
 
     fn inventory(&self, saga_id: &str) -> Result<Option<Value>, Error> {
         let id = SagaId(saga_id.to_string());
-        if self.store.saga(&id).map_err(|e| self.log_err(e))?.is_none() {
+        if !self.has_saga(&id)? {
             return Err(Error::UnknownSaga(saga_id.to_string()));
         }
-        for r in self.store.saga_records(&id, FIRST_SEQ) {
-            let r = r.map_err(|e| self.log_err(e))?;
+        for r in self.saga_records(&id) {
+            let r = r?;
             match self.event(&r)? {
                 Event::InventoryRecorded { inventory } => {
-                    return serde_json::to_value(&inventory).map(Some).map_err(|e| Error::Decode {
-                        seq: r.global_seq,
-                        saga_id: saga_id.to_string(),
-                        message: format!("inventory not representable as JSON: {e}"),
-                    })
+                    return serde_json::to_value(&inventory)
+                        .map(Some)
+                        .map_err(|e| Error::Decode {
+                            seq: r.global_seq,
+                            saga_id: saga_id.to_string(),
+                            message: format!("inventory not representable as JSON: {e}"),
+                        })
                 }
                 // The inventory is recorded before any change: stop looking
                 // once the saga has moved past it.
@@ -205,12 +293,11 @@ impl Log for StoreLog {
         Ok(None)
     }
 
-    fn entries_for_check(&self) -> Entries<'_> {
-        self.adapt(self.store.records_from(FIRST_SEQ), false)
-    }
-
     fn check_chain(&self) -> Result<(u64, Option<Bad>), Error> {
-        let report = self.store.verify().map_err(|e| self.log_err(e))?;
+        let Backend::Full(store) = &self.backend else {
+            return Err(self.log_err("the chain walk needs the log opened for verify"));
+        };
+        let report = store.verify().map_err(|e| self.log_err(e))?;
         Ok((
             report.records,
             report.first_bad.map(|b| Bad {

@@ -22,7 +22,7 @@ fn entry(seq: u64, saga: &str, tenant: &str, kind: &'static str, fact: Fact) -> 
         object: None,
         step: None,
         fact,
-        details: json!({ "kind": kind }),
+        details: json!({ "kind": kind }).to_string(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! without a successful outcome yet), never by the number of events.
 
 use super::jsonl::{line_of, Line};
+use super::source::Want;
 use super::{Entry, Error, Fact, Log};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -188,10 +189,21 @@ impl Checker {
     }
 }
 
-/// Verifies a whole log: its hash chain first, then sequences and
-/// intent/outcome pairing; stops at the first bad record.
+/// Verifies a whole log: its hash chain (the store's own walk: hashes,
+/// links, index, head) and, at the same time on another thread, sequences and
+/// intent/outcome pairing. A broken chain is reported first (the other check
+/// may have tripped over the same damage); otherwise the first record the
+/// other check names.
 pub fn verify(log: &dyn Log) -> Result<Report, Error> {
-    let (records, bad) = log.check_chain()?;
+    let (chain, checked) = std::thread::scope(|scope| {
+        let chain = scope.spawn(|| log.check_chain());
+        let checked = check_entries(log, log.first_saga_seq());
+        (chain.join(), checked)
+    });
+    let (records, bad) = chain.map_err(|_| Error::Log {
+        path: String::new(),
+        message: "the chain check panicked".into(),
+    })??;
     if let Some(bad) = bad {
         return Ok(Report {
             records,
@@ -199,13 +211,13 @@ pub fn verify(log: &dyn Log) -> Result<Report, Error> {
             ..Report::default()
         });
     }
-    check_entries(log, log.first_saga_seq())
+    checked
 }
 
 /// Runs the [`Checker`] over a whole log, stopping at the first bad record.
 pub fn check_entries(log: &dyn Log, first_saga_seq: u64) -> Result<Report, Error> {
     let mut checker = Checker::new(first_saga_seq);
-    for e in log.entries_for_check() {
+    for e in log.entries_with(Want::CHECK) {
         let e = match e {
             Ok(e) => e,
             Err(Error::Decode {

@@ -136,7 +136,19 @@ pub(crate) fn source(
 /// (exit 1): sled allows one process, and reading through the daemon's
 /// control socket is not wired in this build.
 pub(crate) fn open(location: &Location) -> Result<Box<dyn audit::Log>, super::Error> {
-    location.source.open().map_err(|e| match (&e, &location.socket) {
+    opened(location, location.source.open())
+}
+
+/// Opens the log for `closeout verify` (through the real store).
+pub(crate) fn open_for_verify(location: &Location) -> Result<Box<dyn audit::Log>, super::Error> {
+    opened(location, location.source.open_for_verify())
+}
+
+fn opened(
+    location: &Location,
+    result: Result<Box<dyn audit::Log>, audit::Error>,
+) -> Result<Box<dyn audit::Log>, super::Error> {
+    result.map_err(|e| match (&e, &location.socket) {
         (audit::Error::Locked(dir), Some(socket)) => super::Error::Failed(anyhow::anyhow!(
             "data dir {dir} is locked by the running daemon; reading the log through its \
              control socket {} is not available in this build: stop the daemon (or audit a \

@@ -25,8 +25,8 @@ pub struct Args {
 /// Runs `closeout verify`.
 pub fn run(args: Args) -> Result<(), super::Error> {
     let location = super::audit::source(args.config.as_deref(), args.data_dir.as_deref())?;
-    let log = super::audit::open(&location)?;
     if let Some(path) = &args.export {
+        let log = super::audit::open(&location)?;
         let report =
             audit::verify::check_export(log.as_ref(), path).map_err(super::audit::classify)?;
         return match report.first_bad {
@@ -44,6 +44,7 @@ pub fn run(args: Args) -> Result<(), super::Error> {
             ))),
         };
     }
+    let log = super::audit::open_for_verify(&location)?;
     let report = audit::verify::verify(log.as_ref()).map_err(super::audit::classify)?;
     match &report.first_bad {
         None => {

@@ -360,7 +360,10 @@ pub fn standard(dir: &Path) -> Vec<(String, Vec<Event>)> {
     a.in_doubt = true;
     let mut b = Script::new("saga-fabrikam", "fabrikam.onmicrosoft.com", 3);
     b.stop_in_step_1 = true;
-    let sagas = vec![(a.saga_id.clone(), events(&a)), (b.saga_id.clone(), events(&b))];
+    let sagas = vec![
+        (a.saga_id.clone(), events(&a)),
+        (b.saga_id.clone(), events(&b)),
+    ];
     build(dir, &sagas, 4);
     sagas
 }
