@@ -150,7 +150,9 @@ pub fn events(s: &Script) -> Vec<Event> {
             if ci == last_chunk && i == last && (s.in_doubt || s.stop_in_step_1) {
                 continue; // the outcome never made it to the log
             }
-            if s.throttle_every.is_some_and(|k| k > 0 && n % k == 0) {
+            if s.throttle_every
+                .is_some_and(|k| k > 0 && n.is_multiple_of(k))
+            {
                 ev.push(Event::ChangeFailed {
                     change_id: id,
                     target: target.clone(),
