@@ -5,7 +5,7 @@
 use super::action::Read;
 use super::policy::SagaPolicy;
 use crate::model::{
-    Application, Applied, CaPolicy, CallError, HttpInfo, PartnerStatus, PerUserMfaState, SagaId,
+    Applied, Application, CaPolicy, CallError, HttpInfo, PartnerStatus, PerUserMfaState, SagaId,
     Subscription, SubscriptionStatus, TenantSpec, Timestamp, User,
 };
 use serde::{Deserialize, Serialize};

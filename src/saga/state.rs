@@ -1,7 +1,9 @@
 //! The state a saga's events fold into, and [`apply`], the fold step. `apply`
 //! only records what an event says; every judgement lives in `decide`.
 
-use super::event::{Change, Event, Gate, Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
+use super::event::{
+    Change, Event, Gate, Inventory, MfaView, SubscriptionRef, TenantView, UserRef,
+};
 use super::policy::SagaPolicy;
 use crate::model::{CallError, FailureClass, PartnerStatus, SagaId, TenantSpec, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -346,10 +348,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
 impl State {
     fn set_target(&mut self, change_id: u32, target: &str, to: Target) {
         if let Some(change) = self.intents.get(&change_id) {
-            let table = self
-                .tables
-                .entry(table_of(*change).to_string())
-                .or_default();
+            let table = self.tables.entry(table_of(*change).to_string()).or_default();
             table.insert(target.to_string(), to);
         }
     }

@@ -180,10 +180,7 @@ fn cancel_subscriptions(state: &State, now: Timestamp) -> Vec<Action> {
         return wait(
             now,
             policy(state).replication_wait,
-            format!(
-                "{} cancelled subscriptions still read as active",
-                active.len()
-            ),
+            format!("{} cancelled subscriptions still read as active", active.len()),
             Vec::new(),
         );
     }
@@ -268,10 +265,7 @@ fn gated_subscriptions(state: &State, now: Timestamp, gate: Gate) -> Vec<Action>
         return next_step(state, step, first);
     }
     let what = if step == 2 { "cancel" } else { "delete" };
-    let list: Vec<String> = left
-        .iter()
-        .map(|s| format!("{} ({})", s.sku, s.id))
-        .collect();
+    let list: Vec<String> = left.iter().map(|s| format!("{} ({})", s.sku, s.id)).collect();
     let reason = format!(
         "an operator to {what} {} subscriptions in the Microsoft 365 admin center",
         left.len()
