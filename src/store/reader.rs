@@ -34,9 +34,8 @@ pub fn head(tree: &sled::Tree, dir: &Path) -> Result<Head, Error> {
         .ok_or_else(|| damaged(0, "the log's head entry is missing or not 48 bytes"))
 }
 
-/// Checks an existing log at open: its version, and that the head names the
-/// last record and its hash. Reads only.
-pub fn check_open(tree: &sled::Tree, data_dir: &Path, dir: &Path) -> Result<Head, Error> {
+/// Checks the layout version stored inside sled.
+pub fn check_version(tree: &sled::Tree, data_dir: &Path, dir: &Path) -> Result<(), Error> {
     let version = tree.get(layout::VERSION).map_err(sled_err(dir))?;
     let v = version
         .as_deref()
@@ -49,6 +48,13 @@ pub fn check_open(tree: &sled::Tree, data_dir: &Path, dir: &Path) -> Result<Head
             known: FORMAT_VERSION,
         });
     }
+    Ok(())
+}
+
+/// Checks an existing log at open: its version, and that the head names the
+/// last record and its hash. Reads only.
+pub fn check_open(tree: &sled::Tree, data_dir: &Path, dir: &Path) -> Result<Head, Error> {
+    check_version(tree, data_dir, dir)?;
     let head = head(tree, dir)?;
     let last = tree
         .range(layout::record_key(0)..=layout::record_key(u64::MAX))
@@ -114,20 +120,7 @@ fn snapshot_of(
         })
 }
 
-fn meta(
-    tree: &sled::Tree,
-    dir: &Path,
-    saga: SagaId,
-    next: &[u8],
-) -> Result<SagaMeta, Error> {
-    let next_seq = layout::u64_value(next).ok_or_else(|| {
-        Error::Damaged(BadRecord {
-            global_seq: 0,
-            saga_id: Some(saga.clone()),
-            saga_seq: None,
-            reason: "the saga's next-seq entry is not 8 bytes".into(),
-        })
-    })?;
+fn meta(tree: &sled::Tree, dir: &Path, saga: SagaId, next_seq: u64) -> Result<SagaMeta, Error> {
     let snap = snapshot_of(tree, dir, &saga)?;
     Ok(SagaMeta {
         saga_id: saga,
@@ -139,23 +132,18 @@ fn meta(
 
 /// One saga's metadata.
 pub fn saga(tree: &sled::Tree, dir: &Path, saga: &SagaId) -> Result<Option<SagaMeta>, Error> {
-    match tree
-        .get(layout::saga_key(layout::NEXT, saga))
-        .map_err(sled_err(dir))?
-    {
+    match layout::next_seq(tree, saga).map_err(sled_err(dir))? {
         None => Ok(None),
-        Some(next) => meta(tree, dir, saga.clone(), &next).map(Some),
+        Some(next) => meta(tree, dir, saga.clone(), next).map(Some),
     }
 }
 
 /// Every saga's metadata.
 pub fn list_sagas(tree: &sled::Tree, dir: &Path) -> Result<Vec<SagaMeta>, Error> {
     let mut out = Vec::new();
-    for item in tree.scan_prefix([layout::NEXT]) {
-        let (k, v) = item.map_err(sled_err(dir))?;
-        let saga = layout::saga_of(&k)
-            .ok_or_else(|| damaged(0, "a saga entry has a malformed key"))?;
-        out.push(meta(tree, dir, saga, &v)?);
+    for item in layout::sagas(tree) {
+        let (saga, next) = item.map_err(sled_err(dir))?;
+        out.push(meta(tree, dir, saga, next)?);
     }
     Ok(out)
 }
@@ -216,8 +204,8 @@ pub fn saga_records(
                 reason,
             })
         };
-        let global = layout::u64_value(&v)
-            .ok_or_else(|| bad(0, "its index entry is not 8 bytes".into()))?;
+        let global =
+            layout::u64_value(&v).ok_or_else(|| bad(0, "its index entry is not 8 bytes".into()))?;
         let bytes = tree
             .get(layout::record_key(global))
             .map_err(sled_err(&dir))?
