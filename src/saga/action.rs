@@ -72,3 +72,39 @@ pub enum Call {
         targets: Vec<String>,
     },
 }
+
+/// The actions of one `decide`, grouped in the order the runtime takes them:
+/// append `record` durably (one group commit) and apply it; then make every
+/// call of `perform` (concurrently if it likes) and append what each returns;
+/// then call `decide` again. With nothing to record or perform, sleep until
+/// `wake_at` (or an operator command); with nothing at all, the saga is
+/// paused or ended.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// Decisions to append before any call.
+    pub record: Vec<Event>,
+    /// Calls to make once `record` is durable.
+    pub perform: Vec<Call>,
+    /// When to decide again if nothing else happens.
+    pub wake_at: Option<Timestamp>,
+}
+
+impl Batch {
+    /// Groups `decide`'s actions (which always list records before calls).
+    pub fn from_actions(actions: Vec<Action>) -> Batch {
+        let mut b = Batch::default();
+        for a in actions {
+            match a {
+                Action::Record(events) => b.record.extend(events),
+                Action::Perform(call) => b.perform.push(call),
+                Action::WakeAt(t) => b.wake_at = Some(b.wake_at.map_or(t, |w| w.min(t))),
+            }
+        }
+        b
+    }
+
+    /// Whether there is nothing to do but wait (or nothing at all).
+    pub fn is_idle(&self) -> bool {
+        self.record.is_empty() && self.perform.is_empty()
+    }
+}

@@ -163,12 +163,18 @@ fn judge(state: &State, change: Change, ids: &[String]) -> Option<(Vec<String>, 
                 }
             }
             Change::DisableSecurityDefaults => !o.mfa.as_ref()?.security_defaults,
-            Change::DisableCaPolicy => o.mfa.as_ref()?.ca_policies.iter().all(|p| {
-                &p.id != id || p.state == crate::model::CaPolicyState::Disabled
-            }),
-            Change::DisableUserMfa => o.mfa.as_ref()?.per_user.iter().all(|(u, st)| {
-                u != id || *st == crate::model::PerUserMfaState::Disabled
-            }),
+            Change::DisableCaPolicy => o
+                .mfa
+                .as_ref()?
+                .ca_policies
+                .iter()
+                .all(|p| &p.id != id || p.state == crate::model::CaPolicyState::Disabled),
+            Change::DisableUserMfa => o
+                .mfa
+                .as_ref()?
+                .per_user
+                .iter()
+                .all(|(u, st)| u != id || *st == crate::model::PerUserMfaState::Disabled),
         };
         if done {
             applied.push(id.clone());
@@ -182,7 +188,11 @@ fn judge(state: &State, change: Change, ids: &[String]) -> Option<(Vec<String>, 
 /// Records intents for the objects of each change (in groups of the policy's
 /// intent size) and, after them in the same list, the calls that carry them
 /// out. Keep accounts are never made targets of a delete, whatever the caller.
-pub(crate) fn intend(state: &State, work: Vec<(Change, Vec<String>)>, mut first: Vec<Event>) -> Vec<Action> {
+pub(crate) fn intend(
+    state: &State,
+    work: Vec<(Change, Vec<String>)>,
+    mut first: Vec<Event>,
+) -> Vec<Action> {
     let size = state
         .header
         .as_ref()
@@ -260,7 +270,12 @@ pub(crate) fn is_keep(state: &State, id: &str, upn: &str) -> bool {
 }
 
 /// The actions that start a durable wait.
-pub(crate) fn wait(now: Timestamp, d: std::time::Duration, reason: String, mut first: Vec<Event>) -> Vec<Action> {
+pub(crate) fn wait(
+    now: Timestamp,
+    d: std::time::Duration,
+    reason: String,
+    mut first: Vec<Event>,
+) -> Vec<Action> {
     let until = now.plus(d);
     first.push(Event::WaitStarted { until, reason });
     vec![Action::Record(first), Action::WakeAt(until)]

@@ -1,43 +1,34 @@
 //! The saga's events: everything that happened to one closure, past tense,
-//! versioned for upcasting. The log stores them (through `crate::codec`) as
-//! [`EventEnvelope`]s; [`super::apply`] folds them into a [`super::State`].
+//! versioned for upcasting. The log stores them as [`Event::encode`] bytes
+//! (a version, then bincode through `crate::codec`); [`super::apply`] folds
+//! them into a [`super::State`].
 
 use super::action::Read;
 use super::policy::SagaPolicy;
-use crate::model::{
-    Applied, Application, CaPolicy, CallError, HttpInfo, PartnerStatus, PerUserMfaState, SagaId,
-    Subscription, SubscriptionStatus, TenantSpec, Timestamp, User,
-};
+use super::view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
+use crate::model::{Applied, CallError, HttpInfo, PartnerStatus, SagaId, TenantSpec, Timestamp};
 use serde::{Deserialize, Serialize};
 
-/// The schema version written with every event.
+/// The schema version written before every encoded event.
 pub const EVENT_VERSION: u16 = 1;
 
-/// One stored event with its schema version, so that older records can be
-/// upcast when the shape changes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EventEnvelope {
-    /// Schema version of `event` ([`EVENT_VERSION`] when written by this build).
-    pub v: u16,
-    /// The event itself.
-    pub event: Event,
-}
-
-impl EventEnvelope {
-    /// Wraps an event in the current schema version.
-    pub fn new(event: Event) -> EventEnvelope {
-        EventEnvelope {
-            v: EVENT_VERSION,
-            event,
-        }
+impl Event {
+    /// The bytes the log stores: [`EVENT_VERSION`], then the event (through
+    /// `crate::codec`).
+    pub fn encode(&self) -> Result<Vec<u8>, crate::codec::Error> {
+        crate::codec::encode_versioned(EVENT_VERSION, self)
     }
 
-    /// The event in today's shape, or `None` when its version is unknown
-    /// (the daemon then refuses to start rather than guess).
-    pub fn upcast(self) -> Option<Event> {
-        match self.v {
-            EVENT_VERSION => Some(self.event),
-            _ => None,
+    /// Decodes stored bytes, upcasting older versions (none yet); an unknown
+    /// version is an error, never a guess.
+    pub fn decode(bytes: &[u8]) -> Result<Event, crate::codec::Error> {
+        let (version, body) = crate::codec::split_version(bytes)?;
+        match version {
+            EVENT_VERSION => crate::codec::decode(body),
+            found => Err(crate::codec::Error::UnknownVersion {
+                found,
+                known: EVENT_VERSION,
+            }),
         }
     }
 }
@@ -80,70 +71,6 @@ impl Change {
 
 /// The target name of the security defaults policy (there is one per tenant).
 pub const SECURITY_DEFAULTS: &str = "securityDefaults";
-
-/// The tenant as read before step 1: the backup the procedure asks for, the
-/// basis for rollback and the evidence for audit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Inventory {
-    /// Every user, all pages.
-    pub users: Vec<User>,
-    /// Object ids of the Global Administrator role's members.
-    pub global_admins: Vec<String>,
-    /// Every subscription with its status.
-    pub subscriptions: Vec<Subscription>,
-    /// Whether security defaults were enabled.
-    pub security_defaults: bool,
-    /// Every Conditional Access policy with its state.
-    pub ca_policies: Vec<CaPolicy>,
-    /// App registrations (the portal refuses to delete a tenant that has any).
-    pub applications: Vec<Application>,
-}
-
-/// A user as the saga needs it after the inventory: enough to tell keep
-/// accounts apart.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRef {
-    /// Object id.
-    pub id: String,
-    /// User principal name (keep entries may name it).
-    pub upn: String,
-}
-
-/// A subscription as the saga needs it after the inventory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubscriptionRef {
-    /// The commerce subscription id (what Partner Center calls it, and the
-    /// saga's key for it).
-    pub id: String,
-    /// The SKU, for operator instructions.
-    pub sku: String,
-    /// Its status as read.
-    pub status: SubscriptionStatus,
-}
-
-/// The MFA settings step 4 changes, as read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MfaView {
-    /// Whether security defaults are enabled.
-    pub security_defaults: bool,
-    /// Conditional Access policies (step 4 disables the enabled MFA ones).
-    pub ca_policies: Vec<CaPolicy>,
-    /// Per-user MFA of the remaining (keep) accounts.
-    pub per_user: Vec<(String, PerUserMfaState)>,
-}
-
-/// What the step 5 preflight reads.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TenantView {
-    /// Users still present.
-    pub users: Vec<UserRef>,
-    /// Subscriptions and their status.
-    pub subscriptions: Vec<SubscriptionRef>,
-    /// MFA settings.
-    pub mfa: MfaView,
-    /// App registrations left (a Global Administrator removes them in the portal).
-    pub applications: Vec<Application>,
-}
 
 /// The operator gates: things only a person can do, verified by reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

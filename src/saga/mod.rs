@@ -6,7 +6,7 @@
 //! - [`decide`] turns a state and the time into [`Action`]s: events to record
 //!   (intents, schedules), external [`Call`]s to perform, or a time to wake up;
 //! - operator [`Command`]s become events through [`handle`];
-//! - [`State::status`] answers `closeout status`.
+//! - [`State::status`] answers `closeout status`, [`plan`] `closeout plan`.
 //!
 //! Nothing here does I/O or reads the clock (`tests/saga_purity.rs` checks):
 //! the runtime performs calls (`runtime::perform`) and passes the time in.
@@ -17,18 +17,21 @@ mod command;
 mod compensate;
 mod decide;
 mod event;
+mod plan;
 mod policy;
 mod state;
 mod status;
 mod steps;
+mod view;
 
-pub use action::{Action, Call, Read};
+pub use action::{Action, Batch, Call, Read};
 pub use command::{handle, Command, Refusal};
 pub use decide::{decide, jitter_unit};
-pub use event::{
-    Change, Event, EventEnvelope, Gate, Inventory, MfaView, SubscriptionRef, TenantView, UserRef,
-    EVENT_VERSION, SECURITY_DEFAULTS,
-};
+pub use event::{Change, Event, Gate, EVENT_VERSION, SECURITY_DEFAULTS};
+pub use plan::{check_keep, plan, Plan};
 pub use policy::{FailurePolicy, SagaPolicy};
-pub use state::{apply, apply_at, fold, table_of, Ending, Header, Observed, State, Target, Wait};
+pub use state::{
+    apply, apply_at, fold, table_of, Ending, Header, Observed, State, Target, Wait, STATE_VERSION,
+};
 pub use status::{Progress, SagaState, Status};
+pub use view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};

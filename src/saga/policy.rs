@@ -48,7 +48,7 @@ impl Default for SagaPolicy {
             retry: RetryPolicy::default(),
             deprovision_poll: Duration::from_secs(3600),
             gate_poll: Duration::from_secs(300),
-            tenant_gone_poll: Duration::from_secs(600),
+            tenant_gone_poll: Duration::from_secs(300),
             replication_wait: Duration::from_secs(30),
             intent_size: 100,
         }

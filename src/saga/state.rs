@@ -1,10 +1,9 @@
 //! The state a saga's events fold into, and [`apply`], the fold step. `apply`
 //! only records what an event says; every judgement lives in `decide`.
 
-use super::event::{
-    Change, Event, Gate, Inventory, MfaView, SubscriptionRef, TenantView, UserRef,
-};
+use super::event::{Change, Event, Gate};
 use super::policy::SagaPolicy;
+use super::view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
 use crate::model::{CallError, FailureClass, PartnerStatus, SagaId, TenantSpec, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -153,11 +152,27 @@ pub struct State {
     pub ending: Option<Ending>,
 }
 
+/// The `who` of events closeout records on its own (a pause on failure).
+pub const SYSTEM: &str = "closeout";
+
+/// The schema version written before every encoded state snapshot.
+pub const STATE_VERSION: u16 = 1;
+
+impl State {
+    /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
+    pub fn encode(&self) -> Result<Vec<u8>, crate::codec::Error> {
+        crate::codec::encode_versioned(STATE_VERSION, self)
+    }
+
+    /// Decodes a snapshot; an unknown version is an error (replay the events instead).
+    pub fn decode(bytes: &[u8]) -> Result<State, crate::codec::Error> {
+        crate::codec::decode_versioned(STATE_VERSION, bytes)
+    }
+}
+
 /// Folds events into a state (replay: nothing is performed).
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
-    events
-        .into_iter()
-        .fold(State::default(), |s, e| apply(s, e))
+    events.into_iter().fold(State::default(), apply)
 }
 
 /// [`apply`], also noting the record's timestamp as the last update.
@@ -308,7 +323,10 @@ pub fn apply(mut s: State, event: &Event) -> State {
             }
         }
         Event::PivotPassed { .. } => s.pivot = true,
-        Event::Paused { why, .. } => {
+        Event::Paused { who, why } => {
+            if who == SYSTEM {
+                s.last_error = Some(why.clone());
+            }
             s.paused = Some(why.clone());
             s.clear_failures();
         }
@@ -348,7 +366,10 @@ pub fn apply(mut s: State, event: &Event) -> State {
 impl State {
     fn set_target(&mut self, change_id: u32, target: &str, to: Target) {
         if let Some(change) = self.intents.get(&change_id) {
-            let table = self.tables.entry(table_of(*change).to_string()).or_default();
+            let table = self
+                .tables
+                .entry(table_of(*change).to_string())
+                .or_default();
             table.insert(target.to_string(), to);
         }
     }

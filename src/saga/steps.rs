@@ -68,33 +68,10 @@ fn start(state: &State) -> Vec<Action> {
     if state.keep_ids.is_some() {
         return record(vec![Event::StepStarted { step: 1 }]);
     }
-    let tenant = &header.spec.tenant_id;
-    let fail = |reason: String| record(vec![Event::SagaFailed { reason }]);
-    if header.spec.keep.is_empty() {
-        return fail(format!("tenant {tenant}: the keep list is empty"));
-    }
-    let mut ids = Vec::new();
-    for entry in &header.spec.keep {
-        match inv
-            .users
-            .iter()
-            .find(|u| &u.id == entry || u.user_principal_name.eq_ignore_ascii_case(entry))
-        {
-            Some(u) => ids.push(u.id.clone()),
-            None => {
-                return fail(format!(
-                    "tenant {tenant}: keep account {entry} is not a user of the tenant"
-                ))
-            }
-        }
-    }
-    ids.sort();
-    ids.dedup();
-    if !ids.iter().any(|id| inv.global_admins.contains(id)) {
-        return fail(format!(
-            "tenant {tenant}: no keep account holds the Global Administrator role"
-        ));
-    }
+    let ids = match super::plan::check_keep(&header.spec, inv) {
+        Ok(ids) => ids,
+        Err(reason) => return record(vec![Event::SagaFailed { reason }]),
+    };
     record(vec![
         Event::KeepListChecked { keep_ids: ids },
         Event::StepStarted { step: 1 },
@@ -122,21 +99,37 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
         return read(Read::Users);
     };
     let mut new = Vec::new();
-    let mut lagging = 0;
+    let mut lagging = Vec::new();
     for u in users.iter().filter(|u| !is_keep(state, &u.id, &u.upn)) {
         match status_of(state, Change::DeleteUser, &u.id) {
             None => new.push(u.id.clone()),
-            Some(_) => lagging += 1,
+            Some(_) => lagging.push(u.id.clone()),
         }
     }
     if !new.is_empty() {
         return intend(state, vec![(Change::DeleteUser, new)], Vec::new());
     }
-    if lagging > 0 {
+    // Deleted users still listed: the list may lag (replication). After one
+    // wait, ask for each by id; gone by id counts as gone.
+    let gone_by_id = |id: &String| {
+        state
+            .observed
+            .checked
+            .as_ref()
+            .is_some_and(|(_, absent)| absent.contains(id))
+    };
+    lagging.retain(|id| !gone_by_id(id));
+    if !lagging.is_empty() {
+        if state.wait.is_some() && state.observed.checked.is_none() {
+            return read(Read::CheckUsers { ids: lagging });
+        }
         return wait(
             now,
             policy(state).replication_wait,
-            format!("{lagging} deleted users still listed (replication delay)"),
+            format!(
+                "{} deleted users still listed (replication delay)",
+                lagging.len()
+            ),
             Vec::new(),
         );
     }
@@ -180,7 +173,10 @@ fn cancel_subscriptions(state: &State, now: Timestamp) -> Vec<Action> {
         return wait(
             now,
             policy(state).replication_wait,
-            format!("{} cancelled subscriptions still read as active", active.len()),
+            format!(
+                "{} cancelled subscriptions still read as active",
+                active.len()
+            ),
             Vec::new(),
         );
     }
@@ -244,28 +240,21 @@ fn gated_subscriptions(state: &State, now: Timestamp, gate: Gate) -> Vec<Action>
         ),
     };
     let mut first = Vec::new();
+    // A deletion in the admin center shows only once deprovisioned, days
+    // later: the pivot is passed as soon as a person is asked to delete.
     if step == 3 && !state.pivot {
-        let was_deleted = |id: &str| {
-            state.inventory.iter().any(|i| {
-                i.subscriptions.iter().any(|s| {
-                    s.commerce_subscription_id == id && s.status == SubscriptionStatus::Deleted
-                })
-            })
-        };
-        let newly = subs
-            .iter()
-            .any(|s| s.status == SubscriptionStatus::Deleted && !was_deleted(&s.id));
-        if newly || left.is_empty() {
-            first.push(Event::PivotPassed {
-                reason: "a subscription was deleted in the admin center".to_string(),
-            });
-        }
+        first.push(Event::PivotPassed {
+            reason: "an operator is asked to delete the subscriptions".to_string(),
+        });
     }
     if left.is_empty() {
         return next_step(state, step, first);
     }
     let what = if step == 2 { "cancel" } else { "delete" };
-    let list: Vec<String> = left.iter().map(|s| format!("{} ({})", s.sku, s.id)).collect();
+    let list: Vec<String> = left
+        .iter()
+        .map(|s| format!("{} ({})", s.sku, s.id))
+        .collect();
     let reason = format!(
         "an operator to {what} {} subscriptions in the Microsoft 365 admin center",
         left.len()
@@ -286,7 +275,12 @@ fn gated_subscriptions(state: &State, now: Timestamp, gate: Gate) -> Vec<Action>
             ),
         });
     }
-    wait(now, policy(state).gate_poll, reason, first)
+    let poll = if step == 3 {
+        policy(state).deprovision_poll
+    } else {
+        policy(state).gate_poll
+    };
+    wait(now, poll, reason, first)
 }
 
 /// Step 4: security defaults, MFA Conditional Access policies and per-user MFA off.
@@ -435,6 +429,14 @@ fn delete_tenant(state: &State, now: Timestamp) -> Vec<Action> {
         instructions.push_str(&format!(
             ", after removing the app registrations {}",
             apps.join(", ")
+        ));
+    }
+    if view.users.len() > 1 {
+        let others: Vec<&str> = view.users.iter().skip(1).map(|u| u.upn.as_str()).collect();
+        instructions.push_str(&format!(
+            " (the portal requires a single remaining user: the Global Administrator removes \
+             the other keep accounts {} first)",
+            others.join(", ")
         ));
     }
     instructions.push_str("; closeout verifies that the tenant is gone");

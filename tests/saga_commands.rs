@@ -1,0 +1,303 @@
+//! Operator commands, status and the event envelope: `given(events).when(command).then(events)`.
+
+mod saga_support;
+
+use closeout::model::{FailureClass, SubscriptionMode};
+use closeout::saga::{
+    fold, Change, Command, Event, Gate, Progress, SagaState, State, EVENT_VERSION,
+};
+use saga_support::*;
+
+fn op(c: fn(String, String) -> Command) -> Command {
+    c("alice".into(), "ticket 42".into())
+}
+fn pause() -> Command {
+    op(|who, why| Command::Pause { who, why })
+}
+fn resume() -> Command {
+    op(|who, why| Command::Resume { who, why })
+}
+fn abort() -> Command {
+    op(|who, why| Command::Abort { who, why })
+}
+fn confirm() -> Command {
+    op(|who, why| Command::ConfirmGate { who, why })
+}
+
+/// (name, history, command, expected events or refusal reason)
+type Row = (
+    &'static str,
+    Vec<Event>,
+    Command,
+    Result<Vec<Event>, &'static str>,
+);
+
+#[test]
+fn operator_commands_become_events_with_who_and_why_or_are_refused() {
+    let pc = SubscriptionMode::PartnerCenter;
+    let running = at_step_1(pc);
+    let paused = [
+        running.clone(),
+        vec![Event::Paused {
+            who: "alice".into(),
+            why: "x".into(),
+        }],
+    ]
+    .concat();
+    let past_pivot = at_step(pc, 4);
+    let gated = [
+        at_step(SubscriptionMode::Manual, 2),
+        gate_waiting(Gate::CancelSubscriptions),
+    ]
+    .concat();
+    let ended = [at_step(pc, 5), vec![Event::SagaCompleted]].concat();
+    let who = || ("alice".to_string(), "ticket 42".to_string());
+    let (w, y) = who();
+    let table: Vec<Row> = vec![
+        (
+            "pause a running saga",
+            running.clone(),
+            pause(),
+            Ok(vec![Event::Paused {
+                who: w.clone(),
+                why: y.clone(),
+            }]),
+        ),
+        (
+            "pause twice",
+            paused.clone(),
+            pause(),
+            Err("the saga is already paused"),
+        ),
+        (
+            "resume a paused saga",
+            paused.clone(),
+            resume(),
+            Ok(vec![Event::Resumed {
+                who: w.clone(),
+                why: y.clone(),
+            }]),
+        ),
+        (
+            "resume a running saga",
+            running.clone(),
+            resume(),
+            Err("the saga is not paused"),
+        ),
+        (
+            "abort before the pivot",
+            running.clone(),
+            abort(),
+            Ok(vec![Event::AbortRequested {
+                who: w.clone(),
+                why: y.clone(),
+            }]),
+        ),
+        (
+            "abort while paused, before the pivot",
+            paused,
+            abort(),
+            Ok(vec![Event::AbortRequested {
+                who: w.clone(),
+                why: y.clone(),
+            }]),
+        ),
+        (
+            "confirm an open gate",
+            gated,
+            confirm(),
+            Ok(vec![Event::GateConfirmed {
+                who: w.clone(),
+                why: y.clone(),
+            }]),
+        ),
+        (
+            "confirm without a gate",
+            running,
+            confirm(),
+            Err("no operator gate is open"),
+        ),
+        (
+            "pause an ended saga",
+            ended,
+            pause(),
+            Err("the saga has ended (Completed)"),
+        ),
+    ];
+    for (name, history, command, expected) in table {
+        let got = given(history).command(command);
+        match (got, expected) {
+            (Ok(events), Ok(want)) => assert_eq!(events, want, "{name}"),
+            (Err(refusal), Err(want)) => {
+                assert_eq!(refusal.reason, want, "{name}");
+                assert!(refusal.record.is_empty(), "{name}");
+            }
+            (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+        }
+    }
+    // Abort after the pivot: refused, and the refusal is recorded for the audit.
+    let refusal = given(past_pivot).command(abort()).unwrap_err();
+    assert!(
+        refusal.reason.contains("point of no return"),
+        "{}",
+        refusal.reason
+    );
+    assert_eq!(
+        refusal.record,
+        vec![Event::AbortRefused {
+            who: w,
+            why: y,
+            reason: refusal.reason.clone(),
+        }]
+    );
+}
+
+#[test]
+fn abort_before_the_pivot_rolls_back_what_was_done() {
+    let history = [
+        at_step_1(SubscriptionMode::PartnerCenter),
+        vec![
+            intent(0, Change::DeleteUser, &["b", "c"]),
+            applied(0, "b"),
+            failed(0, "c", FailureClass::Permanent, None),
+            Event::AbortRequested {
+                who: "alice".into(),
+                why: "wrong tenant".into(),
+            },
+        ],
+    ]
+    .concat();
+    let g = given(history);
+    assert_eq!(g.0.status().state, SagaState::Compensating);
+    assert_eq!(
+        g.when(T0),
+        vec![
+            record(vec![intent(1, Change::RestoreUser, &["b"])]),
+            change(1, Change::RestoreUser, &["b"]),
+        ]
+    );
+}
+
+#[test]
+fn status_reports_state_step_progress_and_what_is_awaited() {
+    let pc = SubscriptionMode::PartnerCenter;
+    let s = given(
+        [
+            at_step_1(pc),
+            vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                failed(0, "c", FailureClass::Transient, None),
+            ],
+        ]
+        .concat(),
+    )
+    .0
+    .status();
+    assert_eq!(s.state, SagaState::Running);
+    assert_eq!(s.step, Some(1));
+    assert_eq!(s.progress, Progress { done: 1, total: 2 });
+    assert_eq!(
+        s.last_error.as_deref(),
+        Some("c: code (Transient): message")
+    );
+    assert_eq!(s.updated_at, ts(T0));
+
+    let g = given(
+        [
+            at_step(SubscriptionMode::Manual, 2),
+            gate_waiting(Gate::CancelSubscriptions),
+        ]
+        .concat(),
+    );
+    let s = g.0.status();
+    assert_eq!(s.state, SagaState::Waiting);
+    assert_eq!(s.waiting_for.as_deref(), Some("do it"));
+
+    let s = given(vec![started(pc)]).0.status();
+    assert_eq!((s.state, s.step), (SagaState::Running, None));
+
+    let s = given([at_step(pc, 5), vec![Event::SagaCompleted]].concat()).0;
+    assert!(s.is_terminal());
+    assert_eq!(s.status().state, SagaState::Completed);
+    assert_eq!(s.status().progress, Progress { done: 1, total: 1 });
+
+    let s = given([at_step_1(pc), vec![intent(0, Change::DeleteUser, &["b"])]].concat()).0;
+    assert_eq!(s.in_doubt(), vec![(Change::DeleteUser, "b".to_string())]);
+
+    let json = serde_json::to_value(given(vec![started(pc)]).0.status()).expect("json");
+    assert_eq!(json["state"], "running");
+    assert_eq!(json["progress"]["done"], 0);
+}
+
+#[test]
+fn events_are_versioned_and_survive_the_codec_and_json() {
+    let history = [
+        at_step_1(SubscriptionMode::PartnerCenter),
+        vec![
+            intent(0, Change::DeleteUser, &["b", "c"]),
+            applied(0, "b"),
+            failed(0, "c", FailureClass::InDoubt, Some(2)),
+        ],
+    ]
+    .concat();
+    let decoded: Vec<Event> = history
+        .iter()
+        .map(|e| {
+            let bytes = e.encode().expect("encode");
+            assert_eq!(bytes[..2], EVENT_VERSION.to_le_bytes());
+            Event::decode(&bytes).expect("decode")
+        })
+        .collect();
+    assert_eq!(decoded, history);
+    let state = fold(&decoded);
+    assert_eq!(state, fold(&history));
+    assert_eq!(
+        State::decode(&state.encode().expect("snapshot")).expect("snapshot"),
+        state
+    );
+    let mut future = Event::SagaCompleted.encode().expect("encode");
+    future[0] = future[0].wrapping_add(1);
+    assert!(matches!(
+        Event::decode(&future),
+        Err(closeout::codec::Error::UnknownVersion { .. })
+    ));
+
+    let e = &history[history.len() - 1];
+    assert_eq!(e.kind(), "change_failed");
+    assert_eq!(e.http().map(|h| h.status), Some(503));
+    assert_eq!(e.objects(), vec!["c"]);
+    assert_eq!(history[4].objects(), vec!["b", "c"]);
+    let json = serde_json::to_value(e).expect("json");
+    assert_eq!(json["change_failed"]["error"]["class"], "in_doubt");
+    // The first event holds the secret's location, never a secret.
+    let first = serde_json::to_string(&history[0]).expect("json");
+    assert!(first.contains("t1-secret") && first.contains("credential"));
+}
+
+#[test]
+fn plan_lists_what_would_be_done_without_changing_anything() {
+    let Event::InventoryRecorded { inventory } = inventory() else {
+        unreachable!()
+    };
+    let p = closeout::saga::plan(
+        &spec(SubscriptionMode::Manual, vec!["A@t1".into()]),
+        &inventory,
+    );
+    assert_eq!(p.keep, Ok(vec!["a".to_string()]));
+    let ids: Vec<&str> = p.delete_users.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, vec!["b", "c"]);
+    assert_eq!(p.cancel_subscriptions.len(), 1);
+    assert_eq!(p.delete_subscriptions.len(), 1);
+    assert!(p.disable_security_defaults);
+    assert_eq!(p.disable_ca_policies, vec!["p1".to_string()]);
+
+    let bad = closeout::saga::plan(
+        &spec(SubscriptionMode::Manual, vec!["c".into()]),
+        &inventory,
+    );
+    assert_eq!(
+        bad.keep,
+        Err("tenant t1: no keep account holds the Global Administrator role".to_string())
+    );
+}

@@ -1,0 +1,997 @@
+//! Table-driven `given(events).when(now).then(actions)` tests of `decide` for
+//! every step, mode and failure class.
+
+mod saga_support;
+
+use closeout::model::{FailureClass, PartnerStatus, SubscriptionMode, SubscriptionStatus};
+use closeout::saga::{Action, Call, Change, Event, FailurePolicy, Gate, Read, SagaPolicy};
+use saga_support::*;
+use std::time::Duration;
+
+/// One row: a name, the history, the time, the expected actions.
+struct Case {
+    name: &'static str,
+    given: Vec<Event>,
+    now: u64,
+    then: Vec<Action>,
+}
+
+fn check(cases: Vec<Case>) {
+    for c in cases {
+        let actions = given(c.given).when(c.now);
+        assert_eq!(actions, c.then, "case `{}`", c.name);
+    }
+}
+
+#[test]
+fn before_step_one_the_inventory_and_keep_list_are_checked() {
+    let pc = SubscriptionMode::PartnerCenter;
+    check(vec![
+        Case {
+            name: "a new saga reads the inventory first",
+            given: vec![started(pc)],
+            now: T0,
+            then: vec![read(Read::Inventory)],
+        },
+        Case {
+            name: "keep list with a Global Administrator: step 1 starts",
+            given: vec![started(pc), inventory()],
+            now: T0,
+            then: vec![record(vec![
+                Event::KeepListChecked {
+                    keep_ids: vec!["a".into()],
+                },
+                Event::StepStarted { step: 1 },
+            ])],
+        },
+        Case {
+            name: "keep list without a Global Administrator: fails before any change",
+            given: vec![started_with(pc, vec!["c".into()], policy()), inventory()],
+            now: T0,
+            then: vec![record(vec![Event::SagaFailed {
+                reason: "tenant t1: no keep account holds the Global Administrator role".into(),
+            }])],
+        },
+        Case {
+            name: "keep entry naming nobody: fails",
+            given: vec![
+                started_with(pc, vec!["ghost@t1".into()], policy()),
+                inventory(),
+            ],
+            now: T0,
+            then: vec![record(vec![Event::SagaFailed {
+                reason: "tenant t1: keep account ghost@t1 is not a user of the tenant".into(),
+            }])],
+        },
+        Case {
+            name: "a permanent inventory failure fails the saga: nothing was changed",
+            given: vec![
+                started(pc),
+                Event::ReadFailed {
+                    read: Read::Inventory,
+                    error: error(FailureClass::Permanent, None),
+                },
+            ],
+            now: T0,
+            then: vec![record(vec![Event::SagaFailed {
+                reason: "read Inventory: code (Permanent): message".into(),
+            }])],
+        },
+    ]);
+}
+
+#[test]
+fn step_one_deletes_users_with_intents_and_resolves_doubt_by_reading() {
+    let base = at_step_1(SubscriptionMode::PartnerCenter);
+    let with = |more: Vec<Event>| [base.clone(), more].concat();
+    check(vec![
+        Case {
+            name: "intent for every non-keep user, then the call",
+            given: base.clone(),
+            now: T0,
+            then: vec![
+                record(vec![intent(0, Change::DeleteUser, &["b", "c"])]),
+                change(0, Change::DeleteUser, &["b", "c"]),
+            ],
+        },
+        Case {
+            name: "an intent without outcome after restart is resolved by reading",
+            given: with(vec![intent(0, Change::DeleteUser, &["b", "c"])]),
+            now: T0,
+            then: vec![read(Read::CheckUsers {
+                ids: vec!["b".into(), "c".into()],
+            })],
+        },
+        Case {
+            name: "an in-doubt outcome (a 5xx to a write) first backs off",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                failed(0, "c", FailureClass::InDoubt, Some(1)),
+            ]),
+            now: T0,
+            then: vec![
+                record(vec![Event::RetryScheduled {
+                    at: ts(T0 + 1000),
+                    attempt: 1,
+                    reason: "code (InDoubt): message".into(),
+                    since: ts(T0),
+                }]),
+                Action::WakeAt(ts(T0 + 1000)),
+            ],
+        },
+        Case {
+            name: "then the in-doubt outcome is resolved by reading, not by repeating",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                failed(0, "c", FailureClass::InDoubt, None),
+                retry(T0 + 1000, 1, T0),
+            ]),
+            now: T0 + 1000,
+            then: vec![read(Read::CheckUsers {
+                ids: vec!["c".into()],
+            })],
+        },
+        Case {
+            name: "the read settles the doubt: 404 means done",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                Event::UsersChecked {
+                    present: vec!["c".into()],
+                    absent: vec!["b".into()],
+                },
+            ]),
+            now: T0,
+            then: vec![record(vec![Event::InDoubtResolved {
+                change: Change::DeleteUser,
+                applied: vec!["b".into()],
+                not_applied: vec!["c".into()],
+            }])],
+        },
+        Case {
+            name: "found not applied: a new intent, then the call again",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                Event::InDoubtResolved {
+                    change: Change::DeleteUser,
+                    applied: vec![],
+                    not_applied: vec!["c".into()],
+                },
+            ]),
+            now: T0,
+            then: vec![
+                record(vec![intent(1, Change::DeleteUser, &["c"])]),
+                change(1, Change::DeleteUser, &["c"]),
+            ],
+        },
+        Case {
+            name: "a transient failure is scheduled with the service's Retry-After",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                failed(0, "c", FailureClass::Transient, Some(2)),
+            ]),
+            now: T0 + 5,
+            then: vec![
+                record(vec![Event::RetryScheduled {
+                    at: ts(T0 + 2005),
+                    attempt: 1,
+                    reason: "code (Transient): message".into(),
+                    since: ts(T0 + 5),
+                }]),
+                Action::WakeAt(ts(T0 + 2005)),
+            ],
+        },
+        Case {
+            name: "nothing before the retry is due",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                failed(0, "c", FailureClass::Transient, Some(2)),
+                retry(T0 + 2005, 1, T0),
+            ]),
+            now: T0 + 1000,
+            then: vec![Action::WakeAt(ts(T0 + 2005))],
+        },
+        Case {
+            name: "once due, the failed object gets a new intent",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                failed(0, "c", FailureClass::Transient, Some(2)),
+                retry(T0 + 2005, 1, T0),
+            ]),
+            now: T0 + 2005,
+            then: vec![
+                record(vec![intent(1, Change::DeleteUser, &["c"])]),
+                change(1, Change::DeleteUser, &["c"]),
+            ],
+        },
+        Case {
+            name: "past the give-up time a transient failure counts as permanent",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                failed(0, "c", FailureClass::Transient, None),
+                retry(T0 + 100, 7, T0),
+                intent(1, Change::DeleteUser, &["c"]),
+                failed(1, "c", FailureClass::Transient, None),
+            ]),
+            now: T0 + 31 * 60_000,
+            then: vec![record(vec![Event::CompensationStarted {
+                reason: "gave up after 31m of transient failures: code (Transient): message".into(),
+            }])],
+        },
+        Case {
+            name: "all deleted: verify by reading the users",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                applied(0, "c"),
+            ]),
+            now: T0,
+            then: vec![read(Read::Users)],
+        },
+        Case {
+            name: "only keep accounts remain: step 2",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                applied(0, "c"),
+                users_read(&["a"]),
+            ]),
+            now: T0,
+            then: vec![record(vec![
+                Event::StepCompleted { step: 1 },
+                Event::StepStarted { step: 2 },
+            ])],
+        },
+        Case {
+            name: "a user that appeared meanwhile is deleted too",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                applied(0, "c"),
+                users_read(&["a", "d"]),
+            ]),
+            now: T0,
+            then: vec![
+                record(vec![intent(1, Change::DeleteUser, &["d"])]),
+                change(1, Change::DeleteUser, &["d"]),
+            ],
+        },
+        Case {
+            name: "a deleted user still listed: wait for replication, never delete twice",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                applied(0, "c"),
+                users_read(&["a", "b"]),
+            ]),
+            now: T0,
+            then: vec![
+                record(vec![Event::WaitStarted {
+                    until: ts(T0 + 30_000),
+                    reason: "1 deleted users still listed (replication delay)".into(),
+                }]),
+                Action::WakeAt(ts(T0 + 30_000)),
+            ],
+        },
+        Case {
+            name: "still listed after the wait: looked up by id",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                applied(0, "c"),
+                Event::WaitStarted {
+                    until: ts(T0 + 30_000),
+                    reason: "r".into(),
+                },
+                users_read(&["a", "b"]),
+            ]),
+            now: T0 + 30_000,
+            then: vec![read(Read::CheckUsers {
+                ids: vec!["b".into()],
+            })],
+        },
+        Case {
+            name: "gone by id: the list only lagged, step 2",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                applied(0, "c"),
+                Event::WaitStarted {
+                    until: ts(T0 + 30_000),
+                    reason: "r".into(),
+                },
+                users_read(&["a", "b"]),
+                Event::UsersChecked {
+                    present: vec![],
+                    absent: vec!["b".into()],
+                },
+            ]),
+            now: T0 + 30_000,
+            then: vec![record(vec![
+                Event::StepCompleted { step: 1 },
+                Event::StepStarted { step: 2 },
+            ])],
+        },
+    ]);
+}
+
+#[test]
+fn intents_are_grouped_by_the_policy_size() {
+    let p = SagaPolicy {
+        intent_size: 1,
+        ..policy()
+    };
+    let events = vec![
+        started_with(SubscriptionMode::Manual, vec!["A@T1".into()], p),
+        inventory(),
+        keep_checked(),
+        Event::StepStarted { step: 1 },
+    ];
+    check(vec![Case {
+        name: "one intent per object with size 1; keep matched by UPN, any case",
+        given: events,
+        now: T0,
+        then: vec![
+            record(vec![
+                intent(0, Change::DeleteUser, &["b"]),
+                intent(1, Change::DeleteUser, &["c"]),
+            ]),
+            change(0, Change::DeleteUser, &["b"]),
+            change(1, Change::DeleteUser, &["c"]),
+        ],
+    }]);
+}
+
+#[test]
+fn failure_policy_before_and_after_the_pivot() {
+    let permanent = vec![
+        intent(0, Change::DeleteUser, &["b", "c"]),
+        failed(0, "b", FailureClass::Permanent, None),
+    ];
+    let compensate = at_step_1(SubscriptionMode::PartnerCenter);
+    let pause = [
+        vec![started_with(
+            SubscriptionMode::PartnerCenter,
+            vec!["a".into()],
+            SagaPolicy {
+                failure: FailurePolicy::Pause,
+                ..policy()
+            },
+        )],
+        compensate[1..].to_vec(),
+    ]
+    .concat();
+    let after_pivot = [
+        at_step_1(SubscriptionMode::PartnerCenter),
+        vec![Event::PivotPassed { reason: "x".into() }],
+        vec![Event::StepStarted { step: 4 }],
+    ]
+    .concat();
+    check(vec![
+        Case {
+            name: "compensate policy: compensation starts",
+            given: [compensate.clone(), permanent.clone()].concat(),
+            now: T0,
+            then: vec![record(vec![Event::CompensationStarted {
+                reason: "b: code (Permanent): message".into(),
+            }])],
+        },
+        Case {
+            name: "pause policy: paused by closeout",
+            given: [pause, permanent.clone()].concat(),
+            now: T0,
+            then: vec![record(vec![Event::Paused {
+                who: "closeout".into(),
+                why: "b: code (Permanent): message".into(),
+            }])],
+        },
+        Case {
+            name: "after the pivot: paused, never compensated",
+            given: [
+                after_pivot,
+                vec![
+                    intent(0, Change::DisableCaPolicy, &["p1"]),
+                    failed(0, "p1", FailureClass::Permanent, None),
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![record(vec![Event::Paused {
+                who: "closeout".into(),
+                why: "p1: code (Permanent): message".into(),
+            }])],
+        },
+        Case {
+            name: "a paused saga does nothing",
+            given: [
+                compensate.clone(),
+                vec![Event::Paused {
+                    who: "op".into(),
+                    why: "lunch".into(),
+                }],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![],
+        },
+        Case {
+            name: "resume retries the permanently failed object",
+            given: [
+                compensate.clone(),
+                permanent,
+                vec![
+                    applied(0, "c"),
+                    Event::Paused {
+                        who: "closeout".into(),
+                        why: "x".into(),
+                    },
+                    Event::Resumed {
+                        who: "op".into(),
+                        why: "fixed the role".into(),
+                    },
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![intent(1, Change::DeleteUser, &["b"])]),
+                change(1, Change::DeleteUser, &["b"]),
+            ],
+        },
+    ]);
+}
+
+#[test]
+fn step_two_cancels_subscriptions_by_partner_center_or_gate() {
+    let suspend = Change::SetSubscription {
+        status: PartnerStatus::Suspended,
+    };
+    let manual = at_step(SubscriptionMode::Manual, 2);
+    check(vec![
+        Case {
+            name: "partner-center: intents to suspend the active subscriptions",
+            given: at_step(SubscriptionMode::PartnerCenter, 2),
+            now: T0,
+            then: vec![
+                record(vec![intent(0, suspend, &["s1"])]),
+                change(0, suspend, &["s1"]),
+            ],
+        },
+        Case {
+            name: "partner-center: suspended and verified, step 3",
+            given: [
+                at_step(SubscriptionMode::PartnerCenter, 2),
+                vec![
+                    intent(0, suspend, &["s1"]),
+                    applied(0, "s1"),
+                    subs_read(&[("s1", SubscriptionStatus::Suspended)]),
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![record(vec![
+                Event::StepCompleted { step: 2 },
+                Event::StepStarted { step: 3 },
+            ])],
+        },
+        Case {
+            name: "manual: read first",
+            given: manual.clone(),
+            now: T0,
+            then: vec![read(Read::Subscriptions)],
+        },
+        Case {
+            name: "manual: a gate for the operator, re-read periodically",
+            given: [
+                manual.clone(),
+                vec![subs_read(&[("s1", SubscriptionStatus::Enabled)])],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![
+                    Event::GateOpened {
+                        gate: Gate::CancelSubscriptions,
+                        instructions: "In the Microsoft 365 admin center of tenant t1 (Billing > \
+                                       Your products), cancel these subscriptions: E3 (s1). \
+                                       closeout re-reads the tenant periodically and continues \
+                                       once it sees them done."
+                            .into(),
+                    },
+                    Event::WaitStarted {
+                        until: ts(T0 + 300_000),
+                        reason: "an operator to cancel 1 subscriptions in the Microsoft 365 \
+                                 admin center"
+                            .into(),
+                    },
+                ]),
+                Action::WakeAt(ts(T0 + 300_000)),
+            ],
+        },
+        Case {
+            name: "manual: while the gate waits, nothing",
+            given: [manual.clone(), gate_waiting(Gate::CancelSubscriptions)].concat(),
+            now: T0 + 1000,
+            then: vec![Action::WakeAt(ts(T0 + 300_000))],
+        },
+        Case {
+            name: "manual: a confirmation only makes it re-check at once",
+            given: [
+                manual.clone(),
+                gate_waiting(Gate::CancelSubscriptions),
+                vec![Event::GateConfirmed {
+                    who: "op".into(),
+                    why: "done".into(),
+                }],
+            ]
+            .concat(),
+            now: T0 + 1000,
+            then: vec![read(Read::Subscriptions)],
+        },
+        Case {
+            name: "manual: the read shows it done, the gate closes",
+            given: [
+                manual,
+                gate_waiting(Gate::CancelSubscriptions),
+                vec![subs_read(&[("s1", SubscriptionStatus::Suspended)])],
+            ]
+            .concat(),
+            now: T0 + 300_000,
+            then: vec![record(vec![
+                Event::GateClosed {
+                    gate: Gate::CancelSubscriptions,
+                },
+                Event::StepCompleted { step: 2 },
+                Event::StepStarted { step: 3 },
+            ])],
+        },
+    ]);
+}
+
+#[test]
+fn step_three_passes_the_pivot_and_waits_for_deprovisioning() {
+    let delete = Change::SetSubscription {
+        status: PartnerStatus::Deleted,
+    };
+    let pc = at_step(SubscriptionMode::PartnerCenter, 3);
+    let pivot = Event::PivotPassed {
+        reason: "subscriptions are being deleted".into(),
+    };
+    check(vec![
+        Case {
+            name: "partner-center: the pivot and the delete intents in one record",
+            given: [
+                pc.clone(),
+                vec![subs_read(&[("s1", SubscriptionStatus::Suspended)])],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![pivot.clone(), intent(0, delete, &["s1"])]),
+                change(0, delete, &["s1"]),
+            ],
+        },
+        Case {
+            name: "partner-center: deleted, deprovisioning: a durable wait",
+            given: [
+                pc.clone(),
+                vec![
+                    pivot.clone(),
+                    intent(0, delete, &["s1"]),
+                    applied(0, "s1"),
+                    subs_read(&[("s1", SubscriptionStatus::Suspended)]),
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![Event::WaitStarted {
+                    until: ts(T0 + 3_600_000),
+                    reason: "1 subscriptions deprovisioning".into(),
+                }]),
+                Action::WakeAt(ts(T0 + 3_600_000)),
+            ],
+        },
+        Case {
+            name: "partner-center: all deleted, step 4",
+            given: [
+                pc,
+                vec![
+                    pivot,
+                    intent(0, delete, &["s1"]),
+                    applied(0, "s1"),
+                    subs_read(&[("s1", SubscriptionStatus::Deleted)]),
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![record(vec![
+                Event::StepCompleted { step: 3 },
+                Event::StepStarted { step: 4 },
+            ])],
+        },
+        Case {
+            name: "manual: asking a person to delete passes the pivot",
+            given: [
+                at_step(SubscriptionMode::Manual, 3),
+                vec![subs_read(&[("s1", SubscriptionStatus::Suspended)])],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![
+                    Event::PivotPassed {
+                        reason: "an operator is asked to delete the subscriptions".into(),
+                    },
+                    Event::GateOpened {
+                        gate: Gate::DeleteSubscriptions,
+                        instructions: "In the Microsoft 365 admin center of tenant t1 (Billing > \
+                                       Your products), delete these subscriptions: E3 (s1). \
+                                       closeout re-reads the tenant periodically and continues \
+                                       once it sees them done."
+                            .into(),
+                    },
+                    Event::WaitStarted {
+                        until: ts(T0 + 3_600_000),
+                        reason: "an operator to delete 1 subscriptions in the Microsoft 365 \
+                                 admin center"
+                            .into(),
+                    },
+                ]),
+                Action::WakeAt(ts(T0 + 3_600_000)),
+            ],
+        },
+    ]);
+}
+
+#[test]
+fn step_four_disables_mfa_and_step_five_waits_for_the_tenant_to_go() {
+    let s4 = at_step(SubscriptionMode::PartnerCenter, 4);
+    let s5 = at_step(SubscriptionMode::PartnerCenter, 5);
+    check(vec![
+        Case {
+            name: "step 4 reads the MFA settings of the keep accounts",
+            given: s4.clone(),
+            now: T0,
+            then: vec![read(Read::Mfa {
+                user_ids: vec!["a".into()],
+            })],
+        },
+        Case {
+            name: "step 4: intents for security defaults, MFA policies, per-user MFA",
+            given: [s4.clone(), vec![mfa_read(true, true, true)]].concat(),
+            now: T0,
+            then: vec![
+                record(vec![
+                    intent(0, Change::DisableSecurityDefaults, &["securityDefaults"]),
+                    intent(1, Change::DisableCaPolicy, &["p1"]),
+                    intent(2, Change::DisableUserMfa, &["a"]),
+                ]),
+                change(0, Change::DisableSecurityDefaults, &["securityDefaults"]),
+                change(1, Change::DisableCaPolicy, &["p1"]),
+                change(2, Change::DisableUserMfa, &["a"]),
+            ],
+        },
+        Case {
+            name: "step 4: an in-doubt policy change is resolved by re-reading",
+            given: [
+                s4.clone(),
+                vec![
+                    intent(0, Change::DisableCaPolicy, &["p1"]),
+                    failed(0, "p1", FailureClass::InDoubt, None),
+                    retry(T0 + 1000, 1, T0),
+                ],
+            ]
+            .concat(),
+            now: T0 + 1000,
+            then: vec![read(Read::Mfa {
+                user_ids: vec!["a".into()],
+            })],
+        },
+        Case {
+            name: "step 4: everything off, step 5",
+            given: [s4, vec![mfa_read(false, false, false)]].concat(),
+            now: T0,
+            then: vec![record(vec![
+                Event::StepCompleted { step: 4 },
+                Event::StepStarted { step: 5 },
+            ])],
+        },
+        Case {
+            name: "step 5 preflight reads the tenant",
+            given: s5.clone(),
+            now: T0,
+            then: vec![read(Read::Tenant {
+                user_ids: vec!["a".into()],
+            })],
+        },
+        Case {
+            name: "step 5 preflight failing pauses (after the pivot)",
+            given: [s5.clone(), vec![tenant_read(&["a", "b"], false)]].concat(),
+            now: T0,
+            then: vec![record(vec![Event::Paused {
+                who: "closeout".into(),
+                why: "step 5 preflight failed: 1 users besides the keep accounts".into(),
+            }])],
+        },
+        Case {
+            name: "step 5 preflight passing opens the gate",
+            given: [s5.clone(), vec![tenant_read(&["a"], false)]].concat(),
+            now: T0,
+            then: vec![
+                record(vec![
+                    Event::GateOpened {
+                        gate: Gate::DeleteTenant,
+                        instructions: "A Global Administrator deletes tenant t1 in the Entra \
+                                       admin center (Identity > Overview > Manage tenants > \
+                                       Delete); closeout verifies that the tenant is gone"
+                            .into(),
+                    },
+                    Event::WaitStarted {
+                        until: ts(T0 + 300_000),
+                        reason: "a Global Administrator to delete the tenant".into(),
+                    },
+                ]),
+                Action::WakeAt(ts(T0 + 300_000)),
+            ],
+        },
+        Case {
+            name: "step 5: once the wait is over, ask the token endpoint",
+            given: [s5.clone(), gate_waiting(Gate::DeleteTenant)].concat(),
+            now: T0 + 600_000,
+            then: vec![read(Read::TenantExists)],
+        },
+        Case {
+            name: "step 5: tenant gone, completed",
+            given: [
+                s5,
+                gate_waiting(Gate::DeleteTenant),
+                vec![Event::TenantChecked { exists: false }],
+            ]
+            .concat(),
+            now: T0 + 600_000,
+            then: vec![record(vec![
+                Event::GateClosed {
+                    gate: Gate::DeleteTenant,
+                },
+                Event::StepCompleted { step: 5 },
+                Event::SagaCompleted,
+            ])],
+        },
+    ]);
+}
+
+#[test]
+fn compensation_undoes_in_reverse_order() {
+    let suspend = Change::SetSubscription {
+        status: PartnerStatus::Suspended,
+    };
+    let activate = Change::SetSubscription {
+        status: PartnerStatus::Active,
+    };
+    let done = [
+        at_step(SubscriptionMode::PartnerCenter, 1),
+        vec![
+            intent(0, Change::DeleteUser, &["b", "c"]),
+            applied(0, "b"),
+            applied(0, "c"),
+            Event::StepStarted { step: 2 },
+            intent(1, suspend, &["s1"]),
+            failed(1, "s1", FailureClass::InDoubt, None),
+            Event::CompensationStarted { reason: "x".into() },
+        ],
+    ]
+    .concat();
+    check(vec![
+        Case {
+            name: "first settle what is in doubt",
+            given: done.clone(),
+            now: T0,
+            then: vec![read(Read::Subscriptions)],
+        },
+        Case {
+            name: "then reactivate what was suspended (step 2 before step 1)",
+            given: [
+                done.clone(),
+                vec![subs_read(&[("s1", SubscriptionStatus::Suspended)])],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![record(vec![Event::InDoubtResolved {
+                change: suspend,
+                applied: vec!["s1".into()],
+                not_applied: vec![],
+            }])],
+        },
+        Case {
+            name: "reactivation intents",
+            given: [
+                done.clone(),
+                vec![Event::InDoubtResolved {
+                    change: suspend,
+                    applied: vec!["s1".into()],
+                    not_applied: vec![],
+                }],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![intent(2, activate, &["s1"])]),
+                change(2, activate, &["s1"]),
+            ],
+        },
+        Case {
+            name: "then restore the deleted users",
+            given: [
+                done.clone(),
+                vec![
+                    Event::InDoubtResolved {
+                        change: suspend,
+                        applied: vec!["s1".into()],
+                        not_applied: vec![],
+                    },
+                    intent(2, activate, &["s1"]),
+                    applied(2, "s1"),
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![intent(3, Change::RestoreUser, &["b", "c"])]),
+                change(3, Change::RestoreUser, &["b", "c"]),
+            ],
+        },
+        Case {
+            name: "an in-doubt restore is resolved by reading the recycle bin",
+            given: [
+                done.clone(),
+                vec![
+                    Event::InDoubtResolved {
+                        change: suspend,
+                        applied: vec![],
+                        not_applied: vec!["s1".into()],
+                    },
+                    intent(2, Change::RestoreUser, &["b", "c"]),
+                    applied(2, "b"),
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![read(Read::DeletedUsers)],
+        },
+        Case {
+            name: "all undone: rolled back",
+            given: [
+                done,
+                vec![
+                    Event::InDoubtResolved {
+                        change: suspend,
+                        applied: vec![],
+                        not_applied: vec!["s1".into()],
+                    },
+                    intent(2, Change::RestoreUser, &["b", "c"]),
+                    applied(2, "b"),
+                    applied(2, "c"),
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![record(vec![Event::SagaRolledBack])],
+        },
+        Case {
+            name: "manual mode: reactivation is a gate verified by reading",
+            given: [
+                at_step(SubscriptionMode::Manual, 2),
+                vec![
+                    Event::AbortRequested {
+                        who: "op".into(),
+                        why: "wrong tenant".into(),
+                    },
+                    subs_read(&[("s1", SubscriptionStatus::Suspended)]),
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![
+                    Event::GateOpened {
+                        gate: Gate::ReactivateSubscriptions,
+                        instructions: "In the Microsoft 365 admin center of tenant t1 (Billing > \
+                                       Your products), reactivate these subscriptions: E3 (s1). \
+                                       closeout re-reads the tenant periodically and continues \
+                                       once it sees them active."
+                            .into(),
+                    },
+                    Event::WaitStarted {
+                        until: ts(T0 + 300_000),
+                        reason: "an operator to reactivate 1 subscriptions in the Microsoft \
+                                 365 admin center"
+                            .into(),
+                    },
+                ]),
+                Action::WakeAt(ts(T0 + 300_000)),
+            ],
+        },
+    ]);
+}
+
+#[test]
+fn the_retry_delay_is_jittered_deterministically_per_saga_and_attempt() {
+    let a = closeout::saga::jitter_unit("saga-1", 1);
+    assert_eq!(a, closeout::saga::jitter_unit("saga-1", 1));
+    assert_ne!(a, closeout::saga::jitter_unit("saga-1", 2));
+    assert_ne!(a, closeout::saga::jitter_unit("saga-2", 1));
+    assert!((0.0..1.0).contains(&a));
+    // Without Retry-After the delay follows the policy with that jitter.
+    let events = [
+        at_step_1(SubscriptionMode::PartnerCenter),
+        vec![
+            intent(0, Change::DeleteUser, &["b", "c"]),
+            failed(0, "b", FailureClass::Transient, None),
+        ],
+    ]
+    .concat();
+    let actions = given(events).when(T0);
+    let expected = policy()
+        .retry
+        .delay(1, closeout::saga::jitter_unit("saga-1", 1), None);
+    let at = ts(T0).plus(expected);
+    assert_eq!(actions.last(), Some(&Action::WakeAt(at)));
+    assert!(expected <= Duration::from_millis(500));
+}
+
+#[test]
+fn decide_never_performs_a_change_without_a_preceding_intent() {
+    // Across every table above, any change call follows a Record holding its intent.
+    let histories = vec![
+        at_step_1(SubscriptionMode::PartnerCenter),
+        at_step(SubscriptionMode::PartnerCenter, 2),
+        [
+            at_step(SubscriptionMode::PartnerCenter, 4),
+            vec![mfa_read(true, true, true)],
+        ]
+        .concat(),
+    ];
+    for h in histories {
+        let actions = given(h).when(T0);
+        let mut intended = Vec::new();
+        for a in &actions {
+            match a {
+                Action::Record(events) => {
+                    for e in events {
+                        if let Event::ChangeIntended { change_id, .. } = e {
+                            intended.push(*change_id);
+                        }
+                    }
+                }
+                Action::Perform(Call::Change { change_id, .. }) => {
+                    assert!(intended.contains(change_id), "{actions:?}")
+                }
+                _ => {}
+            }
+        }
+        assert!(!intended.is_empty());
+    }
+}
+
+#[test]
+fn a_batch_groups_records_before_calls() {
+    let actions = given(at_step_1(SubscriptionMode::PartnerCenter)).when(T0);
+    let b = closeout::saga::Batch::from_actions(actions);
+    assert_eq!(b.record, vec![intent(0, Change::DeleteUser, &["b", "c"])]);
+    assert_eq!(b.perform.len(), 1);
+    assert!(!b.is_idle() && b.wake_at.is_none());
+    let waiting = [
+        at_step(SubscriptionMode::Manual, 2),
+        gate_waiting(Gate::CancelSubscriptions),
+    ]
+    .concat();
+    let b = closeout::saga::Batch::from_actions(given(waiting).when(T0));
+    assert!(b.is_idle());
+    assert_eq!(b.wake_at, Some(ts(T0 + 300_000)));
+}
