@@ -19,7 +19,10 @@ pub struct Args {
 /// Runs `closeout plan`.
 pub fn run(args: Args) -> Result<(), Error> {
     let _ = args.config.load()?;
-    let _ = BatchFile::load(&args.batch).map_err(|e| Error::Invalid(e.into()))?;
+    let batch = BatchFile::load(&args.batch).map_err(|e| Error::Invalid(e.into()))?;
+    batch
+        .check_secret_files()
+        .map_err(|e| Error::Invalid(e.into()))?;
     Err(Error::Failed(anyhow::anyhow!(
         "closeout plan is not available yet: it needs the saga executor"
     )))

@@ -125,11 +125,7 @@ pub fn table(rows: &[StatusRow], bars: bool) -> String {
 /// `[#######.......] 7/14` in 22 columns or fewer (for totals under 10^4).
 fn bar(done: u64, total: u64) -> String {
     const WIDTH: u64 = 12;
-    let filled = if total == 0 {
-        0
-    } else {
-        (done.min(total) * WIDTH / total) as usize
-    };
+    let filled = (done.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
     format!(
         "[{}{}] {done}/{total}",
         "#".repeat(filled),

@@ -22,6 +22,9 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), Error> {
     let (_, config) = args.config.load()?;
     let batch = BatchFile::load(&args.batch).map_err(|e| Error::Invalid(e.into()))?;
+    batch
+        .check_secret_files()
+        .map_err(|e| Error::Invalid(e.into()))?;
     let sagas = block_on(async {
         let mut client = connect(&config).await?;
         match call(

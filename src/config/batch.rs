@@ -25,6 +25,8 @@ pub struct BatchFile {
     /// One spec per `[[tenant]]` entry, in file order; secret file paths are
     /// absolute, since the daemon resolves them, not the CLI.
     pub tenants: Vec<TenantSpec>,
+    /// The line of each tenant's entry (same order), for later messages.
+    pub lines: Vec<usize>,
 }
 
 #[derive(Deserialize)]
@@ -142,9 +144,8 @@ impl BatchFile {
     }
 
     /// Validates batch text read from `file` (named in errors; its directory
-    /// anchors relative secret paths). A `client_secret_file` that does not
-    /// exist is an error here already; one this user may not read is left to
-    /// the daemon, which may run as another user.
+    /// anchors relative secret paths). Secret files are not looked at: see
+    /// [`BatchFile::check_secret_files`].
     pub fn parse(text: &str, file: &Path) -> Result<BatchFile, Error> {
         let raw: RawBatch = toml::from_str(text).map_err(|e| locate::toml_error(file, text, &e))?;
         if raw.tenant.is_empty() {
@@ -158,6 +159,7 @@ impl BatchFile {
         let dir = locate::base_dir(file);
         let mut seen = HashSet::new();
         let mut tenants = Vec::with_capacity(raw.tenant.len());
+        let mut lines = Vec::with_capacity(raw.tenant.len());
         for entry in raw.tenant {
             let span = entry.span();
             let t = entry.into_inner();
@@ -169,23 +171,10 @@ impl BatchFile {
                     &format!("tenant {:?} is listed twice", t.tenant_id.0),
                 ));
             }
-            let secret_file = match t.client_secret_file {
-                Some(p) => {
-                    let path = locate::anchor(&dir, p.get_ref());
-                    if let Err(e) = std::fs::metadata(&path) {
-                        if e.kind() == std::io::ErrorKind::NotFound {
-                            return Err(locate::span_error(
-                                file,
-                                text,
-                                p.span(),
-                                &format!("secret file {} does not exist", path.display()),
-                            ));
-                        }
-                    }
-                    Some(path)
-                }
-                None => None,
-            };
+            let secret_file = t
+                .client_secret_file
+                .map(|p| locate::anchor(&dir, p.get_ref()));
+            lines.push(locate::line_of(text, span.start));
             let secret = secret_source(secret_file, t.client_secret_credential)
                 .map_err(|m| locate::span_error(file, text, span.clone(), m))?;
             tenants.push(TenantSpec {
@@ -199,6 +188,33 @@ impl BatchFile {
         Ok(BatchFile {
             file: file.to_path_buf(),
             tenants,
+            lines,
         })
+    }
+
+    /// Fails for a `client_secret_file` that does not exist, naming the
+    /// tenant's entry. One this user may not read passes: the daemon, which
+    /// reads it, may run as another user.
+    pub fn check_secret_files(&self) -> Result<(), Error> {
+        for (i, t) in self.tenants.iter().enumerate() {
+            let SecretSource::File(path) = &t.secret else {
+                continue;
+            };
+            if let Err(e) = std::fs::metadata(path) {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    return Err(Error::Invalid {
+                        file: self.file.clone(),
+                        line: self.lines.get(i).copied().unwrap_or(1),
+                        key: format!("tenant[{}].client_secret_file", i + 1),
+                        message: format!(
+                            "secret file {} does not exist (tenant {})",
+                            path.display(),
+                            t.tenant_id
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }

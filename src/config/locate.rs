@@ -23,11 +23,18 @@ pub(super) fn span_error(file: &Path, text: &str, span: Range<usize>, message: &
     }
 }
 
+/// The 1-based line holding byte `at`.
+pub(super) fn line_of(text: &str, at: usize) -> usize {
+    text.get(..at.min(text.len()))
+        .unwrap_or("")
+        .matches('\n')
+        .count()
+        + 1
+}
+
 /// The 1-based line holding byte `at`, and the dotted key defined there.
 fn locate(text: &str, at: usize) -> (usize, String) {
-    let at = at.min(text.len());
-    let before = text.get(..at).unwrap_or("");
-    let line_no = before.matches('\n').count() + 1;
+    let line_no = line_of(text, at);
     let lines: Vec<&str> = text.lines().collect();
     // The table the line belongs to: the last header at or above it.
     let mut table = String::new();
@@ -85,8 +92,13 @@ fn header(line: &str) -> Option<Header> {
 
 /// The directory relative paths in `file` are anchored at (absolute).
 pub(super) fn base_dir(file: &Path) -> PathBuf {
-    let dir = file.parent().unwrap_or(Path::new(""));
-    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    // `absolute` keeps `.` components; drop them for readable messages.
+    abs.components().collect()
 }
 
 /// `p` if absolute, else `dir/p`.

@@ -32,9 +32,13 @@ pub enum Error {
     /// The control socket could not be set up.
     #[error(transparent)]
     Control(#[from] control::Error),
-    /// The event log could not be opened or recovered.
-    #[error("event log in {}: {message}", data_dir.display())]
-    Store {
+    /// The event log could not be opened or recovered (locked by another
+    /// daemon, unwritable, of an unknown format, damaged).
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    /// The engine could not be started.
+    #[error("cannot start the saga engine on {}: {message}", data_dir.display())]
+    Engine {
         /// The data directory.
         data_dir: PathBuf,
         /// What failed.
@@ -57,6 +61,11 @@ pub trait Lifecycle: Engine {
 
     /// One line for `systemctl status` (e.g. "12 sagas active, 3 waiting").
     fn summary(&self) -> String;
+
+    /// Whether the executor's own loop has turned recently (e.g. a
+    /// [`notify::Heartbeat`] it beats, younger than a few periods). While it
+    /// is not, the watchdog pings stop and systemd restarts the daemon.
+    fn healthy(&self) -> bool;
 }
 
 /// Runs the daemon until `shutdown` completes. `reloads` delivers SIGHUP.
@@ -83,11 +92,20 @@ pub async fn run(
     daemon.serve(server, engine, shutdown, reloads).await
 }
 
-/// Opens the event log, rebuilds the active sagas and resolves in-doubt
-/// actions: the executor's start. Until the executor lands (issue 6, the
-/// lead's part) there is no engine to run, and the daemon says so.
+/// Opens the event log (blocking, off the async workers), then rebuilds the
+/// active sagas and resolves in-doubt actions: the executor's start. Until
+/// the executor lands (issue 6, the lead's part) there is no engine to run
+/// on the opened log, and the daemon says so.
 async fn start_engine(config: &Config) -> Result<Arc<NoEngine>, Error> {
-    Err(Error::Store {
+    let dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || crate::store::Store::open(&dir))
+        .await
+        .map_err(|e| Error::Engine {
+            data_dir: config.data_dir.clone(),
+            message: e.to_string(),
+        })??;
+    drop(store);
+    Err(Error::Engine {
         data_dir: config.data_dir.clone(),
         message: "the saga executor is not built into this version yet".to_string(),
     })
@@ -139,7 +157,9 @@ impl Daemon {
                     self.reload(engine.as_ref());
                 }
                 _ = tick.tick() => {
-                    heartbeat.beat();
+                    if engine.healthy() {
+                        heartbeat.beat();
+                    }
                     self.notifier.status(&engine.summary());
                 }
             }
@@ -232,6 +252,9 @@ impl Lifecycle for NoEngine {
         match *self {}
     }
     fn summary(&self) -> String {
+        match *self {}
+    }
+    fn healthy(&self) -> bool {
         match *self {}
     }
 }

@@ -1,0 +1,286 @@
+//! Config and batch validation through the real binary: good files pass, each
+//! bad one exits 2 with a message naming the file, the line and the key.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_closeout");
+
+/// A good minimal config whose socket nobody listens on.
+fn good_config(dir: &Path) -> PathBuf {
+    let p = dir.join("closeout.toml");
+    std::fs::write(
+        &p,
+        "data_dir = \"data\"\ncontrol_socket = \"control.sock\"\n",
+    )
+    .unwrap();
+    p
+}
+
+const TENANT: &str = "[[tenant]]\ntenant_id = \"a.onmicrosoft.com\"\nclient_id = \"c\"\n\
+client_secret_credential = \"a\"\nkeep = [\"admin@a.onmicrosoft.com\"]\nsubscriptions = \"manual\"\n\n";
+
+/// Runs `closeout ARGS` in `dir`; returns (exit code, stderr).
+fn run(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CLOSEOUT_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.stdout.is_empty(), "nothing on stdout on failure");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn expect_invalid(dir: &Path, args: &[&str], located: &str, says: &str) {
+    let (code, err) = run(dir, args);
+    assert_eq!(code, 2, "exit 2 expected for {args:?}; stderr: {err}");
+    assert!(err.contains(located), "{located:?} not in: {err}");
+    assert!(err.contains(says), "{says:?} not in: {err}");
+    assert!(!err.contains("hunter2"), "secret echoed: {err}");
+}
+
+/// Validates a config through `closeout status --config FILE`.
+fn config_case(body: &str, located: &str, says: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), body).unwrap();
+    expect_invalid(
+        dir.path(),
+        &["status", "--config", "bad.toml"],
+        located,
+        says,
+    );
+}
+
+/// Validates a batch through `closeout submit` (before any daemon is asked).
+fn batch_case(body: &str, located: &str, says: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = good_config(dir.path());
+    std::fs::write(dir.path().join("batch.toml"), body).unwrap();
+    let config = config.to_str().unwrap();
+    expect_invalid(
+        dir.path(),
+        &["submit", "--config", config, "batch.toml"],
+        located,
+        says,
+    );
+}
+
+#[test]
+fn shipped_files_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = closeout::config::Config::load(&root.join("config/closeout.toml")).unwrap();
+    assert_eq!(config.endpoints.graph.as_str(), "http://127.0.0.1:8640/");
+    assert!(config.data_dir.is_absolute() && config.data_dir.ends_with("target/closeout/data"));
+    let batch = closeout::config::BatchFile::load(&root.join("config/batch.example.toml")).unwrap();
+    assert_eq!(batch.tenants.len(), 2);
+    assert_eq!(batch.lines, vec![7, 25]);
+}
+
+#[test]
+fn defaults_are_the_real_hosts() {
+    let c = closeout::config::Config::parse("", Path::new("/etc/closeout/closeout.toml")).unwrap();
+    assert_eq!(
+        c.endpoints.login.as_str(),
+        "https://login.microsoftonline.com/"
+    );
+    assert_eq!(c.control_socket, Path::new("/run/closeout/control.sock"));
+    assert_eq!(c.limits.max_in_flight_per_tenant.get(), 8);
+}
+
+#[test]
+fn malformed_toml() {
+    config_case("data_dir = \"x\n", "bad.toml:1: data_dir", "string");
+}
+
+#[test]
+fn unknown_config_key() {
+    config_case(
+        "data_dir = \"d\"\n\n[limits]\nmax_sagas = 3\n",
+        "bad.toml:4: limits.max_sagas",
+        "unknown field",
+    );
+}
+
+#[test]
+fn bad_duration() {
+    config_case(
+        "[saga]\ngate_recheck = \"soon\"\n",
+        "bad.toml:2: saga.gate_recheck",
+        "duration",
+    );
+    config_case(
+        "[retry]\nmax_interval = 5\n",
+        "bad.toml:2: retry.max_interval",
+        "invalid type",
+    );
+    config_case(
+        "[saga]\ntenant_gone_poll = \"0s\"\n",
+        "bad.toml:2: saga.tenant_gone_poll",
+        "longer than 0s",
+    );
+}
+
+#[test]
+fn bad_policy_limit_level_and_url() {
+    config_case(
+        "[saga]\non_failure = \"retry\"\n",
+        "bad.toml:2: saga.on_failure",
+        "unknown variant",
+    );
+    config_case(
+        "[limits]\nmax_concurrent_sagas = 0\n",
+        "bad.toml:2: limits.max_concurrent_sagas",
+        "nonzero",
+    );
+    config_case(
+        "[log]\nformat = \"xml\"\n",
+        "bad.toml:2: log.format",
+        "unknown variant",
+    );
+    config_case(
+        "[endpoints]\ngraph = \"ftp://x\"\n",
+        "bad.toml:2: endpoints.graph",
+        "http",
+    );
+}
+
+#[test]
+fn inline_secret_in_config_is_refused_with_the_reason() {
+    config_case(
+        "[partner_center]\ntenant_id = \"p\"\nclient_id = \"c\"\nclient_secret = \"hunter2\"\n",
+        "bad.toml:4: partner_center.client_secret",
+        "client_secret_file",
+    );
+}
+
+#[test]
+fn missing_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = run(dir.path(), &["status", "--config", "nowhere.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nowhere.toml"), "{err}");
+}
+
+#[test]
+fn inline_secret_in_batch() {
+    batch_case(
+        &format!("{TENANT}[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nclient_secret = \"hunter2\"\nkeep = [\"x\"]\nsubscriptions = \"manual\"\n"),
+        "batch.toml:11: tenant[2].client_secret",
+        "inline client secret is refused",
+    );
+}
+
+#[test]
+fn both_secret_sources() {
+    batch_case(
+        &format!("{TENANT}[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nclient_secret_file = \"s\"\nclient_secret_credential = \"s\"\nkeep = [\"x\"]\nsubscriptions = \"manual\"\n"),
+        "batch.toml:8: tenant[2]",
+        "both client_secret_file and client_secret_credential",
+    );
+}
+
+#[test]
+fn no_secret_source() {
+    batch_case(
+        "[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nkeep = [\"x\"]\nsubscriptions = \"manual\"\n",
+        "batch.toml:1: tenant[1]",
+        "no client secret source",
+    );
+}
+
+#[test]
+fn empty_keep() {
+    batch_case(
+        "[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nclient_secret_credential = \"s\"\nkeep = []\nsubscriptions = \"manual\"\n",
+        "batch.toml:5: tenant[1].keep",
+        "keep list is empty",
+    );
+}
+
+#[test]
+fn bad_subscription_mode() {
+    batch_case(
+        &format!("{TENANT}[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nclient_secret_credential = \"s\"\nkeep = [\"x\"]\nsubscriptions = \"portal\"\n"),
+        "batch.toml:13: tenant[2].subscriptions",
+        "expected `partner-center` or `manual`",
+    );
+}
+
+#[test]
+fn unknown_batch_key_duplicate_tenant_and_empty_batch() {
+    batch_case(
+        &format!("{TENANT}colour = 1\n"),
+        "batch.toml:8: tenant[1].colour",
+        "unknown field",
+    );
+    batch_case(
+        &format!("{TENANT}{TENANT}"),
+        "batch.toml:8: tenant[2]",
+        "listed twice",
+    );
+    batch_case("# nothing\n", "batch.toml:1", "no [[tenant]] entries");
+    batch_case(
+        &format!("tenants = 1\n{TENANT}"),
+        "batch.toml:1: tenants",
+        "unknown field",
+    );
+}
+
+#[test]
+fn missing_secret_file() {
+    batch_case(
+        "[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nclient_secret_file = \"secrets/b\"\nkeep = [\"x\"]\nsubscriptions = \"manual\"\n",
+        "batch.toml:1: tenant[1].client_secret_file",
+        "secrets/b does not exist",
+    );
+}
+
+#[test]
+fn relative_secret_paths_resolve_against_the_batch_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let body = "[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nclient_secret_file = \"s\"\nkeep = [\"x\"]\nsubscriptions = \"partner-center\"\n";
+    let file = dir.path().join("sub/batch.toml");
+    std::fs::write(&file, body).unwrap();
+    let batch = closeout::config::BatchFile::load(&file).unwrap();
+    assert_eq!(
+        batch.tenants[0].secret,
+        closeout::model::SecretSource::File(dir.path().join("sub/s"))
+    );
+}
+
+#[test]
+fn cli_without_a_daemon_exits_1_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = good_config(dir.path());
+    let config = config.to_str().unwrap();
+    std::fs::write(dir.path().join("batch.toml"), TENANT).unwrap();
+    for args in [
+        vec!["status", "--config", config],
+        vec!["status", "--config", config, "--json"],
+        vec![
+            "pause",
+            "--config",
+            config,
+            "some-saga",
+            "--reason",
+            "lunch",
+        ],
+        vec!["submit", "--config", config, "batch.toml"],
+    ] {
+        let (code, err) = run(dir.path(), &args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        let socket = dir.path().join("control.sock");
+        assert!(
+            err.contains(&format!(
+                "no closeout daemon is listening on {}",
+                socket.display()
+            )) && err.contains("closeout daemon"),
+            "{err}"
+        );
+    }
+}
