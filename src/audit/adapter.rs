@@ -16,9 +16,8 @@
 
 use super::entry::{Entry, Fact, Item, OutcomeResult};
 use super::source::Want;
-use crate::codec;
 use crate::model::{Applied, FailureClass, HttpInfo, SubscriptionStatus, Timestamp};
-use crate::saga::{Change, Event, EventEnvelope};
+use crate::saga::{Change, Event};
 use crate::store::Record;
 use serde_json::{json, Value};
 use std::borrow::Cow;
@@ -32,20 +31,16 @@ pub struct Context {
     pub step: Option<u8>,
 }
 
-/// Decodes a record's payload into the event it holds (the format written by
-/// the runtime: `codec::encode` of an [`EventEnvelope`]).
+/// Decodes a record's payload into the event it holds ([`Event::decode`]:
+/// the format the runtime writes).
 pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
-    let envelope: EventEnvelope = codec::decode(payload).map_err(|e| e.to_string())?;
-    let v = envelope.v;
-    envelope
-        .upcast()
-        .ok_or_else(|| format!("unknown event schema version {v}"))
+    Event::decode(payload).map_err(|e| e.to_string())
 }
 
 /// Encodes an event as the runtime stores it (for tests and benchmarks that
 /// build logs through the real store).
-pub fn encode_event(event: &Event) -> Result<Vec<u8>, codec::Error> {
-    codec::encode(&EventEnvelope::new(event.clone()))
+pub fn encode_event(event: &Event) -> Result<Vec<u8>, crate::codec::Error> {
+    event.encode()
 }
 
 /// What an intent's change is called in the audit.

@@ -6,7 +6,7 @@
 //! Nothing is written; `verify` uses the real `Store` (its chain walk).
 
 use crate::model::SagaId;
-use crate::store::layout::{self, NEXT};
+use crate::store::layout;
 use crate::store::{record, Record, FIRST_SEQ, FORMAT_FILE, FORMAT_VERSION, LOCK_FILE, SLED_DIR};
 use std::fs::File;
 use std::io::Read;
@@ -118,20 +118,15 @@ impl Lean {
 
     /// Every saga with its next seq, in saga id order.
     pub fn sagas(&self) -> Result<Vec<(SagaId, u64)>, String> {
-        let mut out = Vec::new();
-        for item in self.tree.scan_prefix([NEXT]) {
-            let (k, v) = item.map_err(|e| e.to_string())?;
-            let saga = layout::saga_of(&k).ok_or("a saga entry has a malformed key")?;
-            let next = layout::u64_value(&v).ok_or("a saga's next seq is not 8 bytes")?;
-            out.push((saga, next));
-        }
-        Ok(out)
+        layout::sagas(&self.tree)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
     }
 
     /// Whether the saga is in the log.
     pub fn has_saga(&self, saga: &SagaId) -> Result<bool, String> {
-        self.tree
-            .contains_key(layout::saga_key(NEXT, saga))
+        layout::next_seq(&self.tree, saga)
+            .map(|n| n.is_some())
             .map_err(|e| e.to_string())
     }
 
