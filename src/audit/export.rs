@@ -7,7 +7,10 @@ use super::{csv::CsvWriter, html, jsonl, text, Error, Filter, Log, SagaInfo};
 use std::io::Write;
 
 /// The output formats of `closeout audit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Format {
     /// A readable timeline per saga.
     Text,

@@ -8,7 +8,7 @@ use crate::model::Timestamp;
 use std::time::{Duration, SystemTime};
 
 /// The selection made by the audit's filter options.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
     /// Only this saga.
     pub saga: Option<String>,

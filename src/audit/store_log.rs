@@ -55,6 +55,15 @@ impl StoreLog {
         })
     }
 
+    /// The log of a store this process already holds open (the running
+    /// daemon's, serving an audit over its control socket).
+    pub fn from_store(store: Store, dir: &Path) -> StoreLog {
+        StoreLog {
+            backend: Backend::Full(store),
+            dir: dir.to_path_buf(),
+        }
+    }
+
     /// Opens the log of `dir` through the real store, for `verify`.
     pub fn open_full(dir: &Path) -> Result<StoreLog, Error> {
         let shown = Self::exists(dir)?;

@@ -81,10 +81,20 @@ pub fn run(args: Args) -> Result<(), super::Error> {
         kinds: args.select.kinds.clone(),
         object: args.select.object.clone(),
     };
-    let log = open(&location)?;
+    let log = match (location.source.open(), &location.socket) {
+        (Ok(log), _) => Some(log),
+        (Err(audit::Error::Locked(_)), Some(_)) => None,
+        (Err(e), _) => return Err(opened_error(&location, e)),
+    };
     let mut out = match &args.output {
         Some(path) => Output::file(path, args.force).map_err(classify)?,
         None => Output::stdout(),
+    };
+    let Some(log) = log else {
+        // The running daemon holds the data dir: it renders the audit.
+        let socket = location.socket.as_deref().unwrap_or(Path::new(""));
+        remote(socket, filter, args.format, args.inventory, &mut out)?;
+        return out.commit().map_err(classify);
     };
     if args.inventory {
         let saga = args.select.saga.as_deref().unwrap_or_default();
@@ -148,15 +158,60 @@ fn opened(
     location: &Location,
     result: Result<Box<dyn audit::Log>, audit::Error>,
 ) -> Result<Box<dyn audit::Log>, super::Error> {
-    result.map_err(|e| match (&e, &location.socket) {
+    result.map_err(|e| opened_error(location, e))
+}
+
+/// The error for a log that could not be opened; a data dir held by the
+/// running daemon says what to do.
+fn opened_error(location: &Location, e: audit::Error) -> super::Error {
+    match (&e, &location.socket) {
         (audit::Error::Locked(dir), Some(socket)) => super::Error::Failed(anyhow::anyhow!(
-            "data dir {dir} is locked by the running daemon; reading the log through its \
-             control socket {} is not available in this build: stop the daemon (or audit a \
-             copy of the data dir) and try again",
+            "data dir {dir} is held by the running daemon (control socket {}): this needs \
+             the log to itself; stop the daemon, or work on a copy of the data dir",
             socket.display()
         )),
         _ => classify(e),
-    })
+    }
+}
+
+/// Has the running daemon render the audit from the log it holds, and
+/// writes the chunks it streams back to `out`.
+fn remote(
+    socket: &Path,
+    filter: Filter,
+    format: Format,
+    inventory: bool,
+    out: &mut Output,
+) -> Result<(), super::Error> {
+    use crate::runtime::control::{Client, Request, Response};
+    super::common::block_on(async {
+        let mut client = Client::connect(socket)
+            .await
+            .map_err(|e| super::Error::Failed(e.into()))?;
+        let request = Request::Audit {
+            filter,
+            format,
+            inventory,
+        };
+        client
+            .send(&request)
+            .await
+            .map_err(|e| super::Error::Failed(e.into()))?;
+        loop {
+            match client
+                .next()
+                .await
+                .map_err(|e| super::Error::Failed(e.into()))?
+            {
+                Response::Chunk { data } => out
+                    .write_all(data.as_bytes())
+                    .map_err(|e| fail(format!("output {}: {e}", out.name())))?,
+                Response::Done => return Ok(()),
+                Response::Error(e) => return Err(super::common::engine_error(e)),
+                other => return Err(fail(format!("the daemon answered an audit with {other:?}"))),
+            }
+        }
+    })?
 }
 
 /// The exit status class of an audit error: 2 for what the user can fix in
