@@ -9,6 +9,7 @@
 //! The server dispatches to an [`Engine`]: the executor implements it; the
 //! socket knows nothing about sagas beyond these shapes.
 
+mod audit;
 mod client;
 mod server;
 
@@ -98,6 +99,16 @@ pub enum Request {
     },
     /// Is the daemon up, and which one is it.
     Health,
+    /// The audit log, rendered by the daemon from its own store (sled
+    /// admits one process): answered by `Chunk`s, then `Done` or `Error`.
+    Audit {
+        /// Which events.
+        filter: crate::audit::Filter,
+        /// How to render them.
+        format: crate::audit::Format,
+        /// The saga's recorded inventory instead (needs `filter.saga`).
+        inventory: bool,
+    },
 }
 
 /// One answer from the daemon.
@@ -118,6 +129,11 @@ pub enum Response {
     Done,
     /// The daemon is up.
     Health(Health),
+    /// A piece of an audit's output, in order.
+    Chunk {
+        /// UTF-8 text of the rendering.
+        data: String,
+    },
     /// The request failed.
     Error(EngineError),
 }
@@ -239,6 +255,13 @@ pub trait Engine: Send + Sync + 'static {
     /// younger than a few periods). While it is not, the watchdog pings stop
     /// (systemd restarts the daemon) and `status --health` fails.
     fn healthy(&self) -> bool;
+
+    /// The event log this engine holds open and its data dir, so that the
+    /// control socket can serve audits while the daemon runs; `None` when it
+    /// has none.
+    fn event_log(&self) -> Option<(crate::store::Store, PathBuf)> {
+        None
+    }
 }
 
 /// Timestamps on the wire as RFC 3339 strings.

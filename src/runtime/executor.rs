@@ -42,6 +42,8 @@ pub struct Executor {
 struct Inner {
     /// The event log.
     store: Store,
+    /// Where it lives (for audits served over the control socket).
+    data_dir: std::path::PathBuf,
     /// HTTP to login, Graph and Partner Center (pooled, throttle-controlled).
     graph: graph::Client,
     /// Partner Center, when the config names the partner's app.
@@ -158,6 +160,7 @@ impl Executor {
         let (stopping, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             store,
+            data_dir: config.data_dir.clone(),
             graph,
             partner,
             settings: RwLock::new(Settings {
@@ -570,6 +573,10 @@ fn row(saga_id: &str, slot: &Slot) -> StatusRow {
 }
 
 impl Engine for Executor {
+    fn event_log(&self) -> Option<(Store, std::path::PathBuf)> {
+        Some((self.inner.store.clone(), self.inner.data_dir.clone()))
+    }
+
     fn healthy(&self) -> bool {
         self.inner.pulse.age() < PULSE_STALE
     }

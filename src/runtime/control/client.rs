@@ -47,6 +47,12 @@ impl Client {
 
     /// Sends one request and waits for its response.
     pub async fn call(&mut self, request: &Request) -> Result<Response, Error> {
+        self.send(request).await?;
+        self.next().await
+    }
+
+    /// Sends one request without waiting for the answer.
+    pub async fn send(&mut self, request: &Request) -> Result<(), Error> {
         let io = |source| Error::Io {
             path: self.path.clone(),
             source,
@@ -56,7 +62,11 @@ impl Client {
             message: e.to_string(),
         })?;
         line.push(b'\n');
-        self.writer.write_all(&line).await.map_err(io)?;
+        self.writer.write_all(&line).await.map_err(io)
+    }
+
+    /// Reads the next response (an audit is answered by several chunks).
+    pub async fn next(&mut self) -> Result<Response, Error> {
         let mut answer = String::new();
         let n = self
             .reader

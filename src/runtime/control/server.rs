@@ -169,15 +169,29 @@ async fn connection<E: Engine>(
             return Ok(());
         }
         let too_long = n as u64 >= MAX_LINE && !line.ends_with('\n');
-        let response = if too_long {
-            Response::Error(EngineError::Invalid(format!(
-                "request longer than {MAX_LINE} bytes"
-            )))
+        let request = if too_long {
+            Err(format!("request longer than {MAX_LINE} bytes"))
         } else {
-            match serde_json::from_str::<Request>(line.trim_end()) {
-                Ok(request) => dispatch(request, engine.as_ref(), &health, &who).await,
-                Err(e) => Response::Error(EngineError::Invalid(format!("not a request: {e}"))),
+            serde_json::from_str::<Request>(line.trim_end())
+                .map_err(|e| format!("not a request: {e}"))
+        };
+        let response = match request {
+            Ok(Request::Audit {
+                filter,
+                format,
+                inventory,
+            }) => {
+                tracing::info!(operator = %who.name, "audit");
+                let mut chunks = super::audit::stream(engine.as_ref(), filter, format, inventory);
+                while let Some(response) = chunks.recv().await {
+                    let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
+                    out.push(b'\n');
+                    write.write_all(&out).await?;
+                }
+                continue;
             }
+            Ok(request) => dispatch(request, engine.as_ref(), &health, &who).await,
+            Err(message) => Response::Error(EngineError::Invalid(message)),
         };
         let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
         out.push(b'\n');
@@ -195,6 +209,11 @@ async fn dispatch<E: Engine>(
     who: &Operator,
 ) -> Response {
     let result = match request {
+        Request::Audit { .. } => {
+            return Response::Error(EngineError::Invalid(
+                "an audit is streamed, not dispatched".into(),
+            ))
+        }
         Request::Health => {
             return Response::Health(Health {
                 healthy: engine.healthy(),

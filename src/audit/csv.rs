@@ -1,0 +1,87 @@
+//! The csv export: one row per external change, its intent joined with its
+//! outcome ([`Change`]). A change with no outcome is `in_doubt`; a failed
+//! attempt that was tried again gives one row per outcome.
+
+use super::changes::Change;
+use crate::model::Timestamp;
+use std::io::Write;
+
+/// The header row, in column order.
+pub const COLUMNS: [&str; 16] = [
+    "saga_id",
+    "tenant_id",
+    "step",
+    "change_id",
+    "action",
+    "target",
+    "object",
+    "method",
+    "path",
+    "status",
+    "request_id",
+    "result",
+    "intent_seq",
+    "intent_at",
+    "outcome_seq",
+    "outcome_at",
+];
+
+/// Writes rows of changes as csv.
+pub struct CsvWriter<W: Write> {
+    /// The csv encoder over the output.
+    inner: ::csv::Writer<W>,
+}
+
+impl<W: Write> CsvWriter<W> {
+    /// Starts the export with its header row.
+    pub fn new(out: W) -> std::io::Result<CsvWriter<W>> {
+        let mut inner = ::csv::Writer::from_writer(out);
+        inner.write_record(COLUMNS).map_err(to_io)?;
+        Ok(CsvWriter { inner })
+    }
+
+    /// Writes one change.
+    pub fn write(&mut self, c: &Change) -> std::io::Result<()> {
+        let opt_num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+        let opt_at = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339).unwrap_or_default();
+        let http = c.http.as_ref();
+        let status = match (http, &c.result) {
+            (Some(h), Some(_)) => h.status.to_string(),
+            _ => String::new(),
+        };
+        self.inner
+            .write_record([
+                c.saga_id.as_str(),
+                c.tenant_id.as_str(),
+                &c.step.map(|s| s.to_string()).unwrap_or_default(),
+                &c.change_id,
+                &c.action,
+                &c.target,
+                c.object.as_deref().unwrap_or(""),
+                http.map_or("", |h| h.method.as_str()),
+                http.map_or("", |h| h.path.as_str()),
+                &status,
+                http.map_or("", |h| h.request_id.as_str()),
+                &c.result_label(),
+                &opt_num(c.intent_seq),
+                &opt_at(c.intent_at),
+                &opt_num(c.outcome_seq),
+                &opt_at(c.outcome_at),
+            ])
+            .map_err(to_io)
+    }
+
+    /// Flushes and returns the output.
+    pub fn finish(self) -> std::io::Result<W> {
+        self.inner
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+fn to_io(e: ::csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        ::csv::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
+}

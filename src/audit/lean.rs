@@ -1,0 +1,166 @@
+//! A lean, read-mostly view of a data directory for the exports: the same
+//! lock and the same layout as [`crate::store::Store`] (through its public
+//! `layout` and `record` modules), but sled opened with a small page cache,
+//! so that streaming a log of millions of records keeps memory bounded
+//! (`Store::open` uses sled's default 1 GiB cache, which a full scan fills).
+//! Nothing is written; `verify` uses the real `Store` (its chain walk).
+
+use crate::model::SagaId;
+use crate::store::layout;
+use crate::store::{record, Record, FIRST_SEQ, FORMAT_FILE, FORMAT_VERSION, LOCK_FILE, SLED_DIR};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+/// sled's page cache for an export (bytes). A bigger cache does not speed a
+/// single forward scan up; what remains of the process's memory is sled's
+/// own page table, loaded at open and proportional to the database's size.
+const CACHE: u64 = 4 << 20;
+
+/// A data dir opened for reading, holding its lock.
+pub struct Lean {
+    /// sled's default tree.
+    tree: sled::Tree,
+    /// The database (kept open for the tree).
+    _db: sled::Db,
+    /// The data dir's lock, as `Store` takes it: no daemon may start meanwhile.
+    _lock: File,
+}
+
+/// Why a lean open or read failed (as text; the caller names the data dir).
+pub enum Failure {
+    /// Another process holds the data dir: its pid as written in the lock file.
+    Locked(String),
+    /// Anything else.
+    Other(String),
+}
+
+impl Lean {
+    /// Takes the lock, checks the format, opens sled with a small cache.
+    pub fn open(dir: &Path) -> Result<Lean, Failure> {
+        let other = |e: &dyn std::fmt::Display| Failure::Other(e.to_string());
+        let format = std::fs::read_to_string(dir.join(FORMAT_FILE)).map_err(|e| other(&e))?;
+        let want = format!("closeout-store {FORMAT_VERSION}");
+        if format.trim() != want {
+            return Err(Failure::Other(format!(
+                "{FORMAT_FILE} says {:?}; this closeout reads {want:?} only",
+                format.trim()
+            )));
+        }
+        let mut lock = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| other(&e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = lock.read_to_string(&mut pid);
+                let pid = pid.trim();
+                return Err(Failure::Locked(if pid.is_empty() {
+                    "unknown".into()
+                } else {
+                    pid.chars().take(20).collect()
+                }));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(other(&e)),
+        }
+        let db = sled::Config::new()
+            .path(dir.join(SLED_DIR))
+            .cache_capacity(CACHE)
+            .open()
+            .map_err(|e| other(&e))?;
+        let tree: sled::Tree = (*db).clone();
+        Ok(Lean {
+            tree,
+            _db: db,
+            _lock: lock,
+        })
+    }
+
+    /// Every record from the first, lazily, each checked against its own hash
+    /// and its key.
+    pub fn records(&self) -> impl Iterator<Item = Result<Record, String>> + '_ {
+        self.tree
+            .range(layout::record_key(FIRST_SEQ)..=layout::record_key(u64::MAX))
+            .map(|item| {
+                let (k, v) = item.map_err(|e| e.to_string())?;
+                decode_at(layout::record_seq(&k).unwrap_or(0), &v)
+            })
+    }
+
+    /// A saga's records in order, through its index.
+    pub fn saga_records(&self, saga: &SagaId) -> impl Iterator<Item = Result<Record, String>> + '_ {
+        let start = layout::index_key(saga, FIRST_SEQ);
+        let end = layout::index_key(saga, u64::MAX);
+        let saga = saga.clone();
+        self.tree.range(start..=end).map(move |item| {
+            let (_, v) = item.map_err(|e| e.to_string())?;
+            let global = layout::u64_value(&v)
+                .ok_or_else(|| format!("an index entry of saga {saga} is not 8 bytes"))?;
+            let bytes = self
+                .tree
+                .get(layout::record_key(global))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| {
+                    format!("record {global}, named by the index of saga {saga}, is missing")
+                })?;
+            let r = decode_at(global, &bytes)?;
+            if r.saga_id != saga {
+                return Err(format!(
+                    "record {global} is not of saga {saga}, as its index says"
+                ));
+            }
+            Ok(r)
+        })
+    }
+
+    /// Every saga with its next seq, in saga id order.
+    pub fn sagas(&self) -> Result<Vec<(SagaId, u64)>, String> {
+        layout::sagas(&self.tree)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether the saga is in the log.
+    pub fn has_saga(&self, saga: &SagaId) -> Result<bool, String> {
+        layout::next_seq(&self.tree, saga)
+            .map(|n| n.is_some())
+            .map_err(|e| e.to_string())
+    }
+
+    /// One record of a saga by its saga seq.
+    pub fn saga_record(&self, saga: &SagaId, saga_seq: u64) -> Result<Option<Record>, String> {
+        let Some(v) = self
+            .tree
+            .get(layout::index_key(saga, saga_seq))
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let global = layout::u64_value(&v).ok_or("an index entry is not 8 bytes")?;
+        match self
+            .tree
+            .get(layout::record_key(global))
+            .map_err(|e| e.to_string())?
+        {
+            Some(bytes) => decode_at(global, &bytes).map(Some),
+            None => Err(format!("record {global} is missing")),
+        }
+    }
+}
+
+/// Decodes the record stored under `seq`, checking it says so.
+fn decode_at(seq: u64, bytes: &[u8]) -> Result<Record, String> {
+    let r = record::decode(bytes).map_err(|reason| format!("record {seq}: {reason}"))?;
+    if r.global_seq != seq {
+        return Err(format!(
+            "record stored at {seq} says it is {}",
+            r.global_seq
+        ));
+    }
+    Ok(r)
+}

@@ -1,0 +1,324 @@
+//! The [`Log`] of a stopped daemon's data directory: records stream lazily
+//! from sled and become [`Entry`] values through [`super::adapter`], so
+//! memory does not grow with the log (only a [`Context`] per saga is kept).
+//!
+//! Exports read through [`Lean`] (the store's layout with a small sled
+//! cache); `verify` opens the real [`Store`] for its chain walk.
+
+use super::adapter::{self, Context};
+use super::lean::{Failure, Lean};
+use super::source::{Entries, Want};
+use super::verify::Bad;
+use super::{Entry, Error, Log, SagaInfo};
+use crate::model::SagaId;
+use crate::saga::Event;
+use crate::store::{self, Record, Store, FIRST_SEQ};
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+/// How the data dir is read.
+enum Backend {
+    /// Through the real store (for `verify`: its chain walk).
+    Full(Store),
+    /// Through the lean reader (for the exports: bounded memory).
+    Lean(Lean),
+}
+
+/// Records, lazily.
+type Records<'a> = Box<dyn Iterator<Item = Result<Record, Error>> + 'a>;
+
+/// A data directory's event log, opened for reading.
+pub struct StoreLog {
+    /// The reader (holds the data dir's lock while the audit runs).
+    backend: Backend,
+    /// The data directory, for messages.
+    dir: PathBuf,
+}
+
+impl StoreLog {
+    /// Opens the log of `dir` for the exports. A directory without a log is
+    /// an error (it is never created); one held by a running daemon is
+    /// [`Error::Locked`].
+    pub fn open(dir: &Path) -> Result<StoreLog, Error> {
+        let shown = Self::exists(dir)?;
+        let lean = Lean::open(dir).map_err(|f| match f {
+            Failure::Locked(pid) => Error::Locked(format!("{shown} (pid {pid})")),
+            Failure::Other(message) => Error::Log {
+                path: shown.clone(),
+                message,
+            },
+        })?;
+        Ok(StoreLog {
+            backend: Backend::Lean(lean),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The log of a store this process already holds open (the running
+    /// daemon's, serving an audit over its control socket).
+    pub fn from_store(store: Store, dir: &Path) -> StoreLog {
+        StoreLog {
+            backend: Backend::Full(store),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Opens the log of `dir` through the real store, for `verify`.
+    pub fn open_full(dir: &Path) -> Result<StoreLog, Error> {
+        let shown = Self::exists(dir)?;
+        let store = Store::open(dir).map_err(|e| match e {
+            store::Error::Locked { pid, .. } => Error::Locked(format!("{shown} (pid {pid})")),
+            other => Error::Log {
+                path: shown.clone(),
+                message: other.to_string(),
+            },
+        })?;
+        Ok(StoreLog {
+            backend: Backend::Full(store),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn exists(dir: &Path) -> Result<String, Error> {
+        let shown = dir.display().to_string();
+        if !dir.join(store::FORMAT_FILE).is_file() {
+            return Err(Error::Log {
+                path: shown,
+                message: format!(
+                    "no closeout event log here ({} missing)",
+                    store::FORMAT_FILE
+                ),
+            });
+        }
+        Ok(shown)
+    }
+
+    fn log_err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Log {
+            path: self.dir.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn records(&self) -> Records<'_> {
+        match &self.backend {
+            Backend::Full(s) => Box::new(
+                s.records_from(FIRST_SEQ)
+                    .map(|r| r.map_err(|e| self.log_err(e))),
+            ),
+            Backend::Lean(l) => Box::new(l.records().map(|r| r.map_err(|e| self.log_err(e)))),
+        }
+    }
+
+    fn saga_records(&self, saga: &SagaId) -> Records<'_> {
+        match &self.backend {
+            Backend::Full(s) => Box::new(
+                s.saga_records(saga, FIRST_SEQ)
+                    .map(|r| r.map_err(|e| self.log_err(e))),
+            ),
+            Backend::Lean(l) => {
+                Box::new(l.saga_records(saga).map(|r| r.map_err(|e| self.log_err(e))))
+            }
+        }
+    }
+
+    fn has_saga(&self, saga: &SagaId) -> Result<bool, Error> {
+        match &self.backend {
+            Backend::Full(s) => s
+                .saga(saga)
+                .map(|m| m.is_some())
+                .map_err(|e| self.log_err(e)),
+            Backend::Lean(l) => l.has_saga(saga).map_err(|e| self.log_err(e)),
+        }
+    }
+
+    fn saga_list(&self) -> Result<Vec<(SagaId, u64)>, Error> {
+        match &self.backend {
+            Backend::Full(s) => s
+                .list_sagas()
+                .map(|v| v.into_iter().map(|m| (m.saga_id, m.next_seq)).collect())
+                .map_err(|e| self.log_err(e)),
+            Backend::Lean(l) => l.sagas().map_err(|e| self.log_err(e)),
+        }
+    }
+
+    fn saga_record(&self, saga: &SagaId, seq: u64) -> Result<Option<Record>, Error> {
+        match &self.backend {
+            Backend::Full(s) => s
+                .saga_records(saga, seq)
+                .next()
+                .transpose()
+                .map_err(|e| self.log_err(e)),
+            Backend::Lean(l) => l.saga_record(saga, seq).map_err(|e| self.log_err(e)),
+        }
+    }
+
+    /// Decodes a record's event.
+    fn event(&self, r: &Record) -> Result<Event, Error> {
+        adapter::decode_event(&r.payload).map_err(|message| Error::Decode {
+            seq: r.global_seq,
+            saga_id: r.saga_id.0.clone(),
+            message,
+        })
+    }
+
+    fn adapt<'a>(&'a self, records: Records<'a>, want: Want) -> Entries<'a> {
+        Box::new(Adapt {
+            log: self,
+            records,
+            contexts: HashMap::new(),
+            buf: VecDeque::new(),
+            scratch: Vec::new(),
+            want,
+            failed: false,
+        })
+    }
+}
+
+/// Streams records as entries.
+struct Adapt<'a, I> {
+    /// For decoding and messages.
+    log: &'a StoreLog,
+    /// The records, in order.
+    records: I,
+    /// One context per saga seen.
+    contexts: HashMap<String, Context>,
+    /// Entries of the current record not yet handed out.
+    buf: VecDeque<Entry>,
+    /// Reused for each record's entries.
+    scratch: Vec<Entry>,
+    /// Which parts of the entries to build.
+    want: Want,
+    /// Set after an error: the stream ends.
+    failed: bool,
+}
+
+impl<I: Iterator<Item = Result<Record, Error>>> Iterator for Adapt<'_, I> {
+    type Item = Result<Entry, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.buf.pop_front() {
+                return Some(Ok(e));
+            }
+            if self.failed {
+                return None;
+            }
+            let record = match self.records.next()? {
+                Ok(r) => r,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            };
+            let event = match self.log.event(&record) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            };
+            let ctx = match self.contexts.get_mut(&record.saga_id.0) {
+                Some(c) => c,
+                None => self.contexts.entry(record.saga_id.0.clone()).or_default(),
+            };
+            adapter::entries(&record, &event, ctx, self.want, &mut self.scratch);
+            if let [_] = self.scratch.as_slice() {
+                return self.scratch.pop().map(Ok);
+            }
+            self.buf.extend(self.scratch.drain(..));
+        }
+    }
+}
+
+impl Log for StoreLog {
+    fn sagas(&self) -> Result<Vec<SagaInfo>, Error> {
+        let mut out = Vec::new();
+        for (saga, next_seq) in self.saga_list()? {
+            let (tenant_id, started) = match self.saga_record(&saga, FIRST_SEQ)? {
+                Some(r) => match self.event(&r)? {
+                    Event::SagaStarted { spec, .. } => (spec.tenant_id, r.global_seq),
+                    _ => (String::new(), r.global_seq),
+                },
+                None => continue,
+            };
+            let last_seq = next_seq.saturating_sub(1).max(FIRST_SEQ);
+            let state = match self.saga_record(&saga, last_seq)? {
+                Some(r) => adapter::state_after(&self.event(&r)?).unwrap_or("running"),
+                None => "running",
+            };
+            out.push((
+                started,
+                SagaInfo {
+                    saga_id: saga.0,
+                    tenant_id,
+                    state: Some(state.to_string()),
+                },
+            ));
+        }
+        out.sort_by_key(|(started, _)| *started);
+        Ok(out.into_iter().map(|(_, s)| s).collect())
+    }
+
+    fn entries_with(&self, want: Want) -> Entries<'_> {
+        self.adapt(self.records(), want)
+    }
+
+    fn saga_entries(&self, saga_id: &str) -> Entries<'_> {
+        let id = SagaId(saga_id.to_string());
+        match self.has_saga(&id) {
+            Ok(true) => self.adapt(self.saga_records(&id), Want::ALL),
+            Ok(false) => Box::new(std::iter::once(Err(Error::UnknownSaga(
+                saga_id.to_string(),
+            )))),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+
+    fn inventory(&self, saga_id: &str) -> Result<Option<Value>, Error> {
+        let id = SagaId(saga_id.to_string());
+        if !self.has_saga(&id)? {
+            return Err(Error::UnknownSaga(saga_id.to_string()));
+        }
+        for r in self.saga_records(&id) {
+            let r = r?;
+            match self.event(&r)? {
+                Event::InventoryRecorded { inventory } => {
+                    return serde_json::to_value(&inventory)
+                        .map(Some)
+                        .map_err(|e| Error::Decode {
+                            seq: r.global_seq,
+                            saga_id: saga_id.to_string(),
+                            message: format!("inventory not representable as JSON: {e}"),
+                        })
+                }
+                // The inventory is recorded before any change: stop looking
+                // once the saga has moved past it.
+                Event::StepStarted { .. } | Event::ChangeIntended { .. } => return Ok(None),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    fn check_chain(&self) -> Result<(u64, Option<Bad>), Error> {
+        let Backend::Full(store) = &self.backend else {
+            return Err(self.log_err("the chain walk needs the log opened for verify"));
+        };
+        let report = store.verify().map_err(|e| self.log_err(e))?;
+        Ok((
+            report.records,
+            report.first_bad.map(|b| Bad {
+                seq: b.global_seq,
+                saga_id: b.saga_id.map(|s| s.0).unwrap_or_default(),
+                saga_seq: b.saga_seq.unwrap_or_default(),
+                reason: b.reason,
+            }),
+        ))
+    }
+
+    fn first_saga_seq(&self) -> u64 {
+        FIRST_SEQ
+    }
+}
