@@ -4,8 +4,9 @@
 //! time. In the end every saga is completed, every tenant gone, keep accounts
 //! untouched, and the sim's effects ledger agrees with the event log: every
 //! change made had a durable intent and a recorded outcome (or an outcome
-//! lost in a crash), and no change was applied twice unless its first
-//! outcome was in doubt.
+//! lost in a crash), the audit export (`closeout audit --format jsonl`) shows
+//! each with the same method and path (or its intent), and no change was
+//! applied twice unless its first outcome was in doubt.
 
 mod support;
 
@@ -27,8 +28,6 @@ struct Recorded {
     outcomes: HashSet<(u32, String)>,
     /// (method, path) of every call recorded with its outcome.
     calls: HashSet<(String, String)>,
-    /// (method, path) -> the distinct changes recorded for that call.
-    changes_at: HashMap<(String, String), HashSet<Change>>,
 }
 
 fn recorded(events: &[Event]) -> Recorded {
@@ -55,14 +54,7 @@ fn recorded(events: &[Event]) -> Recorded {
                 ..
             } => {
                 r.outcomes.insert((*change_id, target.clone()));
-                let call = (http.method.clone(), http.path.clone());
-                if let Some((change, _)) = r.intents.get(change_id) {
-                    r.changes_at
-                        .entry(call.clone())
-                        .or_default()
-                        .insert(*change);
-                }
-                r.calls.insert(call);
+                r.calls.insert((http.method.clone(), http.path.clone()));
             }
             _ => {}
         }
@@ -225,6 +217,29 @@ fn survives_sigkill_at_random_moments() {
         let tenant = tenant_of(events).unwrap_or_else(|| panic!("saga {id} has no SagaStarted"));
         by_tenant.insert(tenant, recorded(events));
     }
+    // The audit export (`closeout audit --format jsonl`) of the same log.
+    let audit = audit_jsonl(&env.data_dir);
+    let audit_calls: HashSet<(String, String, String)> = audit
+        .iter()
+        .filter(|l| l["http"].is_object())
+        .map(|l| {
+            (
+                l["tenant_id"].as_str().unwrap_or("").to_string(),
+                l["http"]["method"].as_str().unwrap_or("").to_string(),
+                l["http"]["path"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let audit_intents: Vec<(String, String)> = audit
+        .iter()
+        .filter(|l| l["kind"] == "change_intended")
+        .map(|l| {
+            (
+                l["tenant_id"].as_str().unwrap_or("").to_string(),
+                l.to_string(),
+            )
+        })
+        .collect();
     let (mut exact, mut lost) = (0, 0);
     let mut seen: HashMap<(&str, &str), Vec<&support::Effect>> = HashMap::new();
     for e in &effects {
@@ -243,6 +258,10 @@ fn survives_sigkill_at_random_moments() {
             "change made without a durable intent: {e:?}"
         );
         if rec.calls.contains(&(e.method.clone(), e.path.clone())) {
+            assert!(
+                audit_calls.contains(&(e.tenant_id.clone(), e.method.clone(), e.path.clone())),
+                "change missing from the audit jsonl (same method and path): {e:?}"
+            );
             exact += 1;
         } else {
             assert!(
@@ -250,6 +269,12 @@ fn survives_sigkill_at_random_moments() {
                     .iter()
                     .any(|(id, _, t)| !rec.outcomes.contains(&(*id, t.to_string()))),
                 "change in the ledger with neither a recorded outcome nor an in-doubt intent: {e:?}"
+            );
+            assert!(
+                intent.iter().any(|(_, _, t)| audit_intents
+                    .iter()
+                    .any(|(tenant, line)| *tenant == e.tenant_id && line.contains(t.as_str()))),
+                "change whose outcome was lost has no intent in the audit jsonl: {e:?}"
             );
             lost += 1;
         }
@@ -265,13 +290,24 @@ fn survives_sigkill_at_random_moments() {
             .filter(|e| (200..300).contains(&e.status))
             .count();
         let tenant = &list[0].tenant_id;
-        let distinct = by_tenant
+        // The distinct changes intended on this object (intents are durable
+        // even when the outcome was lost in a crash).
+        let intents: Vec<(u32, Change)> = by_tenant
             .get(tenant)
-            .and_then(|r| r.changes_at.get(&(method.to_string(), path.to_string())))
-            .map_or(1, |c| c.len().max(1));
+            .map(|r| {
+                r.intents
+                    .iter()
+                    .filter(|(_, (c, ts))| ts.iter().any(|t| targets(*c, t, path)))
+                    .map(|(id, (c, _))| (*id, *c))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let distinct: HashSet<Change> = intents.iter().map(|(_, c)| *c).collect();
         assert!(
-            ok <= distinct,
-            "{method} {path} applied {ok} times with a known outcome for {distinct} distinct changes: {list:?}"
+            ok <= distinct.len().max(1),
+            "{method} {path} applied {ok} times with a known outcome for {} distinct changes \
+             (intents {intents:?}): {list:?}",
+            distinct.len()
         );
     }
     let ghosts = effects
@@ -289,6 +325,41 @@ fn survives_sigkill_at_random_moments() {
         kills_while_active >= KILLS,
         "only {kills_while_active} kills hit an active closure"
     );
+}
+
+/// `closeout audit --data-dir DIR --format jsonl`, parsed; every line has
+/// the fields of design.md §3.
+fn audit_jsonl(data_dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(support::bin())
+        .args([
+            "audit",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--format",
+            "jsonl",
+        ])
+        .output()
+        .expect("run closeout audit");
+    assert!(out.status.success(), "audit: {}", support::stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
+        .collect();
+    assert!(!lines.is_empty(), "empty audit");
+    for l in &lines {
+        for field in [
+            "seq",
+            "at",
+            "saga_id",
+            "tenant_id",
+            "kind",
+            "hash",
+            "prev_hash",
+        ] {
+            assert!(!l[field].is_null(), "audit line without {field}: {l}");
+        }
+    }
+    lines
 }
 
 /// The object ids of each tenant's keep accounts.
