@@ -5,8 +5,8 @@
 //! applied (ghosts), so they are never resent blindly: after the longest
 //! `Retry-After` among them (or a backoff from the retry policy when none was
 //! given) each is read back (`GET /v1.0/users/{id}`, batched); a read showing
-//! the change made ends it as `AlreadyDone` (with the read's HTTP
-//! description), a read showing it not made lets it be resent, for at most
+//! the change made ends it as `AlreadyDone` (with the write's HTTP
+//! description: the call that changed the tenant), a read showing it not made lets it be resent, for at most
 //! `batch_retry_rounds` rounds and never waiting longer than
 //! `batch_retry_max_wait`. What is left is returned: read as not applied →
 //! `Transient` with the remaining `retry_after`; not readable → `InDoubt`.
@@ -154,9 +154,12 @@ pub(crate) async fn run(
         for (n, mut o) in open.into_iter().enumerate() {
             if let Some(read) = reads.get(&n) {
                 match read {
-                    Some((found, http)) if op.applied_if_found(*found) => {
+                    Some((found, _)) if op.applied_if_found(*found) => {
+                        // The write is what changed the tenant: its method,
+                        // path, (ambiguous) status and request id are what
+                        // the audit must show; the read only confirmed it.
                         outcomes[o.index] = Some(WriteOutcome {
-                            http: http.clone(),
+                            http: o.last.http.clone(),
                             result: Ok(Applied::AlreadyDone),
                         });
                         continue;

@@ -146,6 +146,13 @@ pub fn status_error(
     } else {
         format!(" (request-id {request_id})")
     };
+    // Conditional Access allows about one request per second per tenant and
+    // its 429s may come without `Retry-After`: assume that documented rate
+    // rather than a backoff that may be shorter.
+    let retry_after = match retry_after {
+        None if status == 429 && ctx.path.contains(CONDITIONAL_ACCESS) => Some(CA_INTERVAL),
+        other => other,
+    };
     CallError {
         class,
         message: format!(
@@ -157,6 +164,13 @@ pub fn status_error(
         retry_after,
     }
 }
+
+/// The path segment of Conditional Access calls.
+const CONDITIONAL_ACCESS: &str = "/identity/conditionalAccess/";
+
+/// The wait assumed after a Conditional Access 429 without `Retry-After`
+/// (graph-reference: about one request per second per tenant).
+pub const CA_INTERVAL: Duration = Duration::from_millis(1100);
 
 /// A short description of a body that is not a Graph error (an HTML page
 /// from a proxy, malformed JSON), for the message.
@@ -255,6 +269,27 @@ mod tests {
             method: method.into(),
             path: "/v1.0/users/abc".into(),
         }
+    }
+
+    #[test]
+    fn conditional_access_429_without_retry_after_waits_the_documented_interval() {
+        let ctx = CallCtx {
+            tenant: "t".into(),
+            method: "GET".into(),
+            path: "/v1.0/identity/conditionalAccess/policies".into(),
+        };
+        let e = status_error(&ctx, 429, None, "", "r", None);
+        assert_eq!(e.retry_after, Some(CA_INTERVAL));
+        let e = status_error(&ctx, 429, None, "", "r", Some(Duration::from_secs(3)));
+        assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
+        let users = CallCtx {
+            path: "/v1.0/users".into(),
+            ..ctx
+        };
+        assert_eq!(
+            status_error(&users, 429, None, "", "r", None).retry_after,
+            None
+        );
     }
 
     #[test]

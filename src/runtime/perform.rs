@@ -4,7 +4,8 @@
 //! in-doubt resolution and failure handling are the saga's decisions.
 
 use crate::model::{
-    CaPolicyState, CallError, FailureClass, HttpInfo, PerUserMfaState, Timestamp, WriteOutcome,
+    CaPolicyState, CallError, FailureClass, HttpInfo, PerUserMfaState, Timestamp, User,
+    WriteOutcome,
 };
 use crate::ports::{PartnerApi, TenantApi};
 use crate::saga::{
@@ -157,7 +158,7 @@ async fn perform_read<T: TenantApi>(read: &Read, tenant: &T) -> Result<Event, Ca
             users: users(tenant).await?,
         },
         Read::CheckUsers { ids } => {
-            let found = join_all(ids.iter().map(|id| tenant.get_user(id))).await;
+            let found = join_all(ids.iter().map(|id| get_user(tenant, id))).await;
             let mut present = Vec::new();
             let mut absent = Vec::new();
             for (id, r) in ids.iter().zip(found) {
@@ -194,6 +195,30 @@ async fn perform_read<T: TenantApi>(read: &Read, tenant: &T) -> Result<Event, Ca
             exists: tenant.tenant_exists().await?,
         },
     })
+}
+
+/// Attempts one lookup by id gets when it fails for a reason that a repeat
+/// may cure at once (no `Retry-After` asked).
+const LOOKUP_ATTEMPTS: u32 = 3;
+
+/// `GET /v1.0/users/{id}`, repeated at once (it is a read) up to
+/// [`LOOKUP_ATTEMPTS`] times while the failure is transient and the service
+/// asked for no wait: one check covers many ids, and without this a single
+/// failing lookup among them would fail the whole check and its retry.
+async fn get_user<T: TenantApi>(tenant: &T, id: &str) -> Result<Option<User>, CallError> {
+    let mut attempt = 1;
+    loop {
+        match tenant.get_user(id).await {
+            Err(e)
+                if attempt < LOOKUP_ATTEMPTS
+                    && e.class != FailureClass::Permanent
+                    && e.retry_after.is_none() =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn users<T: TenantApi>(tenant: &T) -> Result<Vec<UserRef>, CallError> {
