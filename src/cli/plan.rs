@@ -55,7 +55,7 @@ pub struct TenantPlan {
     pub keep: Vec<KeepAccount>,
     /// How many users would be deleted.
     pub users_to_delete: usize,
-    /// Their UPNs.
+    /// Their UPNs, sorted.
     pub users: Vec<String>,
     /// Active subscriptions to cancel (step 2).
     pub cancel_subscriptions: Vec<SubscriptionRef>,
@@ -216,6 +216,8 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
             .map(|p| p.display_name.clone())
             .unwrap_or_else(|| id.clone())
     };
+    let mut users: Vec<String> = plan.delete_users.iter().map(|u| u.upn.clone()).collect();
+    users.sort();
     TenantPlan {
         tenant_id: spec.tenant_id.clone(),
         line: 0,
@@ -224,7 +226,7 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
         refused: plan.keep.as_ref().err().cloned(),
         keep,
         users_to_delete: plan.delete_users.len(),
-        users: plan.delete_users.iter().map(|u| u.upn.clone()).collect(),
+        users,
         disable_ca_policies: plan.disable_ca_policies.iter().map(ca_name).collect(),
         cancel_subscriptions: plan.cancel_subscriptions,
         delete_subscriptions: plan.delete_subscriptions,
