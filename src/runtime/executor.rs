@@ -203,24 +203,19 @@ impl Executor {
         };
         let terminal = state.is_terminal();
         let (tx, rx) = mpsc::channel(16);
-        self.inner
-            .sagas
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                saga_id.0.clone(),
-                Slot {
-                    tenant_id: header.spec.tenant_id.clone(),
-                    started: header.started_at,
-                    status: state.status(),
-                    commands: (!terminal).then_some(tx),
-                },
-            );
+        self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            saga_id.0.clone(),
+            Slot {
+                tenant_id: header.spec.tenant_id.clone(),
+                started: header.started_at,
+                status: state.status(),
+                commands: (!terminal).then_some(tx),
+            },
+        );
         if terminal {
             return;
         }
-        let span =
-            tracing::info_span!("saga", saga_id = %saga_id, tenant_id = %header.spec.tenant_id);
+        let span = tracing::info_span!("saga", saga_id = %saga_id, tenant_id = %header.spec.tenant_id);
         let runner = Runner {
             inner: Arc::clone(&self.inner),
             saga_id,
@@ -276,10 +271,7 @@ fn load_all(store: &Store) -> Result<Vec<Recovered>, Error> {
             for record in store.saga_records(&meta.saga_id, from) {
                 let record = record?;
                 let event = Event::decode(&record.payload).map_err(|e| {
-                    bad(format!(
-                        "record {} (global {}): {e}",
-                        record.saga_seq, record.global_seq
-                    ))
+                    bad(format!("record {} (global {}): {e}", record.saga_seq, record.global_seq))
                 })?;
                 state = saga::apply_at(state, &event, record.at);
             }

@@ -9,9 +9,9 @@
 
 pub mod control;
 pub mod executor;
+pub mod perform;
 pub mod logging;
 pub mod notify;
-pub mod perform;
 pub mod signals;
 pub mod tenant;
 

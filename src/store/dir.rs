@@ -100,9 +100,7 @@ impl DirLock {
         let mine = std::process::id().to_string();
         let f = &mut self.file;
         let mut current = String::new();
-        let _ = f
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| f.read_to_string(&mut current));
+        let _ = f.seek(SeekFrom::Start(0)).and_then(|_| f.read_to_string(&mut current));
         if current.trim() == mine {
             return Ok(());
         }

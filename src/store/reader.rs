@@ -120,7 +120,12 @@ fn snapshot_of(
         })
 }
 
-fn meta(tree: &sled::Tree, dir: &Path, saga: SagaId, next: &[u8]) -> Result<SagaMeta, Error> {
+fn meta(
+    tree: &sled::Tree,
+    dir: &Path,
+    saga: SagaId,
+    next: &[u8],
+) -> Result<SagaMeta, Error> {
     let next_seq = layout::u64_value(next).ok_or_else(|| {
         Error::Damaged(BadRecord {
             global_seq: 0,
@@ -154,8 +159,8 @@ pub fn list_sagas(tree: &sled::Tree, dir: &Path) -> Result<Vec<SagaMeta>, Error>
     let mut out = Vec::new();
     for item in tree.scan_prefix([layout::NEXT]) {
         let (k, v) = item.map_err(sled_err(dir))?;
-        let saga =
-            layout::saga_of(&k).ok_or_else(|| damaged(0, "a saga entry has a malformed key"))?;
+        let saga = layout::saga_of(&k)
+            .ok_or_else(|| damaged(0, "a saga entry has a malformed key"))?;
         out.push(meta(tree, dir, saga, &v)?);
     }
     Ok(out)
@@ -217,8 +222,8 @@ pub fn saga_records(
                 reason,
             })
         };
-        let global =
-            layout::u64_value(&v).ok_or_else(|| bad(0, "its index entry is not 8 bytes".into()))?;
+        let global = layout::u64_value(&v)
+            .ok_or_else(|| bad(0, "its index entry is not 8 bytes".into()))?;
         let bytes = tree
             .get(layout::record_key(global))
             .map_err(sled_err(&dir))?

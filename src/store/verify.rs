@@ -96,10 +96,7 @@ pub fn verify(tree: &sled::Tree, dir: &Path) -> Result<VerifyReport, Error> {
         return report(records, bad(head.last_seq + 1, reason));
     }
     if prev != head.last_hash {
-        return report(
-            records,
-            bad(last, "the last record's hash differs from the head's"),
-        );
+        return report(records, bad(last, "the last record's hash differs from the head's"));
     }
     for (saga, next) in next_of {
         let stored = tree

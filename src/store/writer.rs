@@ -148,16 +148,10 @@ impl Writer {
             return invalid("no events".into());
         }
         if req.saga.0.is_empty() || req.saga.0.len() > layout::MAX_SAGA_ID {
-            return invalid(format!(
-                "saga id must be 1 to {} bytes",
-                layout::MAX_SAGA_ID
-            ));
+            return invalid(format!("saga id must be 1 to {} bytes", layout::MAX_SAGA_ID));
         }
         if let Some(p) = req.payloads.iter().find(|p| p.len() > MAX_PAYLOAD) {
-            return invalid(format!(
-                "a payload of {} bytes exceeds {MAX_PAYLOAD}",
-                p.len()
-            ));
+            return invalid(format!("a payload of {} bytes exceeds {MAX_PAYLOAD}", p.len()));
         }
         Ok(())
     }
@@ -226,10 +220,7 @@ impl Writer {
                 let (bytes, hash) =
                     record::encode(&req.saga, saga_seq, global, at, payload, &head.last_hash);
                 batch.insert(&layout::record_key(global), bytes);
-                batch.insert(
-                    layout::index_key(&req.saga, saga_seq),
-                    &global.to_be_bytes(),
-                );
+                batch.insert(layout::index_key(&req.saga, saga_seq), &global.to_be_bytes());
                 head = Head {
                     last_seq: global,
                     last_hash: hash,
