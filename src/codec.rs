@@ -130,9 +130,6 @@ mod tests {
             Err(Error::UnknownVersion { found: 3, known: 2 }) => {}
             other => panic!("expected an unknown version, got {other:?}"),
         }
-        assert!(matches!(
-            split_version(&[1]),
-            Err(Error::MissingVersion(1))
-        ));
+        assert!(matches!(split_version(&[1]), Err(Error::MissingVersion(1))));
     }
 }

@@ -81,6 +81,14 @@ impl Engine for MemEngine {
         reason: Option<String>,
     ) -> Result<(), EngineError> {
         self.status(Some(saga))?;
+        if command == OperatorCommand::Confirm {
+            let mut rows = self.rows.lock().unwrap();
+            if let Some(r) = rows.iter_mut().find(|r| r.saga_id == saga) {
+                r.state = RunState::Completed;
+                r.step = None;
+                r.waiting_for = None;
+            }
+        }
         if command == OperatorCommand::Abort {
             return Err(EngineError::Refused(format!(
                 "saga {saga} is past the point of no return"
@@ -108,6 +116,9 @@ impl Lifecycle for MemEngine {
     }
     fn summary(&self) -> String {
         format!("{} sagas", self.rows.lock().unwrap().len())
+    }
+    fn healthy(&self) -> bool {
+        true
     }
 }
 
@@ -333,8 +344,6 @@ async fn the_cli_talks_to_the_daemon() {
         out.starts_with("SAGA") && out.contains("waiting") && out.contains("3/4"),
         "{out}"
     );
-    // Not a terminal: --watch prints plain lines and ends when all are terminal;
-    // here the saga waits, so only the single-saga unknown case is checked.
     let (code, _, err) = cli(args(&["status", "nope"])).await;
     assert_eq!(code, 2, "unknown saga is bad input: {err}");
     assert!(err.contains("no saga nope"), "{err}");
@@ -352,6 +361,18 @@ async fn the_cli_talks_to_the_daemon() {
         engine.log.lock().unwrap().last().unwrap(),
         &format!("Resume saga-1 by {name} because fixed the app role")
     );
+    // Not a terminal: --watch prints plain lines and returns once every saga
+    // shown is terminal.
+    let (code, _, err) = cli(args(&["confirm", "saga-1"])).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(args(&["status", "--watch", "saga-1"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with("saga-1") && out.contains("completed"),
+        "{out}"
+    );
+
     let (code, _, err) = cli(args(&["abort", "saga-1"])).await;
     assert_eq!(code, 1, "a refusal is not bad input");
     assert!(err.contains("past the point of no return"), "{err}");
@@ -468,4 +489,29 @@ async fn a_second_daemon_refuses_to_start() {
     );
     stop.send(()).unwrap();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_data_dir_held_by_another_process_stops_the_daemon_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("closeout.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\ncontrol_socket = \"control.sock\"\n",
+    )
+    .unwrap();
+    let held = closeout::store::Store::open(&dir.path().join("data")).unwrap();
+    let (code, _, err) = cli(vec![
+        "daemon".into(),
+        "--config".into(),
+        config.to_str().unwrap().into(),
+    ])
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in use by another closeout process"), "{err}");
+    assert!(
+        !dir.path().join("control.sock").exists(),
+        "no socket left behind"
+    );
+    drop(held);
 }

@@ -161,7 +161,9 @@ async fn a_401_renews_the_token_once_then_is_permanent() {
         (e.class, e.code.as_str()),
         (FailureClass::Permanent, "InvalidAuthenticationToken")
     );
-    assert_eq!(fake.seen("/oauth2/v2.0/token").len(), 2, "one renewal");
+    let tokens = fake.seen("/oauth2/v2.0/token");
+    assert_eq!(tokens.len(), 2, "one renewal");
+    assert!(tokens.iter().all(|s| s.method == "POST"));
     assert_eq!(fake.seen("/v1.0/users").len(), 2, "one retry, no loop");
 }
 
@@ -325,4 +327,46 @@ fn secrets_and_tokens_never_reach_debug_or_logs() {
         assert!(!text.contains(SECRET), "secret leaked: {text}");
         assert!(!text.contains(TOKEN), "token leaked: {text}");
     }
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_patience_is_returned_as_data_after_reading() {
+    let fake = Fake::start(|_, _, body, _| {
+        let req: serde_json::Value = serde_json::from_str(body).unwrap();
+        let responses: Vec<_> = req["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| match i["method"].as_str().unwrap() {
+                "GET" => serde_json::json!({"id": i["id"], "status": 200, "body": {"id": "u"}}),
+                _ => serde_json::json!({"id": i["id"], "status": 429, "headers": {"Retry-After": "60.5"},
+                    "body": {"error": {"code": "TooManyRequests", "message": "later"}}}),
+            })
+            .collect();
+        json(200, serde_json::json!({ "responses": responses }))
+    })
+    .await;
+    let t = fake.client(|_| {}).tenant("tl", "app", Secret::new(SECRET));
+    let started = Instant::now();
+    let out = t.delete_users(&["u1".to_string()]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the client did not sleep"
+    );
+    let e = out[0].1.result.as_ref().unwrap_err();
+    // Read back as not applied: nothing changed, so transient, with the wait.
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::Transient, "TooManyRequests")
+    );
+    let ra = e.retry_after.unwrap();
+    assert!(
+        ra > Duration::from_secs(59) && ra <= Duration::from_millis(60_500),
+        "{ra:?}"
+    );
+    assert_eq!(
+        fake.seen("/v1.0/$batch").len(),
+        2,
+        "the delete, then one read"
+    );
 }

@@ -292,3 +292,107 @@ async fn throttled_writes_carry_fractional_retry_after_and_gate_the_next() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn partner_center_status_changes_and_direct_customers() {
+    use closeout::model::PartnerStatus;
+    use closeout::ports::PartnerApi;
+    use closeout::sim::state::Billing;
+    let sim = sim("tenants=4,users=3,direct=0.5", |_| {}).await;
+    let c = client(&sim, |_| {});
+    let p = sim.partner();
+    let partner = c.partner(
+        &p.tenant_id,
+        &p.client_id,
+        Secret::new(p.client_secret.clone()),
+    );
+    let infos = sim.tenants();
+    let billed = infos
+        .iter()
+        .find(|t| t.billing == Billing::Partner)
+        .unwrap();
+    let direct = infos.iter().find(|t| t.billing == Billing::Direct).unwrap();
+    let t = c.tenant(
+        &billed.tenant_id,
+        &billed.client_id,
+        Secret::new(billed.client_secret.clone()),
+    );
+    let sub = t
+        .list_subscriptions()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.status.is_active())
+        .unwrap();
+    let o = partner
+        .set_subscription_status(
+            &billed.tenant_id,
+            &sub.commerce_subscription_id,
+            PartnerStatus::Suspended,
+        )
+        .await;
+    assert_eq!(o.result, Ok(Applied::Done), "{o:?}");
+    assert_eq!(o.http.method, "PATCH");
+    assert_eq!(
+        o.http.path,
+        format!(
+            "/v1/customers/{}/subscriptions/{}",
+            billed.tenant_id, sub.commerce_subscription_id
+        )
+    );
+    let after = t.list_subscriptions().await.unwrap();
+    assert!(after
+        .iter()
+        .any(|s| s.id == sub.id && !s.status.is_active()));
+    // Asked again (e.g. after an in-doubt answer): already done, no change.
+    let o = partner
+        .set_subscription_status(
+            &billed.tenant_id,
+            &sub.commerce_subscription_id,
+            PartnerStatus::Suspended,
+        )
+        .await;
+    assert_eq!(o.result, Ok(Applied::AlreadyDone));
+    let d = c.tenant(
+        &direct.tenant_id,
+        &direct.client_id,
+        Secret::new(direct.client_secret.clone()),
+    );
+    let dsub = d.list_subscriptions().await.unwrap().remove(0);
+    let o = partner
+        .set_subscription_status(
+            &direct.tenant_id,
+            &dsub.commerce_subscription_id,
+            PartnerStatus::Suspended,
+        )
+        .await;
+    let e = o.result.unwrap_err();
+    assert_eq!(
+        (e.class, o.http.status),
+        (FailureClass::Permanent, 404),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn restore_users_brings_deleted_users_back() {
+    let sim = sim("tenants=1,users=30", |_| {}).await;
+    let c = client(&sim, |_| {});
+    let t = tenant(&sim, &c, 0);
+    let ids = victims(&sim, &t).await;
+    let out = t.delete_users(&ids).await;
+    assert!(out.iter().all(|(_, o)| o.result == Ok(Applied::Done)));
+    let deleted = t.list_deleted_users().await.unwrap();
+    assert_eq!(deleted.len(), ids.len());
+    let out = t.restore_users(&ids).await;
+    for (id, o) in &out {
+        assert_eq!(o.result, Ok(Applied::Done), "{id}: {o:?}");
+        assert_eq!(o.http.method, "POST");
+        assert_eq!(
+            o.http.path,
+            format!("/v1.0/directory/deletedItems/{id}/restore")
+        );
+    }
+    assert_eq!(t.list_users().await.unwrap().len(), 30);
+    assert!(t.list_deleted_users().await.unwrap().is_empty());
+}

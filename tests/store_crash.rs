@@ -31,7 +31,10 @@ fn read_ack(out: &mut impl BufRead, acked: &mut Vec<(u64, u64, u64)>) -> bool {
         return false;
     }
     if let (Some(rest), true) = (line.split("ack ").nth(1), line.ends_with('\n')) {
-        let v: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        let v: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
         acked.push((v[0], v[1], v[2]));
     }
     true
@@ -41,7 +44,9 @@ fn read_ack(out: &mut impl BufRead, acked: &mut Vec<(u64, u64, u64)>) -> bool {
 /// its durable seq, printing each acknowledgement.
 #[test]
 fn child_append() {
-    let Ok(role) = std::env::var(ROLE) else { return };
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
     let Some(dir) = role.strip_prefix("append:") else {
         return;
     };
@@ -66,7 +71,10 @@ fn child_append() {
                         terminal: false,
                         label: format!("tenant-{t}"),
                     };
-                    let a = store.append(&saga, seq, payloads, Some(snap)).await.unwrap();
+                    let a = store
+                        .append(&saga, seq, payloads, Some(snap))
+                        .await
+                        .unwrap();
                     let mut out = std::io::stdout().lock();
                     for i in 0..n {
                         writeln!(out, "ack {t} {} {}", seq + i, a.first_global_seq + i).unwrap();
@@ -85,7 +93,9 @@ fn child_append() {
 /// The child: holds the data dir until its stdin closes.
 #[test]
 fn child_hold() {
-    let Ok(role) = std::env::var(ROLE) else { return };
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
     let Some(dir) = role.strip_prefix("hold:") else {
         return;
     };

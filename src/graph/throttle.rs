@@ -15,8 +15,9 @@
 //!   the bucket is empty at both ends. Writes are then spaced at 97% of that
 //!   rate, probing 1% higher per quiet second.
 //!
-//! After any 429 new requests wait until its `Retry-After` has passed (the
-//! gate). Time is `tokio::time::Instant`, so tests can pause it.
+//! After a 429 on a write, new writes of the tenant wait until its
+//! `Retry-After` has passed; likewise reads after a read's 429 (the gates).
+//! Reads are not held up by a write budget. Time is `tokio::time::Instant`, so tests can pause it.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -49,8 +50,10 @@ struct State {
     window: f64,
     /// Requests now in flight.
     in_flight: usize,
-    /// No new request before this instant (a `Retry-After`).
-    blocked_until: Option<Instant>,
+    /// No new write before this instant (a write's `Retry-After`).
+    writes_blocked_until: Option<Instant>,
+    /// No new read before this instant (a read's `Retry-After`).
+    reads_blocked_until: Option<Instant>,
     /// When the window was last halved.
     last_decrease: Option<Instant>,
     /// The budget hint has been seen.
@@ -128,7 +131,8 @@ impl Throttle {
             state: Mutex::new(State {
                 window: (initial.max(1) as f64).min(ceiling),
                 in_flight: 0,
-                blocked_until: None,
+                writes_blocked_until: None,
+                reads_blocked_until: None,
                 last_decrease: None,
                 hinted: false,
                 rate: None,
@@ -179,7 +183,12 @@ impl Throttle {
         } else {
             (s.window.floor() as usize).max(1)
         };
-        match s.blocked_until {
+        let gate = if write_items > 0 {
+            s.writes_blocked_until
+        } else {
+            s.reads_blocked_until
+        };
+        match gate {
             Some(b) if b > now => Wait::Until(b),
             _ if s.in_flight >= window => Wait::Slot,
             _ => {
@@ -232,7 +241,12 @@ impl Throttle {
                     }
                 }
                 let until = now + pause;
-                s.blocked_until = Some(s.blocked_until.map_or(until, |b| b.max(until)));
+                let gate = if fb.write {
+                    &mut s.writes_blocked_until
+                } else {
+                    &mut s.reads_blocked_until
+                };
+                *gate = Some(gate.map_or(until, |b| b.max(until)));
             } else {
                 s.window = (s.window + 1.0 / s.window).min(self.ceiling);
                 let near_empty = fb.hint.is_some_and(|h| h >= 0.97);

@@ -10,6 +10,7 @@
 use super::control::{
     Engine, EngineError, Operator, OperatorCommand, Progress, RunState, SagaSummary, StatusRow,
 };
+use super::notify::Heartbeat;
 use super::perform::perform;
 use super::tenant::{self, Api};
 use super::Lifecycle;
@@ -55,6 +56,9 @@ struct Inner {
     working: Arc<Semaphore>,
     /// Set once shutdown begins: tasks stop after their in-flight calls.
     stopping: watch::Sender<bool>,
+    /// Beaten by the pulse task after each successful store flush: the
+    /// executor is healthy while it is young.
+    pulse: Heartbeat,
 }
 
 /// The reloadable part of the config, as the executor uses it.
@@ -167,12 +171,15 @@ impl Executor {
             sagas: Mutex::new(HashMap::new()),
             working: Arc::new(Semaphore::new(config.limits.max_concurrent_sagas.get())),
             stopping,
+            pulse: Heartbeat::default(),
         });
         let executor = Arc::new(Executor {
             inner,
             tasks: tokio::sync::Mutex::new(JoinSet::new()),
         });
         executor.recover().await?;
+        executor.inner.pulse.beat();
+        tokio::spawn(pulse(Arc::clone(&executor.inner)));
         Ok(executor)
     }
 
@@ -203,19 +210,24 @@ impl Executor {
         };
         let terminal = state.is_terminal();
         let (tx, rx) = mpsc::channel(16);
-        self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            saga_id.0.clone(),
-            Slot {
-                tenant_id: header.spec.tenant_id.clone(),
-                started: header.started_at,
-                status: state.status(),
-                commands: (!terminal).then_some(tx),
-            },
-        );
+        self.inner
+            .sagas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                saga_id.0.clone(),
+                Slot {
+                    tenant_id: header.spec.tenant_id.clone(),
+                    started: header.started_at,
+                    status: state.status(),
+                    commands: (!terminal).then_some(tx),
+                },
+            );
         if terminal {
             return;
         }
-        let span = tracing::info_span!("saga", saga_id = %saga_id, tenant_id = %header.spec.tenant_id);
+        let span =
+            tracing::info_span!("saga", saga_id = %saga_id, tenant_id = %header.spec.tenant_id);
         let runner = Runner {
             inner: Arc::clone(&self.inner),
             saga_id,
@@ -238,6 +250,29 @@ impl Executor {
             .filter(|s| matches!(s.status.state, SagaState::Waiting))
             .count();
         (sagas.len(), active, waiting)
+    }
+}
+
+/// How often the pulse task checks that the event log still takes writes.
+const PULSE_EVERY: Duration = Duration::from_secs(1);
+
+/// The executor counts as unhealthy when its pulse is older than this.
+const PULSE_STALE: Duration = Duration::from_secs(10);
+
+/// Proves every [`PULSE_EVERY`] that the store's writer still flushes, and
+/// beats the heartbeat when it does; ends at shutdown.
+async fn pulse(inner: Arc<Inner>) {
+    let mut stopping = inner.stopping.subscribe();
+    loop {
+        match tokio::time::timeout(PULSE_STALE, inner.store.flush()).await {
+            Ok(Ok(())) => inner.pulse.beat(),
+            Ok(Err(e)) => tracing::error!(error = %e, "the event log no longer takes writes"),
+            Err(_) => tracing::error!("the event log did not flush within {PULSE_STALE:?}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PULSE_EVERY) => {}
+            _ = stopping.changed() => return,
+        }
     }
 }
 
@@ -271,7 +306,10 @@ fn load_all(store: &Store) -> Result<Vec<Recovered>, Error> {
             for record in store.saga_records(&meta.saga_id, from) {
                 let record = record?;
                 let event = Event::decode(&record.payload).map_err(|e| {
-                    bad(format!("record {} (global {}): {e}", record.saga_seq, record.global_seq))
+                    bad(format!(
+                        "record {} (global {}): {e}",
+                        record.saga_seq, record.global_seq
+                    ))
                 })?;
                 state = saga::apply_at(state, &event, record.at);
             }
@@ -704,6 +742,10 @@ impl Lifecycle for Executor {
         if let Err(e) = self.inner.store.close().await {
             tracing::error!(error = %e, "closing the event log failed");
         }
+    }
+
+    fn healthy(&self) -> bool {
+        self.inner.pulse.age() < PULSE_STALE
     }
 
     fn summary(&self) -> String {

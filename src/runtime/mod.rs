@@ -9,9 +9,9 @@
 
 pub mod control;
 pub mod executor;
-pub mod perform;
 pub mod logging;
 pub mod notify;
+pub mod perform;
 pub mod signals;
 pub mod tenant;
 
@@ -34,9 +34,13 @@ pub enum Error {
     /// The control socket could not be set up.
     #[error(transparent)]
     Control(#[from] control::Error),
-    /// The event log could not be opened or recovered.
-    #[error("event log in {}: {message}", data_dir.display())]
-    Store {
+    /// The event log could not be opened or recovered (locked by another
+    /// daemon, unwritable, of an unknown format, damaged).
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    /// The engine could not be started.
+    #[error("cannot start the saga engine on {}: {message}", data_dir.display())]
+    Engine {
         /// The data directory.
         data_dir: PathBuf,
         /// What failed.
@@ -59,6 +63,11 @@ pub trait Lifecycle: Engine {
 
     /// One line for `systemctl status` (e.g. "12 sagas active, 3 waiting").
     fn summary(&self) -> String;
+
+    /// Whether the executor's own loop has turned recently (e.g. a
+    /// [`notify::Heartbeat`] it beats, younger than a few periods). While it
+    /// is not, the watchdog pings stop and systemd restarts the daemon.
+    fn healthy(&self) -> bool;
 }
 
 /// Runs the daemon until `shutdown` completes. `reloads` delivers SIGHUP.
@@ -90,7 +99,7 @@ pub async fn run(
 async fn start_engine(config: &Config) -> Result<Arc<executor::Executor>, Error> {
     executor::Executor::start(config)
         .await
-        .map_err(|e| Error::Store {
+        .map_err(|e| Error::Engine {
             data_dir: config.data_dir.clone(),
             message: e.to_string(),
         })
@@ -142,7 +151,9 @@ impl Daemon {
                     self.reload(engine.as_ref());
                 }
                 _ = tick.tick() => {
-                    heartbeat.beat();
+                    if engine.healthy() {
+                        heartbeat.beat();
+                    }
                     self.notifier.status(&engine.summary());
                 }
             }

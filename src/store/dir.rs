@@ -89,7 +89,7 @@ pub fn lock(dir: &Path) -> Result<DirLock, Error> {
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
     }
-    Ok(DirLock { file: file })
+    Ok(DirLock { file })
 }
 
 impl DirLock {
@@ -100,7 +100,9 @@ impl DirLock {
         let mine = std::process::id().to_string();
         let f = &mut self.file;
         let mut current = String::new();
-        let _ = f.seek(SeekFrom::Start(0)).and_then(|_| f.read_to_string(&mut current));
+        let _ = f
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| f.read_to_string(&mut current));
         if current.trim() == mine {
             return Ok(());
         }

@@ -9,8 +9,6 @@ pub const RECORD: u8 = b'r';
 /// Prefix of a per-saga index entry: saga key, then saga seq (big-endian u64);
 /// the value is the record's global seq (big-endian u64).
 pub const INDEX: u8 = b'i';
-/// Prefix of a saga's next seq: saga key; the value a big-endian u64.
-pub const NEXT: u8 = b'n';
 /// Prefix of a saga's latest snapshot: saga key; the value codec-encoded.
 pub const SNAPSHOT: u8 = b's';
 /// The key of the durable head: last global seq, last hash, last time.
@@ -55,7 +53,7 @@ pub fn index_key(saga: &SagaId, saga_seq: u64) -> Vec<u8> {
     k
 }
 
-/// The saga id of a `NEXT` or `SNAPSHOT` key.
+/// The saga id of a `SNAPSHOT` key (prefix, length, id).
 pub fn saga_of(key: &[u8]) -> Option<SagaId> {
     let (&len, rest) = key.get(1..)?.split_first()?;
     let id = rest.get(..len as usize)?;
@@ -109,4 +107,47 @@ impl Head {
             last_at: u64_value(&b[40..])?,
         })
     }
+}
+
+/// The saga id of an `INDEX` key and the saga seq it ends with.
+pub fn index_parts(key: &[u8]) -> Option<(SagaId, u64)> {
+    let split = key.len().checked_sub(8)?;
+    let saga = saga_of(key.get(..split)?)?;
+    Some((saga, u64_value(key.get(split..)?)?))
+}
+
+/// The saga's next seq: one after the seq of its last index entry, or
+/// `None` for a saga never appended to. One reverse seek.
+pub fn next_seq(tree: &sled::Tree, saga: &SagaId) -> sled::Result<Option<u64>> {
+    let last = tree
+        .range(index_key(saga, 0)..=index_key(saga, u64::MAX))
+        .next_back()
+        .transpose()?;
+    Ok(last
+        .and_then(|(k, _)| index_parts(&k))
+        .map(|(_, seq)| seq + 1))
+}
+
+/// Every saga with its next seq, one forward and one reverse seek per saga
+/// (a skip scan over the index): the cost grows with the number of sagas,
+/// not of events.
+pub fn sagas(tree: &sled::Tree) -> impl Iterator<Item = sled::Result<(SagaId, u64)>> + '_ {
+    let mut from = vec![INDEX];
+    std::iter::from_fn(move || {
+        let first = match tree.range(from.clone()..).next()? {
+            Ok((k, _)) => k,
+            Err(e) => return Some(Err(e)),
+        };
+        if first.first() != Some(&INDEX) {
+            return None;
+        }
+        let (saga, _) = index_parts(&first)?;
+        let next = match next_seq(tree, &saga) {
+            Ok(n) => n?,
+            Err(e) => return Some(Err(e)),
+        };
+        from = index_key(&saga, u64::MAX);
+        from.push(0);
+        Some(Ok((saga, next)))
+    })
 }

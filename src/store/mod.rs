@@ -17,12 +17,15 @@
 //! | `h` | the head: last global seq, last hash, last time (48 bytes) |
 //! | `r` + global seq (u64 BE) | the record, see [`record`] (68 bytes + saga id + payload) |
 //! | `i` + saga key + saga seq (u64 BE) | the record's global seq (u64 BE) |
-//! | `n` + saga key | the saga's next seq (u64 BE) |
 //! | `s` + saga key | the saga's latest snapshot: `codec::encode_versioned(1, (last saga seq, Snapshot))` |
 //!
 //! A saga key is the saga id's length (one byte) followed by its bytes, so one
 //! saga's keys never prefix another's. Big-endian seqs make sled's order the
-//! log's order.
+//! log's order. A saga's next seq is one after its last index entry (one
+//! reverse seek), and the sagas are listed by a skip scan over the index (two
+//! seeks per saga): no separate per-saga counter is written, which saves a
+//! sled insert per append (sled's per-insert CPU cost, not fsync, bounds the
+//! group-commit rate).
 //!
 //! # Invariants
 //!
@@ -32,13 +35,13 @@
 //! - One chain over the whole log in global order: each record holds the
 //!   previous record's hash and `blake3(prev hash ‖ header ‖ payload)`.
 //! - Everything of one commit (the records of all appends in the group, their
-//!   index entries, next seqs, snapshots, and the new head) is one atomic
+//!   index entries, snapshots, and the new head) is one atomic
 //!   `sled::Batch`, followed by one `flush` (fsync). Callers are answered only
 //!   after that flush, so an acknowledged event survives a crash, and the head
 //!   always names the last record: a cut tail is detectable.
 //! - A snapshot is stored in the same batch as the events it follows, with the
-//!   saga seq of the last of them: recovery reads `n`/`s` entries (one per
-//!   saga) and replays only events after the snapshot. Opening reads the
+//!   saga seq of the last of them: recovery reads one index seek and one `s`
+//!   entry per saga and replays only events after the snapshot. Opening reads the
 //!   format, the head and the last record: its cost does not grow with history.
 //! - Records are never rewritten or deleted.
 //! - Only the writer thread writes; blocking sled calls stay off async
@@ -46,7 +49,9 @@
 //!
 //! # What `open` and `verify` check
 //!
-//! `open` refuses an unknown `FORMAT`/`v` before touching anything, a data dir
+//! `open` refuses an unknown `FORMAT` before touching anything (the `v` key
+//! inside sled is checked too, but sled may rewrite its own snapshot file
+//! when opened, so only the `FORMAT` check leaves every byte as it was), a data dir
 //! locked by another process, and a head that does not match the last record
 //! (a cut tail, a damaged last record). `verify` walks the whole chain and
 //! names the first record that does not match: a changed byte (hash), a
@@ -187,6 +192,9 @@ impl Store {
     /// Opens (or creates) the log in `dir`. Blocking. Refuses, changing
     /// nothing, a data dir of another format version or held by another
     /// process, and one whose head does not match its last record.
+    ///
+    /// Dropping the last clone stops the writer and joins its thread (a
+    /// short block); call [`Store::close`] first from async code.
     pub fn open(dir: &Path) -> Result<Store, Error> {
         let formatted = dir.exists() && dir::check_format(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -203,21 +211,25 @@ impl Store {
                 known: FORMAT_VERSION,
             });
         }
+        if !formatted {
+            // FORMAT first: a crash before sled is initialised leaves a
+            // formatted dir with an empty tree, initialised on the next open.
+            dir::write_format(dir)?;
+        }
         let db = sled::Config::new()
             .path(&sled_dir)
             .open()
             .map_err(sled_err)?;
         let tree: sled::Tree = (*db).clone();
-        let head = if formatted {
-            reader::check_open(&tree, dir, &sled_dir)?
-        } else {
+        let head = if tree.is_empty() {
             let mut b = sled::Batch::default();
             b.insert(layout::VERSION, &FORMAT_VERSION.to_be_bytes());
             b.insert(layout::HEAD, &Head::EMPTY.to_bytes()[..]);
             tree.apply_batch(b).map_err(sled_err)?;
             tree.flush().map_err(sled_err)?;
-            dir::write_format(dir)?;
             Head::EMPTY
+        } else {
+            reader::check_open(&tree, dir, &sled_dir)?
         };
         lock.record_pid(dir)?;
         let (tx, rx) = mpsc::channel();

@@ -120,20 +120,7 @@ fn snapshot_of(
         })
 }
 
-fn meta(
-    tree: &sled::Tree,
-    dir: &Path,
-    saga: SagaId,
-    next: &[u8],
-) -> Result<SagaMeta, Error> {
-    let next_seq = layout::u64_value(next).ok_or_else(|| {
-        Error::Damaged(BadRecord {
-            global_seq: 0,
-            saga_id: Some(saga.clone()),
-            saga_seq: None,
-            reason: "the saga's next-seq entry is not 8 bytes".into(),
-        })
-    })?;
+fn meta(tree: &sled::Tree, dir: &Path, saga: SagaId, next_seq: u64) -> Result<SagaMeta, Error> {
     let snap = snapshot_of(tree, dir, &saga)?;
     Ok(SagaMeta {
         saga_id: saga,
@@ -145,23 +132,18 @@ fn meta(
 
 /// One saga's metadata.
 pub fn saga(tree: &sled::Tree, dir: &Path, saga: &SagaId) -> Result<Option<SagaMeta>, Error> {
-    match tree
-        .get(layout::saga_key(layout::NEXT, saga))
-        .map_err(sled_err(dir))?
-    {
+    match layout::next_seq(tree, saga).map_err(sled_err(dir))? {
         None => Ok(None),
-        Some(next) => meta(tree, dir, saga.clone(), &next).map(Some),
+        Some(next) => meta(tree, dir, saga.clone(), next).map(Some),
     }
 }
 
 /// Every saga's metadata.
 pub fn list_sagas(tree: &sled::Tree, dir: &Path) -> Result<Vec<SagaMeta>, Error> {
     let mut out = Vec::new();
-    for item in tree.scan_prefix([layout::NEXT]) {
-        let (k, v) = item.map_err(sled_err(dir))?;
-        let saga = layout::saga_of(&k)
-            .ok_or_else(|| damaged(0, "a saga entry has a malformed key"))?;
-        out.push(meta(tree, dir, saga, &v)?);
+    for item in layout::sagas(tree) {
+        let (saga, next) = item.map_err(sled_err(dir))?;
+        out.push(meta(tree, dir, saga, next)?);
     }
     Ok(out)
 }
@@ -222,8 +204,8 @@ pub fn saga_records(
                 reason,
             })
         };
-        let global = layout::u64_value(&v)
-            .ok_or_else(|| bad(0, "its index entry is not 8 bytes".into()))?;
+        let global =
+            layout::u64_value(&v).ok_or_else(|| bad(0, "its index entry is not 8 bytes".into()))?;
         let bytes = tree
             .get(layout::record_key(global))
             .map_err(sled_err(&dir))?

@@ -96,14 +96,18 @@ pub fn verify(tree: &sled::Tree, dir: &Path) -> Result<VerifyReport, Error> {
         return report(records, bad(head.last_seq + 1, reason));
     }
     if prev != head.last_hash {
-        return report(records, bad(last, "the last record's hash differs from the head's"));
+        return report(
+            records,
+            bad(last, "the last record's hash differs from the head's"),
+        );
     }
     for (saga, next) in next_of {
-        let stored = tree
-            .get(layout::saga_key(layout::NEXT, &saga))
-            .map_err(sled_err)?;
-        if stored.as_deref().and_then(layout::u64_value) != Some(next) {
-            let reason = format!("saga {saga}: its next-seq entry is not {next}");
+        let stored = layout::next_seq(tree, &saga).map_err(sled_err)?;
+        if stored != Some(next) {
+            let reason = format!(
+                "saga {saga}: its index ends after seq {stored:?}, not {}",
+                next - 1
+            );
             return report(records, bad(last, reason));
         }
     }

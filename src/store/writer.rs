@@ -4,7 +4,8 @@
 //! batch, fsyncs once (`flush`), and only then answers each caller.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -16,6 +17,10 @@ use super::{Appended, Error, Snapshot, SNAPSHOT_VERSION};
 
 /// The most events one commit takes before it flushes (bounds its latency).
 const MAX_BATCH_EVENTS: usize = 16 * 1024;
+
+/// The longest a commit waits for the callers of the previous one to come
+/// back (less than one fsync on the machines measured, ~0.35 ms).
+const COALESCE: Duration = Duration::from_micros(200);
 
 /// One append waiting for the writer.
 pub struct AppendReq {
@@ -64,8 +69,13 @@ impl Writer {
     /// Runs until `Shutdown` or until every `Store` handle is gone.
     pub fn run(mut self, rx: Receiver<Cmd>) {
         let mut closed = false;
+        // How many appends the last commit answered: in steady state those
+        // callers come straight back, so the next commit waits (at most
+        // COALESCE) for as many before flushing. A lone appender never waits.
+        let mut last_batch = 0usize;
         while !closed {
             let Ok(first) = rx.recv() else { break };
+            let deadline = Instant::now() + COALESCE;
             let mut appends = Vec::new();
             let mut events = 0usize;
             let mut after: Option<Cmd> = None;
@@ -75,20 +85,31 @@ impl Writer {
                     Cmd::Append(req) => {
                         events += req.payloads.len();
                         appends.push(req);
-                        if events < MAX_BATCH_EVENTS {
-                            next = match rx.try_recv() {
-                                Ok(c) => Some(c),
-                                Err(TryRecvError::Empty) => None,
-                                Err(TryRecvError::Disconnected) => {
-                                    closed = true;
-                                    None
-                                }
-                            };
+                        if events >= MAX_BATCH_EVENTS {
+                            break;
                         }
+                        let received = if appends.len() < last_batch {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            rx.recv_timeout(left).map_err(|e| match e {
+                                RecvTimeoutError::Timeout => TryRecvError::Empty,
+                                RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+                            })
+                        } else {
+                            rx.try_recv()
+                        };
+                        next = match received {
+                            Ok(c) => Some(c),
+                            Err(TryRecvError::Empty) => None,
+                            Err(TryRecvError::Disconnected) => {
+                                closed = true;
+                                None
+                            }
+                        };
                     }
                     other => after = Some(other),
                 }
             }
+            last_batch = appends.len();
             self.commit(appends);
             match after {
                 Some(Cmd::Flush(reply)) => {
@@ -123,16 +144,8 @@ impl Writer {
         if let Some(n) = pending.get(saga).or_else(|| self.next.get(saga)) {
             return Ok(*n);
         }
-        match self.tree.get(layout::saga_key(layout::NEXT, saga)) {
-            Ok(None) => Ok(super::FIRST_SEQ),
-            Ok(Some(v)) => layout::u64_value(&v).ok_or_else(|| {
-                Error::Damaged(super::BadRecord {
-                    global_seq: self.head.last_seq,
-                    saga_id: Some(saga.clone()),
-                    saga_seq: None,
-                    reason: "the saga's next-seq entry is not 8 bytes".into(),
-                })
-            }),
+        match layout::next_seq(&self.tree, saga) {
+            Ok(n) => Ok(n.unwrap_or(super::FIRST_SEQ)),
             Err(e) => Err(self.sled(e)),
         }
     }
@@ -148,10 +161,16 @@ impl Writer {
             return invalid("no events".into());
         }
         if req.saga.0.is_empty() || req.saga.0.len() > layout::MAX_SAGA_ID {
-            return invalid(format!("saga id must be 1 to {} bytes", layout::MAX_SAGA_ID));
+            return invalid(format!(
+                "saga id must be 1 to {} bytes",
+                layout::MAX_SAGA_ID
+            ));
         }
         if let Some(p) = req.payloads.iter().find(|p| p.len() > MAX_PAYLOAD) {
-            return invalid(format!("a payload of {} bytes exceeds {MAX_PAYLOAD}", p.len()));
+            return invalid(format!(
+                "a payload of {} bytes exceeds {MAX_PAYLOAD}",
+                p.len()
+            ));
         }
         Ok(())
     }
@@ -220,7 +239,10 @@ impl Writer {
                 let (bytes, hash) =
                     record::encode(&req.saga, saga_seq, global, at, payload, &head.last_hash);
                 batch.insert(&layout::record_key(global), bytes);
-                batch.insert(layout::index_key(&req.saga, saga_seq), &global.to_be_bytes());
+                batch.insert(
+                    layout::index_key(&req.saga, saga_seq),
+                    &global.to_be_bytes(),
+                );
                 head = Head {
                     last_seq: global,
                     last_hash: hash,
@@ -228,10 +250,6 @@ impl Writer {
                 };
                 saga_seq += 1;
             }
-            batch.insert(
-                layout::saga_key(layout::NEXT, &req.saga),
-                &saga_seq.to_be_bytes(),
-            );
             if let Some(s) = snapshot {
                 batch.insert(layout::saga_key(layout::SNAPSHOT, &req.saga), s);
             }
