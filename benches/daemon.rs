@@ -64,6 +64,10 @@ async fn run(tenants: usize, users: usize, seed: u64) -> (Duration, u64) {
         latency: Duration::from_millis(10),
         deprovision_after: Duration::from_millis(300),
         auto_operator: Some(Duration::from_millis(100)),
+        // Throttling off, as in the simulator's own bench: with it on, a
+        // saga's step-4 read of the Conditional Access policies stays
+        // answered 429 for minutes (reported; see the module doc).
+        throttling: false,
         ..sim::Options::default()
     })
     .await
@@ -124,6 +128,9 @@ async fn run(tenants: usize, users: usize, seed: u64) -> (Duration, u64) {
                     .or_insert(0) += 1;
             }
             eprintln!("{:.0?}: {counts:?}", start.elapsed());
+            if let Some(r) = rows.iter().find(|r| !r.state.is_terminal()) {
+                eprintln!("  e.g. {r:?}");
+            }
         }
         if rows.iter().all(|r| r.state.is_terminal()) {
             let elapsed = start.elapsed();
