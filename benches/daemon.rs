@@ -39,9 +39,22 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// CPU seconds (user + system) used so far by process `pid` (`self` for this one).
+fn cpu_s(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime and
+    // stime are the 12th and 13th, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
 /// One run: `tenants` tenants of `users` users; returns the time from submit
 /// to the last saga completed and the daemon's peak RSS in kB.
-async fn run(tenants: usize, users: usize, seed: u64) -> (Duration, u64) {
+async fn run(tenants: usize, users: usize, seed: u64) -> (Duration, u64, f64, f64) {
     let mut fixture = sim::fixture::generate(
         &GenerateSpec {
             tenants,
@@ -101,6 +114,7 @@ async fn run(tenants: usize, users: usize, seed: u64) -> (Duration, u64) {
     let mut client = connect(&socket, &daemon).await;
     let batch = BatchFile::load(&files.batch).expect("batch");
     let start = Instant::now();
+    let (daemon_cpu0, sim_cpu0) = (cpu_s(&daemon.child.id().to_string()), cpu_s("self"));
     match client
         .call(&Request::Submit {
             tenants: batch.tenants,
@@ -147,13 +161,15 @@ async fn run(tenants: usize, users: usize, seed: u64) -> (Duration, u64) {
         );
     };
     let rss = vm_hwm_kb(daemon.child.id()).unwrap_or(0);
+    let daemon_cpu = cpu_s(&daemon.child.id().to_string()) - daemon_cpu0;
+    let sim_cpu = cpu_s("self") - sim_cpu0;
     drop(client);
     let _ = Command::new("kill")
         .args(["-TERM", &daemon.child.id().to_string()])
         .status();
     drop(daemon);
     sim.shutdown().await;
-    (elapsed, rss)
+    (elapsed, rss, daemon_cpu, sim_cpu)
 }
 
 /// Waits for the daemon's control socket (the daemon binds it first thing).
@@ -180,8 +196,8 @@ fn main() {
     let many = if quick { 50 } else { 1000 };
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
-        let (one, _) = run(1, 20, 1).await;
-        let (all, rss_kb) = run(many, 20, 2).await;
+        let (one, _, _, _) = run(1, 20, 1).await;
+        let (all, rss_kb, daemon_cpu, sim_cpu) = run(many, 20, 2).await;
         println!("bench daemon.tenant_1_s {:.3} s", one.as_secs_f64());
         println!("bench daemon.tenants_1000_s {:.3} s", all.as_secs_f64());
         println!("bench daemon.tenants {many} tenants");
@@ -190,5 +206,13 @@ fn main() {
             all.as_secs_f64() / one.as_secs_f64()
         );
         println!("bench daemon.peak_rss_mb {:.1} MB", rss_kb as f64 / 1024.0);
+        // Where the time of the large run went: CPU of the daemon and of
+        // this process (the simulator), against the cores available.
+        println!("bench daemon.daemon_cpu_s {daemon_cpu:.1} s");
+        println!("bench daemon.sim_cpu_s {sim_cpu:.1} s");
+        println!(
+            "bench daemon.cores {} cores",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
     });
 }
