@@ -43,6 +43,8 @@ pub struct Summary {
     pub log_changes: usize,
     /// Ledger effects whose method and path the log does not mention.
     pub ledger_missing: usize,
+    /// Those effects, described.
+    pub missing: Vec<String>,
 }
 
 /// Reads the stopped daemon's log in `data_dir` and compares it with the
@@ -65,7 +67,19 @@ fn read_blocking(
     rows: Vec<StatusRow>,
     effects: &[Effect],
 ) -> Result<Summary, store::Error> {
-    let store = Store::open(dir)?;
+    // The stopped daemon's last tasks (a control connection noticing its
+    // client left, the health pulse) drop their hold on the log a moment
+    // after shutdown returns: wait for the lock, briefly.
+    let mut tries = 0;
+    let store = loop {
+        match Store::open(dir) {
+            Err(store::Error::Locked { .. }) if tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other?,
+        }
+    };
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut log_changes = 0;
     let mut sagas = Vec::new();
@@ -135,16 +149,24 @@ fn read_blocking(
     // closeout: only the service's API calls are compared.
     let (operator, service): (Vec<&Effect>, Vec<&Effect>) =
         effects.iter().partition(|e| e.path.starts_with("/_sim/"));
-    let ledger_missing = service
+    let missing: Vec<String> = service
         .iter()
         .filter(|e| !seen.contains(&(e.method.clone(), e.path.clone())))
-        .count();
+        .map(|e| {
+            format!(
+                "{} {} {} (answered {})",
+                e.tenant_id, e.method, e.path, e.status
+            )
+        })
+        .collect();
+    let ledger_missing = missing.len();
     Ok(Summary {
         sagas,
         ledger: service.len(),
         operator: operator.len(),
         log_changes,
         ledger_missing,
+        missing,
     })
 }
 
@@ -237,6 +259,9 @@ pub fn print(s: &Summary, elapsed: Duration) {
         "  effects ledger: {} changes made through the API (+{} by the simulated operator); event log: {} change outcomes; ledger changes missing from the log: {}",
         s.ledger, s.operator, s.log_changes, s.ledger_missing
     );
+    for m in s.missing.iter().take(5) {
+        println!("      not in the log: {m}");
+    }
 }
 
 /// Writes `audit --format html` and `text` into `dir` by running this
