@@ -1,29 +1,319 @@
-//! `closeout plan BATCH`: the dry run. Validates the batch file here; the
-//! inventory and the list of what would be done come with the executor.
+//! `closeout plan [--config FILE] BATCH`: the dry run. Validates the batch as
+//! `submit` does, reads each tenant's inventory through the Graph client
+//! (reads only: no change is made, the daemon need not run and its data dir is
+//! not opened), and prints what closing each tenant would do, from
+//! [`saga::plan`]. `--json` prints the same as one JSON document.
+//!
+//! Exit status: 0 when every tenant can be closed as submitted; 2 when a keep
+//! list is refused (empty, unknown account, no Global Administrator); 1 when
+//! an inventory could not be read.
 
-use super::common::ConfigArg;
+use super::common::{block_on, ConfigArg};
 use super::Error;
-use crate::config::BatchFile;
+use crate::config::{BatchFile, Config};
+use crate::graph;
+use crate::model::{SubscriptionMode, TenantSpec, Timestamp};
+use crate::runtime::executor::client_options;
+use crate::runtime::perform::perform;
+use crate::saga::{self, Call, Event, Inventory, Read, SubscriptionRef};
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
 use std::path::PathBuf;
+
+/// Inventories read at once.
+const CONCURRENT_READS: usize = 8;
+/// UPNs listed per tenant in the text output (`--json` lists them all).
+const SHOWN_USERS: usize = 5;
 
 /// Arguments of `closeout plan`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     config: ConfigArg,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
     /// The batch file.
     #[arg(value_name = "BATCH")]
     batch: PathBuf,
 }
 
+/// What closing one tenant would do (the `--json` shape, one per tenant).
+#[derive(Clone, Debug, Serialize)]
+pub struct TenantPlan {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The line of its `[[tenant]]` entry in the batch file.
+    pub line: usize,
+    /// How its subscriptions would be handled.
+    pub subscriptions: SubscriptionMode,
+    /// Why its inventory could not be read (nothing else is then known).
+    pub error: Option<String>,
+    /// Why the saga would refuse to start (the keep list).
+    pub refused: Option<String>,
+    /// The keep accounts as resolved against the directory.
+    pub keep: Vec<KeepAccount>,
+    /// How many users would be deleted.
+    pub users_to_delete: usize,
+    /// Their UPNs, sorted.
+    pub users: Vec<String>,
+    /// Active subscriptions to cancel (step 2).
+    pub cancel_subscriptions: Vec<SubscriptionRef>,
+    /// Subscriptions to delete (step 3, the point of no return).
+    pub delete_subscriptions: Vec<SubscriptionRef>,
+    /// Whether security defaults would be disabled (step 4).
+    pub disable_security_defaults: bool,
+    /// Conditional Access policies requiring MFA to disable (step 4), by name.
+    pub disable_ca_policies: Vec<String>,
+    /// App registrations that block the tenant's deletion (step 5).
+    pub applications: Vec<String>,
+    /// What an operator should know first.
+    pub warnings: Vec<String>,
+}
+
+/// One keep entry of the batch, resolved.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeepAccount {
+    /// The entry as written (UPN or object id).
+    pub entry: String,
+    /// Its object id, when the directory has it.
+    pub id: Option<String>,
+    /// Whether it holds the Global Administrator role.
+    pub global_admin: bool,
+}
+
 /// Runs `closeout plan`.
 pub fn run(args: Args) -> Result<(), Error> {
-    let _ = args.config.load()?;
+    let (_, config) = args.config.load()?;
     let batch = BatchFile::load(&args.batch).map_err(|e| Error::Invalid(e.into()))?;
     batch
         .check_secret_files()
         .map_err(|e| Error::Invalid(e.into()))?;
-    Err(Error::Failed(anyhow::anyhow!(
-        "closeout plan is not available yet: it needs the saga executor"
-    )))
+    let plans = block_on(plan_batch(&config, &batch))??;
+    if args.json {
+        let text = serde_json::to_string_pretty(&plans)
+            .map_err(|e| Error::Failed(anyhow::anyhow!("cannot encode the plan: {e}")))?;
+        println!("{text}");
+    } else {
+        for p in &plans {
+            print_text(p);
+        }
+    }
+    let failed = plans.iter().filter(|p| p.error.is_some()).count();
+    let refused = plans.iter().filter(|p| p.refused.is_some()).count();
+    if failed > 0 {
+        return Err(Error::Failed(anyhow::anyhow!(
+            "{failed} of {} tenants could not be inventoried",
+            plans.len()
+        )));
+    }
+    if refused > 0 {
+        return Err(Error::Invalid(anyhow::anyhow!(
+            "{refused} of {} tenants would be refused: fix their keep lists in {}",
+            plans.len(),
+            batch.file.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads every tenant's inventory and plans its closure, in batch order.
+pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<TenantPlan>, Error> {
+    let endpoints = graph::Endpoints {
+        graph: config.endpoints.graph.clone(),
+        login: config.endpoints.login.clone(),
+        partner_center: config.endpoints.partner_center.clone(),
+    };
+    let client = graph::Client::new(endpoints, client_options(config))
+        .map_err(|e| Error::Failed(e.into()))?;
+    let client = &client;
+    let plans = stream::iter(batch.tenants.iter().zip(&batch.lines))
+        .map(|(spec, line)| async move {
+            let mut plan = match read_inventory(client, spec).await {
+                Ok(inv) => tenant_plan(spec, &inv),
+                Err(error) => unreadable(spec, error),
+            };
+            plan.line = *line;
+            if spec.subscriptions == SubscriptionMode::PartnerCenter
+                && config.partner_center.is_none()
+            {
+                plan.warnings.push(
+                    "subscriptions = \"partner-center\" but the config has no [partner_center] section"
+                        .into(),
+                );
+            }
+            plan
+        })
+        .buffered(CONCURRENT_READS)
+        .collect()
+        .await;
+    Ok(plans)
+}
+
+/// The inventory, read exactly as step 0 of a saga reads it.
+async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inventory, String> {
+    let secret = graph::read_secret(&spec.secret).map_err(|e| e.to_string())?;
+    let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
+    let events = perform(
+        &Call::Read(Read::Inventory),
+        &api,
+        None::<&graph::PartnerClient>,
+        &spec.tenant_id,
+        Timestamp::from_system(std::time::SystemTime::now()),
+    )
+    .await;
+    match events.into_iter().next() {
+        Some(Event::InventoryRecorded { inventory }) => Ok(inventory),
+        Some(Event::ReadFailed { error, .. }) => Err(format!(
+            "cannot read the inventory: {} ({})",
+            error.message, error.code
+        )),
+        _ => Err("cannot read the inventory: no answer".into()),
+    }
+}
+
+fn unreadable(spec: &TenantSpec, error: String) -> TenantPlan {
+    TenantPlan {
+        tenant_id: spec.tenant_id.clone(),
+        line: 0,
+        subscriptions: spec.subscriptions,
+        error: Some(error),
+        refused: None,
+        keep: Vec::new(),
+        users_to_delete: 0,
+        users: Vec::new(),
+        cancel_subscriptions: Vec::new(),
+        delete_subscriptions: Vec::new(),
+        disable_security_defaults: false,
+        disable_ca_policies: Vec::new(),
+        applications: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+/// The saga's plan for this tenant, with the keep accounts spelled out.
+pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
+    let plan = saga::plan(spec, inv);
+    let keep = spec
+        .keep
+        .iter()
+        .map(|entry| {
+            let user = inv
+                .users
+                .iter()
+                .find(|u| &u.id == entry || u.user_principal_name.eq_ignore_ascii_case(entry));
+            KeepAccount {
+                entry: entry.clone(),
+                id: user.map(|u| u.id.clone()),
+                global_admin: user.is_some_and(|u| inv.global_admins.contains(&u.id)),
+            }
+        })
+        .collect();
+    let ca_name = |id: &String| {
+        inv.ca_policies
+            .iter()
+            .find(|p| &p.id == id)
+            .map(|p| p.display_name.clone())
+            .unwrap_or_else(|| id.clone())
+    };
+    let mut users: Vec<String> = plan.delete_users.iter().map(|u| u.upn.clone()).collect();
+    users.sort();
+    TenantPlan {
+        tenant_id: spec.tenant_id.clone(),
+        line: 0,
+        subscriptions: spec.subscriptions,
+        error: None,
+        refused: plan.keep.as_ref().err().cloned(),
+        keep,
+        users_to_delete: plan.delete_users.len(),
+        users,
+        disable_ca_policies: plan.disable_ca_policies.iter().map(ca_name).collect(),
+        cancel_subscriptions: plan.cancel_subscriptions,
+        delete_subscriptions: plan.delete_subscriptions,
+        disable_security_defaults: plan.disable_security_defaults,
+        applications: plan.applications,
+        warnings: plan.warnings,
+    }
+}
+
+fn print_text(p: &TenantPlan) {
+    println!("tenant {} (batch line {})", p.tenant_id, p.line);
+    if let Some(e) = &p.error {
+        println!("  ERROR: {e}\n");
+        return;
+    }
+    if let Some(r) = &p.refused {
+        println!("  REFUSED: {r}");
+    }
+    for k in &p.keep {
+        let what = match (&k.id, k.global_admin) {
+            (None, _) => "not found in the directory".to_string(),
+            (Some(id), true) => format!("{id}, Global Administrator"),
+            (Some(id), false) => format!("{id}, not a Global Administrator"),
+        };
+        println!("  keep {} ({what})", k.entry);
+    }
+    let mut shown: Vec<&str> = p
+        .users
+        .iter()
+        .take(SHOWN_USERS)
+        .map(String::as_str)
+        .collect();
+    if p.users.len() > SHOWN_USERS {
+        shown.push("...");
+    }
+    println!(
+        "  step 1: delete {} users{}{}",
+        p.users_to_delete,
+        if shown.is_empty() { "" } else { ": " },
+        shown.join(", ")
+    );
+    let how = match p.subscriptions {
+        SubscriptionMode::PartnerCenter => "through Partner Center",
+        SubscriptionMode::Manual => "by a person in the Microsoft 365 admin center",
+    };
+    let subs = |s: &[SubscriptionRef]| {
+        s.iter()
+            .map(|s| format!("{} ({})", s.sku, s.id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  step 2: cancel {} subscriptions {how}: {}",
+        p.cancel_subscriptions.len(),
+        subs(&p.cancel_subscriptions)
+    );
+    println!(
+        "  step 3: delete {} subscriptions {how} (point of no return): {}",
+        p.delete_subscriptions.len(),
+        subs(&p.delete_subscriptions)
+    );
+    println!(
+        "  step 4: {}; disable {} Conditional Access policies requiring MFA{}{}",
+        if p.disable_security_defaults {
+            "disable security defaults"
+        } else {
+            "security defaults already off"
+        },
+        p.disable_ca_policies.len(),
+        if p.disable_ca_policies.is_empty() {
+            ""
+        } else {
+            ": "
+        },
+        p.disable_ca_policies.join(", ")
+    );
+    if p.applications.is_empty() {
+        println!("  step 5: no app registration blocks the tenant's deletion");
+    } else {
+        println!(
+            "  step 5: {} app registrations block the tenant's deletion (a Global Administrator removes them in the portal): {}",
+            p.applications.len(),
+            p.applications.join(", ")
+        );
+    }
+    for w in &p.warnings {
+        println!("  WARNING: {w}");
+    }
+    println!();
 }

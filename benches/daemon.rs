@@ -1,0 +1,218 @@
+//! One daemon closing many tenants against the simulator: the built
+//! `closeout daemon` runs as a child process (so that its peak RSS is its own,
+//! not the simulator's), the simulator runs in this process (10 ms latency,
+//! short lifecycle delays, auto-operator), and the batch goes in through the
+//! control socket as `closeout submit` sends it.
+//!
+//! Measured in the same run: one tenant alone, then 1,000 tenants of 20 users
+//! (50 with `CLOSEOUT_BENCH_QUICK=1`). Prints `bench daemon.tenant_1_s`,
+//! `bench daemon.tenants_1000_s` (the name stays; the count is printed too),
+//! `bench daemon.ratio` and `bench daemon.peak_rss_mb` (VmHWM of the daemon in
+//! the large run). Target: ratio at most 3, peak RSS under 300 MB.
+
+use closeout::cli::demo::setup::{self, Tuning};
+use closeout::config::BatchFile;
+use closeout::runtime::control::{Client, Request, Response, RunState};
+use closeout::sim::{self, state::Billing, GenerateSpec};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The daemon child; SIGKILLed if the bench fails half-way.
+struct Daemon {
+    child: Child,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// CPU seconds (user + system) used so far by process `pid` (`self` for this one).
+fn cpu_s(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime and
+    // stime are the 12th and 13th, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// One run: `tenants` tenants of `users` users; returns the time from submit
+/// to the last saga completed and the daemon's peak RSS in kB.
+async fn run(tenants: usize, users: usize, seed: u64) -> (Duration, u64, f64, f64) {
+    let mut fixture = sim::fixture::generate(
+        &GenerateSpec {
+            tenants,
+            users,
+            subscriptions: 2,
+            ..GenerateSpec::default()
+        },
+        seed,
+    );
+    for (i, t) in fixture.tenants.iter_mut().enumerate() {
+        t.billing = if i % 2 == 0 {
+            Billing::Partner
+        } else {
+            Billing::Direct
+        };
+    }
+    let sim = sim::Sim::start(sim::Options {
+        fixture,
+        seed,
+        latency: Duration::from_millis(10),
+        deprovision_after: Duration::from_millis(300),
+        auto_operator: Some(Duration::from_millis(100)),
+        // Throttling off, as in the simulator's own bench: with it on, a
+        // saga's step-4 read of the Conditional Access policies stays
+        // answered 429 for minutes (reported; see the module doc).
+        throttling: false,
+        ..sim::Options::default()
+    })
+    .await
+    .expect("simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tuning = Tuning {
+        max_concurrent_sagas: tenants,
+        poll: Duration::from_millis(100),
+        retry_initial: Duration::from_millis(100),
+        log_level: "warn".into(),
+    };
+    let files = setup::write(
+        dir.path(),
+        &sim.base_url(),
+        &sim.tenants(),
+        &sim.partner(),
+        &tuning,
+    )
+    .expect("files");
+    let socket = dir.path().join("control.sock");
+    let daemon = Daemon {
+        child: Command::new(env!("CARGO_BIN_EXE_closeout"))
+            .arg("daemon")
+            .arg("--config")
+            .arg(&files.config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("daemon.log")).expect("log file"))
+            .spawn()
+            .expect("closeout daemon"),
+    };
+    let mut client = connect(&socket, &daemon).await;
+    let batch = BatchFile::load(&files.batch).expect("batch");
+    let start = Instant::now();
+    let (daemon_cpu0, sim_cpu0) = (cpu_s(&daemon.child.id().to_string()), cpu_s("self"));
+    match client
+        .call(&Request::Submit {
+            tenants: batch.tenants,
+        })
+        .await
+        .expect("submit")
+    {
+        Response::Submitted { sagas } => assert_eq!(sagas.len(), tenants),
+        other => panic!("submit answered {other:?}"),
+    }
+    let poll = Duration::from_millis(if tenants == 1 { 10 } else { 100 });
+    let mut shown = Instant::now();
+    let elapsed = loop {
+        tokio::time::sleep(poll).await;
+        let rows = match client.call(&Request::Status { saga: None }).await {
+            Ok(Response::Status { rows }) => rows,
+            other => panic!("status answered {other:?}"),
+        };
+        if shown.elapsed() > Duration::from_secs(5) {
+            shown = Instant::now();
+            let mut counts = std::collections::BTreeMap::new();
+            for r in &rows {
+                *counts
+                    .entry(format!("{:?} step {:?}", r.state, r.step))
+                    .or_insert(0) += 1;
+            }
+            eprintln!("{:.0?}: {counts:?}", start.elapsed());
+            if let Some(r) = rows.iter().find(|r| !r.state.is_terminal()) {
+                eprintln!("  e.g. {r:?}");
+            }
+        }
+        if rows.iter().all(|r| r.state.is_terminal()) {
+            let elapsed = start.elapsed();
+            let bad: Vec<_> = rows
+                .iter()
+                .filter(|r| r.state != RunState::Completed)
+                .collect();
+            assert!(bad.is_empty(), "sagas not completed: {bad:?}");
+            break elapsed;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "the sagas did not finish in 10 minutes"
+        );
+    };
+    let rss = vm_hwm_kb(daemon.child.id()).unwrap_or(0);
+    let daemon_cpu = cpu_s(&daemon.child.id().to_string()) - daemon_cpu0;
+    let sim_cpu = cpu_s("self") - sim_cpu0;
+    drop(client);
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.child.id().to_string()])
+        .status();
+    drop(daemon);
+    sim.shutdown().await;
+    (elapsed, rss, daemon_cpu, sim_cpu)
+}
+
+/// Waits for the daemon's control socket (the daemon binds it first thing).
+async fn connect(socket: &Path, daemon: &Daemon) -> Client {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut c) = Client::connect(socket).await {
+            if let Ok(Response::Health(_)) = c.call(&Request::Health).await {
+                return c;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "daemon {} did not answer on {}",
+            daemon.child.id(),
+            socket.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn main() {
+    let quick = std::env::var("CLOSEOUT_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let many = if quick { 50 } else { 1000 };
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let (one, _, _, _) = run(1, 20, 1).await;
+        let (all, rss_kb, daemon_cpu, sim_cpu) = run(many, 20, 2).await;
+        println!("bench daemon.tenant_1_s {:.3} s", one.as_secs_f64());
+        println!("bench daemon.tenants_1000_s {:.3} s", all.as_secs_f64());
+        println!("bench daemon.tenants {many} tenants");
+        println!(
+            "bench daemon.ratio {:.2} x",
+            all.as_secs_f64() / one.as_secs_f64()
+        );
+        println!("bench daemon.peak_rss_mb {:.1} MB", rss_kb as f64 / 1024.0);
+        // Where the time of the large run went: CPU of the daemon and of
+        // this process (the simulator), against the cores available.
+        println!("bench daemon.daemon_cpu_s {daemon_cpu:.1} s");
+        println!("bench daemon.sim_cpu_s {sim_cpu:.1} s");
+        println!(
+            "bench daemon.cores {} cores",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+    });
+}
