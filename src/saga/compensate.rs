@@ -19,11 +19,6 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
     let Some(header) = &state.header else {
         return Vec::new();
     };
-    if let Some(w) = &state.wait {
-        if now < w.until {
-            return vec![Action::WakeAt(w.until)];
-        }
-    }
     // What the forward steps may have done must be known before it is undone.
     for change in [SUSPEND, Change::DeleteUser] {
         if let Some(a) = resolve_doubt(state, change) {

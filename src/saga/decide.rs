@@ -53,6 +53,13 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
             return vec![Action::WakeAt(at)];
         }
     }
+    // A durable wait (deprovisioning, a gate's re-check, replication) holds
+    // the forward steps and the compensation alike.
+    if let Some(w) = &state.wait {
+        if now < w.until {
+            return vec![Action::WakeAt(w.until)];
+        }
+    }
     if state.compensating.is_some() {
         compensate::decide(state, now)
     } else {

@@ -22,11 +22,6 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
     let Some(header) = &state.header else {
         return Vec::new();
     };
-    if let Some(w) = &state.wait {
-        if now < w.until {
-            return vec![Action::WakeAt(w.until)];
-        }
-    }
     let manual = header.spec.subscriptions == SubscriptionMode::Manual;
     match state.step {
         0 => start(state),
