@@ -81,9 +81,9 @@ pub fn run(args: Args) -> Result<(), super::Error> {
         kinds: args.select.kinds.clone(),
         object: args.select.object.clone(),
     };
-    let log = match (location.source.open(), &location.socket) {
-        (Ok(log), _) => Some(log),
-        (Err(audit::Error::Locked(_)), Some(_)) => None,
+    let (log, locked) = match (location.source.open(), &location.socket) {
+        (Ok(log), _) => (Some(log), String::new()),
+        (Err(audit::Error::Locked(dir)), Some(_)) => (None, dir),
         (Err(e), _) => return Err(opened_error(&location, e)),
     };
     let mut out = match &args.output {
@@ -93,7 +93,14 @@ pub fn run(args: Args) -> Result<(), super::Error> {
     let Some(log) = log else {
         // The running daemon holds the data dir: it renders the audit.
         let socket = location.socket.as_deref().unwrap_or(Path::new(""));
-        remote(socket, filter, args.format, args.inventory, &mut out)?;
+        remote(
+            socket,
+            &locked,
+            filter,
+            args.format,
+            args.inventory,
+            &mut out,
+        )?;
         return out.commit().map_err(classify);
     };
     if args.inventory {
@@ -178,6 +185,7 @@ fn opened_error(location: &Location, e: audit::Error) -> super::Error {
 /// writes the chunks it streams back to `out`.
 fn remote(
     socket: &Path,
+    locked: &str,
     filter: Filter,
     format: Format,
     inventory: bool,
@@ -185,9 +193,12 @@ fn remote(
 ) -> Result<(), super::Error> {
     use crate::runtime::control::{Client, Request, Response};
     super::common::block_on(async {
-        let mut client = Client::connect(socket)
-            .await
-            .map_err(|e| super::Error::Failed(e.into()))?;
+        let mut client = Client::connect(socket).await.map_err(|e| {
+            super::Error::Failed(anyhow::anyhow!(
+                "data dir {locked} is locked by the running daemon, but its control socket \
+                 does not answer: {e}"
+            ))
+        })?;
         let request = Request::Audit {
             filter,
             format,
