@@ -127,12 +127,7 @@ pub fn entries(
         object: None,
         step: ctx.step,
         fact,
-        // Filled below when wanted (no allocation thrown away).
-        details: if details {
-            String::new()
-        } else {
-            String::from("null")
-        },
+        details: String::from("null"),
     };
     match event {
         Event::ChangeIntended {

@@ -92,17 +92,6 @@ impl Lean {
             })
     }
 
-    /// Every record from the first, as [`Lean::records`], by an iterator that
-    /// owns its handle on the tree (to be read on another thread).
-    pub fn owned_records(&self) -> impl Iterator<Item = Result<Record, String>> + Send + 'static {
-        self.tree
-            .range(layout::record_key(FIRST_SEQ)..=layout::record_key(u64::MAX))
-            .map(|item| {
-                let (k, v) = item.map_err(|e| e.to_string())?;
-                decode_at(layout::record_seq(&k).unwrap_or(0), &v)
-            })
-    }
-
     /// A saga's records in order, through its index.
     pub fn saga_records(&self, saga: &SagaId) -> impl Iterator<Item = Result<Record, String>> + '_ {
         let start = layout::index_key(saga, FIRST_SEQ);

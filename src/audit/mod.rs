@@ -48,7 +48,6 @@ pub mod html;
 pub mod jsonl;
 pub mod lean;
 pub mod output;
-pub mod prefetch;
 pub mod source;
 pub mod store_log;
 pub mod svg;

@@ -7,7 +7,6 @@
 
 use super::adapter::{self, Context};
 use super::lean::{Failure, Lean};
-use super::prefetch::{self, Decoded};
 use super::source::{Entries, Want};
 use super::verify::Bad;
 use super::{Entry, Error, Log, SagaInfo};
@@ -28,9 +27,6 @@ enum Backend {
 
 /// Records, lazily.
 type Records<'a> = Box<dyn Iterator<Item = Result<Record, Error>> + 'a>;
-
-/// Records with their events, lazily.
-type DecodedRecords<'a> = Box<dyn Iterator<Item = Decoded> + 'a>;
 
 /// A data directory's event log, opened for reading.
 pub struct StoreLog {
@@ -167,43 +163,9 @@ impl StoreLog {
         })
     }
 
-    /// Decodes each record's event in this thread.
-    fn decoded<'a>(&'a self, records: Records<'a>) -> DecodedRecords<'a> {
-        Box::new(records.map(move |r| {
-            let r = r?;
-            let event = self.event(&r)?;
-            Ok((r, event))
-        }))
-    }
-
-    /// The whole log's records with their events: read and decoded on a
-    /// second thread for the lean reader ([`prefetch`]), else in this one.
-    fn all_decoded(&self) -> DecodedRecords<'_> {
-        if let Backend::Lean(l) = &self.backend {
-            let path = self.dir.display().to_string();
-            let records = l.owned_records().map(move |r| {
-                r.map_err(|message| Error::Log {
-                    path: path.clone(),
-                    message,
-                })
-            });
-            let decode = |r: Record| match adapter::decode_event(&r.payload) {
-                Ok(event) => Ok((r, event)),
-                Err(message) => Err(Error::Decode {
-                    seq: r.global_seq,
-                    saga_id: r.saga_id.0,
-                    message,
-                }),
-            };
-            if let Some(p) = prefetch::spawn(records, decode) {
-                return Box::new(p);
-            }
-        }
-        self.decoded(self.records())
-    }
-
-    fn adapt<'a>(&'a self, records: DecodedRecords<'a>, want: Want) -> Entries<'a> {
+    fn adapt<'a>(&'a self, records: Records<'a>, want: Want) -> Entries<'a> {
         Box::new(Adapt {
+            log: self,
             records,
             contexts: HashMap::new(),
             buf: VecDeque::new(),
@@ -215,8 +177,10 @@ impl StoreLog {
 }
 
 /// Streams records as entries.
-struct Adapt<I> {
-    /// The records with their events, in order.
+struct Adapt<'a, I> {
+    /// For decoding and messages.
+    log: &'a StoreLog,
+    /// The records, in order.
     records: I,
     /// One context per saga seen.
     contexts: HashMap<String, Context>,
@@ -230,7 +194,7 @@ struct Adapt<I> {
     failed: bool,
 }
 
-impl<I: Iterator<Item = Decoded>> Iterator for Adapt<I> {
+impl<I: Iterator<Item = Result<Record, Error>>> Iterator for Adapt<'_, I> {
     type Item = Result<Entry, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -241,8 +205,15 @@ impl<I: Iterator<Item = Decoded>> Iterator for Adapt<I> {
             if self.failed {
                 return None;
             }
-            let (record, event) = match self.records.next()? {
+            let record = match self.records.next()? {
                 Ok(r) => r,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            };
+            let event = match self.log.event(&record) {
+                Ok(ev) => ev,
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(e));
@@ -291,13 +262,13 @@ impl Log for StoreLog {
     }
 
     fn entries_with(&self, want: Want) -> Entries<'_> {
-        self.adapt(self.all_decoded(), want)
+        self.adapt(self.records(), want)
     }
 
     fn saga_entries(&self, saga_id: &str) -> Entries<'_> {
         let id = SagaId(saga_id.to_string());
         match self.has_saga(&id) {
-            Ok(true) => self.adapt(self.decoded(self.saga_records(&id)), Want::ALL),
+            Ok(true) => self.adapt(self.saga_records(&id), Want::ALL),
             Ok(false) => Box::new(std::iter::once(Err(Error::UnknownSaga(
                 saga_id.to_string(),
             )))),
