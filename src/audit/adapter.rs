@@ -127,7 +127,12 @@ pub fn entries(
         object: None,
         step: ctx.step,
         fact,
-        details: String::from("null"),
+        // Filled below when wanted (no allocation thrown away).
+        details: if details {
+            String::new()
+        } else {
+            String::from("null")
+        },
     };
     match event {
         Event::ChangeIntended {

@@ -150,18 +150,23 @@ impl Checker {
             }
             Fact::Outcome { change_id, result } => {
                 self.report.outcomes += 1;
-                if !saga.open.contains_key(change_id) {
+                let known = if result.leaves_open() {
+                    let known = saga.open.contains_key(change_id);
+                    if known && !saga.answered.contains(change_id) {
+                        saga.answered.insert(change_id.clone());
+                    }
+                    known
+                } else {
+                    let known = saga.open.remove(change_id).is_some();
+                    if known && !saga.answered.is_empty() {
+                        saga.answered.remove(change_id);
+                    }
+                    known
+                };
+                if !known {
                     return bad(format!(
                         "outcome of change {change_id} has no earlier intent"
                     ));
-                }
-                if result.leaves_open() {
-                    if !saga.answered.contains(change_id) {
-                        saga.answered.insert(change_id.clone());
-                    }
-                } else {
-                    saga.open.remove(change_id);
-                    saga.answered.remove(change_id);
                 }
             }
             Fact::Resolved { action, .. } => {
