@@ -151,7 +151,11 @@ fn write_u64(buf: &mut Vec<u8>, n: u64) {
 /// A JSON string: as is between quotes when nothing in it needs escaping
 /// (the common case: ids, paths, names), else through `serde_json`.
 fn write_str(buf: &mut Vec<u8>, s: &str) -> std::io::Result<()> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // A branch-free fold (the compiler vectorises it), not a short-circuit.
+    let escape = s.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !escape {
         buf.push(b'"');
         buf.extend_from_slice(s.as_bytes());
         buf.push(b'"');
