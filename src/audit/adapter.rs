@@ -127,7 +127,12 @@ pub fn entries(
         object: None,
         step: ctx.step,
         fact,
-        details: String::from("null"),
+        // Filled below when wanted (no allocation thrown away).
+        details: if details {
+            String::new()
+        } else {
+            String::from("null")
+        },
     };
     match event {
         Event::ChangeIntended {
@@ -151,7 +156,9 @@ pub fn entries(
                     count,
                 });
                 e.object = Some(t.clone());
-                e.http = Some(planned_call(*change, t, &ctx.tenant_id));
+                if want.http {
+                    e.http = Some(planned_call(*change, t, &ctx.tenant_id));
+                }
                 if details {
                     e.details = format!(
                         "{{\"change_id\":{change_id},\"change\":{},\"target\":{}}}",
@@ -199,7 +206,9 @@ pub fn entries(
             } else {
                 none()
             });
-            e.http = event.http().cloned();
+            if want.http {
+                e.http = event.http().cloned();
+            }
             e.object = match event {
                 Event::ChangeApplied { target, .. } | Event::ChangeFailed { target, .. } => {
                     Some(target.clone())

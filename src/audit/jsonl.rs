@@ -15,7 +15,6 @@
 use super::entry::hex_into;
 use super::{Entry, Error};
 use crate::model::HttpInfo;
-use crate::model::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::Write;
@@ -64,48 +63,6 @@ pub struct LineItem {
     pub count: u32,
 }
 
-/// The borrowed form written on export (no copies of the entry's strings).
-#[derive(Serialize)]
-struct LineRef<'a> {
-    seq: u64,
-    saga_seq: u64,
-    at: At,
-    saga_id: &'a str,
-    tenant_id: &'a str,
-    kind: &'a str,
-    hash: Hex<'a>,
-    prev_hash: Hex<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    item: Option<LineItem>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http: Option<&'a HttpInfo>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    object: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    step: Option<u8>,
-}
-
-/// A hash written as 64 lowercase hex digits, without allocating.
-struct Hex<'a>(&'a [u8; 32]);
-
-impl Serialize for Hex<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut out = [0u8; 64];
-        hex_into(self.0, &mut out);
-        s.serialize_str(std::str::from_utf8(&out).unwrap_or_default())
-    }
-}
-
-/// A time written as RFC 3339 UTC with milliseconds, without allocating.
-struct At(Timestamp);
-
-impl Serialize for At {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0 .0);
-        s.collect_str(&humantime::format_rfc3339_millis(t))
-    }
-}
-
 /// Writes one entry as one line (with its newline).
 pub fn write_entry(out: &mut dyn Write, e: &Entry) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
@@ -115,30 +72,97 @@ pub fn write_entry(out: &mut dyn Write, e: &Entry) -> std::io::Result<()> {
 
 /// Appends one entry's line (with its newline) to `buf`: the fields, then
 /// the event's JSON text as is.
+///
+/// Written by hand, byte for byte what `serde_json` makes of [`Line`] (field
+/// order, no spaces, absent optional fields left out): numbers, the time and
+/// the hex hashes cannot need escaping, so only the strings go through
+/// `serde_json`'s escaping. `tests::hand_written_line_is_serde_json_s` holds
+/// the two equal.
 pub fn encode(buf: &mut Vec<u8>, e: &Entry) -> std::io::Result<()> {
-    let line = LineRef {
-        seq: e.seq,
-        saga_seq: e.saga_seq,
-        at: At(e.at),
-        saga_id: &e.saga_id,
-        tenant_id: &e.tenant_id,
-        kind: &e.kind,
-        hash: Hex(&e.hash),
-        prev_hash: Hex(&e.prev_hash),
-        item: e.item.map(|i| LineItem {
-            index: i.index,
-            count: i.count,
-        }),
-        http: e.http.as_ref(),
-        object: e.object.as_deref(),
-        step: e.step,
-    };
-    serde_json::to_writer(&mut *buf, &line)?;
-    buf.pop(); // the closing brace, reopened for `event`
+    let mut hex = [0u8; 64];
+    buf.extend_from_slice(b"{\"seq\":");
+    write_u64(buf, e.seq);
+    buf.extend_from_slice(b",\"saga_seq\":");
+    write_u64(buf, e.saga_seq);
+    buf.extend_from_slice(b",\"at\":\"");
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.at.0);
+    write!(buf, "{}", humantime::format_rfc3339_millis(t))?;
+    buf.extend_from_slice(b"\",\"saga_id\":");
+    write_str(buf, &e.saga_id)?;
+    buf.extend_from_slice(b",\"tenant_id\":");
+    write_str(buf, &e.tenant_id)?;
+    buf.extend_from_slice(b",\"kind\":");
+    write_str(buf, &e.kind)?;
+    buf.extend_from_slice(b",\"hash\":\"");
+    hex_into(&e.hash, &mut hex);
+    buf.extend_from_slice(&hex);
+    buf.extend_from_slice(b"\",\"prev_hash\":\"");
+    hex_into(&e.prev_hash, &mut hex);
+    buf.extend_from_slice(&hex);
+    buf.push(b'"');
+    if let Some(i) = e.item {
+        buf.extend_from_slice(b",\"item\":{\"index\":");
+        write_u64(buf, u64::from(i.index));
+        buf.extend_from_slice(b",\"count\":");
+        write_u64(buf, u64::from(i.count));
+        buf.push(b'}');
+    }
+    if let Some(h) = &e.http {
+        buf.extend_from_slice(b",\"http\":{\"method\":");
+        write_str(buf, &h.method)?;
+        buf.extend_from_slice(b",\"path\":");
+        write_str(buf, &h.path)?;
+        buf.extend_from_slice(b",\"status\":");
+        write_u64(buf, u64::from(h.status));
+        buf.extend_from_slice(b",\"request_id\":");
+        write_str(buf, &h.request_id)?;
+        buf.push(b'}');
+    }
+    if let Some(o) = &e.object {
+        buf.extend_from_slice(b",\"object\":");
+        write_str(buf, o)?;
+    }
+    if let Some(step) = e.step {
+        buf.extend_from_slice(b",\"step\":");
+        write_u64(buf, u64::from(step));
+    }
     buf.extend_from_slice(b",\"event\":");
     buf.extend_from_slice(e.details.as_bytes());
     buf.extend_from_slice(b"}\n");
     Ok(())
+}
+
+/// A number in decimal, as `serde_json` writes it.
+fn write_u64(buf: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(digits.get(at..).unwrap_or_default());
+}
+
+/// A JSON string: as is between quotes when nothing in it needs escaping
+/// (the common case: ids, paths, names), else through `serde_json`.
+fn write_str(buf: &mut Vec<u8>, s: &str) -> std::io::Result<()> {
+    // A branch-free fold (the compiler vectorises it), not a short-circuit.
+    let escape = s.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !escape {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(&mut *buf, s).map_err(std::io::Error::other)
+    }
 }
 
 /// The line an entry exports as, parsed (for comparing an export with the log).
@@ -150,4 +174,110 @@ pub fn line_of(e: &Entry) -> Result<Line, Error> {
         saga_id: e.saga_id.clone(),
         message: format!("cannot re-read its jsonl line: {err}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Fact, Item};
+    use serde::Serialize;
+    use std::borrow::Cow;
+
+    /// The fields as `serde_json` writes them: the reference the hand-written
+    /// [`encode`] must match byte for byte.
+    #[derive(Serialize)]
+    struct Reference<'a> {
+        seq: u64,
+        saga_seq: u64,
+        at: String,
+        saga_id: &'a str,
+        tenant_id: &'a str,
+        kind: &'a str,
+        hash: String,
+        prev_hash: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        item: Option<LineItem>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        http: Option<&'a HttpInfo>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<u8>,
+    }
+
+    fn reference(e: &Entry) -> Vec<u8> {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.at.0);
+        let r = Reference {
+            seq: e.seq,
+            saga_seq: e.saga_seq,
+            at: humantime::format_rfc3339_millis(t).to_string(),
+            saga_id: &e.saga_id,
+            tenant_id: &e.tenant_id,
+            kind: &e.kind,
+            hash: crate::audit::entry::hex(&e.hash),
+            prev_hash: crate::audit::entry::hex(&e.prev_hash),
+            item: e.item.map(|i| LineItem {
+                index: i.index,
+                count: i.count,
+            }),
+            http: e.http.as_ref(),
+            object: e.object.as_deref(),
+            step: e.step,
+        };
+        let mut out = serde_json::to_vec(&r).unwrap();
+        out.pop();
+        out.extend_from_slice(b",\"event\":");
+        out.extend_from_slice(e.details.as_bytes());
+        out.extend_from_slice(b"}\n");
+        out
+    }
+
+    fn plain() -> Entry {
+        Entry {
+            seq: 0,
+            saga_seq: 18_446_744_073_709_551_615,
+            at: crate::model::Timestamp(1_764_000_000_123),
+            saga_id: "saga-1".into(),
+            tenant_id: "contoso.onmicrosoft.com".into(),
+            kind: Cow::Borrowed("change_applied"),
+            hash: [0xab; 32],
+            prev_hash: [0x01; 32],
+            item: None,
+            http: None,
+            object: None,
+            step: None,
+            fact: Fact::Other {
+                summary: String::new(),
+            },
+            details: "{\"a\":1}".into(),
+        }
+    }
+
+    #[test]
+    fn hand_written_line_is_serde_json_s() {
+        let mut full = plain();
+        full.seq = 1_234_567;
+        full.item = Some(Item {
+            index: 3,
+            count: 10,
+        });
+        full.http = Some(HttpInfo {
+            method: "DELETE".into(),
+            path: "/v1.0/users/u\"1\\x\u{1}\tÿ€".into(),
+            status: 204,
+            request_id: "r-\n9".into(),
+        });
+        full.object = Some("ob\"j\u{7f}é".into());
+        full.step = Some(5);
+        full.saga_id = "s\\a\"g\u{1f}a".into();
+        full.tenant_id = String::new();
+        for e in [plain(), full] {
+            let mut got = Vec::new();
+            encode(&mut got, &e).unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(reference(&e)).unwrap()
+            );
+        }
+    }
 }

@@ -22,6 +22,9 @@ pub struct Want {
     pub details: bool,
     /// Fill [`Entry::fact`]; else it is an empty [`super::Fact::Other`].
     pub facts: bool,
+    /// Fill [`Entry::http`] (the call an event is about); `verify` needs no
+    /// calls, and building an intent's planned call costs allocations.
+    pub http: bool,
 }
 
 impl Want {
@@ -29,16 +32,19 @@ impl Want {
     pub const ALL: Want = Want {
         details: true,
         facts: true,
+        http: true,
     };
     /// What the jsonl export writes.
     pub const EXPORT: Want = Want {
         details: true,
         facts: false,
+        http: true,
     };
     /// What `verify` checks.
     pub const CHECK: Want = Want {
         details: false,
         facts: true,
+        http: false,
     };
 }
 

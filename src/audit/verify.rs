@@ -92,7 +92,9 @@ impl Checker {
     }
 
     /// Checks the next entry; returns what is wrong with it, if anything.
-    pub fn push(&mut self, e: &Entry) -> Option<Bad> {
+    /// Takes the entry by value: its change key, action and object move into
+    /// the open intents instead of being copied.
+    pub fn push(&mut self, e: Entry) -> Option<Bad> {
         let bad = |reason: String| {
             Some(Bad {
                 seq: e.seq,
@@ -102,7 +104,6 @@ impl Checker {
             })
         };
         let first_item = e.item.is_none_or(|i| i.index == 0);
-        let first_saga_seq = self.first_saga_seq;
         if first_item {
             self.report.records += 1;
             if let Some(expected) = self.next_global {
@@ -115,17 +116,19 @@ impl Checker {
             }
             self.next_global = Some(e.seq + 1);
         }
-        let known = self.sagas.contains_key(&e.saga_id);
-        let saga = self
-            .sagas
-            .entry(e.saga_id.clone())
-            .or_insert_with(|| SagaCheck {
-                next_seq: first_saga_seq,
-                ..SagaCheck::default()
-            });
-        if !known {
+        if !self.sagas.contains_key(&e.saga_id) {
             self.report.sagas += 1;
+            self.sagas.insert(
+                e.saga_id.clone(),
+                SagaCheck {
+                    next_seq: self.first_saga_seq,
+                    ..SagaCheck::default()
+                },
+            );
         }
+        let Some(saga) = self.sagas.get_mut(&e.saga_id) else {
+            return bad("its saga vanished from the checker".into());
+        };
         if first_item {
             if e.saga_seq != saga.next_seq {
                 return bad(format!(
@@ -136,25 +139,34 @@ impl Checker {
             saga.next_seq += 1;
         }
         match &e.fact {
-            Fact::Intent {
-                change_id, action, ..
-            } => {
+            Fact::Intent { .. } => {
                 self.report.intents += 1;
-                saga.open
-                    .insert(change_id.clone(), (action.clone(), e.object.clone()));
+                if let Fact::Intent {
+                    change_id, action, ..
+                } = e.fact
+                {
+                    saga.open.insert(change_id, (action, e.object));
+                }
             }
             Fact::Outcome { change_id, result } => {
                 self.report.outcomes += 1;
-                if !saga.open.contains_key(change_id) {
+                let known = if result.leaves_open() {
+                    let known = saga.open.contains_key(change_id);
+                    if known && !saga.answered.contains(change_id) {
+                        saga.answered.insert(change_id.clone());
+                    }
+                    known
+                } else {
+                    let known = saga.open.remove(change_id).is_some();
+                    if known && !saga.answered.is_empty() {
+                        saga.answered.remove(change_id);
+                    }
+                    known
+                };
+                if !known {
                     return bad(format!(
                         "outcome of change {change_id} has no earlier intent"
                     ));
-                }
-                if result.leaves_open() {
-                    saga.answered.insert(change_id.clone());
-                } else {
-                    saga.open.remove(change_id);
-                    saga.answered.remove(change_id);
                 }
             }
             Fact::Resolved { action, .. } => {
@@ -236,7 +248,7 @@ pub fn check_entries(log: &dyn Log, first_saga_seq: u64) -> Result<Report, Error
             }
             Err(e) => return Err(e),
         };
-        if let Some(bad) = checker.push(&e) {
+        if let Some(bad) = checker.push(e) {
             let mut report = checker.finish();
             report.first_bad = Some(bad);
             return Ok(report);
