@@ -14,8 +14,10 @@
 
 mod batch;
 mod locate;
+mod metrics;
 
 pub use batch::BatchFile;
+pub use metrics::MetricsSettings;
 
 use crate::model::{Secret, SecretSource};
 use crate::retry::RetryPolicy;
@@ -92,6 +94,9 @@ pub struct Config {
     /// The daemon's own log output.
     #[serde(default)]
     pub log: LogSettings,
+    /// The Prometheus metrics endpoint (off unless `listen` is set).
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 /// Base URLs of the Microsoft services (no trailing slash needed).
@@ -261,6 +266,7 @@ impl Config {
     pub fn parse(text: &str, file: &Path) -> Result<Config, Error> {
         let mut config: Config =
             toml::from_str(text).map_err(|e| locate::toml_error(file, text, &e))?;
+        metrics::check(&config.metrics, text, file)?;
         let dir = locate::base_dir(file);
         config.data_dir = locate::anchor(&dir, &config.data_dir);
         config.control_socket = locate::anchor(&dir, &config.control_socket);

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod graph;
+pub mod metrics;
 pub mod model;
 pub mod ports;
 pub mod retry;

@@ -9,8 +9,10 @@ use std::process::ExitCode;
 
 pub mod audit;
 pub mod common;
+pub mod completions;
 pub mod daemon;
 pub mod demo;
+pub mod man;
 pub mod operator;
 pub mod plan;
 pub mod sim;
@@ -78,6 +80,10 @@ pub enum Command {
     Audit(audit::Args),
     /// Recompute the log's hash chain and name the first bad record.
     Verify(verify::Args),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the manual page (roff), or write one per subcommand with --dir.
+    Man(man::Args),
 }
 
 /// Entry point of the binary.
@@ -103,6 +109,8 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => sim::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -129,9 +129,21 @@ pub fn table(rows: &[StatusRow], bars: bool) -> String {
     s
 }
 
-/// Asks the daemon for its health: a line on stdout, exit 1 when unhealthy.
+/// How long `--health` waits for the daemon's answer: a daemon that does not
+/// answer (stopped, hung) is unhealthy.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Asks the daemon for its health: a line on stdout, exit 1 when unhealthy
+/// or silent for [`HEALTH_TIMEOUT`].
 async fn health(client: &mut Client) -> Result<(), Error> {
-    match call(client, &Request::Health).await? {
+    let answer = tokio::time::timeout(HEALTH_TIMEOUT, call(client, &Request::Health))
+        .await
+        .map_err(|_| {
+            Error::Failed(anyhow::anyhow!(
+                "the daemon did not answer within {HEALTH_TIMEOUT:?}: its loop is stopped or hung"
+            ))
+        })?;
+    match answer? {
         Response::Health(h) => {
             let state = if h.healthy { "healthy" } else { "unhealthy" };
             println!(

@@ -130,6 +130,7 @@ pub(crate) async fn send(client: &TenantClient, items: &[Item]) -> Vec<ItemResul
         let retry_after = r
             .header("retry-after")
             .and_then(|v| error::parse_retry_after(v, now));
+        crate::metrics::batch_item_answered(item.method, r.status, retry_after.is_some());
         if let Some(h) = r
             .header("x-ms-throttle-limit-percentage")
             .and_then(error::parse_limit_hint)

@@ -129,6 +129,7 @@ impl Shared {
         };
         map.entry(tenant.to_string())
             .or_insert_with(|| {
+                crate::metrics::graph_tenant_added();
                 Arc::new(Throttle::new(
                     self.options.initial_in_flight_per_tenant,
                     self.options.max_in_flight_per_tenant,
@@ -148,6 +149,7 @@ impl Shared {
         body: Body<'_>,
     ) -> Result<Reply, (TransportKind, String)> {
         let _slot = self.global.acquire().await;
+        let verb = method.clone();
         let mut req = self.http.request(method, url);
         if let Some(token) = bearer {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
@@ -162,9 +164,14 @@ impl Shared {
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(f),
         };
-        let resp = req.send().await.map_err(|e| describe(&e))?;
+        let resp = req
+            .send()
+            .await
+            .inspect_err(|_| crate::metrics::graph_unanswered(verb.as_str()))
+            .map_err(|e| describe(&e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        crate::metrics::graph_answered(verb.as_str(), status, headers.contains_key("retry-after"));
         let body = resp.bytes().await.map_err(|e| describe(&e))?;
         Ok(Reply {
             status,

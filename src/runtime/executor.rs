@@ -207,6 +207,7 @@ impl Executor {
             return;
         };
         let terminal = state.is_terminal();
+        crate::metrics::saga_gate(&saga_id.0, state.gate.as_ref().map(|g| g.0));
         let (tx, rx) = mpsc::channel(16);
         self.inner
             .sagas
@@ -405,6 +406,7 @@ impl Runner {
             if sleep_for == Some(Duration::ZERO) {
                 continue;
             }
+            let _timer = crate::metrics::timer_pending(sleep_for);
             tokio::select! {
                 msg = commands.recv() => match msg {
                     Some(msg) => self.command_then_reconnect(msg, api).await?,
@@ -508,11 +510,14 @@ impl Runner {
             None
         };
         let took_snapshot = snapshot.is_some();
-        self.inner
-            .store
-            .append(&self.saga_id, self.next_seq, payloads, snapshot)
-            .await
-            .map_err(Stop::Store)?;
+        crate::metrics::timed_append(self.inner.store.append(
+            &self.saga_id,
+            self.next_seq,
+            payloads,
+            snapshot,
+        ))
+        .await
+        .map_err(Stop::Store)?;
         for event in &events {
             tracing::debug!(kind = event.kind(), "recorded");
         }
@@ -523,6 +528,11 @@ impl Runner {
             self.since_snapshot + count
         };
         self.state = next;
+        crate::metrics::recorded(
+            &events,
+            &self.saga_id.0,
+            self.state.gate.as_ref().map(|g| g.0),
+        );
         let status = self.state.status();
         if let Some(slot) = self.slot_mut().as_mut() {
             slot.status = status;
@@ -617,11 +627,14 @@ impl Engine for Executor {
                 .encode()
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
             let payloads = vec![payload];
-            self.inner
-                .store
-                .append(&saga_id, store::FIRST_SEQ, payloads, None)
-                .await
-                .map_err(|e| EngineError::Unavailable(format!("event log: {e}")))?;
+            crate::metrics::timed_append(self.inner.store.append(
+                &saga_id,
+                store::FIRST_SEQ,
+                payloads,
+                None,
+            ))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("event log: {e}")))?;
             tracing::info!(saga_id = %saga_id, tenant_id = %spec.tenant_id, operator = %who.name, "saga submitted");
             out.push(SagaSummary {
                 saga_id: saga_id.0.clone(),

@@ -49,6 +49,9 @@ pub enum Error {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The metrics endpoint could not be served.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::Error),
 }
 
 /// What the engine must additionally offer to be run by the daemon shell.
@@ -80,6 +83,17 @@ pub async fn run(
             let _ = std::fs::remove_file(server.path());
             return Err(e);
         }
+    };
+    let _metrics = match config.metrics.listen {
+        None => None,
+        Some(addr) => match crate::metrics::serve(addr, Arc::clone(&engine)).await {
+            Ok(metrics) => Some(metrics),
+            Err(e) => {
+                engine.shutdown().await;
+                let _ = std::fs::remove_file(server.path());
+                return Err(e.into());
+            }
+        },
     };
     let daemon = Daemon {
         config_path,

@@ -123,6 +123,9 @@ pub struct Appended {
     pub first_saga_seq: u64,
     /// The time stamped on all its events.
     pub at: Timestamp,
+    /// How many appends were answered by the same flush (group commit), this
+    /// one included: the metrics' batch-size histogram.
+    pub group_size: usize,
 }
 
 /// The first record that does not match the chain.

@@ -232,6 +232,7 @@ impl Writer {
                 first_global_seq: head.last_seq + 1,
                 first_saga_seq: next,
                 at,
+                group_size: 0,
             };
             let mut saga_seq = next;
             for payload in &req.payloads {
@@ -268,8 +269,12 @@ impl Writer {
             Ok(()) => {
                 self.head = head;
                 self.next.extend(pending);
+                let group_size = accepted.len();
                 for (reply, appended) in accepted {
-                    let _ = reply.send(Ok(appended));
+                    let _ = reply.send(Ok(Appended {
+                        group_size,
+                        ..appended
+                    }));
                 }
             }
             Err(e) => {

@@ -1,0 +1,30 @@
+//! `closeout completions SHELL`: the shell completion script, generated from
+//! the command-line definition (clap_complete), on stdout.
+//!
+//! Install, for example: `closeout completions bash >
+//! /usr/share/bash-completion/completions/closeout`, `closeout completions zsh
+//! > /usr/share/zsh/site-functions/_closeout`, `closeout completions fish >
+//! /usr/share/fish/vendor_completions.d/closeout.fish`.
+
+use super::{Cli, Error};
+use clap::CommandFactory;
+use std::io::Write;
+
+/// Arguments of `closeout completions`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+/// Runs `closeout completions`.
+pub fn run(args: Args) -> Result<(), Error> {
+    let mut cmd = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "closeout", &mut script);
+    std::io::stdout()
+        .lock()
+        .write_all(&script)
+        .map_err(|e| Error::Failed(anyhow::anyhow!("cannot write the completion script: {e}")))
+}
