@@ -14,13 +14,16 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use support::{all_terminal, wait_status, ConfigOpts, Daemon, Env, Sim};
 
+/// A sample's labels in order.
+type Labels = Vec<(String, String)>;
+
 /// One parsed sample: metric name, labels, value.
 #[derive(Debug, Clone)]
 struct Sample {
     /// The sample's name (`closeout_sagas`, `..._bucket`, ...).
     name: String,
     /// Its labels in order.
-    labels: Vec<(String, String)>,
+    labels: Labels,
     /// Its value.
     value: f64,
 }
@@ -59,7 +62,7 @@ fn valid_name(n: &str) -> bool {
 
 /// Parses `{k="v",...}` strictly (escapes `\\`, `\"`, `\n`); returns the
 /// labels and the rest of the line.
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     let mut rest = s.strip_prefix('{').ok_or("expected {")?;
     loop {

@@ -1,10 +1,10 @@
 //! `closeout completions SHELL`: the shell completion script, generated from
 //! the command-line definition (clap_complete), on stdout.
 //!
-//! Install, for example: `closeout completions bash >
-//! /usr/share/bash-completion/completions/closeout`, `closeout completions zsh
-//! > /usr/share/zsh/site-functions/_closeout`, `closeout completions fish >
-//! /usr/share/fish/vendor_completions.d/closeout.fish`.
+//! Where to install the scripts is listed in the README ("Running as a
+//! service"): bash in `/usr/share/bash-completion/completions/closeout`, zsh
+//! in a `site-functions` directory as `_closeout`, fish in
+//! `vendor_completions.d/closeout.fish`.
 
 use super::{Cli, Error};
 use clap::CommandFactory;
