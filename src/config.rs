@@ -92,6 +92,9 @@ pub struct Config {
     /// The daemon's own log output.
     #[serde(default)]
     pub log: LogSettings,
+    /// Webhooks told when a person is needed (`[notify]`; off when empty).
+    #[serde(default)]
+    pub notify: crate::notify::Settings,
 }
 
 /// Base URLs of the Microsoft services (no trailing slash needed).

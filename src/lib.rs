@@ -10,6 +10,7 @@ pub mod codec;
 pub mod config;
 pub mod graph;
 pub mod model;
+pub mod notify;
 pub mod ports;
 pub mod retry;
 pub mod runtime;
