@@ -50,9 +50,8 @@ fn webhooks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<url::Url>, D::Error> 
     raw.iter()
         .enumerate()
         .map(|(i, s)| {
-            let url = url::Url::parse(s).map_err(|e| {
-                serde::de::Error::custom(format!("webhook {i} is not a URL: {e}"))
-            })?;
+            let url = url::Url::parse(s)
+                .map_err(|e| serde::de::Error::custom(format!("webhook {i} is not a URL: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                 return Err(serde::de::Error::custom(format!(
                     "webhook {i}: expected an http:// or https:// URL with a host"

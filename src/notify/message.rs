@@ -205,10 +205,7 @@ mod tests {
         assert_eq!(required.subscriptions.len(), 1);
         assert_eq!(required.subscriptions[0].action, "cancel");
         assert_eq!(required.subscriptions[0].id, "sub-9");
-        let json = serde_json::to_value(
-            Message::build(&state, *number, notice),
-        )
-        .unwrap();
+        let json = serde_json::to_value(Message::build(&state, *number, notice)).unwrap();
         assert_eq!(json["kind"], "gate_opened");
         assert_eq!(json["action_required"]["where"], crate::saga::ADMIN_CENTER);
     }
@@ -270,7 +267,10 @@ mod tests {
             .map(|(n, _, hooks)| (n, hooks))
             .collect();
         assert_eq!(left, vec![(0, vec![0]), (1, vec![1])]);
-        assert!(state.owed_notices(0).is_empty(), "no webhooks, nothing owed");
+        assert!(
+            state.owed_notices(0).is_empty(),
+            "no webhooks, nothing owed"
+        );
         let m = Message::build(&state, 0, &state.notices[&0]);
         assert!(m.action.contains("closeout resume s-1"));
         assert_eq!(m.step, Some(1));

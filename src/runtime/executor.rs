@@ -239,7 +239,8 @@ impl Executor {
                     commands: (!terminal).then_some(tx),
                 },
             );
-        let batch_end = (state.batch.as_ref()).is_some_and(|(b, _)| self.inner.batches.unrecorded_end(b));
+        let batch_end =
+            (state.batch.as_ref()).is_some_and(|(b, _)| self.inner.batches.unrecorded_end(b));
         if terminal && !batch_end && !self.inner.webhooks.owed(&state) {
             return;
         }
@@ -573,7 +574,12 @@ impl Runner {
             let claim = (self.inner.batches).end(&batch_id, &self.saga_id.0, ending.clone());
             if let (Some(t), false) = (claim, self.state.batch_finished) {
                 let (completed, rolled_back, failed) = (t.completed, t.rolled_back, t.failed);
-                let finished = Event::BatchFinished { batch_id, completed, rolled_back, failed };
+                let finished = Event::BatchFinished {
+                    batch_id,
+                    completed,
+                    rolled_back,
+                    failed,
+                };
                 self.record(vec![finished]).await?;
             }
         }

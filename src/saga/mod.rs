@@ -30,8 +30,8 @@ pub use action::{Action, Batch, Call, Read};
 pub use command::{handle, Command, Refusal};
 pub use decide::{decide, jitter_unit};
 pub use event::{Change, Event, Gate, EVENT_VERSION, SECURITY_DEFAULTS};
-pub use plan::{check_keep, plan, Plan};
 pub use notice::{Notice, NoticeKind, Notices};
+pub use plan::{check_keep, plan, Plan};
 pub use policy::{FailurePolicy, SagaPolicy};
 pub use required::{
     failing_preconditions, ActionRequired, SubscriptionAction, ADMIN_CENTER, ENTRA_ADMIN_CENTER,
