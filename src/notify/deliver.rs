@@ -154,6 +154,9 @@ impl Outbox {
 
     /// Starts delivering whatever `state` owes and is not yet on its way.
     pub fn start_owed(&mut self, state: &State) {
+        if self.webhooks.count() == 0 {
+            return;
+        }
         for (number, notice, hooks) in state.owed_notices(self.webhooks.count()) {
             for hook in hooks {
                 if !self.in_flight.insert((number, hook)) {

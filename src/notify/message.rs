@@ -140,24 +140,9 @@ pub fn link_free(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{SagaId, SecretSource, SubscriptionMode, TenantSpec, Timestamp};
-    use crate::saga::{apply, fold, Gate, SagaPolicy, SubscriptionRef};
+    use crate::saga::{apply, fold, Gate, SubscriptionRef};
 
-    fn started() -> Event {
-        Event::SagaStarted {
-            saga_id: SagaId("s-1".into()),
-            spec: TenantSpec {
-                tenant_id: "t-1".into(),
-                client_id: "c".into(),
-                secret: SecretSource::File("/x".into()),
-                keep: vec!["admin@t".into()],
-                subscriptions: SubscriptionMode::Manual,
-            },
-            policy: SagaPolicy::default(),
-            at: Timestamp(0),
-            submitted_by: "op".into(),
-        }
-    }
+    use super::tests_support::started;
 
     #[test]
     fn link_free_drops_links_and_keeps_words() {
@@ -274,5 +259,73 @@ mod tests {
         let m = Message::build(&state, 0, &state.notices[&0]);
         assert!(m.action.contains("closeout resume s-1"));
         assert_eq!(m.step, Some(1));
+    }
+}
+
+#[cfg(test)]
+mod preflight {
+    use crate::saga::{fold, Event, MfaView, TenantView, UserRef};
+
+    #[test]
+    fn a_failed_preflight_lists_what_still_blocks_the_tenant_deletion() {
+        let mut events = vec![super::tests_support::started()];
+        events.push(Event::StepStarted { step: 5 });
+        events.push(Event::TenantRead {
+            view: TenantView {
+                users: vec![
+                    UserRef {
+                        id: "u1".into(),
+                        upn: "admin@t".into(),
+                    },
+                    UserRef {
+                        id: "u2".into(),
+                        upn: "bob@t".into(),
+                    },
+                ],
+                subscriptions: Vec::new(),
+                mfa: MfaView {
+                    security_defaults: true,
+                    ca_policies: Vec::new(),
+                    per_user: Vec::new(),
+                },
+                applications: Vec::new(),
+            },
+        });
+        events.push(Event::Paused {
+            who: "closeout".into(),
+            why: "step 5 preflight failed: 1 users besides the keep accounts".into(),
+        });
+        let state = fold(&events);
+        let required = state.action_required().expect("paused: an action");
+        assert!(
+            required.place.contains("closeout resume s-1"),
+            "{required:?}"
+        );
+        assert_eq!(required.failing_preconditions.len(), 3, "{required:?}");
+        assert!(required.failing_preconditions[0].contains("bob@t"));
+        assert!(required.failing_preconditions[1].contains("security defaults"));
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use crate::model::{SagaId, SecretSource, SubscriptionMode, TenantSpec, Timestamp};
+    use crate::saga::{Event, SagaPolicy};
+
+    /// The first event of a manual-mode saga `s-1` for tenant `t-1`.
+    pub fn started() -> Event {
+        Event::SagaStarted {
+            saga_id: SagaId("s-1".into()),
+            spec: TenantSpec {
+                tenant_id: "t-1".into(),
+                client_id: "c".into(),
+                secret: SecretSource::File("/x".into()),
+                keep: vec!["admin@t".into()],
+                subscriptions: SubscriptionMode::Manual,
+            },
+            policy: SagaPolicy::default(),
+            at: Timestamp(0),
+            submitted_by: "op".into(),
+        }
     }
 }

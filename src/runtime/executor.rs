@@ -376,9 +376,14 @@ impl Runner {
         let Some(header) = self.state.header.clone() else {
             return;
         };
-        let mut api = tenant::connect(&self.inner.graph, &header.spec);
         let mut stopping = self.inner.stopping.subscribe();
-        let mut result = self.drive(&mut api, &mut commands, &mut stopping).await;
+        // A saga that had ended before it was adopted only settles its notifications.
+        let mut result = if self.state.is_terminal() {
+            Ok(())
+        } else {
+            let mut api = tenant::connect(&self.inner.graph, &header.spec);
+            self.drive(&mut api, &mut commands, &mut stopping).await
+        };
         if result.is_ok() {
             if let Some(slot) = self.slot_mut().as_mut() {
                 slot.commands = None;
@@ -584,7 +589,7 @@ impl Runner {
             }
         }
         self.outbox.start_owed(&self.state);
-        while !self.outbox.is_idle() {
+        while !self.outbox.is_idle() && !*stopping.borrow() {
             tokio::select! {
                 sent = self.outbox.next() => self.record(vec![sent]).await?,
                 _ = stopping.changed() => return Err(Stop::Shutdown),
