@@ -231,6 +231,7 @@ fn gates_pauses_rollbacks_and_failures_reach_a_webhook_that_was_down() {
         .map(|(_, m)| m)
         .find(|m| m["kind"] == "gate_opened")
         .unwrap();
+    eprintln!("sample notification: {gate:#}");
     assert_eq!(gate["step"], 2);
     assert!(
         gate["action_required"]["subscriptions"]

@@ -217,3 +217,109 @@ impl Outbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::Settings;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// A webhook on loopback answering `statuses` in turn (the last one
+    /// forever); returns its URL and the count of requests.
+    async fn hook(statuses: Vec<u16>) -> (url::Url, Arc<AtomicUsize>) {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&seen);
+        let app = axum::Router::new().route(
+            "/h",
+            axum::routing::post(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let status = statuses[n.min(statuses.len() - 1)];
+                async move { axum::http::StatusCode::from_u16(status).unwrap() }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (format!("http://{addr}/h?token=t").parse().unwrap(), seen)
+    }
+
+    fn webhooks(url: url::Url) -> Arc<Webhooks> {
+        Webhooks::new(&Settings {
+            webhooks: vec![url],
+            backoff_initial: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(20),
+            give_up_after: Duration::from_millis(300),
+            ..Settings::default()
+        })
+        .unwrap()
+    }
+
+    fn message() -> Message {
+        Message {
+            id: "s/0".into(),
+            kind: NoticeKind::Paused,
+            saga_id: "s".into(),
+            tenant_id: "t".into(),
+            batch_id: None,
+            step: Some(1),
+            action: "resume".into(),
+            action_required: None,
+            summary: "paused".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_retried_until_accepted() {
+        let (url, seen) = hook(vec![503, 500, 202]).await;
+        let event = webhooks(url).deliver(0, 7, &message()).await;
+        assert_eq!(
+            event,
+            Event::NotificationSent {
+                notice: 7,
+                kind: NoticeKind::Paused,
+                webhook: 0,
+                host: "127.0.0.1".into(),
+                attempts: 3,
+                status: 202
+            }
+        );
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_abandoned_at_once_and_a_dead_hook_after_give_up() {
+        let (url, seen) = hook(vec![403]).await;
+        let event = webhooks(url).deliver(0, 1, &message()).await;
+        assert!(
+            matches!(&event, Event::NotificationAbandoned { attempts: 1, reason, .. } if reason.contains("403")),
+            "{event:?}"
+        );
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dead: url::Url = format!("http://127.0.0.1:{port}/h?token=t")
+            .parse()
+            .unwrap();
+        let event = webhooks(dead).deliver(0, 2, &message()).await;
+        match event {
+            Event::NotificationAbandoned {
+                attempts,
+                reason,
+                host,
+                ..
+            } => {
+                assert!(attempts > 1, "retried before giving up");
+                assert_eq!(host, "127.0.0.1");
+                assert!(!reason.contains("token"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
