@@ -62,9 +62,14 @@ impl Message {
             .step
             .map(|s| format!(" at step {s} of 5"))
             .unwrap_or_default();
+        // A gate's detail is its instructions, already the action.
+        let detail = match notice.kind {
+            NoticeKind::GateOpened => String::new(),
+            _ => format!(" ({})", notice.detail.trim_end_matches('.')),
+        };
         let summary = link_free(&format!(
-            "closeout: the closure of tenant {tenant_id} (saga {saga_id}) {what}{step}. {}. To do: {action}.",
-            notice.detail.trim_end_matches('.'),
+            "closeout: the closure of tenant {tenant_id} (saga {saga_id}) {what}{step}{detail}. To do: {}.",
+            action.trim_end_matches('.'),
         ));
         Message {
             id: format!("{saga_id}/{number}"),
