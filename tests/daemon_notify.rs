@@ -266,6 +266,11 @@ fn gates_pauses_rollbacks_and_failures_reach_a_webhook_that_was_down() {
     let text = env.cli("audit", &["--format", "text"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("sent to webhook 0 (127.0.0.1)"), "{text}");
+    // The HTML report (timelines and changes) reads past the new events.
+    let html = env.cli("audit", &["--format", "html"]);
+    assert!(html.status.success(), "{}", support::stderr(&html));
+    let html = String::from_utf8_lossy(&html.stdout);
+    assert!(html.contains(gated.as_str()) && !html.contains("SECRET-TOKEN"));
     let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
     assert!(
         !log.contains("SECRET-TOKEN"),
