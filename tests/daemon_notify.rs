@@ -318,3 +318,66 @@ fn a_gate_opened_before_a_sigkill_is_notified_after_the_restart() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_saga_snapshotted_before_notifications_existed_is_replayed_from_its_events() {
+    // A data dir written before state version 2: a failed saga whose
+    // snapshot has version 1. The daemon replays its events instead of
+    // refusing to start, and owes the failure's notification.
+    use closeout::model::{SagaId, SecretSource, SubscriptionMode, TenantSpec, Timestamp};
+    use closeout::saga::{Event, SagaPolicy};
+    let sim = Sim::start(&["--generate", "tenants=1,users=3", "--seed", "13"]);
+    let mut receiver = Receiver::down();
+    receiver.up();
+    let env = Env::new(&sim, config(&receiver));
+    let saga = SagaId("old-saga".into());
+    let events = [
+        Event::SagaStarted {
+            saga_id: saga.clone(),
+            spec: TenantSpec {
+                tenant_id: "old-tenant".into(),
+                client_id: "c".into(),
+                secret: SecretSource::File(env.path("gone")),
+                keep: vec!["admin@old".into()],
+                subscriptions: SubscriptionMode::Manual,
+            },
+            policy: SagaPolicy::default(),
+            at: Timestamp(1_764_000_000_000),
+            submitted_by: "op".into(),
+        },
+        Event::SagaFailed {
+            reason: "keep list names nobody".into(),
+        },
+    ];
+    {
+        let store = closeout::store::Store::open(&env.data_dir).expect("open the store");
+        let payloads = events.iter().map(|e| e.encode().unwrap()).collect();
+        // Version 1 bytes the new state cannot decode.
+        let old = closeout::codec::encode_versioned(1, &("an old", "state")).unwrap();
+        let snapshot = closeout::store::Snapshot {
+            state: old,
+            terminal: true,
+            label: "old-tenant".into(),
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            (store
+                .append(&saga, closeout::store::FIRST_SEQ, payloads, Some(snapshot))
+                .await)
+                .expect("append");
+            store.close().await.expect("close");
+        });
+    }
+    let daemon = Daemon::start(&env);
+    let rows = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(20),
+        "the old saga",
+        |rows| state_of(rows, "old-saga") == "failed",
+    );
+    assert_eq!(rows.len(), 1);
+    receiver.wait(Duration::from_secs(20), "the old saga's failure", |got| {
+        kinds(got, "old-saga") == ["failed"]
+    });
+}
