@@ -97,6 +97,9 @@ pub struct Config {
     /// The Prometheus metrics endpoint (off unless `listen` is set).
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// Webhooks told when a person is needed (`[notify]`; off when empty).
+    #[serde(default)]
+    pub notify: crate::notify::Settings,
 }
 
 /// Base URLs of the Microsoft services (no trailing slash needed).

@@ -11,6 +11,7 @@ pub mod config;
 pub mod graph;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod ports;
 pub mod retry;
 pub mod runtime;

@@ -53,6 +53,7 @@ impl Engine for MemEngine {
                 last_error: None,
                 updated_at: Timestamp(1_764_360_000_000),
                 waiting_for: Some("cancel the subscriptions in the admin center".into()),
+                action_required: None,
             });
             self.log.lock().unwrap().push(format!(
                 "submit {} by {}/{}",

@@ -415,6 +415,10 @@ fn fact_of(event: &Event, at: Timestamp) -> Fact {
         )),
         Event::SagaRolledBack => state("rolled_back", ""),
         Event::SagaFailed { reason } => state("failed", reason),
+        Event::NotificationSent { .. }
+        | Event::NotificationAbandoned { .. }
+        | Event::BatchJoined { .. }
+        | Event::BatchFinished { .. } => other(crate::notify::describe(event)),
     }
 }
 

@@ -17,7 +17,8 @@ pub struct Args {
     #[command(flatten)]
     config: ConfigArg,
     /// Print a JSON array (saga_id, tenant_id, state, step, progress,
-    /// last_error, updated_at, waiting_for).
+    /// last_error, updated_at, waiting_for, and action_required when a
+    /// person must act).
     #[arg(long, conflicts_with = "watch")]
     json: bool,
     /// Keep redrawing until every saga shown has finished.
@@ -125,6 +126,31 @@ pub fn table(rows: &[StatusRow], bars: bool) -> String {
             r.updated_at.to_rfc3339(),
             note
         ));
+        if let Some(required) = &r.action_required {
+            s.push_str(&action_lines(required));
+        }
+    }
+    s
+}
+
+/// The indented lines under a saga's row that say what a person must do.
+fn action_lines(required: &crate::saga::ActionRequired) -> String {
+    let mut s = format!(
+        "    action required: {} (where: {})\n",
+        required.what, required.place
+    );
+    for sub in &required.subscriptions {
+        let status = serde_json::to_value(sub.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "      {} subscription {} (id {}, now {status})\n",
+            sub.action, sub.sku, sub.id
+        ));
+    }
+    for failing in &required.failing_preconditions {
+        s.push_str(&format!("      still failing: {failing}\n"));
     }
     s
 }

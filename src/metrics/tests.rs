@@ -16,6 +16,7 @@ fn row(id: &str, state: SagaState, step: Option<u8>) -> StatusRow {
         last_error: None,
         updated_at: Timestamp(0),
         waiting_for: None,
+        action_required: None,
     }
 }
 

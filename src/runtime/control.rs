@@ -190,6 +190,11 @@ pub struct StatusRow {
     pub updated_at: Timestamp,
     /// What a person must do for it to go on (a gate), if anything.
     pub waiting_for: Option<String>,
+    /// The same item by item: which subscriptions to cancel or delete and
+    /// where, which preconditions of tenant deletion still fail. Absent when
+    /// nothing is required of a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_required: Option<crate::saga::ActionRequired>,
 }
 
 /// The `state` and `progress` of `status --json` are the saga's own types.

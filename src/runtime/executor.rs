@@ -59,6 +59,10 @@ struct Inner {
     /// Beaten by the pulse task after each successful store flush: the
     /// executor is healthy while it is young.
     pulse: Heartbeat,
+    /// Where notifications go (`[notify]`; none configured: none owed).
+    webhooks: Arc<crate::notify::Webhooks>,
+    /// Which sagas make up each batch, to record once that it finished.
+    batches: crate::notify::Batches,
 }
 
 /// The reloadable part of the config, as the executor uses it.
@@ -97,6 +101,9 @@ pub enum Error {
     /// The HTTP client or the partner's credentials could not be set up.
     #[error(transparent)]
     Graph(#[from] graph::Error),
+    /// The webhooks' HTTP client could not be set up.
+    #[error(transparent)]
+    Notify(#[from] crate::notify::Error),
     /// A record could not be decoded (unknown version, damage).
     #[error("saga {saga}: {message}")]
     Record {
@@ -158,6 +165,7 @@ impl Executor {
             None => None,
         };
         let (stopping, _) = watch::channel(false);
+        let webhooks = crate::notify::Webhooks::new(&config.notify)?;
         let inner = Arc::new(Inner {
             store,
             data_dir: config.data_dir.clone(),
@@ -170,6 +178,8 @@ impl Executor {
             working: Arc::new(Semaphore::new(config.limits.max_concurrent_sagas.get())),
             stopping,
             pulse: Heartbeat::default(),
+            webhooks,
+            batches: crate::notify::Batches::default(),
         });
         let executor = Arc::new(Executor {
             inner,
@@ -195,6 +205,14 @@ impl Executor {
             in_doubt,
             "recovered the event log"
         );
+        for r in &recovered {
+            if let Some((batch, size)) = &r.state.batch {
+                let ending = r.state.ending.clone();
+                let finished = r.state.batch_finished;
+                (self.inner.batches).join(batch, &r.saga_id.0, *size, ending, finished);
+            }
+        }
+        self.inner.batches.recovered();
         for r in recovered {
             self.adopt(r.saga_id, r.state, r.next_seq).await;
         }
@@ -222,7 +240,9 @@ impl Executor {
                     commands: (!terminal).then_some(tx),
                 },
             );
-        if terminal {
+        let batch_end =
+            (state.batch.as_ref()).is_some_and(|(b, _)| self.inner.batches.unrecorded_end(b));
+        if terminal && !batch_end && !self.inner.webhooks.owed(&state) {
             return;
         }
         let span =
@@ -233,6 +253,7 @@ impl Executor {
             state,
             next_seq,
             since_snapshot: 0,
+            outbox: crate::notify::Outbox::new(Arc::clone(&self.inner.webhooks)),
         };
         self.tasks
             .lock()
@@ -294,11 +315,12 @@ fn load_all(store: &Store) -> Result<Vec<Recovered>, Error> {
             message,
         };
         let (mut state, from) = match (&meta.snapshot, meta.snapshot_seq) {
-            (Some(snap), Some(seq)) => {
-                let state = State::decode(&snap.state)
-                    .map_err(|e| bad(format!("snapshot at seq {seq}: {e}")))?;
-                (state, seq + 1)
-            }
+            (Some(snap), Some(seq)) => match State::decode(&snap.state) {
+                Ok(state) => (state, seq + 1),
+                // An older snapshot version: replay the saga's events instead.
+                Err(crate::codec::Error::UnknownVersion { .. }) => (State::default(), 0),
+                Err(e) => return Err(bad(format!("snapshot at seq {seq}: {e}"))),
+            },
             _ => (State::default(), 0),
         };
         if !(meta.snapshot.as_ref().is_some_and(|s| s.terminal) && from >= meta.next_seq) {
@@ -334,6 +356,8 @@ struct Runner {
     next_seq: u64,
     /// Events appended since the last snapshot.
     since_snapshot: u64,
+    /// Its notifications on their way to the webhooks.
+    outbox: crate::notify::Outbox,
 }
 
 /// Why a saga task stopped early.
@@ -353,9 +377,20 @@ impl Runner {
         let Some(header) = self.state.header.clone() else {
             return;
         };
-        let mut api = tenant::connect(&self.inner.graph, &header.spec);
         let mut stopping = self.inner.stopping.subscribe();
-        let result = self.drive(&mut api, &mut commands, &mut stopping).await;
+        // A saga that had ended before it was adopted only settles its notifications.
+        let mut result = if self.state.is_terminal() {
+            Ok(())
+        } else {
+            let mut api = tenant::connect(&self.inner.graph, &header.spec);
+            self.drive(&mut api, &mut commands, &mut stopping).await
+        };
+        if result.is_ok() {
+            if let Some(slot) = self.slot_mut().as_mut() {
+                slot.commands = None;
+            }
+            result = self.after_end(&mut stopping).await;
+        }
         match result {
             Ok(()) => tracing::info!(state = ?self.state.status().state, "saga ended"),
             Err(Stop::Shutdown) => tracing::info!("saga task stopped for shutdown"),
@@ -386,6 +421,9 @@ impl Runner {
             while let Ok(msg) = commands.try_recv() {
                 self.command_then_reconnect(msg, api).await?;
             }
+            while let Some(sent) = self.outbox.try_next() {
+                self.record(vec![sent]).await?;
+            }
             if self.state.is_terminal() {
                 return Ok(());
             }
@@ -413,6 +451,7 @@ impl Runner {
                     None => return Err(Stop::Shutdown),
                 },
                 _ = sleep_opt(sleep_for) => {}
+                sent = self.outbox.next() => self.record(vec![sent]).await?,
                 _ = stopping.changed() => return Err(Stop::Shutdown),
             }
         }
@@ -537,6 +576,35 @@ impl Runner {
         if let Some(slot) = self.slot_mut().as_mut() {
             slot.status = status;
         }
+        self.outbox.start_owed(&self.state);
+        Ok(())
+    }
+
+    /// Once the saga has ended: records that its batch finished if its end
+    /// was the batch's last, then stays the saga's one writer until every
+    /// notification it owes has an outcome recorded (or shutdown).
+    async fn after_end(&mut self, stopping: &mut watch::Receiver<bool>) -> Result<(), Stop> {
+        if let (Some((batch, _)), Some(ending)) = (&self.state.batch, &self.state.ending) {
+            let batch_id = batch.clone();
+            let claim = (self.inner.batches).end(&batch_id, &self.saga_id.0, ending.clone());
+            if let (Some(t), false) = (claim, self.state.batch_finished) {
+                let (completed, rolled_back, failed) = (t.completed, t.rolled_back, t.failed);
+                let finished = Event::BatchFinished {
+                    batch_id,
+                    completed,
+                    rolled_back,
+                    failed,
+                };
+                self.record(vec![finished]).await?;
+            }
+        }
+        self.outbox.start_owed(&self.state);
+        while !self.outbox.is_idle() && !*stopping.borrow() {
+            tokio::select! {
+                sent = self.outbox.next() => self.record(vec![sent]).await?,
+                _ = stopping.changed() => return Err(Stop::Shutdown),
+            }
+        }
         Ok(())
     }
 
@@ -579,6 +647,7 @@ fn row(saga_id: &str, slot: &Slot) -> StatusRow {
         last_error: slot.status.last_error.clone(),
         updated_at: slot.status.updated_at,
         waiting_for: slot.status.waiting_for.clone(),
+        action_required: slot.status.action_required.clone(),
     }
 }
 
@@ -612,6 +681,8 @@ impl Engine for Executor {
             .policy
             .clone();
         let mut out = Vec::with_capacity(tenants.len());
+        let batch_id = uuid::Uuid::new_v4().to_string();
+        let batch_size = u32::try_from(tenants.len()).unwrap_or(u32::MAX);
         for spec in tenants {
             let saga_id = SagaId(uuid::Uuid::new_v4().to_string());
             let started = Event::SagaStarted {
@@ -626,7 +697,14 @@ impl Engine for Executor {
             let payload = started
                 .encode()
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
-            let payloads = vec![payload];
+            let joined = Event::BatchJoined {
+                batch_id: batch_id.clone(),
+                size: batch_size,
+            };
+            let state = saga::apply_at(state, &joined, at);
+            let joined = (joined.encode())
+                .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
+            let payloads = vec![payload, joined];
             crate::metrics::timed_append(self.inner.store.append(
                 &saga_id,
                 store::FIRST_SEQ,
@@ -640,7 +718,8 @@ impl Engine for Executor {
                 saga_id: saga_id.0.clone(),
                 tenant_id: spec.tenant_id.clone(),
             });
-            self.adopt(saga_id, state, store::FIRST_SEQ + 1).await;
+            (self.inner.batches).join(&batch_id, &saga_id.0, batch_size, None, false);
+            self.adopt(saga_id, state, store::FIRST_SEQ + 2).await;
         }
         Ok(out)
     }

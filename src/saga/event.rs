@@ -4,6 +4,7 @@
 //! them into a [`super::State`].
 
 use super::action::Read;
+use super::notice::NoticeKind;
 use super::policy::SagaPolicy;
 use super::view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
 use crate::model::{Applied, CallError, HttpInfo, PartnerStatus, SagaId, TenantSpec, Timestamp};
@@ -300,6 +301,56 @@ pub enum Event {
         /// The step that was running.
         step: u8,
     },
+    /// A notice was delivered to a webhook (it answered 2xx).
+    NotificationSent {
+        /// The notice's number in this saga (see `saga::notice`).
+        notice: u32,
+        /// What it told.
+        kind: NoticeKind,
+        /// The webhook's index in the configured list (never its URL, which
+        /// may carry a token).
+        webhook: u16,
+        /// The webhook's host, for the audit.
+        host: String,
+        /// Tries it took.
+        attempts: u32,
+        /// The HTTP status of the accepting answer.
+        status: u16,
+    },
+    /// Delivering a notice to a webhook was given up.
+    NotificationAbandoned {
+        /// The notice's number in this saga.
+        notice: u32,
+        /// What it would have told.
+        kind: NoticeKind,
+        /// The webhook's index in the configured list.
+        webhook: u16,
+        /// The webhook's host, for the audit.
+        host: String,
+        /// Tries made.
+        attempts: u32,
+        /// The last failure.
+        reason: String,
+    },
+    /// The saga was submitted as one of a batch (recorded with `SagaStarted`).
+    BatchJoined {
+        /// The batch's id, shared by its sagas.
+        batch_id: String,
+        /// How many tenants the batch has.
+        size: u32,
+    },
+    /// Every saga of the batch has ended; recorded once, by the saga that saw
+    /// the last one end.
+    BatchFinished {
+        /// The batch.
+        batch_id: String,
+        /// Sagas that closed their tenant.
+        completed: u32,
+        /// Sagas that undid their changes.
+        rolled_back: u32,
+        /// Sagas that failed.
+        failed: u32,
+    },
 }
 
 impl Event {
@@ -338,6 +389,10 @@ impl Event {
             Event::TenantFoundGone { .. } => "tenant_found_gone",
             Event::SagaRolledBack => "saga_rolled_back",
             Event::SagaFailed { .. } => "saga_failed",
+            Event::NotificationSent { .. } => "notification_sent",
+            Event::NotificationAbandoned { .. } => "notification_abandoned",
+            Event::BatchJoined { .. } => "batch_joined",
+            Event::BatchFinished { .. } => "batch_finished",
         }
     }
 

@@ -17,8 +17,10 @@ mod command;
 mod compensate;
 mod decide;
 mod event;
+mod notice;
 mod plan;
 mod policy;
+mod required;
 mod state;
 mod status;
 mod steps;
@@ -28,8 +30,12 @@ pub use action::{Action, Batch, Call, Read};
 pub use command::{handle, Command, Refusal};
 pub use decide::{decide, jitter_unit};
 pub use event::{Change, Event, Gate, EVENT_VERSION, SECURITY_DEFAULTS};
+pub use notice::{Notice, NoticeKind, Notices};
 pub use plan::{check_keep, plan, Plan};
 pub use policy::{FailurePolicy, SagaPolicy};
+pub use required::{
+    failing_preconditions, ActionRequired, SubscriptionAction, ADMIN_CENTER, ENTRA_ADMIN_CENTER,
+};
 pub use state::{
     apply, apply_at, fold, table_of, Ending, Header, Observed, State, Target, Wait, STATE_VERSION,
 };

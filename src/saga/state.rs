@@ -2,6 +2,7 @@
 //! only records what an event says; every judgement lives in `decide`.
 
 use super::event::{Change, Event, Gate};
+use super::notice::{NoticeKind, Notices};
 use super::policy::SagaPolicy;
 use super::view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
 use crate::model::{CallError, FailureClass, PartnerStatus, SagaId, TenantSpec, Timestamp};
@@ -154,6 +155,16 @@ pub struct State {
     /// shown the tenant since.
     #[serde(default)]
     pub tenant_unknown: bool,
+    /// Notifications owed to the webhooks, by number (see `saga::notice`).
+    pub notices: Notices,
+    /// The batch it was submitted with: (batch id, its size).
+    pub batch: Option<(String, u32)>,
+    /// Whether this saga recorded that its batch finished.
+    pub batch_finished: bool,
+    /// The latest subscriptions read, kept when reads go stale (for `status`).
+    pub last_subscriptions: Option<Vec<SubscriptionRef>>,
+    /// The latest step 5 preflight read, kept when reads go stale (for `status`).
+    pub last_tenant_read: Option<TenantView>,
 }
 
 /// The login error code for a tenant the token endpoint does not know.
@@ -162,8 +173,10 @@ pub const TENANT_NOT_FOUND: &str = "AADSTS90002";
 /// The `who` of events closeout records on its own (a pause on failure).
 pub const SYSTEM: &str = "closeout";
 
-/// The schema version written before every encoded state snapshot.
-pub const STATE_VERSION: u16 = 1;
+/// The schema version written before every encoded state snapshot (2 added
+/// the notices, the batch and the last reads; a version-1 snapshot is not
+/// upcast: recovery replays that saga's events instead).
+pub const STATE_VERSION: u16 = 2;
 
 impl State {
     /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
@@ -283,6 +296,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
         }
         Event::SubscriptionsRead { subscriptions } => {
             s.observed.subscriptions = Some(subscriptions.clone());
+            s.last_subscriptions = Some(subscriptions.clone());
             s.streak = None;
         }
         Event::MfaRead { mfa } => {
@@ -291,6 +305,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
         }
         Event::TenantRead { view } => {
             s.observed.tenant = Some(view.clone());
+            s.last_tenant_read = Some(view.clone());
             s.streak = None;
         }
         Event::TenantChecked { exists } => {
@@ -319,6 +334,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
         }
         Event::GateOpened { gate, instructions } => {
             s.gate = Some((*gate, instructions.clone()));
+            s.owe(NoticeKind::GateOpened, instructions.clone());
         }
         Event::GateConfirmed { .. } => {
             s.wait = None;
@@ -338,6 +354,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
             }
             s.paused = Some(why.clone());
             s.clear_failures();
+            s.owe(NoticeKind::Paused, format!("paused by {who}: {why}"));
         }
         Event::Resumed { .. } => {
             s.paused = None;
@@ -369,10 +386,36 @@ pub fn apply(mut s: State, event: &Event) -> State {
             s.gate = None;
             s.wait = None;
         }
-        Event::SagaRolledBack => s.ending = Some(Ending::RolledBack),
+        Event::SagaRolledBack => {
+            s.ending = Some(Ending::RolledBack);
+            let why = s.compensating.clone().unwrap_or_default();
+            s.owe(NoticeKind::RolledBack, format!("rolled back: {why}"));
+        }
         Event::SagaFailed { reason } => {
             s.ending = Some(Ending::Failed(reason.clone()));
             s.last_error = Some(reason.clone());
+            s.owe(NoticeKind::Failed, format!("failed: {reason}"));
+        }
+        Event::NotificationSent {
+            notice, webhook, ..
+        }
+        | Event::NotificationAbandoned {
+            notice, webhook, ..
+        } => s.settle(*notice, *webhook),
+        Event::BatchJoined { batch_id, size } => s.batch = Some((batch_id.clone(), *size)),
+        Event::BatchFinished {
+            batch_id,
+            completed,
+            rolled_back,
+            failed,
+        } => {
+            s.batch_finished = true;
+            s.owe(
+                NoticeKind::BatchFinished,
+                format!(
+                    "batch {batch_id} finished: {completed} completed, {rolled_back} rolled back, {failed} failed"
+                ),
+            );
         }
     }
     s

@@ -72,6 +72,8 @@ pub struct Status {
     pub updated_at: Timestamp,
     /// What a person must do, or what is awaited.
     pub waiting_for: Option<String>,
+    /// What a person must do, item by item (see [`super::ActionRequired`]).
+    pub action_required: Option<super::ActionRequired>,
 }
 
 impl State {
@@ -99,6 +101,7 @@ impl State {
             last_error: self.last_error.clone(),
             updated_at: self.updated_at,
             waiting_for,
+            action_required: self.action_required(),
         }
     }
 

@@ -1,0 +1,96 @@
+//! The notifications a saga owes the operator's webhooks, derived from its
+//! events alone: a gate opened, a pause, a failure, a rollback or the end of
+//! its batch each add a numbered [`Notice`] (in [`super::apply`]); every
+//! `NotificationSent`/`NotificationAbandoned` settles it for one webhook. What
+//! is still owed after a crash is therefore whatever the log says is owed
+//! ([`State::owed_notices`]): delivery is at least once, and the notice number
+//! makes the message's idempotency id stable.
+
+use super::state::State;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Why a person is told something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// An operator gate opened: a person must act in an admin center.
+    GateOpened,
+    /// The saga paused (on a failure, or by an operator).
+    Paused,
+    /// The saga ended without closing the tenant.
+    Failed,
+    /// The saga undid everything it changed.
+    RolledBack,
+    /// Every saga of the batch has ended.
+    BatchFinished,
+}
+
+impl NoticeKind {
+    /// The snake_case name (as serialized, and in messages).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::GateOpened => "gate_opened",
+            NoticeKind::Paused => "paused",
+            NoticeKind::Failed => "failed",
+            NoticeKind::RolledBack => "rolled_back",
+            NoticeKind::BatchFinished => "batch_finished",
+        }
+    }
+}
+
+/// One notification owed, as its triggering event left it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// What happened.
+    pub kind: NoticeKind,
+    /// The step the saga was in (none before step 1 and during compensation).
+    pub step: Option<u8>,
+    /// The event's own words: gate instructions, why it paused or failed, the
+    /// batch's tally.
+    pub detail: String,
+    /// Webhook indexes (into the configured list) whose delivery has an
+    /// outcome recorded, sent or abandoned.
+    pub settled: BTreeSet<u16>,
+}
+
+/// Notices by number (numbers count from 0 in the saga's history).
+pub type Notices = BTreeMap<u32, Notice>;
+
+impl State {
+    /// Adds a notice under the next number.
+    pub(super) fn owe(&mut self, kind: NoticeKind, detail: String) {
+        let number = self.notices.keys().next_back().map_or(0, |n| n + 1);
+        let step = (self.step > 0 && self.compensating.is_none()).then_some(self.step);
+        self.notices.insert(
+            number,
+            Notice {
+                kind,
+                step,
+                detail,
+                settled: BTreeSet::new(),
+            },
+        );
+    }
+
+    /// Notes an outcome of one notice's delivery to one webhook.
+    pub(super) fn settle(&mut self, notice: u32, webhook: u16) {
+        if let Some(n) = self.notices.get_mut(&notice) {
+            n.settled.insert(webhook);
+        }
+    }
+
+    /// What is still owed to `webhooks` configured webhooks: (notice number,
+    /// notice, webhook indexes without an outcome), oldest first.
+    pub fn owed_notices(&self, webhooks: u16) -> Vec<(u32, &Notice, Vec<u16>)> {
+        self.notices
+            .iter()
+            .filter_map(|(number, notice)| {
+                let left: Vec<u16> = (0..webhooks)
+                    .filter(|w| !notice.settled.contains(w))
+                    .collect();
+                (!left.is_empty()).then_some((*number, notice, left))
+            })
+            .collect()
+    }
+}
