@@ -174,6 +174,10 @@ impl PartnerApi for PartnerClient {
             }
         };
         let judge = |ctx: &CallCtx, r: &Reply, http: &HttpInfo| {
+            // A success is not parsed for an error code.
+            if (200..300).contains(&r.status) {
+                return Ok(Applied::Done);
+            }
             let code = error::error_code(&r.body).or_else(|| partner_code(&r.body));
             error::judge(
                 ctx,

@@ -169,14 +169,17 @@ impl TenantClient {
         if reply.status == 404 {
             return Ok(None);
         }
-        error::judge(
-            &ctx,
-            reply.status,
-            error::error_code(&reply.body),
-            &reply.body_hint(),
-            &reply.request_id(),
-            reply.retry_after(),
-        )?;
+        // A success is not parsed for an error code: the body is read once.
+        if !(200..300).contains(&reply.status) {
+            error::judge(
+                &ctx,
+                reply.status,
+                error::error_code(&reply.body),
+                &reply.body_hint(),
+                &reply.request_id(),
+                reply.retry_after(),
+            )?;
+        }
         serde_json::from_slice(&reply.body).map(Some).map_err(|e| {
             error::bad_response(
                 &ctx,
@@ -235,14 +238,7 @@ impl TenantClient {
             Ok(reply) => {
                 http.status = reply.status;
                 http.request_id = reply.request_id();
-                error::judge(
-                    &ctx,
-                    reply.status,
-                    error::error_code(&reply.body),
-                    &reply.body_hint(),
-                    &http.request_id,
-                    reply.retry_after(),
-                )
+                judge_reply(&ctx, &reply, &http.request_id)
             }
         };
         WriteOutcome { http, result }
@@ -384,4 +380,24 @@ impl TenantApi for TenantClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// [`error::judge`] of a reply, without parsing a success's body for an
+/// error code (a 2xx is `Done` whatever its body says).
+pub(crate) fn judge_reply(
+    ctx: &CallCtx,
+    reply: &Reply,
+    request_id: &str,
+) -> Result<crate::model::Applied, CallError> {
+    if (200..300).contains(&reply.status) {
+        return Ok(crate::model::Applied::Done);
+    }
+    error::judge(
+        ctx,
+        reply.status,
+        error::error_code(&reply.body),
+        &reply.body_hint(),
+        request_id,
+        reply.retry_after(),
+    )
 }

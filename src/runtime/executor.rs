@@ -27,8 +27,25 @@ use tracing::Instrument;
 
 /// A snapshot is written with the append that brings a saga this many events
 /// past its previous one (and always with a terminal event), so recovery
-/// replays at most this many events per saga.
+/// replays at most this many events per saga; for a large saga at most a
+/// quarter of its objects (see [`snapshot_every`]).
 const SNAPSHOT_EVERY: u64 = 32;
+
+/// Events between snapshots for a saga in this state: [`SNAPSHOT_EVERY`],
+/// or a quarter of the objects it holds (users of the inventory, entries of
+/// its tables) when that is more. A snapshot costs time in proportion to the
+/// state, so this keeps the snapshots of a 100,000-user tenant from costing
+/// more than its events, while recovery still replays no more events than
+/// the snapshot holds objects: its cost follows the state, not the history.
+fn snapshot_every(state: &State) -> u64 {
+    let users = state.inventory.as_ref().map_or(0, |i| i.users.len());
+    let entries: usize = state.tables.values().map(|t| t.len()).sum();
+    SNAPSHOT_EVERY.max(((users + entries) / 4) as u64)
+}
+
+/// Staged events are appended at the latest once this many are waiting, so
+/// a long run of decisions or outcomes still reaches the log in pieces.
+const STAGE_LIMIT: usize = 512;
 
 /// The daemon's engine: owns the store, the Graph client and the saga tasks.
 pub struct Executor {
@@ -254,6 +271,8 @@ impl Executor {
             next_seq,
             since_snapshot: 0,
             outbox: crate::notify::Outbox::new(Arc::clone(&self.inner.webhooks)),
+            staged: Vec::new(),
+            durable_terminal: terminal,
         };
         self.tasks
             .lock()
@@ -350,14 +369,22 @@ struct Runner {
     inner: Arc<Inner>,
     /// The saga.
     saga_id: SagaId,
-    /// Its state after its last durable record.
+    /// Its state after its last record, staged ones included.
     state: State,
-    /// The saga seq its next event gets.
+    /// The saga seq the first staged event gets (the next durable one).
     next_seq: u64,
     /// Events appended since the last snapshot.
     since_snapshot: u64,
     /// Its notifications on their way to the webhooks.
     outbox: crate::notify::Outbox,
+    /// Encoded events already applied to `state` but not yet appended: the
+    /// decisions and read or call outcomes since the last append. They are
+    /// appended together (one group commit) before any call is made, before
+    /// the saga sleeps, answers a command or stops, so that one append
+    /// carries a whole decided batch instead of one append per decision.
+    staged: Vec<Vec<u8>>,
+    /// Whether a terminal event is durable (the saga's commands end then).
+    durable_terminal: bool,
 }
 
 /// Why a saga task stopped early.
@@ -401,7 +428,7 @@ impl Runner {
                 tracing::error!(error = %e, "saga stopped: cannot encode its record")
             }
         }
-        if self.state.is_terminal() {
+        if self.durable_terminal {
             if let Some(slot) = self.slot_mut().as_mut() {
                 slot.commands = None;
             }
@@ -416,6 +443,9 @@ impl Runner {
     ) -> Result<(), Stop> {
         loop {
             if *stopping.borrow() {
+                // Outcomes already received are recorded: a graceful stop
+                // leaves nothing in doubt.
+                self.flush().await?;
                 return Err(Stop::Shutdown);
             }
             while let Ok(msg) = commands.try_recv() {
@@ -425,18 +455,29 @@ impl Runner {
                 self.record(vec![sent]).await?;
             }
             if self.state.is_terminal() {
+                self.flush().await?;
                 return Ok(());
             }
             let batch = Batch::from_actions(saga::decide(&self.state, now()));
-            if !batch.is_idle() {
-                if !batch.record.is_empty() {
-                    self.record(batch.record).await?;
-                }
-                if !batch.perform.is_empty() {
-                    self.perform_all(&*api, &batch.perform).await?;
+            if !batch.record.is_empty() {
+                self.stage(&batch.record)?;
+            }
+            if !batch.perform.is_empty() {
+                // Intents (and whatever was staged before) are durable
+                // before any call is made.
+                self.flush().await?;
+                self.perform_all(&*api, &batch.perform).await?;
+                continue;
+            }
+            if !batch.record.is_empty() {
+                // Decided without a call: decide again on the staged state;
+                // the events reach the log with the next call or sleep.
+                if self.staged.len() >= STAGE_LIMIT {
+                    self.flush().await?;
                 }
                 continue;
             }
+            self.flush().await?;
             if batch.wake_at.is_none() && self.state.paused.is_none() {
                 tracing::warn!(status = ?self.state.status(), "the saga decided nothing and set no timer: waiting for an operator command");
             }
@@ -457,8 +498,9 @@ impl Runner {
         }
     }
 
-    /// Performs independent calls concurrently, recording each outcome as it
-    /// arrives.
+    /// Performs independent calls concurrently and stages their outcomes
+    /// (appended with the next decision's events; every [`STAGE_LIMIT`]
+    /// outcomes while many calls run).
     async fn perform_all(&mut self, api: &Api, calls: &[Call]) -> Result<(), Stop> {
         let _permit = Arc::clone(&self.inner.working).acquire_owned().await;
         // `tenant_id` and `partner` are borrowed by the calls while outcomes
@@ -476,12 +518,18 @@ impl Runner {
             .map(|call| perform(call, api, partner, &tenant_id, now()))
             .collect();
         let mut result = Ok(());
+        let mut outcomes = Vec::new();
         while let Some(events) = running.next().await {
-            if result.is_ok() && !events.is_empty() {
-                result = self.record(events).await;
+            if result.is_err() {
+                continue;
+            }
+            outcomes.extend(events);
+            if outcomes.len() >= STAGE_LIMIT {
+                result = self.record(std::mem::take(&mut outcomes)).await;
             }
         }
-        result
+        result?;
+        self.stage(&outcomes)
     }
 
     /// [`Runner::command`]; when it resumes a paused saga, the tenant's
@@ -522,24 +570,51 @@ impl Runner {
         }
     }
 
-    /// Appends events durably, then applies them. A snapshot rides along
-    /// every [`SNAPSHOT_EVERY`] events and with the terminal event.
+    /// Appends events durably, after any staged before them.
     async fn record(&mut self, events: Vec<Event>) -> Result<(), Stop> {
+        self.stage(&events)?;
+        self.flush().await
+    }
+
+    /// Applies events to the state and keeps their bytes for the next
+    /// [`Runner::flush`]. Nothing is acknowledged, and no call made on their
+    /// account, before that flush.
+    fn stage(&mut self, events: &[Event]) -> Result<(), Stop> {
         let at = now();
-        let mut next = self.state.clone();
-        let mut payloads = Vec::with_capacity(events.len());
-        for event in &events {
-            next = saga::apply_at(next, event, at);
+        self.staged.reserve(events.len());
+        for event in events {
             let bytes = event.encode().map_err(|e| Stop::Codec(e.to_string()))?;
-            payloads.push(bytes);
+            self.staged.push(bytes);
+            self.state = saga::apply_at(std::mem::take(&mut self.state), event, at);
+            tracing::debug!(kind = event.kind(), "staged");
         }
-        let count = events.len() as u64;
-        let snapshot = if next.is_terminal() || self.since_snapshot + count >= SNAPSHOT_EVERY {
-            let state = next.encode().map_err(|e| Stop::Codec(e.to_string()))?;
+        crate::metrics::recorded(
+            events,
+            &self.saga_id.0,
+            self.state.gate.as_ref().map(|g| g.0),
+        );
+        Ok(())
+    }
+
+    /// Appends the staged events durably (one group commit). A snapshot
+    /// rides along every [`SNAPSHOT_EVERY`] events and with the terminal
+    /// event.
+    async fn flush(&mut self) -> Result<(), Stop> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let count = self.staged.len() as u64;
+        let terminal = self.state.is_terminal();
+        let snapshot = if terminal || self.since_snapshot + count >= snapshot_every(&self.state) {
+            let state = self
+                .state
+                .encode()
+                .map_err(|e| Stop::Codec(e.to_string()))?;
             Some(Snapshot {
                 state,
-                terminal: next.is_terminal(),
-                label: next
+                terminal,
+                label: self
+                    .state
                     .header
                     .as_ref()
                     .map(|h| h.spec.tenant_id.clone())
@@ -549,6 +624,7 @@ impl Runner {
             None
         };
         let took_snapshot = snapshot.is_some();
+        let payloads = std::mem::take(&mut self.staged);
         crate::metrics::timed_append(self.inner.store.append(
             &self.saga_id,
             self.next_seq,
@@ -557,21 +633,13 @@ impl Runner {
         ))
         .await
         .map_err(Stop::Store)?;
-        for event in &events {
-            tracing::debug!(kind = event.kind(), "recorded");
-        }
         self.next_seq += count;
         self.since_snapshot = if took_snapshot {
             0
         } else {
             self.since_snapshot + count
         };
-        self.state = next;
-        crate::metrics::recorded(
-            &events,
-            &self.saga_id.0,
-            self.state.gate.as_ref().map(|g| g.0),
-        );
+        self.durable_terminal = terminal;
         let status = self.state.status();
         if let Some(slot) = self.slot_mut().as_mut() {
             slot.status = status;
@@ -680,39 +748,52 @@ impl Engine for Executor {
             .unwrap_or_else(|p| p.into_inner())
             .policy
             .clone();
-        let mut out = Vec::with_capacity(tenants.len());
         let batch_id = uuid::Uuid::new_v4().to_string();
         let batch_size = u32::try_from(tenants.len()).unwrap_or(u32::MAX);
+        // Every saga's first events are appended at once (one group commit
+        // for the whole batch, not one flush per tenant).
+        let mut started = Vec::with_capacity(tenants.len());
         for spec in tenants {
             let saga_id = SagaId(uuid::Uuid::new_v4().to_string());
-            let started = Event::SagaStarted {
+            let event = Event::SagaStarted {
                 saga_id: saga_id.clone(),
                 spec: spec.clone(),
                 policy: policy.clone(),
                 at: now(),
                 submitted_by: who.name.clone(),
             };
-            let at = now();
-            let state = saga::apply_at(State::default(), &started, at);
-            let payload = started
+            let payload = event
                 .encode()
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
             let joined = Event::BatchJoined {
                 batch_id: batch_id.clone(),
                 size: batch_size,
             };
-            let state = saga::apply_at(state, &joined, at);
-            let joined = (joined.encode())
+            let joined_bytes = (joined.encode())
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
-            let payloads = vec![payload, joined];
+            started.push((saga_id, spec, [event, joined], vec![payload, joined_bytes]));
+        }
+        let appends = started.iter_mut().map(|(saga_id, _, _, payloads)| {
+            let payloads = std::mem::take(payloads);
             crate::metrics::timed_append(self.inner.store.append(
-                &saga_id,
+                saga_id,
                 store::FIRST_SEQ,
                 payloads,
                 None,
             ))
-            .await
-            .map_err(|e| EngineError::Unavailable(format!("event log: {e}")))?;
+        });
+        let results = futures::future::join_all(appends).await;
+        let mut out = Vec::with_capacity(started.len());
+        let mut failed = None;
+        for ((saga_id, spec, events, _), result) in started.into_iter().zip(results) {
+            if let Err(e) = result {
+                if failed.is_none() {
+                    failed = Some(EngineError::Unavailable(format!("event log: {e}")));
+                }
+                continue;
+            }
+            let at = now();
+            let state = (events.iter()).fold(State::default(), |s, e| saga::apply_at(s, e, at));
             tracing::info!(saga_id = %saga_id, tenant_id = %spec.tenant_id, operator = %who.name, "saga submitted");
             out.push(SagaSummary {
                 saga_id: saga_id.0.clone(),
@@ -720,6 +801,9 @@ impl Engine for Executor {
             });
             (self.inner.batches).join(&batch_id, &saga_id.0, batch_size, None, false);
             self.adopt(saga_id, state, store::FIRST_SEQ + 2).await;
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         Ok(out)
     }
