@@ -74,23 +74,41 @@ pub fn lock(dir: &Path) -> Result<DirLock, Error> {
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io(path.clone(), e))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let pid = match file.read_to_string(&mut text) {
-                Ok(_) if !text.trim().is_empty() => text.trim().chars().take(20).collect(),
-                _ => "unknown".to_string(),
-            };
-            return Err(Error::Locked {
-                dir: dir.to_path_buf(),
-                pid,
-            });
+    let mine = std::process::id().to_string();
+    let mut tries = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(DirLock { file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.seek(SeekFrom::Start(0));
+                let pid: String = match file.read_to_string(&mut text) {
+                    Ok(_) if !text.trim().is_empty() => text.trim().chars().take(20).collect(),
+                    _ => "unknown".to_string(),
+                };
+                // Held by this very process: a lock this process released a
+                // moment ago can stay held while a child it is spawning has
+                // not yet exec'd (the child holds a copy of the descriptor
+                // until then). That lasts milliseconds: wait it out.
+                if pid == mine && tries < SELF_LOCK_TRIES {
+                    tries += 1;
+                    std::thread::sleep(SELF_LOCK_PAUSE);
+                    continue;
+                }
+                return Err(Error::Locked {
+                    dir: dir.to_path_buf(),
+                    pid,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
     }
-    Ok(DirLock { file })
 }
+
+/// How often [`lock`] retries a lock held by its own process (see there).
+pub const SELF_LOCK_TRIES: u32 = 100;
+/// The pause between those tries (2 s in all).
+pub const SELF_LOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl DirLock {
     /// Writes this process's pid into the held lock file (for the message a

@@ -219,10 +219,21 @@ impl Store {
             // formatted dir with an empty tree, initialised on the next open.
             dir::write_format(dir)?;
         }
-        let db = sled::Config::new()
-            .path(&sled_dir)
-            .open()
-            .map_err(sled_err)?;
+        // sled's own lock on its files: our lock above is held, so only a
+        // child of this process that has not exec'd yet can still hold a
+        // copy of a descriptor released a moment ago (see `dir::lock`).
+        let mut tries = 0;
+        let db = loop {
+            match sled::Config::new().path(&sled_dir).open() {
+                Err(sled::Error::Io(e))
+                    if tries < dir::SELF_LOCK_TRIES && e.to_string().contains("lock") =>
+                {
+                    tries += 1;
+                    std::thread::sleep(dir::SELF_LOCK_PAUSE);
+                }
+                other => break other.map_err(sled_err)?,
+            }
+        };
         let tree: sled::Tree = (*db).clone();
         let head = if tree.is_empty() {
             let mut b = sled::Batch::default();
