@@ -274,9 +274,11 @@ pub fn check_ledger(
             )
         })
         .collect();
-    let mut seen: HashMap<(&str, &str), Vec<&Effect>> = HashMap::new();
+    let mut seen: HashMap<(&str, &str, &str), Vec<&Effect>> = HashMap::new();
     for e in &effects {
-        seen.entry((&e.method, &e.path)).or_default().push(e);
+        seen.entry((&e.tenant_id, &e.method, &e.path))
+            .or_default()
+            .push(e);
         let rec = by_tenant
             .get(&e.tenant_id)
             .unwrap_or_else(|| panic!("change in a tenant never submitted: {e:?}"));
@@ -329,14 +331,13 @@ pub fn check_ledger(
     // PATCH to "suspended" and later to "deleted" are two changes). Every
     // repeat must follow an answer that left the outcome in doubt (a ghost
     // 429/5xx, a dropped connection) or an outcome lost in a crash.
-    for ((method, path), list) in &seen {
+    for ((tenant, method, path), list) in &seen {
         let ok = list
             .iter()
             .filter(|e| (200..300).contains(&e.status))
             .count();
-        let tenant = &list[0].tenant_id;
         let distinct: HashSet<Change> = by_tenant
-            .get(tenant)
+            .get(*tenant)
             .map(|r| {
                 r.intents
                     .values()
