@@ -345,7 +345,7 @@ fn good_answer(path: &str) -> String {
 }
 
 impl Fake {
-    fn start(prefix: &'static str, bad: Arc<dyn Fn() -> Vec<u8> + Send + Sync>) -> Fake {
+    fn start(prefix: &'static str, bad: Answer) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         std::thread::spawn(move || {
@@ -377,6 +377,9 @@ impl Fake {
     }
 }
 
+/// A canned raw HTTP answer.
+type Answer = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
+
 fn raw(status: &str, ctype: &str, body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -387,7 +390,7 @@ fn raw(status: &str, ctype: &str, body: &str) -> Vec<u8> {
 
 /// `closeout plan` of one manual tenant against a fake answering `prefix`
 /// with `bad`.
-fn plan_against(prefix: &'static str, bad: Arc<dyn Fn() -> Vec<u8> + Send + Sync>) -> Ran {
+fn plan_against(prefix: &'static str, bad: Answer) -> Ran {
     let fake = Fake::start(prefix, bad);
     let dir = tempfile::tempdir().unwrap();
     let url = &fake.url;
@@ -413,15 +416,9 @@ fn plan_against(prefix: &'static str, bad: Arc<dyn Fn() -> Vec<u8> + Send + Sync
 fn graph_answers_from_a_fake_server() {
     let mut cat = Catalogue::default();
     // The fake itself: a good tenant plans fine (exit 0).
-    let ran = plan_against("/nothing", Arc::new(|| Vec::new()));
+    let ran = plan_against("/nothing", Arc::new(Vec::new));
     cat.check("api: the good fake plans", &ran, 0, "a.onmicrosoft.com");
-    let cases: Vec<(
-        &str,
-        &'static str,
-        Arc<dyn Fn() -> Vec<u8> + Send + Sync>,
-        i32,
-        &str,
-    )> = vec![
+    let cases: Vec<(&str, &'static str, Answer, i32, &str)> = vec![
         (
             "api: truncated JSON",
             "/v1.0/users",

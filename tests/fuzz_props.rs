@@ -163,8 +163,8 @@ fn the_seeds_are_valid() {
     assert!(serde_json::from_slice::<wire::Page<wire::User>>(GRAPH.as_bytes()).is_ok());
 }
 
-/// Regression inputs kept from fuzzing (`fuzz/artifacts/`); each must be
-/// answered without a panic.
+/// Edge inputs, and any crash a fuzz run finds (`fuzz/artifacts/`) goes
+/// here: each must be answered without a panic.
 #[test]
 fn kept_fuzz_regressions() {
     let cases: &[&[u8]] = &[
