@@ -672,6 +672,28 @@ fn damaged_logs_exports_permissions_and_a_full_disk() {
         let tmp = tempfile::tempdir().unwrap();
         let copy = tmp.path().join("data");
         copy_dir(&data, &copy);
+        fs::remove_dir_all(copy.join(closeout::store::SLED_DIR)).unwrap();
+        cat.check(
+            "log: the database removed (verify)",
+            &verify_dir(&copy),
+            1,
+            "is missing",
+        );
+        let ran = run_in(
+            Path::new("/"),
+            &["audit", "--data-dir", copy.to_str().unwrap()],
+            None,
+        );
+        cat.check("log: the database removed (audit)", &ran, 1, "is missing");
+        assert!(
+            !copy.join(closeout::store::SLED_DIR).exists(),
+            "verify or audit created a database"
+        );
+    }
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let copy = tmp.path().join("data");
+        copy_dir(&data, &copy);
         fs::remove_file(copy.join(closeout::store::FORMAT_FILE)).unwrap();
         cat.check(
             "log: the FORMAT file removed",
