@@ -31,9 +31,13 @@ fn chaos_kills_restarts_and_every_fault() {
          (CLOSEOUT_CHAOS_SEED/_TENANTS/_USERS/_KILLS)"
     );
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    // Subscriptions deprovision late enough that the kills land while the
-    // closure runs: about 100 ms per kill wanted.
-    let deprovision = format!("{}ms", (kills_wanted as u64 * 100).max(3000));
+    // Subscriptions deprovision late enough that most kills land while the
+    // closure runs: a restart's recovery grows with the batch, so about
+    // 25 ms per kill and tenant (20 tenants, 200 kills: 100 s).
+    let deprovision = format!(
+        "{}ms",
+        (kills_wanted as u64 * tenants_n as u64 * 25).max(3000)
+    );
     let mut args = proof::batch_args(tenants_n, users, seed);
     let faults = [
         "--error-rate",
