@@ -91,6 +91,17 @@ impl StoreLog {
                 ),
             });
         }
+        // Opening would create an empty database and report a sound, empty
+        // log where the records were removed (tests/bad_input.rs).
+        if !dir.join(store::SLED_DIR).is_dir() {
+            return Err(Error::Log {
+                path: shown,
+                message: format!(
+                    "the event log's database ({}/) is missing: removed, or never initialised",
+                    store::SLED_DIR
+                ),
+            });
+        }
         Ok(shown)
     }
 

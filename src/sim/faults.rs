@@ -57,6 +57,22 @@ pub enum Fault {
     Ghost(u16),
 }
 
+/// How many faults of each kind were injected (`GET /_sim/faults`), so a
+/// test can report and check what it survived.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// Requests answered 5xx without applying.
+    pub errors: u64,
+    /// Connections dropped.
+    pub resets: u64,
+    /// Requests never answered.
+    pub hangs: u64,
+    /// Changes applied but answered 429/5xx.
+    pub ghosts: u64,
+    /// Requests answered 429 by the throttle (filled in by the server).
+    pub throttled: u64,
+}
+
 /// The seeded decision maker.
 #[derive(Debug)]
 pub struct Faults {
@@ -64,6 +80,8 @@ pub struct Faults {
     pub rates: Rates,
     /// The seeded generator (every draw comes from it).
     rng: ChaCha8Rng,
+    /// What was injected so far.
+    pub counts: Counts,
 }
 
 impl Faults {
@@ -72,6 +90,7 @@ impl Faults {
         Faults {
             rates,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0xfa17),
+            counts: Counts::default(),
         }
     }
 
@@ -85,8 +104,21 @@ impl Faults {
         r.latency + Duration::from_micros(j)
     }
 
-    /// Decides the fate of a top-level request.
+    /// Decides the fate of a top-level request (and counts it).
     pub fn decide(&mut self, with_transport: bool) -> Fault {
+        let fault = self.draw(with_transport);
+        let c = &mut self.counts;
+        match fault {
+            Fault::None => {}
+            Fault::Error(_) => c.errors += 1,
+            Fault::Reset { .. } => c.resets += 1,
+            Fault::Hang { .. } => c.hangs += 1,
+            Fault::Ghost(_) => c.ghosts += 1,
+        }
+        fault
+    }
+
+    fn draw(&mut self, with_transport: bool) -> Fault {
         let r = self.rates.clone();
         if r.error == 0.0 && r.reset == 0.0 && r.hang == 0.0 && r.ghost == 0.0 {
             return Fault::None;

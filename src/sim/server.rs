@@ -229,6 +229,11 @@ fn dispatch(sim: &Sim, svc: Service, req: &Req, now: Instant, fault: Fault) -> R
         _ => resp.status,
     };
     let (resp, changed) = match svc {
+        Service::Own if req.method == "GET" && req.path == "/_sim/faults" => {
+            let mut counts = lock(&sim.faults).counts;
+            counts.throttled = w.throttle.throttled;
+            return Resp::json(200, serde_json::json!(counts));
+        }
         Service::Own => {
             return inspect::handle(w, &req.method, &req.path, &req.query, now, &sim.cfg)
         }

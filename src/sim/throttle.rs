@@ -106,6 +106,8 @@ pub struct Throttle {
     budgets: Budgets,
     /// Buckets keyed by scope string.
     buckets: HashMap<String, Bucket>,
+    /// How many requests were answered 429 (`GET /_sim/faults`).
+    pub throttled: u64,
 }
 
 /// The resource-unit budget of one app in one tenant per 10 s, by tenant size.
@@ -127,6 +129,7 @@ impl Throttle {
         Throttle {
             budgets,
             buckets: HashMap::new(),
+            throttled: 0,
         }
     }
 
@@ -159,6 +162,7 @@ impl Throttle {
             }
         }
         if let Some((wait, i)) = worst {
+            self.throttled += 1;
             let (key, _, info) = &scopes[i];
             return Verdict::Throttled {
                 retry_after: Some(Duration::from_secs_f64(wait.max(0.001))),
