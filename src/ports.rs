@@ -4,7 +4,8 @@
 //!
 //! Reads return the value or a classified error. Writes return a
 //! [`WriteOutcome`] per object, carrying the HTTP description the audit log
-//! records. None of these methods sleeps to retry: a transient failure is
+//! records. None of these methods sleeps to retry (`pause` is the waiting, for
+//! the caller to use): a transient failure is
 //! reported (with the service's `Retry-After`, if any) and the saga records the
 //! schedule.
 
@@ -22,6 +23,14 @@ pub trait TenantApi: Send + Sync {
 
     /// One user by id; `Ok(None)` on 404. Used to resolve an in-doubt delete.
     fn get_user(&self, id: &str) -> impl Future<Output = Result<Option<User>, CallError>> + Send;
+
+    /// Waits out a short `Retry-After` before a read is repeated (the one
+    /// place the runtime waits without recording it: a lookup among the many
+    /// of one in-doubt check). On tokio's clock by default; an in-memory fake
+    /// without a runtime may return at once.
+    fn pause(&self, wait: std::time::Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(wait)
+    }
 
     /// Object ids of the members of the Global Administrator role.
     fn list_global_admins(&self) -> impl Future<Output = Result<Vec<String>, CallError>> + Send;

@@ -221,7 +221,7 @@ async fn get_user<T: TenantApi>(tenant: &T, id: &str) -> Result<Option<User>, Ca
                     && e.retry_after.is_none_or(|ra| ra <= LOOKUP_MAX_WAIT) =>
             {
                 if let Some(ra) = e.retry_after {
-                    tokio::time::sleep(ra).await;
+                    tenant.pause(ra).await;
                 }
                 attempt += 1;
             }
