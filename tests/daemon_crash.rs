@@ -8,76 +8,15 @@
 //! each with the same method and path (or its intent), and no change was
 //! applied twice unless its first outcome was in doubt.
 
+mod proof;
 mod support;
 
-use closeout::saga::{Change, Event};
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
-use support::{active_sagas, all_terminal, store_events, wait_status, Daemon, Env, Sim};
+use support::{active_sagas, all_terminal, wait_status, Daemon, Env, Sim};
 
 /// Kills required per run.
 const KILLS: usize = 20;
-
-/// What the event log says about one saga's changes.
-#[derive(Default)]
-struct Recorded {
-    /// change_id -> (change, targets).
-    intents: BTreeMap<u32, (Change, Vec<String>)>,
-    /// (change_id, target) pairs with a recorded outcome.
-    outcomes: HashSet<(u32, String)>,
-    /// (method, path) of every call recorded with its outcome.
-    calls: HashSet<(String, String)>,
-}
-
-fn recorded(events: &[Event]) -> Recorded {
-    let mut r = Recorded::default();
-    for e in events {
-        match e {
-            Event::ChangeIntended {
-                change_id,
-                change,
-                targets,
-            } => {
-                r.intents.insert(*change_id, (*change, targets.clone()));
-            }
-            Event::ChangeApplied {
-                change_id,
-                target,
-                http,
-                ..
-            }
-            | Event::ChangeFailed {
-                change_id,
-                target,
-                http,
-                ..
-            } => {
-                r.outcomes.insert((*change_id, target.clone()));
-                r.calls.insert((http.method.clone(), http.path.clone()));
-            }
-            _ => {}
-        }
-    }
-    r
-}
-
-/// Whether `path` is a call on `target` of an intent of `change`.
-fn targets(change: Change, target: &str, path: &str) -> bool {
-    match change {
-        Change::DisableSecurityDefaults => {
-            path.contains("identitySecurityDefaultsEnforcementPolicy")
-        }
-        _ => path.contains(target),
-    }
-}
-
-fn tenant_of(events: &[Event]) -> Option<String> {
-    events.iter().find_map(|e| match e {
-        Event::SagaStarted { spec, .. } => Some(spec.tenant_id.clone()),
-        _ => None,
-    })
-}
 
 #[test]
 fn survives_sigkill_at_random_moments() {
@@ -112,7 +51,7 @@ fn survives_sigkill_at_random_moments() {
     args.extend(faults);
     let sim = Sim::start(&args);
     let tenants = sim.tenants();
-    let keep = keep_ids(&sim, &tenants);
+    let keep = proof::keep_ids(&sim, &tenants);
     let env = Env::new(&sim, Default::default());
     let batch = env.write_batch("batch.toml", &tenants);
 
@@ -182,211 +121,16 @@ fn survives_sigkill_at_random_moments() {
         d.tail()
     );
 
-    // The sim: every tenant gone, no keep account deleted.
-    for t in &tenants {
-        let id = t["tenant_id"].as_str().unwrap_or_default();
-        assert_eq!(sim.tenant(id).1["deleted"], true, "tenant {id} not deleted");
-    }
-    let effects = sim.client_effects();
-    for e in &effects {
-        assert!(
-            !(e.method == "DELETE" && keep.iter().any(|k| e.path.contains(k.as_str()))),
-            "a keep account was deleted: {e:?}"
-        );
-    }
-
-    // The log against the ledger.
-    let sagas = store_events(&env.data_dir);
-    assert_eq!(sagas.len(), tenants.len());
-    let mut by_tenant: HashMap<String, Recorded> = HashMap::new();
-    let mut doubt_at_end = 0;
-    for (id, events) in &sagas {
-        let state = closeout::saga::fold(events);
-        // Outcomes still unknown at the end are acceptable only when the
-        // tenant was found gone (nothing left to read them from).
-        let gone = events
-            .iter()
-            .any(|e| matches!(e, Event::TenantFoundGone { .. }));
-        if !state.in_doubt().is_empty() {
-            assert!(
-                gone,
-                "saga {id} ended with changes in doubt: {:?}",
-                state.in_doubt()
-            );
-            doubt_at_end += state.in_doubt().len();
-        }
-        let tenant = tenant_of(events).unwrap_or_else(|| panic!("saga {id} has no SagaStarted"));
-        by_tenant.insert(tenant, recorded(events));
-    }
-    // The audit export (`closeout audit --format jsonl`) of the same log.
-    let audit = audit_jsonl(&env.data_dir);
-    let audit_calls: HashSet<(String, String, String)> = audit
-        .iter()
-        .filter(|l| l["http"].is_object())
-        .map(|l| {
-            (
-                l["tenant_id"].as_str().unwrap_or("").to_string(),
-                l["http"]["method"].as_str().unwrap_or("").to_string(),
-                l["http"]["path"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    let audit_intents: Vec<(String, String)> = audit
-        .iter()
-        .filter(|l| l["kind"] == "change_intended")
-        .map(|l| {
-            (
-                l["tenant_id"].as_str().unwrap_or("").to_string(),
-                l.to_string(),
-            )
-        })
-        .collect();
-    let (mut exact, mut lost) = (0, 0);
-    // Keyed by tenant too: some paths (security defaults) are the same in
-    // every tenant.
-    let mut seen: HashMap<(&str, &str, &str), Vec<&support::Effect>> = HashMap::new();
-    for e in &effects {
-        seen.entry((&e.tenant_id, &e.method, &e.path))
-            .or_default()
-            .push(e);
-        let rec = by_tenant
-            .get(&e.tenant_id)
-            .unwrap_or_else(|| panic!("change in a tenant never submitted: {e:?}"));
-        let intent = rec
-            .intents
-            .iter()
-            .flat_map(|(id, (c, ts))| ts.iter().map(move |t| (*id, *c, t)))
-            .filter(|(_, c, t)| targets(*c, t, &e.path))
-            .collect::<Vec<_>>();
-        assert!(
-            !intent.is_empty(),
-            "change made without a durable intent: {e:?}"
-        );
-        if rec.calls.contains(&(e.method.clone(), e.path.clone())) {
-            assert!(
-                audit_calls.contains(&(e.tenant_id.clone(), e.method.clone(), e.path.clone())),
-                "change missing from the audit jsonl (same method and path): {e:?}"
-            );
-            exact += 1;
-        } else {
-            assert!(
-                intent
-                    .iter()
-                    .any(|(id, _, t)| !rec.outcomes.contains(&(*id, t.to_string()))),
-                "change in the ledger with neither a recorded outcome nor an in-doubt intent: {e:?}"
-            );
-            assert!(
-                intent.iter().any(|(_, _, t)| audit_intents
-                    .iter()
-                    .any(|(tenant, line)| *tenant == e.tenant_id && line.contains(t.as_str()))),
-                "change whose outcome was lost has no intent in the audit jsonl: {e:?}"
-            );
-            lost += 1;
-        }
-    }
-    // A change answered 2xx is never made again: the same call succeeds at
-    // most once per distinct change recorded for it (a subscription's PATCH
-    // to "suspended" and later to "deleted" are two changes). Repeats after a
-    // ghost (5xx/429 after applying) or a dropped answer are in doubt and
-    // allowed.
-    for ((_, method, path), list) in &seen {
-        let ok = list
-            .iter()
-            .filter(|e| (200..300).contains(&e.status))
-            .count();
-        let tenant = &list[0].tenant_id;
-        // The distinct changes intended on this object (intents are durable
-        // even when the outcome was lost in a crash).
-        let intents: Vec<(u32, Change)> = by_tenant
-            .get(tenant)
-            .map(|r| {
-                r.intents
-                    .iter()
-                    .filter(|(_, (c, ts))| ts.iter().any(|t| targets(*c, t, path)))
-                    .map(|(id, (c, _))| (*id, *c))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let distinct: HashSet<Change> = intents.iter().map(|(_, c)| *c).collect();
-        assert!(
-            ok <= distinct.len().max(1),
-            "{method} {path} applied {ok} times with a known outcome for {} distinct changes \
-             (intents {intents:?}): {list:?}",
-            distinct.len()
-        );
-    }
-    let ghosts = effects
-        .iter()
-        .filter(|e| !(200..300).contains(&e.status))
-        .count();
+    // The sim's ledger against the event log and the audit jsonl (the
+    // checks shared with tests/chaos.rs), then the hash chain.
+    let sum = proof::check_ledger(&sim, &env, &tenants, &keep);
+    proof::verify_ok(&env.data_dir);
     eprintln!(
         "crash test: {kills} kills ({kills_while_active} while sagas active, {kills_before_ready} before READY), \
-         kill phase {kill_phase:?}, final recovery {recovery:?}, total {total:?}; ledger {} changes ({exact} with recorded outcome, \
-         {lost} outcome lost in a crash, {ghosts} ghost/dropped; {doubt_at_end} in doubt when the tenant was found gone); \
-         faults {faults:?}",
-        effects.len()
+         kill phase {kill_phase:?}, final recovery {recovery:?}, total {total:?}; ledger {sum:?}; faults {faults:?}"
     );
     assert!(
         kills_while_active >= KILLS,
         "only {kills_while_active} kills hit an active closure"
     );
-}
-
-/// `closeout audit --data-dir DIR --format jsonl`, parsed; every line has
-/// the fields of design.md §3.
-fn audit_jsonl(data_dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let out = std::process::Command::new(support::bin())
-        .args([
-            "audit",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--format",
-            "jsonl",
-        ])
-        .output()
-        .expect("run closeout audit");
-    assert!(out.status.success(), "audit: {}", support::stderr(&out));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
-        .collect();
-    assert!(!lines.is_empty(), "empty audit");
-    for l in &lines {
-        for field in [
-            "seq",
-            "at",
-            "saga_id",
-            "tenant_id",
-            "kind",
-            "hash",
-            "prev_hash",
-        ] {
-            assert!(!l[field].is_null(), "audit line without {field}: {l}");
-        }
-    }
-    lines
-}
-
-/// The object ids of each tenant's keep accounts.
-fn keep_ids(sim: &Sim, tenants: &[serde_json::Value]) -> HashSet<String> {
-    let mut ids = HashSet::new();
-    for t in tenants {
-        let id = t["tenant_id"].as_str().unwrap_or_default();
-        let state = sim.tenant(id).1;
-        let keep: Vec<&str> = t["keep"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
-        for u in state["users"]
-            .as_object()
-            .into_iter()
-            .flat_map(|m| m.values())
-        {
-            if keep.contains(&u["userPrincipalName"].as_str().unwrap_or("")) {
-                ids.insert(u["id"].as_str().unwrap_or_default().to_string());
-            }
-        }
-    }
-    assert!(!ids.is_empty());
-    ids
 }
