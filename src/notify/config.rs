@@ -42,6 +42,20 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The delivery backoff as the project's retry policy: doubling from
+    /// `backoff_initial` up to `backoff_max`, no jitter, `give_up_after`.
+    pub fn backoff(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            initial_interval: self.backoff_initial,
+            multiplier: 2.0,
+            max_interval: self.backoff_max,
+            jitter: crate::retry::Jitter::None,
+            give_up_after: self.give_up_after,
+        }
+    }
+}
+
 fn webhooks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<url::Url>, D::Error> {
     let raw = Vec::<String>::deserialize(d)?;
     if raw.len() > usize::from(u16::MAX) {

@@ -67,7 +67,7 @@ impl Webhooks {
             return abandoned(notice, kind, index, host, 0, "no such webhook".into());
         };
         let started = Instant::now();
-        let mut pause = self.settings.backoff_initial;
+        let backoff = self.settings.backoff();
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -102,12 +102,12 @@ impl Webhooks {
                 Err(e) if e.is_connect() => "webhook refused or unreachable".to_string(),
                 Err(_) => "webhook connection failed".to_string(),
             };
-            if started.elapsed() + pause > self.settings.give_up_after {
+            let pause = backoff.delay(attempts, 0.0, None);
+            if started.elapsed() + pause > backoff.give_up_after {
                 return abandoned(notice, kind, index, host, attempts, reason);
             }
             tracing::debug!(webhook = index, attempts, %reason, "notification will be retried");
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(self.settings.backoff_max);
         }
     }
 }
