@@ -597,8 +597,8 @@ impl Runner {
     }
 
     /// Appends the staged events durably (one group commit). A snapshot
-    /// rides along every [`SNAPSHOT_EVERY`] events and with the terminal
-    /// event.
+    /// rides along every [`snapshot_every`] events (at least
+    /// [`SNAPSHOT_EVERY`]) and with the terminal event.
     async fn flush(&mut self) -> Result<(), Stop> {
         if self.staged.is_empty() {
             return Ok(());
