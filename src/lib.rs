@@ -18,3 +18,10 @@ pub mod runtime;
 pub mod saga;
 pub mod sim;
 pub mod store;
+
+/// mimalloc for every binary linking the crate (the daemon, the CLI, tests and
+/// benches): sled 0.34 copies a leaf node on every insert and frees the old
+/// one on its I/O threads, and glibc's per-thread arenas kept that churn both
+/// slow and resident.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
