@@ -139,6 +139,9 @@ pub struct Limits {
     pub max_in_flight_per_tenant: NonZeroUsize,
     /// Calls in flight at once overall. Default 256.
     pub max_in_flight_total: NonZeroUsize,
+    /// Calls in flight at once to Partner Center, over all the partner's
+    /// customers (Partner Center throttles the partner's app). Default 64.
+    pub max_in_flight_partner_center: NonZeroUsize,
     /// Time allowed to open a connection. Default `10s`.
     #[serde(deserialize_with = "positive_duration")]
     pub connect_timeout: Duration,
@@ -216,6 +219,7 @@ impl Default for Limits {
             max_concurrent_sagas: n(64),
             max_in_flight_per_tenant: n(8),
             max_in_flight_total: n(256),
+            max_in_flight_partner_center: n(64),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
         }

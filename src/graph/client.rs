@@ -123,16 +123,22 @@ impl Client {
 impl Shared {
     /// The throttle of a tenant (created on first use).
     pub fn throttle(&self, tenant: &str) -> Arc<Throttle> {
+        self.throttle_with(tenant, self.options.max_in_flight_per_tenant)
+    }
+
+    /// The throttle of `key` (created on first use, with window ceiling
+    /// `ceiling`).
+    pub fn throttle_with(&self, key: &str, ceiling: usize) -> Arc<Throttle> {
         let mut map = match self.throttles.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        map.entry(tenant.to_string())
+        map.entry(key.to_string())
             .or_insert_with(|| {
                 crate::metrics::graph_tenant_added();
                 Arc::new(Throttle::new(
                     self.options.initial_in_flight_per_tenant,
-                    self.options.max_in_flight_per_tenant,
+                    ceiling,
                     self.options.throttle_probe_pause,
                 ))
             })

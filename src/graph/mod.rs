@@ -144,6 +144,10 @@ pub struct ClientOptions {
     pub max_in_flight_per_tenant: usize,
     /// Most requests in flight over all tenants.
     pub max_in_flight_total: usize,
+    /// Most requests in flight to Partner Center (the AIMD window's ceiling):
+    /// one window for every customer of the partner, since Partner Center
+    /// throttles the partner's app, not the customer.
+    pub max_in_flight_partner_center: usize,
     /// The AIMD window a tenant starts with.
     pub initial_in_flight_per_tenant: usize,
     /// Rounds of read-then-resend for in-doubt items inside one
@@ -173,6 +177,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(60),
             max_in_flight_per_tenant: 16,
             max_in_flight_total: 256,
+            max_in_flight_partner_center: 64,
             initial_in_flight_per_tenant: 4,
             batch_retry_rounds: 3,
             batch_retry_max_wait: Duration::from_secs(30),

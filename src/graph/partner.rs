@@ -45,7 +45,10 @@ impl PartnerClient {
                 secret,
                 "https://api.partnercenter.microsoft.com/.default",
             ),
-            throttle: shared.throttle(&format!("partner:{tenant}")),
+            throttle: shared.throttle_with(
+                &format!("partner:{tenant}"),
+                shared.options.max_in_flight_partner_center,
+            ),
             shared,
             tenant: tenant.to_string(),
         }

@@ -112,7 +112,10 @@ impl Drop for Permit<'_> {
         if let Ok(mut s) = self.throttle.state.lock() {
             s.in_flight = s.in_flight.saturating_sub(1);
         }
-        self.throttle.changed.notify_waiters();
+        // One slot freed: one waiter (the oldest) takes it. Waking every
+        // waiter here made a throttle shared by many sagas (Partner Center's,
+        // one per partner) quadratic: each release polled them all.
+        self.throttle.changed.notify_one();
     }
 }
 
@@ -154,41 +157,48 @@ impl Throttle {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let wait = self.try_take(write_items);
+            let (wait, free) = self.try_take(write_items);
+            // Wake-ups are handed on one at a time: whoever takes a slot
+            // and sees more free wakes the next waiter, and whoever cannot
+            // send for another reason (a Retry-After) passes its wake-up on.
             match wait {
                 Wait::Go(slot) => {
                     let permit = Permit {
                         throttle: self,
                         sent_at: slot,
                     };
+                    if free {
+                        self.changed.notify_one();
+                    }
                     tokio::time::sleep_until(slot).await;
                     return permit;
                 }
-                Wait::Until(t) => tokio::time::sleep_until(t).await,
+                Wait::Until(t) => {
+                    if free {
+                        self.changed.notify_one();
+                    }
+                    tokio::time::sleep_until(t).await
+                }
                 Wait::Slot => notified.await,
             }
         }
     }
 
     /// Takes a slot if one is free (returning when to send), or says what to
-    /// wait for.
-    fn try_take(&self, write_items: u32) -> Wait {
+    /// wait for; and whether a slot is (still) free afterwards.
+    fn try_take(&self, write_items: u32) -> (Wait, bool) {
         let mut s = match self.state.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
         let now = Instant::now();
-        let window = if s.hinted && s.rate.is_none() {
-            1
-        } else {
-            (s.window.floor() as usize).max(1)
-        };
+        let window = Self::slots(&s);
         let gate = if write_items > 0 {
             s.writes_blocked_until
         } else {
             s.reads_blocked_until
         };
-        match gate {
+        let wait = match gate {
             Some(b) if b > now => Wait::Until(b),
             _ if s.in_flight >= window => Wait::Slot,
             _ => {
@@ -200,16 +210,27 @@ impl Throttle {
                 }
                 Wait::Go(slot)
             }
+        };
+        (wait, s.in_flight < window)
+    }
+
+    /// The window's whole slots (what `try_take` admits).
+    fn slots(s: &State) -> usize {
+        if s.hinted && s.rate.is_none() {
+            1
+        } else {
+            (s.window.floor() as usize).max(1)
         }
     }
 
     /// Learns from a response.
     pub fn record(&self, permit: &Permit<'_>, fb: Feedback) {
-        {
+        let grew = {
             let mut s = match self.state.lock() {
                 Ok(s) => s,
                 Err(p) => p.into_inner(),
             };
+            let before = Self::slots(&s);
             let now = Instant::now();
             if fb.hint.is_some_and(|h| h >= 0.8) {
                 s.hinted = true;
@@ -259,8 +280,13 @@ impl Throttle {
                     }
                 }
             }
+            Self::slots(&s) > before
+        };
+        // A wider window admits one more now (whoever takes it wakes the
+        // next if there is room for more); a narrower one admits no one.
+        if grew {
+            self.changed.notify_one();
         }
-        self.changed.notify_waiters();
     }
 
     /// What the service answered so far.

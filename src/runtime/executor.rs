@@ -155,6 +155,7 @@ pub fn client_options(config: &Config) -> graph::ClientOptions {
         request_timeout: config.limits.request_timeout,
         max_in_flight_per_tenant: config.limits.max_in_flight_per_tenant.get(),
         max_in_flight_total: config.limits.max_in_flight_total.get(),
+        max_in_flight_partner_center: config.limits.max_in_flight_partner_center.get(),
         retry: config.retry.clone(),
         ..graph::ClientOptions::default()
     }
