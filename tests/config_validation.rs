@@ -89,6 +89,19 @@ fn defaults_are_the_real_hosts() {
     );
     assert_eq!(c.control_socket, Path::new("/run/closeout/control.sock"));
     assert_eq!(c.limits.max_in_flight_per_tenant.get(), 8);
+    assert_eq!(c.limits.max_in_flight_partner_center.get(), 64);
+}
+
+#[test]
+fn partner_center_limit_is_read_and_checked() {
+    let path = Path::new("/etc/closeout/closeout.toml");
+    let c = closeout::config::Config::parse("[limits]\nmax_in_flight_partner_center = 12\n", path)
+        .unwrap();
+    assert_eq!(c.limits.max_in_flight_partner_center.get(), 12);
+    let e = closeout::config::Config::parse("[limits]\nmax_in_flight_partner_center = 0\n", path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_in_flight_partner_center"), "{e}");
 }
 
 #[test]

@@ -388,4 +388,84 @@ mod tests {
         let el = start.elapsed().as_secs_f64();
         assert!(el > 0.85 && el < 1.0, "elapsed {el}");
     }
+
+    /// Many callers on a narrow window: every one gets through, never more
+    /// in flight than the window, with one wake-up per freed slot.
+    #[tokio::test(start_paused = true)]
+    async fn many_waiters_all_get_through_within_the_window() {
+        let t = std::sync::Arc::new(Throttle::new(4, 4, Duration::from_millis(200)));
+        let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..200u64 {
+            let (t, in_flight, peak) = (t.clone(), in_flight.clone(), peak.clone());
+            tasks.push(tokio::spawn(async move {
+                let p = t.acquire((i % 3 == 0) as u32).await;
+                let now = in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10 + i % 7)).await;
+                in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                t.record(&p, Feedback::default());
+            }));
+        }
+        let start = Instant::now();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 4);
+        // 200 calls of 10-16 ms, 4 at a time: about 650 ms when no slot
+        // stays idle.
+        let el = start.elapsed();
+        assert!(el < Duration::from_millis(700), "took {el:?}");
+        assert_eq!(t.stats().answered, 200);
+    }
+
+    /// A woken waiter that may not send (its kind is held back by a
+    /// Retry-After) hands the freed slot on to the next waiter.
+    #[tokio::test(start_paused = true)]
+    async fn a_gated_waiter_passes_its_wake_up_on() {
+        let t = std::sync::Arc::new(Throttle::new(1, 1, Duration::from_millis(200)));
+        let held = t.acquire(0).await;
+        let writer = {
+            let t = t.clone();
+            tokio::spawn(async move {
+                let _p = t.acquire(1).await;
+                Instant::now()
+            })
+        };
+        tokio::task::yield_now().await;
+        let reader = {
+            let t = t.clone();
+            tokio::spawn(async move {
+                let _p = t.acquire(0).await;
+                Instant::now()
+            })
+        };
+        tokio::task::yield_now().await;
+        // Writes are held back for 10 s; the slot is freed 5 ms later.
+        t.record(
+            &held,
+            Feedback {
+                answered: 1,
+                throttled: 1,
+                write: true,
+                retry_after: Some(Duration::from_secs(10)),
+                ..Feedback::default()
+            },
+        );
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(held);
+        let read_at = reader.await.unwrap();
+        assert_eq!(
+            read_at - start,
+            Duration::from_millis(5),
+            "the reader went at once"
+        );
+        let write_at = writer.await.unwrap();
+        assert!(
+            write_at - start >= Duration::from_secs(10),
+            "the writer waited"
+        );
+    }
 }
