@@ -169,3 +169,54 @@ async fn a_damaged_last_record_is_refused_at_open_naming_it() {
         Ok(_) => panic!("a damaged log was opened"),
     }
 }
+
+/// The index key of a saga's event, as the store writes it.
+fn index(saga: &str, seq: u64) -> Vec<u8> {
+    layout::index_key(&SagaId(saga.into()), seq)
+}
+
+#[tokio::test]
+async fn a_removed_index_entry_is_named() {
+    // saga-1's 4th event is record 11 (3 sagas interleaved).
+    let (_tmp, bad) = tampered(|db| {
+        db.remove(index("saga-1", 4)).unwrap();
+    })
+    .await;
+    let (seq, reason) = bad.expect("a removed index entry went unnoticed");
+    assert_eq!(seq, 11);
+    assert!(reason.contains("index"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_index_entry_pointing_elsewhere_is_named() {
+    let (_tmp, bad) = tampered(|db| {
+        db.insert(index("saga-2", 7), &14u64.to_be_bytes()).unwrap();
+    })
+    .await;
+    let (seq, reason) = bad.expect("a wrong index entry went unnoticed");
+    assert_eq!(seq, 21);
+    assert!(reason.contains("index"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_index_entry_of_no_record_is_named() {
+    let (_tmp, bad) = tampered(|db| {
+        db.insert(index("saga-9", 1), &5u64.to_be_bytes()).unwrap();
+    })
+    .await;
+    let (_, reason) = bad.expect("an index entry of no saga went unnoticed");
+    assert!(reason.contains("index"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_index_problem_before_a_broken_chain_is_named_first() {
+    let (_tmp, bad) = tampered(|db| {
+        db.remove(index("saga-0", 2)).unwrap();
+        let mut v = db.get(key(25)).unwrap().unwrap().to_vec();
+        let last = v.len() - 1;
+        v[last] ^= 1;
+        db.insert(key(25), v).unwrap();
+    })
+    .await;
+    assert_eq!(bad.map(|b| b.0), Some(4));
+}

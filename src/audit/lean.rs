@@ -3,6 +3,8 @@
 //! `layout` and `record` modules), but sled opened with a small page cache,
 //! so that streaming a log of millions of records keeps memory bounded
 //! (`Store::open` uses sled's default 1 GiB cache, which a full scan fills).
+//! A full scan ([`Lean::records`]) reads and decodes on its own thread, a few
+//! batches ahead, while the caller builds and writes the lines.
 //! Nothing is written; `verify` uses the real `Store` (its chain walk).
 
 use crate::model::SagaId;
@@ -81,15 +83,47 @@ impl Lean {
         })
     }
 
-    /// Every record from the first, lazily, each checked against its own hash
-    /// and its key.
-    pub fn records(&self) -> impl Iterator<Item = Result<Record, String>> + '_ {
-        self.tree
-            .range(layout::record_key(FIRST_SEQ)..=layout::record_key(u64::MAX))
-            .map(|item| {
-                let (k, v) = item.map_err(|e| e.to_string())?;
-                decode_at(layout::record_seq(&k).unwrap_or(0), &v)
-            })
+    /// Every record from the first, each checked against its own hash and
+    /// its key. A reader thread walks sled and decodes a few batches ahead
+    /// of the caller (who turns them into entries and lines on its own
+    /// core); it stops at the first error, or when the iterator is dropped.
+    pub fn records(&self) -> Prefetch {
+        let tree = self.tree.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<Record, String>>>(AHEAD);
+        let reader = std::thread::Builder::new()
+            .name("closeout-audit-read".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                let range = layout::record_key(FIRST_SEQ)..=layout::record_key(u64::MAX);
+                for item in tree.range(range) {
+                    let r = item
+                        .map_err(|e| e.to_string())
+                        .and_then(|(k, v)| decode_at(layout::record_seq(&k).unwrap_or(0), &v));
+                    let failed = r.is_err();
+                    batch.push(r);
+                    if failed || batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        if tx.send(full).is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
+                }
+            });
+        match reader {
+            Ok(handle) => Prefetch {
+                rx: Some(rx),
+                reader: Some(handle),
+                current: Vec::new().into_iter(),
+            },
+            Err(e) => Prefetch {
+                rx: None,
+                reader: None,
+                current: vec![Err(format!("cannot start the reader thread: {e}"))].into_iter(),
+            },
+        }
     }
 
     /// A saga's records in order, through its index.
@@ -149,6 +183,54 @@ impl Lean {
         {
             Some(bytes) => decode_at(global, &bytes).map(Some),
             None => Err(format!("record {global} is missing")),
+        }
+    }
+}
+
+/// Records decoded per batch handed from the reader thread.
+const BATCH: usize = 256;
+/// Batches the reader thread may be ahead of the caller (bounds memory).
+const AHEAD: usize = 4;
+
+/// The records of [`Lean::records`], read ahead on another thread.
+pub struct Prefetch {
+    /// Batches from the reader (none once it is done).
+    rx: Option<std::sync::mpsc::Receiver<Vec<Result<Record, String>>>>,
+    /// The reader thread, joined when the iterator is dropped.
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// The batch being handed out.
+    current: std::vec::IntoIter<Result<Record, String>>,
+}
+
+impl Iterator for Prefetch {
+    type Item = Result<Record, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.current.next() {
+                return Some(r);
+            }
+            match self.rx.as_ref()?.recv() {
+                Ok(batch) => self.current = batch.into_iter(),
+                Err(_) => {
+                    self.rx = None;
+                    if self.reader.take().is_some_and(|h| h.join().is_err()) {
+                        return Some(Err("the reader thread panicked".into()));
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        // Closing the channel stops the reader at its next batch; waiting
+        // for it means no sled handle outlives the data dir's lock.
+        self.rx = None;
+        if let Some(h) = self.reader.take() {
+            let _ = h.join();
         }
     }
 }

@@ -84,6 +84,12 @@ pub trait Log: Sync {
     fn first_saga_seq(&self) -> u64 {
         1
     }
+    /// Verifies the chain and the entries in one pass over the records, if
+    /// this log can; `None` if not ([`super::verify::verify`] then walks the
+    /// chain and the entries separately).
+    fn verify_one_pass(&self) -> Option<Result<super::verify::Report, Error>> {
+        None
+    }
 }
 
 /// Where to read the log from.

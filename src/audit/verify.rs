@@ -207,11 +207,23 @@ impl Checker {
 /// may have tripped over the same damage); otherwise the first record the
 /// other check names.
 pub fn verify(log: &dyn Log) -> Result<Report, Error> {
+    if let Some(report) = log.verify_one_pass() {
+        return report;
+    }
     let (chain, checked) = std::thread::scope(|scope| {
         let chain = scope.spawn(|| log.check_chain());
         let checked = check_entries(log, log.first_saga_seq());
         (chain.join(), checked)
     });
+    combine(chain, checked)
+}
+
+/// The report of a chain walk (`Err` if its thread panicked) and an entry
+/// check: a broken chain first, else the entry check's.
+pub fn combine(
+    chain: std::thread::Result<Result<(u64, Option<Bad>), Error>>,
+    checked: Result<Report, Error>,
+) -> Result<Report, Error> {
     let (records, bad) = chain.map_err(|_| Error::Log {
         path: String::new(),
         message: "the chain check panicked".into(),
@@ -228,8 +240,17 @@ pub fn verify(log: &dyn Log) -> Result<Report, Error> {
 
 /// Runs the [`Checker`] over a whole log, stopping at the first bad record.
 pub fn check_entries(log: &dyn Log, first_saga_seq: u64) -> Result<Report, Error> {
+    check_stream(log.entries_with(Want::CHECK), first_saga_seq)
+}
+
+/// Runs the [`Checker`] over entries (built with [`Want::CHECK`]), stopping
+/// at the first bad record.
+pub fn check_stream(
+    entries: super::source::Entries<'_>,
+    first_saga_seq: u64,
+) -> Result<Report, Error> {
     let mut checker = Checker::new(first_saga_seq);
-    for e in log.entries_with(Want::CHECK) {
+    for e in entries {
         let e = match e {
             Ok(e) => e,
             Err(Error::Decode {
