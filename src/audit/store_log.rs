@@ -17,6 +17,12 @@ use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
+/// sled's page cache for `verify`'s one pass over the log (bytes). On the
+/// 1,000,000-event bench log a quarter of sled's default 1 GiB verifies as
+/// fast (3.1-3.4 s) with a peak RSS of 480 MB instead of 777 MB; 16 MB was
+/// slower (3.7-3.9 s): sled then re-reads pages it evicted.
+const VERIFY_CACHE: u64 = 256 << 20;
+
 /// How the data dir is read.
 enum Backend {
     /// Through the real store (for `verify`: its chain walk).
@@ -67,7 +73,7 @@ impl StoreLog {
     /// Opens the log of `dir` through the real store, for `verify`.
     pub fn open_full(dir: &Path) -> Result<StoreLog, Error> {
         let shown = Self::exists(dir)?;
-        let store = Store::open(dir).map_err(|e| match e {
+        let store = Store::open_with_cache(dir, Some(VERIFY_CACHE)).map_err(|e| match e {
             store::Error::Locked { pid, .. } => Error::Locked(format!("{shown} (pid {pid})")),
             other => Error::Log {
                 path: shown.clone(),

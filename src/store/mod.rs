@@ -199,6 +199,13 @@ impl Store {
     /// Dropping the last clone stops the writer and joins its thread (a
     /// short block); call [`Store::close`] first from async code.
     pub fn open(dir: &Path) -> Result<Store, Error> {
+        Store::open_with_cache(dir, None)
+    }
+
+    /// [`Store::open`] with sled's page cache set to `cache_bytes` (sled's
+    /// default, 1 GiB, when `None`), for a process that only walks the log
+    /// once, like `closeout verify`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: Option<u64>) -> Result<Store, Error> {
         let formatted = dir.exists() && dir::check_format(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut lock = dir::lock(dir)?;
@@ -224,7 +231,11 @@ impl Store {
         // copy of a descriptor released a moment ago (see `dir::lock`).
         let mut tries = 0;
         let db = loop {
-            match sled::Config::new().path(&sled_dir).open() {
+            let mut config = sled::Config::new().path(&sled_dir);
+            if let Some(bytes) = cache_bytes {
+                config = config.cache_capacity(bytes);
+            }
+            match config.open() {
                 Err(sled::Error::Io(e))
                     if tries < dir::SELF_LOCK_TRIES && e.to_string().contains("lock") =>
                 {

@@ -128,6 +128,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, String> {
     let global_seq = take_u64(&mut b, "global seq")?;
     let at = Timestamp(take_u64(&mut b, "time")?);
     let p = take(&mut b, 4, "payload length")?;
+    // The header as stored: exactly what `header` writes for these fields.
+    let stored_header = &bytes[..bytes.len() - b.len()];
     let len = u32::from_le_bytes([p[0], p[1], p[2], p[3]]) as usize;
     let payload = take(&mut b, len, "payload")?.to_vec();
     let prev_hash = take_hash(&mut b, "previous hash")?;
@@ -135,8 +137,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, String> {
     if !b.is_empty() {
         return Err(format!("{} unexpected bytes after the record", b.len()));
     }
-    let head = header(&saga_id, saga_seq, global_seq, at, len as u32);
-    if chain_hash(&prev_hash, &head, &payload) != hash {
+    if chain_hash(&prev_hash, stored_header, &payload) != hash {
         return Err("hash does not match the record's bytes".to_string());
     }
     Ok(Record {
