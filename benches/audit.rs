@@ -6,6 +6,11 @@
 //! `/proc/<pid>/status` `VmHWM`) and `bench audit.verify_events_per_s`.
 //! Both commands run as the real `closeout` binary in a child process.
 //! `CLOSEOUT_BENCH_QUICK=1` shrinks the log from 1,000,000 events to 50,000.
+//!
+//! Baseline in the same run: sled alone scanning the same records (this
+//! bench re-run as a child with `CLOSEOUT_BENCH_SLED_SCAN=<sled dir>`, the
+//! page cache as small as the export's), printed as `sled.scan_events_per_s`
+//! and `sled.scan_peak_rss_mb`: what any reader of this database pays.
 
 #[path = "../tests/audit_support/mod.rs"]
 mod audit_support;
@@ -27,10 +32,32 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
 
 /// Runs `closeout args`, stdout to /dev/null; returns its wall time and peak RSS (kB).
 fn run(args: &[&str]) -> (Duration, u64) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_closeout"));
+    cmd.args(args);
+    measure(cmd, args)
+}
+
+/// The bare sled scan: every record's key and value, nothing decoded.
+fn sled_scan(dir: &str) {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(4 << 20)
+        .open()
+        .expect("sled open");
+    let (mut n, mut bytes) = (0u64, 0u64);
+    for item in db.range(&b"r"[..]..&b"s"[..]) {
+        let (_, v) = item.expect("sled read");
+        n += 1;
+        bytes += v.len() as u64;
+    }
+    eprintln!("sled scan: {n} records, {bytes} bytes");
+}
+
+/// Runs `cmd`, stdout to /dev/null; returns its wall time and peak RSS (kB).
+fn measure(mut cmd: Command, what: &[&str]) -> (Duration, u64) {
     let devnull = std::fs::File::create("/dev/null").expect("/dev/null");
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_closeout"))
-        .args(args)
+    let mut child = cmd
         .stdout(devnull)
         .stderr(Stdio::inherit())
         .spawn()
@@ -42,7 +69,7 @@ fn run(args: &[&str]) -> (Duration, u64) {
             peak = peak.max(kb);
         }
         if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "closeout {args:?} failed");
+            assert!(status.success(), "{what:?} failed");
             break;
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -56,6 +83,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    if let Some(dir) = std::env::var_os("CLOSEOUT_BENCH_SLED_SCAN") {
+        sled_scan(dir.to_str().expect("utf-8 path"));
+        return;
+    }
     let quick = std::env::var("CLOSEOUT_BENCH_QUICK").is_ok_and(|v| v == "1");
     let target: usize = if quick { 50_000 } else { 1_000_000 };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -91,7 +122,16 @@ fn main() {
     let d = dir_path.to_str().expect("utf-8 path");
     let runs = if quick { 1 } else { 3 };
     let (mut jsonl, mut rss, mut verify) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut scan, mut scan_rss) = (Vec::new(), Vec::new());
     for _ in 0..runs {
+        let mut cmd = Command::new(std::env::current_exe().expect("this bench's path"));
+        cmd.env(
+            "CLOSEOUT_BENCH_SLED_SCAN",
+            dir_path.join(closeout::store::SLED_DIR),
+        );
+        let (t, peak) = measure(cmd, &["sled scan"]);
+        scan.push(records as f64 / t.as_secs_f64());
+        scan_rss.push(peak as f64 / 1024.0);
         let (t, peak) = run(&["audit", "--data-dir", d, "--format", "jsonl"]);
         jsonl.push(records as f64 / t.as_secs_f64());
         rss.push(peak as f64 / 1024.0);
@@ -107,4 +147,6 @@ fn main() {
         "bench audit.verify_events_per_s {:.0} events/s",
         median(verify)
     );
+    println!("bench sled.scan_events_per_s {:.0} events/s", median(scan));
+    println!("bench sled.scan_peak_rss_mb {:.1} MB", median(scan_rss));
 }
