@@ -266,6 +266,14 @@ pub struct CaPolicy {
     pub requires_mfa: bool,
 }
 
+impl CaPolicy {
+    /// The policy demands MFA and is not disabled: step 4 disables it, and
+    /// the portal refuses to delete the tenant while it is so.
+    pub fn enforces_mfa(&self) -> bool {
+        self.requires_mfa && self.state != CaPolicyState::Disabled
+    }
+}
+
 /// Per-user MFA states (`/beta/users/{id}/authentication/requirements`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

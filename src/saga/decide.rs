@@ -278,6 +278,17 @@ pub(crate) fn keep_ids(state: &State) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The users of `view` that are not keep accounts (the portal's tenant
+/// deletion wants none left).
+pub(crate) fn other_users<'a>(
+    state: &'a State,
+    view: &'a super::view::TenantView,
+) -> impl Iterator<Item = &'a super::view::UserRef> {
+    view.users
+        .iter()
+        .filter(move |u| !is_keep(state, &u.id, &u.upn))
+}
+
 /// Whether a user is a keep account (by checked id, or by a keep entry naming
 /// its id or UPN).
 pub(crate) fn is_keep(state: &State, id: &str, upn: &str) -> bool {

@@ -2,7 +2,7 @@
 //! saga would do, changing nothing. Shares the keep-list check with step 0.
 
 use super::view::{Inventory, SubscriptionRef, UserRef};
-use crate::model::{CaPolicyState, SubscriptionMode, SubscriptionStatus, TenantSpec};
+use crate::model::{SubscriptionMode, SubscriptionStatus, TenantSpec};
 use serde::{Deserialize, Serialize};
 
 /// What closing a tenant would do.
@@ -110,7 +110,7 @@ pub fn plan(spec: &TenantSpec, inv: &Inventory) -> Plan {
         disable_ca_policies: inv
             .ca_policies
             .iter()
-            .filter(|p| p.requires_mfa && p.state != CaPolicyState::Disabled)
+            .filter(|p| p.enforces_mfa())
             .map(|p| p.id.clone())
             .collect(),
         applications: inv

@@ -3,11 +3,11 @@
 //! delete or reactivate and where, which preconditions of tenant deletion
 //! still fail (from the saga's last read), or which command resumes it.
 
-use super::decide::is_keep;
+use super::decide::other_users;
 use super::event::Gate;
 use super::state::State;
 use super::view::{SubscriptionRef, TenantView};
-use crate::model::{CaPolicyState, SubscriptionStatus};
+use crate::model::SubscriptionStatus;
 use serde::{Deserialize, Serialize};
 
 /// Where subscriptions are cancelled, deleted and reactivated by hand.
@@ -150,12 +150,7 @@ impl State {
 /// The portal's preconditions of tenant deletion that `view` shows failing.
 pub fn failing_preconditions(state: &State, view: &TenantView) -> Vec<String> {
     let mut out = Vec::new();
-    let users: Vec<&str> = view
-        .users
-        .iter()
-        .filter(|u| !is_keep(state, &u.id, &u.upn))
-        .map(|u| u.upn.as_str())
-        .collect();
+    let users: Vec<&str> = other_users(state, view).map(|u| u.upn.as_str()).collect();
     if !users.is_empty() {
         out.push(format!(
             "users besides the keep accounts remain: {}",
@@ -163,9 +158,7 @@ pub fn failing_preconditions(state: &State, view: &TenantView) -> Vec<String> {
         ));
     }
     let subs: Vec<String> = view
-        .subscriptions
-        .iter()
-        .filter(|s| s.status != SubscriptionStatus::Deleted)
+        .undeleted_subscriptions()
         .map(|s| format!("{} ({}, {:?})", s.sku, s.id, s.status))
         .collect();
     if !subs.is_empty() {
@@ -178,10 +171,7 @@ pub fn failing_preconditions(state: &State, view: &TenantView) -> Vec<String> {
         out.push("security defaults are enabled".to_string());
     }
     let ca: Vec<&str> = view
-        .mfa
-        .ca_policies
-        .iter()
-        .filter(|p| p.requires_mfa && p.state != CaPolicyState::Disabled)
+        .mfa_policies_on()
         .map(|p| p.display_name.as_str())
         .collect();
     if !ca.is_empty() {
@@ -191,12 +181,10 @@ pub fn failing_preconditions(state: &State, view: &TenantView) -> Vec<String> {
         ));
     }
     if !view.applications.is_empty() {
-        let apps: Vec<&str> = view
-            .applications
-            .iter()
-            .map(|a| a.display_name.as_str())
-            .collect();
-        out.push(format!("app registrations remain: {}", apps.join(", ")));
+        out.push(format!(
+            "app registrations remain: {}",
+            view.application_names().join(", ")
+        ));
     }
     if view.users.len() > 1 {
         out.push(format!(

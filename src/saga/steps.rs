@@ -3,11 +3,11 @@
 //! disable MFA, delete the directory.
 
 use super::action::{Action, Call, Read};
-use super::decide::{drive, intend, is_keep, keep_ids, status_of, wait};
+use super::decide::{drive, intend, is_keep, keep_ids, other_users, status_of, wait};
 use super::event::{Change, Event, Gate, SECURITY_DEFAULTS};
 use super::state::State;
 use crate::model::{
-    CaPolicyState, PartnerStatus, PerUserMfaState, SubscriptionMode, SubscriptionStatus, Timestamp,
+    PartnerStatus, PerUserMfaState, SubscriptionMode, SubscriptionStatus, Timestamp,
 };
 
 const SUSPEND: Change = Change::SetSubscription {
@@ -305,7 +305,7 @@ fn disable_mfa(state: &State, now: Timestamp) -> Vec<Action> {
     let ca: Vec<String> = mfa
         .ca_policies
         .iter()
-        .filter(|p| p.requires_mfa && p.state != CaPolicyState::Disabled)
+        .filter(|p| p.enforces_mfa())
         .map(|p| p.id.clone())
         .collect();
     on.push((Change::DisableCaPolicy, ca));
@@ -372,31 +372,18 @@ fn delete_tenant(state: &State, now: Timestamp) -> Vec<Action> {
         });
     };
     let mut blockers = Vec::new();
-    let users = view
-        .users
-        .iter()
-        .filter(|u| !is_keep(state, &u.id, &u.upn))
-        .count();
+    let users = other_users(state, view).count();
     if users > 0 {
         blockers.push(format!("{users} users besides the keep accounts"));
     }
-    let subs = view
-        .subscriptions
-        .iter()
-        .filter(|s| s.status != SubscriptionStatus::Deleted)
-        .count();
+    let subs = view.undeleted_subscriptions().count();
     if subs > 0 {
         blockers.push(format!("{subs} subscriptions not deprovisioned"));
     }
     if view.mfa.security_defaults {
         blockers.push("security defaults enabled".to_string());
     }
-    let ca = view
-        .mfa
-        .ca_policies
-        .iter()
-        .filter(|p| p.requires_mfa && p.state != CaPolicyState::Disabled)
-        .count();
+    let ca = view.mfa_policies_on().count();
     if ca > 0 {
         blockers.push(format!("{ca} MFA conditional access policies on"));
     }
@@ -416,14 +403,9 @@ fn delete_tenant(state: &State, now: Timestamp) -> Vec<Action> {
          (Identity > Overview > Manage tenants > Delete)"
     );
     if !view.applications.is_empty() {
-        let apps: Vec<&str> = view
-            .applications
-            .iter()
-            .map(|a| a.display_name.as_str())
-            .collect();
         instructions.push_str(&format!(
             ", after removing the app registrations {}",
-            apps.join(", ")
+            view.application_names().join(", ")
         ));
     }
     if view.users.len() > 1 {

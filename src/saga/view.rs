@@ -69,3 +69,25 @@ pub struct TenantView {
     /// App registrations left (a Global Administrator removes them in the portal).
     pub applications: Vec<Application>,
 }
+
+impl TenantView {
+    /// Subscriptions not yet deprovisioned (anything but `Deleted`).
+    pub fn undeleted_subscriptions(&self) -> impl Iterator<Item = &SubscriptionRef> {
+        self.subscriptions
+            .iter()
+            .filter(|s| s.status != SubscriptionStatus::Deleted)
+    }
+
+    /// Conditional Access policies still enforcing MFA.
+    pub fn mfa_policies_on(&self) -> impl Iterator<Item = &CaPolicy> {
+        self.mfa.ca_policies.iter().filter(|p| p.enforces_mfa())
+    }
+
+    /// The display names of the app registrations left.
+    pub fn application_names(&self) -> Vec<&str> {
+        self.applications
+            .iter()
+            .map(|a| a.display_name.as_str())
+            .collect()
+    }
+}
