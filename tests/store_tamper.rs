@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use closeout::model::SagaId;
-use closeout::store::{layout, Error, Snapshot, Store, SLED_DIR};
+use closeout::store::{index, layout, Error, Snapshot, Store, SLED_DIR};
 
 /// 3 sagas x 10 events, interleaved: global seqs 1..=30.
 async fn build(dir: &Path) {
@@ -170,16 +170,43 @@ async fn a_damaged_last_record_is_refused_at_open_naming_it() {
     }
 }
 
-/// The index key of a saga's event, as the store writes it.
+/// The key of a saga's index run starting at `seq`, as the store writes it.
 fn index(saga: &str, seq: u64) -> Vec<u8> {
     layout::index_key(&SagaId(saga.into()), seq)
 }
 
+/// The global seqs of a saga's one run (each saga of the built log has one:
+/// it was indexed when the store closed).
+fn run(db: &sled::Db, saga: &str) -> Vec<u64> {
+    let v = db.get(index(saga, 1)).unwrap().expect("the saga's run");
+    index::decode_run(&v).expect("a run").collect()
+}
+
+fn set_run(db: &sled::Db, saga: &str, globals: &[u64]) {
+    db.insert(index(saga, 1), index::encode_run(globals))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_closed_store_has_indexed_every_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    build(tmp.path()).await;
+    let db = sled::open(tmp.path().join(SLED_DIR)).unwrap();
+    assert_eq!(
+        run(&db, "saga-1"),
+        (0..10).map(|i| 2 + 3 * i).collect::<Vec<_>>()
+    );
+    assert_eq!(index::indexed(&db).unwrap(), 30);
+}
+
 #[tokio::test]
 async fn a_removed_index_entry_is_named() {
-    // saga-1's 4th event is record 11 (3 sagas interleaved).
+    // saga-1's 4th event is record 11 (3 sagas interleaved): drop it from
+    // the run, so that seq 4 names record 14.
     let (_tmp, bad) = tampered(|db| {
-        db.remove(index("saga-1", 4)).unwrap();
+        let mut g = run(db, "saga-1");
+        g.remove(3);
+        set_run(db, "saga-1", &g);
     })
     .await;
     let (seq, reason) = bad.expect("a removed index entry went unnoticed");
@@ -188,9 +215,22 @@ async fn a_removed_index_entry_is_named() {
 }
 
 #[tokio::test]
+async fn a_removed_index_run_is_named() {
+    let (_tmp, bad) = tampered(|db| {
+        db.remove(index("saga-2", 1)).unwrap();
+    })
+    .await;
+    let (seq, reason) = bad.expect("a removed index run went unnoticed");
+    assert_eq!(seq, 3, "saga-2's first record");
+    assert!(reason.contains("index"), "{reason}");
+}
+
+#[tokio::test]
 async fn an_index_entry_pointing_elsewhere_is_named() {
     let (_tmp, bad) = tampered(|db| {
-        db.insert(index("saga-2", 7), &14u64.to_be_bytes()).unwrap();
+        let mut g = run(db, "saga-2");
+        g[6] = 14;
+        set_run(db, "saga-2", &g);
     })
     .await;
     let (seq, reason) = bad.expect("a wrong index entry went unnoticed");
@@ -201,7 +241,7 @@ async fn an_index_entry_pointing_elsewhere_is_named() {
 #[tokio::test]
 async fn an_index_entry_of_no_record_is_named() {
     let (_tmp, bad) = tampered(|db| {
-        db.insert(index("saga-9", 1), &5u64.to_be_bytes()).unwrap();
+        set_run(db, "saga-9", &[5]);
     })
     .await;
     let (_, reason) = bad.expect("an index entry of no saga went unnoticed");
@@ -209,9 +249,51 @@ async fn an_index_entry_of_no_record_is_named() {
 }
 
 #[tokio::test]
+async fn an_index_entry_past_a_sagas_last_record_is_named() {
+    let (_tmp, bad) = tampered(|db| {
+        let mut g = run(db, "saga-0");
+        g.push(31);
+        set_run(db, "saga-0", &g);
+    })
+    .await;
+    let (_, reason) = bad.expect("an index entry past the saga's records went unnoticed");
+    assert!(reason.contains("index"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_malformed_index_run_is_named() {
+    // saga-0's first record is record 1.
+    let (_tmp, bad) = tampered(|db| {
+        db.insert(index("saga-0", 1), &[1u8, 2, 3][..]).unwrap();
+    })
+    .await;
+    let (seq, reason) = bad.expect("a malformed run went unnoticed");
+    assert_eq!(seq, 1);
+    assert!(reason.contains("index"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_index_mark_beyond_the_head_is_named_and_refused_at_open() {
+    let (tmp, bad) = tampered(|db| {
+        db.insert(index::INDEXED, &40u64.to_be_bytes()).unwrap();
+    })
+    .await;
+    let (seq, reason) = bad.expect("a mark beyond the head went unnoticed");
+    assert_eq!(seq, 31);
+    assert!(reason.contains("index"), "{reason}");
+    match Store::open(tmp.path()) {
+        Err(Error::Damaged(b)) => assert!(b.reason.contains("index"), "{b}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("opened a log whose index mark is beyond its head"),
+    }
+}
+
+#[tokio::test]
 async fn an_index_problem_before_a_broken_chain_is_named_first() {
     let (_tmp, bad) = tampered(|db| {
-        db.remove(index("saga-0", 2)).unwrap();
+        let mut g = run(db, "saga-0");
+        g.remove(1);
+        set_run(db, "saga-0", &g);
         let mut v = db.get(key(25)).unwrap().unwrap().to_vec();
         let last = v.len() - 1;
         v[last] ^= 1;

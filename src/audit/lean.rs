@@ -8,6 +8,7 @@
 //! Nothing is written; `verify` uses the real `Store` (its chain walk).
 
 use crate::model::SagaId;
+use crate::store::index::{self, Entries, Tail};
 use crate::store::layout;
 use crate::store::{record, Record, FIRST_SEQ, FORMAT_FILE, FORMAT_VERSION, LOCK_FILE, SLED_DIR};
 use std::fs::File;
@@ -23,6 +24,8 @@ const CACHE: u64 = 4 << 20;
 pub struct Lean {
     /// sled's default tree.
     tree: sled::Tree,
+    /// The records after the index's mark (none after a clean stop).
+    tail: Tail,
     /// The database (kept open for the tree).
     _db: sled::Db,
     /// The data dir's lock, as `Store` takes it: no daemon may start meanwhile.
@@ -76,15 +79,18 @@ impl Lean {
             .open()
             .map_err(|e| other(&e))?;
         let tree: sled::Tree = (*db).clone();
+        let tail = Tail::read(&tree).map_err(|e| other(&e))?;
         Ok(Lean {
             tree,
+            tail,
             _db: db,
             _lock: lock,
         })
     }
 
     /// Every record from the first, each checked against its own hash and
-    /// its key. A reader thread walks sled and decodes a few batches ahead
+    /// its key. A reader thread reads them from sled (one point lookup each:
+    /// see [`crate::store::record_bytes`] for why) and decodes a few batches ahead
     /// of the caller (who turns them into entries and lines on its own
     /// core); it stops at the first error, or when the iterator is dropped.
     pub fn records(&self) -> Prefetch {
@@ -94,11 +100,10 @@ impl Lean {
             .name("closeout-audit-read".into())
             .spawn(move || {
                 let mut batch = Vec::with_capacity(BATCH);
-                let range = layout::record_key(FIRST_SEQ)..=layout::record_key(u64::MAX);
-                for item in tree.range(range) {
+                for item in crate::store::record_bytes(tree, FIRST_SEQ) {
                     let r = item
                         .map_err(|e| e.to_string())
-                        .and_then(|(k, v)| decode_at(layout::record_seq(&k).unwrap_or(0), &v));
+                        .and_then(|(seq, v)| decode_at(seq, &v));
                     let failed = r.is_err();
                     batch.push(r);
                     if failed || batch.len() == BATCH {
@@ -128,61 +133,54 @@ impl Lean {
 
     /// A saga's records in order, through its index.
     pub fn saga_records(&self, saga: &SagaId) -> impl Iterator<Item = Result<Record, String>> + '_ {
-        let start = layout::index_key(saga, FIRST_SEQ);
-        let end = layout::index_key(saga, u64::MAX);
+        let (entries, failed) = match Entries::new(&self.tree, &self.tail, saga, FIRST_SEQ) {
+            Ok(e) => (Some(e), None),
+            Err(e) => (None, Some(Err(e.to_string()))),
+        };
         let saga = saga.clone();
-        self.tree.range(start..=end).map(move |item| {
-            let (_, v) = item.map_err(|e| e.to_string())?;
-            let global = layout::u64_value(&v)
-                .ok_or_else(|| format!("an index entry of saga {saga} is not 8 bytes"))?;
-            let bytes = self
-                .tree
-                .get(layout::record_key(global))
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| {
-                    format!("record {global}, named by the index of saga {saga}, is missing")
-                })?;
-            let r = decode_at(global, &bytes)?;
-            if r.saga_id != saga {
-                return Err(format!(
-                    "record {global} is not of saga {saga}, as its index says"
-                ));
-            }
-            Ok(r)
-        })
+        failed
+            .into_iter()
+            .chain(entries.into_iter().flatten().map(move |entry| {
+                let (_, global) = entry.map_err(|e| e.to_string())?;
+                let r = self.record(global, &saga)?;
+                if r.saga_id != saga {
+                    return Err(format!(
+                        "record {global} is not of saga {saga}, as its index says"
+                    ));
+                }
+                Ok(r)
+            }))
     }
 
-    /// Every saga with its next seq, in saga id order.
+    /// The record with this global seq, named by the index of `saga`.
+    fn record(&self, global: u64, saga: &SagaId) -> Result<Record, String> {
+        let bytes = self
+            .tree
+            .get(layout::record_key(global))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!("record {global}, named by the index of saga {saga}, is missing")
+            })?;
+        decode_at(global, &bytes)
+    }
+
+    /// Every saga with its next seq, in saga key order (id length, then id).
     pub fn sagas(&self) -> Result<Vec<(SagaId, u64)>, String> {
-        layout::sagas(&self.tree)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())
+        index::sagas(&self.tree, &self.tail).map_err(|e| e.to_string())
     }
 
     /// Whether the saga is in the log.
     pub fn has_saga(&self, saga: &SagaId) -> Result<bool, String> {
-        layout::next_seq(&self.tree, saga)
+        index::next_seq(&self.tree, &self.tail, saga)
             .map(|n| n.is_some())
             .map_err(|e| e.to_string())
     }
 
     /// One record of a saga by its saga seq.
     pub fn saga_record(&self, saga: &SagaId, saga_seq: u64) -> Result<Option<Record>, String> {
-        let Some(v) = self
-            .tree
-            .get(layout::index_key(saga, saga_seq))
-            .map_err(|e| e.to_string())?
-        else {
-            return Ok(None);
-        };
-        let global = layout::u64_value(&v).ok_or("an index entry is not 8 bytes")?;
-        match self
-            .tree
-            .get(layout::record_key(global))
-            .map_err(|e| e.to_string())?
-        {
-            Some(bytes) => decode_at(global, &bytes).map(Some),
-            None => Err(format!("record {global} is missing")),
+        match index::lookup(&self.tree, &self.tail, saga, saga_seq).map_err(|e| e.to_string())? {
+            Some(global) => self.record(global, saga).map(Some),
+            None => Ok(None),
         }
     }
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 /// of sled's default 1 GiB verifies as fast (3.1-3.4 s) with a peak RSS of
 /// 480 MB instead of 777 MB; 16 MB was slower (3.7-3.9 s): sled then
 /// re-reads pages it evicted.
-const VERIFY_CACHE: u64 = 256 << 20;
+const VERIFY_CACHE: u64 = 4 << 20;
 
 /// How the data dir is read.
 enum Backend {

@@ -6,8 +6,9 @@ use crate::model::SagaId;
 
 /// Prefix of a record, followed by its global seq (big-endian u64).
 pub const RECORD: u8 = b'r';
-/// Prefix of a per-saga index entry: saga key, then saga seq (big-endian u64);
-/// the value is the record's global seq (big-endian u64).
+/// Prefix of a per-saga index run: saga key, then the saga seq of its first
+/// event (big-endian u64); the value is the global seqs of the saga's
+/// consecutive events from it (big-endian u64 each). See [`super::index`].
 pub const INDEX: u8 = b'i';
 /// Prefix of a saga's latest snapshot: saga key; the value codec-encoded.
 pub const SNAPSHOT: u8 = b's';
@@ -46,7 +47,7 @@ pub fn saga_key(prefix: u8, saga: &SagaId) -> Vec<u8> {
     k
 }
 
-/// The index key of a saga's event.
+/// The key of a saga's index run starting at `saga_seq`.
 pub fn index_key(saga: &SagaId, saga_seq: u64) -> Vec<u8> {
     let mut k = saga_key(INDEX, saga);
     k.extend_from_slice(&saga_seq.to_be_bytes());
@@ -114,40 +115,4 @@ pub fn index_parts(key: &[u8]) -> Option<(SagaId, u64)> {
     let split = key.len().checked_sub(8)?;
     let saga = saga_of(key.get(..split)?)?;
     Some((saga, u64_value(key.get(split..)?)?))
-}
-
-/// The saga's next seq: one after the seq of its last index entry, or
-/// `None` for a saga never appended to. One reverse seek.
-pub fn next_seq(tree: &sled::Tree, saga: &SagaId) -> sled::Result<Option<u64>> {
-    let last = tree
-        .range(index_key(saga, 0)..=index_key(saga, u64::MAX))
-        .next_back()
-        .transpose()?;
-    Ok(last
-        .and_then(|(k, _)| index_parts(&k))
-        .map(|(_, seq)| seq + 1))
-}
-
-/// Every saga with its next seq, one forward and one reverse seek per saga
-/// (a skip scan over the index): the cost grows with the number of sagas,
-/// not of events.
-pub fn sagas(tree: &sled::Tree) -> impl Iterator<Item = sled::Result<(SagaId, u64)>> + '_ {
-    let mut from = vec![INDEX];
-    std::iter::from_fn(move || {
-        let first = match tree.range(from.clone()..).next()? {
-            Ok((k, _)) => k,
-            Err(e) => return Some(Err(e)),
-        };
-        if first.first() != Some(&INDEX) {
-            return None;
-        }
-        let (saga, _) = index_parts(&first)?;
-        let next = match next_seq(tree, &saga) {
-            Ok(n) => n?,
-            Err(e) => return Some(Err(e)),
-        };
-        from = index_key(&saga, u64::MAX);
-        from.push(0);
-        Some(Ok((saga, next)))
-    })
 }

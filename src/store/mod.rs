@@ -4,7 +4,7 @@
 //! # Data dir
 //!
 //! ```text
-//! <dir>/FORMAT          "closeout-store 1": the layout version, read before anything is touched
+//! <dir>/FORMAT          "closeout-store 2": the layout version, read before anything is touched
 //! <dir>/closeout.lock   flock'ed while a Store is open; holds the owner's pid for the error message
 //! <dir>/sled/           the sled database (one tree, the default one)
 //! ```
@@ -16,16 +16,20 @@
 //! | `v` | the layout version, `u16` big-endian (the same as `FORMAT`) |
 //! | `h` | the head: last global seq, last hash, last time (48 bytes) |
 //! | `r` + global seq (u64 BE) | the record, see [`record`] (68 bytes + saga id + payload) |
-//! | `i` + saga key + saga seq (u64 BE) | the record's global seq (u64 BE) |
+//! | `i` + saga key + saga seq (u64 BE) | an index run: the global seqs (u64 BE each) of the saga's consecutive events from that seq |
+//! | `x` | the index mark (u64 BE): every record up to it is in a run, none after it |
 //! | `s` + saga key | the saga's latest snapshot: `codec::encode_versioned(1, (last saga seq, Snapshot))` |
 //!
 //! A saga key is the saga id's length (one byte) followed by its bytes, so one
 //! saga's keys never prefix another's. Big-endian seqs make sled's order the
-//! log's order. A saga's next seq is one after its last index entry (one
-//! reverse seek), and the sagas are listed by a skip scan over the index (two
-//! seeks per saga): no separate per-saga counter is written, which saves a
-//! sled insert per append (sled's per-insert CPU cost, not fsync, bounds the
-//! group-commit rate).
+//! log's order. The index is written lazily (see [`index`]): one run per
+//! saga per window of events, so that an event costs one sled insert and a
+//! fraction instead of two (sled's per-insert CPU cost, not fsync, bounds the
+//! group-commit rate). The records after the mark, the unindexed tail (at
+//! most a window and a commit), are found by reading their headers. A
+//! saga's next seq is one after its last event in its last run or the tail,
+//! and the sagas are listed by a skip scan over the runs (two seeks per
+//! saga) and the tail: no separate per-saga counter is written.
 //!
 //! # Invariants
 //!
@@ -34,15 +38,20 @@
 //!   [`Error::SeqConflict`], so two writers for one saga are caught.
 //! - One chain over the whole log in global order: each record holds the
 //!   previous record's hash and `blake3(prev hash ‖ header ‖ payload)`.
-//! - Everything of one commit (the records of all appends in the group, their
-//!   index entries, snapshots, and the new head) is one atomic
+//! - Everything of one commit (the records of all appends in the group,
+//!   snapshots, and the new head) is one atomic
 //!   `sled::Batch`, followed by one `flush` (fsync). Callers are answered only
 //!   after that flush, so an acknowledged event survives a crash, and the head
 //!   always names the last record: a cut tail is detectable.
 //! - A snapshot is stored in the same batch as the events it follows, with the
-//!   saga seq of the last of them: recovery reads one index seek and one `s`
-//!   entry per saga and replays only events after the snapshot. Opening reads the
-//!   format, the head and the last record: its cost does not grow with history.
+//!   saga seq of the last of them: recovery reads two index seeks and one `s`
+//!   entry per saga and replays only events after the snapshot. Opening reads
+//!   the format, the head, the last record and the unindexed tail: its cost
+//!   does not grow with history.
+//! - Index runs and the mark are written in one atomic batch, after the
+//!   commit of their records; runs are never rewritten. A crash loses at most
+//!   runs not yet flushed, together with their mark: the tail grows, nothing
+//!   is wrong.
 //! - Records are never rewritten or deleted.
 //! - Only the writer thread writes; blocking sled calls stay off async
 //!   workers (reads are short point lookups and lazy iterators).
@@ -57,10 +66,12 @@
 //! names the first record that does not match: a changed byte (hash), a
 //! removed record (gap), swapped records (a record stored under another
 //! global seq, or a broken link), a cut tail (the head is ahead of the last
-//! record), per-saga seq gaps and missing index entries.
+//! record), per-saga seq gaps, and index entries missing, wrong, or naming no
+//! record up to the mark.
 
 mod dir;
 mod error;
+pub mod index;
 pub mod layout;
 mod reader;
 pub mod record;
@@ -69,7 +80,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -78,13 +89,17 @@ use crate::model::{SagaId, Timestamp};
 
 pub use dir::{FORMAT_FILE, LOCK_FILE, SLED_DIR};
 pub use error::Error;
+pub use reader::record_bytes;
 pub use record::{Record, MAX_PAYLOAD, RECORD_VERSION};
 
+use index::{Pending, Tail};
 use layout::Head;
 use writer::{AppendReq, Cmd, Writer};
 
 /// The data dir layout version this build reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 2 writes the index lazily in runs (version 1 had one entry per
+/// event); a version-1 data dir is refused as of another format.
+pub const FORMAT_VERSION: u16 = 2;
 /// The version of the encoded snapshot entries.
 pub const SNAPSHOT_VERSION: u16 = 1;
 /// The first global seq and the first saga seq.
@@ -176,6 +191,8 @@ struct Inner {
     tree: sled::Tree,
     /// The sled directory, for error messages.
     sled_dir: PathBuf,
+    /// The readers' view of the unindexed tail, caught up on each read.
+    tail: Mutex<Tail>,
     /// Holds the data dir; dropped last.
     _lock: dir::DirLock,
 }
@@ -206,6 +223,17 @@ impl Store {
     /// default, 1 GiB, when `None`), for a process that only walks the log
     /// once, like `closeout verify`.
     pub fn open_with_cache(dir: &Path, cache_bytes: Option<u64>) -> Result<Store, Error> {
+        Store::open_tuned(dir, cache_bytes, index::WINDOW)
+    }
+
+    /// [`Store::open_with_cache`] with the index written every `index_window`
+    /// events instead of [`index::WINDOW`] (for tests of the tail).
+    #[doc(hidden)]
+    pub fn open_tuned(
+        dir: &Path,
+        cache_bytes: Option<u64>,
+        index_window: usize,
+    ) -> Result<Store, Error> {
         let formatted = dir.exists() && dir::check_format(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut lock = dir::lock(dir)?;
@@ -250,12 +278,14 @@ impl Store {
             let mut b = sled::Batch::default();
             b.insert(layout::VERSION, &FORMAT_VERSION.to_be_bytes());
             b.insert(layout::HEAD, &Head::EMPTY.to_bytes()[..]);
+            b.insert(index::INDEXED, &0u64.to_be_bytes());
             tree.apply_batch(b).map_err(sled_err)?;
             tree.flush().map_err(sled_err)?;
             Head::EMPTY
         } else {
             reader::check_open(&tree, dir, &sled_dir)?
         };
+        let tail = Tail::read(&tree).map_err(reader::fault(&sled_dir))?;
         lock.record_pid(dir)?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
@@ -263,6 +293,9 @@ impl Store {
             dir: sled_dir.clone(),
             head,
             next: HashMap::new(),
+            pending: Pending::from_tail(&tail),
+            index_window: index_window.max(1),
+            appended: false,
             failed: None,
         };
         let thread = std::thread::Builder::new()
@@ -275,6 +308,7 @@ impl Store {
                 thread: Mutex::new(Some(thread)),
                 tree,
                 sled_dir,
+                tail: Mutex::new(tail),
                 _lock: lock,
             }),
         })
@@ -352,16 +386,30 @@ impl Store {
             .map_err(|_| Error::WriterStopped("the writer thread ended".into()))?
     }
 
+    /// The readers' tail view, caught up with the log.
+    fn tail(&self) -> Result<MutexGuard<'_, Tail>, Error> {
+        let mut tail = self
+            .inner
+            .tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tail.refresh(&self.inner.tree)
+            .map_err(reader::fault(&self.inner.sled_dir))?;
+        Ok(tail)
+    }
+
     /// The saga's next seq and latest snapshot; `None` for a saga never
     /// appended to.
     pub fn saga(&self, saga: &SagaId) -> Result<Option<SagaMeta>, Error> {
-        reader::saga(&self.inner.tree, &self.inner.sled_dir, saga)
+        let tail = self.tail()?;
+        reader::saga(&self.inner.tree, &self.inner.sled_dir, &tail, saga)
     }
 
-    /// Every saga with its next seq and latest snapshot, in saga id order,
-    /// without reading any event.
+    /// Every saga with its next seq and latest snapshot, in saga key order
+    /// (id length, then id), without reading any event.
     pub fn list_sagas(&self) -> Result<Vec<SagaMeta>, Error> {
-        reader::list_sagas(&self.inner.tree, &self.inner.sled_dir)
+        let tail = self.tail()?;
+        reader::list_sagas(&self.inner.tree, &self.inner.sled_dir, &tail)
     }
 
     /// The saga's events from saga seq `from_seq` on, in order, read lazily.
@@ -369,13 +417,18 @@ impl Store {
         &self,
         saga: &SagaId,
         from_seq: u64,
-    ) -> impl Iterator<Item = Result<Record, Error>> {
-        reader::saga_records(
+    ) -> Box<dyn Iterator<Item = Result<Record, Error>> + Send> {
+        let tail = match self.tail() {
+            Ok(t) => t,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        Box::new(reader::saga_records(
             self.inner.tree.clone(),
             self.inner.sled_dir.clone(),
+            &tail,
             saga.clone(),
             from_seq,
-        )
+        ))
     }
 
     /// Every record from global seq `global_seq` on, in order, read lazily
@@ -391,6 +444,12 @@ impl Store {
     /// The global seq of the last durable record (0 for an empty log).
     pub fn last_global_seq(&self) -> Result<u64, Error> {
         Ok(reader::head(&self.inner.tree, &self.inner.sled_dir)?.last_seq)
+    }
+
+    /// The index mark: the global seq through which records are in index
+    /// runs (the rest, the tail, is found by reading their headers).
+    pub fn indexed_through(&self) -> Result<u64, Error> {
+        index::indexed(&self.inner.tree).map_err(reader::fault(&self.inner.sled_dir))
     }
 
     /// Walks the whole chain and names the first record that does not match.

@@ -104,6 +104,23 @@ fn take_hash(b: &mut &[u8], what: &str) -> Result<[u8; 32], String> {
     Ok(a)
 }
 
+/// A record's saga id and saga seq, read off its header without checking its
+/// hash (the index's view of the unindexed tail; `verify` checks the hash).
+pub fn peek(bytes: &[u8]) -> Result<(&str, u64), String> {
+    let mut b = bytes;
+    let v = take(&mut b, 2, "version")?;
+    let version = u16::from_le_bytes([v[0], v[1]]);
+    if version != RECORD_VERSION {
+        return Err(format!(
+            "unknown record version {version} (this build reads {RECORD_VERSION})"
+        ));
+    }
+    let l = take(&mut b, 2, "saga id length")?;
+    let id = take(&mut b, u16::from_le_bytes([l[0], l[1]]) as usize, "saga id")?;
+    let id = std::str::from_utf8(id).map_err(|_| "saga id is not UTF-8".to_string())?;
+    Ok((id, take_u64(&mut b, "saga seq")?))
+}
+
 /// Decodes a record and checks it against itself: known version, exact
 /// length, and `hash` recomputed. Linking to its neighbours (`prev_hash`,
 /// global seq) is the caller's job. The error says what is wrong.
@@ -176,6 +193,7 @@ mod tests {
         assert_eq!(r.payload, b"payload");
         assert_eq!(r.prev_hash, [7; 32]);
         assert_eq!(r.hash, hash);
+        assert_eq!(peek(&bytes).unwrap(), ("s-1", 4));
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! `verify`: walks the whole chain in global order and names the first record
-//! that does not match. The index is checked against the records by per-saga
-//! digests built in two sequential scans (see [`verify_each`]). Memory grows
-//! with the number of sagas (a next seq and two digests each), not with the
-//! number of records.
+//! that does not match. The index (its runs, up to its mark) is checked
+//! against the records by per-saga digests built in two sequential scans (see
+//! [`verify_each`]). Memory grows with the number of sagas (a next seq and two
+//! digests each), not with the number of records.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use crate::model::SagaId;
 
+use super::index;
 use super::layout;
 use super::reader::{decode_at, head};
 use super::{BadRecord, Error, Record, VerifyReport, FIRST_SEQ};
@@ -39,15 +40,18 @@ fn feed(digests: &mut Digests, saga: &SagaId, saga_seq: u64, global: &[u8]) {
     h.update(global);
 }
 
-/// The digests of the index, one sequential scan; `None` if a key is not an
-/// index key (every saga is then suspect).
+/// The digests of the index's runs, one sequential scan; `None` if a key
+/// is not an index key or a value not a run (every saga is then suspect).
 fn index_digests(tree: &sled::Tree) -> sled::Result<Option<Digests>> {
     let mut digests = Digests::new();
     for item in tree.range([layout::INDEX]..[layout::INDEX + 1]) {
         let (k, v) = item?;
-        match layout::index_parts(&k) {
-            Some((saga, seq)) => feed(&mut digests, &saga, seq, &v),
-            None => return Ok(None),
+        let (Some((saga, first)), Some(globals)) = (layout::index_parts(&k), index::decode_run(&v))
+        else {
+            return Ok(None);
+        };
+        for (seq, g) in (first..).zip(globals) {
+            feed(&mut digests, &saga, seq, &g.to_be_bytes());
         }
     }
     Ok(Some(digests))
@@ -99,10 +103,13 @@ pub fn verify_each(
         }
         _ => None,
     };
+    // Records after the index's mark are not indexed yet (the tail).
+    let mark = index::indexed(tree).unwrap_or(0);
     let upto = match &report.first_bad {
         Some(b) => b.global_seq.saturating_sub(1),
         None => report.records,
-    };
+    }
+    .min(mark);
     match first_index_bad(tree, dir, upto, suspects.as_ref())? {
         Some(b)
             if report
@@ -122,7 +129,8 @@ pub fn verify_each(
             records: report.records,
             first_bad: bad(
                 upto,
-                "the index holds entries of a saga with no records, or a malformed entry",
+                "the index holds entries that no record up to its mark matches \
+                 (a saga with no records, entries past a saga's last record, or a malformed run)",
             ),
         }),
         _ => Ok(report),
@@ -152,10 +160,12 @@ fn first_index_bad(
         if suspects.is_some_and(|s| !s.contains(&r.saga_id)) {
             continue;
         }
-        let index = tree
-            .get(layout::index_key(&r.saga_id, r.saga_seq))
-            .map_err(sled_err)?;
-        if index.as_deref().and_then(layout::u64_value) != Some(seq) {
+        let index = match index::lookup_run(tree, &r.saga_id, r.saga_seq) {
+            Ok(g) => g,
+            Err(index::Fault::Sled(e)) => return Err(sled_err(e)),
+            Err(index::Fault::Bad { .. }) => None,
+        };
+        if index != Some(seq) {
             return Ok(Some(BadRecord {
                 global_seq: seq,
                 saga_id: Some(r.saga_id),
@@ -189,16 +199,33 @@ fn walk(
         dir: dir.to_path_buf(),
         source,
     };
+    let mark = match index::indexed(tree) {
+        Ok(m) if m <= head.last_seq => m,
+        Ok(m) => {
+            let reason = format!(
+                "the index claims records up to {m} but the log's head says {}",
+                head.last_seq
+            );
+            return Ok(VerifyReport {
+                records: 0,
+                first_bad: bad(head.last_seq + 1, reason),
+            });
+        }
+        Err(index::Fault::Sled(e)) => return Err(sled_err(e)),
+        Err(f @ index::Fault::Bad { .. }) => {
+            return Ok(VerifyReport {
+                records: 0,
+                first_bad: bad(0, f.to_string()),
+            })
+        }
+    };
     let mut expected = FIRST_SEQ;
     let mut prev = [0u8; 32];
     let mut next_of: HashMap<SagaId, u64> = HashMap::new();
     let report = |records: u64, first_bad| Ok(VerifyReport { records, first_bad });
-    for item in tree.range(layout::record_key(0)..=layout::record_key(u64::MAX)) {
-        let (k, v) = item.map_err(sled_err)?;
+    for item in super::reader::record_bytes(tree.clone(), FIRST_SEQ) {
+        let (seq, v) = item.map_err(sled_err)?;
         let records = expected - FIRST_SEQ;
-        let Some(seq) = layout::record_seq(&k) else {
-            return report(records, bad(expected, "a record key is malformed"));
-        };
         if seq != expected {
             let reason = format!("record {expected} is missing (the next one stored is {seq})");
             return report(records, bad(expected, reason));
@@ -225,7 +252,9 @@ fn walk(
             let reason = format!("saga seq {} where {saga_next} was due", r.saga_seq);
             return report(records, named(reason));
         }
-        feed(digests, &r.saga_id, r.saga_seq, &seq.to_be_bytes());
+        if seq <= mark {
+            feed(digests, &r.saga_id, r.saga_seq, &seq.to_be_bytes());
+        }
         prev = r.hash;
         next_of.insert(r.saga_id.clone(), saga_next + 1);
         expected += 1;
@@ -249,16 +278,6 @@ fn walk(
             records,
             bad(last, "the last record's hash differs from the head's"),
         );
-    }
-    for (saga, next) in next_of {
-        let stored = layout::next_seq(tree, &saga).map_err(sled_err)?;
-        if stored != Some(next) {
-            let reason = format!(
-                "saga {saga}: its index ends after seq {stored:?}, not {}",
-                next - 1
-            );
-            return report(records, bad(last, reason));
-        }
     }
     report(records, None)
 }

@@ -1,7 +1,9 @@
 //! The group-commit writer: one thread owns every write to the log. It takes
 //! all appends waiting in its queue, checks their expected seqs, chains and
 //! encodes their records, writes them with the new head in one atomic sled
-//! batch, fsyncs once (`flush`), and only then answers each caller.
+//! batch, fsyncs once (`flush`), and only then answers each caller. The
+//! index is written lazily, one run per saga per window of events (see
+//! [`super::index`]), after the callers are answered.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
@@ -11,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::model::{SagaId, Timestamp};
 
+use super::index::{self, Pending};
 use super::layout::{self, Head};
 use super::record::{self, MAX_PAYLOAD};
 use super::{Appended, Error, Snapshot, SNAPSHOT_VERSION};
@@ -56,6 +59,13 @@ pub struct Writer {
     pub head: Head,
     /// Next seq of each saga seen since open (read from the log on first use).
     pub next: HashMap<SagaId, u64>,
+    /// The events not indexed yet (the tail found at open, then the commits').
+    pub pending: Pending,
+    /// Write the pending runs once this many events wait.
+    pub index_window: usize,
+    /// Whether this writer appended anything (it indexes at close only then,
+    /// so that opening a log to read or verify it writes nothing).
+    pub appended: bool,
     /// Set after a failed write: the in-memory state may be ahead of the disk,
     /// so every later request is refused with this message.
     pub failed: Option<String>,
@@ -116,13 +126,38 @@ impl Writer {
                     let _ = reply.send(self.flush());
                 }
                 Some(Cmd::Shutdown(reply)) => {
+                    self.index_pending();
                     let _ = reply.send(self.flush());
                     closed = true;
                 }
                 _ => {}
             }
         }
+        self.index_pending();
         let _ = self.tree.flush();
+    }
+
+    /// Writes the pending runs, if this writer appended anything (at close).
+    fn index_pending(&mut self) {
+        if self.appended && self.pending.events() > 0 {
+            self.write_index();
+        }
+    }
+
+    /// Writes every pending run and the new mark in one atomic batch, not
+    /// flushed: the next commit's flush covers it, and a crash before that
+    /// loses the runs with the mark (the tail is re-read at open).
+    fn write_index(&mut self) {
+        if self.failed.is_some() {
+            return;
+        }
+        let mut batch = sled::Batch::default();
+        self.pending.drain_into(&mut batch, self.head.last_seq);
+        if let Err(e) = self.tree.apply_batch(batch) {
+            let msg = format!("writing the index to {} failed: {e}", self.dir.display());
+            tracing::error!("{msg}");
+            self.failed = Some(msg);
+        }
     }
 
     fn flush(&self) -> Result<(), Error> {
@@ -144,9 +179,12 @@ impl Writer {
         if let Some(n) = pending.get(saga).or_else(|| self.next.get(saga)) {
             return Ok(*n);
         }
-        match layout::next_seq(&self.tree, saga) {
+        if let Some(n) = self.pending.next_seq(saga) {
+            return Ok(n);
+        }
+        match index::run_end(&self.tree, saga) {
             Ok(n) => Ok(n.unwrap_or(super::FIRST_SEQ)),
-            Err(e) => Err(self.sled(e)),
+            Err(e) => Err(super::reader::fault(&self.dir)(e)),
         }
     }
 
@@ -240,10 +278,7 @@ impl Writer {
                 let (bytes, hash) =
                     record::encode(&req.saga, saga_seq, global, at, payload, &head.last_hash);
                 batch.insert(&layout::record_key(global), bytes);
-                batch.insert(
-                    layout::index_key(&req.saga, saga_seq),
-                    &global.to_be_bytes(),
-                );
+                self.pending.push(&req.saga, saga_seq, global);
                 head = Head {
                     last_seq: global,
                     last_hash: hash,
@@ -275,6 +310,10 @@ impl Writer {
                         group_size,
                         ..appended
                     }));
+                }
+                self.appended = true;
+                if self.pending.events() >= self.index_window {
+                    self.write_index();
                 }
             }
             Err(e) => {

@@ -1,0 +1,468 @@
+//! The per-saga index, written lazily in runs.
+//!
+//! A run is one sled entry: key `i` + saga key + the saga seq of its first
+//! event, value the global seqs of that saga's consecutive events (u64
+//! big-endian each). The writer does not index each commit: it keeps the
+//! events of the last commits in memory and writes one run per saga once
+//! [`WINDOW`] events are waiting (and when the store is closed), in one
+//! atomic batch with the mark `x`: every record up to that global seq is in
+//! a run, and no run names a record after it.
+//!
+//! The records after the mark (the unindexed tail, at most a window and a
+//! commit) are found by scanning them: [`Tail`] reads each one's saga id and
+//! saga seq off its header. A reader takes from the runs only entries up to
+//! the mark it read first, then the tail, so that a run written meanwhile is
+//! neither missed nor read twice. After a crash the tail is simply longer
+//! than nothing; the writer picks it up at open and indexes it with the next
+//! window.
+//!
+//! Two sled inserts per event (record and index entry) became one and a
+//! fraction: sled's per-insert cost, not fsync, bounds the group commit.
+
+use std::collections::HashMap;
+
+use crate::model::SagaId;
+
+use super::layout::{self, index_key, index_parts};
+use super::record;
+use super::FIRST_SEQ;
+
+/// Events the writer lets go unindexed before it writes their runs: bounds
+/// what a reader scans (the tail) and what a crash leaves to re-index.
+pub const WINDOW: usize = 4096;
+
+/// The key of the mark: the global seq through which records are indexed.
+pub const INDEXED: &[u8] = b"x";
+
+/// Why reading the index failed.
+#[derive(Debug)]
+pub enum Fault {
+    /// sled failed.
+    Sled(sled::Error),
+    /// The index or a record does not hold what it must: the global seq it
+    /// concerns (0 when none), the saga and saga seq if known, and why.
+    Bad {
+        /// The record concerned (0 for the mark itself).
+        global_seq: u64,
+        /// Its saga.
+        saga_id: Option<SagaId>,
+        /// Its saga seq.
+        saga_seq: Option<u64>,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl From<sled::Error> for Fault {
+    fn from(e: sled::Error) -> Fault {
+        Fault::Sled(e)
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Sled(e) => write!(f, "{e}"),
+            Fault::Bad {
+                global_seq,
+                saga_id,
+                saga_seq,
+                reason,
+            } => {
+                write!(f, "record {global_seq}")?;
+                if let (Some(s), Some(n)) = (saga_id, saga_seq) {
+                    write!(f, " (saga {s} seq {n})")?;
+                }
+                write!(f, ": {reason}")
+            }
+        }
+    }
+}
+
+fn bad(global_seq: u64, saga: Option<&SagaId>, saga_seq: Option<u64>, reason: String) -> Fault {
+    Fault::Bad {
+        global_seq,
+        saga_id: saga.cloned(),
+        saga_seq,
+        reason,
+    }
+}
+
+/// A run's value: the global seqs of consecutive events.
+pub fn encode_run(globals: &[u64]) -> Vec<u8> {
+    globals.iter().flat_map(|g| g.to_be_bytes()).collect()
+}
+
+/// The global seqs of a run's value; `None` if it is not a non-empty
+/// sequence of u64s.
+pub fn decode_run(v: &[u8]) -> Option<impl Iterator<Item = u64> + '_> {
+    if v.is_empty() || !v.len().is_multiple_of(8) {
+        return None;
+    }
+    Some(v.chunks_exact(8).filter_map(layout::u64_value))
+}
+
+/// The number of events of a run's value.
+fn run_len(v: &[u8]) -> Option<u64> {
+    decode_run(v).map(|_| (v.len() / 8) as u64)
+}
+
+/// The mark: every record up to this global seq is indexed.
+pub fn indexed(tree: &sled::Tree) -> Result<u64, Fault> {
+    tree.get(INDEXED)?
+        .as_deref()
+        .and_then(layout::u64_value)
+        .ok_or_else(|| {
+            bad(
+                0,
+                None,
+                None,
+                "the index mark is missing or not 8 bytes".into(),
+            )
+        })
+}
+
+/// The records after the mark, by saga, as read off their headers.
+#[derive(Clone, Debug, Default)]
+pub struct Tail {
+    /// The mark as last read: runs are trusted up to it.
+    indexed: u64,
+    /// The last record scanned.
+    upto: u64,
+    /// Each saga's (saga seq, global seq) after the mark, in order.
+    sagas: HashMap<String, Vec<(u64, u64)>>,
+}
+
+impl Tail {
+    /// Reads the mark and scans the records after it.
+    pub fn read(tree: &sled::Tree) -> Result<Tail, Fault> {
+        let mut t = Tail::default();
+        t.refresh(tree)?;
+        Ok(t)
+    }
+
+    /// Catches up with the log: drops what a newer mark covers and scans
+    /// only the records appended since the last refresh.
+    pub fn refresh(&mut self, tree: &sled::Tree) -> Result<(), Fault> {
+        let mark = indexed(tree)?;
+        if mark > self.indexed {
+            self.sagas.retain(|_, v| {
+                v.retain(|&(_, g)| g > mark);
+                !v.is_empty()
+            });
+            self.indexed = mark;
+        }
+        self.upto = self.upto.max(mark);
+        for item in tree.range(layout::record_key(self.upto + 1)..=layout::record_key(u64::MAX)) {
+            let (k, v) = item?;
+            let Some(global) = layout::record_seq(&k) else {
+                return Err(bad(
+                    self.upto + 1,
+                    None,
+                    None,
+                    "a record key is malformed".into(),
+                ));
+            };
+            let (id, saga_seq) = record::peek(&v).map_err(|r| bad(global, None, None, r))?;
+            match self.sagas.get_mut(id) {
+                Some(v) => v.push((saga_seq, global)),
+                None => {
+                    self.sagas.insert(id.to_string(), vec![(saga_seq, global)]);
+                }
+            }
+            self.upto = global;
+        }
+        Ok(())
+    }
+
+    /// The mark this view trusts the runs up to.
+    pub fn mark(&self) -> u64 {
+        self.indexed
+    }
+
+    /// The saga's (saga seq, global seq) after the mark.
+    pub fn of(&self, saga: &SagaId) -> &[(u64, u64)] {
+        self.sagas.get(&saga.0).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every saga with events after the mark, with them.
+    pub fn sagas(&self) -> impl Iterator<Item = (SagaId, &[(u64, u64)])> {
+        self.sagas
+            .iter()
+            .map(|(s, v)| (SagaId(s.clone()), v.as_slice()))
+    }
+}
+
+/// The saga's last run: its first saga seq and length.
+fn last_run(tree: &sled::Tree, saga: &SagaId) -> Result<Option<(u64, u64)>, Fault> {
+    let Some((k, v)) = tree
+        .range(index_key(saga, 0)..=index_key(saga, u64::MAX))
+        .next_back()
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    let first = index_parts(&k).map_or(0, |(_, s)| s);
+    let len = run_len(&v).ok_or_else(|| {
+        bad(
+            0,
+            Some(saga),
+            Some(first),
+            "an index run is not a list of global seqs".into(),
+        )
+    })?;
+    Ok(Some((first, len)))
+}
+
+/// One after the saga's last indexed event (its last run's end).
+pub fn run_end(tree: &sled::Tree, saga: &SagaId) -> Result<Option<u64>, Fault> {
+    Ok(last_run(tree, saga)?.map(|(first, len)| first + len))
+}
+
+/// The saga's next seq (one after its last event, in the runs or the
+/// tail); `None` for a saga with no event.
+pub fn next_seq(tree: &sled::Tree, tail: &Tail, saga: &SagaId) -> Result<Option<u64>, Fault> {
+    let runs = run_end(tree, saga)?;
+    let tailed = tail.of(saga).last().map(|&(s, _)| s + 1);
+    Ok(runs.max(tailed))
+}
+
+/// Every saga with its next seq, in key order (saga id length, then id):
+/// a skip scan over the runs (two seeks per saga) and the tail.
+pub fn sagas(tree: &sled::Tree, tail: &Tail) -> Result<Vec<(SagaId, u64)>, Fault> {
+    let mut out: Vec<(SagaId, u64)> = Vec::new();
+    let mut from = vec![layout::INDEX];
+    while let Some(item) = tree.range(from.clone()..).next() {
+        let (k, _) = item?;
+        if k.first() != Some(&layout::INDEX) {
+            break;
+        }
+        let Some((saga, _)) = index_parts(&k) else {
+            return Err(bad(0, None, None, "an index key is malformed".into()));
+        };
+        if let Some(next) = next_seq(tree, tail, &saga)? {
+            out.push((saga.clone(), next));
+        }
+        from = index_key(&saga, u64::MAX);
+        from.push(0);
+    }
+    let mut unindexed: Vec<(SagaId, u64)> = tail
+        .sagas()
+        .filter_map(|(s, v)| Some((s, v.last()?.0 + 1)))
+        .filter(|(s, _)| out.binary_search_by(|(o, _)| key_order(o, s)).is_err())
+        .collect();
+    if !unindexed.is_empty() {
+        out.append(&mut unindexed);
+        out.sort_by(|(a, _), (b, _)| key_order(a, b));
+    }
+    Ok(out)
+}
+
+/// The order of sagas' keys: id length, then id.
+fn key_order(a: &SagaId, b: &SagaId) -> std::cmp::Ordering {
+    (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0))
+}
+
+/// The global seq of one event of a saga, if the index has it.
+pub fn lookup(
+    tree: &sled::Tree,
+    tail: &Tail,
+    saga: &SagaId,
+    saga_seq: u64,
+) -> Result<Option<u64>, Fault> {
+    if let Some(&(_, g)) = tail.of(saga).iter().find(|(s, _)| *s == saga_seq) {
+        return Ok(Some(g));
+    }
+    Ok(lookup_run(tree, saga, saga_seq)?.filter(|&g| g <= tail.mark()))
+}
+
+/// The global seq the saga's runs give one of its events (one seek).
+pub fn lookup_run(tree: &sled::Tree, saga: &SagaId, saga_seq: u64) -> Result<Option<u64>, Fault> {
+    let Some((k, v)) = tree
+        .range(index_key(saga, 0)..=index_key(saga, saga_seq))
+        .next_back()
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    let first = index_parts(&k).map_or(u64::MAX, |(_, s)| s);
+    let Some(offset) = saga_seq.checked_sub(first) else {
+        return Ok(None);
+    };
+    Ok(decode_run(&v).and_then(|mut g| g.nth(offset as usize)))
+}
+
+/// A saga's index entries, (saga seq, global seq), from saga seq `from` on:
+/// its runs up to the tail's mark, then the tail. Checks that they follow
+/// each other without gaps.
+pub struct Entries {
+    saga: SagaId,
+    from: u64,
+    mark: u64,
+    /// The runs still to read (none once past the mark).
+    runs: Option<sled::Iter>,
+    /// The current run's globals and the saga seq of the next of them.
+    current: std::vec::IntoIter<u64>,
+    /// The saga seq the next entry must have (`None` before the first run).
+    expected: Option<u64>,
+    /// The tail's entries of this saga.
+    tail: std::vec::IntoIter<(u64, u64)>,
+    done: bool,
+}
+
+impl Entries {
+    /// The entries of `saga` from `from` on.
+    pub fn new(tree: &sled::Tree, tail: &Tail, saga: &SagaId, from: u64) -> Result<Entries, Fault> {
+        let from = from.max(FIRST_SEQ);
+        // Start at the run holding `from`, if there is one.
+        let start = tree
+            .range(index_key(saga, 0)..=index_key(saga, from))
+            .next_back()
+            .transpose()?
+            .map_or_else(|| index_key(saga, 0), |(k, _)| k.to_vec());
+        Ok(Entries {
+            saga: saga.clone(),
+            from,
+            mark: tail.mark(),
+            runs: Some(tree.range(start..=index_key(saga, u64::MAX))),
+            current: Vec::new().into_iter(),
+            expected: None,
+            tail: tail.of(saga).to_vec().into_iter(),
+            done: false,
+        })
+    }
+
+    fn gap(&self, global: u64, seq: u64, what: &str) -> Fault {
+        let due = self.expected.unwrap_or(self.from);
+        bad(
+            global,
+            Some(&self.saga),
+            Some(seq),
+            format!(
+                "{what} of saga {} holds seq {seq} where {due} was due",
+                self.saga
+            ),
+        )
+    }
+
+    fn next_entry(&mut self) -> Result<Option<(u64, u64)>, Fault> {
+        loop {
+            if let Some(g) = self.current.next() {
+                if g > self.mark {
+                    // Written after the mark was read: the tail has it.
+                    self.current = Vec::new().into_iter();
+                    self.runs = None;
+                    continue;
+                }
+                let seq = self.expected.unwrap_or(FIRST_SEQ);
+                self.expected = Some(seq + 1);
+                return Ok(Some((seq, g)));
+            }
+            let Some(runs) = self.runs.as_mut() else {
+                break;
+            };
+            let Some(item) = runs.next() else {
+                self.runs = None;
+                continue;
+            };
+            let (k, v) = item?;
+            let first = index_parts(&k).map_or(0, |(_, s)| s);
+            let Some(globals) = decode_run(&v) else {
+                return Err(bad(
+                    0,
+                    Some(&self.saga),
+                    Some(first),
+                    format!(
+                        "an index run of saga {} is not a list of global seqs",
+                        self.saga
+                    ),
+                ));
+            };
+            let globals: Vec<u64> = globals.collect();
+            if self.expected.map_or(first > self.from, |e| e != first) {
+                return Err(self.gap(globals[0], first, "an index run"));
+            }
+            self.expected = Some(first);
+            self.current = globals.into_iter();
+        }
+        let Some((seq, g)) = self.tail.next() else {
+            return Ok(None);
+        };
+        if self.expected.map_or(seq > self.from, |e| e != seq) {
+            return Err(self.gap(g, seq, "the unindexed tail"));
+        }
+        self.expected = Some(seq + 1);
+        Ok(Some((seq, g)))
+    }
+}
+
+impl Iterator for Entries {
+    type Item = Result<(u64, u64), Fault>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            match self.next_entry() {
+                Ok(Some((seq, _))) if seq < self.from => continue,
+                Ok(Some(e)) => return Some(Ok(e)),
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The writer's unindexed events: one pending run per saga.
+#[derive(Default)]
+pub struct Pending {
+    /// Each saga's first unindexed saga seq and the global seqs from it.
+    runs: HashMap<SagaId, (u64, Vec<u64>)>,
+    /// How many events wait.
+    events: usize,
+}
+
+impl Pending {
+    /// The writer's pending runs after an open: the tail.
+    pub fn from_tail(tail: &Tail) -> Pending {
+        let mut p = Pending::default();
+        for (saga, entries) in tail.sagas() {
+            for &(seq, g) in entries {
+                p.push(&saga, seq, g);
+            }
+        }
+        p
+    }
+
+    /// Adds an event (the saga's next).
+    pub fn push(&mut self, saga: &SagaId, saga_seq: u64, global: u64) {
+        match self.runs.get_mut(saga) {
+            Some((_, v)) => v.push(global),
+            None => {
+                self.runs.insert(saga.clone(), (saga_seq, vec![global]));
+            }
+        }
+        self.events += 1;
+    }
+
+    /// How many events wait.
+    pub fn events(&self) -> usize {
+        self.events
+    }
+
+    /// The saga's next seq, if it has events waiting.
+    pub fn next_seq(&self, saga: &SagaId) -> Option<u64> {
+        self.runs.get(saga).map(|(first, v)| first + v.len() as u64)
+    }
+
+    /// Moves every pending run, and the mark `through`, into `batch`.
+    pub fn drain_into(&mut self, batch: &mut sled::Batch, through: u64) {
+        for (saga, (first, globals)) in self.runs.drain() {
+            batch.insert(index_key(&saga, first), encode_run(&globals));
+        }
+        batch.insert(INDEXED, &through.to_be_bytes());
+        self.events = 0;
+    }
+}
