@@ -39,12 +39,13 @@ async fn small_log(dir: &Path) {
 async fn an_unknown_format_file_is_refused_touching_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     small_log(tmp.path()).await;
-    std::fs::write(tmp.path().join(FORMAT_FILE), "closeout-store 2\n").unwrap();
+    // Version 1 (one index entry per event) is no longer read.
+    std::fs::write(tmp.path().join(FORMAT_FILE), "closeout-store 1\n").unwrap();
     let before = contents(tmp.path());
     match Store::open(tmp.path()) {
         Err(e @ Error::UnknownFormat { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("format version 2"), "{msg}");
+            assert!(msg.contains("format version 1"), "{msg}");
             assert!(msg.contains(&tmp.path().display().to_string()), "{msg}");
         }
         Err(e) => panic!("expected an unknown format, got {e}"),

@@ -13,8 +13,9 @@ use super::{Entry, Error, Log, SagaInfo};
 use crate::model::SagaId;
 use crate::saga::Event;
 use crate::store::{self, Record, Store, FIRST_SEQ};
+use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 /// sled's page cache for `verify`'s one pass over the log (bytes). On the
@@ -202,7 +203,7 @@ impl StoreLog {
         Box::new(Adapt {
             log: self,
             records,
-            contexts: HashMap::new(),
+            contexts: HashMap::default(),
             buf: VecDeque::new(),
             scratch: Vec::new(),
             want,

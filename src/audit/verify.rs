@@ -8,7 +8,7 @@
 use super::jsonl::{line_of, Line};
 use super::source::Want;
 use super::{Entry, Error, Fact, Log};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::fmt;
 use std::io::BufRead;
 use std::path::Path;
@@ -85,7 +85,7 @@ impl Checker {
     pub fn new(first_saga_seq: u64) -> Checker {
         Checker {
             next_global: None,
-            sagas: HashMap::new(),
+            sagas: HashMap::default(),
             first_saga_seq,
             report: Report::default(),
         }

@@ -19,7 +19,7 @@
 //! Two sled inserts per event (record and index entry) became one and a
 //! fraction: sled's per-insert cost, not fsync, bounds the group commit.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::model::SagaId;
 

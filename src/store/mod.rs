@@ -78,7 +78,7 @@ pub mod record;
 mod verify;
 mod writer;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
@@ -292,11 +292,11 @@ impl Store {
             tree: tree.clone(),
             dir: sled_dir.clone(),
             head,
-            next: HashMap::new(),
+            next: HashMap::default(),
             pending: Pending::from_tail(&tail),
             index_window: index_window.max(1),
             appended: false,
-            failed: None,
+            failed: Default::default(),
         };
         let thread = std::thread::Builder::new()
             .name("closeout-store-writer".into())

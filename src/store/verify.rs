@@ -4,7 +4,7 @@
 //! [`verify_each`]). Memory grows with the number of sagas (a next seq and two
 //! digests each), not with the number of records.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::Path;
 
 use crate::model::SagaId;
@@ -36,14 +36,27 @@ fn feed(digests: &mut Digests, saga: &SagaId, saga_seq: u64, global: &[u8]) {
         Some(h) => h,
         None => digests.entry(saga.clone()).or_default(),
     };
+    digest(h, saga_seq, global);
+}
+
+fn digest(h: &mut blake3::Hasher, saga_seq: u64, global: &[u8]) {
     h.update(&saga_seq.to_be_bytes());
     h.update(global);
+}
+
+/// What the walk knows of a saga: its next seq and the digest of its
+/// indexed records.
+struct Walked {
+    next: u64,
+    digest: blake3::Hasher,
+    /// Whether any of its records is up to the index's mark.
+    indexed: bool,
 }
 
 /// The digests of the index's runs, one sequential scan; `None` if a key
 /// is not an index key or a value not a run (every saga is then suspect).
 fn index_digests(tree: &sled::Tree) -> sled::Result<Option<Digests>> {
-    let mut digests = Digests::new();
+    let mut digests = Digests::default();
     for item in tree.range([layout::INDEX]..[layout::INDEX + 1]) {
         let (k, v) = item?;
         let (Some((saga, first)), Some(globals)) = (layout::index_parts(&k), index::decode_run(&v))
@@ -75,7 +88,7 @@ pub fn verify_each(
         dir: dir.to_path_buf(),
         source,
     };
-    let mut digests = Digests::new();
+    let mut digests = Digests::default();
     let (report, index) = std::thread::scope(|scope| {
         let index = scope.spawn(|| index_digests(tree));
         let report = walk(tree, dir, sink, &mut digests);
@@ -177,8 +190,8 @@ fn first_index_bad(
     Ok(None)
 }
 
-/// The chain walk: hashes, links, seqs, head; each sound record's
-/// (saga seq, global seq) fed to `digests`.
+/// The chain walk: hashes, links, seqs, head; once it reaches the end
+/// sound, each saga's digest of its indexed records in `digests`.
 fn walk(
     tree: &sled::Tree,
     dir: &Path,
@@ -221,7 +234,7 @@ fn walk(
     };
     let mut expected = FIRST_SEQ;
     let mut prev = [0u8; 32];
-    let mut next_of: HashMap<SagaId, u64> = HashMap::new();
+    let mut sagas: HashMap<SagaId, Walked> = HashMap::default();
     let report = |records: u64, first_bad| Ok(VerifyReport { records, first_bad });
     for item in super::reader::record_bytes(tree.clone(), FIRST_SEQ) {
         let (seq, v) = item.map_err(sled_err)?;
@@ -247,16 +260,24 @@ fn walk(
             let reason = format!("its previous hash does not match record {}", seq - 1);
             return report(records, named(reason));
         }
-        let saga_next = next_of.get(&r.saga_id).copied().unwrap_or(FIRST_SEQ);
-        if r.saga_seq != saga_next {
-            let reason = format!("saga seq {} where {saga_next} was due", r.saga_seq);
+        let saga = match sagas.get_mut(&r.saga_id) {
+            Some(w) => w,
+            None => sagas.entry(r.saga_id.clone()).or_insert(Walked {
+                next: FIRST_SEQ,
+                digest: blake3::Hasher::new(),
+                indexed: false,
+            }),
+        };
+        if r.saga_seq != saga.next {
+            let reason = format!("saga seq {} where {} was due", r.saga_seq, saga.next);
             return report(records, named(reason));
         }
         if seq <= mark {
-            feed(digests, &r.saga_id, r.saga_seq, &seq.to_be_bytes());
+            digest(&mut saga.digest, r.saga_seq, &seq.to_be_bytes());
+            saga.indexed = true;
         }
+        saga.next += 1;
         prev = r.hash;
-        next_of.insert(r.saga_id.clone(), saga_next + 1);
         expected += 1;
         sink(r);
     }
@@ -279,5 +300,11 @@ fn walk(
             bad(last, "the last record's hash differs from the head's"),
         );
     }
+    digests.extend(
+        sagas
+            .into_iter()
+            .filter(|(_, w)| w.indexed)
+            .map(|(s, w)| (s, w.digest)),
+    );
     report(records, None)
 }

@@ -1,12 +1,16 @@
 //! The group-commit writer: one thread owns every write to the log. It takes
 //! all appends waiting in its queue, checks their expected seqs, chains and
-//! encodes their records, writes them with the new head in one atomic sled
-//! batch, fsyncs once (`flush`), and only then answers each caller. The
-//! index is written lazily, one run per saga per window of events (see
-//! [`super::index`]), after the callers are answered.
+//! encodes their records, and writes them with the new head in one atomic
+//! sled batch. A second thread, the flusher, then fsyncs (`flush`) and only
+//! after that answers each caller: while it waits for the disk, the writer
+//! already applies the next group (sled's flush makes durable every write
+//! completed before it began, so a group is answered only by a flush that
+//! started after its batch was applied). The index is written lazily, one
+//! run per saga per window of events (see [`super::index`]).
 
-use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use rustc_hash::FxHashMap as HashMap;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -66,9 +70,80 @@ pub struct Writer {
     /// Whether this writer appended anything (it indexes at close only then,
     /// so that opening a log to read or verify it writes nothing).
     pub appended: bool,
-    /// Set after a failed write: the in-memory state may be ahead of the disk,
-    /// so every later request is refused with this message.
-    pub failed: Option<String>,
+    /// Set after a failed write or flush: the in-memory state may be ahead
+    /// of the disk, so every later request is refused with this message.
+    pub failed: Failed,
+}
+
+/// The writer's and the flusher's shared failure.
+pub type Failed = Arc<Mutex<Option<String>>>;
+
+fn failure(failed: &Failed) -> Option<String> {
+    failed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+fn fail(failed: &Failed, msg: String) {
+    tracing::error!("{msg}");
+    let mut f = failed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    f.get_or_insert(msg);
+}
+
+/// A caller to answer once its events are durable.
+type Ack = (oneshot::Sender<Result<Appended, Error>>, Appended);
+
+/// What the writer hands the flusher, in order.
+enum Job {
+    /// The callers of one applied batch.
+    Acks(Vec<Ack>),
+    /// A `Flush` or `Shutdown` command: answer after the next flush.
+    Flush(oneshot::Sender<Result<(), Error>>),
+}
+
+/// The flusher: takes every job waiting, flushes once for all of them, and
+/// answers them. Ends when the writer drops its end of the queue.
+fn flusher(tree: sled::Tree, dir: std::path::PathBuf, rx: Receiver<Job>, failed: Failed) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        jobs.extend(rx.try_iter());
+        let outcome = match failure(&failed) {
+            Some(msg) => Err(msg),
+            None => tree.flush().map(|_| ()).map_err(|e| {
+                let msg = format!("flushing {} failed: {e}", dir.display());
+                fail(&failed, msg.clone());
+                msg
+            }),
+        };
+        let group_size = jobs
+            .iter()
+            .map(|j| match j {
+                Job::Acks(a) => a.len(),
+                Job::Flush(_) => 0,
+            })
+            .sum();
+        for job in jobs {
+            match job {
+                Job::Acks(acks) => {
+                    for (reply, appended) in acks {
+                        let _ = reply.send(match &outcome {
+                            Ok(()) => Ok(Appended {
+                                group_size,
+                                ..appended
+                            }),
+                            Err(msg) => Err(Error::WriterStopped(msg.clone())),
+                        });
+                    }
+                }
+                Job::Flush(reply) => {
+                    let _ = reply.send(outcome.clone().map_err(Error::WriterStopped));
+                }
+            }
+        }
+    }
 }
 
 fn now_ms() -> u64 {
@@ -78,6 +153,34 @@ fn now_ms() -> u64 {
 impl Writer {
     /// Runs until `Shutdown` or until every `Store` handle is gone.
     pub fn run(mut self, rx: Receiver<Cmd>) {
+        let (to_flusher, jobs) = mpsc::channel();
+        let flush_thread = {
+            let (tree, dir, failed) = (self.tree.clone(), self.dir.clone(), self.failed.clone());
+            std::thread::Builder::new()
+                .name("closeout-store-flush".into())
+                .spawn(move || flusher(tree, dir, jobs, failed))
+        };
+        let flush_thread = match flush_thread {
+            Ok(t) => t,
+            Err(e) => {
+                fail(
+                    &self.failed,
+                    format!("cannot start the flusher thread: {e}"),
+                );
+                // Answer every request with the failure until the store is dropped.
+                for cmd in rx {
+                    match cmd {
+                        Cmd::Append(req) => {
+                            let _ = req.reply.send(Err(self.stopped()));
+                        }
+                        Cmd::Flush(reply) | Cmd::Shutdown(reply) => {
+                            let _ = reply.send(Err(self.stopped()));
+                        }
+                    }
+                }
+                return;
+            }
+        };
         let mut closed = false;
         // How many appends the last commit answered: in steady state those
         // callers come straight back, so the next commit waits (at most
@@ -120,21 +223,27 @@ impl Writer {
                 }
             }
             last_batch = appends.len();
-            self.commit(appends);
+            self.commit(appends, &to_flusher);
             match after {
                 Some(Cmd::Flush(reply)) => {
-                    let _ = reply.send(self.flush());
+                    let _ = to_flusher.send(Job::Flush(reply));
                 }
                 Some(Cmd::Shutdown(reply)) => {
                     self.index_pending();
-                    let _ = reply.send(self.flush());
+                    let _ = to_flusher.send(Job::Flush(reply));
                     closed = true;
                 }
                 _ => {}
             }
         }
         self.index_pending();
+        drop(to_flusher);
+        let _ = flush_thread.join();
         let _ = self.tree.flush();
+    }
+
+    fn stopped(&self) -> Error {
+        Error::WriterStopped(failure(&self.failed).unwrap_or_else(|| "the writer stopped".into()))
     }
 
     /// Writes the pending runs, if this writer appended anything (at close).
@@ -148,29 +257,14 @@ impl Writer {
     /// flushed: the next commit's flush covers it, and a crash before that
     /// loses the runs with the mark (the tail is re-read at open).
     fn write_index(&mut self) {
-        if self.failed.is_some() {
+        if failure(&self.failed).is_some() {
             return;
         }
         let mut batch = sled::Batch::default();
         self.pending.drain_into(&mut batch, self.head.last_seq);
         if let Err(e) = self.tree.apply_batch(batch) {
             let msg = format!("writing the index to {} failed: {e}", self.dir.display());
-            tracing::error!("{msg}");
-            self.failed = Some(msg);
-        }
-    }
-
-    fn flush(&self) -> Result<(), Error> {
-        if let Some(msg) = &self.failed {
-            return Err(Error::WriterStopped(msg.clone()));
-        }
-        self.tree.flush().map(|_| ()).map_err(|e| self.sled(e))
-    }
-
-    fn sled(&self, source: sled::Error) -> Error {
-        Error::Sled {
-            dir: self.dir.clone(),
-            source,
+            fail(&self.failed, msg);
         }
     }
 
@@ -213,13 +307,13 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes the accepted appends of `reqs` in one batch and one flush, then
-    /// answers every caller.
-    fn commit(&mut self, reqs: Vec<AppendReq>) {
+    /// Writes the accepted appends of `reqs` in one batch and hands their
+    /// callers to the flusher, who answers them after the next flush.
+    fn commit(&mut self, reqs: Vec<AppendReq>, to_flusher: &mpsc::Sender<Job>) {
         if reqs.is_empty() {
             return;
         }
-        if let Some(msg) = &self.failed {
+        if let Some(msg) = failure(&self.failed) {
             for r in reqs {
                 let _ = r.reply.send(Err(Error::WriterStopped(msg.clone())));
             }
@@ -228,7 +322,7 @@ impl Writer {
         let mut batch = sled::Batch::default();
         let mut head = self.head;
         let at = Timestamp(now_ms().max(head.last_at));
-        let mut pending: HashMap<SagaId, u64> = HashMap::new();
+        let mut pending: HashMap<SagaId, u64> = HashMap::default();
         let mut accepted = Vec::with_capacity(reqs.len());
         for req in reqs {
             if let Err(e) = self.check(&req) {
@@ -296,30 +390,24 @@ impl Writer {
             return;
         }
         batch.insert(layout::HEAD, &head.to_bytes()[..]);
-        let written = self
-            .tree
-            .apply_batch(batch)
-            .and_then(|()| self.tree.flush().map(|_| ()));
-        match written {
+        match self.tree.apply_batch(batch) {
             Ok(()) => {
                 self.head = head;
                 self.next.extend(pending);
-                let group_size = accepted.len();
-                for (reply, appended) in accepted {
-                    let _ = reply.send(Ok(Appended {
-                        group_size,
-                        ..appended
-                    }));
-                }
                 self.appended = true;
+                if let Err(mpsc::SendError(Job::Acks(acks))) = to_flusher.send(Job::Acks(accepted))
+                {
+                    for (reply, _) in acks {
+                        let _ = reply.send(Err(self.stopped()));
+                    }
+                }
                 if self.pending.events() >= self.index_window {
                     self.write_index();
                 }
             }
             Err(e) => {
                 let msg = format!("writing to {} failed: {e}", self.dir.display());
-                tracing::error!("{msg}");
-                self.failed = Some(msg.clone());
+                fail(&self.failed, msg.clone());
                 for (reply, _) in accepted {
                     let _ = reply.send(Err(Error::WriterStopped(msg.clone())));
                 }
