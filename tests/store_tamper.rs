@@ -170,20 +170,23 @@ async fn a_damaged_last_record_is_refused_at_open_naming_it() {
     }
 }
 
-/// The key of a saga's index run starting at `seq`, as the store writes it.
+/// The key of a saga's index run ending at `seq`, as the store writes it.
 fn index(saga: &str, seq: u64) -> Vec<u8> {
     layout::index_key(&SagaId(saga.into()), seq)
 }
 
-/// The global seqs of a saga's one run (each saga of the built log has one:
-/// it was indexed when the store closed).
+/// The global seqs of a saga's one run (each saga of the built log has one
+/// of its 10 events: it was indexed when the store closed).
 fn run(db: &sled::Db, saga: &str) -> Vec<u64> {
-    let v = db.get(index(saga, 1)).unwrap().expect("the saga's run");
+    let v = db.get(index(saga, 10)).unwrap().expect("the saga's run");
     index::decode_run(&v).expect("a run").collect()
 }
 
+/// Replaces a saga's run by one of `globals` (ending at seq `globals.len()`).
 fn set_run(db: &sled::Db, saga: &str, globals: &[u64]) {
-    db.insert(index(saga, 1), index::encode_run(globals))
+    db.remove(index(saga, 10)).unwrap();
+    let last = globals.len() as u64;
+    db.insert(index(saga, last), index::encode_run(globals))
         .unwrap();
 }
 
@@ -217,7 +220,7 @@ async fn a_removed_index_entry_is_named() {
 #[tokio::test]
 async fn a_removed_index_run_is_named() {
     let (_tmp, bad) = tampered(|db| {
-        db.remove(index("saga-2", 1)).unwrap();
+        db.remove(index("saga-2", 10)).unwrap();
     })
     .await;
     let (seq, reason) = bad.expect("a removed index run went unnoticed");
@@ -264,7 +267,7 @@ async fn an_index_entry_past_a_sagas_last_record_is_named() {
 async fn a_malformed_index_run_is_named() {
     // saga-0's first record is record 1.
     let (_tmp, bad) = tampered(|db| {
-        db.insert(index("saga-0", 1), &[1u8, 2, 3][..]).unwrap();
+        db.insert(index("saga-0", 10), &[1u8, 2, 3][..]).unwrap();
     })
     .await;
     let (seq, reason) = bad.expect("a malformed run went unnoticed");

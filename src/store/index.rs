@@ -1,8 +1,10 @@
 //! The per-saga index, written lazily in runs.
 //!
-//! A run is one sled entry: key `i` + saga key + the saga seq of its first
-//! event, value the global seqs of that saga's consecutive events (u64
-//! big-endian each). The writer does not index each commit: it keeps the
+//! A run is one sled entry: key `i` + saga key + the saga seq of its last
+//! event, value the global seqs of that saga's consecutive events up to it
+//! (u64 big-endian each). Keyed by its last seq, the run holding a seq is
+//! the first at or after it (one forward seek), and a saga's next seq is one
+//! after its last key (one reverse seek, nothing decoded). The writer does not index each commit: it keeps the
 //! events of the last commits in memory and writes one run per saga once
 //! [`WINDOW`] events are waiting (and when the store is closed), in one
 //! atomic batch with the mark `x`: every record up to that global seq is in
@@ -102,11 +104,6 @@ pub fn decode_run(v: &[u8]) -> Option<impl Iterator<Item = u64> + '_> {
     Some(v.chunks_exact(8).filter_map(layout::u64_value))
 }
 
-/// The number of events of a run's value.
-fn run_len(v: &[u8]) -> Option<u64> {
-    decode_run(v).map(|_| (v.len() / 8) as u64)
-}
-
 /// The mark: every record up to this global seq is indexed.
 pub fn indexed(tree: &sled::Tree) -> Result<u64, Fault> {
     tree.get(INDEXED)?
@@ -175,6 +172,12 @@ impl Tail {
         Ok(())
     }
 
+    /// Whether the view already covers a log whose last applied record and
+    /// mark are these (what the writer publishes): nothing to read then.
+    pub fn covers(&self, last_seq: u64, mark: u64) -> bool {
+        self.indexed == mark && self.upto >= last_seq
+    }
+
     /// The mark this view trusts the runs up to.
     pub fn mark(&self) -> u64 {
         self.indexed
@@ -193,30 +196,16 @@ impl Tail {
     }
 }
 
-/// The saga's last run: its first saga seq and length.
-fn last_run(tree: &sled::Tree, saga: &SagaId) -> Result<Option<(u64, u64)>, Fault> {
-    let Some((k, v)) = tree
+/// One after the saga's last indexed event (its last run's key): one
+/// reverse seek.
+pub fn run_end(tree: &sled::Tree, saga: &SagaId) -> Result<Option<u64>, Fault> {
+    let last = tree
         .range(index_key(saga, 0)..=index_key(saga, u64::MAX))
         .next_back()
-        .transpose()?
-    else {
-        return Ok(None);
-    };
-    let first = index_parts(&k).map_or(0, |(_, s)| s);
-    let len = run_len(&v).ok_or_else(|| {
-        bad(
-            0,
-            Some(saga),
-            Some(first),
-            "an index run is not a list of global seqs".into(),
-        )
-    })?;
-    Ok(Some((first, len)))
-}
-
-/// One after the saga's last indexed event (its last run's end).
-pub fn run_end(tree: &sled::Tree, saga: &SagaId) -> Result<Option<u64>, Fault> {
-    Ok(last_run(tree, saga)?.map(|(first, len)| first + len))
+        .transpose()?;
+    Ok(last
+        .and_then(|(k, _)| index_parts(&k))
+        .map(|(_, last)| last + 1))
 }
 
 /// The saga's next seq (one after its last event, in the runs or the
@@ -228,24 +217,21 @@ pub fn next_seq(tree: &sled::Tree, tail: &Tail, saga: &SagaId) -> Result<Option<
 }
 
 /// Every saga with its next seq, in key order (saga id length, then id):
-/// a skip scan over the runs (two seeks per saga) and the tail.
+/// a reverse skip scan over the runs (one seek per saga: the last key of
+/// each saga names its next seq) and the tail.
 pub fn sagas(tree: &sled::Tree, tail: &Tail) -> Result<Vec<(SagaId, u64)>, Fault> {
     let mut out: Vec<(SagaId, u64)> = Vec::new();
-    let mut from = vec![layout::INDEX];
-    while let Some(item) = tree.range(from.clone()..).next() {
+    let mut below = vec![layout::INDEX + 1];
+    while let Some(item) = tree.range(vec![layout::INDEX]..below).next_back() {
         let (k, _) = item?;
-        if k.first() != Some(&layout::INDEX) {
-            break;
-        }
-        let Some((saga, _)) = index_parts(&k) else {
+        let Some((saga, last)) = index_parts(&k) else {
             return Err(bad(0, None, None, "an index key is malformed".into()));
         };
-        if let Some(next) = next_seq(tree, tail, &saga)? {
-            out.push((saga.clone(), next));
-        }
-        from = index_key(&saga, u64::MAX);
-        from.push(0);
+        let tailed = tail.of(&saga).last().map(|&(s, _)| s + 1);
+        below = index_key(&saga, 0);
+        out.push((saga, (last + 1).max(tailed.unwrap_or(0))));
     }
+    out.reverse();
     let mut unindexed: Vec<(SagaId, u64)> = tail
         .sagas()
         .filter_map(|(s, v)| Some((s, v.last()?.0 + 1)))
@@ -279,17 +265,20 @@ pub fn lookup(
 /// The global seq the saga's runs give one of its events (one seek).
 pub fn lookup_run(tree: &sled::Tree, saga: &SagaId, saga_seq: u64) -> Result<Option<u64>, Fault> {
     let Some((k, v)) = tree
-        .range(index_key(saga, 0)..=index_key(saga, saga_seq))
-        .next_back()
+        .range(index_key(saga, saga_seq)..=index_key(saga, u64::MAX))
+        .next()
         .transpose()?
     else {
         return Ok(None);
     };
-    let first = index_parts(&k).map_or(u64::MAX, |(_, s)| s);
-    let Some(offset) = saga_seq.checked_sub(first) else {
+    let Some((_, last)) = index_parts(&k) else {
         return Ok(None);
     };
-    Ok(decode_run(&v).and_then(|mut g| g.nth(offset as usize)))
+    let len = (v.len() / 8) as u64;
+    let Some(back) = last.checked_sub(saga_seq).filter(|b| *b < len) else {
+        return Ok(None);
+    };
+    Ok(decode_run(&v).and_then(|mut g| g.nth((len - 1 - back) as usize)))
 }
 
 /// A saga's index entries, (saga seq, global seq), from saga seq `from` on:
@@ -314,17 +303,13 @@ impl Entries {
     /// The entries of `saga` from `from` on.
     pub fn new(tree: &sled::Tree, tail: &Tail, saga: &SagaId, from: u64) -> Result<Entries, Fault> {
         let from = from.max(FIRST_SEQ);
-        // Start at the run holding `from`, if there is one.
-        let start = tree
-            .range(index_key(saga, 0)..=index_key(saga, from))
-            .next_back()
-            .transpose()?
-            .map_or_else(|| index_key(saga, 0), |(k, _)| k.to_vec());
+        // From the run holding `from` (the first whose last seq is at or
+        // after it) on.
         Ok(Entries {
             saga: saga.clone(),
             from,
             mark: tail.mark(),
-            runs: Some(tree.range(start..=index_key(saga, u64::MAX))),
+            runs: Some(tree.range(index_key(saga, from)..=index_key(saga, u64::MAX))),
             current: Vec::new().into_iter(),
             expected: None,
             tail: tail.of(saga).to_vec().into_iter(),
@@ -366,7 +351,8 @@ impl Entries {
                 continue;
             };
             let (k, v) = item?;
-            let first = index_parts(&k).map_or(0, |(_, s)| s);
+            let last = index_parts(&k).map_or(0, |(_, s)| s);
+            let first = (last + 1).saturating_sub((v.len() / 8) as u64);
             let Some(globals) = decode_run(&v) else {
                 return Err(bad(
                     0,
@@ -415,6 +401,16 @@ impl Iterator for Entries {
     }
 }
 
+/// What the writer has applied, for the readers of the same process: the
+/// last record and the mark, each stored after sled holds what it names.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The global seq of the last applied record.
+    pub last_seq: std::sync::atomic::AtomicU64,
+    /// The mark of the last applied index batch.
+    pub mark: std::sync::atomic::AtomicU64,
+}
+
 /// The writer's unindexed events: one pending run per saga.
 #[derive(Default)]
 pub struct Pending {
@@ -460,7 +456,8 @@ impl Pending {
     /// Moves every pending run, and the mark `through`, into `batch`.
     pub fn drain_into(&mut self, batch: &mut sled::Batch, through: u64) {
         for (saga, (first, globals)) in self.runs.drain() {
-            batch.insert(index_key(&saga, first), encode_run(&globals));
+            let last = first + globals.len() as u64 - 1;
+            batch.insert(index_key(&saga, last), encode_run(&globals));
         }
         batch.insert(INDEXED, &through.to_be_bytes());
         self.events = 0;

@@ -6,9 +6,9 @@ use crate::model::SagaId;
 
 /// Prefix of a record, followed by its global seq (big-endian u64).
 pub const RECORD: u8 = b'r';
-/// Prefix of a per-saga index run: saga key, then the saga seq of its first
+/// Prefix of a per-saga index run: saga key, then the saga seq of its last
 /// event (big-endian u64); the value is the global seqs of the saga's
-/// consecutive events from it (big-endian u64 each). See [`super::index`].
+/// consecutive events up to it (big-endian u64 each). See [`super::index`].
 pub const INDEX: u8 = b'i';
 /// Prefix of a saga's latest snapshot: saga key; the value codec-encoded.
 pub const SNAPSHOT: u8 = b's';
@@ -47,7 +47,7 @@ pub fn saga_key(prefix: u8, saga: &SagaId) -> Vec<u8> {
     k
 }
 
-/// The key of a saga's index run starting at `saga_seq`.
+/// The key of a saga's index run ending at `saga_seq`.
 pub fn index_key(saga: &SagaId, saga_seq: u64) -> Vec<u8> {
     let mut k = saga_key(INDEX, saga);
     k.extend_from_slice(&saga_seq.to_be_bytes());

@@ -16,7 +16,7 @@
 //! | `v` | the layout version, `u16` big-endian (the same as `FORMAT`) |
 //! | `h` | the head: last global seq, last hash, last time (48 bytes) |
 //! | `r` + global seq (u64 BE) | the record, see [`record`] (68 bytes + saga id + payload) |
-//! | `i` + saga key + saga seq (u64 BE) | an index run: the global seqs (u64 BE each) of the saga's consecutive events from that seq |
+//! | `i` + saga key + saga seq (u64 BE) | an index run: the global seqs (u64 BE each) of the saga's consecutive events up to that seq |
 //! | `x` | the index mark (u64 BE): every record up to it is in a run, none after it |
 //! | `s` + saga key | the saga's latest snapshot: `codec::encode_versioned(1, (last saga seq, Snapshot))` |
 //!
@@ -27,9 +27,9 @@
 //! fraction instead of two (sled's per-insert CPU cost, not fsync, bounds the
 //! group-commit rate). The records after the mark, the unindexed tail (at
 //! most a window and a commit), are found by reading their headers. A
-//! saga's next seq is one after its last event in its last run or the tail,
-//! and the sagas are listed by a skip scan over the runs (two seeks per
-//! saga) and the tail: no separate per-saga counter is written.
+//! saga's next seq is one after its last run's key or its last event in the
+//! tail, and the sagas are listed by a reverse skip scan over the runs (one
+//! seek per saga) and the tail: no separate per-saga counter is written.
 //!
 //! # Invariants
 //!
@@ -44,7 +44,7 @@
 //!   after that flush, so an acknowledged event survives a crash, and the head
 //!   always names the last record: a cut tail is detectable.
 //! - A snapshot is stored in the same batch as the events it follows, with the
-//!   saga seq of the last of them: recovery reads two index seeks and one `s`
+//!   saga seq of the last of them: recovery reads one index seek and one `s`
 //!   entry per saga and replays only events after the snapshot. Opening reads
 //!   the format, the head, the last record and the unindexed tail: its cost
 //!   does not grow with history.
@@ -193,6 +193,9 @@ struct Inner {
     sled_dir: PathBuf,
     /// The readers' view of the unindexed tail, caught up on each read.
     tail: Mutex<Tail>,
+    /// What the writer has applied: a read finds the tail view current
+    /// without touching sled when nothing was appended since.
+    published: Arc<index::Published>,
     /// Holds the data dir; dropped last.
     _lock: dir::DirLock,
 }
@@ -286,6 +289,10 @@ impl Store {
             reader::check_open(&tree, dir, &sled_dir)?
         };
         let tail = Tail::read(&tree).map_err(reader::fault(&sled_dir))?;
+        let published = Arc::new(index::Published {
+            last_seq: head.last_seq.into(),
+            mark: tail.mark().into(),
+        });
         lock.record_pid(dir)?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
@@ -295,6 +302,7 @@ impl Store {
             next: HashMap::default(),
             pending: Pending::from_tail(&tail),
             index_window: index_window.max(1),
+            published: Arc::clone(&published),
             appended: false,
             failed: Default::default(),
         };
@@ -309,6 +317,7 @@ impl Store {
                 tree,
                 sled_dir,
                 tail: Mutex::new(tail),
+                published,
                 _lock: lock,
             }),
         })
@@ -393,8 +402,15 @@ impl Store {
             .tail
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        tail.refresh(&self.inner.tree)
-            .map_err(reader::fault(&self.inner.sled_dir))?;
+        let published = &self.inner.published;
+        let last = published
+            .last_seq
+            .load(std::sync::atomic::Ordering::Acquire);
+        let mark = published.mark.load(std::sync::atomic::Ordering::Acquire);
+        if !tail.covers(last, mark) {
+            tail.refresh(&self.inner.tree)
+                .map_err(reader::fault(&self.inner.sled_dir))?;
+        }
         Ok(tail)
     }
 

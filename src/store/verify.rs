@@ -59,8 +59,11 @@ fn index_digests(tree: &sled::Tree) -> sled::Result<Option<Digests>> {
     let mut digests = Digests::default();
     for item in tree.range([layout::INDEX]..[layout::INDEX + 1]) {
         let (k, v) = item?;
-        let (Some((saga, first)), Some(globals)) = (layout::index_parts(&k), index::decode_run(&v))
+        let (Some((saga, last)), Some(globals)) = (layout::index_parts(&k), index::decode_run(&v))
         else {
+            return Ok(None);
+        };
+        let Some(first) = (last + 1).checked_sub((v.len() / 8) as u64) else {
             return Ok(None);
         };
         for (seq, g) in (first..).zip(globals) {

@@ -9,6 +9,7 @@
 //! run per saga per window of events (see [`super::index`]).
 
 use rustc_hash::FxHashMap as HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -67,6 +68,8 @@ pub struct Writer {
     pub pending: Pending,
     /// Write the pending runs once this many events wait.
     pub index_window: usize,
+    /// The last applied record and mark, for this process's readers.
+    pub published: Arc<index::Published>,
     /// Whether this writer appended anything (it indexes at close only then,
     /// so that opening a log to read or verify it writes nothing).
     pub appended: bool,
@@ -261,10 +264,14 @@ impl Writer {
             return;
         }
         let mut batch = sled::Batch::default();
-        self.pending.drain_into(&mut batch, self.head.last_seq);
-        if let Err(e) = self.tree.apply_batch(batch) {
-            let msg = format!("writing the index to {} failed: {e}", self.dir.display());
-            fail(&self.failed, msg);
+        let mark = self.head.last_seq;
+        self.pending.drain_into(&mut batch, mark);
+        match self.tree.apply_batch(batch) {
+            Ok(()) => self.published.mark.store(mark, Ordering::Release),
+            Err(e) => {
+                let msg = format!("writing the index to {} failed: {e}", self.dir.display());
+                fail(&self.failed, msg);
+            }
         }
     }
 
@@ -393,6 +400,9 @@ impl Writer {
         match self.tree.apply_batch(batch) {
             Ok(()) => {
                 self.head = head;
+                self.published
+                    .last_seq
+                    .store(head.last_seq, Ordering::Release);
                 self.next.extend(pending);
                 self.appended = true;
                 if let Err(mpsc::SendError(Job::Acks(acks))) = to_flusher.send(Job::Acks(accepted))
