@@ -64,8 +64,9 @@ async fn fill(store: &Store, sagas: u64, from: u64, to: u64) {
     }
 }
 
-/// sled's own handle on the database, once the store's background threads
-/// have let go of its file lock.
+/// sled's own handle on the database, once sled's background threads of the
+/// store just dropped have let go of its file lock (sled gives no event to
+/// wait for; `Store::open` retries the same way).
 fn sled_db(dir: &Path) -> sled::Db {
     for _ in 0..200 {
         match sled::open(dir.join(SLED_DIR)) {
@@ -76,9 +77,9 @@ fn sled_db(dir: &Path) -> sled::Db {
     sled::open(dir.join(SLED_DIR)).unwrap()
 }
 
+/// The index mark of a closed log, read through a store opened to read only.
 fn mark(dir: &Path) -> u64 {
-    let db = sled_db(dir);
-    index::indexed(&db).unwrap()
+    Store::open(dir).unwrap().indexed_through().unwrap()
 }
 
 /// Removes every run and resets the mark: the log as a crash before any run

@@ -133,23 +133,17 @@ impl Lean {
 
     /// A saga's records in order, through its index.
     pub fn saga_records(&self, saga: &SagaId) -> impl Iterator<Item = Result<Record, String>> + '_ {
-        let (entries, failed) = match Entries::new(&self.tree, &self.tail, saga, FIRST_SEQ) {
-            Ok(e) => (Some(e), None),
-            Err(e) => (None, Some(Err(e.to_string()))),
-        };
         let saga = saga.clone();
-        failed
-            .into_iter()
-            .chain(entries.into_iter().flatten().map(move |entry| {
-                let (_, global) = entry.map_err(|e| e.to_string())?;
-                let r = self.record(global, &saga)?;
-                if r.saga_id != saga {
-                    return Err(format!(
-                        "record {global} is not of saga {saga}, as its index says"
-                    ));
-                }
-                Ok(r)
-            }))
+        Entries::new(&self.tree, &self.tail, &saga, FIRST_SEQ).map(move |entry| {
+            let (_, global) = entry.map_err(|e| e.to_string())?;
+            let r = self.record(global, &saga)?;
+            if r.saga_id != saga {
+                return Err(format!(
+                    "record {global} is not of saga {saga}, as its index says"
+                ));
+            }
+            Ok(r)
+        })
     }
 
     /// The record with this global seq, named by the index of `saga`.

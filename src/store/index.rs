@@ -4,19 +4,20 @@
 //! event, value the global seqs of that saga's consecutive events up to it
 //! (u64 big-endian each). Keyed by its last seq, the run holding a seq is
 //! the first at or after it (one forward seek), and a saga's next seq is one
-//! after its last key (one reverse seek, nothing decoded). The writer does not index each commit: it keeps the
-//! events of the last commits in memory and writes one run per saga once
-//! [`WINDOW`] events are waiting (and when the store is closed), in one
-//! atomic batch with the mark `x`: every record up to that global seq is in
-//! a run, and no run names a record after it.
+//! after its last key (one reverse seek, nothing decoded).
+//!
+//! The writer does not index each commit: it keeps the events of the last
+//! commits in memory and writes one run per saga once [`WINDOW`] events are
+//! waiting (and when the store is closed), in one atomic batch with the mark
+//! `x`: every record up to that global seq is in a run, and no run names a
+//! record after it.
 //!
 //! The records after the mark (the unindexed tail, at most a window and a
 //! commit) are found by scanning them: [`Tail`] reads each one's saga id and
 //! saga seq off its header. A reader takes from the runs only entries up to
 //! the mark it read first, then the tail, so that a run written meanwhile is
-//! neither missed nor read twice. After a crash the tail is simply longer
-//! than nothing; the writer picks it up at open and indexes it with the next
-//! window.
+//! neither missed nor read twice. After a crash the tail may be longer; the
+//! writer picks it up at open and indexes it with the next window.
 //!
 //! Two sled inserts per event (record and index entry) became one and a
 //! fraction: sled's per-insert cost, not fsync, bounds the group commit.
@@ -27,7 +28,7 @@ use crate::model::SagaId;
 
 use super::layout::{self, index_key, index_parts};
 use super::record;
-use super::FIRST_SEQ;
+use super::{BadRecord, FIRST_SEQ};
 
 /// Events the writer lets go unindexed before it writes their runs: bounds
 /// what a reader scans (the tail) and what a crash leaves to re-index.
@@ -41,18 +42,9 @@ pub const INDEXED: &[u8] = b"x";
 pub enum Fault {
     /// sled failed.
     Sled(sled::Error),
-    /// The index or a record does not hold what it must: the global seq it
-    /// concerns (0 when none), the saga and saga seq if known, and why.
-    Bad {
-        /// The record concerned (0 for the mark itself).
-        global_seq: u64,
-        /// Its saga.
-        saga_id: Option<SagaId>,
-        /// Its saga seq.
-        saga_seq: Option<u64>,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The index or a record does not hold what it must (global seq 0 when
+    /// no record is concerned, as for the mark itself).
+    Bad(BadRecord),
 }
 
 impl From<sled::Error> for Fault {
@@ -65,29 +57,18 @@ impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Fault::Sled(e) => write!(f, "{e}"),
-            Fault::Bad {
-                global_seq,
-                saga_id,
-                saga_seq,
-                reason,
-            } => {
-                write!(f, "record {global_seq}")?;
-                if let (Some(s), Some(n)) = (saga_id, saga_seq) {
-                    write!(f, " (saga {s} seq {n})")?;
-                }
-                write!(f, ": {reason}")
-            }
+            Fault::Bad(b) => write!(f, "{b}"),
         }
     }
 }
 
 fn bad(global_seq: u64, saga: Option<&SagaId>, saga_seq: Option<u64>, reason: String) -> Fault {
-    Fault::Bad {
+    Fault::Bad(BadRecord {
         global_seq,
         saga_id: saga.cloned(),
         saga_seq,
         reason,
-    }
+    })
 }
 
 /// A run's value: the global seqs of consecutive events.
@@ -290,7 +271,7 @@ pub struct Entries {
     mark: u64,
     /// The runs still to read (none once past the mark).
     runs: Option<sled::Iter>,
-    /// The current run's globals and the saga seq of the next of them.
+    /// The current run's globals not handed out yet.
     current: std::vec::IntoIter<u64>,
     /// The saga seq the next entry must have (`None` before the first run).
     expected: Option<u64>,
@@ -300,12 +281,12 @@ pub struct Entries {
 }
 
 impl Entries {
-    /// The entries of `saga` from `from` on.
-    pub fn new(tree: &sled::Tree, tail: &Tail, saga: &SagaId, from: u64) -> Result<Entries, Fault> {
+    /// The entries of `saga` from `from` on (read lazily).
+    pub fn new(tree: &sled::Tree, tail: &Tail, saga: &SagaId, from: u64) -> Entries {
         let from = from.max(FIRST_SEQ);
         // From the run holding `from` (the first whose last seq is at or
         // after it) on.
-        Ok(Entries {
+        Entries {
             saga: saga.clone(),
             from,
             mark: tail.mark(),
@@ -314,7 +295,7 @@ impl Entries {
             expected: None,
             tail: tail.of(saga).to_vec().into_iter(),
             done: false,
-        })
+        }
     }
 
     fn gap(&self, global: u64, seq: u64, what: &str) -> Fault {

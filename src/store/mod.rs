@@ -306,10 +306,7 @@ impl Store {
             appended: false,
             failed: Default::default(),
         };
-        let thread = std::thread::Builder::new()
-            .name("closeout-store-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| Error::io(dir, e))?;
+        let thread = writer::spawn(writer, rx).map_err(|e| Error::io(dir, e))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 tx: Some(tx),

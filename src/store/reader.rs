@@ -24,17 +24,7 @@ pub fn fault(dir: &Path) -> impl Fn(Fault) -> Error + '_ {
             dir: dir.to_path_buf(),
             source,
         },
-        Fault::Bad {
-            global_seq,
-            saga_id,
-            saga_seq,
-            reason,
-        } => Error::Damaged(BadRecord {
-            global_seq,
-            saga_id,
-            saga_seq,
-            reason,
-        }),
+        Fault::Bad(b) => Error::Damaged(b),
     }
 }
 
@@ -208,10 +198,10 @@ pub fn decode_at(key_seq: u64, bytes: &[u8]) -> Result<Record, Error> {
 /// Why not sled's range iterator: sled 0.34 accounts page accesses to its
 /// cache in 256 shards, each settling them 64 at a time, and a forward scan
 /// touches each leaf once, so up to 256 × 64 leaves stay resident whatever
-/// the cache size (about 65 MB on a 1,000,000-record log). A point lookup
-/// touches the leaf once per record, which makes each shard settle (and
-/// evict) after a few leaves: the same scan peaks at about 45 MB less, at
-/// about the same speed.
+/// the cache size. A point lookup touches the leaf once per record, which
+/// makes each shard settle (and evict) after a few leaves, at about the same
+/// speed (`benches/audit.rs` prints both scans' peaks:
+/// `sled.scan_peak_rss_mb` and `audit.jsonl_peak_rss_mb`).
 pub fn record_bytes(
     tree: sled::Tree,
     from: u64,
@@ -265,34 +255,27 @@ pub fn saga_records(
     saga: SagaId,
     from: u64,
 ) -> impl Iterator<Item = Result<Record, Error>> {
-    let entries = Entries::new(&tree, tail, &saga, from).map_err(fault(&dir));
-    let (entries, failed) = match entries {
-        Ok(e) => (Some(e), None),
-        Err(e) => (None, Some(Err(e))),
-    };
-    failed
-        .into_iter()
-        .chain(entries.into_iter().flatten().map(move |entry| {
-            let (saga_seq, global) = entry.map_err(fault(&dir))?;
-            let bad = |reason: String| {
-                Error::Damaged(BadRecord {
-                    global_seq: global,
-                    saga_id: Some(saga.clone()),
-                    saga_seq: Some(saga_seq),
-                    reason,
-                })
-            };
-            let bytes = tree
-                .get(layout::record_key(global))
-                .map_err(sled_err(&dir))?
-                .ok_or_else(|| bad("the record its index names is missing".into()))?;
-            let r = decode_at(global, &bytes)?;
-            if r.saga_id != saga || r.saga_seq != saga_seq {
-                return Err(bad(format!(
-                    "index names this record but it is saga {} seq {}",
-                    r.saga_id, r.saga_seq
-                )));
-            }
-            Ok(r)
-        }))
+    Entries::new(&tree, tail, &saga, from).map(move |entry| {
+        let (saga_seq, global) = entry.map_err(fault(&dir))?;
+        let bad = |reason: String| {
+            Error::Damaged(BadRecord {
+                global_seq: global,
+                saga_id: Some(saga.clone()),
+                saga_seq: Some(saga_seq),
+                reason,
+            })
+        };
+        let bytes = tree
+            .get(layout::record_key(global))
+            .map_err(sled_err(&dir))?
+            .ok_or_else(|| bad("the record its index names is missing".into()))?;
+        let r = decode_at(global, &bytes)?;
+        if r.saga_id != saga || r.saga_seq != saga_seq {
+            return Err(bad(format!(
+                "index names this record but it is saga {} seq {}",
+                r.saga_id, r.saga_seq
+            )));
+        }
+        Ok(r)
+    })
 }

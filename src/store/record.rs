@@ -108,17 +108,23 @@ fn take_hash(b: &mut &[u8], what: &str) -> Result<[u8; 32], String> {
 /// hash (the index's view of the unindexed tail; `verify` checks the hash).
 pub fn peek(bytes: &[u8]) -> Result<(&str, u64), String> {
     let mut b = bytes;
-    let v = take(&mut b, 2, "version")?;
+    saga_fields(&mut b)
+}
+
+/// Reads the version (which must be this build's), the saga id and the saga
+/// seq off the front of `b`.
+fn saga_fields<'a>(b: &mut &'a [u8]) -> Result<(&'a str, u64), String> {
+    let v = take(b, 2, "version")?;
     let version = u16::from_le_bytes([v[0], v[1]]);
     if version != RECORD_VERSION {
         return Err(format!(
             "unknown record version {version} (this build reads {RECORD_VERSION})"
         ));
     }
-    let l = take(&mut b, 2, "saga id length")?;
-    let id = take(&mut b, u16::from_le_bytes([l[0], l[1]]) as usize, "saga id")?;
+    let l = take(b, 2, "saga id length")?;
+    let id = take(b, u16::from_le_bytes([l[0], l[1]]) as usize, "saga id")?;
     let id = std::str::from_utf8(id).map_err(|_| "saga id is not UTF-8".to_string())?;
-    Ok((id, take_u64(&mut b, "saga seq")?))
+    Ok((id, take_u64(b, "saga seq")?))
 }
 
 /// Decodes a record and checks it against itself: known version, exact
@@ -126,22 +132,8 @@ pub fn peek(bytes: &[u8]) -> Result<(&str, u64), String> {
 /// global seq) is the caller's job. The error says what is wrong.
 pub fn decode(bytes: &[u8]) -> Result<Record, String> {
     let mut b = bytes;
-    let v = take(&mut b, 2, "version")?;
-    let version = u16::from_le_bytes([v[0], v[1]]);
-    if version != RECORD_VERSION {
-        return Err(format!(
-            "unknown record version {version} (this build reads {RECORD_VERSION})"
-        ));
-    }
-    let l = take(&mut b, 2, "saga id length")?;
-    let id_len = u16::from_le_bytes([l[0], l[1]]) as usize;
-    let id = take(&mut b, id_len, "saga id")?;
-    let saga_id = SagaId(
-        std::str::from_utf8(id)
-            .map_err(|_| "saga id is not UTF-8".to_string())?
-            .to_string(),
-    );
-    let saga_seq = take_u64(&mut b, "saga seq")?;
+    let (id, saga_seq) = saga_fields(&mut b)?;
+    let saga_id = SagaId(id.to_string());
     let global_seq = take_u64(&mut b, "global seq")?;
     let at = Timestamp(take_u64(&mut b, "time")?);
     let p = take(&mut b, 4, "payload length")?;
@@ -158,7 +150,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, String> {
         return Err("hash does not match the record's bytes".to_string());
     }
     Ok(Record {
-        version,
+        version: RECORD_VERSION,
         saga_id,
         saga_seq,
         global_seq,

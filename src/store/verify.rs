@@ -45,12 +45,10 @@ fn digest(h: &mut blake3::Hasher, saga_seq: u64, global: &[u8]) {
 }
 
 /// What the walk knows of a saga: its next seq and the digest of its
-/// indexed records.
+/// indexed records (empty while none is up to the index's mark).
 struct Walked {
     next: u64,
     digest: blake3::Hasher,
-    /// Whether any of its records is up to the index's mark.
-    indexed: bool,
 }
 
 /// The digests of the index's runs, one sequential scan; `None` if a key
@@ -78,10 +76,10 @@ fn index_digests(tree: &sled::Tree) -> sled::Result<Option<Digests>> {
 ///
 /// The index is checked against the records by digest: the walk digests
 /// each saga's (saga seq, global seq) pairs, another thread the index's, in
-/// one sequential scan each (a point lookup per record cost a quarter of the
-/// walk). Only where they differ, or once the walk found a bad record, are
-/// the records looked up one by one, to name the first whose index entry is
-/// missing or wrong.
+/// one sequential scan each (instead of a point lookup per record). Only
+/// where they differ, or once the walk found a bad record, are the records
+/// looked up one by one, to name the first whose index entry is missing or
+/// wrong.
 pub fn verify_each(
     tree: &sled::Tree,
     dir: &Path,
@@ -138,9 +136,9 @@ pub fn verify_each(
                 first_bad: Some(b),
             })
         }
-        // Every record's entry is right and the walk's end check found no
-        // saga's index running past its records: what is left over belongs
-        // to no saga of the log (or is not an index entry at all).
+        // Every record's entry is right, yet the digests differ: the index
+        // holds more than the records (entries of no saga, or past a saga's
+        // last record) or something that is not a run.
         None if report.first_bad.is_none() => Ok(VerifyReport {
             records: report.records,
             first_bad: bad(
@@ -179,7 +177,7 @@ fn first_index_bad(
         let index = match index::lookup_run(tree, &r.saga_id, r.saga_seq) {
             Ok(g) => g,
             Err(index::Fault::Sled(e)) => return Err(sled_err(e)),
-            Err(index::Fault::Bad { .. }) => None,
+            Err(index::Fault::Bad(_)) => None,
         };
         if index != Some(seq) {
             return Ok(Some(BadRecord {
@@ -228,7 +226,7 @@ fn walk(
             });
         }
         Err(index::Fault::Sled(e)) => return Err(sled_err(e)),
-        Err(f @ index::Fault::Bad { .. }) => {
+        Err(f @ index::Fault::Bad(_)) => {
             return Ok(VerifyReport {
                 records: 0,
                 first_bad: bad(0, f.to_string()),
@@ -268,7 +266,6 @@ fn walk(
             None => sagas.entry(r.saga_id.clone()).or_insert(Walked {
                 next: FIRST_SEQ,
                 digest: blake3::Hasher::new(),
-                indexed: false,
             }),
         };
         if r.saga_seq != saga.next {
@@ -277,7 +274,6 @@ fn walk(
         }
         if seq <= mark {
             digest(&mut saga.digest, r.saga_seq, &seq.to_be_bytes());
-            saga.indexed = true;
         }
         saga.next += 1;
         prev = r.hash;
@@ -306,7 +302,7 @@ fn walk(
     digests.extend(
         sagas
             .into_iter()
-            .filter(|(_, w)| w.indexed)
+            .filter(|(_, w)| w.digest.count() > 0)
             .map(|(s, w)| (s, w.digest)),
     );
     report(records, None)

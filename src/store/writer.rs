@@ -153,37 +153,31 @@ fn now_ms() -> u64 {
     Timestamp::from_system(std::time::SystemTime::now()).0
 }
 
+/// Starts the flusher and the writer threads (the writer joins the flusher
+/// when it ends); returns the writer's.
+pub fn spawn(writer: Writer, rx: Receiver<Cmd>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let (to_flusher, jobs) = mpsc::channel();
+    let (tree, dir, failed) = (
+        writer.tree.clone(),
+        writer.dir.clone(),
+        writer.failed.clone(),
+    );
+    let flush_thread = std::thread::Builder::new()
+        .name("closeout-store-flush".into())
+        .spawn(move || flusher(tree, dir, jobs, failed))?;
+    std::thread::Builder::new()
+        .name("closeout-store-writer".into())
+        .spawn(move || writer.run(rx, to_flusher, flush_thread))
+}
+
 impl Writer {
     /// Runs until `Shutdown` or until every `Store` handle is gone.
-    pub fn run(mut self, rx: Receiver<Cmd>) {
-        let (to_flusher, jobs) = mpsc::channel();
-        let flush_thread = {
-            let (tree, dir, failed) = (self.tree.clone(), self.dir.clone(), self.failed.clone());
-            std::thread::Builder::new()
-                .name("closeout-store-flush".into())
-                .spawn(move || flusher(tree, dir, jobs, failed))
-        };
-        let flush_thread = match flush_thread {
-            Ok(t) => t,
-            Err(e) => {
-                fail(
-                    &self.failed,
-                    format!("cannot start the flusher thread: {e}"),
-                );
-                // Answer every request with the failure until the store is dropped.
-                for cmd in rx {
-                    match cmd {
-                        Cmd::Append(req) => {
-                            let _ = req.reply.send(Err(self.stopped()));
-                        }
-                        Cmd::Flush(reply) | Cmd::Shutdown(reply) => {
-                            let _ = reply.send(Err(self.stopped()));
-                        }
-                    }
-                }
-                return;
-            }
-        };
+    fn run(
+        mut self,
+        rx: Receiver<Cmd>,
+        to_flusher: mpsc::Sender<Job>,
+        flush_thread: std::thread::JoinHandle<()>,
+    ) {
         let mut closed = false;
         // How many appends the last commit answered: in steady state those
         // callers come straight back, so the next commit waits (at most
