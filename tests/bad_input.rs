@@ -589,7 +589,7 @@ fn tampered(data: &Path, tamper: impl FnOnce(&sled::Db)) -> (tempfile::TempDir, 
     let copy = tmp.path().join("data");
     copy_dir(data, &copy);
     {
-        let db = sled::open(copy.join(closeout::store::SLED_DIR)).unwrap();
+        let db = closeout::store::open_sled(&copy.join(closeout::store::SLED_DIR), None).unwrap();
         tamper(&db);
         db.flush().unwrap();
     }

@@ -64,17 +64,9 @@ async fn fill(store: &Store, sagas: u64, from: u64, to: u64) {
     }
 }
 
-/// sled's own handle on the database, once sled's background threads of the
-/// store just dropped have let go of its file lock (sled gives no event to
-/// wait for; `Store::open` retries the same way).
+/// sled's own handle on the database.
 fn sled_db(dir: &Path) -> sled::Db {
-    for _ in 0..200 {
-        match sled::open(dir.join(SLED_DIR)) {
-            Ok(db) => return db,
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-        }
-    }
-    sled::open(dir.join(SLED_DIR)).unwrap()
+    closeout::store::open_sled(&dir.join(SLED_DIR), None).unwrap()
 }
 
 /// The index mark of a closed log, read through a store opened to read only.

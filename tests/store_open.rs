@@ -63,7 +63,7 @@ async fn an_unknown_version_inside_sled_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     small_log(tmp.path()).await;
     {
-        let db = sled::open(tmp.path().join(SLED_DIR)).unwrap();
+        let db = closeout::store::open_sled(&tmp.path().join(SLED_DIR), None).unwrap();
         db.insert(layout::VERSION, &7u16.to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
@@ -74,7 +74,7 @@ async fn an_unknown_version_inside_sled_is_refused() {
         Err(e) => panic!("expected an unknown format, got {e}"),
         Ok(_) => panic!("a log of an unknown format was opened"),
     }
-    let db = sled::open(tmp.path().join(SLED_DIR)).unwrap();
+    let db = closeout::store::open_sled(&tmp.path().join(SLED_DIR), None).unwrap();
     assert_eq!(
         db.get(layout::VERSION).unwrap().unwrap().as_ref(),
         &7u16.to_be_bytes()

@@ -33,7 +33,7 @@ async fn tampered(tamper: impl FnOnce(&sled::Db)) -> (tempfile::TempDir, Option<
     let tmp = tempfile::tempdir().unwrap();
     build(tmp.path()).await;
     {
-        let db = sled::open(tmp.path().join(SLED_DIR)).unwrap();
+        let db = closeout::store::open_sled(&tmp.path().join(SLED_DIR), None).unwrap();
         tamper(&db);
         db.flush().unwrap();
     }
@@ -59,12 +59,12 @@ async fn a_changed_byte_anywhere_in_a_record_is_detected() {
     let tmp = tempfile::tempdir().unwrap();
     build(tmp.path()).await;
     let len = {
-        let db = sled::open(tmp.path().join(SLED_DIR)).unwrap();
+        let db = closeout::store::open_sled(&tmp.path().join(SLED_DIR), None).unwrap();
         db.get(key(7)).unwrap().unwrap().len()
     };
     for i in (0..len).step_by(5).chain([len - 1]) {
         {
-            let db = sled::open(tmp.path().join(SLED_DIR)).unwrap();
+            let db = closeout::store::open_sled(&tmp.path().join(SLED_DIR), None).unwrap();
             let mut v = db.get(key(7)).unwrap().unwrap().to_vec();
             v[i] ^= 0x20;
             db.insert(key(7), v).unwrap();
@@ -72,7 +72,7 @@ async fn a_changed_byte_anywhere_in_a_record_is_detected() {
         }
         let bad = Store::verify_dir(tmp.path()).unwrap().first_bad;
         assert_eq!(bad.map(|b| b.global_seq), Some(7), "byte {i}");
-        let db = sled::open(tmp.path().join(SLED_DIR)).unwrap();
+        let db = closeout::store::open_sled(&tmp.path().join(SLED_DIR), None).unwrap();
         let mut v = db.get(key(7)).unwrap().unwrap().to_vec();
         v[i] ^= 0x20;
         db.insert(key(7), v).unwrap();
@@ -194,7 +194,7 @@ fn set_run(db: &sled::Db, saga: &str, globals: &[u64]) {
 async fn a_closed_store_has_indexed_every_record() {
     let tmp = tempfile::tempdir().unwrap();
     build(tmp.path()).await;
-    let db = sled::open(tmp.path().join(SLED_DIR)).unwrap();
+    let db = closeout::store::open_sled(&tmp.path().join(SLED_DIR), None).unwrap();
     assert_eq!(
         run(&db, "saga-1"),
         (0..10).map(|i| 2 + 3 * i).collect::<Vec<_>>()

@@ -73,11 +73,8 @@ impl Lean {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(other(&e)),
         }
-        let db = sled::Config::new()
-            .path(dir.join(SLED_DIR))
-            .cache_capacity(CACHE)
-            .open()
-            .map_err(|e| other(&e))?;
+        let db =
+            crate::store::open_sled(&dir.join(SLED_DIR), Some(CACHE)).map_err(|e| other(&e))?;
         let tree: sled::Tree = (*db).clone();
         let tail = Tail::read(&tree).map_err(|e| other(&e))?;
         Ok(Lean {

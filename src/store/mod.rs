@@ -175,6 +175,30 @@ pub struct VerifyReport {
     pub first_bad: Option<BadRecord>,
 }
 
+/// Opens the sled database in `sled_dir` (its page cache `cache_bytes`, or
+/// sled's default), waiting out sled's own file lock while it is held by
+/// this process: a `Store` just dropped, or a child that has not exec'd yet
+/// holding a copy of its descriptor (see `dir::lock`), lets go within
+/// milliseconds. The data dir's lock is the caller's to hold.
+pub fn open_sled(sled_dir: &Path, cache_bytes: Option<u64>) -> sled::Result<sled::Db> {
+    let mut tries = 0;
+    loop {
+        let mut config = sled::Config::new().path(sled_dir);
+        if let Some(bytes) = cache_bytes {
+            config = config.cache_capacity(bytes);
+        }
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if tries < dir::SELF_LOCK_TRIES && e.to_string().contains("lock") =>
+            {
+                tries += 1;
+                std::thread::sleep(dir::SELF_LOCK_PAUSE);
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The event log. Cheap to clone (all clones share one writer); `Send + Sync`.
 #[derive(Clone)]
 pub struct Store {
@@ -257,25 +281,7 @@ impl Store {
             // formatted dir with an empty tree, initialised on the next open.
             dir::write_format(dir)?;
         }
-        // sled's own lock on its files: our lock above is held, so only a
-        // child of this process that has not exec'd yet can still hold a
-        // copy of a descriptor released a moment ago (see `dir::lock`).
-        let mut tries = 0;
-        let db = loop {
-            let mut config = sled::Config::new().path(&sled_dir);
-            if let Some(bytes) = cache_bytes {
-                config = config.cache_capacity(bytes);
-            }
-            match config.open() {
-                Err(sled::Error::Io(e))
-                    if tries < dir::SELF_LOCK_TRIES && e.to_string().contains("lock") =>
-                {
-                    tries += 1;
-                    std::thread::sleep(dir::SELF_LOCK_PAUSE);
-                }
-                other => break other.map_err(sled_err)?,
-            }
-        };
+        let db = open_sled(&sled_dir, cache_bytes).map_err(sled_err)?;
         let tree: sled::Tree = (*db).clone();
         let head = if tree.is_empty() {
             let mut b = sled::Batch::default();
@@ -333,13 +339,10 @@ impl Store {
         }
         let _lock = dir::lock(dir)?;
         let sled_dir = dir.join(SLED_DIR);
-        let db = sled::Config::new()
-            .path(&sled_dir)
-            .open()
-            .map_err(|source| Error::Sled {
-                dir: sled_dir.clone(),
-                source,
-            })?;
+        let db = open_sled(&sled_dir, None).map_err(|source| Error::Sled {
+            dir: sled_dir.clone(),
+            source,
+        })?;
         reader::check_version(&db, dir, &sled_dir)?;
         verify::verify(&db, &sled_dir)
     }
