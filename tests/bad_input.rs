@@ -12,6 +12,7 @@
 
 mod support;
 
+use closeout::store::blocks;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -604,18 +605,6 @@ fn verify_dir(dir: &Path) -> Ran {
     )
 }
 
-fn last_record_key(db: &sled::Db) -> sled::IVec {
-    // Records are keyed `layout::record_key(seq)`: find the highest seq.
-    let mut seq = 1;
-    while db
-        .contains_key(closeout::store::layout::record_key(seq + 1))
-        .unwrap()
-    {
-        seq += 1;
-    }
-    sled::IVec::from(&closeout::store::layout::record_key(seq)[..])
-}
-
 #[test]
 fn damaged_logs_exports_permissions_and_a_full_disk() {
     let mut cat = Catalogue::default();
@@ -625,11 +614,10 @@ fn damaged_logs_exports_permissions_and_a_full_disk() {
 
     // The log.
     let (_t, d) = tampered(&data, |db| {
-        let k = closeout::store::layout::record_key(3);
-        let mut v = db.get(k).unwrap().unwrap().to_vec();
+        let mut v = blocks::get_record(db, 3).unwrap().unwrap();
         let n = v.len() / 2;
         v[n] ^= 0x20;
-        db.insert(k, v).unwrap();
+        assert!(blocks::put_record(db, 3, &v).unwrap());
     });
     cat.check(
         "log: a changed byte in record 3",
@@ -638,8 +626,8 @@ fn damaged_logs_exports_permissions_and_a_full_disk() {
         "record 3",
     );
     let (_t, d) = tampered(&data, |db| {
-        let last = last_record_key(db);
-        db.remove(last).unwrap();
+        let (last, _) = blocks::last_record(db).unwrap().unwrap();
+        assert!(blocks::remove_record(db, last).unwrap());
     });
     cat.check(
         "log: cut tail (last record removed)",
@@ -648,7 +636,7 @@ fn damaged_logs_exports_permissions_and_a_full_disk() {
         "tail was cut",
     );
     let (_t, d) = tampered(&data, |db| {
-        db.remove(closeout::store::layout::record_key(2)).unwrap();
+        assert!(blocks::remove_record(db, 2).unwrap());
     });
     cat.check(
         "log: a record removed in the middle",

@@ -1,11 +1,13 @@
 //! Tampering with the sled database behind the store's back: one changed
 //! byte, a removed record, two swapped records and a cut tail are each
-//! detected by `verify`, naming the right global seq.
+//! detected by `verify`, naming the right global seq, whether each record
+//! has a block of its own (one event per commit) or shares it (one append
+//! of many events), and a broken block frame too.
 
 use std::path::Path;
 
 use closeout::model::SagaId;
-use closeout::store::{index, layout, Error, Snapshot, Store, SLED_DIR};
+use closeout::store::{blocks, index, layout, Error, Snapshot, Store, SLED_DIR};
 
 /// 3 sagas x 10 events, interleaved: global seqs 1..=30.
 async fn build(dir: &Path) {
@@ -27,11 +29,39 @@ async fn build(dir: &Path) {
     store.close().await.unwrap();
 }
 
+/// 3 sagas x 10 events, one append each: three blocks of 10 records
+/// (global seqs 1..=10, 11..=20, 21..=30).
+async fn build_packed(dir: &Path) {
+    let store = Store::open(dir).unwrap();
+    for s in 0..3u64 {
+        let saga = SagaId(format!("saga-{s}"));
+        let events = (0..10u8).map(|i| vec![i; 40]).collect();
+        store.append(&saga, 1, events, None).await.unwrap();
+    }
+    store.close().await.unwrap();
+}
+
 /// Builds a log, applies `tamper` to its sled tree, and returns what
 /// `verify_dir` says about it.
 async fn tampered(tamper: impl FnOnce(&sled::Db)) -> (tempfile::TempDir, Option<(u64, String)>) {
     let tmp = tempfile::tempdir().unwrap();
     build(tmp.path()).await;
+    tamper_and_verify(tmp, tamper)
+}
+
+/// [`tampered`] on the log of [`build_packed`].
+async fn tampered_packed(
+    tamper: impl FnOnce(&sled::Db),
+) -> (tempfile::TempDir, Option<(u64, String)>) {
+    let tmp = tempfile::tempdir().unwrap();
+    build_packed(tmp.path()).await;
+    tamper_and_verify(tmp, tamper)
+}
+
+fn tamper_and_verify(
+    tmp: tempfile::TempDir,
+    tamper: impl FnOnce(&sled::Db),
+) -> (tempfile::TempDir, Option<(u64, String)>) {
     {
         let db = closeout::store::open_sled(&tmp.path().join(SLED_DIR), None).unwrap();
         tamper(&db);
@@ -42,8 +72,19 @@ async fn tampered(tamper: impl FnOnce(&sled::Db)) -> (tempfile::TempDir, Option<
     (tmp, bad)
 }
 
-fn key(seq: u64) -> [u8; 9] {
-    layout::record_key(seq)
+/// The bytes of record `seq` (in its block).
+fn get(db: &sled::Db, seq: u64) -> Vec<u8> {
+    blocks::get_record(db, seq).unwrap().expect("the record")
+}
+
+/// Rewrites record `seq` (in its block).
+fn put(db: &sled::Db, seq: u64, bytes: &[u8]) {
+    assert!(blocks::put_record(db, seq, bytes).unwrap());
+}
+
+/// Removes record `seq` from its block.
+fn del(db: &sled::Db, seq: u64) {
+    assert!(blocks::remove_record(db, seq).unwrap());
 }
 
 #[tokio::test]
@@ -60,22 +101,22 @@ async fn a_changed_byte_anywhere_in_a_record_is_detected() {
     build(tmp.path()).await;
     let len = {
         let db = closeout::store::open_sled(&tmp.path().join(SLED_DIR), None).unwrap();
-        db.get(key(7)).unwrap().unwrap().len()
+        get(&db, 7).len()
     };
     for i in (0..len).step_by(5).chain([len - 1]) {
         {
             let db = closeout::store::open_sled(&tmp.path().join(SLED_DIR), None).unwrap();
-            let mut v = db.get(key(7)).unwrap().unwrap().to_vec();
+            let mut v = get(&db, 7);
             v[i] ^= 0x20;
-            db.insert(key(7), v).unwrap();
+            put(&db, 7, &v);
             db.flush().unwrap();
         }
         let bad = Store::verify_dir(tmp.path()).unwrap().first_bad;
         assert_eq!(bad.map(|b| b.global_seq), Some(7), "byte {i}");
         let db = closeout::store::open_sled(&tmp.path().join(SLED_DIR), None).unwrap();
-        let mut v = db.get(key(7)).unwrap().unwrap().to_vec();
+        let mut v = get(&db, 7);
         v[i] ^= 0x20;
-        db.insert(key(7), v).unwrap();
+        put(&db, 7, &v);
         db.flush().unwrap();
     }
     assert_eq!(Store::verify_dir(tmp.path()).unwrap().first_bad, None);
@@ -84,10 +125,10 @@ async fn a_changed_byte_anywhere_in_a_record_is_detected() {
 #[tokio::test]
 async fn a_changed_payload_byte_is_named() {
     let (_tmp, bad) = tampered(|db| {
-        let mut v = db.get(key(12)).unwrap().unwrap().to_vec();
+        let mut v = get(db, 12);
         let mid = v.len() / 2;
         v[mid] = v[mid].wrapping_add(1);
-        db.insert(key(12), v).unwrap();
+        put(db, 12, &v);
     })
     .await;
     let (seq, reason) = bad.expect("a changed byte went unnoticed");
@@ -98,7 +139,7 @@ async fn a_changed_payload_byte_is_named() {
 #[tokio::test]
 async fn a_removed_record_is_named() {
     let (_tmp, bad) = tampered(|db| {
-        db.remove(key(17)).unwrap();
+        del(db, 17);
     })
     .await;
     let (seq, reason) = bad.expect("a removed record went unnoticed");
@@ -112,10 +153,10 @@ async fn a_removed_and_renumbered_record_is_named() {
     // the keys, so only the chain can tell.
     let (_tmp, bad) = tampered(|db| {
         for s in 17..30 {
-            let next = db.get(key(s + 1)).unwrap().unwrap();
-            db.insert(key(s), next).unwrap();
+            let next = get(db, s + 1);
+            put(db, s, &next);
         }
-        db.remove(key(30)).unwrap();
+        del(db, 30);
     })
     .await;
     assert_eq!(bad.map(|b| b.0), Some(17));
@@ -124,10 +165,10 @@ async fn a_removed_and_renumbered_record_is_named() {
 #[tokio::test]
 async fn two_swapped_records_are_named() {
     let (_tmp, bad) = tampered(|db| {
-        let a = db.get(key(20)).unwrap().unwrap();
-        let b = db.get(key(21)).unwrap().unwrap();
-        db.insert(key(20), b).unwrap();
-        db.insert(key(21), a).unwrap();
+        let a = get(db, 20);
+        let b = get(db, 21);
+        put(db, 20, &b);
+        put(db, 21, &a);
     })
     .await;
     assert_eq!(bad.map(|b| b.0), Some(20));
@@ -137,7 +178,7 @@ async fn two_swapped_records_are_named() {
 async fn a_cut_tail_is_named_and_refused_at_open() {
     let (tmp, bad) = tampered(|db| {
         for s in 26..=30 {
-            db.remove(key(s)).unwrap();
+            del(db, s);
         }
     })
     .await;
@@ -154,10 +195,10 @@ async fn a_cut_tail_is_named_and_refused_at_open() {
 #[tokio::test]
 async fn a_damaged_last_record_is_refused_at_open_naming_it() {
     let (tmp, bad) = tampered(|db| {
-        let mut v = db.get(key(30)).unwrap().unwrap().to_vec();
+        let mut v = get(db, 30);
         let last = v.len() - 1;
         v[last] ^= 1;
-        db.insert(key(30), v).unwrap();
+        put(db, 30, &v);
     })
     .await;
     assert_eq!(bad.map(|b| b.0), Some(30));
@@ -297,11 +338,171 @@ async fn an_index_problem_before_a_broken_chain_is_named_first() {
         let mut g = run(db, "saga-0");
         g.remove(1);
         set_run(db, "saga-0", &g);
-        let mut v = db.get(key(25)).unwrap().unwrap().to_vec();
+        let mut v = get(db, 25);
         let last = v.len() - 1;
         v[last] ^= 1;
-        db.insert(key(25), v).unwrap();
+        put(db, 25, &v);
     })
     .await;
     assert_eq!(bad.map(|b| b.0), Some(4));
+}
+
+#[tokio::test]
+async fn an_appends_records_share_a_block_and_verify() {
+    let (tmp, bad) = tampered_packed(|db| {
+        let blocks: Vec<u64> = db
+            .scan_prefix([layout::BLOCK])
+            .map(|kv| layout::block_seq(&kv.unwrap().0).unwrap())
+            .collect();
+        assert_eq!(blocks, [1, 11, 21]);
+    })
+    .await;
+    assert_eq!(bad, None);
+    assert_eq!(Store::verify_dir(tmp.path()).unwrap().records, 30);
+}
+
+#[tokio::test]
+async fn a_record_removed_from_inside_a_block_is_named() {
+    let (_tmp, bad) = tampered_packed(|db| del(db, 15)).await;
+    let (seq, reason) = bad.expect("a removed record went unnoticed");
+    assert_eq!(seq, 15);
+    assert!(reason.contains("missing"), "{reason}");
+}
+
+#[tokio::test]
+async fn two_records_swapped_inside_a_block_are_named() {
+    let (_tmp, bad) = tampered_packed(|db| {
+        let (a, b) = (get(db, 4), get(db, 5));
+        put(db, 4, &b);
+        put(db, 5, &a);
+    })
+    .await;
+    assert_eq!(bad.map(|b| b.0), Some(4));
+}
+
+#[tokio::test]
+async fn a_changed_byte_inside_a_block_is_named() {
+    let (_tmp, bad) = tampered_packed(|db| {
+        let mut v = get(db, 13);
+        let mid = v.len() / 2;
+        v[mid] ^= 0x20;
+        put(db, 13, &v);
+    })
+    .await;
+    assert_eq!(bad.map(|b| b.0), Some(13));
+}
+
+#[tokio::test]
+async fn a_tail_cut_inside_a_block_is_named_and_refused_at_open() {
+    let (tmp, bad) = tampered_packed(|db| {
+        for s in 28..=30 {
+            del(db, s);
+        }
+    })
+    .await;
+    let (seq, reason) = bad.expect("a cut tail went unnoticed");
+    assert_eq!(seq, 28);
+    assert!(reason.contains("tail was cut"), "{reason}");
+    match Store::open(tmp.path()) {
+        Err(Error::Damaged(b)) => assert_eq!(b.global_seq, 28),
+        Err(e) => panic!("expected a damaged log, got {e}"),
+        Ok(_) => panic!("a log with a cut tail was opened"),
+    }
+}
+
+#[tokio::test]
+async fn a_broken_block_frame_is_named() {
+    let (_tmp, bad) = tampered_packed(|db| {
+        let k = layout::block_key(11);
+        let mut v = db.get(k).unwrap().unwrap().to_vec();
+        // The third record's length (the frames are 4-byte lengths).
+        let third = blocks::frames(&v).nth(2).unwrap().unwrap().0 - 4;
+        v[third..third + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        db.insert(k, v).unwrap();
+    })
+    .await;
+    let (seq, reason) = bad.expect("a broken frame went unnoticed");
+    assert_eq!(seq, 13);
+    assert!(reason.contains("block 11"), "{reason}");
+}
+
+/// The index end entries (`e`) in the log, by saga.
+fn index_ends(db: &sled::Db) -> Vec<(String, u64)> {
+    db.scan_prefix([layout::ENDS])
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            let saga = layout::saga_of(&k).unwrap().0;
+            (saga, layout::u64_value(&v).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_saga_whose_snapshot_names_its_last_event_needs_no_index_end() {
+    let (_tmp, bad) = tampered(|db| assert_eq!(index_ends(db), [])).await;
+    assert_eq!(bad, None);
+    let (_tmp, bad) = tampered_packed(|db| {
+        let ends = (0..3)
+            .map(|s| (format!("saga-{s}"), 11))
+            .collect::<Vec<_>>();
+        assert_eq!(index_ends(db), ends, "appends without a snapshot");
+    })
+    .await;
+    assert_eq!(bad, None);
+}
+
+#[tokio::test]
+async fn a_missing_index_end_is_named() {
+    let (_tmp, bad) = tampered_packed(|db| {
+        db.remove(layout::saga_key(layout::ENDS, &SagaId("saga-1".into())))
+            .unwrap();
+    })
+    .await;
+    let (seq, reason) = bad.expect("a missing index end went unnoticed");
+    assert_eq!(seq, 20, "saga-1's last record");
+    assert!(reason.contains("index end"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_index_end_past_the_runs_is_named() {
+    let (_tmp, bad) = tampered_packed(|db| {
+        let key = layout::saga_key(layout::ENDS, &SagaId("saga-2".into()));
+        db.insert(key, &12u64.to_be_bytes()).unwrap();
+    })
+    .await;
+    let (seq, reason) = bad.expect("an index end past the runs went unnoticed");
+    assert_eq!(seq, 30, "saga-2's last record");
+    assert!(reason.contains("index end"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_index_end_of_no_saga_is_named() {
+    let (_tmp, bad) = tampered_packed(|db| {
+        let key = layout::saga_key(layout::ENDS, &SagaId("saga-9".into()));
+        db.insert(key, &3u64.to_be_bytes()).unwrap();
+    })
+    .await;
+    let (_, reason) = bad.expect("an index end of no saga went unnoticed");
+    assert!(reason.contains("saga-9"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_snapshot_past_the_sagas_last_event_is_named() {
+    // saga-0's snapshot names seq 10, its last; make it claim seq 12.
+    let (_tmp, bad) = tampered(|db| {
+        let key = layout::saga_key(layout::SNAPSHOT, &SagaId("saga-0".into()));
+        let snap = Snapshot {
+            state: vec![9],
+            terminal: false,
+            label: "t".into(),
+        };
+        let bytes =
+            closeout::codec::encode_versioned(closeout::store::SNAPSHOT_VERSION, &(12u64, snap))
+                .unwrap();
+        db.insert(key, bytes).unwrap();
+    })
+    .await;
+    let (seq, reason) = bad.expect("a snapshot past the last event went unnoticed");
+    assert_eq!(seq, 28, "saga-0's last record");
+    assert!(reason.contains("snapshot"), "{reason}");
 }

@@ -8,8 +8,8 @@
 //! Nothing is written; `verify` uses the real `Store` (its chain walk).
 
 use crate::model::SagaId;
+use crate::store::blocks;
 use crate::store::index::{self, Entries, Tail};
-use crate::store::layout;
 use crate::store::{record, Record, FIRST_SEQ, FORMAT_FILE, FORMAT_VERSION, LOCK_FILE, SLED_DIR};
 use std::fs::File;
 use std::io::Read;
@@ -86,7 +86,8 @@ impl Lean {
     }
 
     /// Every record from the first, each checked against its own hash and
-    /// its key. A reader thread reads them from sled (one point lookup each:
+    /// its key. A reader thread reads them from sled (one point lookup per
+    /// block:
     /// see [`crate::store::record_bytes`] for why) and decodes a few batches ahead
     /// of the caller (who turns them into entries and lines on its own
     /// core); it stops at the first error, or when the iterator is dropped.
@@ -131,9 +132,10 @@ impl Lean {
     /// A saga's records in order, through its index.
     pub fn saga_records(&self, saga: &SagaId) -> impl Iterator<Item = Result<Record, String>> + '_ {
         let saga = saga.clone();
+        let mut cursor = blocks::Cursor::default();
         Entries::new(&self.tree, &self.tail, &saga, FIRST_SEQ).map(move |entry| {
             let (_, global) = entry.map_err(|e| e.to_string())?;
-            let r = self.record(global, &saga)?;
+            let r = self.record(&mut cursor, global, &saga)?;
             if r.saga_id != saga {
                 return Err(format!(
                     "record {global} is not of saga {saga}, as its index says"
@@ -144,10 +146,14 @@ impl Lean {
     }
 
     /// The record with this global seq, named by the index of `saga`.
-    fn record(&self, global: u64, saga: &SagaId) -> Result<Record, String> {
-        let bytes = self
-            .tree
-            .get(layout::record_key(global))
+    fn record(
+        &self,
+        cursor: &mut blocks::Cursor,
+        global: u64,
+        saga: &SagaId,
+    ) -> Result<Record, String> {
+        let bytes = cursor
+            .get(&self.tree, global)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| {
                 format!("record {global}, named by the index of saga {saga}, is missing")
@@ -170,7 +176,9 @@ impl Lean {
     /// One record of a saga by its saga seq.
     pub fn saga_record(&self, saga: &SagaId, saga_seq: u64) -> Result<Option<Record>, String> {
         match index::lookup(&self.tree, &self.tail, saga, saga_seq).map_err(|e| e.to_string())? {
-            Some(global) => self.record(global, saga).map(Some),
+            Some(global) => self
+                .record(&mut blocks::Cursor::default(), global, saga)
+                .map(Some),
             None => Ok(None),
         }
     }

@@ -343,7 +343,8 @@ fn load_all(store: &Store) -> Result<Vec<Recovered>, Error> {
             },
             _ => (State::default(), 0),
         };
-        if !(meta.snapshot.as_ref().is_some_and(|s| s.terminal) && from >= meta.next_seq) {
+        // Nothing follows the snapshot: no event to read (most sagas).
+        if from < meta.next_seq {
             for record in store.saga_records(&meta.saga_id, from) {
                 let record = record?;
                 let event = Event::decode(&record.payload).map_err(|e| {

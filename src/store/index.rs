@@ -3,14 +3,17 @@
 //! A run is one sled entry: key `i` + saga key + the saga seq of its last
 //! event, value the global seqs of that saga's consecutive events up to it
 //! (u64 big-endian each). Keyed by its last seq, the run holding a seq is
-//! the first at or after it (one forward seek), and a saga's next seq is one
-//! after its last key (one reverse seek, nothing decoded).
+//! the first at or after it (one forward seek). Each saga's *index end*
+//! (key `e` + saga key, value one after its last run's seq) is rewritten
+//! with its runs, so that a saga's next seq is one point lookup and the
+//! sagas are listed by one scan of small entries (a reverse seek per saga
+//! over the runs cost most of a recovery).
 //!
 //! The writer does not index each commit: it keeps the events of the last
 //! commits in memory and writes one run per saga once [`WINDOW`] events are
 //! waiting (and when the store is closed), in one atomic batch with the mark
 //! `x`: every record up to that global seq is in a run, and no run names a
-//! record after it.
+//! record after it; the index ends go in the same batch.
 //!
 //! The records after the mark (the unindexed tail, at most a window and a
 //! commit) are found by scanning them: [`Tail`] reads each one's saga id and
@@ -131,17 +134,9 @@ impl Tail {
             self.indexed = mark;
         }
         self.upto = self.upto.max(mark);
-        for item in tree.range(layout::record_key(self.upto + 1)..=layout::record_key(u64::MAX)) {
-            let (k, v) = item?;
-            let Some(global) = layout::record_seq(&k) else {
-                return Err(bad(
-                    self.upto + 1,
-                    None,
-                    None,
-                    "a record key is malformed".into(),
-                ));
-            };
-            let (id, saga_seq) = record::peek(&v).map_err(|r| bad(global, None, None, r))?;
+        for item in super::blocks::record_bytes(tree.clone(), self.upto + 1) {
+            let (global, v) = item?;
+            let (id, saga_seq, _) = record::peek(&v).map_err(|r| bad(global, None, None, r))?;
             match self.sagas.get_mut(id) {
                 Some(v) => v.push((saga_seq, global)),
                 None => {
@@ -177,16 +172,54 @@ impl Tail {
     }
 }
 
-/// One after the saga's last indexed event (its last run's key): one
-/// reverse seek.
+/// One after the saga's last indexed event, or more (see [`end_of`]): its
+/// index end and its snapshot, two point lookups.
 pub fn run_end(tree: &sled::Tree, saga: &SagaId) -> Result<Option<u64>, Fault> {
-    let last = tree
-        .range(index_key(saga, 0)..=index_key(saga, u64::MAX))
-        .next_back()
+    let end = tree.get(layout::saga_key(layout::ENDS, saga))?;
+    let snapshot = tree.get(layout::saga_key(layout::SNAPSHOT, saga))?;
+    end_of(saga, end.as_deref(), snapshot.as_deref())
+}
+
+/// A saga's end as its index end entry and its snapshot entry give it: the
+/// larger of the entry and one after the snapshot's seq. The writer leaves
+/// out the entry when the saga's snapshot names the last event of its runs,
+/// so that listing the sagas reads the snapshots and few other entries. The
+/// result is never past the saga's last event; it may be short of it only
+/// by events in the tail.
+pub fn end_of(
+    saga: &SagaId,
+    end: Option<&[u8]>,
+    snapshot: Option<&[u8]>,
+) -> Result<Option<u64>, Fault> {
+    let end = end.map(|v| end_value(saga, v)).transpose()?;
+    let snapped = snapshot
+        .map(|v| snapshot_seq_of(saga, v).map(|s| s + 1))
         .transpose()?;
-    Ok(last
-        .and_then(|(k, _)| index_parts(&k))
-        .map(|(_, last)| last + 1))
+    Ok(end.max(snapped))
+}
+
+/// The value of an index end entry.
+fn end_value(saga: &SagaId, v: &[u8]) -> Result<u64, Fault> {
+    layout::u64_value(v).ok_or_else(|| {
+        bad(
+            0,
+            Some(saga),
+            None,
+            format!("the index end of saga {saga} is not 8 bytes"),
+        )
+    })
+}
+
+/// The seq a saga's snapshot entry names.
+pub fn snapshot_seq_of(saga: &SagaId, v: &[u8]) -> Result<u64, Fault> {
+    super::snapshot_seq(v).map_err(|e| {
+        bad(
+            0,
+            Some(saga),
+            None,
+            format!("the snapshot of saga {saga} cannot be read: {e}"),
+        )
+    })
 }
 
 /// The saga's next seq (one after its last event, in the runs or the
@@ -198,29 +231,94 @@ pub fn next_seq(tree: &sled::Tree, tail: &Tail, saga: &SagaId) -> Result<Option<
 }
 
 /// Every saga with its next seq, in key order (saga id length, then id):
-/// a reverse skip scan over the runs (one seek per saga: the last key of
-/// each saga names its next seq) and the tail.
+/// [`scan`] without the snapshots.
 pub fn sagas(tree: &sled::Tree, tail: &Tail) -> Result<Vec<(SagaId, u64)>, Fault> {
-    let mut out: Vec<(SagaId, u64)> = Vec::new();
-    let mut below = vec![layout::INDEX + 1];
-    while let Some(item) = tree.range(vec![layout::INDEX]..below).next_back() {
-        let (k, _) = item?;
-        let Some((saga, last)) = index_parts(&k) else {
-            return Err(bad(0, None, None, "an index key is malformed".into()));
+    let seq_only = |saga: &SagaId, bytes: &[u8]| snapshot_seq_of(saga, bytes).map(|s| (s, ()));
+    Ok(scan(tree, tail, seq_only)?
+        .into_iter()
+        .map(|(saga, next, _)| (saga, next))
+        .collect())
+}
+
+/// A saga, its next seq, and its snapshot's seq with what `decode` made of it.
+pub type Scanned<T> = (SagaId, u64, Option<(u64, T)>);
+
+/// Every saga with its next seq and its snapshot as `decode` reads it (the
+/// snapshot's seq and what else the caller wants), in key order (saga id
+/// length, then id): one forward scan of the snapshots merged with one of
+/// the index ends (both in saga key order; see [`end_of`]), and the tail.
+pub fn scan<T>(
+    tree: &sled::Tree,
+    tail: &Tail,
+    mut decode: impl FnMut(&SagaId, &[u8]) -> Result<(u64, T), Fault>,
+) -> Result<Vec<Scanned<T>>, Fault> {
+    let malformed = || {
+        bad(
+            0,
+            None,
+            None,
+            "a snapshot or index end key is malformed".into(),
+        )
+    };
+    let mut ends = tree.range([layout::ENDS]..[layout::ENDS + 1]).peekable();
+    let mut snaps = tree
+        .range([layout::SNAPSHOT]..[layout::SNAPSHOT + 1])
+        .peekable();
+    let mut out: Vec<Scanned<T>> = Vec::new();
+    loop {
+        // The next saga key (without its prefix) in either scan.
+        let e = ends.peek().map(|r| r.as_ref().map(|(k, _)| k.get(1..)));
+        let s = snaps.peek().map(|r| r.as_ref().map(|(k, _)| k.get(1..)));
+        let take = match (e, s) {
+            (None, None) => break,
+            (Some(Err(_)), _) => {
+                return Err(ends
+                    .next()
+                    .and_then(Result::err)
+                    .map_or_else(malformed, Fault::from))
+            }
+            (_, Some(Err(_))) => {
+                return Err(snaps
+                    .next()
+                    .and_then(Result::err)
+                    .map_or_else(malformed, Fault::from))
+            }
+            (Some(Ok(e)), None) => (Some(e.is_some()), None),
+            (None, Some(Ok(s))) => (None, Some(s.is_some())),
+            (Some(Ok(e)), Some(Ok(s))) => match e.cmp(&s) {
+                std::cmp::Ordering::Less => (Some(true), None),
+                std::cmp::Ordering::Greater => (None, Some(true)),
+                std::cmp::Ordering::Equal => (Some(true), Some(true)),
+            },
         };
+        let end = match take.0 {
+            Some(_) => ends.next().transpose()?,
+            None => None,
+        };
+        let snap = match take.1 {
+            Some(_) => snaps.next().transpose()?,
+            None => None,
+        };
+        let key = end.as_ref().or(snap.as_ref()).map(|(k, _)| k.clone());
+        let Some(saga) = key.as_deref().and_then(layout::saga_of) else {
+            return Err(malformed());
+        };
+        let end = end.map(|(_, v)| end_value(&saga, &v)).transpose()?;
+        let snap = snap.map(|(_, v)| decode(&saga, &v)).transpose()?;
+        let next = end
+            .max(snap.as_ref().map(|(s, _)| s + 1))
+            .unwrap_or(FIRST_SEQ);
         let tailed = tail.of(&saga).last().map(|&(s, _)| s + 1);
-        below = index_key(&saga, 0);
-        out.push((saga, (last + 1).max(tailed.unwrap_or(0))));
+        out.push((saga, next.max(tailed.unwrap_or(0)), snap));
     }
-    out.reverse();
-    let mut unindexed: Vec<(SagaId, u64)> = tail
+    let mut unindexed: Vec<Scanned<T>> = tail
         .sagas()
-        .filter_map(|(s, v)| Some((s, v.last()?.0 + 1)))
-        .filter(|(s, _)| out.binary_search_by(|(o, _)| key_order(o, s)).is_err())
+        .filter_map(|(s, v)| Some((s, v.last()?.0 + 1, None)))
+        .filter(|(s, _, _)| out.binary_search_by(|(o, _, _)| key_order(o, s)).is_err())
         .collect();
     if !unindexed.is_empty() {
         out.append(&mut unindexed);
-        out.sort_by(|(a, _), (b, _)| key_order(a, b));
+        out.sort_by(|(a, _, _), (b, _, _)| key_order(a, b));
     }
     Ok(out)
 }
@@ -270,7 +368,7 @@ pub struct Entries {
     from: u64,
     mark: u64,
     /// The runs still to read (none once past the mark).
-    runs: Option<sled::Iter>,
+    runs: Option<Runs>,
     /// The current run's globals not handed out yet.
     current: std::vec::IntoIter<u64>,
     /// The saga seq the next entry must have (`None` before the first run).
@@ -290,7 +388,7 @@ impl Entries {
             saga: saga.clone(),
             from,
             mark: tail.mark(),
-            runs: Some(tree.range(index_key(saga, from)..=index_key(saga, u64::MAX))),
+            runs: Some(Runs::Unopened(tree.clone())),
             current: Vec::new().into_iter(),
             expected: None,
             tail: tail.of(saga).to_vec().into_iter(),
@@ -327,7 +425,20 @@ impl Entries {
             let Some(runs) = self.runs.as_mut() else {
                 break;
             };
-            let Some(item) = runs.next() else {
+            if let Runs::Unopened(tree) = runs {
+                // A saga read from past its runs' end (a recovery replaying
+                // what follows a snapshot, mostly nothing) reads no run.
+                if run_end(tree, &self.saga)?.is_none_or(|end| end <= self.from) {
+                    self.runs = None;
+                    continue;
+                }
+                let range = index_key(&self.saga, self.from)..=index_key(&self.saga, u64::MAX);
+                *runs = Runs::Open(Box::new(tree.range(range)));
+            }
+            let Runs::Open(iter) = runs else {
+                break;
+            };
+            let Some(item) = iter.next() else {
                 self.runs = None;
                 continue;
             };
@@ -361,6 +472,12 @@ impl Entries {
         self.expected = Some(seq + 1);
         Ok(Some((seq, g)))
     }
+}
+
+/// The runs of [`Entries`]: not looked for yet, or being read.
+enum Runs {
+    Unopened(sled::Tree),
+    Open(Box<sled::Iter>),
 }
 
 impl Iterator for Entries {
@@ -434,11 +551,25 @@ impl Pending {
         self.runs.get(saga).map(|(first, v)| first + v.len() as u64)
     }
 
-    /// Moves every pending run, and the mark `through`, into `batch`.
-    pub fn drain_into(&mut self, batch: &mut sled::Batch, through: u64) {
+    /// Moves every pending run, the new index end of each saga whose
+    /// snapshot does not name its run's last event (`snapshot_seq`, as far
+    /// as the caller knows; see [`end_of`]), and the mark `through`, into
+    /// `batch`.
+    pub fn drain_into(
+        &mut self,
+        batch: &mut sled::Batch,
+        through: u64,
+        snapshot_seq: impl Fn(&SagaId) -> Option<u64>,
+    ) {
         for (saga, (first, globals)) in self.runs.drain() {
             let last = first + globals.len() as u64 - 1;
             batch.insert(index_key(&saga, last), encode_run(&globals));
+            if snapshot_seq(&saga) != Some(last) {
+                batch.insert(
+                    layout::saga_key(layout::ENDS, &saga),
+                    &(last + 1).to_be_bytes(),
+                );
+            }
         }
         batch.insert(INDEXED, &through.to_be_bytes());
         self.events = 0;

@@ -4,12 +4,17 @@
 
 use crate::model::SagaId;
 
-/// Prefix of a record, followed by its global seq (big-endian u64).
-pub const RECORD: u8 = b'r';
+/// Prefix of a block of records, followed by the global seq of its first
+/// record (big-endian u64); see [`super::blocks`].
+pub const BLOCK: u8 = b'b';
 /// Prefix of a per-saga index run: saga key, then the saga seq of its last
 /// event (big-endian u64); the value is the global seqs of the saga's
 /// consecutive events up to it (big-endian u64 each). See [`super::index`].
 pub const INDEX: u8 = b'i';
+/// Prefix of a saga's index end: saga key; the value is the saga seq after
+/// its last run (u64 BE), rewritten with each index batch that extends its
+/// runs. See [`super::index`].
+pub const ENDS: u8 = b'e';
 /// Prefix of a saga's latest snapshot: saga key; the value codec-encoded.
 pub const SNAPSHOT: u8 = b's';
 /// The key of the durable head: last global seq, last hash, last time.
@@ -20,18 +25,18 @@ pub const VERSION: &[u8] = b"v";
 /// The longest saga id the layout takes (its length is one byte of the key).
 pub const MAX_SAGA_ID: usize = 255;
 
-/// The key of the record with this global seq.
-pub fn record_key(global_seq: u64) -> [u8; 9] {
+/// The key of the block whose first record has this global seq.
+pub fn block_key(first_seq: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
-    k[0] = RECORD;
-    k[1..].copy_from_slice(&global_seq.to_be_bytes());
+    k[0] = BLOCK;
+    k[1..].copy_from_slice(&first_seq.to_be_bytes());
     k
 }
 
-/// The global seq of a record key, if it is one.
-pub fn record_seq(key: &[u8]) -> Option<u64> {
+/// The first global seq of a block key, if it is one.
+pub fn block_seq(key: &[u8]) -> Option<u64> {
     match key {
-        [RECORD, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
+        [BLOCK, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
         _ => None,
     }
 }

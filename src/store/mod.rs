@@ -4,7 +4,7 @@
 //! # Data dir
 //!
 //! ```text
-//! <dir>/FORMAT          "closeout-store 2": the layout version, read before anything is touched
+//! <dir>/FORMAT          "closeout-store 3": the layout version, read before anything is touched
 //! <dir>/closeout.lock   flock'ed while a Store is open; holds the owner's pid for the error message
 //! <dir>/sled/           the sled database (one tree, the default one)
 //! ```
@@ -15,21 +15,23 @@
 //! |---|---|
 //! | `v` | the layout version, `u16` big-endian (the same as `FORMAT`) |
 //! | `h` | the head: last global seq, last hash, last time (48 bytes) |
-//! | `r` + global seq (u64 BE) | the record, see [`record`] (68 bytes + saga id + payload) |
+//! | `b` + global seq (u64 BE) | a block: consecutive records from that seq on, each behind its length (u32 LE), see [`blocks`]; a record is 68 bytes + saga id + payload, see [`record`] |
 //! | `i` + saga key + saga seq (u64 BE) | an index run: the global seqs (u64 BE each) of the saga's consecutive events up to that seq |
+//! | `e` + saga key | the saga's index end (u64 BE): one after the saga seq of its last run |
 //! | `x` | the index mark (u64 BE): every record up to it is in a run, none after it |
 //! | `s` + saga key | the saga's latest snapshot: `codec::encode_versioned(1, (last saga seq, Snapshot))` |
 //!
 //! A saga key is the saga id's length (one byte) followed by its bytes, so one
 //! saga's keys never prefix another's. Big-endian seqs make sled's order the
 //! log's order. The index is written lazily (see [`index`]): one run per
-//! saga per window of events, so that an event costs one sled insert and a
-//! fraction instead of two (sled's per-insert CPU cost, not fsync, bounds the
-//! group-commit rate). The records after the mark, the unindexed tail (at
+//! saga per window of events, and records are packed into blocks of about
+//! 6 KiB (one commit's records, cut), so that an event costs a fraction of a
+//! sled insert instead of two (sled's per-insert CPU cost, not fsync, bounds
+//! the group-commit rate). The records after the mark, the unindexed tail (at
 //! most a window and a commit), are found by reading their headers. A
-//! saga's next seq is one after its last run's key or its last event in the
-//! tail, and the sagas are listed by a reverse skip scan over the runs (one
-//! seek per saga) and the tail: no separate per-saga counter is written.
+//! saga's next seq is its index end or one after its last event in the
+//! tail, and the sagas are listed by one scan over the index ends and the
+//! tail (the ends are written with the runs, not per commit).
 //!
 //! # Invariants
 //!
@@ -44,15 +46,21 @@
 //!   after that flush, so an acknowledged event survives a crash, and the head
 //!   always names the last record: a cut tail is detectable.
 //! - A snapshot is stored in the same batch as the events it follows, with the
-//!   saga seq of the last of them: recovery reads one index seek and one `s`
-//!   entry per saga and replays only events after the snapshot. Opening reads
-//!   the format, the head, the last record and the unindexed tail: its cost
-//!   does not grow with history.
-//! - Index runs and the mark are written in one atomic batch, after the
-//!   commit of their records; runs are never rewritten. A crash loses at most
-//!   runs not yet flushed, together with their mark: the tail grows, nothing
-//!   is wrong.
-//! - Records are never rewritten or deleted.
+//!   saga seq of the last of them: recovery scans the `s` entries (and the
+//!   few `e` entries) once and replays only events after each snapshot.
+//!   Opening reads the format, the head, the last record and the unindexed
+//!   tail: its cost does not grow with history.
+//! - Index runs, index ends and the mark are written in one atomic batch,
+//!   after the commit of their records; runs are never rewritten. A crash
+//!   loses at most runs not yet flushed, together with their mark: the tail
+//!   grows, nothing is wrong. A saga's end is the larger of its index end and
+//!   one after its snapshot's seq (or its last event in the tail): the
+//!   writer writes an index end only when the snapshot does not name the
+//!   last event of the saga's run, and `verify` checks that these agree with
+//!   the records.
+//! - Records are never rewritten or deleted; a block holds the records of
+//!   one commit (cut at about 6 KiB), so the head and the mark fall on a
+//!   block's end.
 //! - Only the writer thread writes; blocking sled calls stay off async
 //!   workers (reads are short point lookups and lazy iterators).
 //!
@@ -66,9 +74,11 @@
 //! names the first record that does not match: a changed byte (hash), a
 //! removed record (gap), swapped records (a record stored under another
 //! global seq, or a broken link), a cut tail (the head is ahead of the last
-//! record), per-saga seq gaps, and index entries missing, wrong, or naming no
-//! record up to the mark.
+//! record), per-saga seq gaps, a broken block frame, index entries missing,
+//! wrong, or naming no record up to the mark, and index ends or snapshots
+//! that do not agree with where a saga's records end.
 
+pub mod blocks;
 mod dir;
 mod error;
 pub mod index;
@@ -87,9 +97,9 @@ use tokio::sync::oneshot;
 
 use crate::model::{SagaId, Timestamp};
 
+pub use blocks::record_bytes;
 pub use dir::{FORMAT_FILE, LOCK_FILE, SLED_DIR};
 pub use error::Error;
-pub use reader::record_bytes;
 pub use record::{Record, MAX_PAYLOAD, RECORD_VERSION};
 
 use index::{Pending, Tail};
@@ -97,9 +107,10 @@ use layout::Head;
 use writer::{AppendReq, Cmd, Writer};
 
 /// The data dir layout version this build reads and writes.
-/// Version 2 writes the index lazily in runs (version 1 had one entry per
-/// event); a version-1 data dir is refused as of another format.
-pub const FORMAT_VERSION: u16 = 2;
+/// Version 3 packs records into blocks (version 2 had one sled entry per
+/// record, version 1 also one index entry per event); an older data dir is
+/// refused as of another format.
+pub const FORMAT_VERSION: u16 = 3;
 /// The version of the encoded snapshot entries.
 pub const SNAPSHOT_VERSION: u16 = 1;
 /// The first global seq and the first saga seq.
@@ -114,6 +125,11 @@ pub struct Snapshot {
     pub terminal: bool,
     /// A short label for listings without decoding `state` (e.g. the tenant id).
     pub label: String,
+}
+
+/// The saga seq a snapshot entry's bytes name (the last event it follows).
+pub fn snapshot_seq(bytes: &[u8]) -> Result<u64, crate::codec::Error> {
+    crate::codec::decode_versioned::<(u64, Snapshot)>(SNAPSHOT_VERSION, bytes).map(|(s, _)| s)
 }
 
 /// What the store knows of a saga without reading its events.
@@ -306,6 +322,7 @@ impl Store {
             dir: sled_dir.clone(),
             head,
             next: HashMap::default(),
+            snapshot_seq: HashMap::default(),
             pending: Pending::from_tail(&tail),
             index_window: index_window.max(1),
             published: Arc::clone(&published),

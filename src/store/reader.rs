@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use crate::model::SagaId;
 
+use super::blocks;
 use super::index::{self, Entries, Fault, Tail};
 use super::layout::{self, Head};
+use super::SNAPSHOT_VERSION;
 use super::{record, BadRecord, Error, Record, SagaMeta, Snapshot, FORMAT_VERSION};
-use super::{FIRST_SEQ, SNAPSHOT_VERSION};
 
 fn sled_err(dir: &Path) -> impl Fn(sled::Error) -> Error + '_ {
     move |source| Error::Sled {
@@ -78,11 +79,7 @@ pub fn check_open(tree: &sled::Tree, data_dir: &Path, dir: &Path) -> Result<Head
             ),
         ));
     }
-    let last = tree
-        .range(layout::record_key(0)..=layout::record_key(u64::MAX))
-        .next_back()
-        .transpose()
-        .map_err(sled_err(dir))?;
+    let last = super::blocks::last_record(tree).map_err(fault(dir))?;
     match last {
         None if head.last_seq == 0 => Ok(head),
         None => Err(damaged(
@@ -92,8 +89,7 @@ pub fn check_open(tree: &sled::Tree, data_dir: &Path, dir: &Path) -> Result<Head
                 head.last_seq
             ),
         )),
-        Some((k, v)) => {
-            let seq = layout::record_seq(&k).unwrap_or(0);
+        Some((seq, v)) => {
             if seq < head.last_seq {
                 return Err(damaged(
                     seq + 1,
@@ -128,28 +124,28 @@ fn snapshot_of(
     dir: &Path,
     saga: &SagaId,
 ) -> Result<Option<(u64, Snapshot)>, Error> {
-    let Some(bytes) = tree
+    let bytes = tree
         .get(layout::saga_key(layout::SNAPSHOT, saga))
-        .map_err(sled_err(dir))?
-    else {
-        return Ok(None);
-    };
-    crate::codec::decode_versioned::<(u64, Snapshot)>(SNAPSHOT_VERSION, &bytes)
-        .map(Some)
-        .map_err(|source| Error::Codec {
-            saga: saga.clone(),
-            source,
-        })
+        .map_err(sled_err(dir))?;
+    bytes.map(|b| decode_snapshot(saga, &b)).transpose()
 }
 
-fn meta(tree: &sled::Tree, dir: &Path, saga: SagaId, next_seq: u64) -> Result<SagaMeta, Error> {
-    let snap = snapshot_of(tree, dir, &saga)?;
-    Ok(SagaMeta {
+fn decode_snapshot(saga: &SagaId, bytes: &[u8]) -> Result<(u64, Snapshot), Error> {
+    crate::codec::decode_versioned::<(u64, Snapshot)>(SNAPSHOT_VERSION, bytes).map_err(|source| {
+        Error::Codec {
+            saga: saga.clone(),
+            source,
+        }
+    })
+}
+
+fn meta(saga: SagaId, next_seq: u64, snap: Option<(u64, Snapshot)>) -> SagaMeta {
+    SagaMeta {
         saga_id: saga,
         next_seq,
         snapshot_seq: snap.as_ref().map(|(s, _)| *s),
         snapshot: snap.map(|(_, s)| s),
-    })
+    }
 }
 
 /// One saga's metadata.
@@ -161,15 +157,37 @@ pub fn saga(
 ) -> Result<Option<SagaMeta>, Error> {
     match index::next_seq(tree, tail, saga).map_err(fault(dir))? {
         None => Ok(None),
-        Some(next) => meta(tree, dir, saga.clone(), next).map(Some),
+        Some(next) => Ok(Some(meta(
+            saga.clone(),
+            next,
+            snapshot_of(tree, dir, saga)?,
+        ))),
     }
 }
 
-/// Every saga's metadata.
+/// Every saga's metadata: one scan of the snapshots and index ends.
 pub fn list_sagas(tree: &sled::Tree, dir: &Path, tail: &Tail) -> Result<Vec<SagaMeta>, Error> {
     let mut out = Vec::new();
-    for (saga, next) in index::sagas(tree, tail).map_err(fault(dir))? {
-        out.push(meta(tree, dir, saga, next)?);
+    // A snapshot that does not decode is a codec error naming its saga.
+    let mut failed = None;
+    let decode = |saga: &SagaId, bytes: &[u8]| match decode_snapshot(saga, bytes) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            failed = Some(e);
+            Err(index::Fault::Bad(BadRecord {
+                global_seq: 0,
+                saga_id: Some(saga.clone()),
+                saga_seq: None,
+                reason: "its snapshot cannot be read".into(),
+            }))
+        }
+    };
+    let scanned = index::scan(tree, tail, decode);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    for (saga, next, snap) in scanned.map_err(fault(dir))? {
+        out.push(meta(saga, next, snap));
     }
     Ok(out)
 }
@@ -191,58 +209,14 @@ pub fn decode_at(key_seq: u64, bytes: &[u8]) -> Result<Record, Error> {
     Ok(r)
 }
 
-/// Every record's key seq and bytes from global seq `from` on, in order, by
-/// one point lookup per record (a seek past a missing one, so that gaps are
-/// passed over as a range scan would).
-///
-/// Why not sled's range iterator: sled 0.34 accounts page accesses to its
-/// cache in 256 shards, each settling them 64 at a time, and a forward scan
-/// touches each leaf once, so up to 256 × 64 leaves stay resident whatever
-/// the cache size. A point lookup touches the leaf once per record, which
-/// makes each shard settle (and evict) after a few leaves, at about the same
-/// speed (`benches/audit.rs` prints both scans' peaks:
-/// `sled.scan_peak_rss_mb` and `audit.jsonl_peak_rss_mb`).
-pub fn record_bytes(
-    tree: sled::Tree,
-    from: u64,
-) -> impl Iterator<Item = sled::Result<(u64, sled::IVec)>> {
-    let mut next = Some(from.max(FIRST_SEQ));
-    std::iter::from_fn(move || {
-        let seq = next?;
-        let found = match tree.get(layout::record_key(seq)) {
-            Ok(Some(v)) => Ok(Some((seq, v))),
-            Ok(None) => tree
-                .range(layout::record_key(seq)..=layout::record_key(u64::MAX))
-                .next()
-                .transpose()
-                .map(|kv| kv.map(|(k, v)| (layout::record_seq(&k).unwrap_or(u64::MAX), v))),
-            Err(e) => Err(e),
-        };
-        match found {
-            Ok(Some((seq, v))) => {
-                next = seq.checked_add(1);
-                Some(Ok((seq, v)))
-            }
-            Ok(None) => {
-                next = None;
-                None
-            }
-            Err(e) => {
-                next = None;
-                Some(Err(e))
-            }
-        }
-    })
-}
-
-/// Records from `from` on, lazily (see [`record_bytes`]).
+/// Records from `from` on, lazily (see [`blocks::record_bytes`]).
 pub fn records_from(
     tree: sled::Tree,
     dir: PathBuf,
     from: u64,
 ) -> impl Iterator<Item = Result<Record, Error>> {
-    record_bytes(tree, from).map(move |item| {
-        let (seq, v) = item.map_err(sled_err(&dir))?;
+    blocks::record_bytes(tree, from).map(move |item| {
+        let (seq, v) = item.map_err(fault(&dir))?;
         decode_at(seq, &v)
     })
 }
@@ -255,6 +229,7 @@ pub fn saga_records(
     saga: SagaId,
     from: u64,
 ) -> impl Iterator<Item = Result<Record, Error>> {
+    let mut cursor = blocks::Cursor::default();
     Entries::new(&tree, tail, &saga, from).map(move |entry| {
         let (saga_seq, global) = entry.map_err(fault(&dir))?;
         let bad = |reason: String| {
@@ -265,9 +240,9 @@ pub fn saga_records(
                 reason,
             })
         };
-        let bytes = tree
-            .get(layout::record_key(global))
-            .map_err(sled_err(&dir))?
+        let bytes = cursor
+            .get(&tree, global)
+            .map_err(fault(&dir))?
             .ok_or_else(|| bad("the record its index names is missing".into()))?;
         let r = decode_at(global, &bytes)?;
         if r.saga_id != saga || r.saga_seq != saga_seq {

@@ -40,10 +40,16 @@ pub struct Record {
     pub hash: [u8; 32],
 }
 
-/// The header bytes (everything before the payload).
-fn header(saga_id: &SagaId, saga_seq: u64, global_seq: u64, at: Timestamp, len: u32) -> Vec<u8> {
+/// Appends the header bytes (everything before the payload) to `h`.
+fn header_into(
+    h: &mut Vec<u8>,
+    saga_id: &SagaId,
+    saga_seq: u64,
+    global_seq: u64,
+    at: Timestamp,
+    len: u32,
+) {
     let id = saga_id.0.as_bytes();
-    let mut h = Vec::with_capacity(32 + id.len());
     h.extend_from_slice(&RECORD_VERSION.to_le_bytes());
     h.extend_from_slice(&(id.len() as u16).to_le_bytes());
     h.extend_from_slice(id);
@@ -51,7 +57,6 @@ fn header(saga_id: &SagaId, saga_seq: u64, global_seq: u64, at: Timestamp, len: 
     h.extend_from_slice(&global_seq.to_le_bytes());
     h.extend_from_slice(&at.0.to_le_bytes());
     h.extend_from_slice(&len.to_le_bytes());
-    h
 }
 
 fn chain_hash(prev: &[u8; 32], header: &[u8], payload: &[u8]) -> [u8; 32] {
@@ -72,14 +77,38 @@ pub fn encode(
     payload: &[u8],
     prev_hash: &[u8; 32],
 ) -> (Vec<u8>, [u8; 32]) {
-    let head = header(saga_id, saga_seq, global_seq, at, payload.len() as u32);
-    let hash = chain_hash(prev_hash, &head, payload);
-    let mut out = Vec::with_capacity(head.len() + payload.len() + 64);
-    out.extend_from_slice(&head);
+    let mut out = Vec::with_capacity(encoded_len(saga_id, payload));
+    let hash = encode_into(
+        &mut out, saga_id, saga_seq, global_seq, at, payload, prev_hash,
+    );
+    (out, hash)
+}
+
+/// The length of a record of this saga and payload.
+pub fn encoded_len(saga_id: &SagaId, payload: &[u8]) -> usize {
+    HEADER_FIXED + saga_id.0.len() + payload.len() + 64
+}
+
+/// The header's bytes besides the saga id.
+const HEADER_FIXED: usize = 2 + 2 + 8 + 8 + 8 + 4;
+
+/// [`encode`], appending the record to `out` (a block being built).
+pub fn encode_into(
+    out: &mut Vec<u8>,
+    saga_id: &SagaId,
+    saga_seq: u64,
+    global_seq: u64,
+    at: Timestamp,
+    payload: &[u8],
+    prev_hash: &[u8; 32],
+) -> [u8; 32] {
+    let start = out.len();
+    header_into(out, saga_id, saga_seq, global_seq, at, payload.len() as u32);
+    let hash = chain_hash(prev_hash, &out[start..], payload);
     out.extend_from_slice(payload);
     out.extend_from_slice(prev_hash);
     out.extend_from_slice(&hash);
-    (out, hash)
+    hash
 }
 
 /// Reads `n` bytes off the front of `b`.
@@ -104,11 +133,13 @@ fn take_hash(b: &mut &[u8], what: &str) -> Result<[u8; 32], String> {
     Ok(a)
 }
 
-/// A record's saga id and saga seq, read off its header without checking its
-/// hash (the index's view of the unindexed tail; `verify` checks the hash).
-pub fn peek(bytes: &[u8]) -> Result<(&str, u64), String> {
+/// A record's saga id, saga seq and global seq, read off its header without
+/// checking its hash (the index's view of the unindexed tail, and the
+/// position of a record in a block; `verify` checks the hash).
+pub fn peek(bytes: &[u8]) -> Result<(&str, u64, u64), String> {
     let mut b = bytes;
-    saga_fields(&mut b)
+    let (id, saga_seq) = saga_fields(&mut b)?;
+    Ok((id, saga_seq, take_u64(&mut b, "global seq")?))
 }
 
 /// Reads the version (which must be this build's), the saga id and the saga
@@ -185,7 +216,7 @@ mod tests {
         assert_eq!(r.payload, b"payload");
         assert_eq!(r.prev_hash, [7; 32]);
         assert_eq!(r.hash, hash);
-        assert_eq!(peek(&bytes).unwrap(), ("s-1", 4));
+        assert_eq!(peek(&bytes).unwrap(), ("s-1", 4, 9));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `verify`: walks the whole chain in global order and names the first record
 //! that does not match. The index (its runs, up to its mark) is checked
 //! against the records by per-saga digests built in two sequential scans (see
-//! [`verify_each`]). Memory grows with the number of sagas (a next seq and two
-//! digests each), not with the number of records.
+//! [`verify_each`]), and each saga's index end and snapshot against where its
+//! records end ([`check_ends`]). Memory grows with the number of sagas (a
+//! few seqs and two digests each), not with the number of records.
 
 use rustc_hash::FxHashMap as HashMap;
 use std::path::Path;
@@ -49,6 +50,20 @@ fn digest(h: &mut blake3::Hasher, saga_seq: u64, global: &[u8]) {
 struct Walked {
     next: u64,
     digest: blake3::Hasher,
+    /// One after its last record up to the index's mark.
+    indexed_next: u64,
+    /// The global seq of its last record.
+    last_global: u64,
+}
+
+/// Where a saga's records end, as the walk found them.
+struct Ends {
+    /// One after its last record.
+    next: u64,
+    /// One after its last record up to the index's mark.
+    indexed_next: u64,
+    /// The global seq of its last record (named when its ends are wrong).
+    last_global: u64,
 }
 
 /// The digests of the index's runs, one sequential scan; `None` if a key
@@ -85,6 +100,26 @@ pub fn verify_each(
     dir: &Path,
     sink: &mut dyn FnMut(Record),
 ) -> Result<VerifyReport, Error> {
+    let mut ends = HashMap::default();
+    let report = verify_records(tree, dir, sink, &mut ends)?;
+    if report.first_bad.is_some() {
+        return Ok(report);
+    }
+    let first_bad = check_ends(tree, dir, &ends)?;
+    Ok(VerifyReport {
+        records: report.records,
+        first_bad,
+    })
+}
+
+/// The chain, the seqs and the index runs (see [`verify_each`]); `ends`
+/// gets where each saga's records end once the chain is sound.
+fn verify_records(
+    tree: &sled::Tree,
+    dir: &Path,
+    sink: &mut dyn FnMut(Record),
+    ends: &mut HashMap<SagaId, Ends>,
+) -> Result<VerifyReport, Error> {
     let sled_err = |source| Error::Sled {
         dir: dir.to_path_buf(),
         source,
@@ -92,7 +127,7 @@ pub fn verify_each(
     let mut digests = Digests::default();
     let (report, index) = std::thread::scope(|scope| {
         let index = scope.spawn(|| index_digests(tree));
-        let report = walk(tree, dir, sink, &mut digests);
+        let report = walk(tree, dir, sink, &mut digests, ends);
         (report, index.join())
     });
     let report = report?;
@@ -163,11 +198,15 @@ fn first_index_bad(
         dir: dir.to_path_buf(),
         source,
     };
-    for item in tree.range(layout::record_key(FIRST_SEQ)..=layout::record_key(upto)) {
-        let (k, v) = item.map_err(sled_err)?;
-        let Some(seq) = layout::record_seq(&k) else {
-            return Ok(None);
+    for item in super::blocks::record_bytes(tree.clone(), FIRST_SEQ) {
+        let (seq, v) = match item {
+            Ok(r) => r,
+            Err(index::Fault::Sled(e)) => return Err(sled_err(e)),
+            Err(index::Fault::Bad(_)) => return Ok(None),
         };
+        if seq > upto {
+            break;
+        }
         let Ok(r) = decode_at(seq, &v) else {
             return Ok(None);
         };
@@ -192,12 +231,14 @@ fn first_index_bad(
 }
 
 /// The chain walk: hashes, links, seqs, head; once it reaches the end
-/// sound, each saga's digest of its indexed records in `digests`.
+/// sound, each saga's digest of its indexed records in `digests` and where
+/// its records end in `ends`.
 fn walk(
     tree: &sled::Tree,
     dir: &Path,
     sink: &mut dyn FnMut(Record),
     digests: &mut Digests,
+    ends: &mut HashMap<SagaId, Ends>,
 ) -> Result<VerifyReport, Error> {
     let head = match head(tree, dir) {
         Ok(h) => h,
@@ -237,11 +278,19 @@ fn walk(
     let mut prev = [0u8; 32];
     let mut sagas: HashMap<SagaId, Walked> = HashMap::default();
     let report = |records: u64, first_bad| Ok(VerifyReport { records, first_bad });
-    for item in super::reader::record_bytes(tree.clone(), FIRST_SEQ) {
-        let (seq, v) = item.map_err(sled_err)?;
+    for item in super::blocks::record_bytes(tree.clone(), FIRST_SEQ) {
         let records = expected - FIRST_SEQ;
+        let (seq, v) = match item {
+            Ok(r) => r,
+            Err(index::Fault::Sled(e)) => return Err(sled_err(e)),
+            Err(index::Fault::Bad(b)) => return report(records, Some(b)),
+        };
         if seq != expected {
-            let reason = format!("record {expected} is missing (the next one stored is {seq})");
+            let reason = if seq > expected {
+                format!("record {expected} is missing (the next one stored is {seq})")
+            } else {
+                format!("the record stored after {} says it is {seq}", expected - 1)
+            };
             return report(records, bad(expected, reason));
         }
         let r = match decode_at(seq, &v) {
@@ -266,6 +315,8 @@ fn walk(
             None => sagas.entry(r.saga_id.clone()).or_insert(Walked {
                 next: FIRST_SEQ,
                 digest: blake3::Hasher::new(),
+                indexed_next: FIRST_SEQ,
+                last_global: 0,
             }),
         };
         if r.saga_seq != saga.next {
@@ -274,8 +325,10 @@ fn walk(
         }
         if seq <= mark {
             digest(&mut saga.digest, r.saga_seq, &seq.to_be_bytes());
+            saga.indexed_next = r.saga_seq + 1;
         }
         saga.next += 1;
+        saga.last_global = seq;
         prev = r.hash;
         expected += 1;
         sink(r);
@@ -299,11 +352,104 @@ fn walk(
             bad(last, "the last record's hash differs from the head's"),
         );
     }
-    digests.extend(
-        sagas
-            .into_iter()
-            .filter(|(_, w)| w.digest.count() > 0)
-            .map(|(s, w)| (s, w.digest)),
-    );
+    for (saga, w) in sagas {
+        let e = Ends {
+            next: w.next,
+            indexed_next: w.indexed_next,
+            last_global: w.last_global,
+        };
+        if w.digest.count() > 0 {
+            digests.insert(saga.clone(), w.digest);
+        }
+        ends.insert(saga, e);
+    }
     report(records, None)
+}
+
+/// Checks what readers take a saga's end from (see [`index::end_of`]):
+/// every index end and snapshot names a saga with records and no event past
+/// its last; and a saga with no event after the index's mark ends where
+/// the larger of its index end and one after its snapshot's seq says. The
+/// problem with the lowest global seq is named (its saga's last record).
+fn check_ends(
+    tree: &sled::Tree,
+    dir: &Path,
+    ends: &HashMap<SagaId, Ends>,
+) -> Result<Option<BadRecord>, Error> {
+    let sled_err = |source| Error::Sled {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let mut problems: Vec<BadRecord> = Vec::new();
+    let mut named = |saga: &SagaId, reason: String| {
+        let (global, seq) = ends
+            .get(saga)
+            .map_or((0, None), |e| (e.last_global, Some(e.next - 1)));
+        problems.push(BadRecord {
+            global_seq: global,
+            saga_id: Some(saga.clone()),
+            saga_seq: seq,
+            reason,
+        });
+    };
+    // What the index ends and snapshots claim, per saga.
+    let mut claims: HashMap<SagaId, u64> = HashMap::default();
+    for (prefix, what) in [(layout::ENDS, "index end"), (layout::SNAPSHOT, "snapshot")] {
+        for item in tree.range([prefix]..[prefix + 1]) {
+            let (k, v) = item.map_err(sled_err)?;
+            let Some(saga) = layout::saga_of(&k) else {
+                return Ok(bad(0, format!("a {what} key is malformed")));
+            };
+            let claim = if prefix == layout::ENDS {
+                layout::u64_value(&v).ok_or_else(|| "not 8 bytes".to_string())
+            } else {
+                super::snapshot_seq(&v)
+                    .map(|s| s + 1)
+                    .map_err(|e| e.to_string())
+            };
+            let claim = match claim {
+                Ok(c) => c,
+                Err(e) => {
+                    named(&saga, format!("its {what} cannot be read: {e}"));
+                    continue;
+                }
+            };
+            match ends.get(&saga) {
+                None => named(
+                    &saga,
+                    format!("a {what} names saga {saga}, which has no record"),
+                ),
+                Some(e) if prefix == layout::ENDS && claim > e.indexed_next => named(
+                    &saga,
+                    format!(
+                        "its index end says seq {claim} follows its runs, but its indexed \
+                         events end at seq {}",
+                        e.indexed_next - 1
+                    ),
+                ),
+                Some(e) if claim > e.next => named(
+                    &saga,
+                    format!("its snapshot names seq {}, past its last event", claim - 1),
+                ),
+                Some(_) => {}
+            }
+            let c = claims.entry(saga).or_default();
+            *c = (*c).max(claim);
+        }
+    }
+    for (saga, e) in ends {
+        let claim = claims.get(saga).copied().unwrap_or(FIRST_SEQ);
+        if e.indexed_next == e.next && e.next > FIRST_SEQ && claim != e.next {
+            named(
+                saga,
+                format!(
+                    "neither its index end nor its snapshot says its events end at seq {} \
+                     (they say {})",
+                    e.next - 1,
+                    claim.saturating_sub(1)
+                ),
+            );
+        }
+    }
+    Ok(problems.into_iter().min_by_key(|b| b.global_seq))
 }

@@ -1,7 +1,7 @@
 //! The group-commit writer: one thread owns every write to the log. It takes
 //! all appends waiting in its queue, checks their expected seqs, chains and
 //! encodes their records, and writes them with the new head in one atomic
-//! sled batch. A second thread, the flusher, then fsyncs (`flush`) and only
+//! sled batch, packed into blocks (see [`super::blocks`]). A second thread, the flusher, then fsyncs (`flush`) and only
 //! after that answers each caller: while it waits for the disk, the writer
 //! already applies the next group (sled's flush makes durable every write
 //! completed before it began, so a group is answered only by a flush that
@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::model::{SagaId, Timestamp};
 
+use super::blocks::{self, BLOCK_BYTES};
 use super::index::{self, Pending};
 use super::layout::{self, Head};
 use super::record::{self, MAX_PAYLOAD};
@@ -64,6 +65,9 @@ pub struct Writer {
     pub head: Head,
     /// Next seq of each saga seen since open (read from the log on first use).
     pub next: HashMap<SagaId, u64>,
+    /// The seq of each saga's latest snapshot written since open: a run
+    /// ending there needs no index end entry (see [`index::end_of`]).
+    pub snapshot_seq: HashMap<SagaId, u64>,
     /// The events not indexed yet (the tail found at open, then the commits').
     pub pending: Pending,
     /// Write the pending runs once this many events wait.
@@ -259,7 +263,9 @@ impl Writer {
         }
         let mut batch = sled::Batch::default();
         let mark = self.head.last_seq;
-        self.pending.drain_into(&mut batch, mark);
+        let snapshots = &self.snapshot_seq;
+        self.pending
+            .drain_into(&mut batch, mark, |saga| snapshots.get(saga).copied());
         match self.tree.apply_batch(batch) {
             Ok(()) => self.published.mark.store(mark, Ordering::Release),
             Err(e) => {
@@ -324,7 +330,11 @@ impl Writer {
         let mut head = self.head;
         let at = Timestamp(now_ms().max(head.last_at));
         let mut pending: HashMap<SagaId, u64> = HashMap::default();
+        let mut snapshots: Vec<(SagaId, u64)> = Vec::new();
         let mut accepted = Vec::with_capacity(reqs.len());
+        // The block being filled and the global seq of its first record.
+        let mut block: Vec<u8> = Vec::new();
+        let mut block_first = 0u64;
         for req in reqs {
             if let Err(e) = self.check(&req) {
                 let _ = req.reply.send(Err(e));
@@ -370,9 +380,25 @@ impl Writer {
             let mut saga_seq = next;
             for payload in &req.payloads {
                 let global = head.last_seq + 1;
-                let (bytes, hash) =
-                    record::encode(&req.saga, saga_seq, global, at, payload, &head.last_hash);
-                batch.insert(&layout::record_key(global), bytes);
+                let len = 4 + record::encoded_len(&req.saga, payload);
+                if !block.is_empty() && block.len() + len > BLOCK_BYTES {
+                    batch.insert(&layout::block_key(block_first), std::mem::take(&mut block));
+                }
+                if block.is_empty() {
+                    block.reserve(len.max(BLOCK_BYTES));
+                    block_first = global;
+                }
+                let hash = blocks::push_with(&mut block, |b| {
+                    record::encode_into(
+                        b,
+                        &req.saga,
+                        saga_seq,
+                        global,
+                        at,
+                        payload,
+                        &head.last_hash,
+                    )
+                });
                 self.pending.push(&req.saga, saga_seq, global);
                 head = Head {
                     last_seq: global,
@@ -383,12 +409,16 @@ impl Writer {
             }
             if let Some(s) = snapshot {
                 batch.insert(layout::saga_key(layout::SNAPSHOT, &req.saga), s);
+                snapshots.push((req.saga.clone(), saga_seq - 1));
             }
             pending.insert(req.saga, saga_seq);
             accepted.push((req.reply, appended));
         }
         if accepted.is_empty() {
             return;
+        }
+        if !block.is_empty() {
+            batch.insert(&layout::block_key(block_first), block);
         }
         batch.insert(layout::HEAD, &head.to_bytes()[..]);
         match self.tree.apply_batch(batch) {
@@ -398,6 +428,7 @@ impl Writer {
                     .last_seq
                     .store(head.last_seq, Ordering::Release);
                 self.next.extend(pending);
+                self.snapshot_seq.extend(snapshots);
                 self.appended = true;
                 if let Err(mpsc::SendError(Job::Acks(acks))) = to_flusher.send(Job::Acks(accepted))
                 {
