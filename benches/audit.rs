@@ -37,20 +37,26 @@ fn run(args: &[&str]) -> (Duration, u64) {
     measure(cmd, args)
 }
 
-/// The bare sled scan: every record's key and value, nothing decoded.
-fn sled_scan(dir: &str) {
+/// The bare sled scan: every block's key and value, split into its records
+/// (their lengths only), nothing decoded.
+fn sled_scan(dir: &str) -> u64 {
+    use closeout::store::{blocks, layout};
     let db = sled::Config::new()
         .path(dir)
         .cache_capacity(4 << 20)
         .open()
         .expect("sled open");
     let (mut n, mut bytes) = (0u64, 0u64);
-    for item in db.range(&b"r"[..]..&b"s"[..]) {
+    for item in db.range([layout::BLOCK]..[layout::BLOCK + 1]) {
         let (_, v) = item.expect("sled read");
-        n += 1;
-        bytes += v.len() as u64;
+        for frame in blocks::frames(&v) {
+            let (_, len) = frame.expect("a sound block");
+            n += 1;
+            bytes += len as u64;
+        }
     }
     eprintln!("sled scan: {n} records, {bytes} bytes");
+    n
 }
 
 /// Runs `cmd`, stdout to /dev/null; returns its wall time and peak RSS (kB).
@@ -84,7 +90,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     if let Some(dir) = std::env::var_os("CLOSEOUT_BENCH_SLED_SCAN") {
-        sled_scan(dir.to_str().expect("utf-8 path"));
+        let expected = std::env::var("CLOSEOUT_BENCH_SLED_SCAN_RECORDS").ok();
+        let n = sled_scan(dir.to_str().expect("utf-8 path"));
+        // A baseline that scanned something else is no baseline.
+        assert_eq!(Some(n.to_string()), expected, "records scanned");
         return;
     }
     let quick = std::env::var("CLOSEOUT_BENCH_QUICK").is_ok_and(|v| v == "1");
@@ -129,6 +138,7 @@ fn main() {
             "CLOSEOUT_BENCH_SLED_SCAN",
             dir_path.join(closeout::store::SLED_DIR),
         );
+        cmd.env("CLOSEOUT_BENCH_SLED_SCAN_RECORDS", records.to_string());
         let (t, peak) = measure(cmd, &["sled scan"]);
         scan.push(records as f64 / t.as_secs_f64());
         scan_rss.push(peak as f64 / 1024.0);

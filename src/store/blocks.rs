@@ -173,13 +173,18 @@ pub fn record_at(tree: &sled::Tree, seq: u64) -> Result<Option<IVec>, Fault> {
 ///
 /// One point lookup per block: the next block's key is one past the last
 /// record read (a seek past it when a block is missing, so that a gap is
-/// passed over as a range scan would). Why not sled's range iterator: sled
-/// 0.34 accounts page accesses to its cache in 256 shards, each settling
-/// them 64 at a time, and a forward scan touches each leaf once, so up to
-/// 256 × 64 leaves stay resident whatever the cache size. Point lookups
-/// touch a leaf once per block it holds, so each shard settles after a few
-/// leaves (`benches/audit.rs` prints both scans' peaks:
-/// `sled.scan_peak_rss_mb` and `audit.jsonl_peak_rss_mb`).
+/// passed over as a range scan would).
+///
+/// Why not sled's range iterator, and why each further record of a block
+/// touches its key again: sled 0.34 accounts page accesses to its cache in
+/// 256 shards, each settling (and evicting) 64 accesses at a time, and
+/// keeps at least one page per shard. A forward scan touches each leaf once,
+/// so up to 256 × 64 leaves stay resident whatever the cache size; one
+/// lookup per block touches a leaf of up to 17 blocks a dozen times, which
+/// still leaves several unsettled leaves (of up to ~100 KiB) per shard. One
+/// touch per record (a few hundred per leaf) settles each leaf as it is
+/// left (`benches/audit.rs` prints the peaks: `sled.scan_peak_rss_mb` for
+/// sled's own iterator, `audit.jsonl_peak_rss_mb` for this reader).
 pub fn record_bytes(
     tree: sled::Tree,
     from: u64,
@@ -213,6 +218,14 @@ pub fn record_bytes(
                 *pos += 1;
                 if seq_at < from {
                     continue;
+                }
+                if *pos > 1 {
+                    // Touch the block's leaf again (see above): its cache
+                    // shard settles once per leaf instead of holding dozens.
+                    if let Err(e) = tree.contains_key(block_key(*first)) {
+                        done = true;
+                        return Some(Err(e.into()));
+                    }
                 }
                 let seq = record::peek(&bytes).map_or(seq_at, |(_, _, g)| g);
                 return Some(Ok((seq, bytes)));

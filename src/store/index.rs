@@ -3,11 +3,16 @@
 //! A run is one sled entry: key `i` + saga key + the saga seq of its last
 //! event, value the global seqs of that saga's consecutive events up to it
 //! (u64 big-endian each). Keyed by its last seq, the run holding a seq is
-//! the first at or after it (one forward seek). Each saga's *index end*
-//! (key `e` + saga key, value one after its last run's seq) is rewritten
-//! with its runs, so that a saga's next seq is one point lookup and the
-//! sagas are listed by one scan of small entries (a reverse seek per saga
-//! over the runs cost most of a recovery).
+//! the first at or after it (one forward seek).
+//!
+//! Where a saga's runs end is not read from the runs (a reverse seek per
+//! saga cost most of a recovery) but from its snapshot, which names the
+//! last event it follows: the saga's end is one after that, or its *index
+//! end* if larger (key `e` + saga key, value one after its last run's seq).
+//! The writer writes an index end with a run only when the saga's latest
+//! snapshot does not name the run's last event (appends without snapshots),
+//! so that listing the sagas is one scan of the snapshots, and a saga's
+//! next seq two point lookups ([`end_of`]).
 //!
 //! The writer does not index each commit: it keeps the events of the last
 //! commits in memory and writes one run per saga once [`WINDOW`] events are
@@ -22,8 +27,9 @@
 //! neither missed nor read twice. After a crash the tail may be longer; the
 //! writer picks it up at open and indexes it with the next window.
 //!
-//! Two sled inserts per event (record and index entry) became one and a
-//! fraction: sled's per-insert cost, not fsync, bounds the group commit.
+//! Sled's per-insert cost, not fsync, bounds the group commit: an index
+//! entry per event (as in format 1) doubled the inserts; runs written per
+//! window add a fraction of one.
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -269,7 +275,7 @@ pub fn scan<T>(
         // The next saga key (without its prefix) in either scan.
         let e = ends.peek().map(|r| r.as_ref().map(|(k, _)| k.get(1..)));
         let s = snaps.peek().map(|r| r.as_ref().map(|(k, _)| k.get(1..)));
-        let take = match (e, s) {
+        let (take_end, take_snap) = match (e, s) {
             (None, None) => break,
             (Some(Err(_)), _) => {
                 return Err(ends
@@ -283,21 +289,19 @@ pub fn scan<T>(
                     .and_then(Result::err)
                     .map_or_else(malformed, Fault::from))
             }
-            (Some(Ok(e)), None) => (Some(e.is_some()), None),
-            (None, Some(Ok(s))) => (None, Some(s.is_some())),
-            (Some(Ok(e)), Some(Ok(s))) => match e.cmp(&s) {
-                std::cmp::Ordering::Less => (Some(true), None),
-                std::cmp::Ordering::Greater => (None, Some(true)),
-                std::cmp::Ordering::Equal => (Some(true), Some(true)),
-            },
+            (Some(Ok(_)), None) => (true, false),
+            (None, Some(Ok(_))) => (false, true),
+            (Some(Ok(e)), Some(Ok(s))) => (e <= s, s <= e),
         };
-        let end = match take.0 {
-            Some(_) => ends.next().transpose()?,
-            None => None,
+        let end = if take_end {
+            ends.next().transpose()?
+        } else {
+            None
         };
-        let snap = match take.1 {
-            Some(_) => snaps.next().transpose()?,
-            None => None,
+        let snap = if take_snap {
+            snaps.next().transpose()?
+        } else {
+            None
         };
         let key = end.as_ref().or(snap.as_ref()).map(|(k, _)| k.clone());
         let Some(saga) = key.as_deref().and_then(layout::saga_of) else {
