@@ -103,6 +103,50 @@ pub fn decode_versioned<T: DeserializeOwned>(version: u16, bytes: &[u8]) -> Resu
     decode(body)
 }
 
+/// `#[serde(with = "crate::codec::bytes")]` on a `Vec<u8>`: the same bincode
+/// bytes as a plain `Vec<u8>` (its length, then the bytes), read in one copy
+/// instead of one visit per byte (a saga's snapshot holds its encoded state).
+pub mod bytes {
+    use serde::{de, Deserializer, Serializer};
+
+    /// Serializes as bytes (in bincode: the length, then the bytes).
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    /// Deserializes bytes, or a sequence of bytes (what self-describing
+    /// formats make of them).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(Bytes)
+    }
+
+    struct Bytes;
+
+    impl<'de> de::Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bytes")
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(b) = seq.next_element()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +175,21 @@ mod tests {
             other => panic!("expected an unknown version, got {other:?}"),
         }
         assert!(matches!(split_version(&[1]), Err(Error::MissingVersion(1))));
+    }
+
+    #[test]
+    fn bytes_encode_as_a_vec_of_u8_does() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Plain(Vec<u8>, String);
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Fast(#[serde(with = "bytes")] Vec<u8>, String);
+        for len in [0usize, 1, 250, 251, 70_000] {
+            let v: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let plain = encode(&Plain(v.clone(), "x".into())).unwrap();
+            let fast = encode(&Fast(v.clone(), "x".into())).unwrap();
+            assert_eq!(plain, fast, "length {len}");
+            assert_eq!(decode::<Fast>(&plain).unwrap(), Fast(v, "x".into()));
+        }
+        assert!(decode::<Fast>(&[5, 1, 2]).is_err(), "truncated");
     }
 }

@@ -86,10 +86,10 @@ impl Lean {
     }
 
     /// Every record from the first, each checked against its own hash and
-    /// its key. A reader thread reads them from sled (one point lookup per
-    /// block:
-    /// see [`crate::store::record_bytes`] for why) and decodes a few batches ahead
-    /// of the caller (who turns them into entries and lines on its own
+    /// its position. A reader thread reads them from sled (point lookups of
+    /// their blocks, not sled's range iterator: see
+    /// [`crate::store::record_bytes`] for why) and decodes a few batches
+    /// ahead of the caller (who turns them into entries and lines on its own
     /// core); it stops at the first error, or when the iterator is dropped.
     pub fn records(&self) -> Prefetch {
         let tree = self.tree.clone();

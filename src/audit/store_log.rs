@@ -19,9 +19,9 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 /// sled's page cache for `verify`'s one pass over the log (bytes), as small
-/// as the exports': the walk reads each record by a point lookup
-/// ([`crate::store::record_bytes`]), which keeps few pages resident, and
-/// visits each page once, so a bigger cache only holds pages never read
+/// as the exports': the walk reads the records by point lookups of their
+/// blocks ([`crate::store::record_bytes`]), which keeps few pages resident,
+/// and visits each page once, so a bigger cache only holds pages never read
 /// again.
 const VERIFY_CACHE: u64 = 4 << 20;
 

@@ -120,6 +120,7 @@ pub const FIRST_SEQ: u64 = 1;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The saga's encoded state.
+    #[serde(with = "crate::codec::bytes")]
     pub state: Vec<u8>,
     /// The saga has ended: recovery need not resume it.
     pub terminal: bool,
