@@ -106,11 +106,15 @@ pub fn block_of(tree: &sled::Tree, seq: u64) -> Result<Option<(u64, IVec)>, Faul
     if let Some(v) = tree.get(block_key(seq))? {
         return Ok(Some((seq, v)));
     }
-    let Some((k, v)) = tree
-        .range(block_key(0)..block_key(seq))
-        .next_back()
-        .transpose()?
-    else {
+    sought(tree.range(block_key(0)..block_key(seq)).next_back(), seq)
+}
+
+/// The block a seek for `seq` found, with the first seq its key names.
+fn sought(
+    found: Option<sled::Result<(IVec, IVec)>>,
+    seq: u64,
+) -> Result<Option<(u64, IVec)>, Fault> {
+    let Some((k, v)) = found.transpose()? else {
         return Ok(None);
     };
     let first = block_seq(&k).ok_or_else(|| bad(seq, "a block key is malformed".into()))?;
@@ -267,15 +271,7 @@ fn block_from(tree: &sled::Tree, seq: u64) -> Result<Option<(u64, IVec)>, Fault>
     if let Some(v) = tree.get(block_key(seq))? {
         return Ok(Some((seq, v)));
     }
-    let Some((k, v)) = tree
-        .range(block_key(seq)..=block_key(u64::MAX))
-        .next()
-        .transpose()?
-    else {
-        return Ok(None);
-    };
-    let first = block_seq(&k).ok_or_else(|| bad(seq, "a block key is malformed".into()))?;
-    Ok(Some((first, v)))
+    sought(tree.range(block_key(seq)..=block_key(u64::MAX)).next(), seq)
 }
 
 /// Where record `seq` is: its block's first seq, the block's records, and
