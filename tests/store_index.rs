@@ -2,7 +2,8 @@
 //! yet or only in the unindexed tail; a log whose runs were lost (a crash
 //! before they were flushed) reads, appends and verifies as before, and is
 //! indexed again by the next writer; opening a log only to read it writes
-//! nothing.
+//! nothing; a saga's end comes from its snapshot or its index end, whichever
+//! says more, whether its appends carry snapshots or not.
 
 use std::path::Path;
 
@@ -154,5 +155,102 @@ async fn reading_from_the_middle_of_a_run_or_of_the_tail() {
             .map(|r| r.unwrap().saga_seq)
             .collect();
         assert_eq!(seqs, (from..=8).collect::<Vec<_>>(), "from {from}");
+    }
+}
+
+/// A snapshot after event `i` (its state is `i`).
+fn snapshot(i: u64) -> Snapshot {
+    Snapshot {
+        state: vec![i as u8],
+        terminal: false,
+        label: "t".into(),
+    }
+}
+
+#[tokio::test]
+async fn sagas_end_where_their_snapshot_or_index_end_says() {
+    // Saga 0 carries a snapshot with every append; saga 1 with none; saga 2
+    // with every third. Runs are written every 5 events, so each kind of
+    // saga has runs ending at a snapshot and runs ending past it.
+    let tmp = tempfile::tempdir().unwrap();
+    let check = |store: &Store, n: u64| {
+        let listed: Vec<_> = store
+            .list_sagas()
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.saga_id.0, m.next_seq, m.snapshot_seq))
+            .collect();
+        let want = vec![
+            (saga(0).0, n + 1, Some(n)),
+            (saga(1).0, n + 1, None),
+            (saga(2).0, n + 1, Some(n / 3 * 3)),
+        ];
+        let want: Vec<_> = want
+            .into_iter()
+            .map(|(s, next, snap)| (s, next, snap.filter(|&q| q > 0)))
+            .collect();
+        assert_eq!(listed, want, "after {n} events each");
+        for s in 0..3 {
+            assert_eq!(seen(store, s), expected(s, n));
+        }
+    };
+    {
+        let store = Store::open_tuned(tmp.path(), None, WINDOW).unwrap();
+        for i in 1..=11u64 {
+            for s in 0..3u64 {
+                let snap = match s {
+                    0 => Some(snapshot(i)),
+                    2 if i % 3 == 0 => Some(snapshot(i)),
+                    _ => None,
+                };
+                let event = vec![format!("{s}/{i}").into_bytes()];
+                store.append(&saga(s), i, event, snap).await.unwrap();
+            }
+            check(&store, i);
+        }
+        store.close().await.unwrap();
+    }
+    let report = Store::verify_dir(tmp.path()).unwrap();
+    assert_eq!((report.records, report.first_bad), (33, None));
+    // Reopened: the same ends, and each saga continues where it stopped.
+    let store = Store::open_tuned(tmp.path(), None, WINDOW).unwrap();
+    check(&store, 11);
+    for s in 0..3u64 {
+        let event = vec![format!("{s}/12").into_bytes()];
+        store.append(&saga(s), 12, event, None).await.unwrap();
+    }
+    store.close().await.unwrap();
+    drop(store);
+    let report = Store::verify_dir(tmp.path()).unwrap();
+    assert_eq!((report.records, report.first_bad), (36, None));
+}
+
+#[tokio::test]
+async fn a_snapshot_that_does_not_decode_is_named_when_listing() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(tmp.path()).unwrap();
+        let event = vec![b"e".to_vec()];
+        store
+            .append(&saga(7), 1, event, Some(snapshot(1)))
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+    }
+    {
+        let db = sled_db(tmp.path());
+        db.insert(
+            layout::saga_key(layout::SNAPSHOT, &saga(7)),
+            &[1u8, 0, 9][..],
+        )
+        .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(tmp.path()).unwrap();
+    match store.list_sagas() {
+        Err(e @ closeout::store::Error::Codec { .. }) => {
+            assert!(e.to_string().contains("saga-7"), "{e}")
+        }
+        other => panic!("expected a codec error, got {other:?}"),
     }
 }

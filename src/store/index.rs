@@ -253,11 +253,11 @@ pub type Scanned<T> = (SagaId, u64, Option<(u64, T)>);
 /// snapshot's seq and what else the caller wants), in key order (saga id
 /// length, then id): one forward scan of the snapshots merged with one of
 /// the index ends (both in saga key order; see [`end_of`]), and the tail.
-pub fn scan<T>(
+pub fn scan<T, E: From<Fault>>(
     tree: &sled::Tree,
     tail: &Tail,
-    mut decode: impl FnMut(&SagaId, &[u8]) -> Result<(u64, T), Fault>,
-) -> Result<Vec<Scanned<T>>, Fault> {
+    mut decode: impl FnMut(&SagaId, &[u8]) -> Result<(u64, T), E>,
+) -> Result<Vec<Scanned<T>>, E> {
     let malformed = || {
         bad(
             0,
@@ -281,31 +281,33 @@ pub fn scan<T>(
                 return Err(ends
                     .next()
                     .and_then(Result::err)
-                    .map_or_else(malformed, Fault::from))
+                    .map_or_else(malformed, Fault::from)
+                    .into())
             }
             (_, Some(Err(_))) => {
                 return Err(snaps
                     .next()
                     .and_then(Result::err)
-                    .map_or_else(malformed, Fault::from))
+                    .map_or_else(malformed, Fault::from)
+                    .into())
             }
             (Some(Ok(_)), None) => (true, false),
             (None, Some(Ok(_))) => (false, true),
             (Some(Ok(e)), Some(Ok(s))) => (e <= s, s <= e),
         };
         let end = if take_end {
-            ends.next().transpose()?
+            ends.next().transpose().map_err(Fault::from)?
         } else {
             None
         };
         let snap = if take_snap {
-            snaps.next().transpose()?
+            snaps.next().transpose().map_err(Fault::from)?
         } else {
             None
         };
         let key = end.as_ref().or(snap.as_ref()).map(|(k, _)| k.clone());
         let Some(saga) = key.as_deref().and_then(layout::saga_of) else {
-            return Err(malformed());
+            return Err(malformed().into());
         };
         let end = end.map(|(_, v)| end_value(&saga, &v)).transpose()?;
         let snap = snap.map(|(_, v)| decode(&saga, &v)).transpose()?;

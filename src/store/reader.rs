@@ -167,29 +167,29 @@ pub fn saga(
 
 /// Every saga's metadata: one scan of the snapshots and index ends.
 pub fn list_sagas(tree: &sled::Tree, dir: &Path, tail: &Tail) -> Result<Vec<SagaMeta>, Error> {
-    let mut out = Vec::new();
-    // A snapshot that does not decode is a codec error naming its saga.
-    let mut failed = None;
-    let decode = |saga: &SagaId, bytes: &[u8]| match decode_snapshot(saga, bytes) {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            failed = Some(e);
-            Err(index::Fault::Bad(BadRecord {
-                global_seq: 0,
-                saga_id: Some(saga.clone()),
-                saga_seq: None,
-                reason: "its snapshot cannot be read".into(),
-            }))
-        }
-    };
-    let scanned = index::scan(tree, tail, decode);
-    if let Some(e) = failed {
-        return Err(e);
+    let decode =
+        |saga: &SagaId, bytes: &[u8]| decode_snapshot(saga, bytes).map_err(Listing::Decode);
+    let scanned = index::scan(tree, tail, decode).map_err(|e| match e {
+        Listing::Read(f) => fault(dir)(f),
+        Listing::Decode(e) => e,
+    })?;
+    Ok(scanned
+        .into_iter()
+        .map(|(saga, next, snap)| meta(saga, next, snap))
+        .collect())
+}
+
+/// Why listing the sagas failed: reading the index and snapshots, or
+/// decoding a snapshot.
+enum Listing {
+    Read(Fault),
+    Decode(Error),
+}
+
+impl From<Fault> for Listing {
+    fn from(f: Fault) -> Listing {
+        Listing::Read(f)
     }
-    for (saga, next, snap) in scanned.map_err(fault(dir))? {
-        out.push(meta(saga, next, snap));
-    }
-    Ok(out)
 }
 
 /// Decodes the record stored under `key_seq`, checking it says so.
