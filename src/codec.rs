@@ -55,12 +55,15 @@ pub enum Error {
     },
 }
 
-fn options() -> impl Options {
+fn base_options() -> impl Options {
     bincode::DefaultOptions::new()
         .with_limit(MAX_ENCODED)
         .with_little_endian()
         .with_varint_encoding()
-        .reject_trailing_bytes()
+}
+
+fn options() -> impl Options {
+    base_options().reject_trailing_bytes()
 }
 
 /// Encodes `value` (at most [`MAX_ENCODED`] bytes).
@@ -93,6 +96,11 @@ pub fn split_version(bytes: &[u8]) -> Result<(u16, &[u8]), Error> {
 
 /// Decodes bytes written by [`encode_versioned`] when only `version` is known.
 pub fn decode_versioned<T: DeserializeOwned>(version: u16, bytes: &[u8]) -> Result<T, Error> {
+    decode(body_of(version, bytes)?)
+}
+
+/// The body of bytes written by [`encode_versioned`] in `version`.
+fn body_of(version: u16, bytes: &[u8]) -> Result<&[u8], Error> {
     let (found, body) = split_version(bytes)?;
     if found != version {
         return Err(Error::UnknownVersion {
@@ -100,7 +108,18 @@ pub fn decode_versioned<T: DeserializeOwned>(version: u16, bytes: &[u8]) -> Resu
             known: version,
         });
     }
-    decode(body)
+    Ok(body)
+}
+
+/// Decodes the first field of a value written by [`encode_versioned`] in
+/// `version` (a prefix of its body), leaving the rest unread: a tuple's
+/// first element without decoding what follows it.
+pub fn decode_versioned_prefix<T: DeserializeOwned>(
+    version: u16,
+    bytes: &[u8],
+) -> Result<T, Error> {
+    let body = body_of(version, bytes)?;
+    Ok(base_options().allow_trailing_bytes().deserialize(body)?)
 }
 
 /// `#[serde(with = "crate::codec::bytes")]` on a `Vec<u8>`: the same bincode
@@ -191,5 +210,16 @@ mod tests {
             assert_eq!(decode::<Fast>(&plain).unwrap(), Fast(v, "x".into()));
         }
         assert!(decode::<Fast>(&[5, 1, 2]).is_err(), "truncated");
+    }
+
+    #[test]
+    fn a_versioned_prefix_reads_the_first_field_only() {
+        let bytes = encode_versioned(3, &(300u64, vec![7u8; 40], "x")).unwrap();
+        assert_eq!(decode_versioned_prefix::<u64>(3, &bytes).unwrap(), 300);
+        assert!(matches!(
+            decode_versioned_prefix::<u64>(4, &bytes),
+            Err(Error::UnknownVersion { found: 3, .. })
+        ));
+        assert!(decode_versioned_prefix::<u64>(3, &bytes[..2]).is_err());
     }
 }

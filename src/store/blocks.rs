@@ -10,8 +10,8 @@
 //!
 //! Why about 6 KiB: sled 0.34 splits a leaf past 16 entries and writes a
 //! page over 128 KiB (a quarter of its 512 KiB segment) to a file of its
-//! own, so 17 blocks must stay under that; and a full scan keeps up to a
-//! few unsettled leaves per cache shard resident (see [`record_bytes`]), so
+//! own, so 17 blocks must stay under that; and sled's cache keeps at least
+//! one leaf per shard resident during a scan (see [`record_bytes`]), so
 //! smaller leaves keep a scan's memory down.
 //!
 //! A record is found by its position in its block (the block holding global
@@ -50,6 +50,24 @@ pub fn push_with<T>(block: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>) -> T) 
     out
 }
 
+/// The (offset, length) of the record whose frame starts at `off`.
+fn frame_at(block: &[u8], off: usize) -> Result<(usize, usize), String> {
+    let Some(len) = block
+        .get(off..off + 4)
+        .map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
+    else {
+        return Err("the block ends inside a record's length".into());
+    };
+    let start = off + 4;
+    if len == 0 || block.len() - start < len {
+        return Err(format!(
+            "a record's length ({len}) does not fit the block ({} bytes left)",
+            block.len() - start
+        ));
+    }
+    Ok((start, len))
+}
+
 /// The (offset, length) of each record of a block, in order; the error
 /// names the 0-based position where the framing breaks.
 pub fn frames(block: &[u8]) -> impl Iterator<Item = Result<(usize, usize), (usize, String)>> + '_ {
@@ -61,26 +79,16 @@ pub fn frames(block: &[u8]) -> impl Iterator<Item = Result<(usize, usize), (usiz
         }
         let at = pos;
         pos += 1;
-        let Some(len) = block
-            .get(off..off + 4)
-            .map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
-        else {
-            off = block.len();
-            return Some(Err((at, "the block ends inside a record's length".into())));
-        };
-        let start = off + 4;
-        if len == 0 || block.len() - start < len {
-            off = block.len();
-            return Some(Err((
-                at,
-                format!(
-                    "a record's length ({len}) does not fit the block ({} bytes left)",
-                    block.len() - start
-                ),
-            )));
+        match frame_at(block, off) {
+            Ok((start, len)) => {
+                off = start + len;
+                Some(Ok((start, len)))
+            }
+            Err(reason) => {
+                off = block.len();
+                Some(Err((at, reason)))
+            }
         }
-        off = start + len;
-        Some(Ok((start, len)))
     })
 }
 
@@ -131,9 +139,6 @@ pub struct Cursor {
 /// A block's first seq, its bytes, and its records' (offset, length).
 type Framed = (u64, IVec, Vec<(usize, usize)>);
 
-/// A block's first seq, its records, and the position of the one sought.
-type Located = (u64, Vec<Vec<u8>>, usize);
-
 impl Cursor {
     /// The bytes of the record at global seq `seq` (by its position in its
     /// block: the caller checks its header says `seq`); `None` if no block
@@ -164,11 +169,6 @@ impl Cursor {
         };
         Ok(Some(v.subslice(off, len)))
     }
-}
-
-/// The bytes of the record at global seq `seq` (see [`Cursor::get`]).
-pub fn record_at(tree: &sled::Tree, seq: u64) -> Result<Option<IVec>, Fault> {
-    Cursor::default().get(tree, seq)
 }
 
 /// Every record from global seq `from` on, in order, each with the global
@@ -207,18 +207,16 @@ pub fn record_bytes(
         if let Some((first, block, off, pos)) = cur.as_mut() {
             if *off < block.len() {
                 let seq_at = *first + *pos;
-                // Never `None`: the slice is not empty.
-                let frame = frames(&block[*off..]).next();
-                let (start, len) = match frame.unwrap_or(Err((0, String::new()))) {
+                let (start, len) = match frame_at(block, *off) {
                     Ok(f) => f,
-                    Err((_, reason)) => {
+                    Err(reason) => {
                         done = true;
                         let reason = format!("block {first}: {reason}");
                         return Some(Err(bad(seq_at, reason)));
                     }
                 };
-                let bytes = block.subslice(*off + start, len);
-                *off += start + len;
+                let bytes = block.subslice(start, len);
+                *off = start + len;
                 *pos += 1;
                 if seq_at < from {
                     continue;
@@ -273,6 +271,9 @@ fn block_from(tree: &sled::Tree, seq: u64) -> Result<Option<(u64, IVec)>, Fault>
     }
     sought(tree.range(block_key(seq)..=block_key(u64::MAX)).next(), seq)
 }
+
+/// A block's first seq, its records, and the position of the one sought.
+type Located = (u64, Vec<Vec<u8>>, usize);
 
 /// Where record `seq` is: its block's first seq, the block's records, and
 /// its position among them: the record at `seq`'s position if its header
@@ -411,10 +412,8 @@ mod tests {
             assert_eq!(record::peek(&bytes).unwrap().2, g);
         }
         assert_eq!(c.get(&t, 11).unwrap(), None);
-        assert_eq!(
-            record_at(&t, 7).unwrap().map(|b| b.len()),
-            Some(record_at(&t, 6).unwrap().unwrap().len())
-        );
+        let fresh = |g| Cursor::default().get(&t, g).unwrap().map(|b| b.len());
+        assert_eq!(fresh(7), fresh(6));
     }
 
     #[test]

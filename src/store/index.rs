@@ -183,25 +183,19 @@ impl Tail {
 pub fn run_end(tree: &sled::Tree, saga: &SagaId) -> Result<Option<u64>, Fault> {
     let end = tree.get(layout::saga_key(layout::ENDS, saga))?;
     let snapshot = tree.get(layout::saga_key(layout::SNAPSHOT, saga))?;
-    end_of(saga, end.as_deref(), snapshot.as_deref())
+    let end = end.map(|v| end_value(saga, &v)).transpose()?;
+    let snapshot = snapshot.map(|v| snapshot_seq_of(saga, &v)).transpose()?;
+    Ok(end_of(end, snapshot))
 }
 
-/// A saga's end as its index end entry and its snapshot entry give it: the
-/// larger of the entry and one after the snapshot's seq. The writer leaves
-/// out the entry when the saga's snapshot names the last event of its runs,
+/// A saga's end as its index end and its snapshot's seq give it: the larger
+/// of the index end and one after the snapshot's seq. The writer leaves out
+/// the index end when the saga's snapshot names the last event of its runs,
 /// so that listing the sagas reads the snapshots and few other entries. The
 /// result is never past the saga's last event; it may be short of it only
 /// by events in the tail.
-pub fn end_of(
-    saga: &SagaId,
-    end: Option<&[u8]>,
-    snapshot: Option<&[u8]>,
-) -> Result<Option<u64>, Fault> {
-    let end = end.map(|v| end_value(saga, v)).transpose()?;
-    let snapped = snapshot
-        .map(|v| snapshot_seq_of(saga, v).map(|s| s + 1))
-        .transpose()?;
-    Ok(end.max(snapped))
+pub fn end_of(end: Option<u64>, snapshot_seq: Option<u64>) -> Option<u64> {
+    end.max(snapshot_seq.map(|s| s + 1))
 }
 
 /// The value of an index end entry.
@@ -311,9 +305,7 @@ pub fn scan<T, E: From<Fault>>(
         };
         let end = end.map(|(_, v)| end_value(&saga, &v)).transpose()?;
         let snap = snap.map(|(_, v)| decode(&saga, &v)).transpose()?;
-        let next = end
-            .max(snap.as_ref().map(|(s, _)| s + 1))
-            .unwrap_or(FIRST_SEQ);
+        let next = end_of(end, snap.as_ref().map(|(s, _)| *s)).unwrap_or(FIRST_SEQ);
         let tailed = tail.of(&saga).last().map(|&(s, _)| s + 1);
         out.push((saga, next.max(tailed.unwrap_or(0)), snap));
     }

@@ -12,8 +12,8 @@ pub const BLOCK: u8 = b'b';
 /// consecutive events up to it (big-endian u64 each). See [`super::index`].
 pub const INDEX: u8 = b'i';
 /// Prefix of a saga's index end: saga key; the value is the saga seq after
-/// its last run (u64 BE), rewritten with each index batch that extends its
-/// runs. See [`super::index`].
+/// its last run (u64 BE), written with a run whose last event the saga's
+/// snapshot does not name. See [`super::index`].
 pub const ENDS: u8 = b'e';
 /// Prefix of a saga's latest snapshot: saga key; the value codec-encoded.
 pub const SNAPSHOT: u8 = b's';

@@ -29,9 +29,10 @@
 //! sled insert instead of two (sled's per-insert CPU cost, not fsync, bounds
 //! the group-commit rate). The records after the mark, the unindexed tail (at
 //! most a window and a commit), are found by reading their headers. A
-//! saga's next seq is its index end or one after its last event in the
-//! tail, and the sagas are listed by one scan over the index ends and the
-//! tail (the ends are written with the runs, not per commit).
+//! saga's next seq is one after its snapshot's seq, its index end (written
+//! with its runs only where the snapshot falls short of them) or one after
+//! its last event in the tail, whichever is largest; the sagas are listed
+//! by one scan of the snapshots and the index ends, and the tail.
 //!
 //! # Invariants
 //!
@@ -128,9 +129,16 @@ pub struct Snapshot {
     pub label: String,
 }
 
-/// The saga seq a snapshot entry's bytes name (the last event it follows).
+/// The saga seq a snapshot entry's bytes name (the last event it follows),
+/// read without decoding the snapshot itself (a saga's state can be large).
 pub fn snapshot_seq(bytes: &[u8]) -> Result<u64, crate::codec::Error> {
-    crate::codec::decode_versioned::<(u64, Snapshot)>(SNAPSHOT_VERSION, bytes).map(|(s, _)| s)
+    crate::codec::decode_versioned_prefix::<u64>(SNAPSHOT_VERSION, bytes)
+}
+
+/// A snapshot entry's bytes: the saga seq of the last event it follows, and
+/// the snapshot.
+pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, Snapshot), crate::codec::Error> {
+    crate::codec::decode_versioned::<(u64, Snapshot)>(SNAPSHOT_VERSION, bytes)
 }
 
 /// What the store knows of a saga without reading its events.

@@ -8,7 +8,6 @@ use crate::model::SagaId;
 use super::blocks;
 use super::index::{self, Entries, Fault, Tail};
 use super::layout::{self, Head};
-use super::SNAPSHOT_VERSION;
 use super::{record, BadRecord, Error, Record, SagaMeta, Snapshot, FORMAT_VERSION};
 
 fn sled_err(dir: &Path) -> impl Fn(sled::Error) -> Error + '_ {
@@ -131,11 +130,9 @@ fn snapshot_of(
 }
 
 fn decode_snapshot(saga: &SagaId, bytes: &[u8]) -> Result<(u64, Snapshot), Error> {
-    crate::codec::decode_versioned::<(u64, Snapshot)>(SNAPSHOT_VERSION, bytes).map_err(|source| {
-        Error::Codec {
-            saga: saga.clone(),
-            source,
-        }
+    super::decode_snapshot(bytes).map_err(|source| Error::Codec {
+        saga: saga.clone(),
+        source,
     })
 }
 

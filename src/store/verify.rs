@@ -45,15 +45,11 @@ fn digest(h: &mut blake3::Hasher, saga_seq: u64, global: &[u8]) {
     h.update(global);
 }
 
-/// What the walk knows of a saga: its next seq and the digest of its
-/// indexed records (empty while none is up to the index's mark).
+/// What the walk knows of a saga: where its records end, and the digest of
+/// its indexed records (empty while none is up to the index's mark).
 struct Walked {
-    next: u64,
+    ends: Ends,
     digest: blake3::Hasher,
-    /// One after its last record up to the index's mark.
-    indexed_next: u64,
-    /// The global seq of its last record.
-    last_global: u64,
 }
 
 /// Where a saga's records end, as the walk found them.
@@ -313,22 +309,25 @@ fn walk(
         let saga = match sagas.get_mut(&r.saga_id) {
             Some(w) => w,
             None => sagas.entry(r.saga_id.clone()).or_insert(Walked {
-                next: FIRST_SEQ,
+                ends: Ends {
+                    next: FIRST_SEQ,
+                    indexed_next: FIRST_SEQ,
+                    last_global: 0,
+                },
                 digest: blake3::Hasher::new(),
-                indexed_next: FIRST_SEQ,
-                last_global: 0,
             }),
         };
-        if r.saga_seq != saga.next {
-            let reason = format!("saga seq {} where {} was due", r.saga_seq, saga.next);
+        let due = saga.ends.next;
+        if r.saga_seq != due {
+            let reason = format!("saga seq {} where {due} was due", r.saga_seq);
             return report(records, named(reason));
         }
         if seq <= mark {
             digest(&mut saga.digest, r.saga_seq, &seq.to_be_bytes());
-            saga.indexed_next = r.saga_seq + 1;
+            saga.ends.indexed_next = r.saga_seq + 1;
         }
-        saga.next += 1;
-        saga.last_global = seq;
+        saga.ends.next += 1;
+        saga.ends.last_global = seq;
         prev = r.hash;
         expected += 1;
         sink(r);
@@ -353,15 +352,10 @@ fn walk(
         );
     }
     for (saga, w) in sagas {
-        let e = Ends {
-            next: w.next,
-            indexed_next: w.indexed_next,
-            last_global: w.last_global,
-        };
         if w.digest.count() > 0 {
             digests.insert(saga.clone(), w.digest);
         }
-        ends.insert(saga, e);
+        ends.insert(saga, w.ends);
     }
     report(records, None)
 }
@@ -392,22 +386,23 @@ fn check_ends(
             reason,
         });
     };
-    // What the index ends and snapshots claim, per saga.
-    let mut claims: HashMap<SagaId, u64> = HashMap::default();
+    // Each saga's index end and snapshot seq, as `index::end_of` takes them.
+    let mut claims: HashMap<SagaId, (Option<u64>, Option<u64>)> = HashMap::default();
     for (prefix, what) in [(layout::ENDS, "index end"), (layout::SNAPSHOT, "snapshot")] {
         for item in tree.range([prefix]..[prefix + 1]) {
             let (k, v) = item.map_err(sled_err)?;
             let Some(saga) = layout::saga_of(&k) else {
                 return Ok(bad(0, format!("a {what} key is malformed")));
             };
-            let claim = if prefix == layout::ENDS {
+            // The snapshot is decoded whole: recovery reads all of it.
+            let value = if prefix == layout::ENDS {
                 layout::u64_value(&v).ok_or_else(|| "not 8 bytes".to_string())
             } else {
-                super::snapshot_seq(&v)
-                    .map(|s| s + 1)
+                super::decode_snapshot(&v)
+                    .map(|(s, _)| s)
                     .map_err(|e| e.to_string())
             };
-            let claim = match claim {
+            let value = match value {
                 Ok(c) => c,
                 Err(e) => {
                     named(&saga, format!("its {what} cannot be read: {e}"));
@@ -419,26 +414,31 @@ fn check_ends(
                     &saga,
                     format!("a {what} names saga {saga}, which has no record"),
                 ),
-                Some(e) if prefix == layout::ENDS && claim > e.indexed_next => named(
+                Some(e) if prefix == layout::ENDS && value > e.indexed_next => named(
                     &saga,
                     format!(
-                        "its index end says seq {claim} follows its runs, but its indexed \
+                        "its index end says seq {value} follows its runs, but its indexed \
                          events end at seq {}",
                         e.indexed_next - 1
                     ),
                 ),
-                Some(e) if claim > e.next => named(
+                Some(e) if prefix == layout::SNAPSHOT && value >= e.next => named(
                     &saga,
-                    format!("its snapshot names seq {}, past its last event", claim - 1),
+                    format!("its snapshot names seq {value}, past its last event"),
                 ),
                 Some(_) => {}
             }
-            let c = claims.entry(saga).or_default();
-            *c = (*c).max(claim);
+            let claim = claims.entry(saga).or_default();
+            if prefix == layout::ENDS {
+                claim.0 = Some(value);
+            } else {
+                claim.1 = Some(value);
+            }
         }
     }
     for (saga, e) in ends {
-        let claim = claims.get(saga).copied().unwrap_or(FIRST_SEQ);
+        let (end, snapshot) = claims.get(saga).copied().unwrap_or_default();
+        let claim = index::end_of(end, snapshot).unwrap_or(FIRST_SEQ);
         if e.indexed_next == e.next && e.next > FIRST_SEQ && claim != e.next {
             named(
                 saga,

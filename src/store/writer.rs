@@ -1,8 +1,9 @@
 //! The group-commit writer: one thread owns every write to the log. It takes
 //! all appends waiting in its queue, checks their expected seqs, chains and
 //! encodes their records, and writes them with the new head in one atomic
-//! sled batch, packed into blocks (see [`super::blocks`]). A second thread, the flusher, then fsyncs (`flush`) and only
-//! after that answers each caller: while it waits for the disk, the writer
+//! sled batch, packed into blocks (see [`super::blocks`]). A second thread,
+//! the flusher, then fsyncs (`flush`) and only after that answers each
+//! caller: while it waits for the disk, the writer
 //! already applies the next group (sled's flush makes durable every write
 //! completed before it began, so a group is answered only by a flush that
 //! started after its batch was applied). The index is written lazily, one
