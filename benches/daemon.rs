@@ -25,7 +25,7 @@
 //!
 //! `CLOSEOUT_BENCH_SCALING=1` measures instead how time and daemon CPU grow:
 //! 1, 10, 100 and 1,000 tenants of 20 users (`daemon.scale_tenants_<n>_s`,
-//! `..._cpu_s`), and one tenant of 100, 1,000, 10,000 and 100,000 users
+//! `..._cpu_s`), and one tenant of 100, 1,000, 10,000, 100,000 and 250,000 users
 //! (`daemon.scale_users_<n>_s`, `..._cpu_s`); with `CLOSEOUT_BENCH_QUICK=1`
 //! only the two smallest of each.
 
@@ -281,7 +281,10 @@ async fn scale(quick: bool, delays: Delays) {
     let (tenants, users): (&[usize], &[usize]) = if quick {
         (&[1, 10], &[100, 1_000])
     } else {
-        (&[1, 10, 100, 1_000], &[100, 1_000, 10_000, 100_000])
+        (
+            &[1, 10, 100, 1_000],
+            &[100, 1_000, 10_000, 100_000, 250_000],
+        )
     };
     for &n in tenants {
         let (t, rss_kb, cpu, _) = run(n, 20, 10 + n as u64, delays).await;

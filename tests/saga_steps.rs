@@ -317,6 +317,29 @@ fn step_one_deletes_users_with_intents_and_resolves_doubt_by_reading() {
                 Event::StepStarted { step: 2 },
             ])],
         },
+        Case {
+            name:
+                "still there by id after the wait: the user is back, deleted again as a new intent",
+            given: with(vec![
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                applied(0, "c"),
+                Event::WaitStarted {
+                    until: ts(T0 + 30_000),
+                    reason: "r".into(),
+                },
+                users_read(&["a", "b"]),
+                Event::UsersChecked {
+                    present: vec!["b".into()],
+                    absent: vec![],
+                },
+            ]),
+            now: T0 + 30_000,
+            then: vec![
+                record(vec![intent(1, Change::DeleteUser, &["b"])]),
+                change(1, Change::DeleteUser, &["b"]),
+            ],
+        },
     ]);
 }
 

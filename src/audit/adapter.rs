@@ -29,6 +29,9 @@ pub struct Context {
     pub tenant_id: String,
     /// The step last started, none before the first and during compensation.
     pub step: Option<u8>,
+    /// Users recorded in inventory parts before the `InventoryRecorded`
+    /// that completes the inventory.
+    pub inventory_part_users: usize,
 }
 
 /// Decodes a record's payload into the event it holds ([`Event::decode`]:
@@ -111,6 +114,12 @@ pub fn entries(
         Event::SagaStarted { spec, .. } => ctx.tenant_id = spec.tenant_id.clone(),
         Event::StepStarted { step } => ctx.step = Some(*step),
         Event::CompensationStarted { .. } => ctx.step = None,
+        Event::InventoryUsersRecorded { part, users } => {
+            if *part == 0 {
+                ctx.inventory_part_users = 0;
+            }
+            ctx.inventory_part_users += users.len();
+        }
         _ => {}
     }
     let base = |fact: Fact| Entry {
@@ -202,7 +211,7 @@ pub fn entries(
         }
         _ => {
             let mut e = base(if want.facts {
-                fact_of(event, record.at)
+                fact_of(event, record.at, ctx.inventory_part_users)
             } else {
                 none()
             });
@@ -271,7 +280,9 @@ fn throttled(reason: &str) -> bool {
 }
 
 /// The audit meaning of a one-entry event.
-fn fact_of(event: &Event, at: Timestamp) -> Fact {
+/// The fact an event states; `part_users` counts the users recorded in
+/// inventory parts before it.
+fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
     let other = |summary: String| Fact::Other { summary };
     let state = |state: &str, reason: &str| Fact::State {
         state: state.into(),
@@ -293,7 +304,7 @@ fn fact_of(event: &Event, at: Timestamp) -> Fact {
         Event::InventoryRecorded { inventory: i } => Fact::Inventory {
             summary: format!(
                 "{} users ({} Global Administrators), {} subscriptions ({} active), security defaults {}, {} conditional access policies, {} app registrations",
-                i.users.len(),
+                part_users + i.users.len(),
                 i.global_admins.len(),
                 i.subscriptions.len(),
                 i.subscriptions.iter().filter(|s| s.status.is_active()).count(),
@@ -419,6 +430,11 @@ fn fact_of(event: &Event, at: Timestamp) -> Fact {
         | Event::NotificationAbandoned { .. }
         | Event::BatchJoined { .. }
         | Event::BatchFinished { .. } => other(crate::notify::describe(event)),
+        Event::InventoryUsersRecorded { part, users } => other(format!(
+            "inventory part {}: {} users",
+            part.saturating_add(1),
+            users.len()
+        )),
     }
 }
 

@@ -317,18 +317,20 @@ impl Log for StoreLog {
         if !self.has_saga(&id)? {
             return Err(Error::UnknownSaga(saga_id.to_string()));
         }
+        let mut parts = crate::saga::InventoryParts::default();
         for r in self.saga_records(&id) {
             let r = r?;
-            match self.event(&r)? {
-                Event::InventoryRecorded { inventory } => {
-                    return serde_json::to_value(&inventory)
-                        .map(Some)
-                        .map_err(|e| Error::Decode {
-                            seq: r.global_seq,
-                            saga_id: saga_id.to_string(),
-                            message: format!("inventory not representable as JSON: {e}"),
-                        })
-                }
+            let event = self.event(&r)?;
+            if let Some(inventory) = parts.take(&event) {
+                return serde_json::to_value(&inventory)
+                    .map(Some)
+                    .map_err(|e| Error::Decode {
+                        seq: r.global_seq,
+                        saga_id: saga_id.to_string(),
+                        message: format!("inventory not representable as JSON: {e}"),
+                    });
+            }
+            match event {
                 // The inventory is recorded before any change: stop looking
                 // once the saga has moved past it.
                 Event::StepStarted { .. } | Event::ChangeIntended { .. } => return Ok(None),

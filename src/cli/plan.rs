@@ -15,7 +15,7 @@ use crate::graph;
 use crate::model::{SubscriptionMode, TenantSpec, Timestamp};
 use crate::runtime::executor::client_options;
 use crate::runtime::perform::perform;
-use crate::saga::{self, Call, Event, Inventory, Read, SubscriptionRef};
+use crate::saga::{self, Call, Event, Inventory, InventoryParts, Read, SubscriptionRef};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -162,14 +162,19 @@ async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inv
         Timestamp::from_system(std::time::SystemTime::now()),
     )
     .await;
-    match events.into_iter().next() {
-        Some(Event::InventoryRecorded { inventory }) => Ok(inventory),
-        Some(Event::ReadFailed { error, .. }) => Err(format!(
-            "cannot read the inventory: {} ({})",
-            error.message, error.code
-        )),
-        _ => Err("cannot read the inventory: no answer".into()),
+    let mut parts = InventoryParts::default();
+    for event in &events {
+        if let Some(inventory) = parts.take(event) {
+            return Ok(inventory);
+        }
+        if let Event::ReadFailed { error, .. } = event {
+            return Err(format!(
+                "cannot read the inventory: {} ({})",
+                error.message, error.code
+            ));
+        }
     }
+    Err("cannot read the inventory: no answer".into())
 }
 
 fn unreadable(spec: &TenantSpec, error: String) -> TenantPlan {

@@ -23,6 +23,7 @@ pub async fn perform<T: TenantApi, P: PartnerApi>(
 ) -> Vec<Event> {
     match call {
         Call::Read(read) => match perform_read(read, tenant).await {
+            Ok(Event::InventoryRecorded { inventory }) => Event::inventory(inventory),
             Ok(event) => vec![event],
             Err(error) => vec![Event::ReadFailed {
                 read: read.clone(),

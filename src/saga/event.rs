@@ -351,9 +351,82 @@ pub enum Event {
         /// Sagas that failed.
         failed: u32,
     },
+    /// Part of a large inventory's users, recorded just before the
+    /// `InventoryRecorded` that completes the inventory, so that no record
+    /// nears the store's size limit whatever the tenant's size. Part 0
+    /// starts a new inventory: a read repeated after a crash starts over.
+    InventoryUsersRecorded {
+        /// 0 for the first part of an inventory.
+        part: u32,
+        /// The users of this part, in the order read.
+        users: Vec<crate::model::User>,
+    },
+}
+
+/// Users per inventory record: a user of the longest names Graph allows
+/// (a 113-character UPN, a 256-character display name) encodes in under
+/// 450 bytes, so a part stays under 5 MB, far below the store's limit.
+pub const INVENTORY_PART_USERS: usize = 10_000;
+
+/// Reassembles an inventory from the events [`Event::inventory`] made of it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InventoryParts {
+    /// The users of the parts taken so far.
+    users: Vec<crate::model::User>,
+}
+
+impl InventoryParts {
+    /// Takes the users of an inventory part (part 0 starts over); at an
+    /// `InventoryRecorded`, returns the whole inventory. Other events are
+    /// passed over.
+    pub fn take(&mut self, event: &Event) -> Option<Inventory> {
+        match event {
+            Event::InventoryUsersRecorded { part, users } => {
+                if *part == 0 {
+                    self.users.clear();
+                }
+                self.users.extend(users.iter().cloned());
+                None
+            }
+            Event::InventoryRecorded { inventory } => {
+                let mut users = std::mem::take(&mut self.users);
+                users.extend(inventory.users.iter().cloned());
+                Some(Inventory {
+                    users,
+                    ..inventory.clone()
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Event {
+    /// The events that record an inventory: its users beyond the last
+    /// [`INVENTORY_PART_USERS`] in [`Event::InventoryUsersRecorded`] parts,
+    /// then [`Event::InventoryRecorded`] with the rest. Applied in order,
+    /// they give the inventory read.
+    pub fn inventory(mut inventory: Inventory) -> Vec<Event> {
+        let mut events = Vec::new();
+        if inventory.users.len() > INVENTORY_PART_USERS {
+            let last = inventory.users.split_off(
+                (inventory.users.len() - 1) / INVENTORY_PART_USERS * INVENTORY_PART_USERS,
+            );
+            let mut users = std::mem::replace(&mut inventory.users, last).into_iter();
+            let mut part = 0;
+            loop {
+                let chunk: Vec<_> = users.by_ref().take(INVENTORY_PART_USERS).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                events.push(Event::InventoryUsersRecorded { part, users: chunk });
+                part += 1;
+            }
+        }
+        events.push(Event::InventoryRecorded { inventory });
+        events
+    }
+
     /// The snake_case name of the event, for the audit log.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -393,6 +466,7 @@ impl Event {
             Event::NotificationAbandoned { .. } => "notification_abandoned",
             Event::BatchJoined { .. } => "batch_joined",
             Event::BatchFinished { .. } => "batch_finished",
+            Event::InventoryUsersRecorded { .. } => "inventory_users_recorded",
         }
     }
 

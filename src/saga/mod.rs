@@ -29,7 +29,9 @@ mod view;
 pub use action::{Action, Batch, Call, Read};
 pub use command::{handle, Command, Refusal};
 pub use decide::{decide, jitter_unit};
-pub use event::{Change, Event, Gate, EVENT_VERSION, SECURITY_DEFAULTS};
+pub use event::{
+    Change, Event, Gate, InventoryParts, EVENT_VERSION, INVENTORY_PART_USERS, SECURITY_DEFAULTS,
+};
 pub use notice::{Notice, NoticeKind, Notices};
 pub use plan::{check_keep, plan, Plan};
 pub use policy::{FailurePolicy, SagaPolicy};

@@ -165,6 +165,9 @@ pub struct State {
     pub last_subscriptions: Option<Vec<SubscriptionRef>>,
     /// The latest step 5 preflight read, kept when reads go stale (for `status`).
     pub last_tenant_read: Option<TenantView>,
+    /// The users of an inventory recorded in parts, until the
+    /// `InventoryRecorded` that completes it.
+    pub inventory_parts: super::event::InventoryParts,
 }
 
 /// The login error code for a tenant the token endpoint does not know.
@@ -173,10 +176,10 @@ pub const TENANT_NOT_FOUND: &str = "AADSTS90002";
 /// The `who` of events closeout records on its own (a pause on failure).
 pub const SYSTEM: &str = "closeout";
 
-/// The schema version written before every encoded state snapshot (2 added
-/// the notices, the batch and the last reads; a version-1 snapshot is not
-/// upcast: recovery replays that saga's events instead).
-pub const STATE_VERSION: u16 = 2;
+/// The schema version written before every encoded state snapshot. A
+/// snapshot of another version is not upcast: recovery replays that saga's
+/// events instead, which every version can read.
+pub const STATE_VERSION: u16 = 3;
 
 impl State {
     /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
@@ -220,7 +223,11 @@ pub fn apply(mut s: State, event: &Event) -> State {
             });
             s.updated_at = s.updated_at.max(*at);
         }
-        Event::InventoryRecorded { inventory } => s.inventory = Some(inventory.clone()),
+        Event::InventoryUsersRecorded { .. } | Event::InventoryRecorded { .. } => {
+            if let Some(inventory) = s.inventory_parts.take(event) {
+                s.inventory = Some(inventory);
+            }
+        }
         Event::KeepListChecked { keep_ids } => {
             s.keep_ids = Some(keep_ids.iter().cloned().collect());
         }

@@ -118,6 +118,21 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
         if state.wait.is_some() && state.observed.checked.is_none() {
             return read(Read::CheckUsers { ids: lagging });
         }
+        // Still there by id after the replication wait: the user is back
+        // (restored by someone, or recreated), so it is deleted again, as a
+        // new recorded intent. A delete that finds it gone after all
+        // answers 404, recorded as already done.
+        let back: Vec<String> = state
+            .observed
+            .checked
+            .iter()
+            .flat_map(|(present, _)| present.iter())
+            .filter(|id| lagging.contains(id))
+            .cloned()
+            .collect();
+        if !back.is_empty() {
+            return intend(state, vec![(Change::DeleteUser, back)], Vec::new());
+        }
         return wait(
             now,
             policy(state).replication_wait,

@@ -350,6 +350,8 @@ impl Daemon {
             .arg("--config")
             .arg(&env.config)
             .env("NOTIFY_SOCKET", &notify_path)
+            // A test that writes systemd credentials puts them in `creds/`.
+            .env("CREDENTIALS_DIRECTORY", env.path("creds"))
             .env_remove("RUST_LOG")
             .env_remove("WATCHDOG_USEC")
             .stdout(Stdio::null())
