@@ -27,7 +27,8 @@
 //! 1, 10, 100 and 1,000 tenants of 20 users (`daemon.scale_tenants_<n>_s`,
 //! `..._cpu_s`), and one tenant of 100, 1,000, 10,000, 100,000 and 250,000 users
 //! (`daemon.scale_users_<n>_s`, `..._cpu_s`); with `CLOSEOUT_BENCH_QUICK=1`
-//! only the two smallest of each.
+//! only the two smallest of each. `CLOSEOUT_BENCH_USERS=N` closes one
+//! tenant of N users alone (`daemon.users_<n>_s`, `_cpu_s`, `_rss_mb`).
 
 use closeout::cli::demo::setup::{self, Tuning};
 use closeout::config::BatchFile;
@@ -245,6 +246,19 @@ fn main() {
     let scaling = std::env::var("CLOSEOUT_BENCH_SCALING").is_ok_and(|v| v == "1");
     let delays = Delays::from_env();
     let rt = tokio::runtime::Runtime::new().expect("tokio");
+    if let Some(users) = std::env::var("CLOSEOUT_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let (t, rss_kb, cpu, _) = rt.block_on(run(1, users, 20 + users as u64, delays));
+        println!("bench daemon.users_{users}_s {:.3} s", t.as_secs_f64());
+        println!("bench daemon.users_{users}_cpu_s {cpu:.2} s");
+        println!(
+            "bench daemon.users_{users}_rss_mb {:.1} MB",
+            rss_kb as f64 / 1024.0
+        );
+        return;
+    }
     if scaling {
         rt.block_on(scale(quick, delays));
         return;
