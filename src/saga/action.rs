@@ -55,6 +55,9 @@ pub enum Read {
     },
     /// Whether the token endpoint still knows the tenant.
     TenantExists,
+    /// Step 1's preflight: role assignments, on-premises sync of the users
+    /// and the organization, closeout's own service principal.
+    Preflight,
 }
 
 /// An external call.

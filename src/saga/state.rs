@@ -83,6 +83,8 @@ pub struct Observed {
     pub tenant: Option<TenantView>,
     /// Whether the tenant still exists.
     pub tenant_exists: Option<bool>,
+    /// Step 1's preflight read.
+    pub preflight: Option<crate::model::Preflight>,
 }
 
 /// A durable timer.
@@ -174,9 +176,9 @@ pub const TENANT_NOT_FOUND: &str = "AADSTS90002";
 pub const SYSTEM: &str = "closeout";
 
 /// The schema version written before every encoded state snapshot (2 added
-/// the notices, the batch and the last reads; a version-1 snapshot is not
-/// upcast: recovery replays that saga's events instead).
-pub const STATE_VERSION: u16 = 2;
+/// the notices, the batch and the last reads, 3 the preflight read; an older
+/// snapshot is not upcast: recovery replays that saga's events instead).
+pub const STATE_VERSION: u16 = 3;
 
 impl State {
     /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
@@ -306,6 +308,10 @@ pub fn apply(mut s: State, event: &Event) -> State {
         Event::TenantRead { view } => {
             s.observed.tenant = Some(view.clone());
             s.last_tenant_read = Some(view.clone());
+            s.streak = None;
+        }
+        Event::PreflightRead { preflight } => {
+            s.observed.preflight = Some(preflight.clone());
             s.streak = None;
         }
         Event::TenantChecked { exists } => {

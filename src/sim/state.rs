@@ -80,6 +80,9 @@ pub struct User {
     pub roles: Vec<String>,
     /// Per-user MFA state (beta API): `disabled`, `enabled` or `enforced`.
     pub per_user_mfa_state: String,
+    /// A member of a restricted management administrative unit: only
+    /// administrators scoped to that unit may change or delete it.
+    pub restricted: bool,
 }
 
 impl User {
@@ -99,6 +102,19 @@ pub struct DeletedUser {
     pub deleted_at: Instant,
     /// `deleted_at` in RFC 3339, as Graph reports `deletedDateTime`.
     pub deleted_date_time: String,
+    /// The UPN the user had before deletion (while deleted, `user` carries
+    /// the prefixed one Graph shows); a restore gives this one back.
+    pub original_upn: String,
+}
+
+/// The UPN Graph gives a deleted user: its object id without hyphens, then
+/// the UPN it had. Microsoft's pages do not print the rule (the user-delete
+/// page, https://learn.microsoft.com/graph/api/user-delete, says only that
+/// the user moves to deleted items); it is how deleted users read in
+/// practice, and it frees the UPN for a new user. Clients must therefore
+/// know deleted users by object id, never by UPN.
+pub fn deleted_upn(id: &str, upn: &str) -> String {
+    format!("{}{upn}", id.replace('-', ""))
 }
 
 /// A subscription, with both the Graph view and Partner Center's.
@@ -175,8 +191,12 @@ pub struct Tenant {
     pub client_id: String,
     /// The app's client secret (the simulator hands it out).
     pub client_secret: String,
-    /// Whether the app holds a privileged role that lets it delete admins.
+    /// Whether closeout's app holds Privileged Authentication Administrator,
+    /// which lets it delete and restore users of any role.
     pub app_privileged: bool,
+    /// The organization's `onPremisesSyncEnabled`: directory synchronization
+    /// from on-premises is on.
+    pub dir_sync: bool,
     /// How the tenant is billed.
     pub billing: Billing,
     /// UPNs that must survive (the Global Administrator account among them).
@@ -198,6 +218,10 @@ pub struct Tenant {
     pub service_principals: Vec<App>,
     /// Deleted through the admin center: the token endpoint no longer knows it.
     pub deleted: bool,
+    /// A client has read the role assignments (closeout's step 1 preflight):
+    /// the auto-operator, who follows closeout's instructions, fixes a
+    /// preflight finding only once it has been asked to.
+    pub preflight_read: bool,
 }
 
 impl Tenant {
@@ -246,6 +270,22 @@ impl Tenant {
             out.push("an enabled conditional access policy requires mfa".into());
         }
         out
+    }
+
+    /// Role template ids closeout's app holds.
+    pub fn app_roles(&self) -> Vec<&'static str> {
+        if self.app_privileged {
+            vec![crate::saga::preflight::PRIVILEGED_AUTH_ADMIN]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// closeout's own service principal (the one whose app id is the client id).
+    pub fn own_principal(&self) -> Option<&App> {
+        self.service_principals
+            .iter()
+            .find(|s| s.app_id == self.client_id)
     }
 
     /// Finds a user by object id or UPN.

@@ -125,7 +125,7 @@ pub fn organization(t: &Tenant, c: &Call) -> Resp {
         "displayName": t.display_name,
         "tenantType": "AAD",
         "verifiedDomains": [{"name": t.domain, "isDefault": true, "isInitial": true, "type": "Managed", "capabilities": "Email, OfficeCommunicationsOnline"}],
-        "onPremisesSyncEnabled": if t.users.values().any(|u| u.on_premises_sync_enabled) { json!(true) } else { Value::Null },
+        "onPremisesSyncEnabled": if t.dir_sync { json!(true) } else { Value::Null },
     });
     collection(c, "organization", vec![org], None)
 }

@@ -6,7 +6,7 @@
 
 use super::{collection, next_link, select, top, Call};
 use crate::sim::http::Resp;
-use crate::sim::state::{DeletedUser, Tenant, User};
+use crate::sim::state::{deleted_upn, DeletedUser, Tenant, User};
 use serde_json::{json, Value};
 
 /// The default property set of v1.0 (`accountEnabled` and the others come
@@ -99,7 +99,18 @@ pub fn delete(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
     let Some(u) = t.find_user(id).cloned() else {
         return (c.not_found(id), false);
     };
-    if u.is_admin() && !t.app_privileged {
+    // https://learn.microsoft.com/graph/api/user-delete: an app deleting a
+    // user who holds an administrator role needs a higher privileged role,
+    // per "Who can perform sensitive actions"
+    // (https://learn.microsoft.com/entra/identity/role-based-access-control/privileged-roles-permissions#who-can-perform-sensitive-actions).
+    // Members of a restricted management administrative unit can be changed
+    // only by administrators scoped to it, not by tenant-wide roles
+    // (https://learn.microsoft.com/entra/identity/role-based-access-control/admin-units-restricted-management).
+    let may = crate::saga::preflight::may_delete(
+        &t.app_roles(),
+        u.roles.iter().map(String::as_str),
+    );
+    if !may || u.restricted {
         return (
             c.error(
                 403,
@@ -109,6 +120,9 @@ pub fn delete(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
             false,
         );
     }
+    // Synced users are mastered on-premises; the cloud refuses to delete
+    // them while sync is on (https://learn.microsoft.com/microsoft-365/commerce/close-your-account:
+    // turn off directory synchronization first). The 400 text is observed.
     if u.on_premises_sync_enabled {
         return (
             c.error(400, "Request_BadRequest", "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration."),
@@ -116,12 +130,16 @@ pub fn delete(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
         );
     }
     t.users.remove(&u.id);
+    let original_upn = u.user_principal_name.clone();
+    let mut user = u;
+    user.user_principal_name = deleted_upn(&user.id, &original_upn);
     t.deleted_users.insert(
-        u.id.clone(),
+        user.id.clone(),
         DeletedUser {
-            user: u,
+            user,
             deleted_at: c.now,
             deleted_date_time: c.date(),
+            original_upn,
         },
     );
     (Resp::empty(204), true)
@@ -170,7 +188,7 @@ pub fn restore(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
             false,
         );
     }
-    let upn = d.user.user_principal_name.clone();
+    let upn = d.original_upn.clone();
     if t.users
         .values()
         .any(|u| u.user_principal_name.eq_ignore_ascii_case(&upn))
@@ -180,9 +198,10 @@ pub fn restore(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
             false,
         );
     }
-    let Some(d) = t.deleted_users.remove(id) else {
+    let Some(mut d) = t.deleted_users.remove(id) else {
         return (c.not_found(id), false);
     };
+    d.user.user_principal_name = d.original_upn;
     let mut v = user_json(c, &d.user);
     v["@odata.context"] = json!(c.context("directoryObjects/$entity"));
     v["@odata.type"] = json!("#microsoft.graph.user");
