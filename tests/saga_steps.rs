@@ -944,7 +944,7 @@ fn compensation_undoes_in_reverse_order() {
             ],
         },
         Case {
-            name: "an in-doubt restore is resolved by reading the recycle bin",
+            name: "an in-doubt restore first waits out replication (a read may lag)",
             given: [
                 done.clone(),
                 vec![
@@ -959,7 +959,66 @@ fn compensation_undoes_in_reverse_order() {
             ]
             .concat(),
             now: T0,
-            then: vec![read(Read::DeletedUsers)],
+            then: vec![
+                record(vec![Event::WaitStarted {
+                    until: ts(T0 + 30_000),
+                    reason: "restores to replicate before they are read back".into(),
+                }]),
+                Action::WakeAt(ts(T0 + 30_000)),
+            ],
+        },
+        Case {
+            name: "then it is resolved by reading the user by id, not the recycle bin",
+            given: [
+                done.clone(),
+                vec![
+                    Event::InDoubtResolved {
+                        change: suspend,
+                        applied: vec![],
+                        not_applied: vec!["s1".into()],
+                    },
+                    intent(2, Change::RestoreUser, &["b", "c"]),
+                    applied(2, "b"),
+                    Event::WaitStarted {
+                        until: ts(T0),
+                        reason: "r".into(),
+                    },
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![read(Read::CheckUsers {
+                ids: vec!["c".into()],
+            })],
+        },
+        Case {
+            name: "a user read back present is restored; absent, the restore is made again",
+            given: [
+                done.clone(),
+                vec![
+                    Event::InDoubtResolved {
+                        change: suspend,
+                        applied: vec![],
+                        not_applied: vec!["s1".into()],
+                    },
+                    intent(2, Change::RestoreUser, &["b", "c"]),
+                    Event::WaitStarted {
+                        until: ts(T0),
+                        reason: "r".into(),
+                    },
+                    Event::UsersChecked {
+                        present: vec!["b".into()],
+                        absent: vec!["c".into()],
+                    },
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![record(vec![Event::InDoubtResolved {
+                change: Change::RestoreUser,
+                applied: vec!["b".into()],
+                not_applied: vec!["c".into()],
+            }])],
         },
         Case {
             name: "all undone: rolled back",

@@ -158,11 +158,14 @@ pub(crate) async fn run(
         if may_resend {
             tokio::time::sleep_until(wake).await;
         }
-        // Read back what may have been applied.
+        // Read back what may have been applied. Not restores: right after a
+        // deletion, a lagging read can still show the user present, so a
+        // read-back cannot tell a restore made; the saga settles them by
+        // reading after its replication wait.
         let doubtful: Vec<usize> = open
             .iter()
             .enumerate()
-            .filter(|(_, o)| o.in_doubt)
+            .filter(|(_, o)| o.in_doubt && op == Op::Delete)
             .map(|(n, _)| n)
             .collect();
         let reads = read_back(client, ids, &open, &doubtful).await;

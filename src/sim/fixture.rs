@@ -298,6 +298,7 @@ impl TenantFixture {
                     new_commerce: s.new_commerce,
                     in_cancellation_window: s.in_window,
                     deprovision_at: None,
+                    lag_status: None,
                     created_date_time: created.to_string(),
                 }
             })
@@ -351,6 +352,7 @@ impl TenantFixture {
             service_principals,
             deleted: false,
             preflight_read: false,
+            lag: Default::default(),
         })
     }
 }

@@ -96,14 +96,14 @@ pub fn handle(
         }
         ("POST", ["_sim", "tenants", id, "operator", "app-role"]) => {
             let id = world.tenant_key(id).unwrap_or_else(|| id.to_string());
-            match operator::grant_app_role(world, &id, now) {
+            match operator::grant_app_role(world, &id, now, cfg.replication_lag) {
                 Ok(changed) => Resp::json(200, json!({"changed": changed})),
                 Err(r) => refused(r),
             }
         }
         ("POST", ["_sim", "tenants", id, "operator", "dir-sync", "off"]) => {
             let id = world.tenant_key(id).unwrap_or_else(|| id.to_string());
-            match operator::dir_sync_off(world, &id, now) {
+            match operator::dir_sync_off(world, &id, now, cfg.replication_lag) {
                 Ok(changed) => Resp::json(200, json!({"changed": changed})),
                 Err(r) => refused(r),
             }

@@ -38,6 +38,7 @@ pub mod generate;
 mod graph;
 pub mod http;
 pub mod inspect;
+pub mod lag;
 pub mod login;
 pub mod operator;
 pub mod partner;
@@ -109,6 +110,9 @@ pub struct Options {
     pub auto_operator: Option<Duration>,
     /// How often the sim's clock runs deprovisioning and the auto-operator.
     pub tick: Duration,
+    /// How long reads may show the state from before a change (see `lag`);
+    /// zero: reads always show the latest state.
+    pub replication_lag: Duration,
 }
 
 impl Default for Options {
@@ -131,6 +135,7 @@ impl Default for Options {
             recycle_retention: Duration::from_secs(30 * 24 * 3600),
             auto_operator: None,
             tick: Duration::from_millis(10),
+            replication_lag: Duration::ZERO,
         }
     }
 }
@@ -150,6 +155,8 @@ pub struct Config {
     pub faults_on_token: bool,
     /// Whether throttling budgets apply.
     pub throttling: bool,
+    /// Replication lag of reads (see `lag`); zero: none.
+    pub replication_lag: Duration,
 }
 
 /// The running simulator's shared state.
@@ -213,6 +220,7 @@ impl Sim {
                 auto_operator: options.auto_operator,
                 faults_on_token: options.faults_on_token,
                 throttling: options.throttling,
+                replication_lag: options.replication_lag,
             },
             rng: Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(
                 options.seed ^ 0x70ce,

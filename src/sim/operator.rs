@@ -108,7 +108,12 @@ pub fn delete_tenant(world: &mut World, tenant: &str, now: Instant) -> Result<()
 /// as a Privileged Role Administrator does in the Entra admin center
 /// (https://learn.microsoft.com/entra/identity/role-based-access-control/manage-roles-portal).
 /// `Ok(false)` when it already holds it.
-pub fn grant_app_role(world: &mut World, tenant: &str, now: Instant) -> Result<bool, Refusal> {
+pub fn grant_app_role(
+    world: &mut World,
+    tenant: &str,
+    now: Instant,
+    lag: std::time::Duration,
+) -> Result<bool, Refusal> {
     let at = world.clock.rfc3339(now);
     let t = world
         .tenants
@@ -118,6 +123,7 @@ pub fn grant_app_role(world: &mut World, tenant: &str, now: Instant) -> Result<b
     if t.app_privileged {
         return Ok(false);
     }
+    t.lag.app_role(false, now, lag);
     t.app_privileged = true;
     let path = format!("/_sim/tenants/{tenant}/operator/app-role");
     world.ledger.record(at, tenant, "POST", &path, 200);
@@ -130,7 +136,12 @@ pub fn grant_app_role(world: &mut World, tenant: &str, now: Instant) -> Result<b
 /// Microsoft says the conversion can take up to 72 hours; the simulator makes
 /// it at once (replication lag, when on, still delays what reads show).
 /// `Ok(false)` when sync was already off.
-pub fn dir_sync_off(world: &mut World, tenant: &str, now: Instant) -> Result<bool, Refusal> {
+pub fn dir_sync_off(
+    world: &mut World,
+    tenant: &str,
+    now: Instant,
+    lag: std::time::Duration,
+) -> Result<bool, Refusal> {
     let at = world.clock.rfc3339(now);
     let t = world
         .tenants
@@ -141,6 +152,13 @@ pub fn dir_sync_off(world: &mut World, tenant: &str, now: Instant) -> Result<boo
     if !t.dir_sync && !synced {
         return Ok(false);
     }
+    let synced_ids = t
+        .users
+        .values()
+        .filter(|u| u.on_premises_sync_enabled)
+        .map(|u| u.id.clone())
+        .collect();
+    t.lag.dir_sync((t.dir_sync, synced_ids), now, lag);
     t.dir_sync = false;
     for u in t.users.values_mut() {
         u.on_premises_sync_enabled = false;
@@ -162,7 +180,8 @@ pub fn tick(world: &mut World, now: Instant, cfg: &Config) {
         for s in t.subscriptions.iter_mut() {
             if s.deprovision_at.is_some_and(|d| d <= now) {
                 s.deprovision_at = None;
-                s.status = "Deleted".into();
+                let before = std::mem::replace(&mut s.status, "Deleted".into());
+                super::lag::Lag::sub(&mut s.lag_status, before, now, cfg.replication_lag);
                 due.push((id.clone(), s.commerce_subscription_id.clone()));
             }
         }
@@ -218,8 +237,12 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
         world.possible_since.remove(&key);
         let (tenant, action) = key;
         let _ = match (action.as_str(), action.split_once('/')) {
-            ("app-role", _) => grant_app_role(world, &tenant, now).map(|_| ()),
-            ("dir-sync-off", _) => dir_sync_off(world, &tenant, now).map(|_| ()),
+            ("app-role", _) => {
+                grant_app_role(world, &tenant, now, cfg.replication_lag).map(|_| ())
+            }
+            ("dir-sync-off", _) => {
+                dir_sync_off(world, &tenant, now, cfg.replication_lag).map(|_| ())
+            }
             (_, Some((act, sub))) => {
                 subscription(world, &tenant, sub, act, now, cfg).map(|_| ())
             }

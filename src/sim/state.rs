@@ -143,6 +143,9 @@ pub struct Subscription {
     /// When a deleted subscription is deprovisioned (Graph `Deleted`).
     #[serde(skip)]
     pub deprovision_at: Option<Instant>,
+    /// The Graph status reads show until then (replication lag).
+    #[serde(skip)]
+    pub lag_status: Option<(Instant, String)>,
     /// When it was created (RFC 3339).
     pub created_date_time: String,
 }
@@ -218,6 +221,9 @@ pub struct Tenant {
     pub service_principals: Vec<App>,
     /// Deleted through the admin center: the token endpoint no longer knows it.
     pub deleted: bool,
+    /// What reads show for a while after a change (replication lag).
+    #[serde(skip)]
+    pub lag: super::lag::Lag,
     /// A client has read the role assignments (closeout's step 1 preflight):
     /// the auto-operator, who follows closeout's instructions, fixes a
     /// preflight finding only once it has been asked to.
@@ -272,9 +278,22 @@ impl Tenant {
         out
     }
 
-    /// Role template ids closeout's app holds.
+    /// Role template ids closeout's app holds (as writes see it).
     pub fn app_roles(&self) -> Vec<&'static str> {
-        if self.app_privileged {
+        Self::roles_if(self.app_privileged)
+    }
+
+    /// Role template ids closeout's app holds, as a read at `now` shows it.
+    pub fn app_roles_seen(&self, now: Instant) -> Vec<&'static str> {
+        Self::roles_if(super::lag::Lag::seen(
+            &self.lag.app_privileged,
+            self.app_privileged,
+            now,
+        ))
+    }
+
+    fn roles_if(privileged: bool) -> Vec<&'static str> {
+        if privileged {
             vec![crate::saga::preflight::PRIVILEGED_AUTH_ADMIN]
         } else {
             Vec::new()

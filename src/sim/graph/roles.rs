@@ -34,7 +34,7 @@ pub fn assignments(t: &mut Tenant, c: &Call) -> Resp {
         }
     }
     if let Some(sp) = t.own_principal() {
-        for r in t.app_roles() {
+        for r in t.app_roles_seen(c.now) {
             items.push(assignment(&sp.id, r));
         }
     }
