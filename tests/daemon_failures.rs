@@ -10,11 +10,22 @@ use support::{state_of, wait_status, write_secret, Daemon, Env, Sim};
 
 #[test]
 fn permanent_403_in_step_1_rolls_back_and_restores_users() {
+    rollback_restores_everyone(&[]);
+}
+
+#[test]
+fn the_rollback_restores_everyone_once_under_replication_lag() {
+    // Reads trail writes by 200 ms: a restore read back too early must lead
+    // to a wait and a re-read, never to a permanent failure or a duplicate.
+    rollback_restores_everyone(&["--replication-lag", "200ms"]);
+}
+
+fn rollback_restores_everyone(extra: &[&str]) {
     // The tenant's last user is in a restricted management administrative
     // unit (no preflight sees it): step 1 deletes the other users, then its
     // DELETE is refused with 403 for good, and the rollback restores them
     // all through `$batch` items the simulator checks like Graph.
-    let sim = Sim::start(&[
+    let mut args = vec![
         "--generate",
         "tenants=1,users=20,admins=2,restricted=1,direct=0",
         "--seed",
@@ -23,7 +34,9 @@ fn permanent_403_in_step_1_rolls_back_and_restores_users() {
         "200ms",
         "--deprovision-after",
         "1s",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let sim = Sim::start(&args);
     let tenants = sim.tenants();
     let tid = tenants[0]["tenant_id"].as_str().unwrap().to_string();
     let before = sim.tenant(&tid).1;
