@@ -98,11 +98,7 @@ async fn plan_prints_what_would_be_done_and_changes_nothing() {
     assert!(stdout.contains("Line-of-business app"), "{stdout}");
     assert!(stdout.contains("WARNING: 2 users are synced"), "{stdout}");
     // The synced tenant's preflight finding is a gate (exit 0), named once.
-    assert_eq!(
-        stdout.matches("GATE before step 1").count(),
-        1,
-        "{stdout}"
-    );
+    assert_eq!(stdout.matches("GATE before step 1").count(), 1, "{stdout}");
     assert!(
         stdout.contains(&format!(
             "Turn off directory synchronization in tenant {}",

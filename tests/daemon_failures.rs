@@ -66,7 +66,10 @@ fn rollback_restores_everyone(extra: &[&str]) {
         .iter()
         .filter(|e| e.method == "POST" && e.path.contains("restore"))
         .count();
-    assert_eq!(deletes, 18, "step 1 deleted all but the restricted user: {effects:?}");
+    assert_eq!(
+        deletes, 18,
+        "step 1 deleted all but the restricted user: {effects:?}"
+    );
     assert_eq!(
         restores, deletes,
         "every deleted user is restored: {effects:?}"
@@ -76,7 +79,9 @@ fn rollback_restores_everyone(extra: &[&str]) {
         let id = d.path.rsplit('/').next().unwrap();
         let r: Vec<_> = effects
             .iter()
-            .filter(|e| e.method == "POST" && e.path == format!("/v1.0/directory/deletedItems/{id}/restore"))
+            .filter(|e| {
+                e.method == "POST" && e.path == format!("/v1.0/directory/deletedItems/{id}/restore")
+            })
             .collect();
         assert_eq!(r.len(), 1, "{id}: {effects:?}");
         assert!(r[0].seq > d.seq, "{id} restored before its deletion");

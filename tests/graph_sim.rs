@@ -428,7 +428,11 @@ async fn with_replication_lag_reads_trail_writes_and_a_second_restore_is_in_doub
     assert_eq!(out[0].1.result, Ok(Applied::Done), "{:?}", out[0].1);
     let again = t.restore_users(std::slice::from_ref(&id)).await;
     let e = again[0].1.result.as_ref().unwrap_err();
-    assert_eq!((e.class, again[0].1.http.status), (FailureClass::InDoubt, 404), "{e}");
+    assert_eq!(
+        (e.class, again[0].1.http.status),
+        (FailureClass::InDoubt, 404),
+        "{e}"
+    );
     // After the lag, the user reads back by id, under its own UPN.
     tokio::time::sleep(lag).await;
     let u = t.get_user(&id).await.unwrap().expect("restored user");

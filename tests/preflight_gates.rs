@@ -56,7 +56,12 @@ fn gated_then_completed(hard_case: &str, fix_path: &str, instruction: &str) {
         &daemon,
         Duration::from_secs(60),
         "completion",
-        |rows| matches!(state_of(rows, &saga), "completed" | "failed" | "rolled_back"),
+        |rows| {
+            matches!(
+                state_of(rows, &saga),
+                "completed" | "failed" | "rolled_back"
+            )
+        },
     );
     assert_eq!(state_of(&rows, &saga), "completed", "{}", daemon.tail());
 

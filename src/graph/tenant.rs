@@ -252,8 +252,12 @@ impl TenantClient {
         if let Some(e) = bulk::invalid_id(&self.tenant, id) {
             return e;
         }
-        self.write(Method::DELETE, &format!("/v1.0/users/{}", bulk::segment(id)), None)
-            .await
+        self.write(
+            Method::DELETE,
+            &format!("/v1.0/users/{}", bulk::segment(id)),
+            None,
+        )
+        .await
     }
 
     /// Every item of a collection, following `@odata.nextLink`.
@@ -394,8 +398,10 @@ impl TenantApi for TenantClient {
         let body = serde_json::json!({ "perUserMfaState": state });
         self.write(
             Method::PATCH,
-            &format!("/beta/users/{}/authentication/requirements",
-                bulk::segment(user_id)),
+            &format!(
+                "/beta/users/{}/authentication/requirements",
+                bulk::segment(user_id)
+            ),
             Some(&body),
         )
         .await

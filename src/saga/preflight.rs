@@ -49,8 +49,16 @@ pub fn deleters_of(target: &str) -> &'static [&'static str] {
         PRIVILEGED_AUTH_ADMIN,
         GLOBAL_ADMIN_ROLE_TEMPLATE,
     ];
-    const NOT_AUTH: &[&str] = &[USER_ADMIN, PRIVILEGED_AUTH_ADMIN, GLOBAL_ADMIN_ROLE_TEMPLATE];
-    const AUTH: &[&str] = &[AUTH_ADMIN, PRIVILEGED_AUTH_ADMIN, GLOBAL_ADMIN_ROLE_TEMPLATE];
+    const NOT_AUTH: &[&str] = &[
+        USER_ADMIN,
+        PRIVILEGED_AUTH_ADMIN,
+        GLOBAL_ADMIN_ROLE_TEMPLATE,
+    ];
+    const AUTH: &[&str] = &[
+        AUTH_ADMIN,
+        PRIVILEGED_AUTH_ADMIN,
+        GLOBAL_ADMIN_ROLE_TEMPLATE,
+    ];
     const TOP: &[&str] = &[PRIVILEGED_AUTH_ADMIN, GLOBAL_ADMIN_ROLE_TEMPLATE];
     match target {
         // Directory Readers, Guest Inviter, Message Center Reader, Password
@@ -62,7 +70,8 @@ pub fn deleters_of(target: &str) -> &'static [&'static str] {
         | "4a5d8f65-41da-4de4-8968-e035b65339cf"
         | "75934031-6c7e-415a-99d7-48dbd49e875e" => ALL,
         // Groups Administrator, Helpdesk Administrator, User Administrator.
-        "fdd7a751-b60b-444a-984c-02652fe8fa1c" | "729827e3-9c14-49f7-bb1b-9608f156bbb8"
+        "fdd7a751-b60b-444a-984c-02652fe8fa1c"
+        | "729827e3-9c14-49f7-bb1b-9608f156bbb8"
         | USER_ADMIN => NOT_AUTH,
         AUTH_ADMIN => AUTH,
         _ => TOP,
@@ -71,10 +80,7 @@ pub fn deleters_of(target: &str) -> &'static [&'static str] {
 
 /// Whether a principal holding `app_roles` may delete a user holding
 /// `target_roles` (a user without roles: any app with `User.ReadWrite.All`).
-pub fn may_delete<'a>(
-    app_roles: &[&str],
-    mut target_roles: impl Iterator<Item = &'a str>,
-) -> bool {
+pub fn may_delete<'a>(app_roles: &[&str], mut target_roles: impl Iterator<Item = &'a str>) -> bool {
     target_roles.all(|t| deleters_of(t).iter().any(|d| app_roles.contains(d)))
 }
 
@@ -169,10 +175,7 @@ mod tests {
     }
 
     fn targets() -> Vec<(String, String)> {
-        vec![
-            ("u1".into(), "u1@x".into()),
-            ("u2".into(), "u2@x".into()),
-        ]
+        vec![("u1".into(), "u1@x".into()), ("u2".into(), "u2@x".into())]
     }
 
     #[test]

@@ -176,7 +176,12 @@ fn preflight(
         Gate::AssignAppRole => "an operator to assign closeout's app a role",
         _ => "directory synchronization to be turned off",
     };
-    Err(wait(now, policy(state).gate_poll, reason.to_string(), first))
+    Err(wait(
+        now,
+        policy(state).gate_poll,
+        reason.to_string(),
+        first,
+    ))
 }
 
 /// Step 2, partner-center mode: suspend every active subscription.

@@ -44,7 +44,13 @@ fn note<T>(slot: &mut Option<(Instant, T)>, before: T, now: Instant, lag: Durati
     }
 }
 
-fn note_map<T>(map: &mut HashMap<String, (Instant, T)>, key: &str, before: T, now: Instant, lag: Duration) {
+fn note_map<T>(
+    map: &mut HashMap<String, (Instant, T)>,
+    key: &str,
+    before: T,
+    now: Instant,
+    lag: Duration,
+) {
     let mut slot = map.remove(key);
     note(&mut slot, before, now, lag);
     if let Some(v) = slot {
@@ -181,7 +187,12 @@ impl Lag {
     }
 
     /// A keyed value as reads see it at `now`.
-    pub fn seen_in(map: &HashMap<String, (Instant, String)>, key: &str, current: &str, now: Instant) -> String {
+    pub fn seen_in(
+        map: &HashMap<String, (Instant, String)>,
+        key: &str,
+        current: &str,
+        now: Instant,
+    ) -> String {
         match map.get(key) {
             Some((until, before)) if *until > now => before.clone(),
             _ => current.to_string(),

@@ -219,8 +219,7 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
         if t.preflight_read && !t.app_privileged {
             possible.push((id.clone(), "app-role".into()));
         }
-        if t.preflight_read
-            && (t.dir_sync || t.users.values().any(|u| u.on_premises_sync_enabled))
+        if t.preflight_read && (t.dir_sync || t.users.values().any(|u| u.on_premises_sync_enabled))
         {
             possible.push((id.clone(), "dir-sync-off".into()));
         }
@@ -237,15 +236,11 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
         world.possible_since.remove(&key);
         let (tenant, action) = key;
         let _ = match (action.as_str(), action.split_once('/')) {
-            ("app-role", _) => {
-                grant_app_role(world, &tenant, now, cfg.replication_lag).map(|_| ())
-            }
+            ("app-role", _) => grant_app_role(world, &tenant, now, cfg.replication_lag).map(|_| ()),
             ("dir-sync-off", _) => {
                 dir_sync_off(world, &tenant, now, cfg.replication_lag).map(|_| ())
             }
-            (_, Some((act, sub))) => {
-                subscription(world, &tenant, sub, act, now, cfg).map(|_| ())
-            }
+            (_, Some((act, sub))) => subscription(world, &tenant, sub, act, now, cfg).map(|_| ()),
             (_, None) => delete_tenant(world, &tenant, now),
         };
     }

@@ -298,7 +298,12 @@ impl TenantApi for Fake {
             let mut role_assignments: Vec<(String, String)> = w
                 .admins
                 .iter()
-                .map(|a| (a.clone(), closeout::model::GLOBAL_ADMIN_ROLE_TEMPLATE.to_string()))
+                .map(|a| {
+                    (
+                        a.clone(),
+                        closeout::model::GLOBAL_ADMIN_ROLE_TEMPLATE.to_string(),
+                    )
+                })
                 .collect();
             role_assignments.push((
                 "closeout-sp".to_string(),

@@ -117,10 +117,8 @@ pub fn delete(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
     // Members of a restricted management administrative unit can be changed
     // only by administrators scoped to it, not by tenant-wide roles
     // (https://learn.microsoft.com/entra/identity/role-based-access-control/admin-units-restricted-management).
-    let may = crate::saga::preflight::may_delete(
-        &t.app_roles(),
-        u.roles.iter().map(String::as_str),
-    );
+    let may =
+        crate::saga::preflight::may_delete(&t.app_roles(), u.roles.iter().map(String::as_str));
     if !may || u.restricted {
         return (
             c.error(
