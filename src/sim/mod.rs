@@ -9,13 +9,21 @@
 //!
 //! Modelled: client-credentials tokens bound to (tenant, app, audience) and
 //! expiring; users with `$select`/`$top`/`@odata.nextLink` paging; the recycle
-//! bin with restore and retention; Global Administrator members; subscriptions,
+//! bin with restore and retention (a deleted user's UPN prefixed with its
+//! object id); Global Administrator members; every directory role assignment
+//! and closeout's own service principal, whose role decides which users it
+//! may delete ("Who can perform sensitive actions"); directory sync from
+//! on-premises; subscriptions,
 //! SKUs and the Partner Center lifecycle (cancel, reactivate, delete,
 //! deprovision after `deprovision_after`, cancellation window, 404 for direct
 //! customers); security defaults, Conditional Access (≈1 req/s per tenant,
 //! 429 without `Retry-After`), per-user MFA (beta); applications and service
 //! principals; `organization`; throttling budgets with the documented headers;
-//! seeded faults; an auto-operator. closeout's app is a multi-tenant app
+//! `$batch` refusing write items without `body` and `Content-Type`; seeded
+//! faults; replication lag of reads (`lag`, off by default); an auto-operator
+//! that also makes the fixes closeout's preflight gates ask for
+//! (`operator/app-role`, `operator/dir-sync/off`). Each behaviour, its
+//! Microsoft page and what it leaves out: `docs/fidelity.md`. closeout's app is a multi-tenant app
 //! registered in the partner's tenant: in customer tenants it is only a
 //! service principal, so it never blocks tenant deletion (see `fixture`).
 //!
@@ -26,7 +34,7 @@
 //! benchmarks.
 //!
 //! Not modelled: delegated (user) tokens and certificate assertions, `$filter`,
-//! `$orderby`, `$count`, `$expand`, delta queries, replication delay, Graph
+//! `$orderby`, `$count`, `$expand`, delta queries, partial replication, Graph
 //! writes other than those closeout makes, Partner Center's other resources
 //! and its throttling, HTTP/2.
 
