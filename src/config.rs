@@ -169,6 +169,10 @@ pub struct SagaSettings {
     /// How often step 5 checks whether the tenant is gone. Default `5m`.
     #[serde(deserialize_with = "positive_duration")]
     pub tenant_gone_poll: Duration,
+    /// How long to wait before re-reading a change that a read does not show
+    /// yet (Entra ID replicates with a delay). Default `30s`.
+    #[serde(deserialize_with = "positive_duration")]
+    pub replication_wait: Duration,
 }
 
 /// Log output format.
@@ -233,6 +237,7 @@ impl Default for SagaSettings {
             deprovision_poll: Duration::from_secs(3600),
             gate_recheck: Duration::from_secs(300),
             tenant_gone_poll: Duration::from_secs(300),
+            replication_wait: Duration::from_secs(30),
         }
     }
 }

@@ -192,6 +192,33 @@ pub struct User {
     pub user_type: String,
 }
 
+/// What step 1 must know before its first delete: who holds which directory
+/// role, which users and whether the organization sync from on-premises, and
+/// which roles closeout's own app holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preflight {
+    /// Every directory role assignment of the tenant: (principal object id,
+    /// role template id), from `GET /v1.0/roleManagement/directory/roleAssignments`.
+    pub role_assignments: Vec<(String, String)>,
+    /// Object ids of users whose `onPremisesSyncEnabled` is true.
+    pub synced_users: Vec<String>,
+    /// The organization's `onPremisesSyncEnabled` (`GET /v1.0/organization`).
+    pub directory_sync: bool,
+    /// The object id of closeout's own service principal in the tenant
+    /// (`GET /v1.0/servicePrincipals(appId='{client_id}')`).
+    pub app_principal: String,
+}
+
+impl Preflight {
+    /// Role template ids assigned to a principal.
+    pub fn roles_of<'a>(&'a self, principal: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.role_assignments
+            .iter()
+            .filter(move |(p, _)| p == principal)
+            .map(|(_, r)| r.as_str())
+    }
+}
+
 /// A deleted user as read from the recycle bin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletedUser {

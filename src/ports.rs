@@ -11,7 +11,7 @@
 
 use crate::model::{
     Application, CaPolicy, CaPolicyState, CallError, DeletedUser, PartnerStatus, PerUserMfaState,
-    Subscription, User, WriteOutcome,
+    Preflight, Subscription, User, WriteOutcome,
 };
 use std::future::Future;
 
@@ -96,6 +96,11 @@ pub trait TenantApi: Send + Sync {
     /// Whether the tenant still exists: asks the token endpoint for a fresh
     /// token; `Ok(false)` when it answers `AADSTS90002` (tenant not found).
     fn tenant_exists(&self) -> impl Future<Output = Result<bool, CallError>> + Send;
+
+    /// Step 1's preflight: every directory role assignment, the users synced
+    /// from on-premises, the organization's sync state and closeout's own
+    /// service principal.
+    fn read_preflight(&self) -> impl Future<Output = Result<Preflight, CallError>> + Send;
 }
 
 /// The partner's Partner Center API: one value for the whole daemon.

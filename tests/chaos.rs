@@ -1,7 +1,7 @@
 //! Chaos run: a batch of tenants of both subscription modes (partner-center
 //! and manual) closed by the real daemon against a `closeout sim` with every
 //! fault on (5xx, dropped connections, hung requests, ghost failures,
-//! throttling), the daemon SIGKILLed at seeded random moments and sometimes
+//! throttling, 200 ms of replication lag on every read), the daemon SIGKILLed at seeded random moments and sometimes
 //! stopped gracefully (SIGTERM) instead. At the end every saga is completed,
 //! every tenant gone, no keep account touched, the sim's effects ledger and
 //! `audit --format jsonl` agree change for change, and `closeout verify`
@@ -52,6 +52,8 @@ fn chaos_kills_restarts_and_every_fault() {
         "40/1s",
         "--deprovision-after",
         &deprovision,
+        "--replication-lag",
+        "200ms",
     ];
     args.extend(faults.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -97,6 +97,15 @@ async fn plan_prints_what_would_be_done_and_changes_nothing() {
     assert!(stdout.contains("Global Administrator)"), "{stdout}");
     assert!(stdout.contains("Line-of-business app"), "{stdout}");
     assert!(stdout.contains("WARNING: 2 users are synced"), "{stdout}");
+    // The synced tenant's preflight finding is a gate (exit 0), named once.
+    assert_eq!(stdout.matches("GATE before step 1").count(), 1, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "Turn off directory synchronization in tenant {}",
+            tenants[0].tenant_id
+        )),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains(&tenants[0].client_secret),
         "a secret reached stdout"
@@ -121,6 +130,10 @@ async fn plan_prints_what_would_be_done_and_changes_nothing() {
         assert_eq!(p["subscriptions"], mode);
     }
     assert_eq!(plans[0]["applications"][0], "Line-of-business app");
+    assert_eq!(plans[0]["gates"][0]["gate"], "turn_off_directory_sync");
+    assert_eq!(plans[0]["gates"][0]["step"], 1);
+    assert_eq!(plans[0]["gates"][0]["users"].as_array().unwrap().len(), 2);
+    assert!(plans[1]["gates"].as_array().unwrap().is_empty());
     assert!(plans[1]["applications"].as_array().unwrap().is_empty());
 
     let effects: serde_json::Value = get(&format!("{}/_sim/effects", sim.url)).await;

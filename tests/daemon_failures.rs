@@ -1,5 +1,6 @@
 //! Failures end to end: a permanent 403 before the pivot is compensated
-//! (deleted users restored, saga `rolled_back`); a permanent failure after
+//! (deleted users restored through the strict simulator, which refuses a
+//! bodyless restore item as Graph does; saga `rolled_back`); a permanent failure after
 //! the pivot pauses the saga, and `closeout resume` after the fix completes it.
 
 mod support;
@@ -9,18 +10,33 @@ use support::{state_of, wait_status, write_secret, Daemon, Env, Sim};
 
 #[test]
 fn permanent_403_in_step_1_rolls_back_and_restores_users() {
-    // The only tenant's app may not delete admins: step 1 deletes the other
-    // users, then an admin's DELETE is refused with 403.
-    let sim = Sim::start(&[
+    rollback_restores_everyone(&[]);
+}
+
+#[test]
+fn the_rollback_restores_everyone_once_under_replication_lag() {
+    // Reads trail writes by 200 ms: a restore read back too early must lead
+    // to a wait and a re-read, never to a permanent failure or a duplicate.
+    rollback_restores_everyone(&["--replication-lag", "200ms"]);
+}
+
+fn rollback_restores_everyone(extra: &[&str]) {
+    // The tenant's last user is in a restricted management administrative
+    // unit (no preflight sees it): step 1 deletes the other users, then its
+    // DELETE is refused with 403 for good, and the rollback restores them
+    // all through `$batch` items the simulator checks like Graph.
+    let mut args = vec![
         "--generate",
-        "tenants=1,users=20,admins=2,unprivileged=1,direct=0",
+        "tenants=1,users=20,admins=2,restricted=1,direct=0",
         "--seed",
         "3",
         "--auto-operator",
         "200ms",
         "--deprovision-after",
         "1s",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let sim = Sim::start(&args);
     let tenants = sim.tenants();
     let tid = tenants[0]["tenant_id"].as_str().unwrap().to_string();
     let before = sim.tenant(&tid).1;
@@ -50,11 +66,27 @@ fn permanent_403_in_step_1_rolls_back_and_restores_users() {
         .iter()
         .filter(|e| e.method == "POST" && e.path.contains("restore"))
         .count();
-    assert!(deletes > 0, "step 1 deleted nobody: {effects:?}");
+    assert_eq!(
+        deletes, 18,
+        "step 1 deleted all but the restricted user: {effects:?}"
+    );
     assert_eq!(
         restores, deletes,
         "every deleted user is restored: {effects:?}"
     );
+    // Each deleted user restored exactly once, after its deletion.
+    for d in effects.iter().filter(|e| e.method == "DELETE") {
+        let id = d.path.rsplit('/').next().unwrap();
+        let r: Vec<_> = effects
+            .iter()
+            .filter(|e| {
+                e.method == "POST" && e.path == format!("/v1.0/directory/deletedItems/{id}/restore")
+            })
+            .collect();
+        assert_eq!(r.len(), 1, "{id}: {effects:?}");
+        assert!(r[0].seq > d.seq, "{id} restored before its deletion");
+        assert_eq!(r[0].status, 200);
+    }
     let after = sim.tenant(&tid).1;
     assert_eq!(after["deleted"], false);
     assert_eq!(
@@ -67,6 +99,13 @@ fn permanent_403_in_step_1_rolls_back_and_restores_users() {
         0,
         "recycle bin after the rollback"
     );
+    // Restored under the UPN each had (Graph prefixes it while deleted).
+    for (id, u) in before["users"].as_object().unwrap() {
+        assert_eq!(
+            after["users"][id]["userPrincipalName"], u["userPrincipalName"],
+            "{id}"
+        );
+    }
     // Nothing past step 1 happened: no subscription touched.
     assert!(
         !effects.iter().any(|e| e.path.contains("/subscriptions/")),

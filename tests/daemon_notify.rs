@@ -117,12 +117,12 @@ fn kinds(got: &[(String, Value)], saga: &str) -> Vec<String> {
 
 #[test]
 fn gates_pauses_rollbacks_and_failures_reach_a_webhook_that_was_down() {
-    // Three direct-billed tenants: 0's app may not delete admins (step 1
+    // Three direct-billed tenants: 0's last user cannot be deleted (step 1
     // fails for good: rolled back), 1 waits at the step 2 gate, 2's keep
     // list names nobody (fails before any change).
     let sim = Sim::start(&[
         "--generate",
-        "tenants=3,users=8,admins=2,unprivileged=1,direct=1",
+        "tenants=3,users=8,admins=2,restricted=1,direct=1",
         "--seed",
         "11",
     ]);

@@ -81,6 +81,102 @@ fn before_step_one_the_inventory_and_keep_list_are_checked() {
 }
 
 #[test]
+fn step_one_reads_its_preflight_and_gates_before_the_first_delete() {
+    let pc = SubscriptionMode::PartnerCenter;
+    let start = vec![
+        started(pc),
+        inventory(),
+        keep_checked(),
+        Event::StepStarted { step: 1 },
+    ];
+    let with = |more: Vec<Event>| [start.clone(), more].concat();
+    let role_gate = "In the Entra admin center of tenant t1 (Roles & admins > Privileged \
+        Authentication Administrator > Add assignments), assign closeout's app the \
+        Privileged Authentication Administrator role: it may not delete 1 users holding \
+        administrator roles (b@t1). closeout re-reads the app's role assignments \
+        periodically and deletes no one until it holds the role.";
+    let gate_opened = Event::GateOpened {
+        gate: Gate::AssignAppRole,
+        instructions: role_gate.to_string(),
+    };
+    let waited = |first: Vec<Event>, reason: &str| {
+        let mut first = first;
+        first.push(Event::WaitStarted {
+            until: ts(T0 + 300_000),
+            reason: reason.into(),
+        });
+        vec![record(first), Action::WakeAt(ts(T0 + 300_000))]
+    };
+    check(vec![
+        Case {
+            name: "no delete before the preflight is read (an older saga reads it too)",
+            given: start.clone(),
+            now: T0,
+            then: vec![read(Read::Preflight)],
+        },
+        Case {
+            name: "an app without the role: a gate, and no intent",
+            given: with(vec![preflight(false, false)]),
+            now: T0,
+            then: waited(
+                vec![gate_opened.clone()],
+                "an operator to assign closeout's app a role",
+            ),
+        },
+        Case {
+            name: "the gate open, a re-read still short of the role: wait again, nothing new",
+            given: with(vec![
+                gate_opened.clone(),
+                Event::WaitStarted {
+                    until: ts(T0),
+                    reason: "r".into(),
+                },
+                preflight(false, false),
+            ]),
+            now: T0,
+            then: waited(vec![], "an operator to assign closeout's app a role"),
+        },
+        Case {
+            name: "the role granted, sync on: the role gate closes, the sync gate opens",
+            given: with(vec![gate_opened.clone(), preflight(true, true)]),
+            now: T0,
+            then: waited(
+                vec![
+                    Event::GateClosed {
+                        gate: Gate::AssignAppRole,
+                    },
+                    Event::GateOpened {
+                        gate: Gate::TurnOffDirectorySync,
+                        instructions: "Turn off directory synchronization in tenant t1 (1 \
+                            users are synced from on-premises: c@t1) (Microsoft Graph \
+                            PowerShell: Update-MgBetaOrganization -OnPremisesSyncEnabled:$false; \
+                            it can take up to 72 hours). closeout re-reads the organization and \
+                            its users until sync is off and no user to delete is synced, and \
+                            deletes no one before."
+                            .into(),
+                    },
+                ],
+                "directory synchronization to be turned off",
+            ),
+        },
+        Case {
+            name: "read done: the gate closes with the first intents",
+            given: with(vec![gate_opened, preflight(true, false)]),
+            now: T0,
+            then: vec![
+                record(vec![
+                    Event::GateClosed {
+                        gate: Gate::AssignAppRole,
+                    },
+                    intent(0, Change::DeleteUser, &["b", "c"]),
+                ]),
+                change(0, Change::DeleteUser, &["b", "c"]),
+            ],
+        },
+    ]);
+}
+
+#[test]
 fn step_one_deletes_users_with_intents_and_resolves_doubt_by_reading() {
     let base = at_step_1(SubscriptionMode::PartnerCenter);
     let with = |more: Vec<Event>| [base.clone(), more].concat();
@@ -354,6 +450,7 @@ fn intents_are_grouped_by_the_policy_size() {
         inventory(),
         keep_checked(),
         Event::StepStarted { step: 1 },
+        preflight(true, false),
     ];
     check(vec![Case {
         name: "one intent per object with size 1; keep matched by UPN, any case",
@@ -870,7 +967,7 @@ fn compensation_undoes_in_reverse_order() {
             ],
         },
         Case {
-            name: "an in-doubt restore is resolved by reading the recycle bin",
+            name: "an in-doubt restore first waits out replication (a read may lag)",
             given: [
                 done.clone(),
                 vec![
@@ -885,7 +982,66 @@ fn compensation_undoes_in_reverse_order() {
             ]
             .concat(),
             now: T0,
-            then: vec![read(Read::DeletedUsers)],
+            then: vec![
+                record(vec![Event::WaitStarted {
+                    until: ts(T0 + 30_000),
+                    reason: "restores to replicate before they are read back".into(),
+                }]),
+                Action::WakeAt(ts(T0 + 30_000)),
+            ],
+        },
+        Case {
+            name: "then it is resolved by reading the user by id, not the recycle bin",
+            given: [
+                done.clone(),
+                vec![
+                    Event::InDoubtResolved {
+                        change: suspend,
+                        applied: vec![],
+                        not_applied: vec!["s1".into()],
+                    },
+                    intent(2, Change::RestoreUser, &["b", "c"]),
+                    applied(2, "b"),
+                    Event::WaitStarted {
+                        until: ts(T0),
+                        reason: "r".into(),
+                    },
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![read(Read::CheckUsers {
+                ids: vec!["c".into()],
+            })],
+        },
+        Case {
+            name: "a user read back present is restored; absent, the restore is made again",
+            given: [
+                done.clone(),
+                vec![
+                    Event::InDoubtResolved {
+                        change: suspend,
+                        applied: vec![],
+                        not_applied: vec!["s1".into()],
+                    },
+                    intent(2, Change::RestoreUser, &["b", "c"]),
+                    Event::WaitStarted {
+                        until: ts(T0),
+                        reason: "r".into(),
+                    },
+                    Event::UsersChecked {
+                        present: vec!["b".into()],
+                        absent: vec!["c".into()],
+                    },
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![record(vec![Event::InDoubtResolved {
+                change: Change::RestoreUser,
+                applied: vec!["b".into()],
+                not_applied: vec!["c".into()],
+            }])],
         },
         Case {
             name: "all undone: rolled back",

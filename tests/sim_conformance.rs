@@ -366,6 +366,68 @@ async fn admins_and_synced_users_cannot_be_deleted_by_an_unprivileged_app() {
 }
 
 #[tokio::test]
+async fn preflight_reads_roles_organization_and_closeouts_own_principal() {
+    let h = Harness::start(generated(
+        "tenants=2,users=6,admins=1,unprivileged=1,synced=1",
+        3,
+    ))
+    .await;
+    for n in 0..2 {
+        let tok = h.token(n).await;
+        let t = h.tenant(n);
+        let sp = h
+            .get(
+                &format!(
+                    "/v1.0/servicePrincipals(appId='{}')?$select=id",
+                    t.client_id
+                ),
+                &tok,
+            )
+            .await;
+        assert_eq!(sp.status, 200, "{}", sp.body);
+        let sp_id = sp.body["id"].as_str().unwrap().to_string();
+        let roles = h
+            .get("/v1.0/roleManagement/directory/roleAssignments", &tok)
+            .await;
+        assert_eq!(roles.status, 200, "{}", roles.body);
+        let app_roles: Vec<&Value> = roles.body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["principalId"] == sp_id.as_str())
+            .collect();
+        // Tenant 0's app lacks its role until the operator grants it.
+        assert_eq!(app_roles.len(), usize::from(n == 1), "{}", roles.body);
+        let org = h.get("/v1.0/organization", &tok).await;
+        let sync = &org.body["value"][0]["onPremisesSyncEnabled"];
+        assert_eq!(*sync == json!(true), n == 0, "{}", org.body);
+    }
+    let t0 = h.tenant(0).tenant_id;
+    for fix in ["app-role", "dir-sync/off"] {
+        let a = h
+            .call(
+                "POST",
+                &format!("/_sim/tenants/{t0}/operator/{fix}"),
+                "",
+                None,
+            )
+            .await;
+        assert_eq!((a.status, &a.body["changed"]), (200, &json!(true)), "{fix}");
+    }
+    let tok = h.token(0).await;
+    let org = h.get("/v1.0/organization", &tok).await;
+    assert!(org.body["value"][0]["onPremisesSyncEnabled"].is_null());
+    let roles = h
+        .get("/v1.0/roleManagement/directory/roleAssignments", &tok)
+        .await;
+    assert!(roles.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["roleDefinitionId"] == closeout::saga::preflight::PRIVILEGED_AUTH_ADMIN));
+}
+
+#[tokio::test]
 async fn batch_rules_per_item_status_and_dependencies() {
     let h = Harness::start(generated("tenants=1,users=30", 5)).await;
     let tok = h.token(0).await;
@@ -396,6 +458,33 @@ async fn batch_rules_per_item_status_and_dependencies() {
         400,
         "BadRequest",
     );
+    // A write item needs a body (an empty object at least) and a
+    // Content-Type, or the whole batch is refused (json-batching).
+    let restore = |extra: Value| {
+        let mut item = json!({"id": "1", "method": "POST", "url": format!("/directory/deletedItems/{}/restore", ids[2])});
+        if let (Value::Object(m), Value::Object(e)) = (&mut item, extra) {
+            m.extend(e);
+        }
+        json!({"requests": [del(9, &ids[3]), item]})
+    };
+    for extra in [
+        json!({}),
+        json!({"headers": {"Content-Type": "application/json"}}),
+        json!({"body": {}}),
+    ] {
+        let a = h
+            .call("POST", "/v1.0/$batch", &tok, Some(restore(extra.clone())))
+            .await;
+        assert_graph_error(&a, 400, "BadRequest");
+        assert!(
+            a.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not contain Content-Type header or body"),
+            "{extra}: {}",
+            a.body
+        );
+    }
     assert!(
         h.sim.effects(0).is_empty(),
         "a refused batch changes nothing"

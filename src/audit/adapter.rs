@@ -385,6 +385,13 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
             view.subscriptions.len(),
             view.applications.len()
         )),
+        Event::PreflightRead { preflight: p } => other(format!(
+            "step 1 preflight read: {} directory role assignments, {} synced users, directory sync {}, closeout's app holds {} roles",
+            p.role_assignments.len(),
+            p.synced_users.len(),
+            on_off(p.directory_sync),
+            p.roles_of(&p.app_principal).count()
+        )),
         Event::TenantChecked { exists: true } => other("tenant still exists".into()),
         Event::TenantChecked { exists: false } => {
             other("tenant is gone: the token endpoint no longer knows it".into())

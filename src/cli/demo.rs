@@ -1,7 +1,9 @@
 //! `closeout demo`: an end-to-end run on simulated tenants, the README's first
 //! command. Starts the simulator in-process (generated tenants of both billing
-//! kinds, some faults, throttling, an auto-operator with short lifecycle
-//! delays), writes secrets, a batch and a config into an output directory as
+//! kinds, one tenant whose app lacks its role and one synced from on-premises
+//! (both gated by step 1's preflight until the auto-operator fixes them), some
+//! faults, throttling, 200 ms of replication lag, an auto-operator with short
+//! lifecycle delays), writes secrets, a batch and a config into an output directory as
 //! an operator would, runs the real daemon (executor and control socket) on a
 //! data dir there, submits the batch through the control socket as `submit`
 //! does, shows progress, and ends with a summary per tenant read back from the
@@ -116,6 +118,19 @@ fn sim_options(args: &Args) -> sim::Options {
             Billing::Direct
         };
     }
+    // One tenant of each hard case step 1's preflight gates on, fixed by the
+    // auto-operator once closeout asks: tenant 0's app lacks the role that
+    // deleting its administrators needs, tenant 1 syncs two users from
+    // on-premises.
+    if let Some(t) = fixture.tenants.first_mut() {
+        t.app_privileged = false;
+    }
+    if let Some(t) = fixture.tenants.get_mut(1) {
+        t.directory_sync = Some(true);
+        for u in t.users.iter_mut().filter(|u| u.roles.is_empty()).take(2) {
+            u.synced = true;
+        }
+    }
     let faults = if args.no_faults { 0.0 } else { 1.0 };
     sim::Options {
         fixture,
@@ -128,6 +143,7 @@ fn sim_options(args: &Args) -> sim::Options {
         throttling: true,
         deprovision_after: Duration::from_millis(1500),
         auto_operator: Some(Duration::from_millis(300)),
+        replication_lag: Duration::from_millis(200),
         ..sim::Options::default()
     }
 }

@@ -4,7 +4,12 @@
 //! not opened), and prints what closing each tenant would do, from
 //! [`saga::plan`]. `--json` prints the same as one JSON document.
 //!
-//! Exit status: 0 when every tenant can be closed as submitted; 2 when a keep
+//! Step 1's preflight is read too: the operator gates it would open (a role
+//! for closeout's app, directory sync off) are listed as `gates`, a cost in
+//! waiting rather than a failure.
+//!
+//! Exit status: 0 when every tenant can be closed as submitted (gates
+//! included: the saga waits at them); 2 when a keep
 //! list is refused (empty, unknown account, no Global Administrator); 1 when
 //! an inventory could not be read.
 
@@ -69,6 +74,22 @@ pub struct TenantPlan {
     pub applications: Vec<String>,
     /// What an operator should know first.
     pub warnings: Vec<String>,
+    /// The operator gates step 1's preflight would open before any user is
+    /// deleted (the saga waits there until a re-read shows them done).
+    pub gates: Vec<PlanGate>,
+}
+
+/// A gate the saga would open, and what it costs.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanGate {
+    /// The step whose start it holds.
+    pub step: u8,
+    /// Its name (as in the metrics): `assign_app_role`, `turn_off_directory_sync`.
+    pub gate: String,
+    /// What a person must do.
+    pub instructions: String,
+    /// The users it holds back (UPNs).
+    pub users: Vec<String>,
 }
 
 /// One keep entry of the batch, resolved.
@@ -130,7 +151,16 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
     let plans = stream::iter(batch.tenants.iter().zip(&batch.lines))
         .map(|(spec, line)| async move {
             let mut plan = match read_inventory(client, spec).await {
-                Ok(inv) => tenant_plan(spec, &inv),
+                Ok(inv) => {
+                    let mut plan = tenant_plan(spec, &inv);
+                    if plan.users_to_delete > 0 {
+                        match read_preflight(client, spec).await {
+                            Ok(pf) => plan.gates = plan_gates(spec, &inv, &pf),
+                            Err(e) => plan.warnings.push(e),
+                        }
+                    }
+                    plan
+                }
                 Err(error) => unreadable(spec, error),
             };
             plan.line = *line;
@@ -177,6 +207,58 @@ async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inv
     Err("cannot read the inventory: no answer".into())
 }
 
+/// Step 1's preflight, read exactly as the saga reads it.
+async fn read_preflight(
+    client: &graph::Client,
+    spec: &TenantSpec,
+) -> Result<crate::model::Preflight, String> {
+    let secret = graph::read_secret(&spec.secret).map_err(|e| e.to_string())?;
+    let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
+    let events = perform(
+        &Call::Read(Read::Preflight),
+        &api,
+        None::<&graph::PartnerClient>,
+        &spec.tenant_id,
+        Timestamp::from_system(std::time::SystemTime::now()),
+    )
+    .await;
+    match events.into_iter().next() {
+        Some(Event::PreflightRead { preflight }) => Ok(preflight),
+        Some(Event::ReadFailed { error, .. }) => Err(format!(
+            "cannot read step 1's preflight (directory roles, sync): {} ({}); the saga reads it again before deleting anyone",
+            error.message, error.code
+        )),
+        _ => Err("cannot read step 1's preflight: no answer".into()),
+    }
+}
+
+/// The gates step 1 would open, as the saga decides them.
+pub fn plan_gates(
+    spec: &TenantSpec,
+    inv: &Inventory,
+    pf: &crate::model::Preflight,
+) -> Vec<PlanGate> {
+    let plan = saga::plan(spec, inv);
+    let targets: Vec<(String, String)> = plan
+        .delete_users
+        .iter()
+        .map(|u| (u.id.clone(), u.upn.clone()))
+        .collect();
+    saga::preflight::findings(&spec.tenant_id, pf, &targets)
+        .into_iter()
+        .map(|f| PlanGate {
+            step: 1,
+            gate: match f.gate {
+                saga::Gate::AssignAppRole => "assign_app_role",
+                _ => "turn_off_directory_sync",
+            }
+            .to_string(),
+            instructions: f.instructions,
+            users: f.users,
+        })
+        .collect()
+}
+
 fn unreadable(spec: &TenantSpec, error: String) -> TenantPlan {
     TenantPlan {
         tenant_id: spec.tenant_id.clone(),
@@ -193,6 +275,7 @@ fn unreadable(spec: &TenantSpec, error: String) -> TenantPlan {
         disable_ca_policies: Vec::new(),
         applications: Vec::new(),
         warnings: Vec::new(),
+        gates: Vec::new(),
     }
 }
 
@@ -238,6 +321,7 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
         disable_security_defaults: plan.disable_security_defaults,
         applications: plan.applications,
         warnings: plan.warnings,
+        gates: Vec::new(),
     }
 }
 
@@ -315,6 +399,12 @@ fn print_text(p: &TenantPlan) {
             "  step 5: {} app registrations block the tenant's deletion (a Global Administrator removes them in the portal): {}",
             p.applications.len(),
             p.applications.join(", ")
+        );
+    }
+    for g in &p.gates {
+        println!(
+            "  GATE before step {} (the saga waits, deleting no one, until a re-read shows it done): {}",
+            g.step, g.instructions
         );
     }
     for w in &p.warnings {

@@ -70,6 +70,11 @@ pub struct Tuning {
     /// Play the operator: take each admin-center action this long after it becomes possible.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub auto_operator: Option<Duration>,
+    /// Entra ID's eventual consistency: reads show the state from before a
+    /// change for this long after it (users, deleted items, roles,
+    /// subscriptions, policies). Off by default.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub replication_lag: Duration,
 }
 
 fn fraction(s: &str) -> Result<f64, String> {
@@ -109,6 +114,7 @@ pub fn run(args: Args) -> Result<(), super::Error> {
         deprovision_after: t.deprovision_after,
         recycle_retention: t.recycle_retention,
         auto_operator: t.auto_operator,
+        replication_lag: t.replication_lag,
         ..Options::default()
     };
     let rt = tokio::runtime::Runtime::new()

@@ -34,13 +34,17 @@ impl Op {
         match self {
             Op::Delete => Item {
                 method: "DELETE",
-                url: format!("/users/{id}"),
+                url: format!("/users/{}", segment(id)),
                 body: None,
             },
             Op::Restore => Item {
                 method: "POST",
-                url: format!("/directory/deletedItems/{id}/restore"),
-                body: None,
+                url: format!("/directory/deletedItems/{}/restore", segment(id)),
+                // https://learn.microsoft.com/graph/json-batching: a write
+                // item whose target needs no body still carries an empty
+                // `body` (and so a `Content-Type`, which `batch::send` adds to
+                // every item with a body), or Graph rejects the whole batch.
+                body: Some(serde_json::json!({})),
             },
         }
     }
@@ -54,14 +58,26 @@ impl Op {
     }
 }
 
-/// An object id closeout puts in a URL: letters, digits and `-_.@` only, so
-/// it can never change the path or query.
+/// An object id as one URL path segment: every byte outside RFC 3986's
+/// unreserved characters (and `@`, which user principal names carry) is
+/// percent-encoded, so an id can never change the path or add a query, and an
+/// unusual id still reaches the service, which judges it.
+pub(crate) fn segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Refuses the few ids no encoding makes a segment of (empty, `.`, `..`,
+/// which would name the collection or its parent instead of an object).
 pub(crate) fn invalid_id(tenant: &str, id: &str) -> Option<WriteOutcome> {
-    let ok = !id.is_empty()
-        && id.len() <= 256
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    let ok = !matches!(id, "" | "." | "..");
     (!ok).then(|| WriteOutcome {
         http: HttpInfo {
             method: String::new(),
@@ -142,11 +158,14 @@ pub(crate) async fn run(
         if may_resend {
             tokio::time::sleep_until(wake).await;
         }
-        // Read back what may have been applied.
+        // Read back what may have been applied. Not restores: right after a
+        // deletion, a lagging read can still show the user present, so a
+        // read-back cannot tell a restore made; the saga settles them by
+        // reading after its replication wait.
         let doubtful: Vec<usize> = open
             .iter()
             .enumerate()
-            .filter(|(_, o)| o.in_doubt)
+            .filter(|(_, o)| o.in_doubt && op == Op::Delete)
             .map(|(n, _)| n)
             .collect();
         let reads = read_back(client, ids, &open, &doubtful).await;
@@ -268,7 +287,7 @@ async fn read_back(
                 .iter()
                 .map(|&n| Item {
                     method: "GET",
-                    url: format!("/users/{}?$select=id", ids[open[n].index]),
+                    url: format!("/users/{}?$select=id", segment(&ids[open[n].index])),
                     body: None,
                 })
                 .collect();

@@ -109,6 +109,16 @@ pub fn judge(
     if status == 404 && ctx.method == "DELETE" {
         return Ok(Applied::AlreadyDone);
     }
+    // A restore answered 404: the object is not in the recycle bin, because
+    // an earlier restore (whose answer was lost, or which a lagging read did
+    // not show yet) brought it back, or because it is gone for good. Only a
+    // read of the user by id can tell: in doubt, never "already done" and
+    // never a permanent failure on a stale read.
+    if status == 404 && ctx.method == "POST" && ctx.path.ends_with("/restore") {
+        let mut e = status_error(ctx, status, code_msg, body_hint, request_id, retry_after);
+        e.class = FailureClass::InDoubt;
+        return Err(e);
+    }
     Err(status_error(
         ctx,
         status,
@@ -319,6 +329,15 @@ mod tests {
         assert_eq!(j("DELETE", 404), Ok(Applied::AlreadyDone));
         assert_eq!(j("GET", 404).unwrap_err().class, FailureClass::Permanent);
         assert_eq!(j("PATCH", 404).unwrap_err().class, FailureClass::Permanent);
+        // A restore's 404 may mean "already restored" behind a lagging read:
+        // in doubt, settled by reading the user.
+        let restore = CallCtx {
+            tenant: "t".into(),
+            method: "POST".into(),
+            path: "/v1.0/directory/deletedItems/u1/restore".into(),
+        };
+        let e = judge(&restore, 404, None, "", "r", None).unwrap_err();
+        assert_eq!(e.class, FailureClass::InDoubt);
         for s in [429, 500, 502, 503, 504] {
             assert_eq!(j("GET", s).unwrap_err().class, FailureClass::Transient);
             assert_eq!(j("DELETE", s).unwrap_err().class, FailureClass::InDoubt);

@@ -125,12 +125,10 @@ fn status_word(s: PartnerStatus) -> &'static str {
     }
 }
 
+/// Whether an id can be a path segment at all (see `bulk::segment`, which
+/// encodes any other).
 fn valid(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 256
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !matches!(id, "" | "." | "..")
 }
 
 impl PartnerApi for PartnerClient {
@@ -140,7 +138,11 @@ impl PartnerApi for PartnerClient {
         subscription_id: &str,
         status: PartnerStatus,
     ) -> WriteOutcome {
-        let path = format!("/v1/customers/{customer_tenant_id}/subscriptions/{subscription_id}");
+        let path = format!(
+            "/v1/customers/{}/subscriptions/{}",
+            super::bulk::segment(customer_tenant_id),
+            super::bulk::segment(subscription_id)
+        );
         let fail = |http: HttpInfo, e: CallError| WriteOutcome {
             http,
             result: Err(e),

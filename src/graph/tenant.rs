@@ -35,6 +35,8 @@ pub struct TenantClient {
     pub(crate) tokens: TokenSource,
     /// Its throttle control.
     pub(crate) throttle: Arc<Throttle>,
+    /// closeout's app (client) id, to find its own service principal.
+    pub(crate) client_id: String,
 }
 
 impl TenantClient {
@@ -50,6 +52,7 @@ impl TenantClient {
             throttle: shared.throttle(tenant),
             shared,
             tenant: tenant.to_string(),
+            client_id: client_id.to_string(),
         }
     }
 
@@ -249,8 +252,12 @@ impl TenantClient {
         if let Some(e) = bulk::invalid_id(&self.tenant, id) {
             return e;
         }
-        self.write(Method::DELETE, &format!("/v1.0/users/{id}"), None)
-            .await
+        self.write(
+            Method::DELETE,
+            &format!("/v1.0/users/{}", bulk::segment(id)),
+            None,
+        )
+        .await
     }
 
     /// Every item of a collection, following `@odata.nextLink`.
@@ -260,6 +267,45 @@ impl TenantClient {
 }
 
 impl TenantApi for TenantClient {
+    /// Role assignments: https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments
+    /// (built-in roles' `roleDefinitionId` is their template id); the
+    /// organization's `onPremisesSyncEnabled`:
+    /// https://learn.microsoft.com/graph/api/organization-get; closeout's own
+    /// service principal by its app id:
+    /// https://learn.microsoft.com/graph/api/serviceprincipal-get.
+    async fn read_preflight(&self) -> Result<crate::model::Preflight, CallError> {
+        let role_assignments: Vec<wire::RoleAssignment> = self
+            .all("/v1.0/roleManagement/directory/roleAssignments?$select=principalId,roleDefinitionId")
+            .await?;
+        let orgs: Vec<wire::Organization> = self
+            .all("/v1.0/organization?$select=id,onPremisesSyncEnabled")
+            .await?;
+        let sp: wire::DirectoryObject = self
+            .get_required(&format!(
+                "/v1.0/servicePrincipals(appId='{}')?$select=id",
+                bulk::segment(&self.client_id)
+            ))
+            .await?;
+        let synced_users = self
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|u| u.on_premises_sync_enabled)
+            .map(|u| u.id)
+            .collect();
+        Ok(crate::model::Preflight {
+            role_assignments: role_assignments
+                .into_iter()
+                .map(|a| (a.principal_id, a.role_definition_id))
+                .collect(),
+            synced_users,
+            directory_sync: orgs
+                .iter()
+                .any(|o| o.on_premises_sync_enabled == Some(true)),
+            app_principal: sp.id,
+        })
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, CallError> {
         let users: Vec<wire::User> = self
             .all(&format!("/v1.0/users?$select={USER_SELECT}&$top=999"))
@@ -271,7 +317,10 @@ impl TenantApi for TenantClient {
         if let Some(o) = bulk::invalid_id(&self.tenant, id) {
             return Err(o.result.err().unwrap_or_else(|| unreachable!()));
         }
-        let url = self.url(&format!("/v1.0/users/{id}?$select={USER_SELECT}"))?;
+        let url = self.url(&format!(
+            "/v1.0/users/{}?$select={USER_SELECT}",
+            bulk::segment(id)
+        ))?;
         Ok(self.get_json::<wire::User>(url).await?.map(User::from))
     }
 
@@ -320,7 +369,10 @@ impl TenantApi for TenantClient {
         let body = serde_json::json!({ "state": state });
         self.write(
             Method::PATCH,
-            &format!("/v1.0/identity/conditionalAccess/policies/{id}"),
+            &format!(
+                "/v1.0/identity/conditionalAccess/policies/{}",
+                bulk::segment(id)
+            ),
             Some(&body),
         )
         .await
@@ -332,7 +384,8 @@ impl TenantApi for TenantClient {
         }
         let r: wire::MfaRequirements = self
             .get_required(&format!(
-                "/beta/users/{user_id}/authentication/requirements"
+                "/beta/users/{}/authentication/requirements",
+                bulk::segment(user_id)
             ))
             .await?;
         Ok(r.per_user_mfa_state)
@@ -345,7 +398,10 @@ impl TenantApi for TenantClient {
         let body = serde_json::json!({ "perUserMfaState": state });
         self.write(
             Method::PATCH,
-            &format!("/beta/users/{user_id}/authentication/requirements"),
+            &format!(
+                "/beta/users/{}/authentication/requirements",
+                bulk::segment(user_id)
+            ),
             Some(&body),
         )
         .await

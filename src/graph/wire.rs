@@ -92,6 +92,25 @@ pub struct DirectoryObject {
     pub id: String,
 }
 
+/// `unifiedRoleAssignment`: who holds which role.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignment {
+    /// The user, group or service principal holding the role.
+    pub principal_id: String,
+    /// The role definition; for built-in roles, its template id.
+    pub role_definition_id: String,
+}
+
+/// `organization`, the fields the preflight reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Organization {
+    /// `true` when synced from on-premises; `null` when never synced.
+    #[serde(default)]
+    pub on_premises_sync_enabled: Option<bool>,
+}
+
 /// `companySubscription`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -256,6 +256,8 @@ pub fn render(sagas: &[StatusRow], healthy: bool) -> String {
         Gate::DeleteSubscriptions,
         Gate::ReactivateSubscriptions,
         Gate::DeleteTenant,
+        Gate::AssignAppRole,
+        Gate::TurnOffDirectorySync,
     ] {
         let _ = m.gates_open.get_or_create(&GateLabels {
             gate: gate_name(gate),
@@ -284,6 +286,8 @@ fn gate_name(gate: Gate) -> &'static str {
         Gate::DeleteSubscriptions => "delete_subscriptions",
         Gate::ReactivateSubscriptions => "reactivate_subscriptions",
         Gate::DeleteTenant => "delete_tenant",
+        Gate::AssignAppRole => "assign_app_role",
+        Gate::TurnOffDirectorySync => "turn_off_directory_sync",
     }
 }
 

@@ -144,6 +144,7 @@ pub fn policy_of(config: &Config) -> saga::SagaPolicy {
         deprovision_poll: config.saga.deprovision_poll,
         gate_poll: config.saga.gate_recheck,
         tenant_gone_poll: config.saga.tenant_gone_poll,
+        replication_wait: config.saga.replication_wait,
         ..saga::SagaPolicy::default()
     }
 }

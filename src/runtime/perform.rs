@@ -195,6 +195,9 @@ async fn perform_read<T: TenantApi>(read: &Read, tenant: &T) -> Result<Event, Ca
         Read::TenantExists => Event::TenantChecked {
             exists: tenant.tenant_exists().await?,
         },
+        Read::Preflight => Event::PreflightRead {
+            preflight: tenant.read_preflight().await?,
+        },
     })
 }
 

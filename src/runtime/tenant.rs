@@ -54,6 +54,13 @@ impl Api {
 }
 
 impl TenantApi for Api {
+    async fn read_preflight(&self) -> Result<crate::model::Preflight, CallError> {
+        match self {
+            Api::Ready(c) => c.read_preflight().await,
+            Api::Broken(e) => Self::fail(e),
+        }
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, CallError> {
         match self {
             Api::Ready(c) => c.list_users().await,

@@ -39,7 +39,9 @@ pub enum Read {
         /// The ids to look up.
         ids: Vec<String>,
     },
-    /// The recycle bin (resolving in-doubt restores).
+    /// The recycle bin. Sagas recorded it to settle in-doubt restores; they
+    /// now read the users by id instead ([`Read::CheckUsers`]), since a purged
+    /// user is missing from the bin too.
     DeletedUsers,
     /// `GET /v1.0/directory/subscriptions`.
     Subscriptions,
@@ -55,6 +57,9 @@ pub enum Read {
     },
     /// Whether the token endpoint still knows the tenant.
     TenantExists,
+    /// Step 1's preflight: role assignments, on-premises sync of the users
+    /// and the organization, closeout's own service principal.
+    Preflight,
 }
 
 /// An external call.

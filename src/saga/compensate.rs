@@ -81,7 +81,19 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
             first,
         );
     }
-    // Undo step 1.
+    // Undo step 1. Restores whose outcome is unknown are read only after the
+    // replication wait: right after a deletion a read may still show the
+    // user present (a false "restored"), right after a restore absent.
+    if state.wait.is_none()
+        && !ids_where(state, Change::RestoreUser, Target::is_doubtful).is_empty()
+    {
+        return wait(
+            now,
+            header.policy.replication_wait,
+            "restores to replicate before they are read back".to_string(),
+            Vec::new(),
+        );
+    }
     if let Some(a) = drive(state, Change::RestoreUser) {
         return a;
     }

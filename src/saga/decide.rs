@@ -145,7 +145,7 @@ pub(crate) fn resolve_doubt(state: &State, change: Change) -> Option<Vec<Action>
     }
     let read = match change {
         Change::DeleteUser => Read::CheckUsers { ids: doubtful },
-        Change::RestoreUser => Read::DeletedUsers,
+        Change::RestoreUser => Read::CheckUsers { ids: doubtful },
         Change::SetSubscription { .. } => Read::Subscriptions,
         Change::DisableSecurityDefaults | Change::DisableCaPolicy | Change::DisableUserMfa => {
             Read::Mfa {
@@ -174,7 +174,18 @@ fn judge(state: &State, change: Change, ids: &[String]) -> Option<(Vec<String>, 
                     return None;
                 }
             }
-            Change::RestoreUser => !o.deleted_users.as_ref()?.contains(id),
+            // Restored when the user reads back by id (the recycle bin is no
+            // proof: a purged user is missing from it too).
+            Change::RestoreUser => {
+                let (present, absent) = o.checked.as_ref()?;
+                if present.contains(id) {
+                    true
+                } else if absent.contains(id) {
+                    false
+                } else {
+                    return None;
+                }
+            }
             Change::SetSubscription { status } => {
                 let subs = o.subscriptions.as_ref()?;
                 match (subs.iter().find(|s| &s.id == id), status) {

@@ -7,7 +7,9 @@ use super::action::Read;
 use super::notice::NoticeKind;
 use super::policy::SagaPolicy;
 use super::view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
-use crate::model::{Applied, CallError, HttpInfo, PartnerStatus, SagaId, TenantSpec, Timestamp};
+use crate::model::{
+    Applied, CallError, HttpInfo, PartnerStatus, Preflight, SagaId, TenantSpec, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 /// The schema version written before every encoded event.
@@ -85,6 +87,11 @@ pub enum Gate {
     ReactivateSubscriptions,
     /// Step 5: delete the tenant in the Entra admin center.
     DeleteTenant,
+    /// Step 1 preflight: give closeout's app the role that deleting the
+    /// tenant's administrators needs.
+    AssignAppRole,
+    /// Step 1 preflight: turn off directory synchronization.
+    TurnOffDirectorySync,
 }
 
 /// Everything that can happen to a closure saga.
@@ -361,6 +368,13 @@ pub enum Event {
         /// The users of this part, in the order read.
         users: Vec<crate::model::User>,
     },
+    /// Step 1's preflight read: directory roles, on-premises sync, and
+    /// closeout's own roles (read before the first delete, and again while
+    /// its gate is open).
+    PreflightRead {
+        /// What was read.
+        preflight: Preflight,
+    },
 }
 
 /// Users per inventory record: a user of the longest names Graph allows
@@ -467,6 +481,7 @@ impl Event {
             Event::BatchJoined { .. } => "batch_joined",
             Event::BatchFinished { .. } => "batch_finished",
             Event::InventoryUsersRecorded { .. } => "inventory_users_recorded",
+            Event::PreflightRead { .. } => "preflight_read",
         }
     }
 

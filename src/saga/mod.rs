@@ -20,6 +20,7 @@ mod event;
 mod notice;
 mod plan;
 mod policy;
+pub mod preflight;
 mod required;
 mod state;
 mod status;

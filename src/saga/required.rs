@@ -112,6 +112,19 @@ impl State {
                     Vec::new(),
                 )
             }
+            Gate::AssignAppRole => (
+                "assign closeout's app the Privileged Authentication Administrator role"
+                    .to_string(),
+                ENTRA_ADMIN_CENTER,
+                Vec::new(),
+                Vec::new(),
+            ),
+            Gate::TurnOffDirectorySync => (
+                "turn off directory synchronization".to_string(),
+                ENTRA_ADMIN_CENTER,
+                Vec::new(),
+                Vec::new(),
+            ),
             Gate::DeleteTenant => (
                 "a Global Administrator deletes the tenant".to_string(),
                 ENTRA_ADMIN_CENTER,

@@ -83,6 +83,8 @@ pub struct Observed {
     pub tenant: Option<TenantView>,
     /// Whether the tenant still exists.
     pub tenant_exists: Option<bool>,
+    /// Step 1's preflight read.
+    pub preflight: Option<crate::model::Preflight>,
 }
 
 /// A durable timer.
@@ -313,6 +315,10 @@ pub fn apply(mut s: State, event: &Event) -> State {
         Event::TenantRead { view } => {
             s.observed.tenant = Some(view.clone());
             s.last_tenant_read = Some(view.clone());
+            s.streak = None;
+        }
+        Event::PreflightRead { preflight } => {
+            s.observed.preflight = Some(preflight.clone());
             s.streak = None;
         }
         Event::TenantChecked { exists } => {

@@ -79,15 +79,20 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
         return a;
     }
     if state.table(Change::DeleteUser).is_none() {
-        let targets: Vec<String> = state
+        let targets: Vec<(String, String)> = state
             .inventory
             .iter()
             .flat_map(|i| i.users.iter())
             .filter(|u| !is_keep(state, &u.id, &u.user_principal_name))
-            .map(|u| u.id.clone())
+            .map(|u| (u.id.clone(), u.user_principal_name.clone()))
             .collect();
         if !targets.is_empty() {
-            return intend(state, vec![(Change::DeleteUser, targets)], Vec::new());
+            let first = match preflight(state, now, &targets) {
+                Ok(first) => first,
+                Err(actions) => return actions,
+            };
+            let ids = targets.into_iter().map(|(id, _)| id).collect();
+            return intend(state, vec![(Change::DeleteUser, ids)], first);
         }
     }
     let Some(users) = &state.observed.users else {
@@ -144,6 +149,54 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
         );
     }
     next_step(state, 1, Vec::new())
+}
+
+/// Before the first delete: read the preflight, and while it finds something
+/// only a person can fix, hold a gate open and re-read it periodically.
+/// `Ok` with the events to record before the deletions (closing the gate) once
+/// nothing stands in the way; `Err` with what to do meanwhile.
+fn preflight(
+    state: &State,
+    now: Timestamp,
+    targets: &[(String, String)],
+) -> Result<Vec<Event>, Vec<Action>> {
+    let Some(pf) = &state.observed.preflight else {
+        return Err(read(Read::Preflight));
+    };
+    let tenant = state
+        .header
+        .as_ref()
+        .map(|h| h.spec.tenant_id.as_str())
+        .unwrap_or_default();
+    let open = state.gate.as_ref().map(|(g, _)| *g);
+    let Some(finding) = super::preflight::findings(tenant, pf, targets)
+        .into_iter()
+        .next()
+    else {
+        return Ok(open
+            .map(|gate| vec![Event::GateClosed { gate }])
+            .unwrap_or_default());
+    };
+    let mut first = Vec::new();
+    if open != Some(finding.gate) {
+        if let Some(gate) = open {
+            first.push(Event::GateClosed { gate });
+        }
+        first.push(Event::GateOpened {
+            gate: finding.gate,
+            instructions: finding.instructions.clone(),
+        });
+    }
+    let reason = match finding.gate {
+        Gate::AssignAppRole => "an operator to assign closeout's app a role",
+        _ => "directory synchronization to be turned off",
+    };
+    Err(wait(
+        now,
+        policy(state).gate_poll,
+        reason.to_string(),
+        first,
+    ))
 }
 
 /// Step 2, partner-center mode: suspend every active subscription.

@@ -1,5 +1,7 @@
 //! JSON batching, `POST /v1.0/$batch`: at most 20 items with unique ids (else
-//! 400 for the whole batch), a `Content-Type` on every item with a body,
+//! 400 for the whole batch), a `body` and a `Content-Type` on every write item
+//! (POST, PATCH, PUT) and a `Content-Type` on any item with a body (else 400
+//! for the whole batch),
 //! `dependsOn` on earlier items (a failed dependency gives 424). Each item goes
 //! through the same Graph handler as a top-level call, so it is authenticated,
 //! throttled and faulted (5xx or ghost) on its own and recorded in the ledger
@@ -69,7 +71,18 @@ pub fn handle(
         let has_ct = headers
             .keys()
             .any(|k| k.eq_ignore_ascii_case("content-type"));
-        if item_body.is_some() && !has_ct {
+        // https://learn.microsoft.com/graph/json-batching: "When a body is
+        // included with the request, the headers object must contain a value
+        // for Content-Type", and for a POST whose target needs no body "you
+        // must still specify the headers and body parameters where only body
+        // can be an empty object". Graph refuses the whole batch with 400 and
+        // this message (observed; the page does not print it) when a write
+        // item lacks either.
+        let is_write = matches!(
+            method.to_ascii_uppercase().as_str(),
+            "POST" | "PATCH" | "PUT"
+        );
+        if (item_body.is_some() || is_write) && !(has_ct && item_body.is_some()) {
             return bad(&format!(
                 "Write request id : {id} does not contain Content-Type header or body."
             ));

@@ -46,6 +46,9 @@ pub struct TenantFixture {
     /// Whether the app may delete users holding admin roles (default true).
     #[serde(default = "yes")]
     pub app_privileged: bool,
+    /// Directory synchronization on (default: whether any user is synced).
+    #[serde(default)]
+    pub directory_sync: Option<bool>,
     /// Security defaults enabled (default true).
     #[serde(default = "yes")]
     pub security_defaults: bool,
@@ -89,6 +92,10 @@ pub struct UserFixture {
     /// Guest instead of member.
     #[serde(default)]
     pub guest: bool,
+    /// A member of a restricted management administrative unit (closeout
+    /// cannot delete it).
+    #[serde(default)]
+    pub restricted: bool,
 }
 
 /// One subscription in a fixture.
@@ -255,6 +262,7 @@ impl TenantFixture {
                 },
                 roles: u.roles.iter().map(|r| role_id(r)).collect(),
                 per_user_mfa_state: mfa,
+                restricted: u.restricted,
             };
             if users.insert(u.id.clone(), user).is_some() {
                 return Err(invalid(format!("user id {} appears twice", u.id)));
@@ -290,6 +298,7 @@ impl TenantFixture {
                     new_commerce: s.new_commerce,
                     in_cancellation_window: s.in_window,
                     deprovision_at: None,
+                    lag_status: None,
                     created_date_time: created.to_string(),
                 }
             })
@@ -320,6 +329,9 @@ impl TenantFixture {
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
             app_privileged: self.app_privileged,
+            dir_sync: self
+                .directory_sync
+                .unwrap_or_else(|| self.users.iter().any(|u| u.synced)),
             billing: self.billing,
             keep: self.keep.clone(),
             users,
@@ -339,6 +351,8 @@ impl TenantFixture {
             applications: self.applications.iter().map(app).collect(),
             service_principals,
             deleted: false,
+            preflight_read: false,
+            lag: Default::default(),
         })
     }
 }

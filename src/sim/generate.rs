@@ -4,7 +4,9 @@
 //! a correct client (its app holds a privileged role, no synced users, every
 //! subscription cancellable, no app registrations besides closeout's own
 //! service principal). Hard cases are counts of tenants (the first ones) that
-//! get them: `unprivileged`, `synced`, `outside_window`, `apps`.
+//! get them: `unprivileged` and `synced` (preflight findings: closeout's gates
+//! ask for the fix), `outside_window`, `apps`, `restricted` (a user closeout
+//! cannot delete: a permanent failure after deletions).
 
 use super::fixture::{
     AppFixture, CaPolicyFixture, Error, Fixture, SubscriptionFixture, TenantFixture, UserFixture,
@@ -34,6 +36,10 @@ pub struct GenerateSpec {
     pub outside_window: usize,
     /// Tenants with an app registration besides closeout's (hard case).
     pub apps: usize,
+    /// Tenants whose last user is in a restricted management administrative
+    /// unit: its delete fails with 403 whatever closeout's role (hard case:
+    /// a permanent failure in the middle of step 1).
+    pub restricted: usize,
 }
 
 impl Default for GenerateSpec {
@@ -48,6 +54,7 @@ impl Default for GenerateSpec {
             synced: 0,
             outside_window: 0,
             apps: 0,
+            restricted: 0,
         }
     }
 }
@@ -55,7 +62,7 @@ impl Default for GenerateSpec {
 impl std::str::FromStr for GenerateSpec {
     type Err = Error;
 
-    /// Parses `tenants=N,users=M,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K`.
+    /// Parses `tenants=N,users=M,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K,restricted=K`.
     fn from_str(s: &str) -> Result<Self, Error> {
         let mut spec = GenerateSpec::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -75,6 +82,7 @@ impl std::str::FromStr for GenerateSpec {
                 "synced" => spec.synced = n()?,
                 "outside_window" => spec.outside_window = n()?,
                 "apps" => spec.apps = n()?,
+                "restricted" => spec.restricted = n()?,
                 "direct" => {
                     spec.direct = v
                         .parse::<f64>()
@@ -120,6 +128,7 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
             synced: false,
             mfa: Some("enforced".into()),
             guest: false,
+            restricted: false,
         }];
         for j in 1..spec.users {
             let role = if j <= spec.admins {
@@ -137,6 +146,7 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
                 synced,
                 mfa: Some(mfa.into()),
                 guest: j % 17 == 0,
+                restricted: i < spec.restricted && j + 1 == spec.users,
             });
         }
         let mut subscriptions = Vec::new();
@@ -169,6 +179,7 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
             billing,
             keep: vec![admin],
             app_privileged: i >= spec.unprivileged,
+            directory_sync: None,
             security_defaults: rng.gen_bool(0.5),
             users,
             subscriptions,

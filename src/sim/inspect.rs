@@ -94,6 +94,20 @@ pub fn handle(
                 Err(r) => refused(r),
             }
         }
+        ("POST", ["_sim", "tenants", id, "operator", "app-role"]) => {
+            let id = world.tenant_key(id).unwrap_or_else(|| id.to_string());
+            match operator::grant_app_role(world, &id, now, cfg.replication_lag) {
+                Ok(changed) => Resp::json(200, json!({"changed": changed})),
+                Err(r) => refused(r),
+            }
+        }
+        ("POST", ["_sim", "tenants", id, "operator", "dir-sync", "off"]) => {
+            let id = world.tenant_key(id).unwrap_or_else(|| id.to_string());
+            match operator::dir_sync_off(world, &id, now, cfg.replication_lag) {
+                Ok(changed) => Resp::json(200, json!({"changed": changed})),
+                Err(r) => refused(r),
+            }
+        }
         ("POST", ["_sim", "tenants", id, "operator", "delete"]) => {
             let id = world.tenant_key(id).unwrap_or_else(|| id.to_string());
             match operator::delete_tenant(world, &id, now) {

@@ -9,13 +9,21 @@
 //!
 //! Modelled: client-credentials tokens bound to (tenant, app, audience) and
 //! expiring; users with `$select`/`$top`/`@odata.nextLink` paging; the recycle
-//! bin with restore and retention; Global Administrator members; subscriptions,
+//! bin with restore and retention (a deleted user's UPN prefixed with its
+//! object id); Global Administrator members; every directory role assignment
+//! and closeout's own service principal, whose role decides which users it
+//! may delete ("Who can perform sensitive actions"); directory sync from
+//! on-premises; subscriptions,
 //! SKUs and the Partner Center lifecycle (cancel, reactivate, delete,
 //! deprovision after `deprovision_after`, cancellation window, 404 for direct
 //! customers); security defaults, Conditional Access (≈1 req/s per tenant,
 //! 429 without `Retry-After`), per-user MFA (beta); applications and service
 //! principals; `organization`; throttling budgets with the documented headers;
-//! seeded faults; an auto-operator. closeout's app is a multi-tenant app
+//! `$batch` refusing write items without `body` and `Content-Type`; seeded
+//! faults; replication lag of reads (`lag`, off by default); an auto-operator
+//! that also makes the fixes closeout's preflight gates ask for
+//! (`operator/app-role`, `operator/dir-sync/off`). Each behaviour, its
+//! Microsoft page and what it leaves out: `docs/fidelity.md`. closeout's app is a multi-tenant app
 //! registered in the partner's tenant: in customer tenants it is only a
 //! service principal, so it never blocks tenant deletion (see `fixture`).
 //!
@@ -26,7 +34,7 @@
 //! benchmarks.
 //!
 //! Not modelled: delegated (user) tokens and certificate assertions, `$filter`,
-//! `$orderby`, `$count`, `$expand`, delta queries, replication delay, Graph
+//! `$orderby`, `$count`, `$expand`, delta queries, partial replication, Graph
 //! writes other than those closeout makes, Partner Center's other resources
 //! and its throttling, HTTP/2.
 
@@ -38,6 +46,7 @@ pub mod generate;
 mod graph;
 pub mod http;
 pub mod inspect;
+pub mod lag;
 pub mod login;
 pub mod operator;
 pub mod partner;
@@ -109,6 +118,9 @@ pub struct Options {
     pub auto_operator: Option<Duration>,
     /// How often the sim's clock runs deprovisioning and the auto-operator.
     pub tick: Duration,
+    /// How long reads may show the state from before a change (see `lag`);
+    /// zero: reads always show the latest state.
+    pub replication_lag: Duration,
 }
 
 impl Default for Options {
@@ -131,6 +143,7 @@ impl Default for Options {
             recycle_retention: Duration::from_secs(30 * 24 * 3600),
             auto_operator: None,
             tick: Duration::from_millis(10),
+            replication_lag: Duration::ZERO,
         }
     }
 }
@@ -150,6 +163,8 @@ pub struct Config {
     pub faults_on_token: bool,
     /// Whether throttling budgets apply.
     pub throttling: bool,
+    /// Replication lag of reads (see `lag`); zero: none.
+    pub replication_lag: Duration,
 }
 
 /// The running simulator's shared state.
@@ -213,6 +228,7 @@ impl Sim {
                 auto_operator: options.auto_operator,
                 faults_on_token: options.faults_on_token,
                 throttling: options.throttling,
+                replication_lag: options.replication_lag,
             },
             rng: Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(
                 options.seed ^ 0x70ce,

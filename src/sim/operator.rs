@@ -5,6 +5,9 @@
 //! - `/_sim/tenants/{t}/operator/subscriptions/{commerce id}/cancel`
 //! - `/_sim/tenants/{t}/operator/subscriptions/{commerce id}/delete`
 //! - `/_sim/tenants/{t}/operator/delete`  (delete the tenant)
+//! - `/_sim/tenants/{t}/operator/app-role`  (assign closeout's app Privileged
+//!   Authentication Administrator)
+//! - `/_sim/tenants/{t}/operator/dir-sync/off`  (turn off directory sync)
 //! - `/_sim/tenants/{t}/clock/subscriptions/{commerce id}/deprovision`
 //!
 //! Subscriptions of partner-billed tenants are managed by the partner: the
@@ -101,6 +104,70 @@ pub fn delete_tenant(world: &mut World, tenant: &str, now: Instant) -> Result<()
     Ok(())
 }
 
+/// Assigns closeout's app the Privileged Authentication Administrator role,
+/// as a Privileged Role Administrator does in the Entra admin center
+/// (https://learn.microsoft.com/entra/identity/role-based-access-control/manage-roles-portal).
+/// `Ok(false)` when it already holds it.
+pub fn grant_app_role(
+    world: &mut World,
+    tenant: &str,
+    now: Instant,
+    lag: std::time::Duration,
+) -> Result<bool, Refusal> {
+    let at = world.clock.rfc3339(now);
+    let t = world
+        .tenants
+        .get_mut(tenant)
+        .filter(|t| !t.deleted)
+        .ok_or((404, format!("tenant {tenant} not found")))?;
+    if t.app_privileged {
+        return Ok(false);
+    }
+    t.lag.app_role(false, now, lag);
+    t.app_privileged = true;
+    let path = format!("/_sim/tenants/{tenant}/operator/app-role");
+    world.ledger.record(at, tenant, "POST", &path, 200);
+    Ok(true)
+}
+
+/// Turns off directory synchronization: the organization's
+/// `onPremisesSyncEnabled` goes off and synced users become cloud-managed
+/// (https://learn.microsoft.com/microsoft-365/enterprise/turn-off-directory-synchronization).
+/// Microsoft says the conversion can take up to 72 hours; the simulator makes
+/// it at once (replication lag, when on, still delays what reads show).
+/// `Ok(false)` when sync was already off.
+pub fn dir_sync_off(
+    world: &mut World,
+    tenant: &str,
+    now: Instant,
+    lag: std::time::Duration,
+) -> Result<bool, Refusal> {
+    let at = world.clock.rfc3339(now);
+    let t = world
+        .tenants
+        .get_mut(tenant)
+        .filter(|t| !t.deleted)
+        .ok_or((404, format!("tenant {tenant} not found")))?;
+    let synced = t.users.values().any(|u| u.on_premises_sync_enabled);
+    if !t.dir_sync && !synced {
+        return Ok(false);
+    }
+    let synced_ids = t
+        .users
+        .values()
+        .filter(|u| u.on_premises_sync_enabled)
+        .map(|u| u.id.clone())
+        .collect();
+    t.lag.dir_sync((t.dir_sync, synced_ids), now, lag);
+    t.dir_sync = false;
+    for u in t.users.values_mut() {
+        u.on_premises_sync_enabled = false;
+    }
+    let path = format!("/_sim/tenants/{tenant}/operator/dir-sync/off");
+    world.ledger.record(at, tenant, "POST", &path, 200);
+    Ok(true)
+}
+
 /// The clock's work: deprovisions deleted subscriptions whose time has come,
 /// then lets the auto-operator act.
 pub fn tick(world: &mut World, now: Instant, cfg: &Config) {
@@ -113,7 +180,8 @@ pub fn tick(world: &mut World, now: Instant, cfg: &Config) {
         for s in t.subscriptions.iter_mut() {
             if s.deprovision_at.is_some_and(|d| d <= now) {
                 s.deprovision_at = None;
-                s.status = "Deleted".into();
+                let before = std::mem::replace(&mut s.status, "Deleted".into());
+                super::lag::Lag::sub(&mut s.lag_status, before, now, cfg.replication_lag);
                 due.push((id.clone(), s.commerce_subscription_id.clone()));
             }
         }
@@ -148,6 +216,13 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
                 }
             }
         }
+        if t.preflight_read && !t.app_privileged {
+            possible.push((id.clone(), "app-role".into()));
+        }
+        if t.preflight_read && (t.dir_sync || t.users.values().any(|u| u.on_premises_sync_enabled))
+        {
+            possible.push((id.clone(), "dir-sync-off".into()));
+        }
         if t.deletion_blockers().is_empty() {
             possible.push((id.clone(), "tenant".into()));
         }
@@ -160,9 +235,13 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
         }
         world.possible_since.remove(&key);
         let (tenant, action) = key;
-        let _ = match action.split_once('/') {
-            Some((act, sub)) => subscription(world, &tenant, sub, act, now, cfg).map(|_| ()),
-            None => delete_tenant(world, &tenant, now),
+        let _ = match (action.as_str(), action.split_once('/')) {
+            ("app-role", _) => grant_app_role(world, &tenant, now, cfg.replication_lag).map(|_| ()),
+            ("dir-sync-off", _) => {
+                dir_sync_off(world, &tenant, now, cfg.replication_lag).map(|_| ())
+            }
+            (_, Some((act, sub))) => subscription(world, &tenant, sub, act, now, cfg).map(|_| ()),
+            (_, None) => delete_tenant(world, &tenant, now),
         };
     }
 }

@@ -111,6 +111,20 @@ pub fn transition(
     now: Instant,
     cfg: &Config,
 ) -> Result<bool, Resp> {
+    let before = sub.status.clone();
+    let out = change_status(sub, status, now, cfg);
+    if sub.status != before {
+        crate::sim::lag::Lag::sub(&mut sub.lag_status, before, now, cfg.replication_lag);
+    }
+    out
+}
+
+fn change_status(
+    sub: &mut Subscription,
+    status: &str,
+    now: Instant,
+    cfg: &Config,
+) -> Result<bool, Resp> {
     let deprovisioned = sub.status == "Deleted";
     match status {
         "suspended" => {

@@ -80,6 +80,9 @@ pub struct User {
     pub roles: Vec<String>,
     /// Per-user MFA state (beta API): `disabled`, `enabled` or `enforced`.
     pub per_user_mfa_state: String,
+    /// A member of a restricted management administrative unit: only
+    /// administrators scoped to that unit may change or delete it.
+    pub restricted: bool,
 }
 
 impl User {
@@ -99,6 +102,19 @@ pub struct DeletedUser {
     pub deleted_at: Instant,
     /// `deleted_at` in RFC 3339, as Graph reports `deletedDateTime`.
     pub deleted_date_time: String,
+    /// The UPN the user had before deletion (while deleted, `user` carries
+    /// the prefixed one Graph shows); a restore gives this one back.
+    pub original_upn: String,
+}
+
+/// The UPN Graph gives a deleted user: its object id without hyphens, then
+/// the UPN it had. Microsoft's pages do not print the rule (the user-delete
+/// page, https://learn.microsoft.com/graph/api/user-delete, says only that
+/// the user moves to deleted items); it is how deleted users read in
+/// practice, and it frees the UPN for a new user. Clients must therefore
+/// know deleted users by object id, never by UPN.
+pub fn deleted_upn(id: &str, upn: &str) -> String {
+    format!("{}{upn}", id.replace('-', ""))
 }
 
 /// A subscription, with both the Graph view and Partner Center's.
@@ -127,6 +143,9 @@ pub struct Subscription {
     /// When a deleted subscription is deprovisioned (Graph `Deleted`).
     #[serde(skip)]
     pub deprovision_at: Option<Instant>,
+    /// The Graph status reads show until then (replication lag).
+    #[serde(skip)]
+    pub lag_status: Option<(Instant, String)>,
     /// When it was created (RFC 3339).
     pub created_date_time: String,
 }
@@ -175,8 +194,12 @@ pub struct Tenant {
     pub client_id: String,
     /// The app's client secret (the simulator hands it out).
     pub client_secret: String,
-    /// Whether the app holds a privileged role that lets it delete admins.
+    /// Whether closeout's app holds Privileged Authentication Administrator,
+    /// which lets it delete and restore users of any role.
     pub app_privileged: bool,
+    /// The organization's `onPremisesSyncEnabled`: directory synchronization
+    /// from on-premises is on.
+    pub dir_sync: bool,
     /// How the tenant is billed.
     pub billing: Billing,
     /// UPNs that must survive (the Global Administrator account among them).
@@ -198,6 +221,13 @@ pub struct Tenant {
     pub service_principals: Vec<App>,
     /// Deleted through the admin center: the token endpoint no longer knows it.
     pub deleted: bool,
+    /// What reads show for a while after a change (replication lag).
+    #[serde(skip)]
+    pub lag: super::lag::Lag,
+    /// A client has read the role assignments (closeout's step 1 preflight):
+    /// the auto-operator, who follows closeout's instructions, fixes a
+    /// preflight finding only once it has been asked to.
+    pub preflight_read: bool,
 }
 
 impl Tenant {
@@ -246,6 +276,35 @@ impl Tenant {
             out.push("an enabled conditional access policy requires mfa".into());
         }
         out
+    }
+
+    /// Role template ids closeout's app holds (as writes see it).
+    pub fn app_roles(&self) -> Vec<&'static str> {
+        Self::roles_if(self.app_privileged)
+    }
+
+    /// Role template ids closeout's app holds, as a read at `now` shows it.
+    pub fn app_roles_seen(&self, now: Instant) -> Vec<&'static str> {
+        Self::roles_if(super::lag::Lag::seen(
+            &self.lag.app_privileged,
+            self.app_privileged,
+            now,
+        ))
+    }
+
+    fn roles_if(privileged: bool) -> Vec<&'static str> {
+        if privileged {
+            vec![crate::saga::preflight::PRIVILEGED_AUTH_ADMIN]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// closeout's own service principal (the one whose app id is the client id).
+    pub fn own_principal(&self) -> Option<&App> {
+        self.service_principals
+            .iter()
+            .find(|s| s.app_id == self.client_id)
     }
 
     /// Finds a user by object id or UPN.

@@ -290,6 +290,34 @@ impl Fake {
 }
 
 impl TenantApi for Fake {
+    /// closeout's app holds Privileged Authentication Administrator, nothing
+    /// is synced: the preflight stops nothing in the model.
+    async fn read_preflight(&self) -> Result<closeout::model::Preflight, CallError> {
+        self.with(|w| {
+            w.read_fault("read_preflight")?;
+            let mut role_assignments: Vec<(String, String)> = w
+                .admins
+                .iter()
+                .map(|a| {
+                    (
+                        a.clone(),
+                        closeout::model::GLOBAL_ADMIN_ROLE_TEMPLATE.to_string(),
+                    )
+                })
+                .collect();
+            role_assignments.push((
+                "closeout-sp".to_string(),
+                closeout::saga::preflight::PRIVILEGED_AUTH_ADMIN.to_string(),
+            ));
+            Ok(closeout::model::Preflight {
+                role_assignments,
+                synced_users: Vec::new(),
+                directory_sync: false,
+                app_principal: "closeout-sp".to_string(),
+            })
+        })
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, CallError> {
         self.with(|w| {
             w.read_fault("list_users")?;

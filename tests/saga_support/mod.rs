@@ -124,14 +124,38 @@ pub fn keep_checked() -> Event {
     }
 }
 
-/// A saga that has just started step 1.
+/// A saga that has just started step 1 and read a preflight that stops
+/// nothing.
 pub fn at_step_1(mode: SubscriptionMode) -> Vec<Event> {
     vec![
         started(mode),
         inventory(),
         keep_checked(),
         Event::StepStarted { step: 1 },
+        preflight(true, false),
     ]
+}
+
+/// Step 1's preflight read: `a` and `b` are Global Administrators;
+/// closeout's app holds Privileged Authentication Administrator when
+/// `privileged`; `c` is synced and sync on when `synced`.
+pub fn preflight(privileged: bool, synced: bool) -> Event {
+    let ga = closeout::model::GLOBAL_ADMIN_ROLE_TEMPLATE.to_string();
+    let mut role_assignments = vec![("a".to_string(), ga.clone()), ("b".to_string(), ga)];
+    if privileged {
+        role_assignments.push((
+            "sp".to_string(),
+            closeout::saga::preflight::PRIVILEGED_AUTH_ADMIN.to_string(),
+        ));
+    }
+    Event::PreflightRead {
+        preflight: closeout::model::Preflight {
+            role_assignments,
+            synced_users: if synced { vec!["c".into()] } else { vec![] },
+            directory_sync: synced,
+            app_principal: "sp".into(),
+        },
+    }
 }
 
 /// A saga that has just started step `n` (past the pivot from step 4 on).

@@ -203,6 +203,7 @@ on_failure = "{on_failure}"
 deprovision_poll = "300ms"
 gate_recheck = "300ms"
 tenant_gone_poll = "300ms"
+replication_wait = "300ms"
 [log]
 level = "closeout=debug"
 {extra}

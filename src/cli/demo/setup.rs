@@ -27,7 +27,8 @@ pub struct Error {
 pub struct Tuning {
     /// `[limits] max_concurrent_sagas`.
     pub max_concurrent_sagas: usize,
-    /// `[saga] deprovision_poll`, `gate_recheck` and `tenant_gone_poll`.
+    /// `[saga] deprovision_poll`, `gate_recheck`, `tenant_gone_poll` and
+    /// `replication_wait`.
     pub poll: std::time::Duration,
     /// `[retry] initial_interval` (the backoff's first wait).
     pub retry_initial: std::time::Duration,
@@ -130,7 +131,7 @@ pub fn write(
          [partner_center]\ntenant_id = {ptenant}\nclient_id = {pclient}\nclient_secret_file = {psecret}\n\n\
          [retry]\ninitial_interval = {retry}\n\n\
          [limits]\nmax_concurrent_sagas = {sagas}\n\n\
-         [saga]\ndeprovision_poll = {poll}\ngate_recheck = {poll}\ntenant_gone_poll = {poll}\n\n\
+         [saga]\ndeprovision_poll = {poll}\ngate_recheck = {poll}\ntenant_gone_poll = {poll}\nreplication_wait = {poll}\n\n\
          [log]\nlevel = {level}\n",
         data = quote(&data_dir.display().to_string()),
         socket = quote(&dir.join("control.sock").display().to_string()),

@@ -43,13 +43,14 @@ pub fn role_members(t: &Tenant, c: &Call, seg: &str) -> Resp {
     page(c, items, "directoryObjects", 100)
 }
 
-fn subscription_json(s: &crate::sim::state::Subscription) -> Value {
+fn subscription_json(s: &crate::sim::state::Subscription, now: tokio::time::Instant) -> Value {
+    let status = crate::sim::lag::Lag::seen(&s.lag_status, s.status.clone(), now);
     json!({
         "id": s.id,
         "commerceSubscriptionId": s.commerce_subscription_id,
         "skuId": s.sku_id,
         "skuPartNumber": s.sku_part_number,
-        "status": s.status,
+        "status": status,
         "isTrial": s.is_trial,
         "totalLicenses": s.total_licenses,
         "createdDateTime": s.created_date_time,
@@ -63,7 +64,11 @@ fn subscription_json(s: &crate::sim::state::Subscription) -> Value {
 
 /// `GET /directory/subscriptions`.
 pub fn subscriptions(t: &Tenant, c: &Call) -> Resp {
-    let items = t.subscriptions.iter().map(subscription_json).collect();
+    let items = t
+        .subscriptions
+        .iter()
+        .map(|s| subscription_json(s, c.now))
+        .collect();
     page(c, items, "directory/subscriptions", 100)
 }
 
@@ -74,7 +79,7 @@ pub fn subscription(t: &Tenant, c: &Call, id: &str) -> Resp {
         .iter()
         .find(|s| s.id == id || s.commerce_subscription_id == id)
     {
-        Some(s) => Resp::json(200, subscription_json(s)),
+        Some(s) => Resp::json(200, subscription_json(s, c.now)),
         None => c.not_found(id),
     }
 }
@@ -125,7 +130,7 @@ pub fn organization(t: &Tenant, c: &Call) -> Resp {
         "displayName": t.display_name,
         "tenantType": "AAD",
         "verifiedDomains": [{"name": t.domain, "isDefault": true, "isInitial": true, "type": "Managed", "capabilities": "Email, OfficeCommunicationsOnline"}],
-        "onPremisesSyncEnabled": if t.users.values().any(|u| u.on_premises_sync_enabled) { json!(true) } else { Value::Null },
+        "onPremisesSyncEnabled": if crate::sim::lag::Lag::seen(&t.lag.dir_sync.as_ref().map(|(u, s, _)| (*u, *s)), t.dir_sync, c.now) { json!(true) } else { Value::Null },
     });
     collection(c, "organization", vec![org], None)
 }

@@ -4,6 +4,7 @@
 
 mod directory;
 mod policies;
+mod roles;
 mod users;
 
 use super::http::{graph_error, Req, Resp};
@@ -209,6 +210,12 @@ fn route(t: &mut Tenant, c: &Call) -> (Resp, bool) {
         ("GET", ["organization"]) => unchanged(directory::organization(t, c)),
         ("GET", ["applications"]) => unchanged(directory::apps(c, &t.applications, "applications")),
         ("DELETE", ["applications", id]) => directory::delete_app(t, c, id),
+        ("GET", ["roleManagement", "directory", "roleAssignments"]) => {
+            unchanged(roles::assignments(t, c))
+        }
+        ("GET", [sp]) if sp.starts_with("servicePrincipals(") => {
+            unchanged(roles::service_principal(t, c, sp))
+        }
         ("GET", ["servicePrincipals"]) => unchanged(directory::apps(
             c,
             &t.service_principals,

@@ -15,7 +15,7 @@ pub fn get_defaults(t: &Tenant, c: &Call) -> Resp {
             "id": "00000000-0000-0000-0000-000000000005",
             "displayName": "Security Defaults",
             "description": "Security defaults is a set of basic identity security mechanisms recommended by Microsoft.",
-            "isEnabled": t.security_defaults,
+            "isEnabled": crate::sim::lag::Lag::seen(&t.lag.security_defaults, t.security_defaults, c.now),
         }),
     )
 }
@@ -28,6 +28,10 @@ pub fn set_defaults(t: &mut Tenant, c: &Call) -> (Resp, bool) {
     };
     match body.get("isEnabled").and_then(Value::as_bool) {
         Some(v) => {
+            if v != t.security_defaults {
+                t.lag
+                    .security_defaults(t.security_defaults, c.now, c.cfg.replication_lag);
+            }
             t.security_defaults = v;
             (Resp::empty(204), true)
         }
@@ -38,7 +42,8 @@ pub fn set_defaults(t: &mut Tenant, c: &Call) -> (Resp, bool) {
     }
 }
 
-fn ca_json(p: &CaPolicy) -> Value {
+fn ca_json(t: &Tenant, p: &CaPolicy, now: tokio::time::Instant) -> Value {
+    let state = crate::sim::lag::Lag::seen_in(&t.lag.ca, &p.id, &p.state, now);
     let controls: Vec<&str> = if p.requires_mfa {
         vec!["mfa"]
     } else {
@@ -47,7 +52,7 @@ fn ca_json(p: &CaPolicy) -> Value {
     json!({
         "id": p.id,
         "displayName": p.display_name,
-        "state": p.state,
+        "state": state,
         "createdDateTime": null,
         "modifiedDateTime": null,
         "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["All"]}},
@@ -59,7 +64,7 @@ fn ca_json(p: &CaPolicy) -> Value {
 pub fn list_ca(t: &Tenant, c: &Call) -> Resp {
     page(
         c,
-        t.ca_policies.iter().map(ca_json).collect(),
+        t.ca_policies.iter().map(|p| ca_json(t, p, c.now)).collect(),
         "identity/conditionalAccess/policies",
         100,
     )
@@ -68,7 +73,7 @@ pub fn list_ca(t: &Tenant, c: &Call) -> Resp {
 /// `GET /identity/conditionalAccess/policies/{id}`.
 pub fn get_ca(t: &Tenant, c: &Call, id: &str) -> Resp {
     match t.ca_policies.iter().find(|p| p.id == id) {
-        Some(p) => Resp::json(200, ca_json(p)),
+        Some(p) => Resp::json(200, ca_json(t, p, c.now)),
         None => c.not_found(id),
     }
 }
@@ -84,7 +89,10 @@ pub fn set_ca(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
     };
     match body.get("state").and_then(Value::as_str) {
         Some(s @ ("enabled" | "disabled" | "enabledForReportingButNotEnforced")) => {
-            p.state = s.to_string();
+            if p.state != s {
+                let before = std::mem::replace(&mut p.state, s.to_string());
+                t.lag.ca(id, before, c.now, c.cfg.replication_lag);
+            }
             (Resp::empty(204), true)
         }
         _ => (

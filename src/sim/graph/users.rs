@@ -6,7 +6,7 @@
 
 use super::{collection, next_link, select, top, Call};
 use crate::sim::http::Resp;
-use crate::sim::state::{DeletedUser, Tenant, User};
+use crate::sim::state::{deleted_upn, DeletedUser, Tenant, User};
 use serde_json::{json, Value};
 
 /// The default property set of v1.0 (`accountEnabled` and the others come
@@ -44,6 +44,8 @@ fn user_json(c: &Call, u: &User) -> Value {
 
 /// `GET /users`: ordered by id; the skip token is the last id served.
 pub fn list(t: &Tenant, c: &Call) -> Resp {
+    let view = t.lag.users_view(&t.users, c.now);
+    let users = view.as_ref().unwrap_or(&t.users);
     let top = match top(c, 100) {
         Ok(n) => n,
         Err(r) => return r,
@@ -57,14 +59,14 @@ pub fn list(t: &Tenant, c: &Call) -> Resp {
     };
     let iter: Box<dyn Iterator<Item = &User>> = match after {
         Some(a) => Box::new(
-            t.users
+            users
                 .range::<str, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
                 .map(|(_, u)| u),
         ),
-        None => Box::new(t.users.values()),
+        None => Box::new(users.values()),
     };
     let mut it = iter.peekable();
-    let mut value = Vec::with_capacity(top.min(t.users.len()));
+    let mut value = Vec::with_capacity(top.min(users.len()));
     let mut last = None;
     while value.len() < top {
         match it.next() {
@@ -84,7 +86,16 @@ pub fn list(t: &Tenant, c: &Call) -> Resp {
 
 /// `GET /users/{id or upn}`.
 pub fn get(t: &Tenant, c: &Call, id: &str) -> Resp {
-    match t.find_user(id) {
+    let view = t.lag.users_view(&t.users, c.now);
+    let found = match &view {
+        Some(users) => users.get(id).or_else(|| {
+            users
+                .values()
+                .find(|u| u.user_principal_name.eq_ignore_ascii_case(id))
+        }),
+        None => t.find_user(id),
+    };
+    match found {
         Some(u) => {
             let mut v = user_json(c, u);
             v["@odata.context"] = json!(c.context("users/$entity"));
@@ -99,7 +110,16 @@ pub fn delete(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
     let Some(u) = t.find_user(id).cloned() else {
         return (c.not_found(id), false);
     };
-    if u.is_admin() && !t.app_privileged {
+    // https://learn.microsoft.com/graph/api/user-delete: an app deleting a
+    // user who holds an administrator role needs a higher privileged role,
+    // per "Who can perform sensitive actions"
+    // (https://learn.microsoft.com/entra/identity/role-based-access-control/privileged-roles-permissions#who-can-perform-sensitive-actions).
+    // Members of a restricted management administrative unit can be changed
+    // only by administrators scoped to it, not by tenant-wide roles
+    // (https://learn.microsoft.com/entra/identity/role-based-access-control/admin-units-restricted-management).
+    let may =
+        crate::saga::preflight::may_delete(&t.app_roles(), u.roles.iter().map(String::as_str));
+    if !may || u.restricted {
         return (
             c.error(
                 403,
@@ -109,19 +129,29 @@ pub fn delete(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
             false,
         );
     }
+    // Synced users are mastered on-premises; the cloud refuses to delete
+    // them while sync is on (https://learn.microsoft.com/microsoft-365/commerce/close-your-account:
+    // turn off directory synchronization first). The 400 text is observed.
     if u.on_premises_sync_enabled {
         return (
             c.error(400, "Request_BadRequest", "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration."),
             false,
         );
     }
+    let lag = c.cfg.replication_lag;
+    t.lag.user(&u.id, Some(u.clone()), c.now, lag);
+    t.lag.bin(&u.id, None, c.now, lag);
     t.users.remove(&u.id);
+    let original_upn = u.user_principal_name.clone();
+    let mut user = u;
+    user.user_principal_name = deleted_upn(&user.id, &original_upn);
     t.deleted_users.insert(
-        u.id.clone(),
+        user.id.clone(),
         DeletedUser {
-            user: u,
+            user,
             deleted_at: c.now,
             deleted_date_time: c.date(),
+            original_upn,
         },
     );
     (Resp::empty(204), true)
@@ -136,8 +166,10 @@ fn deleted_json(c: &Call, d: &DeletedUser) -> Value {
 
 /// `GET /directory/deletedItems/microsoft.graph.user`.
 pub fn list_deleted(t: &Tenant, c: &Call) -> Resp {
-    let items = t
-        .deleted_users
+    let view = t.lag.bin_view(&t.deleted_users, c.now);
+    let items = view
+        .as_ref()
+        .unwrap_or(&t.deleted_users)
         .values()
         .map(|d| deleted_json(c, d))
         .collect();
@@ -146,7 +178,8 @@ pub fn list_deleted(t: &Tenant, c: &Call) -> Resp {
 
 /// `GET /directory/deletedItems/{id}`.
 pub fn get_deleted(t: &Tenant, c: &Call, id: &str) -> Resp {
-    match t.deleted_users.get(id) {
+    let view = t.lag.bin_view(&t.deleted_users, c.now);
+    match view.as_ref().unwrap_or(&t.deleted_users).get(id) {
         Some(d) => Resp::json(200, deleted_json(c, d)),
         None => c.not_found(id),
     }
@@ -170,7 +203,7 @@ pub fn restore(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
             false,
         );
     }
-    let upn = d.user.user_principal_name.clone();
+    let upn = d.original_upn.clone();
     if t.users
         .values()
         .any(|u| u.user_principal_name.eq_ignore_ascii_case(&upn))
@@ -180,9 +213,13 @@ pub fn restore(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
             false,
         );
     }
-    let Some(d) = t.deleted_users.remove(id) else {
+    let Some(mut d) = t.deleted_users.remove(id) else {
         return (c.not_found(id), false);
     };
+    let lag = c.cfg.replication_lag;
+    t.lag.user(id, None, c.now, lag);
+    t.lag.bin(id, Some(d.clone()), c.now, lag);
+    d.user.user_principal_name = d.original_upn;
     let mut v = user_json(c, &d.user);
     v["@odata.context"] = json!(c.context("directoryObjects/$entity"));
     v["@odata.type"] = json!("#microsoft.graph.user");
@@ -193,7 +230,10 @@ pub fn restore(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
 /// `DELETE /directory/deletedItems/{id}`: permanent.
 pub fn purge(t: &mut Tenant, c: &Call, id: &str) -> (Resp, bool) {
     match t.deleted_users.remove(id) {
-        Some(_) => (Resp::empty(204), true),
+        Some(d) => {
+            t.lag.bin(id, Some(d), c.now, c.cfg.replication_lag);
+            (Resp::empty(204), true)
+        }
         None => (c.not_found(id), false),
     }
 }
