@@ -54,6 +54,7 @@ impl Engine for MemEngine {
                 updated_at: Timestamp(1_764_360_000_000),
                 waiting_for: Some("cancel the subscriptions in the admin center".into()),
                 action_required: None,
+                tenant_guid: None,
             });
             self.log.lock().unwrap().push(format!(
                 "submit {} by {}/{}",

@@ -302,6 +302,28 @@ fn fact_of(event: &Event, at: Timestamp) -> Fact {
                 i.applications.len()
             ),
         },
+        Event::TenantResolved {
+            tenant_guid,
+            source,
+        } => other(format!(
+            "tenant resolved to {tenant_guid} ({})",
+            match source {
+                crate::saga::IdentitySource::Discovery => "its OpenID discovery document",
+                crate::saga::IdentitySource::Organization => "GET /v1.0/organization",
+            }
+        )),
+        Event::KeepAdminVerified {
+            keep_admin_ids,
+            admin_ids,
+            ..
+        } => other(format!(
+            "keep Global Administrator verified enabled before deleting: {} (of {} role members)",
+            keep_admin_ids.join(", "),
+            admin_ids.len()
+        )),
+        Event::KeepAdminMissing { reason, .. } => {
+            state("keep_admin_missing", &format!("{reason}: no Global Administrator deleted"))
+        }
         Event::KeepListChecked { keep_ids } => {
             other(format!("keep list checked: {} never to be deleted", keep_ids.join(", ")))
         }

@@ -55,6 +55,14 @@ pub enum Read {
     },
     /// Whether the token endpoint still knows the tenant.
     TenantExists,
+    /// `GET /v1.0/organization`: the tenant's GUID as its own token sees it.
+    Organization,
+    /// The Global Administrator role's members with `accountEnabled`, read
+    /// just before Global Administrators are deleted.
+    KeepAdmins {
+        /// The keep accounts' object ids: one must be an enabled member.
+        keep_ids: Vec<String>,
+    },
 }
 
 /// An external call.

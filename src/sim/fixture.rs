@@ -89,6 +89,9 @@ pub struct UserFixture {
     /// Guest instead of member.
     #[serde(default)]
     pub guest: bool,
+    /// Sign-in blocked (`accountEnabled = false`).
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// One subscription in a fixture.
@@ -216,7 +219,7 @@ impl Fixture {
     }
 }
 
-fn role_id(r: &str) -> String {
+pub(crate) fn role_id(r: &str) -> String {
     match r {
         "global_administrator" | "Global Administrator" => GLOBAL_ADMIN.into(),
         "user_administrator" | "User Administrator" => USER_ADMIN.into(),
@@ -246,7 +249,7 @@ impl TenantFixture {
                     .display_name
                     .clone()
                     .unwrap_or_else(|| u.upn.split('@').next().unwrap_or_default().to_string()),
-                account_enabled: true,
+                account_enabled: !u.disabled,
                 on_premises_sync_enabled: u.synced,
                 user_type: if u.guest {
                     "Guest".into()

@@ -120,6 +120,7 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
             synced: false,
             mfa: Some("enforced".into()),
             guest: false,
+            disabled: false,
         }];
         for j in 1..spec.users {
             let role = if j <= spec.admins {
@@ -137,6 +138,7 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
                 synced,
                 mfa: Some(mfa.into()),
                 guest: j % 17 == 0,
+                disabled: false,
             });
         }
         let mut subscriptions = Vec::new();
