@@ -90,9 +90,8 @@ impl Client {
             );
             if e.code == TENANT_NOT_FOUND {
                 e.class = FailureClass::Permanent;
-                e.message = format!(
-                    "tenant {tenant} is unknown to the login service ({TENANT_NOT_FOUND})"
-                );
+                e.message =
+                    format!("tenant {tenant} is unknown to the login service ({TENANT_NOT_FOUND})");
             } else if e.class == FailureClass::InDoubt {
                 e.class = FailureClass::Transient;
             }
@@ -151,7 +150,10 @@ impl TenantClient {
         let org = orgs.into_iter().next().ok_or_else(|| CallError {
             class: FailureClass::Permanent,
             code: "no_organization".into(),
-            message: format!("tenant {}: GET /v1.0/organization listed nothing", self.tenant),
+            message: format!(
+                "tenant {}: GET /v1.0/organization listed nothing",
+                self.tenant
+            ),
             retry_after: None,
         })?;
         let guid = as_guid(&org.id).unwrap_or(org.id);
@@ -183,7 +185,10 @@ mod tests {
             guid_in("https://login.example/8EAEF023-2b34-4da1-9baa-8bc8c9d6a490/v2.0").as_deref(),
             Some("8eaef023-2b34-4da1-9baa-8bc8c9d6a490")
         );
-        assert_eq!(guid_in("https://login.example/contoso.onmicrosoft.com/v2.0"), None);
+        assert_eq!(
+            guid_in("https://login.example/contoso.onmicrosoft.com/v2.0"),
+            None
+        );
         assert_eq!(as_guid("not-a-guid"), None);
     }
 }

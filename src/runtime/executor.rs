@@ -966,7 +966,11 @@ impl Executor {
         guids: &[String],
     ) -> Result<Reservation<'_>, EngineError> {
         let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
-        let mut reserving = self.inner.reserving.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reserving = self
+            .inner
+            .reserving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut keys = Vec::new();
         for (spec, guid) in tenants.iter().zip(guids) {
             let mine = tenant_keys(&spec.tenant_id, Some(guid));

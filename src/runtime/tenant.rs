@@ -240,10 +240,7 @@ async fn guarded_delete(
                 "tenant {tenant}: no user deleted: the Global Administrator role could not be read: {}",
                 e.message
             );
-            let out = ids
-                .iter()
-                .map(|id| (id.clone(), refusal(&e, id)))
-                .collect();
+            let out = ids.iter().map(|id| (id.clone(), refusal(&e, id))).collect();
             return (None, out);
         }
     };
@@ -266,10 +263,7 @@ async fn guarded_delete(
                         "tenant {tenant}: no user deleted: keep account {k} could not be looked up: {}",
                         e.message
                     );
-                    let out = ids
-                        .iter()
-                        .map(|id| (id.clone(), refusal(&e, id)))
-                        .collect();
+                    let out = ids.iter().map(|id| (id.clone(), refusal(&e, id))).collect();
                     return (None, out);
                 }
             },
@@ -292,9 +286,7 @@ async fn guarded_delete(
             let e = CallError {
                 class: FailureClass::Permanent,
                 code: "keep_admin_missing".into(),
-                message: format!(
-                    "tenant {tenant}: Global Administrator {id} not deleted: {why}"
-                ),
+                message: format!("tenant {tenant}: Global Administrator {id} not deleted: {why}"),
                 retry_after: None,
             };
             refused.push((id.clone(), refusal(&e, id)));

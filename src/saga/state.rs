@@ -242,7 +242,8 @@ pub fn apply(mut s: State, event: &Event) -> State {
             s.updated_at = s.updated_at.max(*at);
         }
         Event::InventoryRecorded { inventory } => {
-            s.admins_seen.extend(inventory.global_admins.iter().cloned());
+            s.admins_seen
+                .extend(inventory.global_admins.iter().cloned());
             s.inventory = Some(inventory.clone());
         }
         Event::TenantResolved {
