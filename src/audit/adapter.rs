@@ -27,6 +27,8 @@ use std::borrow::Cow;
 pub struct Context {
     /// The tenant the saga closes (from `SagaStarted`).
     pub tenant_id: String,
+    /// Its GUID (from the first `TenantResolved`), empty before it.
+    pub tenant_guid: String,
     /// The step last started, none before the first and during compensation.
     pub step: Option<u8>,
 }
@@ -109,6 +111,9 @@ pub fn entries(
     };
     match event {
         Event::SagaStarted { spec, .. } => ctx.tenant_id = spec.tenant_id.clone(),
+        Event::TenantResolved { tenant_guid, .. } if ctx.tenant_guid.is_empty() => {
+            ctx.tenant_guid = tenant_guid.clone()
+        }
         Event::StepStarted { step } => ctx.step = Some(*step),
         Event::CompensationStarted { .. } => ctx.step = None,
         _ => {}
@@ -119,6 +124,7 @@ pub fn entries(
         at: record.at,
         saga_id: record.saga_id.0.clone(),
         tenant_id: ctx.tenant_id.clone(),
+        tenant_guid: ctx.tenant_guid.clone(),
         kind: Cow::Borrowed(event.kind()),
         hash: record.hash,
         prev_hash: record.prev_hash,
