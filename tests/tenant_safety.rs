@@ -18,14 +18,14 @@ const CLIENT: &str = "9a8b7c6d-0000-4000-8000-00000000c1ef";
 
 /// A fixture with one direct-billed tenant: `keep` (a Global Administrator,
 /// disabled when asked), `other` (a second Global Administrator, the keep
-/// account of the "other" batch entries), two more Global Administrators
-/// sorting last, and `plain` users.
+/// account of the "other" batch entries), two more Global Administrators,
+/// and `plain` users; every administrator but `keep` sorts after them.
 fn fixture(dir: &Path, keep_disabled: bool, plain: usize) -> PathBuf {
     let mut text = format!(
         "[[tenant]]\ntenant_id = \"{GUID}\"\ndomain = \"{DOMAIN}\"\nclient_id = \"{CLIENT}\"\nclient_secret = \"{SECRET}\"\nbilling = \"direct\"\nkeep = [\"keep@{DOMAIN}\"]\n\n\
          [[tenant.subscription]]\nid = \"sub-g1\"\ncommerce_id = \"sub-c1\"\nsku = \"SPE_E3\"\n\n\
          [[tenant.user]]\nid = \"a-keep\"\nupn = \"keep@{DOMAIN}\"\nroles = [\"global_administrator\"]\ndisabled = {keep_disabled}\n\n\
-         [[tenant.user]]\nid = \"a-other\"\nupn = \"other@{DOMAIN}\"\nroles = [\"global_administrator\"]\n\n"
+         [[tenant.user]]\nid = \"zz-other\"\nupn = \"other@{DOMAIN}\"\nroles = [\"global_administrator\"]\n\n"
     );
     for i in 0..plain {
         text.push_str(&format!(
@@ -289,9 +289,9 @@ fn a_disabled_keep_global_administrator_fails_plan_and_the_saga_before_any_delet
 
 #[test]
 fn a_keep_administrator_losing_its_role_during_step_one_stops_every_admin_delete() {
-    // Three writes per three seconds: step 1's first call deletes a few
-    // plain users and leaves the rest (the admins sort last) for later calls.
-    let s = setup(false, 30, &["--write-limit", "3/3s"]);
+    // Two writes per two seconds: step 1's first call deletes a few plain
+    // users and leaves the rest (the admins sort last) for later calls.
+    let s = setup(false, 12, &["--write-limit", "2/2s"]);
     let env = &s.env;
     let b = batch(env, "b.toml", &[entry(env, DOMAIN, "keep")]);
     let daemon = Daemon::start(env);
@@ -328,7 +328,7 @@ fn a_keep_administrator_losing_its_role_during_step_one_stops_every_admin_delete
         .filter(|e| e.method == "DELETE" && e.status < 300)
         .map(|e| e.path)
         .collect();
-    for admin in ["a-keep", "a-other", "zz-admin-1", "zz-admin-2"] {
+    for admin in ["a-keep", "zz-other", "zz-admin-1", "zz-admin-2"] {
         assert!(
             !deleted
                 .iter()
@@ -338,7 +338,7 @@ fn a_keep_administrator_losing_its_role_during_step_one_stops_every_admin_delete
     }
     let (_, tenant) = s.sim.tenant(GUID);
     let users = tenant["users"].as_object().expect("users").clone();
-    assert!(users.contains_key("a-keep") && users.contains_key("a-other"));
+    assert!(users.contains_key("a-keep") && users.contains_key("zz-other"));
     // The audit shows the check that let the first deletes through.
     let audit = env.cli("audit", &["--format", "jsonl"]);
     let text = String::from_utf8_lossy(&audit.stdout);
