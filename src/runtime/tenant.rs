@@ -256,7 +256,10 @@ async fn guarded_delete(
             Some(m) => keep_ids.push(m.id.clone()),
             None if k.contains('@') => match c.get_user(k).await {
                 Ok(Some(u)) => keep_ids.push(u.id),
+                // Not a user (or not a name Graph can look up): nothing a
+                // target could be.
                 Ok(None) => {}
+                Err(e) if e.class == FailureClass::Permanent => {}
                 Err(mut e) => {
                     e.class = FailureClass::Transient;
                     e.message = format!(
