@@ -28,7 +28,16 @@ pub fn run(args: Args) -> Result<(), Error> {
         .check_secret_files()
         .map_err(|e| Error::Invalid(e.into()))?;
     let sagas = block_on(async {
-        super::plan::resolve_batch(&config, &batch).await?;
+        // Here to name the batch's lines; the daemon resolves and checks
+        // again (authoritatively, atomically with registering the sagas), so
+        // a login service unreachable from here leaves the check to it.
+        match super::plan::resolve_batch(&config, &batch).await {
+            Ok(_) => {}
+            Err(Error::Failed(e)) => {
+                eprintln!("closeout: {e:#}; the daemon checks the tenants instead")
+            }
+            Err(e) => return Err(e),
+        }
         let mut client = connect(&config).await?;
         match call(
             &mut client,

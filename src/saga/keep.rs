@@ -50,3 +50,35 @@ fn name(m: &RoleMember) -> String {
         m.user_principal_name.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, enabled: bool) -> RoleMember {
+        RoleMember {
+            id: id.into(),
+            user_principal_name: format!("{id}@t1"),
+            account_enabled: enabled,
+        }
+    }
+
+    #[test]
+    fn a_keep_account_must_be_an_enabled_member() {
+        let keep = vec!["a".to_string()];
+        let ok = judge("t1", &keep, &[], &[member("a", true), member("b", true)]);
+        assert_eq!(ok, Ok(vec!["a".to_string()]));
+        let by_upn = judge("t1", &[], &["A@T1".into()], &[member("a", true)]);
+        assert_eq!(by_upn, Ok(vec!["a".to_string()]));
+        let disabled = judge("t1", &keep, &[], &[member("a", false), member("b", true)]);
+        assert_eq!(
+            disabled,
+            Err("tenant t1: the keep Global Administrator a@t1 is disabled (accountEnabled = false)".into())
+        );
+        let gone = judge("t1", &keep, &[], &[member("b", true)]);
+        assert_eq!(
+            gone,
+            Err("tenant t1: no keep account holds the Global Administrator role now".into())
+        );
+    }
+}
