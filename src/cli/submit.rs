@@ -28,6 +28,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         .check_secret_files()
         .map_err(|e| Error::Invalid(e.into()))?;
     let sagas = block_on(async {
+        // No daemon, nothing to resolve: say so before asking the network.
+        drop(connect(&config).await?);
         // Here to name the batch's lines; the daemon resolves and checks
         // again (authoritatively, atomically with registering the sagas), so
         // a login service unreachable from here leaves the check to it.
