@@ -351,3 +351,71 @@ fn a_keep_administrator_losing_its_role_during_step_one_stops_every_admin_delete
     assert!(text.contains(&format!("\"tenant_guid\":\"{GUID}\"")));
     assert!(text.contains(&format!("\"tenant_id\":\"{DOMAIN}\"")));
 }
+
+#[test]
+fn the_runtime_guard_refuses_keep_accounts_and_unguarded_admins_whatever_was_decided() {
+    use closeout::ports::TenantApi;
+    let s = setup(false, 2, &[]);
+    let url = url::Url::parse(&s.sim.url).unwrap();
+    let graph = closeout::graph::Client::new(
+        closeout::graph::Endpoints::all_at(&url),
+        closeout::graph::ClientOptions::default(),
+    )
+    .unwrap();
+    let api = |keep: &str| {
+        closeout::runtime::tenant::Api::Ready(
+            graph.tenant(GUID, CLIENT, closeout::model::Secret::new(SECRET)),
+            vec![format!("{keep}@{DOMAIN}")],
+        )
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // A saga that decided to delete its own keep account and an admin.
+    let ids: Vec<String> = ["a-keep", "u000"].map(String::from).to_vec();
+    let (check, outcomes) = rt.block_on(api("keep").delete_users_checked(&ids));
+    let check = check.expect("the role is read before deleting");
+    assert_eq!(check.verdict, Ok(vec!["a-keep".to_string()]));
+    let code = |id: &str| {
+        outcomes
+            .iter()
+            .find(|(t, _)| t == id)
+            .map(|(_, o)| o.result.as_ref().err().map(|e| e.code.clone()))
+            .unwrap()
+    };
+    assert_eq!(code("a-keep").as_deref(), Some("keep_account_refused"));
+    assert_eq!(code("u000"), None, "a plain user is deleted");
+
+    // The keep account loses the role: admins are refused, plain users go.
+    let (status, _) = s.sim.post(&format!(
+        "/_sim/tenants/{GUID}/operator/users/a-keep/roles/global_administrator/remove"
+    ));
+    assert_eq!(status, 200);
+    let ids: Vec<String> = ["zz-other", "zz-admin-1", "u001"]
+        .map(String::from)
+        .to_vec();
+    let (check, outcomes) = rt.block_on(api("keep").delete_users_checked(&ids));
+    assert!(check.unwrap().verdict.is_err());
+    let code = |id: &str| {
+        outcomes
+            .iter()
+            .find(|(t, _)| t == id)
+            .map(|(_, o)| o.result.as_ref().err().map(|e| e.code.clone()))
+            .unwrap()
+    };
+    assert_eq!(code("zz-other").as_deref(), Some("keep_admin_missing"));
+    assert_eq!(code("zz-admin-1").as_deref(), Some("keep_admin_missing"));
+    assert_eq!(code("u001"), None);
+    let deleted: Vec<String> = s
+        .sim
+        .client_effects()
+        .into_iter()
+        .filter(|e| e.method == "DELETE")
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert!(
+        deleted
+            .iter()
+            .all(|p| p.ends_with("/u000") || p.ends_with("/u001")),
+        "{deleted:?}"
+    );
+}
