@@ -419,3 +419,50 @@ fn the_runtime_guard_refuses_keep_accounts_and_unguarded_admins_whatever_was_dec
         "{deleted:?}"
     );
 }
+
+#[test]
+fn a_recovered_saga_without_a_recorded_guid_still_holds_its_tenant() {
+    let s = setup(false, 2, &[]);
+    let env = &s.env;
+    // A saga as a daemon before tenant GUIDs wrote it: started under the
+    // tenant's domain (mixed case), then paused by an operator.
+    std::fs::create_dir_all(&env.data_dir).unwrap();
+    let saga = closeout::model::SagaId("0ld5a6a0-0000-4000-8000-000000000001".into());
+    let events = [
+        closeout::saga::Event::SagaStarted {
+            saga_id: saga.clone(),
+            spec: closeout::model::TenantSpec {
+                tenant_id: "Fabrikam.onmicrosoft.com".into(),
+                client_id: CLIENT.into(),
+                secret: closeout::model::SecretSource::File(env.path("secret")),
+                keep: vec![format!("keep@{DOMAIN}")],
+                subscriptions: closeout::model::SubscriptionMode::Manual,
+            },
+            policy: closeout::saga::SagaPolicy::default(),
+            at: closeout::model::Timestamp(1_800_000_000_000),
+            submitted_by: "operator".into(),
+        },
+        closeout::saga::Event::Paused {
+            who: "operator".into(),
+            why: "waiting for a decision".into(),
+        },
+    ];
+    let payloads = events.iter().map(|e| e.encode().unwrap()).collect();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = closeout::store::Store::open(&env.data_dir).unwrap();
+        store
+            .append(&saga, closeout::store::FIRST_SEQ, payloads, None)
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+    });
+    let daemon = Daemon::start(env);
+    let rows = wait_resolved(env, &daemon);
+    assert_eq!(rows[0]["saga_id"], saga.0.as_str());
+    assert_eq!(rows[0]["state"], "paused");
+    let by_guid = batch(env, "guid.toml", &[entry(env, GUID, "keep")]);
+    let out = env.cli("submit", &[by_guid.to_str().unwrap()]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains(&saga.0), "{}", stderr(&out));
+    assert_eq!(env.status().unwrap().len(), 1);
+}

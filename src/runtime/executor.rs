@@ -103,6 +103,9 @@ struct Slot {
     status: saga::Status,
     /// Commands to its task; `None` once the saga is terminal.
     commands: Option<mpsc::Sender<Msg>>,
+    /// For a saga recorded before tenants were resolved: its tenant's GUID
+    /// as the daemon resolved it on recovery (until the saga records its own).
+    recovered_guid: Option<String>,
 }
 
 /// A message to a saga task.
@@ -236,8 +239,17 @@ impl Executor {
             }
         }
         self.inner.batches.recovered();
+        let mut unresolved = Vec::new();
         for r in recovered {
+            if let (false, None, Some(h)) =
+                (r.state.is_terminal(), &r.state.tenant_guid, &r.state.header)
+            {
+                unresolved.push((r.saga_id.0.clone(), h.spec.tenant_id.clone()));
+            }
             self.adopt(r.saga_id, r.state, r.next_seq).await;
+        }
+        if !unresolved.is_empty() {
+            tokio::spawn(resolve_recovered(Arc::clone(&self.inner), unresolved));
         }
         Ok(())
     }
@@ -261,6 +273,7 @@ impl Executor {
                     started: header.started_at,
                     status: state.status(),
                     commands: (!terminal).then_some(tx),
+                    recovered_guid: None,
                 },
             );
         let batch_end =
@@ -295,6 +308,36 @@ impl Executor {
             .filter(|s| matches!(s.status.state, SagaState::Waiting))
             .count();
         (sagas.len(), active, waiting)
+    }
+}
+
+/// Resolves the tenants of recovered sagas that recorded no GUID (written
+/// before tenants were resolved), credential-free, so that they hold their
+/// tenant by GUID even while paused; until then (or if the login service
+/// cannot say) they hold it by their spelling, lowercased. In the background:
+/// recovery does not wait on the network.
+async fn resolve_recovered(inner: Arc<Inner>, sagas: Vec<(String, String)>) {
+    let graph = inner.graph.clone();
+    let found: Vec<_> = futures::stream::iter(sagas)
+        .map(move |(saga, tenant)| {
+            let graph = graph.clone();
+            async move { (saga, tenant.clone(), graph.resolve_tenant(&tenant).await) }
+        })
+        .buffer_unordered(RESOLVE_AT_ONCE)
+        .collect()
+        .await;
+    let mut slots = inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+    for (saga, tenant, r) in found {
+        match r {
+            Ok(guid) => {
+                if let Some(slot) = slots.get_mut(&saga) {
+                    slot.recovered_guid = Some(guid);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(saga_id = %saga, tenant_id = %tenant, error = %e.message, "cannot resolve a recovered saga's tenant: it holds the tenant by its spelling until it reads its organization")
+            }
+        }
     }
 }
 
@@ -723,7 +766,7 @@ fn row(saga_id: &str, slot: &Slot) -> StatusRow {
         updated_at: slot.status.updated_at,
         waiting_for: slot.status.waiting_for.clone(),
         action_required: slot.status.action_required.clone(),
-        tenant_guid: slot.status.tenant_guid.clone(),
+        tenant_guid: (slot.status.tenant_guid.clone()).or_else(|| slot.recovered_guid.clone()),
     }
 }
 
@@ -975,8 +1018,9 @@ impl Executor {
         for (spec, guid) in tenants.iter().zip(guids) {
             let mine = tenant_keys(&spec.tenant_id, Some(guid));
             let active = sagas.iter().find(|(_, s)| {
+                let guid = s.status.tenant_guid.as_ref().or(s.recovered_guid.as_ref());
                 !s.status.state.is_terminal()
-                    && tenant_keys(&s.tenant_id, s.status.tenant_guid.as_deref())
+                    && tenant_keys(&s.tenant_id, guid.map(String::as_str))
                         .iter()
                         .any(|k| mine.contains(k))
             });
