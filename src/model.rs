@@ -346,3 +346,19 @@ impl fmt::Display for Secret {
         f.write_str("***")
     }
 }
+
+/// A member of the Global Administrator role, as read just before deleting
+/// (`directoryRoles(roleTemplateId=…)/members` with `accountEnabled`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleMember {
+    /// Object id.
+    pub id: String,
+    /// UPN (keep entries may name it).
+    #[serde(default)]
+    pub user_principal_name: String,
+    /// Whether it can sign in; an answer without it is read as disabled
+    /// (fail safe: such a holder never counts as the keep administrator).
+    #[serde(default)]
+    pub account_enabled: bool,
+}

@@ -11,7 +11,7 @@
 
 use crate::model::{
     Application, CaPolicy, CaPolicyState, CallError, DeletedUser, PartnerStatus, PerUserMfaState,
-    Preflight, Subscription, User, WriteOutcome,
+    Preflight, RoleMember, Subscription, User, WriteOutcome,
 };
 use std::future::Future;
 
@@ -101,6 +101,53 @@ pub trait TenantApi: Send + Sync {
     /// from on-premises, the organization's sync state and closeout's own
     /// service principal.
     fn read_preflight(&self) -> impl Future<Output = Result<Preflight, CallError>> + Send;
+
+    /// `GET /v1.0/organization`: the tenant's GUID (lowercase) as the
+    /// tenant's own token sees it.
+    fn organization_id(&self) -> impl Future<Output = Result<String, CallError>> + Send;
+
+    /// The Global Administrator role's members with `accountEnabled`, read
+    /// now. By default from [`TenantApi::list_global_admins`] and a lookup
+    /// of each member.
+    fn global_admin_members(
+        &self,
+    ) -> impl Future<Output = Result<Vec<RoleMember>, CallError>> + Send {
+        async {
+            let mut out = Vec::new();
+            for id in self.list_global_admins().await? {
+                if let Some(u) = self.get_user(&id).await? {
+                    out.push(RoleMember {
+                        id: u.id,
+                        user_principal_name: u.user_principal_name,
+                        account_enabled: u.account_enabled,
+                    });
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    /// [`TenantApi::delete_users`] behind the keep invariant's last-line
+    /// guard, with the keep-admin check it made (`None`: no check made).
+    /// By default no guard: an implementation that sends deletes to a real
+    /// tenant overrides it (`runtime::tenant::Api` does).
+    fn delete_users_checked(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = (Option<KeepCheck>, Vec<(String, WriteOutcome)>)> + Send {
+        async { (None, self.delete_users(ids).await) }
+    }
+}
+
+/// A keep-admin check made just before user deletes: the members of the
+/// Global Administrator role as read, and the keep accounts among them that
+/// are enabled, or why there is none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeepCheck {
+    /// Every member of the role as read.
+    pub admin_ids: Vec<String>,
+    /// The enabled keep Global Administrators, or why there is none.
+    pub verdict: Result<Vec<String>, String>,
 }
 
 /// The partner's Partner Center API: one value for the whole daemon.

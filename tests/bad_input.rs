@@ -326,6 +326,11 @@ const ADMIN: &str = "11111111-1111-4111-8111-111111111111";
 fn good_answer(path: &str) -> String {
     let body = if path.contains("/oauth2/v2.0/token") {
         r#"{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}"#.to_string()
+    } else if path.ends_with("/v2.0/.well-known/openid-configuration") {
+        let t = "22222222-2222-4222-8222-222222222222";
+        format!(
+            r#"{{"issuer":"https://login.example/{t}/v2.0","token_endpoint":"https://login.example/{t}/oauth2/v2.0/token"}}"#
+        )
     } else if path.starts_with("/v1.0/users") {
         format!(
             r#"{{"value":[{{"id":"{ADMIN}","userPrincipalName":"admin@a.onmicrosoft.com","accountEnabled":true,"userType":"Member"}}]}}"#

@@ -54,6 +54,7 @@ impl Engine for MemEngine {
                 updated_at: Timestamp(1_764_360_000_000),
                 waiting_for: Some("cancel the subscriptions in the admin center".into()),
                 action_required: None,
+                tenant_guid: None,
             });
             self.log.lock().unwrap().push(format!(
                 "submit {} by {}/{}",
@@ -305,7 +306,9 @@ async fn the_cli_talks_to_the_daemon() {
     let config = dir.path().join("closeout.toml");
     std::fs::write(
         &config,
-        "data_dir = \"data\"\ncontrol_socket = \"control.sock\"\n",
+        // Login on a closed loopback port: the CLI cannot resolve the
+        // tenant itself and leaves the check to the (fake) daemon.
+        "data_dir = \"data\"\ncontrol_socket = \"control.sock\"\n[endpoints]\nlogin = \"http://127.0.0.1:9\"\n",
     )
     .unwrap();
     let batch = dir.path().join("batch.toml");
@@ -334,7 +337,7 @@ async fn the_cli_talks_to_the_daemon() {
     assert_eq!(
         json,
         serde_json::json!([{
-            "saga_id": "saga-1", "tenant_id": "a.example", "state": "waiting", "step": 2,
+            "saga_id": "saga-1", "tenant_id": "a.example", "tenant_guid": null, "state": "waiting", "step": 2,
             "progress": {"done": 3, "total": 4}, "last_error": null,
             "updated_at": "2025-11-28T20:00:00.000Z",
             "waiting_for": "cancel the subscriptions in the admin center"

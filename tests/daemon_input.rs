@@ -1,6 +1,6 @@
 //! Bad input against the real daemon and sim, each with a clear message and
-//! the exact outcome: credentials or tenants that are wrong fail the saga
-//! before any change (status says why, the sim's ledger stays empty); a data
+//! the exact outcome: an unknown tenant is refused at submission; credentials
+//! or keep lists that are wrong fail the saga before any change (status says why, the sim's ledger stays empty); a data
 //! dir held by another daemon or not writable stops the daemon with exit 1.
 //! (Malformed files, unknown keys, an empty keep list, a missing secret file
 //! and the CLI without a daemon are in `config_validation.rs`.)
@@ -72,8 +72,20 @@ fn unknown_tenant_fails_before_any_change() {
     let sim = sim();
     let mut t = sim.tenants()[0].clone();
     t["tenant_id"] = "0badc0de-0000-4000-8000-000000000000".into();
-    let (_env, row) = run_to_end(&sim, t);
-    assert_failed_before_any_change(&sim, &row, &["0badc0de-0000-4000-8000-000000000000"]);
+    // Resolved (through its discovery document) before any saga starts: the
+    // submission itself is refused, naming the tenant.
+    let env = Env::new(&sim, Default::default());
+    let batch = env.write_batch("batch.toml", &[t]);
+    let _daemon = Daemon::start(&env);
+    let out = env.cli("submit", &[batch.to_str().unwrap()]);
+    let err = support::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("0badc0de-0000-4000-8000-000000000000") && err.contains("AADSTS90002"),
+        "{err}"
+    );
+    assert_eq!(env.status().unwrap(), Vec::<Value>::new());
+    assert!(sim.client_effects().is_empty());
 }
 
 #[test]

@@ -4,7 +4,9 @@
 mod saga_support;
 
 use closeout::model::{FailureClass, PartnerStatus, SubscriptionMode, SubscriptionStatus};
-use closeout::saga::{Action, Call, Change, Event, FailurePolicy, Gate, Read, SagaPolicy};
+use closeout::saga::{
+    Action, Call, Change, Event, FailurePolicy, Gate, IdentitySource, Read, SagaPolicy,
+};
 use saga_support::*;
 use std::time::Duration;
 
@@ -28,14 +30,50 @@ fn before_step_one_the_inventory_and_keep_list_are_checked() {
     let pc = SubscriptionMode::PartnerCenter;
     check(vec![
         Case {
-            name: "a new saga reads the inventory first",
-            given: vec![started(pc)],
+            name: "a new saga confirms its tenant's GUID with its own token first",
+            given: vec![started(pc), resolved()[0].clone()],
+            now: T0,
+            then: vec![read(Read::Organization)],
+        },
+        Case {
+            name: "then it reads the inventory",
+            given: [vec![started(pc)], resolved()].concat(),
             now: T0,
             then: vec![read(Read::Inventory)],
         },
         Case {
+            name: "the token's organization is another tenant: fails before any change",
+            given: vec![
+                started(pc),
+                resolved()[0].clone(),
+                Event::TenantResolved {
+                    tenant_guid: "00000000-0000-4000-8000-00000000000f".into(),
+                    source: IdentitySource::Organization,
+                },
+            ],
+            now: T0,
+            then: vec![record(vec![Event::SagaFailed {
+                reason: format!(
+                    "tenant t1: its discovery document names tenant {GUID} but its token's organization is 00000000-0000-4000-8000-00000000000f: nothing was changed"
+                ),
+            }])],
+        },
+        Case {
+            name: "keep Global Administrator disabled: fails before any change",
+            given: [
+                vec![started(pc)],
+                resolved(),
+                vec![inventory_with_a_disabled()],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![record(vec![Event::SagaFailed {
+                reason: "tenant t1: the keep Global Administrator a@t1 is disabled (accountEnabled = false): no keep account is an enabled Global Administrator".into(),
+            }])],
+        },
+        Case {
             name: "keep list with a Global Administrator: step 1 starts",
-            given: vec![started(pc), inventory()],
+            given: [vec![started(pc)], resolved(), vec![inventory()]].concat(),
             now: T0,
             then: vec![record(vec![
                 Event::KeepListChecked {
@@ -46,7 +84,12 @@ fn before_step_one_the_inventory_and_keep_list_are_checked() {
         },
         Case {
             name: "keep list without a Global Administrator: fails before any change",
-            given: vec![started_with(pc, vec!["c".into()], policy()), inventory()],
+            given: [
+                vec![started_with(pc, vec!["c".into()], policy())],
+                resolved(),
+                vec![inventory()],
+            ]
+            .concat(),
             now: T0,
             then: vec![record(vec![Event::SagaFailed {
                 reason: "tenant t1: no keep account holds the Global Administrator role".into(),
@@ -54,10 +97,12 @@ fn before_step_one_the_inventory_and_keep_list_are_checked() {
         },
         Case {
             name: "keep entry naming nobody: fails",
-            given: vec![
-                started_with(pc, vec!["ghost@t1".into()], policy()),
-                inventory(),
-            ],
+            given: [
+                vec![started_with(pc, vec!["ghost@t1".into()], policy())],
+                resolved(),
+                vec![inventory()],
+            ]
+            .concat(),
             now: T0,
             then: vec![record(vec![Event::SagaFailed {
                 reason: "tenant t1: keep account ghost@t1 is not a user of the tenant".into(),
@@ -65,13 +110,15 @@ fn before_step_one_the_inventory_and_keep_list_are_checked() {
         },
         Case {
             name: "a permanent inventory failure fails the saga: nothing was changed",
-            given: vec![
-                started(pc),
-                Event::ReadFailed {
+            given: [
+                vec![started(pc)],
+                resolved(),
+                vec![Event::ReadFailed {
                     read: Read::Inventory,
                     error: error(FailureClass::Permanent, None),
-                },
-            ],
+                }],
+            ]
+            .concat(),
             now: T0,
             then: vec![record(vec![Event::SagaFailed {
                 reason: "read Inventory: code (Permanent): message".into(),
@@ -182,8 +229,16 @@ fn step_one_deletes_users_with_intents_and_resolves_doubt_by_reading() {
     let with = |more: Vec<Event>| [base.clone(), more].concat();
     check(vec![
         Case {
-            name: "intent for every non-keep user, then the call",
+            name: "a Global Administrator among the targets: the role is read fresh first",
             given: base.clone(),
+            now: T0,
+            then: vec![read(Read::KeepAdmins {
+                keep_ids: vec!["a".into()],
+            })],
+        },
+        Case {
+            name: "intent for every non-keep user, then the call",
+            given: with(vec![keep_admin_verified()]),
             now: T0,
             then: vec![
                 record(vec![intent(0, Change::DeleteUser, &["b", "c"])]),
@@ -445,13 +500,22 @@ fn intents_are_grouped_by_the_policy_size() {
         intent_size: 1,
         ..policy()
     };
-    let events = vec![
-        started_with(SubscriptionMode::Manual, vec!["A@T1".into()], p),
-        inventory(),
-        keep_checked(),
-        Event::StepStarted { step: 1 },
-        preflight(true, false),
-    ];
+    let events = [
+        vec![started_with(
+            SubscriptionMode::Manual,
+            vec!["A@T1".into()],
+            p,
+        )],
+        resolved(),
+        vec![
+            inventory(),
+            keep_checked(),
+            Event::StepStarted { step: 1 },
+            preflight(true, false),
+            keep_admin_verified(),
+        ],
+    ]
+    .concat();
     check(vec![Case {
         name: "one intent per object with size 1; keep matched by UPN, any case",
         given: events,
@@ -554,6 +618,7 @@ fn failure_policy_before_and_after_the_pivot() {
                         who: "op".into(),
                         why: "fixed the role".into(),
                     },
+                    keep_admin_verified(),
                 ],
             ]
             .concat(),
@@ -1128,7 +1193,11 @@ fn the_retry_delay_is_jittered_deterministically_per_saga_and_attempt() {
 fn decide_never_performs_a_change_without_a_preceding_intent() {
     // Across every table above, any change call follows a Record holding its intent.
     let histories = vec![
-        at_step_1(SubscriptionMode::PartnerCenter),
+        [
+            at_step_1(SubscriptionMode::PartnerCenter),
+            vec![keep_admin_verified()],
+        ]
+        .concat(),
         at_step(SubscriptionMode::PartnerCenter, 2),
         [
             at_step(SubscriptionMode::PartnerCenter, 4),
@@ -1160,7 +1229,14 @@ fn decide_never_performs_a_change_without_a_preceding_intent() {
 
 #[test]
 fn a_batch_groups_records_before_calls() {
-    let actions = given(at_step_1(SubscriptionMode::PartnerCenter)).when(T0);
+    let actions = given(
+        [
+            at_step_1(SubscriptionMode::PartnerCenter),
+            vec![keep_admin_verified()],
+        ]
+        .concat(),
+    )
+    .when(T0);
     let b = closeout::saga::Batch::from_actions(actions);
     assert_eq!(b.record, vec![intent(0, Change::DeleteUser, &["b", "c"])]);
     assert_eq!(b.perform.len(), 1);
@@ -1173,4 +1249,119 @@ fn a_batch_groups_records_before_calls() {
     let b = closeout::saga::Batch::from_actions(given(waiting).when(T0));
     assert!(b.is_idle());
     assert_eq!(b.wake_at, Some(ts(T0 + 300_000)));
+}
+
+#[test]
+fn a_global_administrator_is_deleted_only_right_after_a_keep_admin_check() {
+    let base = at_step_1(SubscriptionMode::PartnerCenter);
+    let with = |more: Vec<Event>| [base.clone(), more].concat();
+    let missing = Event::KeepAdminMissing {
+        reason: "tenant t1: no keep account holds the Global Administrator role now".into(),
+        admin_ids: vec!["b".into()],
+        at: ts(T0),
+    };
+    let paused_for_it = Event::Paused {
+        who: "closeout".into(),
+        why: "tenant t1: no keep account holds the Global Administrator role now: no Global Administrator is deleted until a keep account is an enabled Global Administrator again".into(),
+    };
+    check(vec![
+        Case {
+            name: "the check found no enabled keep Global Administrator: paused before deleting",
+            given: with(vec![missing.clone()]),
+            now: T0,
+            then: vec![record(vec![paused_for_it.clone()])],
+        },
+        Case {
+            name: "the runtime's guard refused the admin: paused, however the outcome failed",
+            given: with(vec![
+                keep_admin_verified(),
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                missing.clone(),
+                failed(0, "b", FailureClass::Permanent, None),
+                applied(0, "c"),
+            ]),
+            now: T0,
+            then: vec![record(vec![paused_for_it.clone()])],
+        },
+        Case {
+            name: "resumed: the refused admin is deleted only after a new fresh check",
+            given: with(vec![
+                keep_admin_verified(),
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                missing.clone(),
+                failed(0, "b", FailureClass::Permanent, None),
+                applied(0, "c"),
+                paused_for_it.clone(),
+                Event::Resumed {
+                    who: "op".into(),
+                    why: "role given back".into(),
+                },
+            ]),
+            now: T0,
+            then: vec![read(Read::KeepAdmins {
+                keep_ids: vec!["a".into()],
+            })],
+        },
+        Case {
+            name: "a check is used once: the next admin delete reads again",
+            given: with(vec![
+                keep_admin_verified(),
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "c"),
+                failed(0, "b", FailureClass::Transient, None),
+                retry(T0 + 10, 1, T0),
+            ]),
+            now: T0 + 10,
+            then: vec![read(Read::KeepAdmins {
+                keep_ids: vec!["a".into()],
+            })],
+        },
+        Case {
+            name: "a user who became a Global Administrator after the inventory is guarded too",
+            given: with(vec![
+                keep_admin_verified(),
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                applied(0, "c"),
+                Event::KeepAdminVerified {
+                    keep_admin_ids: vec!["a".into()],
+                    admin_ids: vec!["a".into(), "d".into()],
+                    at: ts(T0),
+                },
+                intent(1, Change::DeleteUser, &["x"]),
+                applied(1, "x"),
+                users_read(&["a", "d"]),
+            ]),
+            now: T0,
+            then: vec![read(Read::KeepAdmins {
+                keep_ids: vec!["a".into()],
+            })],
+        },
+        Case {
+            name: "non-admin targets need no check",
+            given: with(vec![
+                keep_admin_verified(),
+                intent(0, Change::DeleteUser, &["b", "c"]),
+                applied(0, "b"),
+                applied(0, "c"),
+                users_read(&["a", "e"]),
+            ]),
+            now: T0,
+            then: vec![
+                record(vec![intent(1, Change::DeleteUser, &["e"])]),
+                change(1, Change::DeleteUser, &["e"]),
+            ],
+        },
+        Case {
+            name: "a saga recorded before tenant GUIDs reads its organization before acting",
+            given: vec![
+                started(SubscriptionMode::PartnerCenter),
+                inventory(),
+                keep_checked(),
+                Event::StepStarted { step: 1 },
+            ],
+            now: T0,
+            then: vec![read(Read::Organization)],
+        },
+    ]);
 }

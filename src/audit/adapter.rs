@@ -27,6 +27,8 @@ use std::borrow::Cow;
 pub struct Context {
     /// The tenant the saga closes (from `SagaStarted`).
     pub tenant_id: String,
+    /// Its GUID (from the first `TenantResolved`), empty before it.
+    pub tenant_guid: String,
     /// The step last started, none before the first and during compensation.
     pub step: Option<u8>,
     /// Users recorded in inventory parts before the `InventoryRecorded`
@@ -112,6 +114,9 @@ pub fn entries(
     };
     match event {
         Event::SagaStarted { spec, .. } => ctx.tenant_id = spec.tenant_id.clone(),
+        Event::TenantResolved { tenant_guid, .. } if ctx.tenant_guid.is_empty() => {
+            ctx.tenant_guid = tenant_guid.clone()
+        }
         Event::StepStarted { step } => ctx.step = Some(*step),
         Event::CompensationStarted { .. } => ctx.step = None,
         Event::InventoryUsersRecorded { part, users } => {
@@ -128,6 +133,7 @@ pub fn entries(
         at: record.at,
         saga_id: record.saga_id.0.clone(),
         tenant_id: ctx.tenant_id.clone(),
+        tenant_guid: ctx.tenant_guid.clone(),
         kind: Cow::Borrowed(event.kind()),
         hash: record.hash,
         prev_hash: record.prev_hash,
@@ -313,6 +319,28 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
                 i.applications.len()
             ),
         },
+        Event::TenantResolved {
+            tenant_guid,
+            source,
+        } => other(format!(
+            "tenant resolved to {tenant_guid} ({})",
+            match source {
+                crate::saga::IdentitySource::Discovery => "its OpenID discovery document",
+                crate::saga::IdentitySource::Organization => "GET /v1.0/organization",
+            }
+        )),
+        Event::KeepAdminVerified {
+            keep_admin_ids,
+            admin_ids,
+            ..
+        } => other(format!(
+            "keep Global Administrator verified enabled before deleting: {} (of {} role members)",
+            keep_admin_ids.join(", "),
+            admin_ids.len()
+        )),
+        Event::KeepAdminMissing { reason, .. } => {
+            state("keep_admin_missing", &format!("{reason}: no Global Administrator deleted"))
+        }
         Event::KeepListChecked { keep_ids } => {
             other(format!("keep list checked: {} never to be deleted", keep_ids.join(", ")))
         }

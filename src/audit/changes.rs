@@ -19,8 +19,10 @@ use std::collections::HashMap;
 pub struct Change {
     /// The saga that made it.
     pub saga_id: String,
-    /// The tenant changed.
+    /// The tenant changed, as the batch named it.
     pub tenant_id: String,
+    /// Its GUID, empty when the saga recorded none.
+    pub tenant_guid: String,
     /// The step (1-5) it belongs to.
     pub step: Option<u8>,
     /// Links intent and outcome.
@@ -90,6 +92,7 @@ impl Joiner {
                 let change = Change {
                     saga_id: e.saga_id.clone(),
                     tenant_id: e.tenant_id.clone(),
+                    tenant_guid: e.tenant_guid.clone(),
                     step: e.step,
                     change_id: change_id.clone(),
                     action: action.clone(),
@@ -124,6 +127,7 @@ impl Joiner {
                         Change {
                             saga_id: e.saga_id.clone(),
                             tenant_id: e.tenant_id.clone(),
+                            tenant_guid: e.tenant_guid.clone(),
                             step: e.step,
                             change_id: change_id.clone(),
                             action: String::new(),

@@ -7,9 +7,10 @@ use crate::model::Timestamp;
 use std::io::Write;
 
 /// The header row, in column order.
-pub const COLUMNS: [&str; 16] = [
+pub const COLUMNS: [&str; 17] = [
     "saga_id",
     "tenant_id",
+    "tenant_guid",
     "step",
     "change_id",
     "action",
@@ -53,6 +54,7 @@ impl<W: Write> CsvWriter<W> {
             .write_record([
                 c.saga_id.as_str(),
                 c.tenant_id.as_str(),
+                c.tenant_guid.as_str(),
                 &c.step.map(|s| s.to_string()).unwrap_or_default(),
                 &c.change_id,
                 &c.action,

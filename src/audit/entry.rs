@@ -19,8 +19,11 @@ pub struct Entry {
     pub at: Timestamp,
     /// The saga the event belongs to.
     pub saga_id: String,
-    /// The tenant the saga closes (from its first event).
+    /// The tenant the saga closes (from its first event), as the batch named it.
     pub tenant_id: String,
+    /// The tenant's GUID (from the saga's `TenantResolved`); empty before it
+    /// and for sagas recorded before tenants were resolved.
+    pub tenant_guid: String,
     /// The snake_case event name.
     pub kind: Cow<'static, str>,
     /// The record's hash (over the previous hash and its own bytes).

@@ -30,8 +30,11 @@ pub struct Line {
     pub at: String,
     /// Its saga.
     pub saga_id: String,
-    /// The tenant the saga closes.
+    /// The tenant the saga closes, as the batch named it.
     pub tenant_id: String,
+    /// Its GUID, absent before the saga recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_guid: Option<String>,
     /// The snake_case event name.
     pub kind: String,
     /// The record's hash, hex.
@@ -91,6 +94,10 @@ pub fn encode(buf: &mut Vec<u8>, e: &Entry) -> std::io::Result<()> {
     write_str(buf, &e.saga_id)?;
     buf.extend_from_slice(b",\"tenant_id\":");
     write_str(buf, &e.tenant_id)?;
+    if !e.tenant_guid.is_empty() {
+        buf.extend_from_slice(b",\"tenant_guid\":");
+        write_str(buf, &e.tenant_guid)?;
+    }
     buf.extend_from_slice(b",\"kind\":");
     write_str(buf, &e.kind)?;
     buf.extend_from_slice(b",\"hash\":\"");
@@ -192,6 +199,8 @@ mod tests {
         at: String,
         saga_id: &'a str,
         tenant_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tenant_guid: Option<&'a str>,
         kind: &'a str,
         hash: String,
         prev_hash: String,
@@ -213,6 +222,7 @@ mod tests {
             at: humantime::format_rfc3339_millis(t).to_string(),
             saga_id: &e.saga_id,
             tenant_id: &e.tenant_id,
+            tenant_guid: (!e.tenant_guid.is_empty()).then_some(e.tenant_guid.as_str()),
             kind: &e.kind,
             hash: crate::audit::entry::hex(&e.hash),
             prev_hash: crate::audit::entry::hex(&e.prev_hash),
@@ -239,6 +249,7 @@ mod tests {
             at: crate::model::Timestamp(1_764_000_000_123),
             saga_id: "saga-1".into(),
             tenant_id: "contoso.onmicrosoft.com".into(),
+            tenant_guid: String::new(),
             kind: Cow::Borrowed("change_applied"),
             hash: [0xab; 32],
             prev_hash: [0x01; 32],
@@ -271,6 +282,7 @@ mod tests {
         full.step = Some(5);
         full.saga_id = "s\\a\"g\u{1f}a".into();
         full.tenant_id = String::new();
+        full.tenant_guid = "8eaef023-2b34-4da1-9baa-8bc8c9d6a490".into();
         for e in [plain(), full] {
             let mut got = Vec::new();
             encode(&mut got, &e).unwrap();

@@ -14,6 +14,7 @@ fn entry(seq: u64, saga: &str, tenant: &str, kind: &'static str, fact: Fact) -> 
         at: Timestamp(1_764_000_000_000 + seq * 1000),
         saga_id: saga.into(),
         tenant_id: tenant.into(),
+        tenant_guid: String::new(),
         kind: kind.into(),
         hash: [seq as u8; 32],
         prev_hash: [seq.saturating_sub(1) as u8; 32],

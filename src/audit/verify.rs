@@ -347,7 +347,7 @@ pub fn check_export(log: &dyn Log, path: &Path) -> Result<ExportReport, Error> {
 
 /// The name of the first field in which two lines differ.
 fn first_difference(a: &Line, b: &Line) -> Option<&'static str> {
-    let checks: [(&'static str, bool); 13] = [
+    let checks: [(&'static str, bool); 14] = [
         ("seq", a.seq == b.seq),
         ("saga_seq", a.saga_seq == b.saga_seq),
         ("hash", a.hash == b.hash),
@@ -355,6 +355,7 @@ fn first_difference(a: &Line, b: &Line) -> Option<&'static str> {
         ("at", a.at == b.at),
         ("saga_id", a.saga_id == b.saga_id),
         ("tenant_id", a.tenant_id == b.tenant_id),
+        ("tenant_guid", a.tenant_guid == b.tenant_guid),
         ("kind", a.kind == b.kind),
         ("item", a.item == b.item),
         ("http", a.http == b.http),

@@ -4,14 +4,17 @@
 //! not opened), and prints what closing each tenant would do, from
 //! [`saga::plan`]. `--json` prints the same as one JSON document.
 //!
-//! Step 1's preflight is read too: the operator gates it would open (a role
-//! for closeout's app, directory sync off) are listed as `gates`, a cost in
-//! waiting rather than a failure.
+//! Every tenant is first resolved to its GUID through its OpenID discovery
+//! document (no credentials needed): a batch naming one tenant twice, under
+//! any spelling, is refused before anything is read. Step 1's preflight is
+//! read too: the operator gates it would open (a role for closeout's app,
+//! directory sync off) are listed as `gates`, a cost in waiting rather than
+//! a failure.
 //!
 //! Exit status: 0 when every tenant can be closed as submitted (gates
-//! included: the saga waits at them); 2 when a keep
-//! list is refused (empty, unknown account, no Global Administrator); 1 when
-//! an inventory could not be read.
+//! included: the saga waits at them); 2 when a keep list is refused (empty,
+//! unknown account, no enabled Global Administrator), a tenant is unknown or
+//! named twice; 1 when an inventory could not be read.
 
 use super::common::{block_on, ConfigArg};
 use super::Error;
@@ -46,8 +49,10 @@ pub struct Args {
 /// What closing one tenant would do (the `--json` shape, one per tenant).
 #[derive(Clone, Debug, Serialize)]
 pub struct TenantPlan {
-    /// The tenant.
+    /// The tenant, as the batch names it.
     pub tenant_id: String,
+    /// Its GUID, from its discovery document.
+    pub tenant_guid: String,
     /// The line of its `[[tenant]]` entry in the batch file.
     pub line: usize,
     /// How its subscriptions would be handled.
@@ -101,6 +106,8 @@ pub struct KeepAccount {
     pub id: Option<String>,
     /// Whether it holds the Global Administrator role.
     pub global_admin: bool,
+    /// Whether it can sign in (`accountEnabled`).
+    pub enabled: bool,
 }
 
 /// Runs `closeout plan`.
@@ -110,7 +117,14 @@ pub fn run(args: Args) -> Result<(), Error> {
     batch
         .check_secret_files()
         .map_err(|e| Error::Invalid(e.into()))?;
-    let plans = block_on(plan_batch(&config, &batch))??;
+    let plans = block_on(async {
+        let guids = resolve_batch(&config, &batch).await?;
+        let mut plans = plan_batch(&config, &batch).await?;
+        for (p, g) in plans.iter_mut().zip(guids) {
+            p.tenant_guid = g;
+        }
+        Ok::<_, Error>(plans)
+    })??;
     if args.json {
         let text = serde_json::to_string_pretty(&plans)
             .map_err(|e| Error::Failed(anyhow::anyhow!("cannot encode the plan: {e}")))?;
@@ -136,6 +150,54 @@ pub fn run(args: Args) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Every tenant's GUID, in batch order, from its discovery document (no
+/// credentials); refuses (invalid input) a tenant the login service does not
+/// know and a batch naming one tenant twice under any spelling, naming both
+/// entries by file and line.
+pub async fn resolve_batch(config: &Config, batch: &BatchFile) -> Result<Vec<String>, Error> {
+    let client = graph::Client::new(endpoints(config), client_options(config))
+        .map_err(|e| Error::Failed(e.into()))?;
+    let client = &client;
+    let found: Vec<_> = stream::iter(&batch.tenants)
+        .map(|spec| async move { client.resolve_tenant(&spec.tenant_id).await })
+        .buffered(CONCURRENT_READS)
+        .collect()
+        .await;
+    let file = batch.file.display();
+    let mut guids = Vec::with_capacity(found.len());
+    for ((spec, line), r) in batch.tenants.iter().zip(&batch.lines).zip(found) {
+        match r {
+            Ok(g) => guids.push(g),
+            Err(e) if e.class == crate::model::FailureClass::Permanent => {
+                return Err(Error::Invalid(anyhow::anyhow!(
+                    "{file}:{line}: tenant_id {}: {}",
+                    spec.tenant_id,
+                    e.message
+                )))
+            }
+            Err(e) => {
+                return Err(Error::Failed(anyhow::anyhow!(
+                    "{file}:{line}: tenant_id {}: cannot resolve the tenant: {}",
+                    spec.tenant_id,
+                    e.message
+                )))
+            }
+        }
+    }
+    let line = |i: usize| format!("{file}:{}", batch.lines.get(i).copied().unwrap_or(0));
+    crate::runtime::executor::duplicates(&batch.tenants, &guids, line)
+        .map_err(|m| Error::Invalid(anyhow::anyhow!("{m}")))?;
+    Ok(guids)
+}
+
+fn endpoints(config: &Config) -> graph::Endpoints {
+    graph::Endpoints {
+        graph: config.endpoints.graph.clone(),
+        login: config.endpoints.login.clone(),
+        partner_center: config.endpoints.partner_center.clone(),
+    }
 }
 
 /// Reads every tenant's inventory and plans its closure, in batch order.
@@ -262,6 +324,7 @@ pub fn plan_gates(
 fn unreadable(spec: &TenantSpec, error: String) -> TenantPlan {
     TenantPlan {
         tenant_id: spec.tenant_id.clone(),
+        tenant_guid: String::new(),
         line: 0,
         subscriptions: spec.subscriptions,
         error: Some(error),
@@ -294,6 +357,7 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
                 entry: entry.clone(),
                 id: user.map(|u| u.id.clone()),
                 global_admin: user.is_some_and(|u| inv.global_admins.contains(&u.id)),
+                enabled: user.is_some_and(|u| u.account_enabled),
             }
         })
         .collect();
@@ -308,6 +372,7 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
     users.sort();
     TenantPlan {
         tenant_id: spec.tenant_id.clone(),
+        tenant_guid: String::new(),
         line: 0,
         subscriptions: spec.subscriptions,
         error: None,
@@ -326,7 +391,10 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
 }
 
 fn print_text(p: &TenantPlan) {
-    println!("tenant {} (batch line {})", p.tenant_id, p.line);
+    println!(
+        "tenant {} ({}, batch line {})",
+        p.tenant_id, p.tenant_guid, p.line
+    );
     if let Some(e) = &p.error {
         println!("  ERROR: {e}\n");
         return;
@@ -335,10 +403,11 @@ fn print_text(p: &TenantPlan) {
         println!("  REFUSED: {r}");
     }
     for k in &p.keep {
-        let what = match (&k.id, k.global_admin) {
-            (None, _) => "not found in the directory".to_string(),
-            (Some(id), true) => format!("{id}, Global Administrator"),
-            (Some(id), false) => format!("{id}, not a Global Administrator"),
+        let what = match (&k.id, k.global_admin, k.enabled) {
+            (None, _, _) => "not found in the directory".to_string(),
+            (Some(id), true, true) => format!("{id}, Global Administrator"),
+            (Some(id), true, false) => format!("{id}, Global Administrator, DISABLED"),
+            (Some(id), false, _) => format!("{id}, not a Global Administrator"),
         };
         println!("  keep {} ({what})", k.entry);
     }

@@ -1,6 +1,8 @@
 //! `closeout submit BATCH`: validates the batch file here (exit 2 naming the
-//! file, line and key), sends it to the daemon, and prints one
-//! `saga_id<TAB>tenant_id` line per tenant.
+//! file, line and key; a tenant named twice under any spelling, found by
+//! resolving each to its GUID, names both lines), sends it to the daemon
+//! (which resolves and checks again, atomically with registering the sagas),
+//! and prints one `saga_id<TAB>tenant_id` line per tenant.
 
 use super::common::{block_on, call, connect, unexpected, ConfigArg};
 use super::Error;
@@ -26,6 +28,18 @@ pub fn run(args: Args) -> Result<(), Error> {
         .check_secret_files()
         .map_err(|e| Error::Invalid(e.into()))?;
     let sagas = block_on(async {
+        // No daemon, nothing to resolve: say so before asking the network.
+        drop(connect(&config).await?);
+        // Here to name the batch's lines; the daemon resolves and checks
+        // again (authoritatively, atomically with registering the sagas), so
+        // a login service unreachable from here leaves the check to it.
+        match super::plan::resolve_batch(&config, &batch).await {
+            Ok(_) => {}
+            Err(Error::Failed(e)) => {
+                eprintln!("closeout: {e:#}; the daemon checks the tenants instead")
+            }
+            Err(e) => return Err(e),
+        }
         let mut client = connect(&config).await?;
         match call(
             &mut client,

@@ -27,6 +27,7 @@ pub mod batch;
 pub mod bulk;
 pub mod client;
 pub mod error;
+pub mod identity;
 pub mod paging;
 pub mod partner;
 pub mod tenant;

@@ -261,7 +261,7 @@ impl TenantClient {
     }
 
     /// Every item of a collection, following `@odata.nextLink`.
-    async fn all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, CallError> {
+    pub(crate) async fn all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, CallError> {
         paging::get_all(self, self.url(path)?).await
     }
 }
@@ -427,6 +427,14 @@ impl TenantApi for TenantClient {
 
     async fn restore_users(&self, ids: &[String]) -> Vec<(String, WriteOutcome)> {
         bulk::run(self, Op::Restore, ids).await
+    }
+
+    async fn organization_id(&self) -> Result<String, CallError> {
+        Ok(self.organization().await?.0)
+    }
+
+    async fn global_admin_members(&self) -> Result<Vec<crate::model::RoleMember>, CallError> {
+        self.role_members().await
     }
 
     async fn tenant_exists(&self) -> Result<bool, CallError> {

@@ -8,6 +8,7 @@ use crate::saga::{Progress, SagaState};
 
 fn row(id: &str, state: SagaState, step: Option<u8>) -> StatusRow {
     StatusRow {
+        tenant_guid: None,
         saga_id: id.into(),
         tenant_id: format!("tenant-{id}"),
         state,

@@ -195,6 +195,10 @@ pub struct StatusRow {
     /// nothing is required of a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_required: Option<crate::saga::ActionRequired>,
+    /// The tenant's GUID (`tenant_id` is the spelling the batch used), once
+    /// resolved; one saga per tenant is enforced on it.
+    #[serde(default)]
+    pub tenant_guid: Option<String>,
 }
 
 /// The `state` and `progress` of `status --json` are the saga's own types.

@@ -18,7 +18,7 @@ use crate::model::{SagaId, SubscriptionMode, TenantSpec, Timestamp};
 use crate::saga::{self, Batch, Call, Command, Event, SagaState, State};
 use crate::store::{self, Snapshot, Store};
 use futures::stream::{FuturesUnordered, StreamExt};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
@@ -80,6 +80,10 @@ struct Inner {
     webhooks: Arc<crate::notify::Webhooks>,
     /// Which sagas make up each batch, to record once that it finished.
     batches: crate::notify::Batches,
+    /// Tenant keys (see [`tenant_keys`]) reserved by submissions whose sagas
+    /// are not registered yet. Locked only while `sagas` is held, so that a
+    /// check and its reservation are one step.
+    reserving: Mutex<HashSet<String>>,
 }
 
 /// The reloadable part of the config, as the executor uses it.
@@ -99,6 +103,9 @@ struct Slot {
     status: saga::Status,
     /// Commands to its task; `None` once the saga is terminal.
     commands: Option<mpsc::Sender<Msg>>,
+    /// For a saga recorded before tenants were resolved: its tenant's GUID
+    /// as the daemon resolved it on recovery (until the saga records its own).
+    recovered_guid: Option<String>,
 }
 
 /// A message to a saga task.
@@ -199,6 +206,7 @@ impl Executor {
             pulse: Heartbeat::default(),
             webhooks,
             batches: crate::notify::Batches::default(),
+            reserving: Mutex::new(HashSet::new()),
         });
         let executor = Arc::new(Executor {
             inner,
@@ -232,8 +240,17 @@ impl Executor {
             }
         }
         self.inner.batches.recovered();
+        let mut unresolved = Vec::new();
         for r in recovered {
+            if let (false, None, Some(h)) =
+                (r.state.is_terminal(), &r.state.tenant_guid, &r.state.header)
+            {
+                unresolved.push((r.saga_id.0.clone(), h.spec.tenant_id.clone()));
+            }
             self.adopt(r.saga_id, r.state, r.next_seq).await;
+        }
+        if !unresolved.is_empty() {
+            tokio::spawn(resolve_recovered(Arc::clone(&self.inner), unresolved));
         }
         Ok(())
     }
@@ -257,6 +274,7 @@ impl Executor {
                     started: header.started_at,
                     status: state.status(),
                     commands: (!terminal).then_some(tx),
+                    recovered_guid: None,
                 },
             );
         let batch_end =
@@ -291,6 +309,36 @@ impl Executor {
             .filter(|s| matches!(s.status.state, SagaState::Waiting))
             .count();
         (sagas.len(), active, waiting)
+    }
+}
+
+/// Resolves the tenants of recovered sagas that recorded no GUID (written
+/// before tenants were resolved), credential-free, so that they hold their
+/// tenant by GUID even while paused; until then (or if the login service
+/// cannot say) they hold it by their spelling, lowercased. In the background:
+/// recovery does not wait on the network.
+async fn resolve_recovered(inner: Arc<Inner>, sagas: Vec<(String, String)>) {
+    let graph = inner.graph.clone();
+    let found: Vec<_> = futures::stream::iter(sagas)
+        .map(move |(saga, tenant)| {
+            let graph = graph.clone();
+            async move { (saga, tenant.clone(), graph.resolve_tenant(&tenant).await) }
+        })
+        .buffer_unordered(RESOLVE_AT_ONCE)
+        .collect()
+        .await;
+    let mut slots = inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+    for (saga, tenant, r) in found {
+        match r {
+            Ok(guid) => {
+                if let Some(slot) = slots.get_mut(&saga) {
+                    slot.recovered_guid = Some(guid);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(saga_id = %saga, tenant_id = %tenant, error = %e.message, "cannot resolve a recovered saga's tenant: it holds the tenant by its spelling until it reads its organization")
+            }
+        }
     }
 }
 
@@ -719,6 +767,7 @@ fn row(saga_id: &str, slot: &Slot) -> StatusRow {
         updated_at: slot.status.updated_at,
         waiting_for: slot.status.waiting_for.clone(),
         action_required: slot.status.action_required.clone(),
+        tenant_guid: (slot.status.tenant_guid.clone()).or_else(|| slot.recovered_guid.clone()),
     }
 }
 
@@ -744,6 +793,12 @@ impl Engine for Executor {
         for spec in &tenants {
             self.check_submission(spec)?;
         }
+        let guids = self.resolve(&tenants).await?;
+        duplicates(&tenants, &guids, |i| format!("entry {}", i + 1))
+            .map_err(EngineError::Invalid)?;
+        // Held until every saga of the request is registered (or the append
+        // failed): a concurrent submission of the same tenant is refused.
+        let _reservation = self.reserve(&tenants, &guids)?;
         let policy = self
             .inner
             .settings
@@ -756,7 +811,7 @@ impl Engine for Executor {
         // Every saga's first events are appended at once (one group commit
         // for the whole batch, not one flush per tenant).
         let mut started = Vec::with_capacity(tenants.len());
-        for spec in tenants {
+        for (spec, guid) in tenants.into_iter().zip(guids) {
             let saga_id = SagaId(uuid::Uuid::new_v4().to_string());
             let event = Event::SagaStarted {
                 saga_id: saga_id.clone(),
@@ -774,7 +829,18 @@ impl Engine for Executor {
             };
             let joined_bytes = (joined.encode())
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
-            started.push((saga_id, spec, [event, joined], vec![payload, joined_bytes]));
+            let resolved = Event::TenantResolved {
+                tenant_guid: guid,
+                source: saga::IdentitySource::Discovery,
+            };
+            let resolved_bytes = (resolved.encode())
+                .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
+            started.push((
+                saga_id,
+                spec,
+                [event, resolved, joined],
+                vec![payload, resolved_bytes, joined_bytes],
+            ));
         }
         let appends = started.iter_mut().map(|(saga_id, _, _, payloads)| {
             let payloads = std::mem::take(payloads);
@@ -803,7 +869,7 @@ impl Engine for Executor {
                 tenant_id: spec.tenant_id.clone(),
             });
             (self.inner.batches).join(&batch_id, &saga_id.0, batch_size, None, false);
-            self.adopt(saga_id, state, store::FIRST_SEQ + 2).await;
+            self.adopt(saga_id, state, store::FIRST_SEQ + 3).await;
         }
         if let Some(e) = failed {
             return Err(e);
@@ -877,9 +943,9 @@ fn command_name(c: OperatorCommand) -> &'static str {
 }
 
 impl Executor {
-    /// Refuses a tenant that cannot be started: its secret unreadable, a
-    /// partner-center tenant without a configured partner, or a tenant that
-    /// already has an active saga.
+    /// Refuses a tenant that cannot be started: its secret unreadable, or a
+    /// partner-center tenant without a configured partner (a tenant that
+    /// already has a saga is refused by [`Executor::reserve`]).
     fn check_submission(&self, spec: &TenantSpec) -> Result<(), EngineError> {
         if let Err(e) = graph::read_secret(&spec.secret) {
             return Err(EngineError::Invalid(format!(
@@ -893,17 +959,152 @@ impl Executor {
                 spec.tenant_id
             )));
         }
-        let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((id, _)) = sagas
-            .iter()
-            .find(|(_, s)| s.commands.is_some() && s.tenant_id == spec.tenant_id)
-        {
-            return Err(EngineError::Invalid(format!(
-                "tenant {} already has an active saga {id}",
-                spec.tenant_id
-            )));
-        }
         Ok(())
+    }
+
+    /// Every tenant's GUID, from its discovery document (no credentials),
+    /// in request order. An unknown tenant is invalid input; an unreachable
+    /// login service makes the daemon unavailable for the request.
+    async fn resolve(&self, tenants: &[TenantSpec]) -> Result<Vec<String>, EngineError> {
+        let graph = self.inner.graph.clone();
+        let names: Vec<String> = tenants.iter().map(|t| t.tenant_id.clone()).collect();
+        let found: Vec<_> = futures::stream::iter(names)
+            .map(move |name| {
+                let graph = graph.clone();
+                async move { graph.resolve_tenant(&name).await }
+            })
+            .buffered(RESOLVE_AT_ONCE)
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(found.len());
+        for (i, (spec, r)) in tenants.iter().zip(found).enumerate() {
+            match r {
+                Ok(guid) => out.push(guid),
+                Err(e) if e.class == crate::model::FailureClass::Permanent => {
+                    return Err(EngineError::Invalid(format!(
+                        "entry {} (tenant {}): {}",
+                        i + 1,
+                        spec.tenant_id,
+                        e.message
+                    )))
+                }
+                Err(e) => {
+                    return Err(EngineError::Unavailable(format!(
+                        "entry {} (tenant {}): cannot resolve the tenant: {}",
+                        i + 1,
+                        spec.tenant_id,
+                        e.message
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks that no tenant of the request has a saga that is not terminal
+    /// (recovered ones included) or is being submitted by another request,
+    /// and reserves them all, in one step under the saga table's lock.
+    fn reserve(
+        &self,
+        tenants: &[TenantSpec],
+        guids: &[String],
+    ) -> Result<Reservation<'_>, EngineError> {
+        let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reserving = self
+            .inner
+            .reserving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut keys = Vec::new();
+        for (spec, guid) in tenants.iter().zip(guids) {
+            let mine = tenant_keys(&spec.tenant_id, Some(guid));
+            let active = sagas.iter().find(|(_, s)| {
+                let guid = s.status.tenant_guid.as_ref().or(s.recovered_guid.as_ref());
+                !s.status.state.is_terminal()
+                    && tenant_keys(&s.tenant_id, guid.map(String::as_str))
+                        .iter()
+                        .any(|k| mine.contains(k))
+            });
+            if let Some((id, slot)) = active {
+                return Err(EngineError::Invalid(format!(
+                    "tenant {} (tenant {guid}) already has an active saga {id} (submitted as {})",
+                    spec.tenant_id, slot.tenant_id
+                )));
+            }
+            if mine.iter().any(|k| reserving.contains(k)) {
+                return Err(EngineError::Invalid(format!(
+                    "tenant {} (tenant {guid}) is being submitted by another request",
+                    spec.tenant_id
+                )));
+            }
+            keys.extend(mine);
+        }
+        reserving.extend(keys.iter().cloned());
+        Ok(Reservation {
+            inner: &self.inner,
+            keys,
+        })
+    }
+}
+
+/// Tenants resolved at once for one submission.
+const RESOLVE_AT_ONCE: usize = 16;
+
+/// The keys a tenant is reserved under: its GUID when known, and the
+/// spelling the batch used, lowercased (a saga recorded before GUIDs were
+/// holds its tenant by that spelling until it has read its GUID).
+fn tenant_keys(raw: &str, guid: Option<&str>) -> Vec<String> {
+    let mut keys = vec![raw.to_ascii_lowercase()];
+    if let Some(g) = guid {
+        keys.push(g.to_ascii_lowercase());
+    }
+    keys
+}
+
+/// Refuses a list of tenants that names one tenant twice, under any spelling
+/// (GUID or domain, any case): the message names both entries (`name(i)`
+/// for the i-th, 0-based) and the tenant.
+pub fn duplicates(
+    tenants: &[TenantSpec],
+    guids: &[String],
+    name: impl Fn(usize) -> String,
+) -> Result<(), String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, (spec, guid)) in tenants.iter().zip(guids).enumerate() {
+        for key in tenant_keys(&spec.tenant_id, Some(guid)) {
+            match seen.get(&key) {
+                Some(&j) if j != i => {
+                    return Err(format!(
+                        "{} (tenant_id {}) and {} (tenant_id {}) name the same tenant {guid}: one saga per tenant",
+                        name(j),
+                        tenants[j].tenant_id,
+                        name(i),
+                        spec.tenant_id
+                    ))
+                }
+                _ => {
+                    seen.insert(key, i);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tenant keys held for a submission until its sagas are registered.
+struct Reservation<'a> {
+    /// Where they are held.
+    inner: &'a Inner,
+    /// The keys.
+    keys: Vec<String>,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut reserving = (self.inner.reserving.lock()).unwrap_or_else(|p| p.into_inner());
+        for k in &self.keys {
+            reserving.remove(k);
+        }
     }
 }
 

@@ -7,9 +7,10 @@ use crate::model::{
     CaPolicyState, CallError, FailureClass, HttpInfo, PerUserMfaState, Timestamp, User,
     WriteOutcome,
 };
-use crate::ports::{PartnerApi, TenantApi};
+use crate::ports::{KeepCheck, PartnerApi, TenantApi};
 use crate::saga::{
-    Call, Change, Event, Inventory, MfaView, Read, SubscriptionRef, TenantView, UserRef,
+    keep, Call, Change, Event, IdentitySource, Inventory, MfaView, Read, SubscriptionRef,
+    TenantView, UserRef,
 };
 use futures::future::join_all;
 
@@ -19,10 +20,24 @@ pub async fn perform<T: TenantApi, P: PartnerApi>(
     tenant: &T,
     partner: Option<&P>,
     tenant_id: &str,
-    _now: Timestamp,
+    now: Timestamp,
 ) -> Vec<Event> {
     match call {
-        Call::Read(read) => match perform_read(read, tenant).await {
+        Call::Change {
+            change_id,
+            change: Change::DeleteUser,
+            targets,
+        } => {
+            let (check, outcomes) = tenant.delete_users_checked(targets).await;
+            let mut events: Vec<Event> = check.map(|c| check_event(c, now)).into_iter().collect();
+            events.extend(
+                outcomes
+                    .into_iter()
+                    .map(|(target, o)| outcome_event(*change_id, target, o)),
+            );
+            events
+        }
+        Call::Read(read) => match perform_read(read, tenant, tenant_id, now).await {
             Ok(Event::InventoryRecorded { inventory }) => Event::inventory(inventory),
             Ok(event) => vec![event],
             Err(error) => vec![Event::ReadFailed {
@@ -41,6 +56,22 @@ pub async fn perform<T: TenantApi, P: PartnerApi>(
                 .map(|(target, o)| outcome_event(*change_id, target, o))
                 .collect()
         }
+    }
+}
+
+/// The event recording a keep-admin check.
+fn check_event(c: KeepCheck, at: Timestamp) -> Event {
+    match c.verdict {
+        Ok(keep_admin_ids) => Event::KeepAdminVerified {
+            keep_admin_ids,
+            admin_ids: c.admin_ids,
+            at,
+        },
+        Err(reason) => Event::KeepAdminMissing {
+            reason,
+            admin_ids: c.admin_ids,
+            at,
+        },
     }
 }
 
@@ -135,8 +166,27 @@ async fn perform_change<T: TenantApi, P: PartnerApi>(
     }
 }
 
-async fn perform_read<T: TenantApi>(read: &Read, tenant: &T) -> Result<Event, CallError> {
+async fn perform_read<T: TenantApi>(
+    read: &Read,
+    tenant: &T,
+    tenant_id: &str,
+    now: Timestamp,
+) -> Result<Event, CallError> {
     Ok(match read {
+        Read::Organization => Event::TenantResolved {
+            tenant_guid: tenant.organization_id().await?,
+            source: IdentitySource::Organization,
+        },
+        Read::KeepAdmins { keep_ids } => {
+            let members = tenant.global_admin_members().await?;
+            check_event(
+                KeepCheck {
+                    admin_ids: members.iter().map(|m| m.id.clone()).collect(),
+                    verdict: keep::judge(tenant_id, keep_ids, &[], &members),
+                },
+                now,
+            )
+        }
         Read::Inventory => {
             let users = tenant.list_users().await?;
             let global_admins = tenant.list_global_admins().await?;

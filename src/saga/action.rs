@@ -60,6 +60,14 @@ pub enum Read {
     /// Step 1's preflight: role assignments, on-premises sync of the users
     /// and the organization, closeout's own service principal.
     Preflight,
+    /// `GET /v1.0/organization`: the tenant's GUID as its own token sees it.
+    Organization,
+    /// The Global Administrator role's members with `accountEnabled`, read
+    /// just before Global Administrators are deleted.
+    KeepAdmins {
+        /// The keep accounts' object ids: one must be an enabled member.
+        keep_ids: Vec<String>,
+    },
 }
 
 /// An external call.

@@ -17,6 +17,17 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
     if state.ending.is_some() || state.paused.is_some() {
         return Vec::new();
     }
+    // The keep invariant: a fresh read found no keep account that is an
+    // enabled Global Administrator. Nothing more is deleted until a person
+    // restores one and resumes (the next admin delete reads again first).
+    if let (Some(reason), None) = (&state.keep_admin_missing, &state.compensating) {
+        return vec![Action::Record(vec![Event::Paused {
+            who: super::state::SYSTEM.to_string(),
+            why: format!(
+                "{reason}: no Global Administrator is deleted until a keep account is an enabled Global Administrator again"
+            ),
+        }])];
+    }
     if state.tenant_unknown && state.pivot {
         return tenant_gone(state);
     }
@@ -62,6 +73,10 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
     }
     if state.compensating.is_some() {
         compensate::decide(state, now)
+    } else if state.step >= 1 && state.tenant_guid.is_none() {
+        // Recorded before sagas learnt their tenant's GUID: learn it before
+        // acting (its token's organization names it).
+        vec![Action::Perform(Call::Read(Read::Organization))]
     } else {
         steps::decide(state, now)
     }

@@ -375,6 +375,46 @@ pub enum Event {
         /// What was read.
         preflight: Preflight,
     },
+    /// The tenant's identity: its GUID, whatever spelling the batch used. The
+    /// daemon records it with `SagaStarted` (from the discovery document) and
+    /// the saga again once it has a token (from `GET /v1.0/organization`);
+    /// one saga per tenant is enforced on this GUID.
+    TenantResolved {
+        /// The tenant's GUID, lowercase.
+        tenant_guid: String,
+        /// Where it was read.
+        source: IdentitySource,
+    },
+    /// A fresh read of the Global Administrator role, just before deleting
+    /// Global Administrators, found a keep account enabled and holding it.
+    KeepAdminVerified {
+        /// The keep accounts that are enabled Global Administrators.
+        keep_admin_ids: Vec<String>,
+        /// Every member of the role as read (the deletes it guards).
+        admin_ids: Vec<String>,
+        /// When it was read.
+        at: Timestamp,
+    },
+    /// A fresh read of the Global Administrator role found no keep account
+    /// that is enabled and holds it: no Global Administrator is deleted.
+    KeepAdminMissing {
+        /// What the read showed.
+        reason: String,
+        /// Every member of the role as read.
+        admin_ids: Vec<String>,
+        /// When it was read.
+        at: Timestamp,
+    },
+}
+
+/// Where a tenant's GUID was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentitySource {
+    /// `GET {login}/{tenant}/v2.0/.well-known/openid-configuration`, without credentials.
+    Discovery,
+    /// `GET /v1.0/organization` with the tenant's own token.
+    Organization,
 }
 
 /// Users per inventory record: a user of the longest names Graph allows
@@ -482,6 +522,9 @@ impl Event {
             Event::BatchFinished { .. } => "batch_finished",
             Event::InventoryUsersRecorded { .. } => "inventory_users_recorded",
             Event::PreflightRead { .. } => "preflight_read",
+            Event::TenantResolved { .. } => "tenant_resolved",
+            Event::KeepAdminVerified { .. } => "keep_admin_verified",
+            Event::KeepAdminMissing { .. } => "keep_admin_missing",
         }
     }
 
@@ -510,6 +553,9 @@ impl Event {
                 .map(String::as_str)
                 .collect(),
             Event::KeepListChecked { keep_ids } => keep_ids.iter().map(String::as_str).collect(),
+            Event::KeepAdminVerified { keep_admin_ids, .. } => {
+                keep_admin_ids.iter().map(String::as_str).collect()
+            }
             _ => Vec::new(),
         }
     }

@@ -17,6 +17,7 @@ mod command;
 mod compensate;
 mod decide;
 mod event;
+pub mod keep;
 mod notice;
 mod plan;
 mod policy;
@@ -31,7 +32,8 @@ pub use action::{Action, Batch, Call, Read};
 pub use command::{handle, Command, Refusal};
 pub use decide::{decide, jitter_unit};
 pub use event::{
-    Change, Event, Gate, InventoryParts, EVENT_VERSION, INVENTORY_PART_USERS, SECURITY_DEFAULTS,
+    Change, Event, Gate, IdentitySource, InventoryParts, EVENT_VERSION, INVENTORY_PART_USERS,
+    SECURITY_DEFAULTS,
 };
 pub use notice::{Notice, NoticeKind, Notices};
 pub use plan::{check_keep, plan, Plan};

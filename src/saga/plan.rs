@@ -30,7 +30,7 @@ pub struct Plan {
 
 /// Resolves the keep list against the inventory: every entry must name a user
 /// (by object id or UPN, case-insensitive) and one of them must hold the
-/// Global Administrator role. Returns the keep accounts' ids or the reason.
+/// Global Administrator role and be enabled. Returns the keep accounts' ids or the reason.
 pub fn check_keep(spec: &TenantSpec, inv: &Inventory) -> Result<Vec<String>, String> {
     let tenant = &spec.tenant_id;
     if spec.keep.is_empty() {
@@ -53,9 +53,25 @@ pub fn check_keep(spec: &TenantSpec, inv: &Inventory) -> Result<Vec<String>, Str
     }
     ids.sort();
     ids.dedup();
-    if !ids.iter().any(|id| inv.global_admins.contains(id)) {
+    let admins: Vec<&crate::model::User> = inv
+        .users
+        .iter()
+        .filter(|u| ids.contains(&u.id) && inv.global_admins.contains(&u.id))
+        .collect();
+    if admins.is_empty() {
         return Err(format!(
             "tenant {tenant}: no keep account holds the Global Administrator role"
+        ));
+    }
+    // A disabled Global Administrator cannot sign in to finish the closure.
+    if !admins.iter().any(|u| u.account_enabled) {
+        let names: Vec<&str> = admins
+            .iter()
+            .map(|u| u.user_principal_name.as_str())
+            .collect();
+        return Err(format!(
+            "tenant {tenant}: the keep Global Administrator {} is disabled (accountEnabled = false): no keep account is an enabled Global Administrator",
+            names.join(", ")
         ));
     }
     Ok(ids)

@@ -1,7 +1,7 @@
 //! The state a saga's events fold into, and [`apply`], the fold step. `apply`
 //! only records what an event says; every judgement lives in `decide`.
 
-use super::event::{Change, Event, Gate};
+use super::event::{Change, Event, Gate, IdentitySource};
 use super::notice::{NoticeKind, Notices};
 use super::policy::SagaPolicy;
 use super::view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
@@ -85,6 +85,10 @@ pub struct Observed {
     pub tenant_exists: Option<bool>,
     /// Step 1's preflight read.
     pub preflight: Option<crate::model::Preflight>,
+    /// A keep account read, just now, to be an enabled Global Administrator:
+    /// every member of the role then (the admin deletes this read allows).
+    #[serde(default)]
+    pub keep_admins: Option<Vec<String>>,
 }
 
 /// A durable timer.
@@ -170,6 +174,22 @@ pub struct State {
     /// The users of an inventory recorded in parts, until the
     /// `InventoryRecorded` that completes it.
     pub inventory_parts: super::event::InventoryParts,
+    /// The tenant's GUID, from the first `TenantResolved` (sagas recorded
+    /// before it existed learn it from `GET /v1.0/organization`).
+    #[serde(default)]
+    pub tenant_guid: Option<String>,
+    /// The GUID `GET /v1.0/organization` named with the tenant's own token.
+    #[serde(default)]
+    pub organization_guid: Option<String>,
+    /// Every object id any read showed holding the Global Administrator role
+    /// (the inventory's and later fresh reads'): deleting one needs a fresh
+    /// keep-admin check.
+    #[serde(default)]
+    pub admins_seen: BTreeSet<String>,
+    /// The last keep-admin check failed: why (cleared by a passing check or
+    /// `resume`).
+    #[serde(default)]
+    pub keep_admin_missing: Option<String>,
 }
 
 /// The login error code for a tenant the token endpoint does not know.
@@ -227,8 +247,36 @@ pub fn apply(mut s: State, event: &Event) -> State {
         }
         Event::InventoryUsersRecorded { .. } | Event::InventoryRecorded { .. } => {
             if let Some(inventory) = s.inventory_parts.take(event) {
+                s.admins_seen
+                    .extend(inventory.global_admins.iter().cloned());
                 s.inventory = Some(inventory);
             }
+        }
+        Event::TenantResolved {
+            tenant_guid,
+            source,
+        } => {
+            if s.tenant_guid.is_none() {
+                s.tenant_guid = Some(tenant_guid.clone());
+            }
+            if *source == IdentitySource::Organization {
+                s.organization_guid = Some(tenant_guid.clone());
+                s.streak = None;
+            }
+        }
+        Event::KeepAdminVerified { admin_ids, .. } => {
+            s.admins_seen.extend(admin_ids.iter().cloned());
+            s.observed.keep_admins = Some(admin_ids.clone());
+            s.keep_admin_missing = None;
+            s.streak = None;
+        }
+        Event::KeepAdminMissing {
+            reason, admin_ids, ..
+        } => {
+            s.admins_seen.extend(admin_ids.iter().cloned());
+            s.observed.keep_admins = None;
+            s.keep_admin_missing = Some(reason.clone());
+            s.streak = None;
         }
         Event::KeepListChecked { keep_ids } => {
             s.keep_ids = Some(keep_ids.iter().cloned().collect());
@@ -371,6 +419,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
         }
         Event::Resumed { .. } => {
             s.paused = None;
+            s.keep_admin_missing = None;
             s.clear_failures();
             s.wait = None;
             s.observed = Observed::default();

@@ -74,6 +74,8 @@ pub struct Status {
     pub waiting_for: Option<String>,
     /// What a person must do, item by item (see [`super::ActionRequired`]).
     pub action_required: Option<super::ActionRequired>,
+    /// The tenant's GUID, once resolved.
+    pub tenant_guid: Option<String>,
 }
 
 impl State {
@@ -102,6 +104,7 @@ impl State {
             updated_at: self.updated_at,
             waiting_for,
             action_required: self.action_required(),
+            tenant_guid: self.tenant_guid.clone(),
         }
     }
 

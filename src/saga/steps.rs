@@ -3,9 +3,11 @@
 //! disable MFA, delete the directory.
 
 use super::action::{Action, Call, Read};
-use super::decide::{drive, intend, is_keep, keep_ids, other_users, status_of, wait};
+use super::decide::{
+    drive, ids_where, intend, is_keep, keep_ids, other_users, resolve_doubt, status_of, wait,
+};
 use super::event::{Change, Event, Gate, SECURITY_DEFAULTS};
-use super::state::State;
+use super::state::{State, Target};
 use crate::model::{
     PartnerStatus, PerUserMfaState, SubscriptionMode, SubscriptionStatus, Timestamp,
 };
@@ -55,8 +57,22 @@ fn next_step(state: &State, step: u8, mut first: Vec<Event>) -> Vec<Action> {
     record(first)
 }
 
-/// Inventory, then the keep-list check, before anything is changed.
+/// The tenant's identity confirmed with its own token, then the inventory,
+/// then the keep-list check, before anything is changed.
 fn start(state: &State) -> Vec<Action> {
+    let Some(org) = &state.organization_guid else {
+        return read(Read::Organization);
+    };
+    if let (Some(header), Some(guid)) = (&state.header, &state.tenant_guid) {
+        if guid != org {
+            return record(vec![Event::SagaFailed {
+                reason: format!(
+                    "tenant {}: its discovery document names tenant {guid} but its token's organization is {org}: nothing was changed",
+                    header.spec.tenant_id
+                ),
+            }]);
+        }
+    }
     let (Some(header), Some(inv)) = (&state.header, &state.inventory) else {
         return read(Read::Inventory);
     };
@@ -75,8 +91,12 @@ fn start(state: &State) -> Vec<Action> {
 
 /// Step 1: delete every user not on the keep list; done when only keep accounts remain.
 fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
-    if let Some(a) = drive(state, Change::DeleteUser) {
+    if let Some(a) = resolve_doubt(state, Change::DeleteUser) {
         return a;
+    }
+    let pending = ids_where(state, Change::DeleteUser, |t| *t == Target::Pending);
+    if !pending.is_empty() {
+        return intend_deletes(state, pending, Vec::new());
     }
     if state.table(Change::DeleteUser).is_none() {
         let targets: Vec<(String, String)> = state
@@ -92,7 +112,7 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
                 Err(actions) => return actions,
             };
             let ids = targets.into_iter().map(|(id, _)| id).collect();
-            return intend(state, vec![(Change::DeleteUser, ids)], first);
+            return intend_deletes(state, ids, first);
         }
     }
     let Some(users) = &state.observed.users else {
@@ -107,7 +127,7 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
         }
     }
     if !new.is_empty() {
-        return intend(state, vec![(Change::DeleteUser, new)], Vec::new());
+        return intend_deletes(state, new, Vec::new());
     }
     // Deleted users still listed: the list may lag (replication). After one
     // wait, ask for each by id; gone by id counts as gone.
@@ -136,7 +156,7 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
             .cloned()
             .collect();
         if !back.is_empty() {
-            return intend(state, vec![(Change::DeleteUser, back)], Vec::new());
+            return intend_deletes(state, back, Vec::new());
         }
         return wait(
             now,
@@ -197,6 +217,29 @@ fn preflight(
         reason.to_string(),
         first,
     ))
+}
+
+/// Intents to delete `targets` (keep accounts never among them). A target
+/// any read has shown holding the Global Administrator role is deleted only
+/// right after a fresh read of the role found a keep account enabled and
+/// holding it ([`Read::KeepAdmins`], recorded as `KeepAdminVerified`); a
+/// failed read pauses the saga (see `decide`). `first`: events to record
+/// before the intents.
+fn intend_deletes(state: &State, targets: Vec<String>, first: Vec<Event>) -> Vec<Action> {
+    let admin = |id: &String| {
+        state.admins_seen.contains(id)
+            || state
+                .observed
+                .keep_admins
+                .as_ref()
+                .is_some_and(|a| a.contains(id))
+    };
+    if targets.iter().any(admin) && state.observed.keep_admins.is_none() {
+        return read(Read::KeepAdmins {
+            keep_ids: keep_ids(state),
+        });
+    }
+    intend(state, vec![(Change::DeleteUser, targets)], first)
 }
 
 /// Step 2, partner-center mode: suspend every active subscription.

@@ -96,6 +96,9 @@ pub struct UserFixture {
     /// cannot delete it).
     #[serde(default)]
     pub restricted: bool,
+    /// Sign-in blocked (`accountEnabled = false`).
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// One subscription in a fixture.
@@ -223,7 +226,7 @@ impl Fixture {
     }
 }
 
-fn role_id(r: &str) -> String {
+pub(crate) fn role_id(r: &str) -> String {
     match r {
         "global_administrator" | "Global Administrator" => GLOBAL_ADMIN.into(),
         "user_administrator" | "User Administrator" => USER_ADMIN.into(),
@@ -253,7 +256,7 @@ impl TenantFixture {
                     .display_name
                     .clone()
                     .unwrap_or_else(|| u.upn.split('@').next().unwrap_or_default().to_string()),
-                account_enabled: true,
+                account_enabled: !u.disabled,
                 on_premises_sync_enabled: u.synced,
                 user_type: if u.guest {
                     "Guest".into()

@@ -129,6 +129,7 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
             mfa: Some("enforced".into()),
             guest: false,
             restricted: false,
+            disabled: false,
         }];
         for j in 1..spec.users {
             let role = if j <= spec.admins {
@@ -147,6 +148,7 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
                 mfa: Some(mfa.into()),
                 guest: j % 17 == 0,
                 restricted: i < spec.restricted && j + 1 == spec.users,
+                disabled: false,
             });
         }
         let mut subscriptions = Vec::new();

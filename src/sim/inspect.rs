@@ -108,6 +108,13 @@ pub fn handle(
                 Err(r) => refused(r),
             }
         }
+        ("POST", ["_sim", "tenants", id, "operator", "users", user, "roles", role, "remove"]) => {
+            let id = world.tenant_key(id).unwrap_or_else(|| id.to_string());
+            match operator::remove_role(world, &id, user, role, now) {
+                Ok(changed) => Resp::json(200, json!({"changed": changed})),
+                Err(r) => refused(r),
+            }
+        }
         ("POST", ["_sim", "tenants", id, "operator", "delete"]) => {
             let id = world.tenant_key(id).unwrap_or_else(|| id.to_string());
             match operator::delete_tenant(world, &id, now) {

@@ -8,6 +8,8 @@
 //! - `/_sim/tenants/{t}/operator/app-role`  (assign closeout's app Privileged
 //!   Authentication Administrator)
 //! - `/_sim/tenants/{t}/operator/dir-sync/off`  (turn off directory sync)
+//! - `/_sim/tenants/{t}/operator/users/{id}/roles/{role}/remove`  (take a
+//!   directory role away from a user, as an admin does in the portal)
 //! - `/_sim/tenants/{t}/clock/subscriptions/{commerce id}/deprovision`
 //!
 //! Subscriptions of partner-billed tenants are managed by the partner: the
@@ -72,6 +74,40 @@ pub fn subscription(
         (409, format!("subscription {sub}: {why}"))
     })?;
     if changed {
+        world.ledger.record(at, tenant, "POST", &path, 200);
+    }
+    Ok(changed)
+}
+
+/// Removes a directory role (template id, or `global_administrator`) from a
+/// user; `Ok(false)` when the user did not hold it.
+pub fn remove_role(
+    world: &mut World,
+    tenant: &str,
+    user: &str,
+    role: &str,
+    now: Instant,
+) -> Result<bool, Refusal> {
+    let at = world.clock.rfc3339(now);
+    let t = world
+        .tenants
+        .get_mut(tenant)
+        .filter(|t| !t.deleted)
+        .ok_or((404, format!("tenant {tenant} not found")))?;
+    let u = t
+        .users
+        .values_mut()
+        .find(|u| u.id == user || u.user_principal_name.eq_ignore_ascii_case(user))
+        .ok_or((404, format!("user {user} not found in tenant {tenant}")))?;
+    let template = super::fixture::role_id(role);
+    let before = u.roles.len();
+    u.roles.retain(|r| *r != template);
+    let changed = u.roles.len() != before;
+    if changed {
+        let path = format!(
+            "/_sim/tenants/{tenant}/operator/users/{}/roles/{template}/remove",
+            u.id
+        );
         world.ledger.record(at, tenant, "POST", &path, 200);
     }
     Ok(changed)

@@ -119,6 +119,7 @@ pub fn percent_decode(s: &str) -> String {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Service {
     Token,
+    Discovery,
     Graph,
     Batch,
     Partner,
@@ -131,6 +132,8 @@ fn service(path: &str) -> Service {
         Service::Own
     } else if path.ends_with("/oauth2/v2.0/token") {
         Service::Token
+    } else if path.ends_with("/v2.0/.well-known/openid-configuration") {
+        Service::Discovery
     } else if path == "/v1.0/$batch" || path == "/beta/$batch" {
         Service::Batch
     } else if path.starts_with("/v1.0/") || path.starts_with("/beta/") {
@@ -247,6 +250,10 @@ fn dispatch(sim: &Sim, svc: Service, req: &Req, now: Instant, fault: Fault) -> R
                 .to_string();
             let mut rng = lock(&sim.rng);
             return login::token(w, req, &tenant, now, sim.cfg.token_lifetime, &mut *rng);
+        }
+        Service::Discovery => {
+            let tenant = req.path.trim_start_matches('/').split('/').next();
+            return login::openid_configuration(w, req, tenant.unwrap_or_default(), now);
         }
         Service::Batch => {
             let mut f = lock(&sim.faults);

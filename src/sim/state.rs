@@ -379,7 +379,7 @@ impl World {
         }
         self.tenants
             .values()
-            .find(|t| t.domain.eq_ignore_ascii_case(key))
+            .find(|t| t.domain.eq_ignore_ascii_case(key) || t.tenant_id.eq_ignore_ascii_case(key))
             .map(|t| t.tenant_id.clone())
     }
 }

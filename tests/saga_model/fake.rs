@@ -463,7 +463,16 @@ impl TenantApi for Fake {
             Ok(w.exists)
         })
     }
+    async fn organization_id(&self) -> Result<String, CallError> {
+        self.with(|w| {
+            w.read_fault("organization_id")?;
+            Ok(FAKE_TENANT_GUID.to_string())
+        })
+    }
 }
+
+/// The GUID the fake tenant's organization answers with.
+pub const FAKE_TENANT_GUID: &str = "00000000-0000-4000-8000-000000000001";
 
 impl PartnerApi for Fake {
     async fn set_subscription_status(

@@ -8,8 +8,8 @@ use closeout::model::{
     SecretSource, Subscription, SubscriptionMode, SubscriptionStatus, TenantSpec, Timestamp, User,
 };
 use closeout::saga::{
-    apply_at, decide, handle, Action, Call, Change, Command, Event, Gate, Inventory, MfaView, Read,
-    Refusal, SagaPolicy, State, SubscriptionRef, TenantView, UserRef,
+    apply_at, decide, handle, Action, Call, Change, Command, Event, Gate, IdentitySource,
+    Inventory, MfaView, Read, Refusal, SagaPolicy, State, SubscriptionRef, TenantView, UserRef,
 };
 use std::time::Duration;
 
@@ -84,6 +84,15 @@ fn user(id: &str) -> User {
     }
 }
 
+/// [`inventory`] with the keep Global Administrator `a` disabled.
+pub fn inventory_with_a_disabled() -> Event {
+    let Event::InventoryRecorded { mut inventory } = inventory() else {
+        unreachable!()
+    };
+    inventory.users[0].account_enabled = false;
+    Event::InventoryRecorded { inventory }
+}
+
 pub fn inventory() -> Event {
     Event::InventoryRecorded {
         inventory: Inventory {
@@ -124,11 +133,40 @@ pub fn keep_checked() -> Event {
     }
 }
 
+/// The tenant's GUID in these histories.
+pub const GUID: &str = "8eaef023-2b34-4da1-9baa-8bc8c9d6a490";
+
+/// The tenant resolved from its discovery document, then by its organization.
+pub fn resolved() -> Vec<Event> {
+    vec![
+        Event::TenantResolved {
+            tenant_guid: GUID.into(),
+            source: IdentitySource::Discovery,
+        },
+        Event::TenantResolved {
+            tenant_guid: GUID.into(),
+            source: IdentitySource::Organization,
+        },
+    ]
+}
+
+/// A fresh read of the Global Administrator role that found `a` (the keep
+/// account) enabled; `a` and `b` hold the role.
+pub fn keep_admin_verified() -> Event {
+    Event::KeepAdminVerified {
+        keep_admin_ids: vec!["a".into()],
+        admin_ids: vec!["a".into(), "b".into()],
+        at: ts(T0),
+    }
+}
+
 /// A saga that has just started step 1 and read a preflight that stops
 /// nothing.
 pub fn at_step_1(mode: SubscriptionMode) -> Vec<Event> {
     vec![
         started(mode),
+        resolved()[0].clone(),
+        resolved()[1].clone(),
         inventory(),
         keep_checked(),
         Event::StepStarted { step: 1 },

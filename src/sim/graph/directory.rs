@@ -7,7 +7,10 @@ use crate::sim::http::Resp;
 use crate::sim::state::{App, Tenant, GLOBAL_ADMIN};
 use serde_json::{json, Value};
 
-/// `GET /directoryRoles(roleTemplateId='…')/members`.
+/// `GET /directoryRoles(roleTemplateId='…')/members`: the role's members
+/// as user objects ("Only users can be assigned to a directory role"), with
+/// `accountEnabled` so that a caller can tell an enabled holder from a
+/// disabled one: <https://learn.microsoft.com/graph/api/directoryrole-list-members>.
 pub fn role_members(t: &Tenant, c: &Call, seg: &str) -> Resp {
     let template = seg
         .strip_prefix("directoryRoles(roleTemplateId='")
@@ -37,6 +40,7 @@ pub fn role_members(t: &Tenant, c: &Call, seg: &str) -> Resp {
                 "id": u.id,
                 "userPrincipalName": u.user_principal_name,
                 "displayName": u.display_name,
+                "accountEnabled": u.account_enabled,
             })
         })
         .collect();
@@ -123,7 +127,10 @@ pub fn skus(t: &Tenant, c: &Call) -> Resp {
     collection(c, "subscribedSkus", value, None)
 }
 
-/// `GET /organization`.
+/// `GET /organization`: one organization whose `id` is the tenant GUID and
+/// whose `verifiedDomains` name the initial domain (`isInitial`):
+/// <https://learn.microsoft.com/graph/api/resources/organization> and
+/// <https://learn.microsoft.com/graph/api/resources/verifieddomain>.
 pub fn organization(t: &Tenant, c: &Call) -> Resp {
     let org = json!({
         "id": t.tenant_id,
