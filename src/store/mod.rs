@@ -287,7 +287,7 @@ impl Store {
         index_window: usize,
     ) -> Result<Store, Error> {
         let formatted = dir.exists() && dir::check_format(dir)?;
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        dir::create_private(dir).map_err(|e| Error::io(dir, e))?;
         let mut lock = dir::lock(dir)?;
         let sled_dir = dir.join(SLED_DIR);
         let sled_err = |source| Error::Sled {
