@@ -459,3 +459,210 @@ fn a_world_readable_secret_is_refused() {
     let rows = env.status().unwrap();
     assert!(rows.is_empty(), "a saga was started: {rows:?}");
 }
+
+/// A direct-billing tenant whose names carry terminal escapes, line breaks
+/// and a spreadsheet formula.
+const HOSTILE_FIXTURE: &str = r#"
+[[tenant]]
+tenant_id = "6e7f8a9b-0c1d-4e2f-8a3b-4c5d6e7f8a9b"
+domain = "evil.onmicrosoft.com"
+client_id = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+client_secret = "evil-example-secret"
+billing = "direct"
+keep = ["admin@evil.onmicrosoft.com"]
+security_defaults = false
+
+[[tenant.user]]
+id = "66666666-6666-4666-8666-666666666661"
+upn = "admin@evil.onmicrosoft.com"
+roles = ["global_administrator"]
+
+[[tenant.user]]
+id = "66666666-6666-4666-8666-666666666662"
+upn = "mallory\u001b]0;pwned\u0007\u001b[2J@evil.onmicrosoft.com"
+display_name = "Mallory\u001b[31m"
+
+[[tenant.user]]
+id = "66666666-6666-4666-8666-666666666663"
+upn = "x\noperator root: abort (reason: forged)@evil.onmicrosoft.com"
+
+[[tenant.user]]
+id = "66666666-6666-4666-8666-666666666664"
+upn = "=HYPERLINK(\"http://x\")@evil.onmicrosoft.com"
+
+[[tenant.subscription]]
+id = "e5e5e5e5-0000-4000-8000-000000000001"
+commerce_id = "f5f5f5f5-0000-4000-8000-000000000001"
+sku = "SKU\u001b[2J\nforged: all subscriptions cancelled"
+
+[[tenant.ca_policy]]
+id = "ca000000-0000-4000-8000-0000000000e1"
+name = "MFA\u001b]2;retitled\u0007\nforged policy line"
+state = "enabled"
+mfa = true
+"#;
+
+/// No raw control character (but the line breaks between records), and no
+/// line that a name started.
+fn assert_neutral(what: &str, out: &str) {
+    assert!(
+        !out.chars().any(|c| c.is_control() && c != '\n'),
+        "{what} carries a raw control character:\n{out}"
+    );
+    for line in out.lines() {
+        let l = line.trim_start();
+        assert!(
+            !l.starts_with("operator root")
+                && !l.starts_with("forged")
+                && !l.starts_with("(reason: forged)"),
+            "{what} has a forged line {line:?}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn escapes_and_newlines_in_names_are_shown_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir.path().join("hostile.toml");
+    std::fs::write(&fixture, HOSTILE_FIXTURE).unwrap();
+    let sim = Sim::start(&["--fixture", fixture.to_str().unwrap()]);
+    let tenants = sim.tenants();
+    let env = Env::new(&sim, Default::default());
+    let batch = env.write_batch("batch.toml", &tenants);
+
+    let (code, plan, err) = cli_bounded(&env, "plan", &[batch.to_str().unwrap()], Duration::from_secs(30));
+    assert_eq!(code, 0, "plan: {plan}{err}");
+    assert_neutral("plan", &plan);
+    assert!(plan.contains("mallory\\x1b]0;pwned\\x07"), "plan:\n{plan}");
+    assert!(plan.contains("x\\noperator root: abort"), "plan:\n{plan}");
+    assert!(plan.contains("MFA\\x1b]2;retitled\\x07\\nforged policy line"), "plan:\n{plan}");
+
+    let daemon = Daemon::start(&env);
+    let saga = env.submit(&batch)[0].0.clone();
+    wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(60),
+        "the subscription gate",
+        |rows| {
+            rows.iter()
+                .any(|r| r["saga_id"] == saga && !r["action_required"].is_null())
+        },
+    );
+    let (code, status, err) = cli_bounded(&env, "status", &[], Duration::from_secs(15));
+    assert_eq!(code, 0, "status: {status}{err}");
+    assert_neutral("status", &status);
+    assert!(
+        status.contains("SKU\\x1b[2J\\nforged: all subscriptions cancelled"),
+        "status:\n{status}"
+    );
+
+    let (code, audit, err) = cli_bounded(
+        &env,
+        "audit",
+        &["--format", "text"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "audit: {audit}{err}");
+    assert_neutral("audit --format text", &audit);
+    assert!(
+        audit.contains("SKU\\x1b[2J\\nforged: all subscriptions cancelled"),
+        "audit:\n{audit}"
+    );
+
+    let (code, csv, err) = cli_bounded(
+        &env,
+        "audit",
+        &["--format", "csv"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "audit csv: {csv}{err}");
+    // The csv rows name objects by id; formula quoting of names is in the
+    // unit tests of `closeout::escape`.
+    assert_neutral("audit --format csv", &csv);
+}
+
+/// `closeout verify --data-dir DIR ARGS...`: exit code, stdout, stderr.
+fn verify(env: &Env, dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(support::bin())
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run closeout verify");
+    let _ = env;
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The head hash `verify` printed.
+fn head_of(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .and_then(|h| h.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no head in {out}"))
+        .to_string()
+}
+
+/// Runs the daemon until the saga of `tenant` completes, then stops it.
+fn close_one(env: &Env, name: &str, tenant: &Value) {
+    let mut daemon = Daemon::start(env);
+    let batch = env.write_batch(name, std::slice::from_ref(tenant));
+    let saga = env.submit(&batch)[0].0.clone();
+    wait_status(env, &daemon, Duration::from_secs(60), "the saga to complete", |rows| {
+        state_of(rows, &saga) == "completed"
+    });
+    daemon.signal("TERM");
+    daemon.wait_exit(Duration::from_secs(30));
+}
+
+#[test]
+fn a_rolled_back_data_dir_fails_verify_expect_head() {
+    let sim = sim_one_partner_tenant();
+    let tenants = sim.tenants();
+    let env = Env::new(&sim, Default::default());
+    close_one(&env, "first.toml", &tenants[0]);
+    let (code, out, err) = verify(&env, &env.data_dir, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let old_head = head_of(&out);
+    let old_copy = env.path("data-old");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&env.data_dir)
+        .arg(&old_copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    close_one(&env, "second.toml", &tenants[1]);
+    let (code, out, err) = verify(&env, &env.data_dir, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let head = head_of(&out);
+    assert_ne!(head, old_head);
+    assert!(
+        out.contains("head: ") && out.contains("(record "),
+        "verify prints hash, record and time: {out}"
+    );
+
+    // The log grew from the older anchor: it holds it.
+    let (code, out, err) = verify(&env, &env.data_dir, &["--expect-head", &old_head]);
+    assert_eq!(code, 0, "the current log holds the older head: {out}{err}");
+
+    // The older copy, put back in place of the data dir, verifies as a
+    // sound chain on its own, but not against the anchor kept elsewhere.
+    let (code, out, _) = verify(&env, &old_copy, &[]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, err) = verify(&env, &old_copy, &["--expect-head", &head]);
+    assert_eq!(code, 1, "a rolled-back log must fail: {out}{err}");
+    assert!(
+        err.contains("does not contain the expected head") && err.contains(&head),
+        "{err}"
+    );
+
+    let (code, _, err) = verify(&env, &old_copy, &["--expect-head", "not-a-hash"]);
+    assert_eq!(code, 2, "{err}");
+}
