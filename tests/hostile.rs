@@ -75,7 +75,11 @@ fn token() -> Response {
 }
 
 fn redirect(to: &str) -> Response {
-    (StatusCode::TEMPORARY_REDIRECT, [("location", to.to_string())]).into_response()
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [("location", to.to_string())],
+    )
+        .into_response()
 }
 
 fn client(base: &url::Url, tweak: impl FnOnce(&mut ClientOptions)) -> Client {
@@ -138,7 +142,10 @@ async fn a_redirect_from_graph_never_carries_the_token() {
     assert_eq!(e.code, "redirect_refused", "{e:?}");
     assert!(e.message.contains("localhost"), "{}", e.message);
     let stolen = stolen.lock().unwrap();
-    assert!(stolen.is_empty(), "the redirect target received: {stolen:?}");
+    assert!(
+        stolen.is_empty(),
+        "the redirect target received: {stolen:?}"
+    );
 }
 
 /// The process's peak resident set, in MiB.
@@ -175,8 +182,11 @@ async fn a_500_mb_body_ends_in_a_clear_error_with_bounded_memory() {
             .into_response()
     })
     .await;
-    let t = client(&base, |o| o.request_timeout = Duration::from_secs(120))
-        .tenant("t1", "app", Secret::new(SECRET));
+    let t = client(&base, |o| o.request_timeout = Duration::from_secs(120)).tenant(
+        "t1",
+        "app",
+        Secret::new(SECRET),
+    );
     let e = t.list_users().await.unwrap_err();
     assert_eq!(e.code, "response_too_large", "{e:?}");
     assert_eq!(e.class, FailureClass::Permanent, "{e:?}");
@@ -350,9 +360,7 @@ fn a_connection_flood_leaves_status_and_health_working() {
         std::thread::park_timeout(Duration::from_secs(60));
         drop((held, held_unix));
     });
-    let (tcp, unix) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or((0, 0));
+    let (tcp, unix) = rx.recv_timeout(Duration::from_secs(30)).unwrap_or((0, 0));
     eprintln!("flood: {tcp} metrics connections, {unix} control connections opened");
     let (code, out, err) = cli_bounded(&env, "status", &["--health"], Duration::from_secs(15));
     assert_eq!(code, 0, "status --health: {out}{err}\n{}", daemon.tail());
@@ -376,7 +384,10 @@ fn a_connection_flood_leaves_status_and_health_working() {
         assert!(Instant::now() < deadline, "metrics never served again");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(daemon.child.try_wait().unwrap().is_none(), "the daemon died");
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon died"
+    );
     daemon.kill();
 }
 
@@ -438,11 +449,7 @@ fn a_world_readable_secret_is_refused() {
     let _daemon = Daemon::start(&env);
     let secret = env.path("loose_secret");
     support::write_secret(&secret, t["client_secret"].as_str().unwrap());
-    std::fs::set_permissions(
-        &secret,
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let batch = batch_with_secret(&env, "loose.toml", &t, &secret);
     let (code, out, err) = cli_bounded(
         &env,
@@ -530,12 +537,20 @@ fn escapes_and_newlines_in_names_are_shown_escaped() {
     let env = Env::new(&sim, Default::default());
     let batch = env.write_batch("batch.toml", &tenants);
 
-    let (code, plan, err) = cli_bounded(&env, "plan", &[batch.to_str().unwrap()], Duration::from_secs(30));
+    let (code, plan, err) = cli_bounded(
+        &env,
+        "plan",
+        &[batch.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
     assert_eq!(code, 0, "plan: {plan}{err}");
     assert_neutral("plan", &plan);
     assert!(plan.contains("mallory\\x1b]0;pwned\\x07"), "plan:\n{plan}");
     assert!(plan.contains("x\\noperator root: abort"), "plan:\n{plan}");
-    assert!(plan.contains("MFA\\x1b]2;retitled\\x07\\nforged policy line"), "plan:\n{plan}");
+    assert!(
+        plan.contains("MFA\\x1b]2;retitled\\x07\\nforged policy line"),
+        "plan:\n{plan}"
+    );
 
     let daemon = Daemon::start(&env);
     let saga = env.submit(&batch)[0].0.clone();
@@ -570,12 +585,8 @@ fn escapes_and_newlines_in_names_are_shown_escaped() {
         "audit:\n{audit}"
     );
 
-    let (code, csv, err) = cli_bounded(
-        &env,
-        "audit",
-        &["--format", "csv"],
-        Duration::from_secs(30),
-    );
+    let (code, csv, err) =
+        cli_bounded(&env, "audit", &["--format", "csv"], Duration::from_secs(30));
     assert_eq!(code, 0, "audit csv: {csv}{err}");
     // The csv rows name objects by id; formula quoting of names is in the
     // unit tests of `closeout::escape`.
@@ -613,9 +624,13 @@ fn close_one(env: &Env, name: &str, tenant: &Value) {
     let mut daemon = Daemon::start(env);
     let batch = env.write_batch(name, std::slice::from_ref(tenant));
     let saga = env.submit(&batch)[0].0.clone();
-    wait_status(env, &daemon, Duration::from_secs(60), "the saga to complete", |rows| {
-        state_of(rows, &saga) == "completed"
-    });
+    wait_status(
+        env,
+        &daemon,
+        Duration::from_secs(60),
+        "the saga to complete",
+        |rows| state_of(rows, &saga) == "completed",
+    );
     daemon.signal("TERM");
     daemon.wait_exit(Duration::from_secs(30));
 }
@@ -647,6 +662,20 @@ fn a_rolled_back_data_dir_fails_verify_expect_head() {
         out.contains("head: ") && out.contains("(record "),
         "verify prints hash, record and time: {out}"
     );
+
+    // The HTML report carries the same head.
+    let out = Command::new(support::bin())
+        .args(["audit", "--format", "html", "--data-dir"])
+        .arg(&env.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = String::from_utf8_lossy(&out.stdout);
+    assert!(html.contains(&head), "the report names the head {head}");
 
     // The log grew from the older anchor: it holds it.
     let (code, out, err) = verify(&env, &env.data_dir, &["--expect-head", &old_head]);

@@ -68,6 +68,22 @@ pub struct Anchor {
     pub at: crate::model::Timestamp,
 }
 
+impl Anchor {
+    /// The anchor of a store's head.
+    pub fn of(head: &crate::store::layout::Head) -> Anchor {
+        Anchor {
+            seq: head.last_seq,
+            hash: head.last_hash,
+            at: crate::model::Timestamp(head.last_at),
+        }
+    }
+
+    /// The hash as `verify` prints it (64 lowercase hex digits).
+    pub fn hash_hex(&self) -> String {
+        super::entry::hex(&self.hash)
+    }
+}
+
 impl fmt::Display for Anchor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

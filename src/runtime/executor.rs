@@ -273,7 +273,13 @@ impl Executor {
             state,
             next_seq,
             since_snapshot: 0,
-            outbox: crate::notify::Outbox::new(Arc::clone(&self.inner.webhooks)),
+            outbox: crate::notify::Outbox::new(Arc::clone(&self.inner.webhooks)).with_head({
+                let store = self.inner.store.clone();
+                crate::notify::HeadSource(Arc::new(move || {
+                    let head = store.head().ok()?;
+                    Some(crate::audit::verify::Anchor::of(&head).hash_hex())
+                }))
+            }),
             staged: Vec::new(),
             durable_terminal: terminal,
         };

@@ -483,6 +483,11 @@ impl Store {
         )
     }
 
+    /// The durable head: the last record's global seq, hash and time.
+    pub fn head(&self) -> Result<layout::Head, Error> {
+        reader::head(&self.inner.tree, &self.inner.sled_dir)
+    }
+
     /// The global seq of the last durable record (0 for an empty log).
     pub fn last_global_seq(&self) -> Result<u64, Error> {
         Ok(reader::head(&self.inner.tree, &self.inner.sled_dir)?.last_seq)
