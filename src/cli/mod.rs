@@ -120,7 +120,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("closeout: {e}");
+            // Messages quote what tenants, services and files said.
+            eprintln!("closeout: {}", crate::escape::text(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
