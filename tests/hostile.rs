@@ -367,6 +367,16 @@ fn a_connection_flood_leaves_status_and_health_working() {
     assert!(out.contains("healthy"), "{out}");
     let (code, out, err) = cli_bounded(&env, "status", &["--json"], Duration::from_secs(15));
     assert_eq!(code, 0, "status: {out}{err}\n{}", daemon.tail());
+    // A request line longer than any real command is answered with an
+    // error, and the connection closed, without reading it all.
+    let mut s =
+        std::os::unix::net::UnixStream::connect(env.dir.path().join("control.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(&vec![b'x'; 3 << 20]);
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.contains("request longer than"), "{answer:?}");
     // The metrics endpoint serves again once the flood is gone.
     flooder.thread().unpark();
     let _ = flooder.join();
@@ -408,6 +418,41 @@ fn batch_with_secret(env: &Env, name: &str, t: &Value, secret: &Path) -> std::pa
     path
 }
 
+/// Submits `t` with its secret read from `secret` straight over the control
+/// socket (past the CLI's own checks, as any client of the socket may);
+/// returns the daemon's answer line.
+fn raw_submit(env: &Env, t: &Value, secret: &Path) -> String {
+    use closeout::model::{SecretSource, SubscriptionMode, TenantSpec};
+    let request = closeout::runtime::control::Request::Submit {
+        tenants: vec![TenantSpec {
+            tenant_id: t["tenant_id"].as_str().unwrap().into(),
+            client_id: t["client_id"].as_str().unwrap().into(),
+            secret: SecretSource::File(secret.to_path_buf()),
+            keep: serde_json::from_value(t["keep"].clone()).unwrap(),
+            subscriptions: SubscriptionMode::PartnerCenter,
+        }],
+    };
+    let mut line = serde_json::to_string(&request).unwrap();
+    line.push('\n');
+    let mut s =
+        std::os::unix::net::UnixStream::connect(env.dir.path().join("control.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(line.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while s
+        .read(&mut byte)
+        .unwrap_or_else(|e| panic!("no answer to a raw submit: {e}"))
+        == 1
+    {
+        if byte[0] == b'\n' {
+            break;
+        }
+        answer.push(byte[0]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[test]
 fn a_fifo_secret_is_refused_without_hanging_other_sagas() {
     let sim = sim_one_partner_tenant();
@@ -428,8 +473,14 @@ fn a_fifo_secret_is_refused_without_hanging_other_sagas() {
     );
     assert_eq!(code, 2, "submit with a fifo secret: {out}{err}");
     assert!(
-        err.contains("fifo") && err.contains("fifo_secret"),
+        err.contains("fifo_secret") && err.contains("not a regular file"),
         "the refusal names the file and why: {err}"
+    );
+    // The daemon's own check, past the CLI's: refused at once too.
+    let answer = raw_submit(&env, &tenants[1], &fifo);
+    assert!(
+        answer.contains("fifo") && answer.contains("fifo_secret"),
+        "the daemon's refusal names the file and why: {answer}"
     );
     let rows = wait_status(
         &env,
@@ -463,6 +514,11 @@ fn a_world_readable_secret_is_refused() {
         "the refusal names the file and the fix: {err}"
     );
     assert!(!err.contains(t["client_secret"].as_str().unwrap()));
+    let answer = raw_submit(&env, &t, &secret);
+    assert!(
+        answer.contains("loose_secret") && answer.contains("chmod 600"),
+        "the daemon's refusal names the file and the fix: {answer}"
+    );
     let rows = env.status().unwrap();
     assert!(rows.is_empty(), "a saga was started: {rows:?}");
 }
