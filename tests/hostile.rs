@@ -751,3 +751,34 @@ fn a_rolled_back_data_dir_fails_verify_expect_head() {
     let (code, _, err) = verify(&env, &old_copy, &["--expect-head", "not-a-hash"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn the_data_dir_lock_and_exports_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" demo --tenants 1 --users 5 --no-faults --dir \"$1\"")
+        .arg(support::bin())
+        .arg(&demo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run closeout demo");
+    assert!(st.success(), "demo failed");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let data = demo.join("data");
+    assert_eq!(mode(&data), 0o700, "data dir");
+    assert_eq!(mode(&data.join(closeout::store::LOCK_FILE)), 0o600, "lock");
+    assert_eq!(
+        mode(&data.join(closeout::store::FORMAT_FILE)),
+        0o600,
+        "format file"
+    );
+    assert_eq!(mode(&demo.join("audit.html")), 0o600, "html export");
+    assert_eq!(mode(&demo.join("audit.txt")), 0o600, "text export");
+    for secret in std::fs::read_dir(demo.join("secrets")).unwrap() {
+        assert_eq!(mode(&secret.unwrap().path()), 0o600, "secret");
+    }
+}
