@@ -119,9 +119,12 @@ impl TokenSource {
                 // Asking for a token changes nothing: never in doubt. A
                 // refused redirect or an oversized answer stays permanent.
                 let mut e = error::transport_error(&ctx, kind, &detail);
-                if e.class == FailureClass::InDoubt {
-                    e.class = FailureClass::Transient;
-                }
+                e.class = match kind {
+                    error::TransportKind::Redirect | error::TransportKind::TooLarge => {
+                        FailureClass::Permanent
+                    }
+                    _ => FailureClass::Transient,
+                };
                 return Err(e);
             }
         };
