@@ -4,10 +4,13 @@
 
 use super::{Client, Engine, EngineError, Error, Health, Operator, Request, Response};
 use crate::model::Timestamp;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
@@ -27,34 +30,34 @@ pub struct Limits {
     /// oldest idle one, or is refused when none is idle.
     pub max_connections: usize,
     /// A connection that sends no complete request for this long is closed.
-    pub idle_timeout: std::time::Duration,
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 64,
-            idle_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
+
+/// The idle connections by age (a growing id), each with the sender that
+/// closes it.
+type IdleMap = BTreeMap<u64, tokio::sync::oneshot::Sender<()>>;
 
 /// The open connections: how many, and how to close the idle ones (those
 /// waiting for a request), oldest first.
 #[derive(Debug, Default)]
 struct Slots {
     /// Connections open now.
-    open: std::sync::atomic::AtomicUsize,
-    /// Idle connections by age (a growing id), each with the sender that
-    /// closes it.
-    idle: std::sync::Mutex<std::collections::BTreeMap<u64, tokio::sync::oneshot::Sender<()>>>,
+    open: AtomicUsize,
+    /// The idle ones among them.
+    idle: Mutex<IdleMap>,
 }
 
 impl Slots {
-    fn idle(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, tokio::sync::oneshot::Sender<()>>>
-    {
+    fn idle(&self) -> MutexGuard<'_, IdleMap> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -62,7 +65,6 @@ impl Slots {
     /// idle one if the cap is reached. False when every open connection is
     /// busy.
     fn admit(&self, max: usize) -> bool {
-        use std::sync::atomic::Ordering;
         if self.open.load(Ordering::SeqCst) >= max {
             match self.idle().pop_first() {
                 Some((_, close)) => {
@@ -81,9 +83,7 @@ struct Admitted(Arc<Slots>);
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0
-            .open
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -211,7 +211,7 @@ impl Server {
                     Err(e) => {
                         tracing::warn!(error = %e, "control socket accept failed");
                         if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                     }
                 },
@@ -247,7 +247,7 @@ struct Conn {
     /// Where it registers itself while idle.
     slots: Arc<Slots>,
     /// How long it may wait for a whole request.
-    idle_timeout: std::time::Duration,
+    idle_timeout: Duration,
 }
 
 /// Takes a connection off the idle list when it leaves the wait (a request
