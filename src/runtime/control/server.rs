@@ -197,7 +197,17 @@ impl Server {
                         }
                         let admitted = Admitted(Arc::clone(&slots));
                         next_id += 1;
-                        let conn = Conn { id: next_id, slots: Arc::clone(&slots), idle_timeout: limits.idle_timeout };
+                        // Idle from the moment it is accepted, not from when
+                        // its task first runs: a burst of connections always
+                        // leaves the oldest of them to close for the next.
+                        let (close_tx, close_rx) = tokio::sync::oneshot::channel();
+                        slots.idle().insert(next_id, close_tx);
+                        let conn = Conn {
+                            id: next_id,
+                            slots: Arc::clone(&slots),
+                            idle_timeout: limits.idle_timeout,
+                            first_close: Some(close_rx),
+                        };
                         let engine = Arc::clone(&engine);
                         let health = Arc::clone(&health);
                         let stop = stop_rx.clone();
@@ -248,6 +258,9 @@ struct Conn {
     slots: Arc<Slots>,
     /// How long it may wait for a whole request.
     idle_timeout: Duration,
+    /// The closing signal of its registration at accept time, for its first
+    /// wait.
+    first_close: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 /// Takes a connection off the idle list when it leaves the wait (a request
@@ -260,13 +273,24 @@ impl Drop for IdleEntry<'_> {
     }
 }
 
+/// Takes a connection off the idle list when its task ends.
+struct Leaves(u64, Arc<Slots>);
+
+impl Drop for Leaves {
+    fn drop(&mut self) {
+        self.1.idle().remove(&self.0);
+    }
+}
+
 async fn connection<E: Engine>(
     stream: UnixStream,
-    conn: Conn,
+    mut conn: Conn,
     engine: Arc<E>,
     health: Arc<Health>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    // However the connection ends, it leaves the idle list.
+    let _leaves = Leaves(conn.id, Arc::clone(&conn.slots));
     let who = operator_of(&stream)?;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -274,8 +298,14 @@ async fn connection<E: Engine>(
     loop {
         line.clear();
         let mut limited = (&mut reader).take(MAX_LINE);
-        let (close_tx, close_rx) = tokio::sync::oneshot::channel();
-        conn.slots.idle().insert(conn.id, close_tx);
+        let close_rx = match conn.first_close.take() {
+            Some(rx) => rx,
+            None => {
+                let (close_tx, close_rx) = tokio::sync::oneshot::channel();
+                conn.slots.idle().insert(conn.id, close_tx);
+                close_rx
+            }
+        };
         let entry = IdleEntry(&conn);
         let n = tokio::select! {
             n = limited.read_line(&mut line) => n?,
