@@ -12,7 +12,9 @@
 //!   or the saga already running; a 0644 secret is refused with `chmod 600`;
 //! - an ESC byte or a newline in tenant names appears escaped in `plan`,
 //!   `status` and the text audit, and csv formula cells are quoted;
-//! - a data dir rolled back to an older copy fails `verify --expect-head`.
+//! - the data dir, its lock and the exports are private under `umask 000`;
+//! - a data dir rolled back to an older copy fails `verify --expect-head`,
+//!   and the HTML report carries the head it is checked against.
 
 mod support;
 
