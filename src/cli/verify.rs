@@ -46,6 +46,9 @@ pub fn run(args: Args) -> Result<(), super::Error> {
                     path.display(),
                     report.lines
                 );
+                if let Some(head) = log.head() {
+                    println!("head: {head}");
+                }
                 Ok(())
             }
             Some((line, seq, why)) => Err(super::Error::Failed(anyhow::anyhow!(
