@@ -19,10 +19,10 @@ mod metrics;
 pub use batch::BatchFile;
 pub use metrics::MetricsSettings;
 
-use crate::model::{Secret, SecretSource};
+use crate::model::SecretSource;
 use crate::retry::RetryPolicy;
 use serde::{Deserialize, Deserializer};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -148,6 +148,22 @@ pub struct Limits {
     /// Time allowed for one request, response included. Default `60s`.
     #[serde(deserialize_with = "positive_duration")]
     pub request_timeout: Duration,
+    /// The largest response body the daemon reads from login, Graph or
+    /// Partner Center; a larger one fails the call at this many bytes.
+    /// Default 64 MiB (a page of 999 users is about 1 MiB).
+    pub max_response_bytes: NonZeroU64,
+    /// The most pages followed for one listing; a longer chain of
+    /// `@odata.nextLink`s fails the read. Default 10,000.
+    pub max_pages: NonZeroU32,
+    /// Connections served at once by the control socket, and again by the
+    /// metrics endpoint: past it the oldest idle connection is closed (control
+    /// socket) or the new one refused (metrics), so that a flood of idle
+    /// connections cannot exhaust the daemon's file descriptors. Default 64.
+    pub max_connections: NonZeroUsize,
+    /// How long a connection may stay open without sending a complete
+    /// request before it is closed. Default `30s`.
+    #[serde(deserialize_with = "positive_duration")]
+    pub idle_timeout: Duration,
 }
 
 pub use crate::saga::FailurePolicy;
@@ -226,6 +242,11 @@ impl Default for Limits {
             max_in_flight_partner_center: n(64),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            max_response_bytes: NonZeroU64::new(crate::graph::DEFAULT_MAX_RESPONSE_BYTES)
+                .unwrap_or(NonZeroU64::MIN),
+            max_pages: NonZeroU32::new(crate::graph::DEFAULT_MAX_PAGES).unwrap_or(NonZeroU32::MIN),
+            max_connections: n(64),
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -291,40 +312,6 @@ impl Config {
     }
 }
 
-/// Reads a client secret from where `source` says (a trailing newline is not
-/// part of it). Credentials are looked up in `$CREDENTIALS_DIRECTORY`, where
-/// systemd's `LoadCredential=` puts them.
-pub fn read_secret(source: &SecretSource) -> Result<Secret, Error> {
-    let (path, what) = match source {
-        SecretSource::File(p) => (p.clone(), format!("file {}", p.display())),
-        SecretSource::Credential(name) => {
-            let what = format!("systemd credential {name}");
-            let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
-                return Err(Error::Secret {
-                    what,
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "$CREDENTIALS_DIRECTORY is not set (is the daemon run by systemd with LoadCredential=?)",
-                    ),
-                });
-            };
-            (Path::new(&dir).join(name), what)
-        }
-    };
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Secret {
-        what: what.clone(),
-        source,
-    })?;
-    let value = text.trim_end_matches(['\n', '\r']);
-    if value.is_empty() {
-        return Err(Error::Secret {
-            what,
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "it is empty"),
-        });
-    }
-    Ok(Secret::new(value))
-}
-
 fn base_url<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
     let s = String::deserialize(d)?;
     let url = url::Url::parse(&s).map_err(|e| serde::de::Error::custom(format!("{e}: {s:?}")))?;
@@ -333,7 +320,24 @@ fn base_url<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
             "expected an http:// or https:// base URL, found {s:?}"
         )));
     }
+    if url.scheme() == "http" && !is_loopback(&url) {
+        return Err(serde::de::Error::custom(format!(
+            "{s:?} is plain http on a host that is not loopback: client secrets and tokens \
+             would cross the network unencrypted; use https:// (http:// is accepted for \
+             127.0.0.1, [::1] and localhost only)"
+        )));
+    }
     Ok(url)
+}
+
+/// Whether a URL's host is this machine (a simulator or a local proxy).
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod escape;
 pub mod graph;
 pub mod metrics;
 pub mod model;

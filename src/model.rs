@@ -319,14 +319,22 @@ pub struct Application {
 }
 
 /// A client secret or token in memory. Its `Debug` and `Display` never show the
-/// value; only [`Secret::expose`] does, at the one place that sends it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// value; only [`Secret::expose`] does, at the one place that sends it. The
+/// memory is overwritten when it is dropped, and it is deliberately not
+/// `Clone`: a copy would be one more place to forget (share it behind an
+/// `Arc` instead).
+#[derive(PartialEq, Eq)]
+pub struct Secret(zeroize::Zeroizing<String>);
 
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
+        Secret(zeroize::Zeroizing::new(value.into()))
+    }
+
+    /// Wraps a secret already held in memory that is zeroized on drop.
+    pub fn from_zeroizing(value: zeroize::Zeroizing<String>) -> Secret {
+        Secret(value)
     }
 
     /// The secret itself, for the request that must carry it.

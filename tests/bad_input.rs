@@ -7,8 +7,8 @@
 //! against a good log leave it verifying.
 //!
 //! Cases already covered elsewhere and counted in the catalogue's listing
-//! (`CATALOGUED_ELSEWHERE`), not repeated here: tests/config_validation.rs and
-//! tests/daemon_input.rs.
+//! (`CATALOGUED_ELSEWHERE`), not repeated here: tests/config_validation.rs,
+//! tests/daemon_input.rs and tests/hostile.rs.
 
 mod support;
 
@@ -42,6 +42,15 @@ const CATALOGUED_ELSEWHERE: &[&str] = &[
     "daemon_input::keep_list_without_a_global_administrator_fails_before_any_change",
     "daemon_input::data_dir_held_by_another_daemon (exit 1, \"lock\")",
     "daemon_input::unwritable_data_dir",
+    "config_validation::plain_http_endpoint_off_loopback_is_refused (exit 2, \"use https://\")",
+    "hostile::a_redirect_from_login_never_carries_the_secret (redirect_refused)",
+    "hostile::a_redirect_from_graph_never_carries_the_token (redirect_refused)",
+    "hostile::a_500_mb_body_ends_in_a_clear_error_with_bounded_memory (response_too_large)",
+    "hostile::an_endless_chain_of_next_links_ends_in_a_clear_error (too_many_pages)",
+    "hostile::a_fifo_secret_is_refused_without_hanging_other_sagas (exit 2, \"fifo\")",
+    "hostile::a_world_readable_secret_is_refused (exit 2, \"chmod 600\")",
+    "hostile::escapes_and_newlines_in_names_are_shown_escaped",
+    "hostile::a_rolled_back_data_dir_fails_verify_expect_head (exit 1)",
 ];
 
 /// What a run of the binary gave.

@@ -162,6 +162,25 @@ fn bad_policy_limit_level_and_url() {
 }
 
 #[test]
+fn plain_http_endpoint_off_loopback_is_refused() {
+    config_case(
+        "[endpoints]\ngraph = \"http://127.0.0.1:8640\"\nlogin = \"http://login.example.com\"\n",
+        "bad.toml:3: endpoints.login",
+        "use https://",
+    );
+    for ok in [
+        "http://127.0.0.1:9",
+        "http://[::1]:9",
+        "http://localhost:9",
+        "https://graph.example.com",
+    ] {
+        let text = format!("[endpoints]\ngraph = \"{ok}\"\n");
+        closeout::config::Config::parse(&text, Path::new("ok.toml"))
+            .unwrap_or_else(|e| panic!("{ok} refused: {e}"));
+    }
+}
+
+#[test]
 fn inline_secret_in_config_is_refused_with_the_reason() {
     config_case(
         "[partner_center]\ntenant_id = \"p\"\nclient_id = \"c\"\nclient_secret = \"hunter2\"\n",

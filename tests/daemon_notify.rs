@@ -212,6 +212,11 @@ fn gates_pauses_rollbacks_and_failures_reach_a_webhook_that_was_down() {
         .filter(|m| m["kind"] == "batch_finished")
         .collect();
     assert_eq!(batch_ends.len(), 1, "{got:#?}");
+    let head = batch_ends[0]["log_head"].as_str().unwrap_or("");
+    assert!(
+        head.len() == 64 && head.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the batch's end carries the log head as an anchor: {got:#?}"
+    );
     assert!(
         batch_ends[0]["summary"]
             .as_str()

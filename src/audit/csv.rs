@@ -1,6 +1,8 @@
 //! The csv export: one row per external change, its intent joined with its
 //! outcome ([`Change`]). A change with no outcome is `in_doubt`; a failed
-//! attempt that was tried again gives one row per outcome.
+//! attempt that was tried again gives one row per outcome. Every cell goes
+//! through [`crate::escape::csv_cell`] (formula prefixes quoted, control
+//! characters escaped), so a row is one line.
 
 use super::changes::Change;
 use crate::model::Timestamp;
@@ -50,26 +52,32 @@ impl<W: Write> CsvWriter<W> {
             (Some(h), Some(_)) => h.status.to_string(),
             _ => String::new(),
         };
+        let cells = [
+            c.saga_id.as_str(),
+            c.tenant_id.as_str(),
+            c.tenant_guid.as_str(),
+            &c.step.map(|s| s.to_string()).unwrap_or_default(),
+            &c.change_id,
+            &c.action,
+            &c.target,
+            c.object.as_deref().unwrap_or(""),
+            http.map_or("", |h| h.method.as_str()),
+            http.map_or("", |h| h.path.as_str()),
+            &status,
+            http.map_or("", |h| h.request_id.as_str()),
+            &c.result_label(),
+            &opt_num(c.intent_seq),
+            &opt_at(c.intent_at),
+            &opt_num(c.outcome_seq),
+            &opt_at(c.outcome_at),
+        ];
+        // Names and targets come from the tenant: no formulas, no line breaks.
         self.inner
-            .write_record([
-                c.saga_id.as_str(),
-                c.tenant_id.as_str(),
-                c.tenant_guid.as_str(),
-                &c.step.map(|s| s.to_string()).unwrap_or_default(),
-                &c.change_id,
-                &c.action,
-                &c.target,
-                c.object.as_deref().unwrap_or(""),
-                http.map_or("", |h| h.method.as_str()),
-                http.map_or("", |h| h.path.as_str()),
-                &status,
-                http.map_or("", |h| h.request_id.as_str()),
-                &c.result_label(),
-                &opt_num(c.intent_seq),
-                &opt_at(c.intent_at),
-                &opt_num(c.outcome_seq),
-                &opt_at(c.outcome_at),
-            ])
+            .write_record(
+                cells
+                    .iter()
+                    .map(|c| crate::escape::csv_cell(c).into_owned()),
+            )
             .map_err(to_io)
     }
 

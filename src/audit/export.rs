@@ -84,6 +84,7 @@ pub fn export(
         }
         Format::Html => {
             html::write_header(out, "closeout audit report").map_err(io)?;
+            html::write_anchor(out, log.head().as_ref()).map_err(io)?;
             if sagas.is_empty() {
                 out.write_all(b"<p>No saga matches the selection.</p>\n")
                     .map_err(io)?;

@@ -51,6 +51,26 @@ pub fn write_header(out: &mut dyn Write, title: &str) -> std::io::Result<()> {
     )
 }
 
+/// Writes the log's head under the title: the anchor a reader of the report
+/// can later hand to `closeout verify --expect-head`.
+pub fn write_anchor(
+    out: &mut dyn Write,
+    head: Option<&super::verify::Anchor>,
+) -> std::io::Result<()> {
+    match head {
+        Some(h) => writeln!(
+            out,
+            "<p class=\"meta\">Event log head: <code class=\"head\">{}</code> (record {}, {}). \
+             <code>closeout verify --expect-head {}</code> fails if the log no longer holds it.</p>",
+            h.hash_hex(),
+            h.seq,
+            escape(&h.at.to_rfc3339()),
+            h.hash_hex()
+        ),
+        None => Ok(()),
+    }
+}
+
 /// Writes the document's end.
 pub fn write_footer(out: &mut dyn Write) -> std::io::Result<()> {
     out.write_all(b"</body></html>\n")

@@ -32,6 +32,14 @@ pub struct Lean {
     _lock: File,
 }
 
+impl Lean {
+    /// The log's durable head, if it can be read.
+    pub fn head(&self) -> Option<crate::store::layout::Head> {
+        let bytes = self.tree.get(crate::store::layout::HEAD).ok()??;
+        crate::store::layout::Head::from_bytes(&bytes)
+    }
+}
+
 /// Why a lean open or read failed (as text; the caller names the data dir).
 pub enum Failure {
     /// Another process holds the data dir: its pid as written in the lock file.

@@ -8,6 +8,7 @@
 use super::Error;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// An export's destination.
@@ -49,10 +50,17 @@ impl Output {
         tmp_name.push(name);
         tmp_name.push(format!(".tmp-{}", std::process::id()));
         let tmp = dest.with_file_name(tmp_name);
+        // Exports name every user: readable by their owner only, whatever
+        // the umask.
         let file = File::options()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp)
+            .and_then(|f| {
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                Ok(f)
+            })
             .map_err(|e| Error::io(tmp.display().to_string(), e))?;
         Ok(Output::File {
             file: BufWriter::with_capacity(1 << 16, file),

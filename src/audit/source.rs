@@ -90,6 +90,12 @@ pub trait Log: Sync {
     fn verify_one_pass(&self) -> Option<Result<super::verify::Report, Error>> {
         None
     }
+    /// The log's durable head (its last record's hash, seq and time), as
+    /// the store records it, if this log knows it. Reports carry it as an
+    /// anchor.
+    fn head(&self) -> Option<super::verify::Anchor> {
+        None
+    }
 }
 
 /// Where to read the log from.

@@ -351,6 +351,14 @@ impl Log for StoreLog {
         FIRST_SEQ
     }
 
+    fn head(&self) -> Option<super::verify::Anchor> {
+        let head = match &self.backend {
+            Backend::Full(store) => store.head().ok()?,
+            Backend::Lean(lean) => lean.head()?,
+        };
+        (head.last_seq > 0).then(|| super::verify::Anchor::of(&head))
+    }
+
     /// The store's chain walk hands each sound record, in batches, to this
     /// thread, which checks its entries: the log is read and hashed once,
     /// and the two checks run on two cores.

@@ -1,13 +1,15 @@
 //! The text timeline: per saga, one line per selected event — steps with
 //! their counts, each change with target and outcome, retries and
 //! throttling, waits and gates, operator actions with who and why — and the
-//! changes left in doubt at the end.
+//! changes left in doubt at the end. Each line goes through
+//! [`crate::escape::text`]: a name cannot add a line or drive the terminal.
 
 use super::changes::Joiner;
 use super::entry::step_name;
 use super::source::Entries;
 use super::timeline::Timeline;
 use super::{Error, Fact, Filter, SagaInfo};
+use crate::escape;
 use std::io::Write;
 
 /// Writes one saga's timeline; returns how many entries it selected.
@@ -18,14 +20,13 @@ pub fn write_saga(
     filter: &Filter,
 ) -> Result<u64, Error> {
     let io = |e| Error::io("-", e);
-    writeln!(
-        out,
+    let head = format!(
         "saga {}  tenant {}  state {}",
         saga.saga_id,
         saga.tenant_id,
         saga.state.as_deref().unwrap_or("unknown")
-    )
-    .map_err(io)?;
+    );
+    writeln!(out, "{}", escape::text(&head)).map_err(io)?;
     let mut timeline = Timeline::new();
     let mut joiner = Joiner::new();
     let mut selected = 0u64;
@@ -122,18 +123,17 @@ pub fn write_saga(
             Fact::State { state, reason } => format!("state {state}: {reason}"),
             Fact::Other { summary } => summary.clone(),
         };
-        writeln!(out, "  {}  {step}{line}", e.at).map_err(io)?;
+        writeln!(out, "  {}  {step}{}", e.at, escape::text(&line)).map_err(io)?;
     }
     for c in joiner.finish_saga() {
-        writeln!(
-            out,
+        let line = format!(
             "  in doubt: {} {} (change {}, intent #{}, no outcome recorded)",
             c.action,
             c.target,
             c.change_id,
             c.intent_seq.unwrap_or_default()
-        )
-        .map_err(io)?;
+        );
+        writeln!(out, "{}", escape::text(&line)).map_err(io)?;
     }
     if timeline.retries > 0 {
         writeln!(

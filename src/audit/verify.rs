@@ -52,6 +52,84 @@ pub struct Report {
     pub in_doubt: u64,
     /// The first bad record, if any.
     pub first_bad: Option<Bad>,
+    /// The last record read: the chain's head once the log is sound, what a
+    /// second system keeps as an anchor (`verify --expect-head`).
+    pub head: Option<Anchor>,
+}
+
+/// A record of the chain as a person keeps it: its hash, seq and time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    /// Its global sequence number.
+    pub seq: u64,
+    /// Its hash (over the previous record's hash and its own bytes).
+    pub hash: [u8; 32],
+    /// When it was recorded.
+    pub at: crate::model::Timestamp,
+}
+
+impl Anchor {
+    /// The anchor of a store's head.
+    pub fn of(head: &crate::store::layout::Head) -> Anchor {
+        Anchor {
+            seq: head.last_seq,
+            hash: head.last_hash,
+            at: crate::model::Timestamp(head.last_at),
+        }
+    }
+
+    /// The hash as `verify` prints it (64 lowercase hex digits).
+    pub fn hash_hex(&self) -> String {
+        super::entry::hex(&self.hash)
+    }
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (record {}, {})",
+            super::entry::hex(&self.hash),
+            self.seq,
+            self.at.to_rfc3339()
+        )
+    }
+}
+
+/// Parses a head hash as `verify` prints it (64 hex digits).
+pub fn parse_hash(text: &str) -> Option<[u8; 32]> {
+    let t = text.trim();
+    if t.len() != 64 || !t.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Whether the log holds a record with hash `hash`. Run on a log whose
+/// chain verified sound, that record is an ancestor of the head (or the head
+/// itself): the log has grown from the state the anchor was taken of, not
+/// been rolled back or rewritten before it.
+pub fn contains_hash(log: &dyn Log, hash: &[u8; 32]) -> Result<Option<Anchor>, Error> {
+    let want = Want {
+        details: false,
+        facts: false,
+        http: false,
+    };
+    for e in log.entries_with(want) {
+        let e = e?;
+        if &e.hash == hash {
+            return Ok(Some(Anchor {
+                seq: e.seq,
+                hash: e.hash,
+                at: e.at,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// What is known of one saga while checking.
@@ -106,6 +184,11 @@ impl Checker {
         let first_item = e.item.is_none_or(|i| i.index == 0);
         if first_item {
             self.report.records += 1;
+            self.report.head = Some(Anchor {
+                seq: e.seq,
+                hash: e.hash,
+                at: e.at,
+            });
             if let Some(expected) = self.next_global {
                 if e.seq != expected {
                     return bad(format!(

@@ -96,6 +96,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Client secrets and tokens live in this process's memory: no core dump
+    // and no ptrace by other processes of the same user.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("warning: cannot mark the process non-dumpable: {e}");
+    }
     let result = match cli.command {
         Command::Daemon(args) => daemon::run(args),
         Command::Submit(args) => submit::run(args),
@@ -115,7 +120,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("closeout: {e}");
+            // Messages quote what tenants, services and files said.
+            eprintln!("closeout: {}", crate::escape::text(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }

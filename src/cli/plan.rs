@@ -244,7 +244,9 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
 
 /// The inventory, read exactly as step 0 of a saga reads it.
 async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inventory, String> {
-    let secret = graph::read_secret(&spec.secret).map_err(|e| e.to_string())?;
+    let secret = graph::read_secret_async(&spec.secret)
+        .await
+        .map_err(|e| e.to_string())?;
     let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
     let events = perform(
         &Call::Read(Read::Inventory),
@@ -390,17 +392,29 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
     }
 }
 
+/// Prints one line with what tenants and services named (users, SKUs,
+/// policies, apps, errors) escaped: it cannot drive the terminal or add a
+/// line of its own.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", crate::escape::text(&format!($($arg)*)))
+    };
+}
+
 fn print_text(p: &TenantPlan) {
-    println!(
+    say!(
         "tenant {} ({}, batch line {})",
-        p.tenant_id, p.tenant_guid, p.line
+        p.tenant_id,
+        p.tenant_guid,
+        p.line
     );
     if let Some(e) = &p.error {
-        println!("  ERROR: {e}\n");
+        say!("  ERROR: {e}");
+        println!();
         return;
     }
     if let Some(r) = &p.refused {
-        println!("  REFUSED: {r}");
+        say!("  REFUSED: {r}");
     }
     for k in &p.keep {
         let what = match (&k.id, k.global_admin, k.enabled) {
@@ -409,7 +423,7 @@ fn print_text(p: &TenantPlan) {
             (Some(id), true, false) => format!("{id}, Global Administrator, DISABLED"),
             (Some(id), false, _) => format!("{id}, not a Global Administrator"),
         };
-        println!("  keep {} ({what})", k.entry);
+        say!("  keep {} ({what})", k.entry);
     }
     let mut shown: Vec<&str> = p
         .users
@@ -420,7 +434,7 @@ fn print_text(p: &TenantPlan) {
     if p.users.len() > SHOWN_USERS {
         shown.push("...");
     }
-    println!(
+    say!(
         "  step 1: delete {} users{}{}",
         p.users_to_delete,
         if shown.is_empty() { "" } else { ": " },
@@ -436,17 +450,17 @@ fn print_text(p: &TenantPlan) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    println!(
+    say!(
         "  step 2: cancel {} subscriptions {how}: {}",
         p.cancel_subscriptions.len(),
         subs(&p.cancel_subscriptions)
     );
-    println!(
+    say!(
         "  step 3: delete {} subscriptions {how} (point of no return): {}",
         p.delete_subscriptions.len(),
         subs(&p.delete_subscriptions)
     );
-    println!(
+    say!(
         "  step 4: {}; disable {} Conditional Access policies requiring MFA{}{}",
         if p.disable_security_defaults {
             "disable security defaults"
@@ -462,9 +476,9 @@ fn print_text(p: &TenantPlan) {
         p.disable_ca_policies.join(", ")
     );
     if p.applications.is_empty() {
-        println!("  step 5: no app registration blocks the tenant's deletion");
+        say!("  step 5: no app registration blocks the tenant's deletion");
     } else {
-        println!(
+        say!(
             "  step 5: {} app registrations block the tenant's deletion (a Global Administrator removes them in the portal): {}",
             p.applications.len(),
             p.applications.join(", ")
@@ -477,7 +491,7 @@ fn print_text(p: &TenantPlan) {
         );
     }
     for w in &p.warnings {
-        println!("  WARNING: {w}");
+        say!("  WARNING: {w}");
     }
     println!();
 }

@@ -116,8 +116,10 @@ pub fn table(rows: &[StatusRow], bars: bool) -> String {
             .map(|w| format!("waiting for: {w}"))
             .or_else(|| r.last_error.as_deref().map(|e| format!("last error: {e}")))
             .unwrap_or_default();
-        s.push_str(&format!(
-            "{:<36}  {:<36}  {:<12}  {:<4}  {:<22}  {:<24}  {}\n",
+        // Tenant ids, errors and waits quote what services and tenants
+        // said: escaped, so they neither drive the terminal nor add rows.
+        let row = format!(
+            "{:<36}  {:<36}  {:<12}  {:<4}  {:<22}  {:<24}  {}",
             r.saga_id,
             r.tenant_id,
             r.state.as_str(),
@@ -125,7 +127,9 @@ pub fn table(rows: &[StatusRow], bars: bool) -> String {
             progress,
             r.updated_at.to_rfc3339(),
             note
-        ));
+        );
+        s.push_str(&crate::escape::text(&row));
+        s.push('\n');
         if let Some(required) = &r.action_required {
             s.push_str(&action_lines(required));
         }
@@ -135,22 +139,27 @@ pub fn table(rows: &[StatusRow], bars: bool) -> String {
 
 /// The indented lines under a saga's row that say what a person must do.
 fn action_lines(required: &crate::saga::ActionRequired) -> String {
-    let mut s = format!(
-        "    action required: {} (where: {})\n",
+    let mut lines = vec![format!(
+        "    action required: {} (where: {})",
         required.what, required.place
-    );
+    )];
     for sub in &required.subscriptions {
         let status = serde_json::to_value(sub.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        s.push_str(&format!(
-            "      {} subscription {} (id {}, now {status})\n",
+        lines.push(format!(
+            "      {} subscription {} (id {}, now {status})",
             sub.action, sub.sku, sub.id
         ));
     }
     for failing in &required.failing_preconditions {
-        s.push_str(&format!("      still failing: {failing}\n"));
+        lines.push(format!("      still failing: {failing}"));
+    }
+    let mut s = String::new();
+    for line in lines {
+        s.push_str(&crate::escape::text(&line));
+        s.push('\n');
     }
     s
 }

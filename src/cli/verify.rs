@@ -3,6 +3,11 @@
 //! — and exits 0 with a summary when it is sound, 1 naming the first bad
 //! record otherwise. With `--export FILE` it instead checks a jsonl export
 //! (`closeout audit --format jsonl`) line by line against the log.
+//!
+//! A sound log's head (hash, record, time) is printed: kept elsewhere (a
+//! ticket, the batch-end webhook, the report), it is an anchor. The chain
+//! alone cannot show a rollback or a rewrite by someone who recomputes it;
+//! `--expect-head HASH` fails unless the log still holds that record.
 
 use crate::audit;
 use std::path::PathBuf;
@@ -20,6 +25,11 @@ pub struct Args {
     /// Check this jsonl export against the log instead of the log itself.
     #[arg(long, value_name = "FILE.jsonl")]
     pub export: Option<PathBuf>,
+    /// A head hash printed by an earlier `verify` (or carried by a batch-end
+    /// webhook or a report): fail unless the log holds that record, i.e.
+    /// has only grown since.
+    #[arg(long, value_name = "HASH", conflicts_with = "export")]
+    pub expect_head: Option<String>,
 }
 
 /// Runs `closeout verify`.
@@ -36,6 +46,9 @@ pub fn run(args: Args) -> Result<(), super::Error> {
                     path.display(),
                     report.lines
                 );
+                if let Some(head) = log.head() {
+                    println!("head: {head}");
+                }
                 Ok(())
             }
             Some((line, seq, why)) => Err(super::Error::Failed(anyhow::anyhow!(
@@ -44,17 +57,41 @@ pub fn run(args: Args) -> Result<(), super::Error> {
             ))),
         };
     }
+    let expected = match &args.expect_head {
+        None => None,
+        Some(text) => Some(audit::verify::parse_hash(text).ok_or_else(|| {
+            super::Error::Invalid(anyhow::anyhow!(
+                "--expect-head {text:?}: expected the 64 hex digits of a head hash as `closeout verify` prints it"
+            ))
+        })?),
+    };
     let log = super::audit::open_for_verify(&location)?;
     let report = audit::verify::verify(log.as_ref()).map_err(super::audit::classify)?;
-    match &report.first_bad {
-        None => {
-            println!(
-                "log sound: {} records in {} sagas; hash chain and sequences intact; \
-                 {} outcomes each matched to an intent ({} intents, {} in doubt)",
-                report.records, report.sagas, report.outcomes, report.intents, report.in_doubt
-            );
+    if let Some(bad) = &report.first_bad {
+        return Err(super::Error::Failed(anyhow::anyhow!("log unsound: {bad}")));
+    }
+    println!(
+        "log sound: {} records in {} sagas; hash chain and sequences intact; \
+         {} outcomes each matched to an intent ({} intents, {} in doubt)",
+        report.records, report.sagas, report.outcomes, report.intents, report.in_doubt
+    );
+    let head = report
+        .head
+        .map(|h| h.to_string())
+        .unwrap_or_else(|| "none (the log is empty)".into());
+    println!("head: {head}");
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    match audit::verify::contains_hash(log.as_ref(), &expected).map_err(super::audit::classify)? {
+        Some(found) => {
+            println!("expected head found: {found}; the log has only grown since");
             Ok(())
         }
-        Some(bad) => Err(super::Error::Failed(anyhow::anyhow!("log unsound: {bad}"))),
+        None => Err(super::Error::Failed(anyhow::anyhow!(
+            "the log does not contain the expected head {}: it was rolled back to an \
+             older copy or rewritten (its head now: {head})",
+            audit::entry::hex(&expected)
+        ))),
     }
 }

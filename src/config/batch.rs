@@ -14,6 +14,7 @@ use super::{locate, Error};
 use crate::model::{SecretSource, SubscriptionMode, TenantSpec};
 use serde::{Deserialize, Deserializer};
 use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -200,19 +201,39 @@ impl BatchFile {
             let SecretSource::File(path) = &t.secret else {
                 continue;
             };
-            if let Err(e) = std::fs::metadata(path) {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    return Err(Error::Invalid {
-                        file: self.file.clone(),
-                        line: self.lines.get(i).copied().unwrap_or(1),
-                        key: format!("tenant[{}].client_secret_file", i + 1),
-                        message: format!(
-                            "secret file {} does not exist (tenant {})",
-                            path.display(),
-                            t.tenant_id
-                        ),
-                    });
+            let invalid = |message: String| Error::Invalid {
+                file: self.file.clone(),
+                line: self.lines.get(i).copied().unwrap_or(1),
+                key: format!("tenant[{}].client_secret_file", i + 1),
+                message,
+            };
+            // Only the metadata: a FIFO is never opened here.
+            match std::fs::metadata(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(invalid(format!(
+                        "secret file {} does not exist (tenant {})",
+                        path.display(),
+                        t.tenant_id
+                    )));
                 }
+                Err(_) => {}
+                Ok(meta) if !meta.is_file() => {
+                    return Err(invalid(format!(
+                        "secret file {} is not a regular file (tenant {})",
+                        path.display(),
+                        t.tenant_id
+                    )));
+                }
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    return Err(invalid(format!(
+                        "secret file {} has mode {:04o}: group or others may read it; run `chmod 600 {}` (tenant {})",
+                        path.display(),
+                        meta.permissions().mode() & 0o7777,
+                        path.display(),
+                        t.tenant_id
+                    )));
+                }
+                Ok(_) => {}
             }
         }
         Ok(())

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 /// A cached bearer token.
 #[derive(Clone, Debug)]
 pub struct Token {
-    /// The token itself.
-    pub value: Secret,
+    /// The token itself, shared (not copied) by every holder of this token.
+    pub value: Arc<Secret>,
     /// When it should be replaced (before it actually expires).
     renew_at: Instant,
     /// Which token this is, so a 401 renews only the token it was given for.
@@ -116,9 +116,15 @@ impl TokenSource {
         {
             Ok(r) => r,
             Err((kind, detail)) => {
-                // Asking for a token changes nothing: never in doubt.
+                // Asking for a token changes nothing: never in doubt. A
+                // refused redirect or an oversized answer stays permanent.
                 let mut e = error::transport_error(&ctx, kind, &detail);
-                e.class = FailureClass::Transient;
+                e.class = match kind {
+                    error::TransportKind::Redirect | error::TransportKind::TooLarge => {
+                        FailureClass::Permanent
+                    }
+                    _ => FailureClass::Transient,
+                };
                 return Err(e);
             }
         };
@@ -132,7 +138,7 @@ impl TokenSource {
             let margin = self.shared.options.token_renew_margin.min(lifetime / 5);
             tracing::debug!(tenant = %self.tenant, expires_in = t.expires_in, "token obtained");
             return Ok(Token {
-                value: Secret::new(t.access_token),
+                value: Arc::new(Secret::new(t.access_token)),
                 renew_at: Instant::now() + (lifetime - margin),
                 generation,
             });

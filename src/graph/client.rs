@@ -95,6 +95,10 @@ impl Client {
             .timeout(options.request_timeout)
             .pool_max_idle_per_host(options.max_in_flight_total.max(1))
             .user_agent(concat!("closeout/", env!("CARGO_PKG_VERSION")))
+            // A redirect would re-send the token request (client secret
+            // included) or the bearer token to the host it names: 3xx
+            // answers are returned and refused in `send`.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(Error::Build)?;
         Ok(Client {
@@ -178,7 +182,10 @@ impl Shared {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         crate::metrics::graph_answered(verb.as_str(), status, headers.contains_key("retry-after"));
-        let body = resp.bytes().await.map_err(|e| describe(&e))?;
+        if (300..400).contains(&status) {
+            return Err((TransportKind::Redirect, redirect_detail(&resp)));
+        }
+        let body = read_capped(resp, self.options.max_response_bytes).await?;
         Ok(Reply {
             status,
             headers,
@@ -196,4 +203,49 @@ fn describe(e: &reqwest::Error) -> (TransportKind, String) {
         source = s.source();
     }
     (error::transport_kind(e), text)
+}
+
+/// What a refused redirect is described by: the host that answered and the
+/// host it pointed to.
+fn redirect_detail(resp: &reqwest::Response) -> String {
+    let from = resp.url().host_str().unwrap_or("?").to_string();
+    let to = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|l| match resp.url().join(l) {
+            Ok(u) => u.host_str().unwrap_or("?").to_string(),
+            Err(_) => "an unreadable location".to_string(),
+        })
+        .unwrap_or_else(|| "no location".to_string());
+    format!(
+        "{from} answered {} redirecting to {to}; redirects are never followed (credentials would go with them)",
+        resp.status().as_u16()
+    )
+}
+
+/// The body, read chunk by chunk and abandoned at `cap` bytes, so that a
+/// hostile or broken server cannot make the daemon buffer without bound.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: u64,
+) -> Result<Bytes, (TransportKind, String)> {
+    let host = resp.url().host_str().unwrap_or("?").to_string();
+    let too_large = |what: String| {
+        (
+            TransportKind::TooLarge,
+            format!("{host} sent {what}, more than [limits] max_response_bytes = {cap}"),
+        )
+    };
+    if let Some(len) = resp.content_length().filter(|l| *l > cap) {
+        return Err(too_large(format!("a body of {len} bytes")));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Err(too_large("a longer body".to_string()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }

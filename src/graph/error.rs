@@ -224,6 +224,13 @@ pub enum TransportKind {
     Timeout,
     /// The connection broke (reset, closed) after the request was sent.
     Reset,
+    /// The service answered with a redirect, which is never followed: a
+    /// redirect would carry the client secret or the bearer token to
+    /// whatever host it names.
+    Redirect,
+    /// The response body was larger than `[limits] max_response_bytes`;
+    /// reading stopped at the cap.
+    TooLarge,
 }
 
 /// Classifies a reqwest transport error.
@@ -245,15 +252,23 @@ pub fn transport_error(ctx: &CallCtx, kind: TransportKind, detail: &str) -> Call
         TransportKind::Timeout => ("timeout", FailureClass::Transient),
         TransportKind::Reset if ctx.is_write() => ("connection_reset", FailureClass::InDoubt),
         TransportKind::Reset => ("connection_reset", FailureClass::Transient),
+        // A redirect is a definite answer: the service did not do the work
+        // at this address, and following it would hand credentials to
+        // another host. Nothing will change by asking again.
+        TransportKind::Redirect => ("redirect_refused", FailureClass::Permanent),
+        // The status was read but not the body: a write's outcome is not
+        // known; a read would be as large next time.
+        TransportKind::TooLarge if ctx.is_write() => ("response_too_large", FailureClass::InDoubt),
+        TransportKind::TooLarge => ("response_too_large", FailureClass::Permanent),
+    };
+    let what = match kind {
+        TransportKind::Redirect | TransportKind::TooLarge => "was refused",
+        _ => "got no response",
     };
     CallError {
         class,
         code: code.into(),
-        message: format!(
-            "{} got no response: {}",
-            ctx.describe(),
-            truncate(detail, 300)
-        ),
+        message: format!("{} {what}: {}", ctx.describe(), truncate(detail, 300)),
         retry_after: None,
     }
 }
@@ -406,5 +421,12 @@ mod tests {
         );
         let e = transport_error(&ctx("GET"), TransportKind::Reset, "r");
         assert_eq!(e.class, FailureClass::Transient);
+        let e = transport_error(&ctx("POST"), TransportKind::Redirect, "to evil.example");
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (FailureClass::Permanent, "redirect_refused")
+        );
+        let e = transport_error(&ctx("GET"), TransportKind::TooLarge, "over 1 byte");
+        assert_eq!(e.class, FailureClass::Permanent);
     }
 }

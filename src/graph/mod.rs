@@ -49,7 +49,7 @@ use url::Url;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A secret file could not be read.
-    #[error("cannot read client secret file {path}: {source}")]
+    #[error("cannot read client secret file {}: {source}", path.display())]
     SecretFile {
         /// The file named in the batch or config file.
         path: std::path::PathBuf,
@@ -73,6 +73,22 @@ pub enum Error {
     /// The HTTP client could not be built (TLS setup).
     #[error("cannot build the http client: {0}")]
     Build(#[source] reqwest::Error),
+    /// A secret file exists but is not fit to hold a secret.
+    #[error("refusing client secret file {}: it {reason}", path.display())]
+    SecretRefused {
+        /// The file named in the batch or config file.
+        path: std::path::PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// Reading a secret took too long (a hung mount).
+    #[error("cannot read client secret {what}: {after}")]
+    SecretTimeout {
+        /// The file or credential.
+        what: String,
+        /// What happened.
+        after: String,
+    },
 }
 
 /// Base URLs of the services. Defaults: the real Microsoft hosts; tests and the
@@ -169,6 +185,12 @@ pub struct ClientOptions {
     /// measured.
     #[serde(with = "humantime_serde")]
     pub throttle_probe_pause: Duration,
+    /// The largest response body read; a larger one is abandoned at this
+    /// many bytes and the call fails (`response_too_large`).
+    pub max_response_bytes: u64,
+    /// The most pages read for one collection (`@odata.nextLink`s
+    /// followed); past it the listing fails (`too_many_pages`).
+    pub max_pages: u32,
 }
 
 impl Default for ClientOptions {
@@ -185,20 +207,43 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             token_renew_margin: Duration::from_secs(300),
             throttle_probe_pause: Duration::from_millis(200),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_pages: DEFAULT_MAX_PAGES,
         }
     }
 }
 
+/// The default of `[limits] max_response_bytes`: 64 MiB. A page of 999
+/// users with every property closeout selects is about 1 MiB; a `$batch`
+/// answer of 20 items is far less.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 << 20;
+
+/// The default of `[limits] max_pages`: 10,000 pages of up to 999 objects,
+/// far above the largest tenant's listing.
+pub const DEFAULT_MAX_PAGES: u32 = 10_000;
+
+/// The largest secret file read: a client secret is about 40 bytes and a
+/// PEM private key a few KiB; `/dev/zero` or a log file named by mistake is
+/// refused instead of read into memory.
+pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+/// The longest a secret read may take (a hung network mount) before the
+/// saga or submission that needs it fails.
+pub const SECRET_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Reads a client secret from its source: a file (trailing newline trimmed) or
 /// the systemd credential `$CREDENTIALS_DIRECTORY/<name>`. Errors name the
 /// file or credential, never the content.
+///
+/// Only a regular file of at most [`MAX_SECRET_BYTES`] is read, opened
+/// without blocking (a FIFO is refused, not waited on). A secret file must
+/// not be readable or writable by group or others, as ssh demands of a
+/// private key; systemd credentials are made 0400 by systemd itself. This
+/// is blocking file I/O: from async code use [`read_secret_async`].
 pub fn read_secret(source: &SecretSource) -> Result<Secret, Error> {
     match source {
         SecretSource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| Error::SecretFile {
-                path: path.clone(),
-                source,
-            })?;
+            let text = secret_file::read(path, true).map_err(|e| e.into_error(path))?;
             trimmed(text, || format!("file {}", path.display()))
         }
         SecretSource::Credential(name) => {
@@ -215,34 +260,168 @@ pub fn read_secret(source: &SecretSource) -> Result<Secret, Error> {
                         .into(),
                 })?;
             let path = std::path::Path::new(&dir).join(name);
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::Credential {
+            let text = secret_file::read(&path, false).map_err(|e| Error::Credential {
                 name: name.clone(),
-                reason: format!("{}: {e}", path.display()),
+                reason: e.into_error(&path).to_string(),
             })?;
             trimmed(text, || format!("credential {name}"))
         }
     }
 }
 
-fn trimmed(mut text: String, what: impl Fn() -> String) -> Result<Secret, Error> {
+/// [`read_secret`] on a blocking thread, abandoned after
+/// [`SECRET_READ_TIMEOUT`]: a hung mount delays only the caller, never the
+/// async workers every other saga runs on.
+pub async fn read_secret_async(source: &SecretSource) -> Result<Secret, Error> {
+    let owned = source.clone();
+    let task = tokio::task::spawn_blocking(move || read_secret(&owned));
+    let what = || match source {
+        SecretSource::File(p) => format!("file {}", p.display()),
+        SecretSource::Credential(n) => format!("credential {n}"),
+    };
+    match tokio::time::timeout(SECRET_READ_TIMEOUT, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(Error::SecretTimeout {
+            what: what(),
+            after: "the reading task failed".into(),
+        }),
+        Err(_) => Err(Error::SecretTimeout {
+            what: what(),
+            after: format!(
+                "no answer after {}",
+                humantime::format_duration(SECRET_READ_TIMEOUT)
+            ),
+        }),
+    }
+}
+
+fn trimmed(
+    mut text: zeroize::Zeroizing<String>,
+    what: impl Fn() -> String,
+) -> Result<Secret, Error> {
     while text.ends_with('\n') || text.ends_with('\r') {
         text.pop();
     }
     if text.is_empty() {
         return Err(Error::EmptySecret { what: what() });
     }
-    Ok(Secret::new(text))
+    Ok(Secret::from_zeroizing(text))
+}
+
+/// Reading one secret file safely.
+mod secret_file {
+    use super::{Error, MAX_SECRET_BYTES};
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::path::Path;
+    use zeroize::{Zeroize, Zeroizing};
+
+    /// Why a secret file was not read.
+    pub(super) enum Refused {
+        /// Opening or reading failed.
+        Io(std::io::Error),
+        /// A FIFO, device, socket or directory.
+        NotRegular(&'static str),
+        /// Group or others may read or write it (the mode).
+        Loose(u32),
+        /// Longer than [`MAX_SECRET_BYTES`].
+        TooLarge,
+        /// Not UTF-8.
+        NotText,
+    }
+
+    impl Refused {
+        pub(super) fn into_error(self, path: &Path) -> Error {
+            let path = path.to_path_buf();
+            match self {
+                Refused::Io(source) => Error::SecretFile { path, source },
+                Refused::NotRegular(kind) => Error::SecretRefused {
+                    reason: format!("is a {kind}, not a regular file"),
+                    path,
+                },
+                Refused::Loose(mode) => Error::SecretRefused {
+                    reason: format!(
+                        "has mode {mode:04o}: group or others may read it; run `chmod 600 {}` \
+                         (and make it owned by the daemon's user)",
+                        path.display()
+                    ),
+                    path,
+                },
+                Refused::TooLarge => Error::SecretRefused {
+                    reason: format!("is longer than {MAX_SECRET_BYTES} bytes"),
+                    path,
+                },
+                Refused::NotText => Error::SecretRefused {
+                    reason: "is not UTF-8 text".into(),
+                    path,
+                },
+            }
+        }
+    }
+
+    /// The file's whole text. `O_NONBLOCK` makes opening a FIFO return at
+    /// once; its type is then checked on the open descriptor (no race with
+    /// a rename), before anything is read.
+    pub(super) fn read(path: &Path, check_mode: bool) -> Result<Zeroizing<String>, Refused> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(path)
+            .map_err(Refused::Io)?;
+        let meta = file.metadata().map_err(Refused::Io)?;
+        let ft = meta.file_type();
+        if !ft.is_file() {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = if ft.is_fifo() {
+                "fifo"
+            } else if ft.is_dir() {
+                "directory"
+            } else if ft.is_char_device() || ft.is_block_device() {
+                "device"
+            } else if ft.is_socket() {
+                "socket"
+            } else {
+                "special file"
+            };
+            return Err(Refused::NotRegular(kind));
+        }
+        let mode = meta.mode() & 0o7777;
+        if check_mode && mode & 0o077 != 0 {
+            return Err(Refused::Loose(mode));
+        }
+        if meta.len() > MAX_SECRET_BYTES {
+            return Err(Refused::TooLarge);
+        }
+        // Room for the whole cap up front: the vector never reallocates, so
+        // no unzeroized copy of the secret is left behind.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_SECRET_BYTES as usize + 1));
+        file.take(MAX_SECRET_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(Refused::Io)?;
+        if bytes.len() as u64 > MAX_SECRET_BYTES {
+            return Err(Refused::TooLarge);
+        }
+        match String::from_utf8(std::mem::take(&mut *bytes)) {
+            Ok(text) => Ok(Zeroizing::new(text)),
+            Err(e) => {
+                e.into_bytes().zeroize();
+                Err(Refused::NotText)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn secret_file_trims_newline_and_errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         std::fs::write(&path, "hunter2\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let s = read_secret(&SecretSource::File(path.clone())).unwrap();
         assert_eq!(s.expose(), "hunter2");
         std::fs::write(&path, "\n").unwrap();
@@ -251,6 +430,28 @@ mod tests {
         let missing = dir.path().join("nope");
         let e = read_secret(&SecretSource::File(missing.clone())).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn loose_special_and_oversized_secret_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let loose = dir.path().join("loose");
+        std::fs::write(&loose, "hunter2\n").unwrap();
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_secret(&SecretSource::File(loose.clone())).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("loose") && text.contains("chmod 600"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        let e = read_secret(&SecretSource::File("/dev/zero".into())).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; MAX_SECRET_BYTES as usize + 1]).unwrap();
+        std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = read_secret(&SecretSource::File(big)).unwrap_err();
+        assert!(e.to_string().contains("longer than"), "{e}");
     }
 
     #[test]

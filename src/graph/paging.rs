@@ -1,7 +1,8 @@
 //! The paging helper: reads every page of a Graph collection by following
 //! `@odata.nextLink` (absolute URLs, used as given, never built by hand).
 //! A next link must stay on the Graph host, so a token is never sent
-//! elsewhere; a repeated link is an error instead of an endless loop.
+//! elsewhere; a repeated link is an error instead of an endless loop, and
+//! so is a chain of distinct links longer than `[limits] max_pages`.
 
 use super::tenant::TenantClient;
 use super::wire::Page;
@@ -38,6 +39,19 @@ pub(crate) async fn get_all<T: DeserializeOwned>(
         let Some(next) = page.next_link else {
             return Ok(items);
         };
+        if seen.len() + 1 >= client.shared.options.max_pages as usize {
+            return Err(CallError {
+                class: FailureClass::Permanent,
+                code: "too_many_pages".into(),
+                message: format!(
+                    "GET {ctx_path} for tenant {}: more than {} pages ([limits] max_pages); \
+                     the listing was abandoned",
+                    client.tenant_id(),
+                    client.shared.options.max_pages
+                ),
+                retry_after: None,
+            });
+        }
         let next = next_url(client, &url, &next)?;
         if !seen.insert(next.to_string()) {
             return Err(bad_link(client, &ctx_path, "repeats an earlier page"));

@@ -78,7 +78,7 @@ impl PartnerClient {
             let b = body.map_or(Body::None, Body::Json);
             match self
                 .shared
-                .send(method.clone(), url.clone(), Some(&token.value), b)
+                .send(method.clone(), url.clone(), Some(&*token.value), b)
                 .await
             {
                 Err((kind, detail)) => {

@@ -113,7 +113,7 @@ impl TenantClient {
             let body = body.map_or(Body::None, Body::Json);
             match self
                 .shared
-                .send(method.clone(), url.clone(), Some(&token.value), body)
+                .send(method.clone(), url.clone(), Some(&*token.value), body)
                 .await
             {
                 Err((kind, detail)) => {

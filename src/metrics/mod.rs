@@ -25,7 +25,7 @@
 
 pub mod server;
 
-pub use server::{serve, Server};
+pub use server::{serve, serve_with, Server};
 
 use crate::runtime::control::StatusRow;
 use crate::saga::{Event, Gate};

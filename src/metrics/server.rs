@@ -1,7 +1,8 @@
 //! The HTTP endpoint of the metrics: `GET /metrics` on the address of
 //! `[metrics] listen` (loopback unless explicitly allowed otherwise, see
 //! `config::MetricsSettings`). Anything else is 404. The server lives as long
-//! as the [`Server`] handle.
+//! as the [`Server`] handle. Connections are capped and time-limited: the
+//! port is open to every local user.
 
 use super::{render, Error, CONTENT_TYPE};
 use crate::runtime::control::Engine;
@@ -10,8 +11,11 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// The running metrics endpoint; stops when dropped.
 #[derive(Debug)]
@@ -32,8 +36,21 @@ impl Drop for Server {
 type Source = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Binds `addr` and serves `GET /metrics` with the sagas and health of
-/// `engine`.
+/// `engine`, with the default connection limits.
 pub async fn serve<E: Engine>(addr: SocketAddr, engine: Arc<E>) -> Result<Server, Error> {
+    serve_with(addr, engine, 64, Duration::from_secs(30)).await
+}
+
+/// Binds `addr` and serves `GET /metrics`: at most `max_connections` at once
+/// (more are closed at once, so a flood of idle connections costs the
+/// daemon no more descriptors than that), each closed after
+/// `idle_timeout` whatever it does (a scraper reconnects).
+pub async fn serve_with<E: Engine>(
+    addr: SocketAddr,
+    engine: Arc<E>,
+    max_connections: usize,
+    idle_timeout: Duration,
+) -> Result<Server, Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
@@ -47,9 +64,31 @@ pub async fn serve<E: Engine>(addr: SocketAddr, engine: Arc<E>) -> Result<Server
     let app = Router::new()
         .route("/metrics", get(scrape))
         .with_state(source);
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the metrics endpoint stopped");
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                tracing::debug!("metrics: connection cap reached; closing a new connection");
+                drop(stream);
+                continue;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(idle_timeout)
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(idle_timeout, conn).await;
+            });
         }
     });
     tracing::info!(addr = %bound, "serving metrics at http://{bound}/metrics");

@@ -71,6 +71,13 @@ fn webhooks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<url::Url>, D::Error> 
                     "webhook {i}: expected an http:// or https:// URL with a host"
                 )));
             }
+            // A webhook URL often carries its token: plain http only to this
+            // machine.
+            if url.scheme() == "http" && !crate::config::is_loopback(&url) {
+                return Err(serde::de::Error::custom(format!(
+                    "webhook {i}: plain http to a host that is not loopback; use https://"
+                )));
+            }
             Ok(url)
         })
         .collect()
@@ -106,6 +113,10 @@ mod tests {
         for (text, key) in [
             (
                 "[notify]\nwebhooks = [\"ftp://x\"]\n",
+                "c.toml:2: notify.webhooks",
+            ),
+            (
+                "[notify]\nwebhooks = [\"http://hooks.example/x?token=t\"]\n",
                 "c.toml:2: notify.webhooks",
             ),
             ("[notify]\n\ntimeout = \"0s\"\n", "c.toml:3: notify.timeout"),

@@ -140,6 +140,18 @@ pub struct Outbox {
     in_flight: HashSet<(u32, u16)>,
     /// The deliveries; each ends with the event recording its outcome.
     tasks: JoinSet<((u32, u16), Event)>,
+    /// Reads the event log's head hash for batch-end messages.
+    head: Option<HeadSource>,
+}
+
+/// Where a batch-end message's `log_head` comes from (the store's head).
+#[derive(Clone)]
+pub struct HeadSource(pub Arc<dyn Fn() -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for HeadSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeadSource")
+    }
 }
 
 impl Outbox {
@@ -149,6 +161,16 @@ impl Outbox {
             webhooks,
             in_flight: HashSet::new(),
             tasks: JoinSet::new(),
+            head: None,
+        }
+    }
+
+    /// The same outbox, with batch-end messages carrying the log head that
+    /// `head` reads.
+    pub fn with_head(self, head: HeadSource) -> Outbox {
+        Outbox {
+            head: Some(head),
+            ..self
         }
     }
 
@@ -162,7 +184,10 @@ impl Outbox {
                 if !self.in_flight.insert((number, hook)) {
                     continue;
                 }
-                let message = Message::build(state, number, notice);
+                let mut message = Message::build(state, number, notice);
+                if notice.kind == crate::saga::NoticeKind::BatchFinished {
+                    message.log_head = self.head.as_ref().and_then(|h| (h.0)());
+                }
                 let webhooks = Arc::clone(&self.webhooks);
                 self.tasks.spawn(async move {
                     let event = webhooks.deliver(hook, number, &message).await;
@@ -268,6 +293,7 @@ mod tests {
             action: "resume".into(),
             action_required: None,
             summary: "paused".into(),
+            log_head: None,
         }
     }
 

@@ -26,6 +26,11 @@ pub struct Message {
     pub action_required: Option<ActionRequired>,
     /// A one-paragraph plain-text summary without links.
     pub summary: String,
+    /// On a batch's end: the event log's head hash when the message was
+    /// made, so that the receiving system holds an anchor that `closeout
+    /// verify --expect-head` can check the log against later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_head: Option<String>,
 }
 
 impl Message {
@@ -81,6 +86,7 @@ impl Message {
             action: link_free(&action),
             action_required: state.action_required(),
             summary,
+            log_head: None,
         }
     }
 }

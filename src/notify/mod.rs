@@ -21,7 +21,7 @@ mod message;
 
 pub use batch::{Batches, Tally};
 pub use config::Settings;
-pub use deliver::{Outbox, Webhooks};
+pub use deliver::{HeadSource, Outbox, Webhooks};
 pub use message::{describe, link_free, Message};
 
 /// Why the webhooks could not be set up.

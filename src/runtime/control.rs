@@ -14,7 +14,7 @@ mod client;
 mod server;
 
 pub use client::Client;
-pub use server::Server;
+pub use server::{Limits, Server};
 
 use crate::model::{TenantSpec, Timestamp};
 use serde::{Deserialize, Serialize};

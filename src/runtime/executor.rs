@@ -165,6 +165,8 @@ pub fn client_options(config: &Config) -> graph::ClientOptions {
         max_in_flight_total: config.limits.max_in_flight_total.get(),
         max_in_flight_partner_center: config.limits.max_in_flight_partner_center.get(),
         retry: config.retry.clone(),
+        max_response_bytes: config.limits.max_response_bytes.get(),
+        max_pages: config.limits.max_pages.get(),
         ..graph::ClientOptions::default()
     }
 }
@@ -185,7 +187,7 @@ impl Executor {
         let graph = graph::Client::new(endpoints, client_options(config))?;
         let partner = match &config.partner_center {
             Some(pc) => {
-                let secret = graph::read_secret(&pc.secret)?;
+                let secret = graph::read_secret_async(&pc.secret).await?;
                 Some(graph.partner(&pc.tenant_id, &pc.client_id, secret))
             }
             None => None,
@@ -290,7 +292,13 @@ impl Executor {
             state,
             next_seq,
             since_snapshot: 0,
-            outbox: crate::notify::Outbox::new(Arc::clone(&self.inner.webhooks)),
+            outbox: crate::notify::Outbox::new(Arc::clone(&self.inner.webhooks)).with_head({
+                let store = self.inner.store.clone();
+                crate::notify::HeadSource(Arc::new(move || {
+                    let head = store.head().ok()?;
+                    Some(crate::audit::verify::Anchor::of(&head).hash_hex())
+                }))
+            }),
             staged: Vec::new(),
             durable_terminal: terminal,
         };
@@ -460,7 +468,7 @@ impl Runner {
         let mut result = if self.state.is_terminal() {
             Ok(())
         } else {
-            let mut api = tenant::connect(&self.inner.graph, &header.spec);
+            let mut api = tenant::connect(&self.inner.graph, &header.spec).await;
             self.drive(&mut api, &mut commands, &mut stopping).await
         };
         if result.is_ok() {
@@ -590,7 +598,7 @@ impl Runner {
         self.command(msg).await?;
         if was_paused && self.state.paused.is_none() {
             if let Some(header) = &self.state.header {
-                *api = tenant::connect(&self.inner.graph, &header.spec);
+                *api = tenant::connect(&self.inner.graph, &header.spec).await;
             }
         }
         Ok(())
@@ -791,6 +799,14 @@ impl Engine for Executor {
             ));
         }
         for spec in &tenants {
+            // Read off the async workers: a FIFO or a hung mount named as a
+            // secret fails this submission, not the daemon.
+            if let Err(e) = graph::read_secret_async(&spec.secret).await {
+                return Err(EngineError::Invalid(format!(
+                    "tenant {}: {e}",
+                    spec.tenant_id
+                )));
+            }
             self.check_submission(spec)?;
         }
         let guids = self.resolve(&tenants).await?;
@@ -943,16 +959,11 @@ fn command_name(c: OperatorCommand) -> &'static str {
 }
 
 impl Executor {
-    /// Refuses a tenant that cannot be started: its secret unreadable, or a
-    /// partner-center tenant without a configured partner (a tenant that
-    /// already has a saga is refused by [`Executor::reserve`]).
+    /// Refuses a tenant that cannot be started (its secret is checked by
+    /// `submit` before): a partner-center tenant without a configured
+    /// partner (a tenant that already has a saga is refused by
+    /// [`Executor::reserve`]).
     fn check_submission(&self, spec: &TenantSpec) -> Result<(), EngineError> {
-        if let Err(e) = graph::read_secret(&spec.secret) {
-            return Err(EngineError::Invalid(format!(
-                "tenant {}: {e}",
-                spec.tenant_id
-            )));
-        }
         if spec.subscriptions == SubscriptionMode::PartnerCenter && self.inner.partner.is_none() {
             return Err(EngineError::Invalid(format!(
                 "tenant {}: subscriptions = \"partner-center\" needs [partner_center] in the daemon's config",

@@ -75,7 +75,12 @@ pub async fn run(
     shutdown: impl Future,
     reloads: mpsc::Receiver<SignalEvent>,
 ) -> Result<(), Error> {
-    let server = Server::bind(&config.control_socket).await?;
+    let server = Server::bind(&config.control_socket)
+        .await?
+        .with_limits(control::Limits {
+            max_connections: config.limits.max_connections.get(),
+            idle_timeout: config.limits.idle_timeout,
+        });
     tracing::info!(socket = %server.path().display(), data_dir = %config.data_dir.display(), "starting");
     let engine = match start_engine(&config).await {
         Ok(engine) => engine,
@@ -86,7 +91,14 @@ pub async fn run(
     };
     let _metrics = match config.metrics.listen {
         None => None,
-        Some(addr) => match crate::metrics::serve(addr, Arc::clone(&engine)).await {
+        Some(addr) => match crate::metrics::serve_with(
+            addr,
+            Arc::clone(&engine),
+            config.limits.max_connections.get(),
+            config.limits.idle_timeout,
+        )
+        .await
+        {
             Ok(metrics) => Some(metrics),
             Err(e) => {
                 engine.shutdown().await;

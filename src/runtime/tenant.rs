@@ -26,9 +26,10 @@ pub enum Api {
     Broken(CallError),
 }
 
-/// The API for a tenant: reads its secret and builds its client.
-pub fn connect(client: &graph::Client, spec: &TenantSpec) -> Api {
-    match graph::read_secret(&spec.secret) {
+/// The API for a tenant: reads its secret (off the async workers, bounded
+/// in time) and builds its client.
+pub async fn connect(client: &graph::Client, spec: &TenantSpec) -> Api {
+    match graph::read_secret_async(&spec.secret).await {
         Ok(secret) => Api::Ready(
             client.tenant(&spec.tenant_id, &spec.client_id, secret),
             spec.keep.clone(),

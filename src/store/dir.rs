@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Error, FORMAT_VERSION};
@@ -48,13 +49,38 @@ pub fn check_format(dir: &Path) -> Result<bool, Error> {
     }
 }
 
+/// Creates the data dir (and missing parents) with mode 0700 whatever the
+/// umask: the log holds every user's name and UPN. An existing dir is left
+/// as the operator made it.
+pub fn create_private(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Opens (creating if needed) a file of the data dir readable by its owner
+/// only, whatever the umask.
+fn open_private(path: &Path, options: &mut OpenOptions) -> std::io::Result<File> {
+    let file = options.mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
 /// Writes the `FORMAT` file of a new data dir (write, fsync, rename, fsync
 /// the dir), so that it is either absent or complete after a crash.
 pub fn write_format(dir: &Path) -> Result<(), Error> {
     let tmp = dir.join(format!("{FORMAT_FILE}.tmp"));
     let path = dir.join(FORMAT_FILE);
     let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        let mut f = open_private(
+            &tmp,
+            OpenOptions::new().write(true).create(true).truncate(true),
+        )?;
         writeln!(f, "{FORMAT_PREFIX}{FORMAT_VERSION}")?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)?;
@@ -67,13 +93,15 @@ pub fn write_format(dir: &Path) -> Result<(), Error> {
 /// written by [`DirLock::record_pid`] once opening has succeeded.
 pub fn lock(dir: &Path) -> Result<DirLock, Error> {
     let path: PathBuf = dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io(path.clone(), e))?;
+    let mut file = open_private(
+        &path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .map_err(|e| Error::io(path.clone(), e))?;
     let mine = std::process::id().to_string();
     let mut tries = 0;
     loop {

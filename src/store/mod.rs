@@ -287,7 +287,7 @@ impl Store {
         index_window: usize,
     ) -> Result<Store, Error> {
         let formatted = dir.exists() && dir::check_format(dir)?;
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        dir::create_private(dir).map_err(|e| Error::io(dir, e))?;
         let mut lock = dir::lock(dir)?;
         let sled_dir = dir.join(SLED_DIR);
         let sled_err = |source| Error::Sled {
@@ -481,6 +481,11 @@ impl Store {
             self.inner.sled_dir.clone(),
             global_seq,
         )
+    }
+
+    /// The durable head: the last record's global seq, hash and time.
+    pub fn head(&self) -> Result<layout::Head, Error> {
+        reader::head(&self.inner.tree, &self.inner.sled_dir)
     }
 
     /// The global seq of the last durable record (0 for an empty log).

@@ -288,4 +288,18 @@ pub fn audit(dir: &Path, data_dir: &Path) {
             );
         }
     }
+    // The anchor: kept elsewhere, it lets `verify --expect-head` show later
+    // that this log was neither rolled back nor rewritten.
+    let verified = std::process::Command::new(&exe)
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stderr(std::process::Stdio::null())
+        .output();
+    if let Ok(out) = verified {
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(head) = text.lines().find_map(|l| l.strip_prefix("head: ")) {
+            println!("  event log head (keep it for closeout verify --expect-head): {head}");
+        }
+    }
 }

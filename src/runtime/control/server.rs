@@ -4,16 +4,88 @@
 
 use super::{Client, Engine, EngineError, Error, Health, Operator, Request, Response};
 use crate::model::Timestamp;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
-/// The longest request line accepted (a batch of thousands of tenants fits).
-const MAX_LINE: u64 = 16 * 1024 * 1024;
+/// The longest request line accepted. The largest request is a submit: a
+/// tenant's spec is about 300 bytes of JSON with a few keep entries, so
+/// 2 MiB carries a batch of several thousand tenants, while a client that
+/// never ends its line pins at most this much until `idle_timeout`.
+const MAX_LINE: u64 = 2 * 1024 * 1024;
+
+/// How many connections are served at once and how long one may wait
+/// without sending a whole request (`[limits] max_connections`,
+/// `idle_timeout`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections open at once; at the cap a new connection closes the
+    /// oldest idle one, or is refused when none is idle.
+    pub max_connections: usize,
+    /// A connection that sends no complete request for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The idle connections by age (a growing id), each with the sender that
+/// closes it.
+type IdleMap = BTreeMap<u64, tokio::sync::oneshot::Sender<()>>;
+
+/// The open connections: how many, and how to close the idle ones (those
+/// waiting for a request), oldest first.
+#[derive(Debug, Default)]
+struct Slots {
+    /// Connections open now.
+    open: AtomicUsize,
+    /// The idle ones among them.
+    idle: Mutex<IdleMap>,
+}
+
+impl Slots {
+    fn idle(&self) -> MutexGuard<'_, IdleMap> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes room for one more connection under `max`: closes the oldest
+    /// idle one if the cap is reached. False when every open connection is
+    /// busy.
+    fn admit(&self, max: usize) -> bool {
+        if self.open.load(Ordering::SeqCst) >= max {
+            match self.idle().pop_first() {
+                Some((_, close)) => {
+                    let _ = close.send(());
+                }
+                None => return false,
+            }
+        }
+        self.open.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+}
+
+/// Counts a connection out when its task ends.
+struct Admitted(Arc<Slots>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// A bound control socket, ready to serve.
 #[derive(Debug)]
@@ -24,6 +96,8 @@ pub struct Server {
     path: PathBuf,
     /// What `Health` answers.
     health: Health,
+    /// Connection cap and idle timeout.
+    limits: Limits,
 }
 
 impl Server {
@@ -84,7 +158,13 @@ impl Server {
                 started_at: Timestamp::from_system(std::time::SystemTime::now()),
                 healthy: true,
             },
+            limits: Limits::default(),
         })
+    }
+
+    /// The same server with other connection limits.
+    pub fn with_limits(self, limits: Limits) -> Server {
+        Server { limits, ..self }
     }
 
     /// The socket's path.
@@ -101,17 +181,39 @@ impl Server {
     ) -> Result<(), Error> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let health = Arc::new(self.health.clone());
+        let slots = Arc::new(Slots::default());
+        let limits = self.limits;
+        let mut next_id = 0u64;
         tokio::pin!(shutdown);
         let result = loop {
             tokio::select! {
                 _ = &mut shutdown => break Ok(()),
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _)) => {
+                        if !slots.admit(limits.max_connections.max(1)) {
+                            tracing::warn!(max = limits.max_connections, "control socket: every connection busy; refusing one");
+                            drop(stream);
+                            continue;
+                        }
+                        let admitted = Admitted(Arc::clone(&slots));
+                        next_id += 1;
+                        // Idle from the moment it is accepted, not from when
+                        // its task first runs: a burst of connections always
+                        // leaves the oldest of them to close for the next.
+                        let (close_tx, close_rx) = tokio::sync::oneshot::channel();
+                        slots.idle().insert(next_id, close_tx);
+                        let conn = Conn {
+                            id: next_id,
+                            slots: Arc::clone(&slots),
+                            idle_timeout: limits.idle_timeout,
+                            first_close: Some(close_rx),
+                        };
                         let engine = Arc::clone(&engine);
                         let health = Arc::clone(&health);
                         let stop = stop_rx.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = connection(stream, engine, health, stop).await {
+                            let _admitted = admitted;
+                            if let Err(e) = connection(stream, conn, engine, health, stop).await {
                                 tracing::warn!(error = %e, "control connection failed");
                             }
                         });
@@ -119,7 +221,7 @@ impl Server {
                     Err(e) => {
                         tracing::warn!(error = %e, "control socket accept failed");
                         if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                     }
                 },
@@ -148,12 +250,47 @@ pub(crate) fn user_name(uid: u32) -> String {
     }
 }
 
+/// One connection's place among the open ones.
+struct Conn {
+    /// Its age: lower ids are closed first when room is needed.
+    id: u64,
+    /// Where it registers itself while idle.
+    slots: Arc<Slots>,
+    /// How long it may wait for a whole request.
+    idle_timeout: Duration,
+    /// The closing signal of its registration at accept time, for its first
+    /// wait.
+    first_close: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+/// Takes a connection off the idle list when it leaves the wait (a request
+/// arrived, or it is closing).
+struct IdleEntry<'a>(&'a Conn);
+
+impl Drop for IdleEntry<'_> {
+    fn drop(&mut self) {
+        self.0.slots.idle().remove(&self.0.id);
+    }
+}
+
+/// Takes a connection off the idle list when its task ends.
+struct Leaves(u64, Arc<Slots>);
+
+impl Drop for Leaves {
+    fn drop(&mut self) {
+        self.1.idle().remove(&self.0);
+    }
+}
+
 async fn connection<E: Engine>(
     stream: UnixStream,
+    mut conn: Conn,
     engine: Arc<E>,
     health: Arc<Health>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    // However the connection ends, it leaves the idle list.
+    let _leaves = Leaves(conn.id, Arc::clone(&conn.slots));
     let who = operator_of(&stream)?;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -161,10 +298,28 @@ async fn connection<E: Engine>(
     loop {
         line.clear();
         let mut limited = (&mut reader).take(MAX_LINE);
+        let close_rx = match conn.first_close.take() {
+            Some(rx) => rx,
+            None => {
+                let (close_tx, close_rx) = tokio::sync::oneshot::channel();
+                conn.slots.idle().insert(conn.id, close_tx);
+                close_rx
+            }
+        };
+        let entry = IdleEntry(&conn);
         let n = tokio::select! {
             n = limited.read_line(&mut line) => n?,
             _ = stop.changed() => return Ok(()),
+            _ = close_rx => {
+                tracing::debug!("control connection closed to make room for a new one");
+                return Ok(());
+            }
+            _ = tokio::time::sleep(conn.idle_timeout) => {
+                tracing::debug!("control connection idle too long; closed");
+                return Ok(());
+            }
         };
+        drop(entry);
         if n == 0 {
             return Ok(());
         }
