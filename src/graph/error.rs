@@ -248,6 +248,24 @@ pub fn transport_error(ctx: &CallCtx, kind: TransportKind, detail: &str) -> Call
     }
 }
 
+/// A request the saga stopped before it was sent (a pause, abort or
+/// shutdown while it waited for the throttle): nothing reached the service,
+/// so it is plainly transient, never in doubt.
+pub fn not_sent(ctx: &CallCtx) -> CallError {
+    CallError {
+        class: FailureClass::Transient,
+        code: NOT_SENT.into(),
+        message: format!(
+            "{} was not sent: its saga stopped sending (pause, abort or shutdown)",
+            ctx.describe()
+        ),
+        retry_after: None,
+    }
+}
+
+/// The code of [`not_sent`].
+pub const NOT_SENT: &str = "not_sent";
+
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();

@@ -87,6 +87,21 @@ struct Inner {
 struct Settings {
     /// The policy recorded in the first event of each new saga.
     policy: saga::SagaPolicy,
+    /// `[retry] max_retry_after`: a longer `Retry-After` pauses the saga.
+    max_retry_after: Duration,
+    /// `[limits] stop_grace`: how long a stopping saga awaits its calls on
+    /// the wire.
+    stop_grace: Duration,
+}
+
+impl Settings {
+    fn of(config: &Config) -> Settings {
+        Settings {
+            policy: policy_of(config),
+            max_retry_after: config.retry.max_retry_after,
+            stop_grace: config.limits.stop_grace,
+        }
+    }
 }
 
 /// One saga as the executor tracks it.
@@ -97,8 +112,15 @@ struct Slot {
     started: Timestamp,
     /// The status as of its latest record.
     status: saga::Status,
-    /// Commands to its task; `None` once the saga is terminal.
+    /// Commands to its task; `None` once the saga is terminal, or while its
+    /// task is dead and unrecorded (`stopped`).
     commands: Option<mpsc::Sender<Msg>>,
+    /// Why its task stopped without the saga ending, until an operator
+    /// resumes or aborts it (the daemon is unhealthy meanwhile).
+    fault: Option<String>,
+    /// Its task is dead and the log could not record it: `status` shows it
+    /// `stopped` with the fault until the next start runs it again.
+    stopped: bool,
 }
 
 /// A message to a saga task.
@@ -140,7 +162,7 @@ pub fn now() -> Timestamp {
 pub fn policy_of(config: &Config) -> saga::SagaPolicy {
     saga::SagaPolicy {
         failure: config.saga.on_failure,
-        retry: config.retry.clone(),
+        retry: config.retry.policy(),
         deprovision_poll: config.saga.deprovision_poll,
         gate_poll: config.saga.gate_recheck,
         tenant_gone_poll: config.saga.tenant_gone_poll,
@@ -156,7 +178,7 @@ pub fn client_options(config: &Config) -> graph::ClientOptions {
         max_in_flight_per_tenant: config.limits.max_in_flight_per_tenant.get(),
         max_in_flight_total: config.limits.max_in_flight_total.get(),
         max_in_flight_partner_center: config.limits.max_in_flight_partner_center.get(),
-        retry: config.retry.clone(),
+        max_retry_after: config.retry.max_retry_after,
         ..graph::ClientOptions::default()
     }
 }
@@ -189,9 +211,7 @@ impl Executor {
             data_dir: config.data_dir.clone(),
             graph,
             partner,
-            settings: RwLock::new(Settings {
-                policy: policy_of(config),
-            }),
+            settings: RwLock::new(Settings::of(config)),
             sagas: Mutex::new(HashMap::new()),
             working: Arc::new(Semaphore::new(config.limits.max_concurrent_sagas.get())),
             stopping,
@@ -237,7 +257,8 @@ impl Executor {
         Ok(())
     }
 
-    /// Registers a saga and, unless it is terminal, starts its task.
+    /// Registers a saga and, unless it is terminal, starts its task (under
+    /// [`supervise`]).
     async fn adopt(&self, saga_id: SagaId, state: State, next_seq: u64) {
         let Some(header) = state.header.clone() else {
             return;
@@ -256,8 +277,11 @@ impl Executor {
                     started: header.started_at,
                     status: state.status(),
                     commands: (!terminal).then_some(tx),
+                    fault: state.task_stopped.clone(),
+                    stopped: false,
                 },
             );
+        self.inner.count_dead();
         let batch_end =
             (state.batch.as_ref()).is_some_and(|(b, _)| self.inner.batches.unrecorded_end(b));
         if terminal && !batch_end && !self.inner.webhooks.owed(&state) {
@@ -265,26 +289,19 @@ impl Executor {
         }
         let span =
             tracing::info_span!("saga", saga_id = %saga_id, tenant_id = %header.spec.tenant_id);
-        let runner = Runner {
-            inner: Arc::clone(&self.inner),
-            saga_id,
-            state,
-            next_seq,
-            since_snapshot: 0,
-            outbox: crate::notify::Outbox::new(Arc::clone(&self.inner.webhooks)),
-            staged: Vec::new(),
-            durable_terminal: terminal,
-        };
+        let runner = Runner::new(Arc::clone(&self.inner), saga_id, state, next_seq);
         self.tasks
             .lock()
             .await
-            .spawn(runner.run(rx).instrument(span));
+            .spawn(supervise(runner, rx).instrument(span));
     }
 
     /// Sagas not yet terminal (for the summary line).
     fn counts(&self) -> (usize, usize, usize) {
         let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
-        let active = sagas.values().filter(|s| s.commands.is_some()).count();
+        let active = (sagas.values())
+            .filter(|s| s.commands.is_some() || s.stopped)
+            .count();
         let waiting = sagas
             .values()
             .filter(|s| matches!(s.status.state, SagaState::Waiting))
@@ -400,11 +417,222 @@ enum Stop {
     Codec(String),
 }
 
+/// Runs a saga's task and watches it: a task that ends without its saga
+/// ending (a panic, a refused append, a record that cannot be encoded) is
+/// noticed here at once. The saga is then read back from the log and a
+/// `TaskStopped` recorded with the reason, and it goes on paused, waiting
+/// for the operator (its `saga_stopped` notice goes out like any other). If
+/// the log takes no write, or the saga had already stopped so and nobody
+/// acted since, it is shown `stopped` (never terminal: its tenant stays
+/// reserved) and a best-effort `saga_stopped` webhook is sent. Either way
+/// the daemon reports itself unhealthy until an operator acts.
+async fn supervise(mut runner: Runner, mut commands: mpsc::Receiver<Msg>) {
+    use futures::FutureExt;
+    let inner = Arc::clone(&runner.inner);
+    let saga_id = runner.saga_id.clone();
+    loop {
+        let ran = std::panic::AssertUnwindSafe(runner.run(&mut commands))
+            .catch_unwind()
+            .await;
+        let reason = match ran {
+            Ok(Ok(())) | Ok(Err(Stop::Shutdown)) => return,
+            Ok(Err(Stop::Store(e))) => format!("the event log refused an append: {e}"),
+            Ok(Err(Stop::Codec(e))) => format!("cannot encode its record: {e}"),
+            Err(panic) => format!("it panicked: {}", panic_text(panic.as_ref())),
+        };
+        tracing::error!(%reason, "saga task stopped without the saga ending");
+        let live = runner.state.clone();
+        drop(runner);
+        match record_stop(&inner, &saga_id, &reason).await {
+            Ok(recovered) => {
+                tracing::warn!("saga paused for the operator after its task stopped");
+                runner = Runner::new(
+                    Arc::clone(&inner),
+                    saga_id.clone(),
+                    recovered.state,
+                    recovered.next_seq,
+                );
+                if let Some(slot) =
+                    (inner.sagas.lock().unwrap_or_else(|p| p.into_inner())).get_mut(&saga_id.0)
+                {
+                    slot.status = runner.state.status();
+                    slot.fault = runner.state.task_stopped.clone();
+                }
+                inner.count_dead();
+            }
+            Err(why) => {
+                let reason = format!("{reason} (not recorded: {why})");
+                tracing::error!(%reason, "saga shown stopped until the daemon restarts");
+                inner.show_stopped(&saga_id, &live, &reason);
+                // Commands get a clear answer instead of "not running".
+                while let Some(msg) = commands.recv().await {
+                    let _ = msg.reply.send(Err(EngineError::Unavailable(format!(
+                        "saga {saga_id} is stopped: {reason}; restart the daemon once the cause is fixed"
+                    ))));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The message of a panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+/// Reads a saga back from the log and records `TaskStopped` for it. Refused
+/// (the reason) when the log takes no read or write, when the saga has
+/// ended (nothing to pause: it was settling its notifications), or when it
+/// had already stopped so without an operator acting since: recording it
+/// again would only loop on the same fault.
+async fn record_stop(
+    inner: &Arc<Inner>,
+    saga_id: &SagaId,
+    reason: &str,
+) -> Result<Recovered, String> {
+    if fault::injected("refuse-all", inner, saga_id) {
+        return Err("injected fault: the event log refuses every append".into());
+    }
+    let store = inner.store.clone();
+    let id = saga_id.clone();
+    let mut r = tokio::task::spawn_blocking(move || load_one(&store, &id))
+        .await
+        .map_err(|e| format!("reading it back failed: {e}"))?
+        .map_err(|e| format!("reading it back failed: {e}"))?
+        .ok_or_else(|| "the log does not hold it".to_string())?;
+    if r.state.is_terminal() {
+        return Err("it had ended and was settling its notifications".into());
+    }
+    if let Some(before) = &r.state.task_stopped {
+        return Err(format!(
+            "it had stopped before ({before}) and nobody resumed it since"
+        ));
+    }
+    let event = Event::TaskStopped {
+        reason: reason.to_string(),
+    };
+    let payload = event.encode().map_err(|e| e.to_string())?;
+    inner
+        .store
+        .append(saga_id, r.next_seq, vec![payload], None)
+        .await
+        .map_err(|e| format!("the event log refused it: {e}"))?;
+    r.state = saga::apply_at(std::mem::take(&mut r.state), &event, now());
+    r.next_seq += 1;
+    Ok(r)
+}
+
+/// Faults a test can inject into a saga task (debug builds only): the
+/// variable `CLOSEOUT_INJECT_FAULT` holds `KIND:TENANT`, with KIND `panic`
+/// (the task panics before its next call), `refuse` (its next append is
+/// refused) or `refuse-all` (`refuse`, and the supervisor's record too).
+/// Each kind fires once per saga per process. Release builds compile none
+/// of it.
+mod fault {
+    use super::Inner;
+    use crate::model::SagaId;
+
+    #[cfg(debug_assertions)]
+    pub fn injected(kind: &str, inner: &Inner, saga_id: &SagaId) -> bool {
+        let Ok(spec) = std::env::var("CLOSEOUT_INJECT_FAULT") else {
+            return false;
+        };
+        let Some((k, tenant)) = spec.split_once(':') else {
+            return false;
+        };
+        let ours = (inner.sagas.lock().unwrap_or_else(|p| p.into_inner()))
+            .get(&saga_id.0)
+            .is_some_and(|s| s.tenant_id == tenant);
+        // `refuse-all` refuses the task's append too.
+        let wanted = k == kind || (kind == "refuse" && k == "refuse-all");
+        static FIRED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let key = format!("{kind}:{}", saga_id.0);
+        let mut fired = FIRED.lock().unwrap_or_else(|p| p.into_inner());
+        if !ours || !wanted || fired.contains(&key) {
+            return false;
+        }
+        fired.push(key);
+        true
+    }
+
+    #[cfg(not(debug_assertions))]
+    pub fn injected(_: &str, _: &Inner, _: &SagaId) -> bool {
+        false
+    }
+}
+
+impl Inner {
+    /// Publishes how many sagas have a dead task (metric).
+    fn count_dead(&self) {
+        let n = (self.sagas.lock().unwrap_or_else(|p| p.into_inner()))
+            .values()
+            .filter(|s| s.fault.is_some())
+            .count();
+        crate::metrics::saga_tasks_dead(n);
+    }
+
+    /// Shows a saga whose death could not be recorded as `stopped`, and
+    /// tells the webhooks (best effort: nothing records the delivery).
+    fn show_stopped(&self, saga_id: &SagaId, state: &State, reason: &str) {
+        if let Some(slot) =
+            (self.sagas.lock().unwrap_or_else(|p| p.into_inner())).get_mut(&saga_id.0)
+        {
+            slot.commands = None;
+            slot.stopped = true;
+            slot.fault = Some(reason.to_string());
+        }
+        self.count_dead();
+        let mut shown = state.clone();
+        let number = shown.notices.keys().next_back().map_or(0, |n| n + 1);
+        let notice = saga::Notice {
+            kind: saga::NoticeKind::SagaStopped,
+            step: (shown.step > 0 && shown.compensating.is_none()).then_some(shown.step),
+            detail: format!("saga task stopped: {reason}"),
+            settled: Default::default(),
+        };
+        shown.notices.insert(number, notice.clone());
+        let message = crate::notify::Message::build(&shown, number, &notice);
+        let webhooks = Arc::clone(&self.webhooks);
+        tokio::spawn(async move {
+            for index in 0..webhooks.count() {
+                let _ = webhooks.deliver(index, number, &message).await;
+            }
+        });
+    }
+}
+
+/// Reads one saga's latest snapshot and the events after it (blocking).
+fn load_one(store: &Store, saga_id: &SagaId) -> Result<Option<Recovered>, Error> {
+    Ok(load_all(store)?.into_iter().find(|r| &r.saga_id == saga_id))
+}
+
 impl Runner {
-    /// Drives the saga until it is terminal or the daemon stops.
-    async fn run(mut self, mut commands: mpsc::Receiver<Msg>) {
+    fn new(inner: Arc<Inner>, saga_id: SagaId, state: State, next_seq: u64) -> Runner {
+        let durable_terminal = state.is_terminal();
+        Runner {
+            outbox: crate::notify::Outbox::new(Arc::clone(&inner.webhooks)),
+            inner,
+            saga_id,
+            state,
+            next_seq,
+            since_snapshot: 0,
+            staged: Vec::new(),
+            durable_terminal,
+        }
+    }
+
+    /// Drives the saga until it is terminal or the daemon stops; an error
+    /// other than [`Stop::Shutdown`] (or a panic) is the supervisor's.
+    async fn run(&mut self, commands: &mut mpsc::Receiver<Msg>) -> Result<(), Stop> {
         let Some(header) = self.state.header.clone() else {
-            return;
+            return Ok(());
         };
         let mut stopping = self.inner.stopping.subscribe();
         // A saga that had ended before it was adopted only settles its notifications.
@@ -412,7 +640,7 @@ impl Runner {
             Ok(())
         } else {
             let mut api = tenant::connect(&self.inner.graph, &header.spec);
-            self.drive(&mut api, &mut commands, &mut stopping).await
+            self.drive(&mut api, commands, &mut stopping).await
         };
         if result.is_ok() {
             if let Some(slot) = self.slot_mut().as_mut() {
@@ -420,21 +648,17 @@ impl Runner {
             }
             result = self.after_end(&mut stopping).await;
         }
-        match result {
+        match &result {
             Ok(()) => tracing::info!(state = ?self.state.status().state, "saga ended"),
             Err(Stop::Shutdown) => tracing::info!("saga task stopped for shutdown"),
-            Err(Stop::Store(e)) => {
-                tracing::error!(error = %e, "saga stopped: the event log refused an append")
-            }
-            Err(Stop::Codec(e)) => {
-                tracing::error!(error = %e, "saga stopped: cannot encode its record")
-            }
+            Err(_) => {}
         }
         if self.durable_terminal {
             if let Some(slot) = self.slot_mut().as_mut() {
                 slot.commands = None;
             }
         }
+        result
     }
 
     async fn drive(
@@ -443,10 +667,13 @@ impl Runner {
         commands: &mut mpsc::Receiver<Msg>,
         stopping: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
+        // This saga's turn among the sagas performing calls; released
+        // whenever it sleeps.
+        let mut turn: Option<tokio::sync::OwnedSemaphorePermit> = None;
         loop {
             if *stopping.borrow() {
                 // Outcomes already received are recorded: a graceful stop
-                // leaves nothing in doubt.
+                // leaves nothing in doubt that it knows the answer to.
                 self.flush().await?;
                 return Err(Stop::Shutdown);
             }
@@ -461,14 +688,42 @@ impl Runner {
                 return Ok(());
             }
             let batch = Batch::from_actions(saga::decide(&self.state, now()));
+            if !batch.perform.is_empty() && turn.is_none() {
+                // Wait for a turn before recording anything: the decision
+                // is made again once it comes, and commands, notifications
+                // and shutdown are served meanwhile.
+                tokio::select! {
+                    t = Arc::clone(&self.inner.working).acquire_owned() => turn = t.ok(),
+                    msg = commands.recv() => match msg {
+                        Some(msg) => self.command_then_reconnect(msg, api).await?,
+                        None => return Err(Stop::Shutdown),
+                    },
+                    sent = self.outbox.next() => self.record(vec![sent]).await?,
+                    _ = stopping.changed() => {}
+                }
+                continue;
+            }
             if !batch.record.is_empty() {
                 self.stage(&batch.record)?;
             }
             if !batch.perform.is_empty() {
+                #[cfg(debug_assertions)]
+                if fault::injected("panic", &self.inner, &self.saga_id) {
+                    panic!("injected fault: saga task panics before its calls");
+                }
                 // Intents (and whatever was staged before) are durable
                 // before any call is made.
                 self.flush().await?;
-                self.perform_all(&*api, &batch.perform).await?;
+                if self
+                    .perform_all(&*api, &batch.perform, commands, stopping)
+                    .await?
+                {
+                    // Resumed while its calls ran: the operator's fix may
+                    // have been a new secret.
+                    if let Some(header) = &self.state.header {
+                        *api = tenant::connect(&self.inner.graph, &header.spec);
+                    }
+                }
                 continue;
             }
             if !batch.record.is_empty() {
@@ -480,6 +735,7 @@ impl Runner {
                 continue;
             }
             self.flush().await?;
+            turn = None;
             if batch.wake_at.is_none() && self.state.paused.is_none() {
                 tracing::warn!(status = ?self.state.status(), "the saga decided nothing and set no timer: waiting for an operator command");
             }
@@ -502,9 +758,28 @@ impl Runner {
 
     /// Performs independent calls concurrently and stages their outcomes
     /// (appended with the next decision's events; every [`STAGE_LIMIT`]
-    /// outcomes while many calls run).
-    async fn perform_all(&mut self, api: &Api, calls: &[Call]) -> Result<(), Stop> {
-        let _permit = Arc::clone(&self.inner.working).acquire_owned().await;
+    /// outcomes while many calls run). Operator commands are served while
+    /// the calls run: a pause or abort stops what was not yet sent (those
+    /// calls come back "not sent", plainly transient) and lets what is on
+    /// the wire finish. On shutdown the same halt happens, the calls on the
+    /// wire get `[limits] stop_grace` to answer, and those that did not are
+    /// recorded in doubt (read back at the next start). Returns whether a
+    /// resume was accepted meanwhile.
+    async fn perform_all(
+        &mut self,
+        api: &Api,
+        calls: &[Call],
+        commands: &mut mpsc::Receiver<Msg>,
+        stopping: &mut watch::Receiver<bool>,
+    ) -> Result<bool, Stop> {
+        let (max_retry_after, grace) = {
+            let s = self
+                .inner
+                .settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            (s.max_retry_after, s.stop_grace)
+        };
         // `tenant_id` and `partner` are borrowed by the calls while outcomes
         // are recorded through `&mut self`.
         let tenant_id = self
@@ -515,23 +790,71 @@ impl Runner {
             .unwrap_or_default();
         let inner = Arc::clone(&self.inner);
         let partner = inner.partner.as_ref();
-        let mut running: FuturesUnordered<_> = calls
-            .iter()
-            .map(|call| perform(call, api, partner, &tenant_id, now()))
+        let (halt, halted) = watch::channel(false);
+        let mut running: FuturesUnordered<_> = (calls.iter().enumerate())
+            .map(|(n, call)| {
+                let call_done = perform(call, api, partner, &tenant_id, now());
+                let halted = halted.clone();
+                async move { (n, graph::throttle::halting(halted, call_done).await) }
+            })
             .collect();
+        let mut open: Vec<bool> = vec![true; calls.len()];
         let mut result = Ok(());
         let mut outcomes = Vec::new();
-        while let Some(events) = running.next().await {
-            if result.is_err() {
-                continue;
-            }
-            outcomes.extend(events);
-            if outcomes.len() >= STAGE_LIMIT {
-                result = self.record(std::mem::take(&mut outcomes)).await;
+        let mut resumed = false;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                next = running.next() => {
+                    let Some((n, mut events)) = next else { break };
+                    open[n] = false;
+                    if result.is_err() {
+                        continue;
+                    }
+                    bound_retry_after(&mut events, max_retry_after);
+                    outcomes.extend(events);
+                    if outcomes.len() >= STAGE_LIMIT {
+                        result = self.record(std::mem::take(&mut outcomes)).await;
+                    }
+                }
+                msg = commands.recv(), if deadline.is_none() && result.is_ok() => match msg {
+                    Some(msg) => {
+                        let (was_paused, was_compensating) =
+                            (self.state.paused.is_some(), self.state.compensating.is_some());
+                        // Outcomes so far go to the log before the command's events.
+                        if let Err(e) = self.stage(&std::mem::take(&mut outcomes)) {
+                            result = Err(e);
+                            continue;
+                        }
+                        result = self.command(msg).await;
+                        if self.state.paused.is_some()
+                            || self.state.compensating.is_some() != was_compensating
+                        {
+                            halt.send_replace(true);
+                        }
+                        resumed |= was_paused && self.state.paused.is_none();
+                    }
+                    None => {
+                        halt.send_replace(true);
+                        deadline = Some(tokio::time::Instant::now() + grace);
+                    }
+                },
+                _ = stopping.changed(), if deadline.is_none() => {
+                    halt.send_replace(true);
+                    deadline = Some(tokio::time::Instant::now() + grace);
+                }
+                _ = sleep_until_opt(deadline) => {
+                    let left = open.iter().filter(|o| **o).count();
+                    tracing::warn!(calls = left, "stop grace over: calls still on the wire are left in doubt");
+                    outcomes.extend(left_in_doubt(calls, &open));
+                    break;
+                }
             }
         }
+        drop(running);
         result?;
-        self.stage(&outcomes)
+        self.stage(&outcomes)?;
+        Ok(resumed)
     }
 
     /// [`Runner::command`]; when it resumes a paused saga, the tenant's
@@ -626,6 +949,12 @@ impl Runner {
             None
         };
         let took_snapshot = snapshot.is_some();
+        #[cfg(debug_assertions)]
+        if fault::injected("refuse", &self.inner, &self.saga_id) {
+            return Err(Stop::Store(store::Error::WriterStopped(
+                "injected fault: append refused".into(),
+            )));
+        }
         let payloads = std::mem::take(&mut self.staged);
         crate::metrics::timed_append(self.inner.store.append(
             &self.saga_id,
@@ -643,8 +972,18 @@ impl Runner {
         };
         self.durable_terminal = terminal;
         let status = self.state.status();
-        if let Some(slot) = self.slot_mut().as_mut() {
-            slot.status = status;
+        let fault = self.state.task_stopped.clone();
+        let fault_changed = match self.slot_mut().as_mut() {
+            Some(slot) => {
+                slot.status = status;
+                let changed = slot.fault != fault;
+                slot.fault = fault;
+                changed
+            }
+            None => false,
+        };
+        if fault_changed {
+            self.inner.count_dead();
         }
         self.outbox.start_owed(&self.state);
         Ok(())
@@ -700,6 +1039,69 @@ impl SlotGuard<'_> {
     }
 }
 
+async fn sleep_until_opt(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Marks each error of `events` whose `Retry-After` is longer than `max`
+/// ([`crate::model::RETRY_AFTER_TOO_LONG`]), so that the saga pauses on it.
+fn bound_retry_after(events: &mut [Event], max: Duration) {
+    for event in events {
+        let (Event::ChangeFailed { error, .. } | Event::ReadFailed { error, .. }) = event else {
+            continue;
+        };
+        let Some(ra) = error.retry_after.filter(|ra| *ra > max) else {
+            continue;
+        };
+        error.message = format!(
+            "{}: {}; the service asked to wait {} before trying again, longer than [retry] max_retry_after ({}): resume once that is understood",
+            error.code,
+            error.message,
+            humantime::format_duration(Duration::from_secs(ra.as_secs())),
+            humantime::format_duration(max),
+        );
+        error.code = crate::model::RETRY_AFTER_TOO_LONG.to_string();
+    }
+}
+
+/// The outcomes of the change calls still open when the stop grace ended:
+/// in doubt, since they may have been applied.
+fn left_in_doubt(calls: &[Call], open: &[bool]) -> Vec<Event> {
+    let mut out = Vec::new();
+    for (call, _) in calls.iter().zip(open).filter(|(_, o)| **o) {
+        let Call::Change {
+            change_id, targets, ..
+        } = call
+        else {
+            continue;
+        };
+        for target in targets {
+            out.push(Event::ChangeFailed {
+                change_id: *change_id,
+                target: target.clone(),
+                http: crate::model::HttpInfo {
+                    method: String::new(),
+                    path: String::new(),
+                    status: 0,
+                    request_id: String::new(),
+                },
+                error: crate::model::CallError {
+                    class: crate::model::FailureClass::InDoubt,
+                    code: "stopped_in_flight".into(),
+                    message: format!(
+                        "object {target}: no answer within the stop grace; the daemon stopped"
+                    ),
+                    retry_after: None,
+                },
+            });
+        }
+    }
+    out
+}
+
 async fn sleep_opt(d: Option<Duration>) {
     match d {
         Some(d) => tokio::time::sleep(d).await,
@@ -708,13 +1110,18 @@ async fn sleep_opt(d: Option<Duration>) {
 }
 
 fn row(saga_id: &str, slot: &Slot) -> StatusRow {
+    let (state, last_error) = if slot.stopped {
+        (SagaState::Stopped, slot.fault.clone())
+    } else {
+        (slot.status.state, slot.status.last_error.clone())
+    };
     StatusRow {
         saga_id: saga_id.to_string(),
         tenant_id: slot.tenant_id.clone(),
-        state: slot.status.state,
+        state,
         step: slot.status.step,
         progress: slot.status.progress,
-        last_error: slot.status.last_error.clone(),
+        last_error,
         updated_at: slot.status.updated_at,
         waiting_for: slot.status.waiting_for.clone(),
         action_required: slot.status.action_required.clone(),
@@ -728,6 +1135,15 @@ impl Engine for Executor {
 
     fn healthy(&self) -> bool {
         self.inner.pulse.age() < PULSE_STALE
+    }
+
+    fn dead_tasks(&self) -> Vec<(String, String)> {
+        let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+        let mut dead: Vec<(String, String)> = (sagas.iter())
+            .filter_map(|(id, s)| s.fault.clone().map(|f| (id.clone(), f)))
+            .collect();
+        dead.sort();
+        dead
     }
 
     async fn submit(
@@ -840,6 +1256,12 @@ impl Engine for Executor {
             let slot = sagas
                 .get(saga)
                 .ok_or_else(|| EngineError::NotFound(format!("no saga {saga}")))?;
+            if slot.stopped {
+                return Err(EngineError::Unavailable(format!(
+                    "saga {saga} is stopped: {}; restart the daemon once the cause is fixed",
+                    slot.fault.as_deref().unwrap_or("its task ended")
+                )));
+            }
             slot.commands.clone().ok_or_else(|| {
                 EngineError::Refused(format!(
                     "saga {saga} has ended ({}): nothing to {}",
@@ -895,7 +1317,7 @@ impl Executor {
         let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((id, _)) = sagas
             .iter()
-            .find(|(_, s)| s.commands.is_some() && s.tenant_id == spec.tenant_id)
+            .find(|(_, s)| (s.commands.is_some() || s.stopped) && s.tenant_id == spec.tenant_id)
         {
             return Err(EngineError::Invalid(format!(
                 "tenant {} already has an active saga {id}",
@@ -913,7 +1335,7 @@ impl Lifecycle for Executor {
             .settings
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        settings.policy = policy_of(config);
+        *settings = Settings::of(config);
         tracing::info!("new sagas use the reloaded retry, failure and polling policy");
     }
 

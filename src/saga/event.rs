@@ -351,6 +351,14 @@ pub enum Event {
         /// Sagas that failed.
         failed: u32,
     },
+    /// The saga's task ended while the saga had not (a panic, a refused
+    /// append, a record that could not be encoded); recorded by the
+    /// executor's supervisor. The saga waits paused for the operator, who
+    /// sees the reason, so a restart never loops on the same fault unseen.
+    TaskStopped {
+        /// What ended the task, in words.
+        reason: String,
+    },
 }
 
 impl Event {
@@ -393,6 +401,7 @@ impl Event {
             Event::NotificationAbandoned { .. } => "notification_abandoned",
             Event::BatchJoined { .. } => "batch_joined",
             Event::BatchFinished { .. } => "batch_finished",
+            Event::TaskStopped { .. } => "task_stopped",
         }
     }
 

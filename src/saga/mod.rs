@@ -28,7 +28,7 @@ mod view;
 
 pub use action::{Action, Batch, Call, Read};
 pub use command::{handle, Command, Refusal};
-pub use decide::{decide, jitter_unit};
+pub use decide::{decide, jitter_unit, window, INTENT_WINDOW};
 pub use event::{Change, Event, Gate, EVENT_VERSION, SECURITY_DEFAULTS};
 pub use notice::{Notice, NoticeKind, Notices};
 pub use plan::{check_keep, plan, Plan};

@@ -145,6 +145,10 @@ pub struct State {
     pub last_error: Option<String>,
     /// Why the saga is paused, if it is.
     pub paused: Option<String>,
+    /// Why the saga's task last stopped without the saga ending (a
+    /// `TaskStopped`), until an operator resumes or aborts it: the daemon
+    /// reports itself unhealthy while any saga has one.
+    pub task_stopped: Option<String>,
     /// Whether the point of no return has passed.
     pub pivot: bool,
     /// Why compensation runs, if it does.
@@ -174,9 +178,9 @@ pub const TENANT_NOT_FOUND: &str = "AADSTS90002";
 pub const SYSTEM: &str = "closeout";
 
 /// The schema version written before every encoded state snapshot (2 added
-/// the notices, the batch and the last reads; a version-1 snapshot is not
-/// upcast: recovery replays that saga's events instead).
-pub const STATE_VERSION: u16 = 2;
+/// the notices, the batch and the last reads, 3 the stopped task; an older
+/// snapshot is not upcast: recovery replays that saga's events instead).
+pub const STATE_VERSION: u16 = 3;
 
 impl State {
     /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
@@ -356,8 +360,17 @@ pub fn apply(mut s: State, event: &Event) -> State {
             s.clear_failures();
             s.owe(NoticeKind::Paused, format!("paused by {who}: {why}"));
         }
+        Event::TaskStopped { reason } => {
+            let why = format!("saga task stopped: {reason}");
+            s.last_error = Some(why.clone());
+            s.paused = Some(why.clone());
+            s.task_stopped = Some(reason.clone());
+            s.clear_failures();
+            s.owe(NoticeKind::SagaStopped, why);
+        }
         Event::Resumed { .. } => {
             s.paused = None;
+            s.task_stopped = None;
             s.clear_failures();
             s.wait = None;
             s.observed = Observed::default();
@@ -372,6 +385,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
         Event::AbortRequested { why, .. } => {
             s.compensating = Some(format!("aborted: {why}"));
             s.paused = None;
+            s.task_stopped = None;
             s.enter_compensation();
         }
         Event::CompensationStarted { reason } => {

@@ -3,7 +3,7 @@
 //! disable MFA, delete the directory.
 
 use super::action::{Action, Call, Read};
-use super::decide::{drive, intend, is_keep, keep_ids, other_users, status_of, wait};
+use super::decide::{drive, intend, is_keep, keep_ids, other_users, status_of, wait, window};
 use super::event::{Change, Event, Gate, SECURITY_DEFAULTS};
 use super::state::State;
 use crate::model::{
@@ -78,17 +78,19 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
     if let Some(a) = drive(state, Change::DeleteUser) {
         return a;
     }
-    if state.table(Change::DeleteUser).is_none() {
-        let targets: Vec<String> = state
-            .inventory
-            .iter()
-            .flat_map(|i| i.users.iter())
-            .filter(|u| !is_keep(state, &u.id, &u.user_principal_name))
-            .map(|u| u.id.clone())
-            .collect();
-        if !targets.is_empty() {
-            return intend(state, vec![(Change::DeleteUser, targets)], Vec::new());
-        }
+    // The inventory's users are intended a window at a time, in inventory
+    // order; the next window is those without an intent yet.
+    let targets: Vec<String> = state
+        .inventory
+        .iter()
+        .flat_map(|i| i.users.iter())
+        .filter(|u| !is_keep(state, &u.id, &u.user_principal_name))
+        .filter(|u| status_of(state, Change::DeleteUser, &u.id).is_none())
+        .map(|u| u.id.clone())
+        .take(window(state))
+        .collect();
+    if !targets.is_empty() {
+        return intend(state, vec![(Change::DeleteUser, targets)], Vec::new());
     }
     let Some(users) = &state.observed.users else {
         return read(Read::Users);
