@@ -30,10 +30,43 @@ struct Fake {
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
+/// Every log line of this test binary (all tests share the client's log
+/// callsites, so one global subscriber, installed before the first call,
+/// sees them all; a per-test subscriber misses lines whose callsite another
+/// thread registered first).
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logs() -> Buf {
+    static LOGS: std::sync::OnceLock<Buf> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buf
+    })
+    .clone()
+}
+
 impl Fake {
     async fn start(
         graph: impl Fn(&Method, &Uri, &str, &str) -> Response + Send + Sync + 'static,
     ) -> Fake {
+        logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -323,24 +356,7 @@ async fn a_huge_expires_in_is_clamped() {
 
 #[test]
 fn secrets_and_tokens_never_reach_debug_or_logs() {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let buf = logs();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -367,44 +383,35 @@ fn secrets_and_tokens_never_reach_debug_or_logs() {
     }
 }
 
+/// A fractional `Retry-After` on a throttled item is returned exactly, as
+/// data: the client neither sleeps on it nor reads the item back.
 #[tokio::test]
-async fn a_retry_after_beyond_patience_is_returned_as_data_after_reading() {
+async fn a_retry_after_is_returned_exactly_as_data() {
     let fake = Fake::start(|_, _, body, _| {
         let req: serde_json::Value = serde_json::from_str(body).unwrap();
         let responses: Vec<_> = req["requests"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|i| match i["method"].as_str().unwrap() {
-                "GET" => serde_json::json!({"id": i["id"], "status": 200, "body": {"id": "u"}}),
-                _ => serde_json::json!({"id": i["id"], "status": 429, "headers": {"Retry-After": "60.5"},
-                    "body": {"error": {"code": "TooManyRequests", "message": "later"}}}),
-            })
+            .map(|i| serde_json::json!({"id": i["id"], "status": 429, "headers": {"Retry-After": "60.5"},
+                    "body": {"error": {"code": "TooManyRequests", "message": "later"}}}))
             .collect();
         json(200, serde_json::json!({ "responses": responses }))
     })
     .await;
     let t = fake.client(|_| {}).tenant("tl", "app", Secret::new(SECRET));
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     let out = t.delete_users(&["u1".to_string()]).await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the client did not sleep"
     );
     let e = out[0].1.result.as_ref().unwrap_err();
-    // Read back as not applied: nothing changed, so transient, with the wait.
+    // A 429 to a write may hide a ghost: in doubt, for the saga to read.
     assert_eq!(
         (e.class, e.code.as_str()),
-        (FailureClass::Transient, "TooManyRequests")
+        (FailureClass::InDoubt, "TooManyRequests")
     );
-    let ra = e.retry_after.unwrap();
-    assert!(
-        ra > Duration::from_secs(59) && ra <= Duration::from_millis(60_500),
-        "{ra:?}"
-    );
-    assert_eq!(
-        fake.seen("/v1.0/$batch").len(),
-        2,
-        "the delete, then one read"
-    );
+    assert_eq!(e.retry_after, Some(Duration::from_millis(60_500)));
+    assert_eq!(fake.seen("/v1.0/$batch").len(), 1, "the delete only");
 }
