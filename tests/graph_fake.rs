@@ -393,8 +393,10 @@ async fn a_retry_after_is_returned_exactly_as_data() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|i| serde_json::json!({"id": i["id"], "status": 429, "headers": {"Retry-After": "60.5"},
-                    "body": {"error": {"code": "TooManyRequests", "message": "later"}}}))
+            .map(|i| {
+                serde_json::json!({"id": i["id"], "status": 429, "headers": {"Retry-After": "60.5"},
+                    "body": {"error": {"code": "TooManyRequests", "message": "later"}}})
+            })
             .collect();
         json(200, serde_json::json!({ "responses": responses }))
     })

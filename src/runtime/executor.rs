@@ -635,6 +635,9 @@ impl Runner {
             return Ok(());
         };
         let mut stopping = self.inner.stopping.subscribe();
+        // What the log says is owed goes out now, not with the next record:
+        // a saga adopted paused may record nothing until the operator acts.
+        self.outbox.start_owed(&self.state);
         // A saga that had ended before it was adopted only settles its notifications.
         let mut result = if self.state.is_terminal() {
             Ok(())

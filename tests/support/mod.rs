@@ -318,6 +318,11 @@ pub struct Daemon {
 impl Daemon {
     /// Spawns the daemon without waiting for readiness.
     pub fn spawn(env: &Env) -> Daemon {
+        Daemon::spawn_with(env, &[])
+    }
+
+    /// Spawns the daemon with extra environment variables.
+    pub fn spawn_with(env: &Env, vars: &[(&str, &str)]) -> Daemon {
         let log = env.path("daemon.log");
         let notify_path = env.path("notify.sock");
         let _ = fs::remove_file(&notify_path);
@@ -352,6 +357,7 @@ impl Daemon {
             .env("NOTIFY_SOCKET", &notify_path)
             .env_remove("RUST_LOG")
             .env_remove("WATCHDOG_USEC")
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
