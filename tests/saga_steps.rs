@@ -415,6 +415,43 @@ fn step_one_intends_one_window_at_a_time() {
     ]);
 }
 
+/// A `Retry-After` the runtime marked as longer than `[retry]
+/// max_retry_after` pauses the saga with the reason instead of scheduling a
+/// retry that far away.
+#[test]
+fn a_retry_after_beyond_the_maximum_pauses_the_saga() {
+    let mut error = error(FailureClass::InDoubt, Some(1_000_000_000));
+    error.code = closeout::model::RETRY_AFTER_TOO_LONG.into();
+    let events = [
+        at_step_1(SubscriptionMode::Manual),
+        vec![
+            intent(0, Change::DeleteUser, &["b", "c"]),
+            Event::ChangeFailed {
+                change_id: 0,
+                target: "b".into(),
+                http: closeout::model::HttpInfo {
+                    method: "DELETE".into(),
+                    path: "/v1.0/users/b".into(),
+                    status: 429,
+                    request_id: String::new(),
+                },
+                error: error.clone(),
+            },
+            failed(0, "c", FailureClass::InDoubt, Some(5)),
+        ],
+    ]
+    .concat();
+    check(vec![Case {
+        name: "paused, with the service's words",
+        given: events,
+        now: T0,
+        then: vec![record(vec![Event::Paused {
+            who: "closeout".into(),
+            why: error.to_string(),
+        }])],
+    }]);
+}
+
 #[test]
 fn failure_policy_before_and_after_the_pivot() {
     let permanent = vec![
