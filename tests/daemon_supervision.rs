@@ -52,7 +52,7 @@ impl Receiver {
     fn config(&self) -> ConfigOpts {
         ConfigOpts {
             extra: format!(
-                "[notify]\nwebhooks = [\"{}\"]\ntimeout = \"1s\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\n",
+                "[notify]\nwebhooks = [\"{}\"]\ntimeout = \"1s\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
                 self.url
             ),
             ..Default::default()
@@ -80,6 +80,26 @@ impl Receiver {
 
 fn row<'a>(rows: &'a [Value], saga: &str) -> &'a Value {
     rows.iter().find(|r| r["saga_id"] == saga).unwrap()
+}
+
+/// The `closeout_saga_tasks_dead` sample of a scrape of the daemon's metrics.
+fn tasks_dead(daemon: &Daemon) -> String {
+    use std::io::{Read, Write};
+    let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    let addr = (log.lines())
+        .find_map(|l| {
+            let (_, rest) = l.split_once("serving metrics at http://")?;
+            Some(rest.split('/').next()?.to_string())
+        })
+        .expect("the metrics address in the log");
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    (buf.lines())
+        .find(|l| l.starts_with("closeout_saga_tasks_dead "))
+        .unwrap_or("closeout_saga_tasks_dead missing")
+        .to_string()
 }
 
 fn health(env: &Env) -> (Option<i32>, String) {
@@ -132,6 +152,7 @@ fn a_panicking_saga_task_pauses_its_saga_with_the_reason_and_says_so() {
     let (code, err) = health(&env);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains(&saga) && err.contains("panicked"), "{err}");
+    assert_eq!(tasks_dead(&daemon), "closeout_saga_tasks_dead 1");
     let message = receiver.wait(&saga, "saga_stopped", Duration::from_secs(10));
     assert!(
         message["summary"]
@@ -167,6 +188,7 @@ fn a_panicking_saga_task_pauses_its_saga_with_the_reason_and_says_so() {
     );
     let (code, err) = health(&env);
     assert_eq!(code, Some(0), "{err}");
+    assert_eq!(tasks_dead(&daemon), "closeout_saga_tasks_dead 0");
 }
 
 #[test]
