@@ -26,6 +26,8 @@ struct Proxy {
     retry_after: Arc<Mutex<Option<String>>>,
     /// DELETE batches seen.
     deletes: Arc<AtomicUsize>,
+    /// While set, DELETE batches are held (never answered) instead.
+    hang: Arc<std::sync::atomic::AtomicBool>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -42,17 +44,21 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let rule = Arc::new(Mutex::new(Some(retry_after.to_string())));
         let deletes = Arc::new(AtomicUsize::new(0));
-        let (upstream, r, d) = (sim.url.clone(), rule.clone(), deletes.clone());
+        let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (upstream, r, d, h) = (sim.url.clone(), rule.clone(), deletes.clone(), hang.clone());
         let client = reqwest::Client::new();
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let (upstream, rule, deletes, client) =
-                    (upstream.clone(), r.clone(), d.clone(), client.clone());
+                let (upstream, rule, deletes, client, hang) =
+                    (upstream.clone(), r.clone(), d.clone(), client.clone(), h.clone());
                 async move {
                     let is_delete = uri.path() == "/v1.0/$batch"
                         && String::from_utf8_lossy(&body).contains("\"DELETE\"");
                     if is_delete {
                         deletes.fetch_add(1, Ordering::SeqCst);
+                        if hang.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                        }
                         let answer = rule.lock().unwrap().clone();
                         if let Some(ra) = answer {
                             return (
@@ -74,6 +80,7 @@ impl Proxy {
             url,
             retry_after: rule,
             deletes,
+            hang,
             _rt: rt,
         }
     }
@@ -331,4 +338,72 @@ fn a_large_throttled_step_one_leaves_one_window_in_doubt_and_stops_within_the_gr
             "saga {id}: {doubt} in doubt, window {window}"
         );
     }
+}
+
+/// SIGTERM while requests are on the wire and never answered: they get the
+/// stop grace, then are recorded in doubt; the daemon exits 0 at once after,
+/// and the next start reads them back and finishes.
+#[test]
+fn requests_unanswered_within_the_stop_grace_are_recorded_in_doubt() {
+    let sim = Sim::start(&[
+        "--generate",
+        "tenants=1,users=30",
+        "--seed",
+        "54",
+        "--auto-operator",
+        "200ms",
+        "--deprovision-after",
+        "1s",
+    ]);
+    let proxy = Proxy::start(&sim, "1");
+    let _ = proxy.retry_after.lock().unwrap().take();
+    proxy.hang.store(true, Ordering::SeqCst);
+    let env = env_behind(&sim, &proxy);
+    // A grace shorter than the request timeout (2s), so the grace ends first.
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let text = text.replace("[limits]\n", "[limits]\nstop_grace = \"500ms\"\n");
+    std::fs::write(&env.config, text).unwrap();
+    let batch = env.write_batch("batch.toml", &sim.tenants());
+    let mut daemon = Daemon::start(&env);
+    let saga = env.submit(&batch)[0].0.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy.deletes.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no delete sent\n{}",
+            daemon.tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let asked = Instant::now();
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait_exit(Duration::from_secs(10)).success(),
+        "{}",
+        daemon.tail()
+    );
+    let took = asked.elapsed();
+    assert!(took < Duration::from_millis(1800), "stop took {took:?}");
+    drop(daemon);
+    let events = store_events(&env.data_dir);
+    let (_, events) = &events[0];
+    let stopped = (events.iter())
+        .filter(|e| {
+            matches!(e, closeout::saga::Event::ChangeFailed { error, .. } if error.code == "stopped_in_flight")
+        })
+        .count();
+    assert!(stopped > 0, "in-flight deletes recorded in doubt");
+    let state = closeout::saga::fold(events);
+    assert_eq!(state.in_doubt().len(), stopped);
+
+    // The next start resolves them by reading, and finishes.
+    proxy.hang.store(false, Ordering::SeqCst);
+    let daemon = Daemon::start(&env);
+    wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(60),
+        "the saga done",
+        |rows| state_of(rows, &saga) == "completed",
+    );
 }
