@@ -615,6 +615,12 @@ impl Runner {
         let mut resumed = false;
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
+            if result.is_err() && deadline.is_none() {
+                // The log refused: nothing more is sent, and the supervisor
+                // hears of it within the grace.
+                halt.send_replace(true);
+                deadline = Some(tokio::time::Instant::now() + grace);
+            }
             tokio::select! {
                 next = running.next() => {
                     let Some((n, mut events)) = next else { break };
