@@ -1,6 +1,7 @@
 //! The runtime under hostile or heavy load, end to end: the real daemon
 //! against a real `closeout sim`, behind a loopback proxy (axum, in the test)
-//! where the simulator cannot give the hostile answer. A decades-long
+//! where the simulator cannot give the hostile answer (its token answers
+//! carry `expires_in` = u64::MAX, throughout). A decades-long
 //! `Retry-After` pauses the saga with the reason; a throttle wait never
 //! keeps `pause` or SIGTERM from acting; a crash in a large step 1 leaves
 //! at most one window of intents in doubt; and SIGTERM under a tight write
@@ -69,7 +70,12 @@ impl Proxy {
                                 .into_response();
                         }
                     }
-                    forward(&client, &upstream, method, uri, headers, body).await
+                    let token = uri.path().ends_with("/oauth2/v2.0/token");
+                    let answer = forward(&client, &upstream, method, uri, headers, body).await;
+                    if token {
+                        return with_endless_token(answer).await;
+                    }
+                    answer
                 }
             },
         );
@@ -124,6 +130,24 @@ async fn forward(
     }
     let body = resp.bytes().await.unwrap_or_default();
     (status, out, body).into_response()
+}
+
+/// A token answer whose `expires_in` is the largest number JSON can carry
+/// in a u64: far beyond what any clock can add.
+async fn with_endless_token(answer: Response) -> Response {
+    let (parts, body) = answer.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    if json.get("expires_in").is_some() {
+        json["expires_in"] = Value::from(u64::MAX);
+    }
+    let mut answer = axum::Json(json).into_response();
+    *answer.status_mut() = parts.status;
+    answer
 }
 
 /// An env whose config points at `proxy` instead of the simulator.
@@ -406,4 +430,35 @@ fn requests_unanswered_within_the_stop_grace_are_recorded_in_doubt() {
         "the saga done",
         |rows| state_of(rows, &saga) == "completed",
     );
+}
+
+/// A token answer with `expires_in` = u64::MAX (no clock can add it) neither
+/// panics nor stops the saga: the token is used, and the closure completes.
+#[test]
+fn an_endless_token_lifetime_is_clamped_and_the_saga_completes() {
+    let sim = Sim::start(&[
+        "--generate",
+        "tenants=1,users=10",
+        "--seed",
+        "55",
+        "--auto-operator",
+        "200ms",
+        "--deprovision-after",
+        "1s",
+    ]);
+    let proxy = Proxy::start(&sim, "1");
+    let _ = proxy.retry_after.lock().unwrap().take();
+    let env = env_behind(&sim, &proxy);
+    let batch = env.write_batch("batch.toml", &sim.tenants());
+    let daemon = Daemon::start(&env);
+    let saga = env.submit(&batch)[0].0.clone();
+    wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(60),
+        "the saga done",
+        |rows| state_of(rows, &saga) == "completed",
+    );
+    let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    assert!(!log.contains("panicked"), "{}", daemon.tail());
 }
