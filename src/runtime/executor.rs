@@ -285,7 +285,9 @@ impl Executor {
                     stopped: false,
                 },
             );
-        self.inner.count_dead();
+        if state.task_stopped.is_some() {
+            self.inner.count_dead();
+        }
         let batch_end =
             (state.batch.as_ref()).is_some_and(|(b, _)| self.inner.batches.unrecorded_end(b));
         if terminal && !batch_end && !self.inner.webhooks.owed(&state) {
