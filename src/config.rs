@@ -82,9 +82,10 @@ pub struct Config {
     /// The partner's own app, needed only for `subscriptions = "partner-center"`.
     #[serde(default, deserialize_with = "partner_center")]
     pub partner_center: Option<PartnerCenter>,
-    /// Backoff for failed calls and when to give up on them.
+    /// Backoff for failed calls, when to give up on them, and the longest
+    /// `Retry-After` waited on.
     #[serde(default)]
-    pub retry: RetryPolicy,
+    pub retry: RetrySettings,
     /// Concurrency limits and timeouts.
     #[serde(default)]
     pub limits: Limits,
@@ -164,6 +165,65 @@ pub struct Limits {
     /// request before it is closed. Default `30s`.
     #[serde(deserialize_with = "positive_duration")]
     pub idle_timeout: Duration,
+    /// On SIGTERM, how long requests already sent are awaited before their
+    /// outcome is left in doubt (resolved by a read at the next start). Work
+    /// not yet sent is never started. Default `10s`: well inside the unit's
+    /// `TimeoutStopSec=30s`, so a stop under any load ends with exit 0.
+    #[serde(deserialize_with = "positive_duration")]
+    pub stop_grace: Duration,
+}
+
+/// `[retry]`: the backoff of every saga (recorded in its first event) and
+/// the longest `Retry-After` honoured.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// The delay before the first retry (before jitter). Default `500ms`.
+    #[serde(with = "humantime_serde")]
+    pub initial_interval: Duration,
+    /// Each further retry waits this many times longer. Default 2.
+    pub multiplier: f64,
+    /// No computed delay exceeds this (a `Retry-After` may). Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub max_interval: Duration,
+    /// How the delay is randomised: `full` (default), `equal` or `none`.
+    pub jitter: crate::retry::Jitter,
+    /// After failing this long since its first failure, a call's failure
+    /// counts as permanent. Default `30m`.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// The longest `Retry-After` a saga waits on. A service asking for more
+    /// pauses the saga with the reason, for the operator, instead of parking
+    /// it (and the tenant's or partner's throttle) for that long. Default `1h`.
+    #[serde(deserialize_with = "positive_duration")]
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        let p = RetryPolicy::default();
+        RetrySettings {
+            initial_interval: p.initial_interval,
+            multiplier: p.multiplier,
+            max_interval: p.max_interval,
+            jitter: p.jitter,
+            give_up_after: p.give_up_after,
+            max_retry_after: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl RetrySettings {
+    /// The backoff part, as sagas record it.
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            initial_interval: self.initial_interval,
+            multiplier: self.multiplier,
+            max_interval: self.max_interval,
+            jitter: self.jitter,
+            give_up_after: self.give_up_after,
+        }
+    }
 }
 
 pub use crate::saga::FailurePolicy;
@@ -247,6 +307,7 @@ impl Default for Limits {
             max_pages: NonZeroU32::new(crate::graph::DEFAULT_MAX_PAGES).unwrap_or(NonZeroU32::MIN),
             max_connections: n(64),
             idle_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(10),
         }
     }
 }

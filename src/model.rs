@@ -147,6 +147,12 @@ pub struct CallError {
     pub retry_after: Option<Duration>,
 }
 
+/// The code of a [`CallError`] whose `Retry-After` is longer than the
+/// daemon's `[retry] max_retry_after`: the saga pauses on it, for the
+/// operator, instead of sleeping that long (the runtime, which knows the
+/// setting, marks the error; the saga decides).
+pub const RETRY_AFTER_TOO_LONG: &str = "retry_after_too_long";
+
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({:?}): {}", self.code, self.class, self.message)

@@ -109,6 +109,27 @@ fn malformed_toml() {
     config_case("data_dir = \"x\n", "bad.toml:1: data_dir", "string");
 }
 
+/// `[retry] max_retry_after` and `[limits] stop_grace` are humantime
+/// durations longer than zero, located by file, line and key.
+#[test]
+fn retry_after_ceiling_and_stop_grace_are_validated() {
+    config_case(
+        "data_dir = \"d\"\n\n[retry]\nmax_retry_after = \"0s\"\n",
+        "bad.toml:4: retry.max_retry_after",
+        "longer than 0s",
+    );
+    config_case(
+        "data_dir = \"d\"\n[retry]\ninitial_interval = \"1s\"\nmax_retry_after = \"soon\"\n",
+        "bad.toml:4: retry.max_retry_after",
+        "soon",
+    );
+    config_case(
+        "data_dir = \"d\"\n[limits]\nstop_grace = \"ten seconds\"\n",
+        "bad.toml:3: limits.stop_grace",
+        "ten seconds",
+    );
+}
+
 #[test]
 fn unknown_config_key() {
     config_case(

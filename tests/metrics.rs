@@ -245,6 +245,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("closeout_sagas", "gauge"),
     ("closeout_operator_gates_open", "gauge"),
     ("closeout_timers_pending", "gauge"),
+    ("closeout_saga_tasks_dead", "gauge"),
     ("closeout_graph_requests_total", "counter"),
     ("closeout_graph_batch_items_total", "counter"),
     ("closeout_graph_tenants", "gauge"),

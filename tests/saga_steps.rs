@@ -536,6 +536,111 @@ fn intents_are_grouped_by_the_policy_size() {
     }]);
 }
 
+/// Step 1 intends a window of users at a time (`INTENT_WINDOW` groups of the
+/// intent size), not the whole step: what a stop can leave in doubt is
+/// bounded by the window. The next window follows once the first has its
+/// outcomes, taken from the inventory's users without an intent yet.
+#[test]
+fn step_one_intends_one_window_at_a_time() {
+    let p = SagaPolicy {
+        intent_size: 2,
+        ..policy()
+    };
+    let ids: Vec<String> = (0..10).map(|n| format!("u{n}")).collect();
+    let mut users = vec![user("a")];
+    users.extend(ids.iter().map(|id| user(id)));
+    let inventory = Event::InventoryRecorded {
+        inventory: closeout::saga::Inventory {
+            users,
+            global_admins: vec!["a".into()],
+            subscriptions: vec![],
+            security_defaults: false,
+            ca_policies: vec![],
+            applications: vec![],
+        },
+    };
+    let start = vec![
+        started_with(SubscriptionMode::Manual, vec!["a@t1".into()], p),
+        inventory,
+        keep_checked(),
+        Event::StepStarted { step: 1 },
+    ];
+    assert_eq!(closeout::saga::INTENT_WINDOW, 4);
+    let r = |n: usize| [ids[n].as_str(), ids[n + 1].as_str()];
+    let mut done = start.clone();
+    for (g, n) in (0..8).step_by(2).enumerate() {
+        done.push(intent(g as u32, Change::DeleteUser, &r(n)));
+    }
+    for id in &ids[..8] {
+        let g = ids.iter().position(|i| i == id).unwrap() / 2;
+        done.push(applied(g as u32, id));
+    }
+    check(vec![
+        Case {
+            name: "the first window: four groups of two",
+            given: start,
+            now: T0,
+            then: vec![
+                record(
+                    (0..4)
+                        .map(|g| intent(g, Change::DeleteUser, &r(2 * g as usize)))
+                        .collect(),
+                ),
+                change(0, Change::DeleteUser, &r(0)),
+                change(1, Change::DeleteUser, &r(2)),
+                change(2, Change::DeleteUser, &r(4)),
+                change(3, Change::DeleteUser, &r(6)),
+            ],
+        },
+        Case {
+            name: "the next window: the users left",
+            given: done,
+            now: T0,
+            then: vec![
+                record(vec![intent(4, Change::DeleteUser, &r(8))]),
+                change(4, Change::DeleteUser, &r(8)),
+            ],
+        },
+    ]);
+}
+
+/// A `Retry-After` the runtime marked as longer than `[retry]
+/// max_retry_after` pauses the saga with the reason instead of scheduling a
+/// retry that far away.
+#[test]
+fn a_retry_after_beyond_the_maximum_pauses_the_saga() {
+    let mut error = error(FailureClass::InDoubt, Some(1_000_000_000));
+    error.code = closeout::model::RETRY_AFTER_TOO_LONG.into();
+    let events = [
+        at_step_1(SubscriptionMode::Manual),
+        vec![
+            intent(0, Change::DeleteUser, &["b", "c"]),
+            Event::ChangeFailed {
+                change_id: 0,
+                target: "b".into(),
+                http: closeout::model::HttpInfo {
+                    method: "DELETE".into(),
+                    path: "/v1.0/users/b".into(),
+                    status: 429,
+                    request_id: String::new(),
+                },
+                error: error.clone(),
+            },
+            failed(0, "c", FailureClass::InDoubt, Some(5)),
+        ],
+    ]
+    .concat();
+    check(vec![Case {
+        name: "paused, with the service's words",
+        given: events,
+        now: T0,
+        then: vec![record(vec![Event::Paused {
+            who: "closeout".into(),
+            why: error.to_string(),
+        }])],
+    }]);
+}
+
 #[test]
 fn failure_policy_before_and_after_the_pivot() {
     let permanent = vec![

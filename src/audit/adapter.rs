@@ -461,6 +461,7 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
         )),
         Event::SagaRolledBack => state("rolled_back", ""),
         Event::SagaFailed { reason } => state("failed", reason),
+        Event::TaskStopped { reason } => state("paused", &format!("saga task stopped: {reason}")),
         Event::NotificationSent { .. }
         | Event::NotificationAbandoned { .. }
         | Event::BatchJoined { .. }
@@ -479,7 +480,7 @@ pub fn state_after(event: &Event) -> Option<&'static str> {
         Event::SagaCompleted => "completed",
         Event::SagaRolledBack => "rolled_back",
         Event::SagaFailed { .. } => "failed",
-        Event::Paused { .. } => "paused",
+        Event::Paused { .. } | Event::TaskStopped { .. } => "paused",
         Event::CompensationStarted { .. } => "compensating",
         Event::WaitStarted { .. } | Event::GateOpened { .. } => "waiting",
         _ => return None,

@@ -187,6 +187,15 @@ async fn health(client: &mut Client) -> Result<(), Error> {
             );
             if h.healthy {
                 Ok(())
+            } else if !h.dead_tasks.is_empty() {
+                let list: Vec<String> = (h.dead_tasks.iter())
+                    .map(|(saga, why)| format!("saga {saga}: {why}"))
+                    .collect();
+                Err(Error::Failed(anyhow::anyhow!(
+                    "the daemon is unhealthy: {} saga task(s) stopped without their saga ending ({}); see closeout status, then resume or abort them",
+                    list.len(),
+                    list.join("; ")
+                )))
             } else {
                 Err(Error::Failed(anyhow::anyhow!(
                     "the daemon is unhealthy: its event log does not take writes or its loop has stalled"

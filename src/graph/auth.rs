@@ -12,6 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Longest lifetime a token is kept for, whatever `expires_in` says. Access
+/// tokens of the Microsoft identity platform live 60 to 90 minutes by default
+/// and at most a day when an administrator configures their lifetime
+/// (https://learn.microsoft.com/en-us/entra/identity-platform/configurable-token-lifetimes).
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// A cached bearer token.
 #[derive(Clone, Debug)]
 pub struct Token {
@@ -134,12 +140,16 @@ impl TokenSource {
                 e.class = FailureClass::Transient;
                 e
             })?;
-            let lifetime = Duration::from_secs(t.expires_in);
+            // The server's number is trusted only up to MAX_TOKEN_LIFETIME:
+            // a token kept longer than it truly lives is renewed on its
+            // first 401 anyway, and no value can overflow the clock.
+            let lifetime = Duration::from_secs(t.expires_in).min(MAX_TOKEN_LIFETIME);
             let margin = self.shared.options.token_renew_margin.min(lifetime / 5);
             tracing::debug!(tenant = %self.tenant, expires_in = t.expires_in, "token obtained");
+            let now = Instant::now();
             return Ok(Token {
                 value: Arc::new(Secret::new(t.access_token)),
-                renew_at: Instant::now() + (lifetime - margin),
+                renew_at: now.checked_add(lifetime - margin).unwrap_or(now),
                 generation,
             });
         }

@@ -144,6 +144,7 @@ impl Shared {
                     self.options.initial_in_flight_per_tenant,
                     ceiling,
                     self.options.throttle_probe_pause,
+                    self.options.max_retry_after,
                 ))
             })
             .clone()

@@ -70,12 +70,15 @@ pub fn error_code_json(v: &serde_json::Value) -> Option<(String, String)> {
 }
 
 /// Parses a `Retry-After` value: seconds (fractional honoured exactly, not
-/// truncated) or an HTTP date (relative to `now`; a past date is zero).
+/// truncated) or an HTTP date (relative to `now`; a past date is zero). Any
+/// length is returned, a number too large for a `Duration` as
+/// `Duration::MAX`: what is too long to wait on is the saga's decision
+/// (`[retry] max_retry_after`), and every sum with it is checked.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && (0.0..1e9).contains(&secs) {
-            return Some(Duration::from_secs_f64(secs));
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
         }
         return None;
     }
@@ -273,6 +276,24 @@ pub fn transport_error(ctx: &CallCtx, kind: TransportKind, detail: &str) -> Call
     }
 }
 
+/// A request the saga stopped before it was sent (a pause, abort or
+/// shutdown while it waited for the throttle): nothing reached the service,
+/// so it is plainly transient, never in doubt.
+pub fn not_sent(ctx: &CallCtx) -> CallError {
+    CallError {
+        class: FailureClass::Transient,
+        code: NOT_SENT.into(),
+        message: format!(
+            "{} was not sent: its saga stopped sending (pause, abort or shutdown)",
+            ctx.describe()
+        ),
+        retry_after: None,
+    }
+}
+
+/// The code of [`not_sent`].
+pub const NOT_SENT: &str = "not_sent";
+
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
@@ -332,6 +353,16 @@ mod tests {
         );
         let past = httpdate::fmt_http_date(now - Duration::from_secs(42));
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("1000000000", now),
+            Some(Duration::from_secs(1_000_000_000))
+        );
+        assert_eq!(parse_retry_after("1e300", now), Some(Duration::MAX));
+        let far = httpdate::fmt_http_date(now + Duration::from_secs(86_400 * 365 * 30));
+        assert_eq!(
+            parse_retry_after(&far, now),
+            Some(Duration::from_secs(86_400 * 365 * 30))
+        );
         assert_eq!(parse_retry_after("-1", now), None);
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("NaN", now), None);

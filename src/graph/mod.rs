@@ -10,15 +10,9 @@
 //! - A 401 from Graph triggers one token renewal and one resend, never a loop.
 //! - Single calls (reads, PATCHes) are never retried: a transient failure is
 //!   returned with the service's `Retry-After` so the saga records the schedule.
-//! - Inside one `delete_users` / `restore_users` call (one logical operation),
-//!   items answered 429/5xx or lost to a timeout/reset are *in doubt*: after
-//!   the longest `Retry-After` among them (or a backoff from
-//!   [`ClientOptions::retry`] when none was given, bounded by
-//!   [`ClientOptions::batch_retry_max_wait`]) the client reads each one
-//!   (`GET /v1.0/users/{id}`, batched) and resends only those the read shows
-//!   unapplied, for at most [`ClientOptions::batch_retry_rounds`] rounds.
-//!   What is left is returned: read-as-unapplied → `Transient` with
-//!   `retry_after`; unreadable → `InDoubt`.
+//! - `delete_users` / `restore_users` send each item once and return its
+//!   outcome (items answered 429/5xx or lost are in doubt for the saga to
+//!   read back: it alone decides resends, from its recorded intents).
 //! - The throttle gate delays *new* requests of a tenant after a 429 until its
 //!   `Retry-After` has passed and paces writes near the learnt refill rate.
 
@@ -39,7 +33,6 @@ pub use partner::PartnerClient;
 pub use tenant::TenantClient;
 
 use crate::model::{Secret, SecretSource};
-use crate::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use url::Url;
@@ -167,15 +160,12 @@ pub struct ClientOptions {
     pub max_in_flight_partner_center: usize,
     /// The AIMD window a tenant starts with.
     pub initial_in_flight_per_tenant: usize,
-    /// Rounds of read-then-resend for in-doubt items inside one
-    /// `delete_users` / `restore_users` call (0: return them at once).
-    pub batch_retry_rounds: u32,
-    /// Longest the client waits between such rounds; a longer `Retry-After`
-    /// is returned to the caller instead.
+    /// The longest `Retry-After` the throttle gates hold new requests for;
+    /// a longer one is not waited on (the saga that received it pauses),
+    /// so one bad reply cannot park a tenant, or every customer of the
+    /// partner, for longer.
     #[serde(with = "humantime_serde")]
-    pub batch_retry_max_wait: Duration,
-    /// Backoff between such rounds when no `Retry-After` was given.
-    pub retry: RetryPolicy,
+    pub max_retry_after: Duration,
     /// A token is renewed when less than this (or a fifth of its lifetime,
     /// whichever is shorter) remains.
     #[serde(with = "humantime_serde")]
@@ -202,9 +192,7 @@ impl Default for ClientOptions {
             max_in_flight_total: 256,
             max_in_flight_partner_center: 64,
             initial_in_flight_per_tenant: 4,
-            batch_retry_rounds: 3,
-            batch_retry_max_wait: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
+            max_retry_after: Duration::from_secs(3600),
             token_renew_margin: Duration::from_secs(300),
             throttle_probe_pause: Duration::from_millis(200),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,

@@ -68,7 +68,9 @@ impl PartnerClient {
             request_id: String::new(),
         };
         let write = ctx.is_write();
-        let permit = self.throttle.acquire(write as u32).await;
+        let Ok(permit) = self.throttle.acquire(write as u32).await else {
+            return (http, Err(error::not_sent(ctx)));
+        };
         let mut token = match self.tokens.get().await {
             Ok(t) => t,
             Err(e) => return (http, Err(e)),

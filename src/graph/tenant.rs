@@ -106,7 +106,8 @@ impl TenantClient {
         write_items: u32,
     ) -> Result<(Reply, Permit<'_>), CallError> {
         let ctx = self.ctx(&method, &url);
-        let permit = self.throttle.acquire(write_items).await;
+        let permit =
+            (self.throttle.acquire(write_items).await).map_err(|_| error::not_sent(&ctx))?;
         let mut token = self.tokens.get().await?;
         let mut renewed = false;
         loop {

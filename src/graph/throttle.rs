@@ -17,12 +17,58 @@
 //!
 //! After a 429 on a write, new writes of the tenant wait until its
 //! `Retry-After` has passed; likewise reads after a read's 429 (the gates).
+//! A `Retry-After` longer than the configured maximum closes no gate: the
+//! saga that received it pauses instead, so one bad reply cannot park every
+//! caller of the throttle (Partner Center's is shared by all customers).
 //! Reads are not held up by a write budget. Time is `tokio::time::Instant`, so tests can pause it.
+//!
+//! A wait for the throttle is never a wait nobody can end: a saga runs its
+//! calls inside [`halting`], and once its halt signal is raised (pause,
+//! abort, shutdown) every call still waiting here returns [`Halted`] at
+//! once, before anything is sent. The signal is carried task-locally so
+//! that the ports traits stay free of runtime plumbing.
 
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
+
+tokio::task_local! {
+    /// The halt signal of the saga whose calls are being polled.
+    static HALT: watch::Receiver<bool>;
+}
+
+/// Runs `f` with `halt` as its halt signal: once `halt` reads `true`, every
+/// [`Throttle::acquire`] inside `f` that has not yet let its request through
+/// returns [`Halted`].
+pub async fn halting<F: Future>(halt: watch::Receiver<bool>, f: F) -> F::Output {
+    HALT.scope(halt, f).await
+}
+
+/// The caller's saga stopped sending while the request waited for a slot:
+/// nothing was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Halted;
+
+/// Resolves once the halt signal (if any) is raised; never when there is
+/// none or its sender is gone.
+async fn raised(halt: &mut Option<watch::Receiver<bool>>) {
+    if let Some(h) = halt {
+        if h.wait_for(|v| *v).await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+/// Sleeps until `t`; `false` when the halt signal came first.
+async fn sleep_or_halt(t: Instant, halt: &mut Option<watch::Receiver<bool>>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(t) => true,
+        _ = raised(halt) => false,
+    }
+}
 
 /// Shortest measuring period for a refill-rate estimate.
 const MIN_ESTIMATE_SPAN: Duration = Duration::from_millis(200);
@@ -42,6 +88,8 @@ pub struct Throttle {
     ceiling: f64,
     /// Least pause after the first throttled write, to measure the refill.
     probe_pause: Duration,
+    /// The longest `Retry-After` that closes a gate.
+    max_gate: Duration,
 }
 
 #[derive(Debug)]
@@ -126,8 +174,14 @@ enum Wait {
 }
 
 impl Throttle {
-    /// A throttle starting with `initial` requests in flight, at most `ceiling`.
-    pub fn new(initial: usize, ceiling: usize, probe_pause: Duration) -> Throttle {
+    /// A throttle starting with `initial` requests in flight, at most
+    /// `ceiling`, whose gates honour a `Retry-After` up to `max_gate`.
+    pub fn new(
+        initial: usize,
+        ceiling: usize,
+        probe_pause: Duration,
+        max_gate: Duration,
+    ) -> Throttle {
         let ceiling = ceiling.max(1) as f64;
         let now = Instant::now();
         Throttle {
@@ -148,12 +202,19 @@ impl Throttle {
             changed: Notify::new(),
             ceiling,
             probe_pause,
+            max_gate,
         }
     }
 
-    /// Waits for a slot (and, for writes, for the pacer) and takes it.
-    pub async fn acquire(&self, write_items: u32) -> Permit<'_> {
+    /// Waits for a slot (and, for writes, for the pacer) and takes it;
+    /// [`Halted`] when the caller's halt signal (see [`halting`]) is raised
+    /// first.
+    pub async fn acquire(&self, write_items: u32) -> Result<Permit<'_>, Halted> {
+        let mut halt = HALT.try_with(Clone::clone).ok();
         loop {
+            if halt.as_ref().is_some_and(|h| *h.borrow()) {
+                return Err(Halted);
+            }
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -170,16 +231,24 @@ impl Throttle {
                     if free {
                         self.changed.notify_one();
                     }
-                    tokio::time::sleep_until(slot).await;
-                    return permit;
+                    // Halted while paced: the permit's drop frees the slot.
+                    if !sleep_or_halt(slot, &mut halt).await {
+                        return Err(Halted);
+                    }
+                    return Ok(permit);
                 }
                 Wait::Until(t) => {
                     if free {
                         self.changed.notify_one();
                     }
-                    tokio::time::sleep_until(t).await
+                    if !sleep_or_halt(t, &mut halt).await {
+                        return Err(Halted);
+                    }
                 }
-                Wait::Slot => notified.await,
+                Wait::Slot => tokio::select! {
+                    _ = notified => {}
+                    _ = raised(&mut halt) => return Err(Halted),
+                },
             }
         }
     }
@@ -243,7 +312,12 @@ impl Throttle {
                     s.window = (s.window / 2.0).max(1.0);
                     s.last_decrease = Some(now);
                 }
-                let mut pause = fb.retry_after.unwrap_or(Duration::ZERO);
+                // Beyond the maximum the saga pauses instead; waiting on
+                // it here would hold up every caller of this throttle.
+                let mut pause = fb
+                    .retry_after
+                    .filter(|ra| *ra <= self.max_gate)
+                    .unwrap_or(Duration::ZERO);
                 if fb.write {
                     match s.drained_at {
                         None => {
@@ -261,7 +335,7 @@ impl Throttle {
                         }
                     }
                 }
-                let until = now + pause;
+                let until = now.checked_add(pause).unwrap_or(now);
                 let gate = if fb.write {
                     &mut s.writes_blocked_until
                 } else {
@@ -313,16 +387,59 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// A `Retry-After` beyond the maximum closes no gate, and a halt ends a
+    /// wait at once whatever it waits for.
+    #[tokio::test(start_paused = true)]
+    async fn an_overlong_retry_after_gates_nothing_and_a_halt_ends_any_wait() {
+        let t = std::sync::Arc::new(Throttle::new(1, 1, Duration::from_millis(200), HOUR));
+        let p = t.acquire(0).await.unwrap();
+        t.record(
+            &p,
+            Feedback {
+                answered: 1,
+                throttled: 1,
+                retry_after: Some(Duration::from_secs(1_000_000_000)),
+                ..Feedback::default()
+            },
+        );
+        drop(p);
+        let start = Instant::now();
+        let p = t.acquire(0).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO, "no decades-long gate");
+        // Within the maximum the gate holds; a halt ends the wait.
+        t.record(
+            &p,
+            Feedback {
+                answered: 1,
+                throttled: 1,
+                retry_after: Some(Duration::from_secs(1800)),
+                ..Feedback::default()
+            },
+        );
+        drop(p);
+        let (tx, rx) = watch::channel(false);
+        let waiter = {
+            let t = t.clone();
+            tokio::spawn(halting(rx, async move { t.acquire(0).await.map(|_| ()) }))
+        };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        tx.send_replace(true);
+        assert_eq!(waiter.await.unwrap(), Err(Halted));
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn aimd_grows_and_halves_and_gate_honours_retry_after() {
-        let t = Throttle::new(4, 16, Duration::from_millis(200));
+        let t = Throttle::new(4, 16, Duration::from_millis(200), HOUR);
         for _ in 0..40 {
-            let p = t.acquire(0).await;
+            let p = t.acquire(0).await.unwrap();
             t.record(&p, Feedback::default());
         }
         let (w, _) = t.snapshot();
         assert!(w > 8.0 && w <= 16.0, "window {w}");
-        let p = t.acquire(0).await;
+        let p = t.acquire(0).await.unwrap();
         t.record(
             &p,
             Feedback {
@@ -335,13 +452,13 @@ mod tests {
         drop(p);
         assert!((t.snapshot().0 - w / 2.0).abs() < 1e-9);
         let before = Instant::now();
-        let _p = t.acquire(0).await;
+        let _p = t.acquire(0).await.unwrap();
         assert_eq!(before.elapsed(), Duration::from_millis(2128));
     }
 
     #[tokio::test(start_paused = true)]
     async fn pacer_measures_refill_rate_between_drains() {
-        let t = Throttle::new(4, 16, Duration::from_millis(200));
+        let t = Throttle::new(4, 16, Duration::from_millis(200), HOUR);
         let throttled = |t: &Throttle, p: &Permit<'_>| {
             t.record(
                 p,
@@ -355,12 +472,12 @@ mod tests {
                 },
             )
         };
-        let p = t.acquire(20).await;
+        let p = t.acquire(20).await.unwrap();
         throttled(&t, &p);
         drop(p);
         // 200 writes accepted over one second, then the bucket is empty again.
         let start = Instant::now();
-        let p = t.acquire(20).await;
+        let p = t.acquire(20).await.unwrap();
         assert_eq!(start.elapsed(), Duration::from_millis(200), "probe pause");
         t.record(
             &p,
@@ -373,7 +490,7 @@ mod tests {
         );
         drop(p);
         tokio::time::advance(Duration::from_millis(800)).await;
-        let p = t.acquire(20).await;
+        let p = t.acquire(20).await.unwrap();
         throttled(&t, &p);
         drop(p);
         let rate = t.snapshot().1.unwrap();
@@ -382,7 +499,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         let start = Instant::now();
         for _ in 0..10 {
-            let p = t.acquire(20).await;
+            let p = t.acquire(20).await.unwrap();
             t.record(&p, Feedback::default());
         }
         let el = start.elapsed().as_secs_f64();
@@ -393,14 +510,14 @@ mod tests {
     /// in flight than the window, with one wake-up per freed slot.
     #[tokio::test(start_paused = true)]
     async fn many_waiters_all_get_through_within_the_window() {
-        let t = std::sync::Arc::new(Throttle::new(4, 4, Duration::from_millis(200)));
+        let t = std::sync::Arc::new(Throttle::new(4, 4, Duration::from_millis(200), HOUR));
         let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for i in 0..200u64 {
             let (t, in_flight, peak) = (t.clone(), in_flight.clone(), peak.clone());
             tasks.push(tokio::spawn(async move {
-                let p = t.acquire((i % 3 == 0) as u32).await;
+                let p = t.acquire((i % 3 == 0) as u32).await.unwrap();
                 let now = in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(10 + i % 7)).await;
@@ -424,12 +541,12 @@ mod tests {
     /// Retry-After) hands the freed slot on to the next waiter.
     #[tokio::test(start_paused = true)]
     async fn a_gated_waiter_passes_its_wake_up_on() {
-        let t = std::sync::Arc::new(Throttle::new(1, 1, Duration::from_millis(200)));
-        let held = t.acquire(0).await;
+        let t = std::sync::Arc::new(Throttle::new(1, 1, Duration::from_millis(200), HOUR));
+        let held = t.acquire(0).await.unwrap();
         let writer = {
             let t = t.clone();
             tokio::spawn(async move {
-                let _p = t.acquire(1).await;
+                let _p = t.acquire(1).await.unwrap();
                 Instant::now()
             })
         };
@@ -437,7 +554,7 @@ mod tests {
         let reader = {
             let t = t.clone();
             tokio::spawn(async move {
-                let _p = t.acquire(0).await;
+                let _p = t.acquire(0).await.unwrap();
                 Instant::now()
             })
         };

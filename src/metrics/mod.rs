@@ -21,7 +21,9 @@
 //!   by reading, by what the read showed;
 //! - `store_append_seconds`, `store_group_commit_size`: durable append latency
 //!   as the executor waits for it, and how many appends shared each flush;
-//! - `healthy`: 1 while the engine's loop turns and its log takes writes.
+//! - `healthy`: 1 while the engine's loop turns and its log takes writes;
+//! - `saga_tasks_dead`: sagas whose task ended without the saga ending, until
+//!   an operator resumes or aborts them (kept by the executor's supervisor).
 
 pub mod server;
 
@@ -124,6 +126,8 @@ pub struct Metrics {
     group_size: Histogram,
     /// 1 while the engine is healthy, refilled at each scrape.
     healthy: Gauge,
+    /// Sagas whose task died and no operator has acted on since.
+    tasks_dead: Gauge,
     /// Serialises scrapes (they refill the scrape-time gauges).
     scrape: Mutex<()>,
 }
@@ -156,6 +160,7 @@ impl Metrics {
             // 1 .. 512 appends per flush.
             group_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             healthy: Gauge::default(),
+            tasks_dead: Gauge::default(),
             scrape: Mutex::new(()),
         };
         // Known label values start at 0, so that rates exist before the
@@ -232,6 +237,11 @@ impl Metrics {
             "1 while the saga loop turns and the event log takes writes, else 0",
             m.healthy.clone(),
         );
+        r.register(
+            "saga_tasks_dead",
+            "Sagas whose task ended without the saga ending (a panic, a refused append), until an operator resumes or aborts them",
+            m.tasks_dead.clone(),
+        );
         m
     }
 }
@@ -275,6 +285,11 @@ pub fn render(sagas: &[StatusRow], healthy: bool) -> String {
     // Writing to a String cannot fail.
     let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &m.registry);
     out
+}
+
+/// How many sagas have a dead task now (see the executor's supervisor).
+pub fn saga_tasks_dead(n: usize) {
+    METRICS.tasks_dead.set(i64::try_from(n).unwrap_or(i64::MAX));
 }
 
 /// The `Content-Type` of [`render`]'s output.

@@ -55,6 +55,9 @@ impl Message {
             NoticeKind::BatchFinished => {
                 "Review closeout status for the sagas that did not complete".to_string()
             }
+            NoticeKind::SagaStopped => format!(
+                "Read the reason in closeout status {saga_id} and the daemon's log, fix the cause, then run: closeout resume {saga_id}"
+            ),
         };
         let what = match notice.kind {
             NoticeKind::GateOpened => "waits for a person",
@@ -62,6 +65,7 @@ impl Message {
             NoticeKind::Failed => "failed",
             NoticeKind::RolledBack => "was rolled back",
             NoticeKind::BatchFinished => "ended the last of its batch",
+            NoticeKind::SagaStopped => "stopped: its task ended",
         };
         let step = notice
             .step

@@ -214,9 +214,13 @@ pub struct Health {
     /// When it started.
     #[serde(with = "rfc3339")]
     pub started_at: Timestamp,
-    /// Recovered, its event log writable and its loop alive.
+    /// Recovered, its event log writable, its loop alive, and no saga task
+    /// dead.
     #[serde(default)]
     pub healthy: bool,
+    /// Sagas whose task ended without the saga ending: (saga id, reason).
+    #[serde(default)]
+    pub dead_tasks: Vec<(String, String)>,
 }
 
 /// Why the engine refused or failed a request.
@@ -264,6 +268,13 @@ pub trait Engine: Send + Sync + 'static {
     /// younger than a few periods). While it is not, the watchdog pings stop
     /// (systemd restarts the daemon) and `status --health` fails.
     fn healthy(&self) -> bool;
+
+    /// Sagas whose task ended without the saga ending, with the reason, until
+    /// an operator resumes or aborts them: `status --health` fails while there
+    /// are any (the watchdog, about the daemon's own loop, does not).
+    fn dead_tasks(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 
     /// The event log this engine holds open and its data dir, so that the
     /// control socket can serve audits while the daemon runs; `None` when it

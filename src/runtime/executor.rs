@@ -9,7 +9,7 @@
 
 use super::control::{Engine, EngineError, Operator, OperatorCommand, SagaSummary, StatusRow};
 use super::notify::Heartbeat;
-use super::perform::perform;
+use super::perform::{bound_retry_after, left_in_doubt, perform};
 use super::tenant::{self, Api};
 use super::Lifecycle;
 use crate::config::Config;
@@ -24,6 +24,10 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
+
+mod supervise;
+
+use supervise::{fault, supervise};
 
 /// A snapshot is written with the append that brings a saga this many events
 /// past its previous one (and always with a terminal event), so recovery
@@ -91,6 +95,21 @@ struct Inner {
 struct Settings {
     /// The policy recorded in the first event of each new saga.
     policy: saga::SagaPolicy,
+    /// `[retry] max_retry_after`: a longer `Retry-After` pauses the saga.
+    max_retry_after: Duration,
+    /// `[limits] stop_grace`: how long a stopping saga awaits its calls on
+    /// the wire.
+    stop_grace: Duration,
+}
+
+impl Settings {
+    fn of(config: &Config) -> Settings {
+        Settings {
+            policy: policy_of(config),
+            max_retry_after: config.retry.max_retry_after,
+            stop_grace: config.limits.stop_grace,
+        }
+    }
 }
 
 /// One saga as the executor tracks it.
@@ -101,11 +120,18 @@ struct Slot {
     started: Timestamp,
     /// The status as of its latest record.
     status: saga::Status,
-    /// Commands to its task; `None` once the saga is terminal.
+    /// Commands to its task; `None` once the saga is terminal, or while its
+    /// task is dead and unrecorded (`stopped`).
     commands: Option<mpsc::Sender<Msg>>,
     /// For a saga recorded before tenants were resolved: its tenant's GUID
     /// as the daemon resolved it on recovery (until the saga records its own).
     recovered_guid: Option<String>,
+    /// Why its task stopped without the saga ending, until an operator
+    /// resumes or aborts it (the daemon is unhealthy meanwhile).
+    fault: Option<String>,
+    /// Its task is dead and the log could not record it: `status` shows it
+    /// `stopped` with the fault until the next start runs it again.
+    stopped: bool,
 }
 
 /// A message to a saga task.
@@ -147,7 +173,7 @@ pub fn now() -> Timestamp {
 pub fn policy_of(config: &Config) -> saga::SagaPolicy {
     saga::SagaPolicy {
         failure: config.saga.on_failure,
-        retry: config.retry.clone(),
+        retry: config.retry.policy(),
         deprovision_poll: config.saga.deprovision_poll,
         gate_poll: config.saga.gate_recheck,
         tenant_gone_poll: config.saga.tenant_gone_poll,
@@ -164,9 +190,9 @@ pub fn client_options(config: &Config) -> graph::ClientOptions {
         max_in_flight_per_tenant: config.limits.max_in_flight_per_tenant.get(),
         max_in_flight_total: config.limits.max_in_flight_total.get(),
         max_in_flight_partner_center: config.limits.max_in_flight_partner_center.get(),
-        retry: config.retry.clone(),
         max_response_bytes: config.limits.max_response_bytes.get(),
         max_pages: config.limits.max_pages.get(),
+        max_retry_after: config.retry.max_retry_after,
         ..graph::ClientOptions::default()
     }
 }
@@ -199,9 +225,7 @@ impl Executor {
             data_dir: config.data_dir.clone(),
             graph,
             partner,
-            settings: RwLock::new(Settings {
-                policy: policy_of(config),
-            }),
+            settings: RwLock::new(Settings::of(config)),
             sagas: Mutex::new(HashMap::new()),
             working: Arc::new(Semaphore::new(config.limits.max_concurrent_sagas.get())),
             stopping,
@@ -257,7 +281,8 @@ impl Executor {
         Ok(())
     }
 
-    /// Registers a saga and, unless it is terminal, starts its task.
+    /// Registers a saga and, unless it is terminal, starts its task (under
+    /// [`supervise`]).
     async fn adopt(&self, saga_id: SagaId, state: State, next_seq: u64) {
         let Some(header) = state.header.clone() else {
             return;
@@ -277,8 +302,13 @@ impl Executor {
                     status: state.status(),
                     commands: (!terminal).then_some(tx),
                     recovered_guid: None,
+                    fault: state.task_stopped.clone(),
+                    stopped: false,
                 },
             );
+        if state.task_stopped.is_some() {
+            self.inner.count_dead();
+        }
         let batch_end =
             (state.batch.as_ref()).is_some_and(|(b, _)| self.inner.batches.unrecorded_end(b));
         if terminal && !batch_end && !self.inner.webhooks.owed(&state) {
@@ -286,32 +316,19 @@ impl Executor {
         }
         let span =
             tracing::info_span!("saga", saga_id = %saga_id, tenant_id = %header.spec.tenant_id);
-        let runner = Runner {
-            inner: Arc::clone(&self.inner),
-            saga_id,
-            state,
-            next_seq,
-            since_snapshot: 0,
-            outbox: crate::notify::Outbox::new(Arc::clone(&self.inner.webhooks)).with_head({
-                let store = self.inner.store.clone();
-                crate::notify::HeadSource(Arc::new(move || {
-                    let head = store.head().ok()?;
-                    Some(crate::audit::verify::Anchor::of(&head).hash_hex())
-                }))
-            }),
-            staged: Vec::new(),
-            durable_terminal: terminal,
-        };
+        let runner = Runner::new(Arc::clone(&self.inner), saga_id, state, next_seq);
         self.tasks
             .lock()
             .await
-            .spawn(runner.run(rx).instrument(span));
+            .spawn(supervise(runner, rx).instrument(span));
     }
 
     /// Sagas not yet terminal (for the summary line).
     fn counts(&self) -> (usize, usize, usize) {
         let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
-        let active = sagas.values().filter(|s| s.commands.is_some()).count();
+        let active = (sagas.values())
+            .filter(|s| s.commands.is_some() || s.stopped)
+            .count();
         let waiting = sagas
             .values()
             .filter(|s| matches!(s.status.state, SagaState::Waiting))
@@ -458,18 +475,42 @@ enum Stop {
 }
 
 impl Runner {
-    /// Drives the saga until it is terminal or the daemon stops.
-    async fn run(mut self, mut commands: mpsc::Receiver<Msg>) {
+    fn new(inner: Arc<Inner>, saga_id: SagaId, state: State, next_seq: u64) -> Runner {
+        let durable_terminal = state.is_terminal();
+        Runner {
+            outbox: crate::notify::Outbox::new(Arc::clone(&inner.webhooks)).with_head({
+                let store = inner.store.clone();
+                crate::notify::HeadSource(Arc::new(move || {
+                    let head = store.head().ok()?;
+                    Some(crate::audit::verify::Anchor::of(&head).hash_hex())
+                }))
+            }),
+            inner,
+            saga_id,
+            state,
+            next_seq,
+            since_snapshot: 0,
+            staged: Vec::new(),
+            durable_terminal,
+        }
+    }
+
+    /// Drives the saga until it is terminal or the daemon stops; an error
+    /// other than [`Stop::Shutdown`] (or a panic) is the supervisor's.
+    async fn run(&mut self, commands: &mut mpsc::Receiver<Msg>) -> Result<(), Stop> {
         let Some(header) = self.state.header.clone() else {
-            return;
+            return Ok(());
         };
         let mut stopping = self.inner.stopping.subscribe();
+        // What the log says is owed goes out now, not with the next record:
+        // a saga adopted paused may record nothing until the operator acts.
+        self.outbox.start_owed(&self.state);
         // A saga that had ended before it was adopted only settles its notifications.
         let mut result = if self.state.is_terminal() {
             Ok(())
         } else {
             let mut api = tenant::connect(&self.inner.graph, &header.spec).await;
-            self.drive(&mut api, &mut commands, &mut stopping).await
+            self.drive(&mut api, commands, &mut stopping).await
         };
         if result.is_ok() {
             if let Some(slot) = self.slot_mut().as_mut() {
@@ -477,21 +518,17 @@ impl Runner {
             }
             result = self.after_end(&mut stopping).await;
         }
-        match result {
+        match &result {
             Ok(()) => tracing::info!(state = ?self.state.status().state, "saga ended"),
             Err(Stop::Shutdown) => tracing::info!("saga task stopped for shutdown"),
-            Err(Stop::Store(e)) => {
-                tracing::error!(error = %e, "saga stopped: the event log refused an append")
-            }
-            Err(Stop::Codec(e)) => {
-                tracing::error!(error = %e, "saga stopped: cannot encode its record")
-            }
+            Err(_) => {}
         }
         if self.durable_terminal {
             if let Some(slot) = self.slot_mut().as_mut() {
                 slot.commands = None;
             }
         }
+        result
     }
 
     async fn drive(
@@ -500,10 +537,13 @@ impl Runner {
         commands: &mut mpsc::Receiver<Msg>,
         stopping: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
+        // This saga's turn among the sagas performing calls; released
+        // whenever it sleeps.
+        let mut turn: Option<tokio::sync::OwnedSemaphorePermit> = None;
         loop {
             if *stopping.borrow() {
                 // Outcomes already received are recorded: a graceful stop
-                // leaves nothing in doubt.
+                // leaves nothing in doubt that it knows the answer to.
                 self.flush().await?;
                 return Err(Stop::Shutdown);
             }
@@ -518,14 +558,42 @@ impl Runner {
                 return Ok(());
             }
             let batch = Batch::from_actions(saga::decide(&self.state, now()));
+            if !batch.perform.is_empty() && turn.is_none() {
+                // Wait for a turn before recording anything: the decision
+                // is made again once it comes, and commands, notifications
+                // and shutdown are served meanwhile.
+                tokio::select! {
+                    t = Arc::clone(&self.inner.working).acquire_owned() => turn = t.ok(),
+                    msg = commands.recv() => match msg {
+                        Some(msg) => self.command_then_reconnect(msg, api).await?,
+                        None => return Err(Stop::Shutdown),
+                    },
+                    sent = self.outbox.next() => self.record(vec![sent]).await?,
+                    _ = stopping.changed() => {}
+                }
+                continue;
+            }
             if !batch.record.is_empty() {
                 self.stage(&batch.record)?;
             }
             if !batch.perform.is_empty() {
+                #[cfg(debug_assertions)]
+                if fault::injected("panic", &self.inner, &self.saga_id) {
+                    panic!("injected fault: saga task panics before its calls");
+                }
                 // Intents (and whatever was staged before) are durable
                 // before any call is made.
                 self.flush().await?;
-                self.perform_all(&*api, &batch.perform).await?;
+                if self
+                    .perform_all(&*api, &batch.perform, commands, stopping)
+                    .await?
+                {
+                    // Resumed while its calls ran: the operator's fix may
+                    // have been a new secret.
+                    if let Some(header) = &self.state.header {
+                        *api = tenant::connect(&self.inner.graph, &header.spec).await;
+                    }
+                }
                 continue;
             }
             if !batch.record.is_empty() {
@@ -537,6 +605,7 @@ impl Runner {
                 continue;
             }
             self.flush().await?;
+            turn = None;
             if batch.wake_at.is_none() && self.state.paused.is_none() {
                 tracing::warn!(status = ?self.state.status(), "the saga decided nothing and set no timer: waiting for an operator command");
             }
@@ -559,9 +628,28 @@ impl Runner {
 
     /// Performs independent calls concurrently and stages their outcomes
     /// (appended with the next decision's events; every [`STAGE_LIMIT`]
-    /// outcomes while many calls run).
-    async fn perform_all(&mut self, api: &Api, calls: &[Call]) -> Result<(), Stop> {
-        let _permit = Arc::clone(&self.inner.working).acquire_owned().await;
+    /// outcomes while many calls run). Operator commands are served while
+    /// the calls run: a pause or abort stops what was not yet sent (those
+    /// calls come back "not sent", plainly transient) and lets what is on
+    /// the wire finish. On shutdown the same halt happens, the calls on the
+    /// wire get `[limits] stop_grace` to answer, and those that did not are
+    /// recorded in doubt (read back at the next start). Returns whether a
+    /// resume was accepted meanwhile.
+    async fn perform_all(
+        &mut self,
+        api: &Api,
+        calls: &[Call],
+        commands: &mut mpsc::Receiver<Msg>,
+        stopping: &mut watch::Receiver<bool>,
+    ) -> Result<bool, Stop> {
+        let (max_retry_after, grace) = {
+            let s = self
+                .inner
+                .settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            (s.max_retry_after, s.stop_grace)
+        };
         // `tenant_id` and `partner` are borrowed by the calls while outcomes
         // are recorded through `&mut self`.
         let tenant_id = self
@@ -572,23 +660,77 @@ impl Runner {
             .unwrap_or_default();
         let inner = Arc::clone(&self.inner);
         let partner = inner.partner.as_ref();
-        let mut running: FuturesUnordered<_> = calls
-            .iter()
-            .map(|call| perform(call, api, partner, &tenant_id, now()))
+        let (halt, halted) = watch::channel(false);
+        let mut running: FuturesUnordered<_> = (calls.iter().enumerate())
+            .map(|(n, call)| {
+                let call_done = perform(call, api, partner, &tenant_id, now());
+                let halted = halted.clone();
+                async move { (n, graph::throttle::halting(halted, call_done).await) }
+            })
             .collect();
+        let mut open: Vec<bool> = vec![true; calls.len()];
         let mut result = Ok(());
         let mut outcomes = Vec::new();
-        while let Some(events) = running.next().await {
-            if result.is_err() {
-                continue;
+        let mut resumed = false;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if result.is_err() && deadline.is_none() {
+                // The log refused: nothing more is sent, and the supervisor
+                // hears of it within the grace.
+                halt.send_replace(true);
+                deadline = Some(tokio::time::Instant::now() + grace);
             }
-            outcomes.extend(events);
-            if outcomes.len() >= STAGE_LIMIT {
-                result = self.record(std::mem::take(&mut outcomes)).await;
+            tokio::select! {
+                next = running.next() => {
+                    let Some((n, mut events)) = next else { break };
+                    open[n] = false;
+                    if result.is_err() {
+                        continue;
+                    }
+                    bound_retry_after(&mut events, max_retry_after);
+                    outcomes.extend(events);
+                    if outcomes.len() >= STAGE_LIMIT {
+                        result = self.record(std::mem::take(&mut outcomes)).await;
+                    }
+                }
+                msg = commands.recv(), if deadline.is_none() && result.is_ok() => match msg {
+                    Some(msg) => {
+                        let (was_paused, was_compensating) =
+                            (self.state.paused.is_some(), self.state.compensating.is_some());
+                        // Outcomes so far go to the log before the command's events.
+                        if let Err(e) = self.stage(&std::mem::take(&mut outcomes)) {
+                            result = Err(e);
+                            continue;
+                        }
+                        result = self.command(msg).await;
+                        if self.state.paused.is_some()
+                            || self.state.compensating.is_some() != was_compensating
+                        {
+                            halt.send_replace(true);
+                        }
+                        resumed |= was_paused && self.state.paused.is_none();
+                    }
+                    None => {
+                        halt.send_replace(true);
+                        deadline = Some(tokio::time::Instant::now() + grace);
+                    }
+                },
+                _ = stopping.changed(), if deadline.is_none() => {
+                    halt.send_replace(true);
+                    deadline = Some(tokio::time::Instant::now() + grace);
+                }
+                _ = sleep_until_opt(deadline) => {
+                    let left = open.iter().filter(|o| **o).count();
+                    tracing::warn!(calls = left, "stop grace over: calls still on the wire are left in doubt");
+                    outcomes.extend(left_in_doubt(calls, &open));
+                    break;
+                }
             }
         }
+        drop(running);
         result?;
-        self.stage(&outcomes)
+        self.stage(&outcomes)?;
+        Ok(resumed)
     }
 
     /// [`Runner::command`]; when it resumes a paused saga, the tenant's
@@ -683,6 +825,12 @@ impl Runner {
             None
         };
         let took_snapshot = snapshot.is_some();
+        #[cfg(debug_assertions)]
+        if fault::injected("refuse", &self.inner, &self.saga_id) {
+            return Err(Stop::Store(store::Error::WriterStopped(
+                "injected fault: append refused".into(),
+            )));
+        }
         let payloads = std::mem::take(&mut self.staged);
         crate::metrics::timed_append(self.inner.store.append(
             &self.saga_id,
@@ -700,8 +848,18 @@ impl Runner {
         };
         self.durable_terminal = terminal;
         let status = self.state.status();
-        if let Some(slot) = self.slot_mut().as_mut() {
-            slot.status = status;
+        let fault = self.state.task_stopped.clone();
+        let fault_changed = match self.slot_mut().as_mut() {
+            Some(slot) => {
+                slot.status = status;
+                let changed = slot.fault != fault;
+                slot.fault = fault;
+                changed
+            }
+            None => false,
+        };
+        if fault_changed {
+            self.inner.count_dead();
         }
         self.outbox.start_owed(&self.state);
         Ok(())
@@ -757,6 +915,13 @@ impl SlotGuard<'_> {
     }
 }
 
+async fn sleep_until_opt(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_opt(d: Option<Duration>) {
     match d {
         Some(d) => tokio::time::sleep(d).await,
@@ -765,13 +930,18 @@ async fn sleep_opt(d: Option<Duration>) {
 }
 
 fn row(saga_id: &str, slot: &Slot) -> StatusRow {
+    let (state, last_error) = if slot.stopped {
+        (SagaState::Stopped, slot.fault.clone())
+    } else {
+        (slot.status.state, slot.status.last_error.clone())
+    };
     StatusRow {
         saga_id: saga_id.to_string(),
         tenant_id: slot.tenant_id.clone(),
-        state: slot.status.state,
+        state,
         step: slot.status.step,
         progress: slot.status.progress,
-        last_error: slot.status.last_error.clone(),
+        last_error,
         updated_at: slot.status.updated_at,
         waiting_for: slot.status.waiting_for.clone(),
         action_required: slot.status.action_required.clone(),
@@ -786,6 +956,15 @@ impl Engine for Executor {
 
     fn healthy(&self) -> bool {
         self.inner.pulse.age() < PULSE_STALE
+    }
+
+    fn dead_tasks(&self) -> Vec<(String, String)> {
+        let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+        let mut dead: Vec<(String, String)> = (sagas.iter())
+            .filter_map(|(id, s)| s.fault.clone().map(|f| (id.clone(), f)))
+            .collect();
+        dead.sort();
+        dead
     }
 
     async fn submit(
@@ -923,6 +1102,12 @@ impl Engine for Executor {
             let slot = sagas
                 .get(saga)
                 .ok_or_else(|| EngineError::NotFound(format!("no saga {saga}")))?;
+            if slot.stopped {
+                return Err(EngineError::Unavailable(format!(
+                    "saga {saga} is stopped: {}; restart the daemon once the cause is fixed",
+                    slot.fault.as_deref().unwrap_or("its task ended")
+                )));
+            }
             slot.commands.clone().ok_or_else(|| {
                 EngineError::Refused(format!(
                     "saga {saga} has ended ({}): nothing to {}",
@@ -1126,7 +1311,7 @@ impl Lifecycle for Executor {
             .settings
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        settings.policy = policy_of(config);
+        *settings = Settings::of(config);
         tracing::info!("new sagas use the reloaded retry, failure and polling policy");
     }
 

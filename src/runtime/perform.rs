@@ -1,7 +1,10 @@
 //! Performs one saga [`Call`] through the ports and turns the results into
 //! events: one outcome per object (with its HTTP description) for a change,
 //! one read event (or `ReadFailed`) for a read. Holds no policy: retries,
-//! in-doubt resolution and failure handling are the saga's decisions.
+//! in-doubt resolution and failure handling are the saga's decisions. Also
+//! the outcomes the executor adds to them: an error whose `Retry-After` is
+//! beyond the configured maximum marked so ([`bound_retry_after`]), and the
+//! changes still on the wire when the stop grace ended ([`left_in_doubt`]).
 
 use crate::model::{
     CaPolicyState, CallError, FailureClass, HttpInfo, PerUserMfaState, Timestamp, User,
@@ -13,6 +16,7 @@ use crate::saga::{
     TenantView, UserRef,
 };
 use futures::future::join_all;
+use std::time::Duration;
 
 /// Makes the call and returns the events recording its results.
 pub async fn perform<T: TenantApi, P: PartnerApi>(
@@ -322,4 +326,60 @@ async fn mfa<T: TenantApi>(tenant: &T, user_ids: &[String]) -> Result<MfaView, C
         ca_policies,
         per_user,
     })
+}
+
+/// Marks each error of `events` whose `Retry-After` is longer than `max`
+/// ([`crate::model::RETRY_AFTER_TOO_LONG`]), so that the saga pauses on it.
+pub fn bound_retry_after(events: &mut [Event], max: Duration) {
+    for event in events {
+        let (Event::ChangeFailed { error, .. } | Event::ReadFailed { error, .. }) = event else {
+            continue;
+        };
+        let Some(ra) = error.retry_after.filter(|ra| *ra > max) else {
+            continue;
+        };
+        error.message = format!(
+            "{}: {}; the service asked to wait {} before trying again, longer than [retry] max_retry_after ({}): resume once that is understood",
+            error.code,
+            error.message,
+            humantime::format_duration(Duration::from_secs(ra.as_secs())),
+            humantime::format_duration(max),
+        );
+        error.code = crate::model::RETRY_AFTER_TOO_LONG.to_string();
+    }
+}
+
+/// The outcomes of the change calls still open when the stop grace ended:
+/// in doubt, since they may have been applied.
+pub fn left_in_doubt(calls: &[Call], open: &[bool]) -> Vec<Event> {
+    let mut out = Vec::new();
+    for (call, _) in calls.iter().zip(open).filter(|(_, o)| **o) {
+        let Call::Change {
+            change_id, targets, ..
+        } = call
+        else {
+            continue;
+        };
+        for target in targets {
+            out.push(Event::ChangeFailed {
+                change_id: *change_id,
+                target: target.clone(),
+                http: crate::model::HttpInfo {
+                    method: String::new(),
+                    path: String::new(),
+                    status: 0,
+                    request_id: String::new(),
+                },
+                error: crate::model::CallError {
+                    class: crate::model::FailureClass::InDoubt,
+                    code: "stopped_in_flight".into(),
+                    message: format!(
+                        "object {target}: no answer within the stop grace; the daemon stopped"
+                    ),
+                    retry_after: None,
+                },
+            });
+        }
+    }
+    out
 }

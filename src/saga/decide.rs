@@ -5,9 +5,10 @@
 use super::action::{Action, Call, Read};
 use super::event::{Change, Event};
 use super::policy::FailurePolicy;
+use super::state::SYSTEM;
 use super::state::{State, Target};
 use super::{compensate, steps};
-use crate::model::{PartnerStatus, SubscriptionStatus, Timestamp};
+use crate::model::{PartnerStatus, SubscriptionStatus, Timestamp, RETRY_AFTER_TOO_LONG};
 
 /// What to do next. Pure: the same state and time always give the same actions.
 pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
@@ -35,6 +36,14 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
         return on_failure(state, reason.clone());
     }
     if let Some(error) = &state.pending_error {
+        if error.code == RETRY_AFTER_TOO_LONG {
+            // Sleeping that long would look like progress to nobody: the
+            // operator decides (resume retries, abort undoes).
+            return vec![Action::Record(vec![Event::Paused {
+                who: SYSTEM.to_string(),
+                why: error.to_string(),
+            }])];
+        }
         let (attempt, since) = match state.streak {
             Some((attempt, since)) => (attempt.saturating_add(1), since),
             None => (1, now),
@@ -234,27 +243,49 @@ fn judge(state: &State, change: Change, ids: &[String]) -> Option<(Vec<String>, 
     Some((applied, not))
 }
 
-/// Records intents for the objects of each change (in groups of the policy's
-/// intent size) and, after them in the same list, the calls that carry them
-/// out. Keep accounts are never made targets of a delete, whatever the caller.
+/// How many intent groups one decision records at most: the window of
+/// changes about to be sent. A stop or crash can leave at most this many
+/// groups in doubt, whatever the size of the step; the rest stays pending
+/// (or not yet intended) for the next decision.
+pub const INTENT_WINDOW: usize = 4;
+
+/// The policy's intent size (objects per intent group).
+pub(crate) fn intent_size(state: &State) -> usize {
+    state
+        .header
+        .as_ref()
+        .map(|h| h.policy.intent_size)
+        .unwrap_or(100)
+        .max(1)
+}
+
+/// How many objects one decision intends at most ([`INTENT_WINDOW`] groups).
+pub fn window(state: &State) -> usize {
+    intent_size(state).saturating_mul(INTENT_WINDOW)
+}
+
+/// Records intents for the first window of objects of the changes (in
+/// groups of the policy's intent size, at most [`INTENT_WINDOW`] groups)
+/// and, after them in the same list, the calls that carry them out. Objects
+/// beyond the window are left to later decisions: callers derive their work
+/// from what has no intent yet, so nothing is lost. Keep accounts are never
+/// made targets of a delete, whatever the caller.
 pub(crate) fn intend(
     state: &State,
     work: Vec<(Change, Vec<String>)>,
     mut first: Vec<Event>,
 ) -> Vec<Action> {
-    let size = state
-        .header
-        .as_ref()
-        .map(|h| h.policy.intent_size)
-        .unwrap_or(100)
-        .max(1);
+    let size = intent_size(state);
     let mut calls = Vec::new();
     let mut id = state.next_change_id;
-    for (change, mut ids) in work {
+    'window: for (change, mut ids) in work {
         if change == Change::DeleteUser {
             ids.retain(|t| !state.keep_ids.as_ref().is_some_and(|k| k.contains(t)));
         }
         for chunk in ids.chunks(size) {
+            if calls.len() == INTENT_WINDOW {
+                break 'window;
+            }
             first.push(Event::ChangeIntended {
                 change_id: id,
                 change,

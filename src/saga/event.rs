@@ -405,6 +405,14 @@ pub enum Event {
         /// When it was read.
         at: Timestamp,
     },
+    /// The saga's task ended while the saga had not (a panic, a refused
+    /// append, a record that could not be encoded); recorded by the
+    /// executor's supervisor. The saga waits paused for the operator, who
+    /// sees the reason, so a restart never loops on the same fault unseen.
+    TaskStopped {
+        /// What ended the task, in words.
+        reason: String,
+    },
 }
 
 /// Where a tenant's GUID was read.
@@ -525,6 +533,7 @@ impl Event {
             Event::TenantResolved { .. } => "tenant_resolved",
             Event::KeepAdminVerified { .. } => "keep_admin_verified",
             Event::KeepAdminMissing { .. } => "keep_admin_missing",
+            Event::TaskStopped { .. } => "task_stopped",
         }
     }
 

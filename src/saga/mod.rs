@@ -30,7 +30,7 @@ mod view;
 
 pub use action::{Action, Batch, Call, Read};
 pub use command::{handle, Command, Refusal};
-pub use decide::{decide, jitter_unit};
+pub use decide::{decide, jitter_unit, window, INTENT_WINDOW};
 pub use event::{
     Change, Event, Gate, IdentitySource, InventoryParts, EVENT_VERSION, INVENTORY_PART_USERS,
     SECURITY_DEFAULTS,

@@ -24,6 +24,9 @@ pub enum NoticeKind {
     RolledBack,
     /// Every saga of the batch has ended.
     BatchFinished,
+    /// The saga's task stopped without the saga ending (a panic, a refused
+    /// append): it waits paused, or is shown stopped, for the operator.
+    SagaStopped,
 }
 
 impl NoticeKind {
@@ -35,6 +38,7 @@ impl NoticeKind {
             NoticeKind::Failed => "failed",
             NoticeKind::RolledBack => "rolled_back",
             NoticeKind::BatchFinished => "batch_finished",
+            NoticeKind::SagaStopped => "saga_stopped",
         }
     }
 }

@@ -151,6 +151,10 @@ pub struct State {
     pub last_error: Option<String>,
     /// Why the saga is paused, if it is.
     pub paused: Option<String>,
+    /// Why the saga's task last stopped without the saga ending (a
+    /// `TaskStopped`), until an operator resumes or aborts it: the daemon
+    /// reports itself unhealthy while any saga has one.
+    pub task_stopped: Option<String>,
     /// Whether the point of no return has passed.
     pub pivot: bool,
     /// Why compensation runs, if it does.
@@ -417,9 +421,18 @@ pub fn apply(mut s: State, event: &Event) -> State {
             s.clear_failures();
             s.owe(NoticeKind::Paused, format!("paused by {who}: {why}"));
         }
+        Event::TaskStopped { reason } => {
+            let why = format!("saga task stopped: {reason}");
+            s.last_error = Some(why.clone());
+            s.paused = Some(why.clone());
+            s.task_stopped = Some(reason.clone());
+            s.clear_failures();
+            s.owe(NoticeKind::SagaStopped, why);
+        }
         Event::Resumed { .. } => {
             s.paused = None;
             s.keep_admin_missing = None;
+            s.task_stopped = None;
             s.clear_failures();
             s.wait = None;
             s.observed = Observed::default();
@@ -434,6 +447,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
         Event::AbortRequested { why, .. } => {
             s.compensating = Some(format!("aborted: {why}"));
             s.paused = None;
+            s.task_stopped = None;
             s.enter_compensation();
         }
         Event::CompensationStarted { reason } => {

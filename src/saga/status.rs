@@ -23,6 +23,10 @@ pub enum SagaState {
     RolledBack,
     /// Ended without closing the tenant.
     Failed,
+    /// Its task ended without the saga ending, and the log took no record of
+    /// it: shown by the running daemon only (never recorded, never terminal;
+    /// the saga keeps its tenant until the next start runs it again).
+    Stopped,
 }
 
 impl SagaState {
@@ -44,6 +48,7 @@ impl SagaState {
             SagaState::Completed => "completed",
             SagaState::RolledBack => "rolled_back",
             SagaState::Failed => "failed",
+            SagaState::Stopped => "stopped",
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::action::{Action, Call, Read};
 use super::decide::{
     drive, ids_where, intend, is_keep, keep_ids, other_users, resolve_doubt, status_of, wait,
+    window,
 };
 use super::event::{Change, Event, Gate, SECURITY_DEFAULTS};
 use super::state::{State, Target};
@@ -99,21 +100,50 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
         return intend_deletes(state, pending, Vec::new());
     }
     if state.table(Change::DeleteUser).is_none() {
-        let targets: Vec<(String, String)> = state
+        // Before the first delete, the preflight judges every user to be
+        // deleted (not only the first window): a gate opens before anyone
+        // is deleted, never half-way through the step.
+        let all: Vec<(String, String)> = state
             .inventory
             .iter()
             .flat_map(|i| i.users.iter())
             .filter(|u| !is_keep(state, &u.id, &u.user_principal_name))
             .map(|u| (u.id.clone(), u.user_principal_name.clone()))
             .collect();
-        if !targets.is_empty() {
-            let first = match preflight(state, now, &targets) {
+        if !all.is_empty() {
+            let first = match preflight(state, now, &all) {
                 Ok(first) => first,
                 Err(actions) => return actions,
             };
-            let ids = targets.into_iter().map(|(id, _)| id).collect();
+            let ids = all
+                .into_iter()
+                .map(|(id, _)| id)
+                .take(window(state))
+                .collect();
             return intend_deletes(state, ids, first);
         }
+    }
+    // The inventory's users are intended a window at a time, in inventory
+    // order; the next window is those without an intent yet. Those intended
+    // so far are the first of the inventory, so the scan starts after them
+    // (less the keep accounts among them): a step of N users costs N
+    // lookups, not N per window. A user skipped wrongly (a table filled
+    // otherwise) is still found by the read of the users below.
+    let intended = state.table(Change::DeleteUser).map_or(0, |t| t.len());
+    let keeps = state.keep_ids.as_ref().map_or(0, |k| k.len())
+        + state.header.as_ref().map_or(0, |h| h.spec.keep.len());
+    let targets: Vec<String> = state
+        .inventory
+        .iter()
+        .flat_map(|i| i.users.iter())
+        .skip(intended.saturating_sub(keeps))
+        .filter(|u| !is_keep(state, &u.id, &u.user_principal_name))
+        .filter(|u| status_of(state, Change::DeleteUser, &u.id).is_none())
+        .map(|u| u.id.clone())
+        .take(window(state))
+        .collect();
+    if !targets.is_empty() {
+        return intend_deletes(state, targets, Vec::new());
     }
     let Some(users) = &state.observed.users else {
         return read(Read::Users);

@@ -73,7 +73,7 @@ pub fn started(mode: SubscriptionMode) -> Event {
     started_with(mode, vec!["a".into()], policy())
 }
 
-fn user(id: &str) -> User {
+pub fn user(id: &str) -> User {
     User {
         id: id.into(),
         user_principal_name: format!("{id}@t1"),

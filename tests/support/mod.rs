@@ -319,6 +319,11 @@ pub struct Daemon {
 impl Daemon {
     /// Spawns the daemon without waiting for readiness.
     pub fn spawn(env: &Env) -> Daemon {
+        Daemon::spawn_with(env, &[])
+    }
+
+    /// Spawns the daemon with extra environment variables.
+    pub fn spawn_with(env: &Env, vars: &[(&str, &str)]) -> Daemon {
         let log = env.path("daemon.log");
         let notify_path = env.path("notify.sock");
         let _ = fs::remove_file(&notify_path);
@@ -355,6 +360,7 @@ impl Daemon {
             .env("CREDENTIALS_DIRECTORY", env.path("creds"))
             .env_remove("RUST_LOG")
             .env_remove("WATCHDOG_USEC")
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()

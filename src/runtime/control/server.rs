@@ -157,6 +157,7 @@ impl Server {
                 pid: std::process::id(),
                 started_at: Timestamp::from_system(std::time::SystemTime::now()),
                 healthy: true,
+                dead_tasks: Vec::new(),
             },
             limits: Limits::default(),
         })
@@ -370,10 +371,12 @@ async fn dispatch<E: Engine>(
             ))
         }
         Request::Health => {
+            let dead_tasks = engine.dead_tasks();
             return Response::Health(Health {
-                healthy: engine.healthy(),
+                healthy: engine.healthy() && dead_tasks.is_empty(),
+                dead_tasks,
                 ..health.clone()
-            })
+            });
         }
         Request::Submit { tenants } => {
             tracing::info!(operator = %who.name, tenants = tenants.len(), "submit");
