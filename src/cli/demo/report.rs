@@ -117,6 +117,13 @@ fn read_blocking(
                         _ => {}
                     }
                 }
+                // A delete whose answer was lost (a ghost 5xx, a dropped
+                // connection) and that a read then found applied.
+                Event::InDoubtResolved {
+                    change: Change::DeleteUser,
+                    applied,
+                    ..
+                } => fig.users_deleted += applied.len(),
                 Event::ChangeFailed { http, .. } => {
                     log_changes += 1;
                     fig.failures += 1;
