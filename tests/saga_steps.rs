@@ -559,12 +559,17 @@ fn step_one_intends_one_window_at_a_time() {
             applications: vec![],
         },
     };
-    let start = vec![
-        started_with(SubscriptionMode::Manual, vec!["a@t1".into()], p),
-        inventory,
-        keep_checked(),
-        Event::StepStarted { step: 1 },
-    ];
+    let start = [
+        vec![started_with(SubscriptionMode::Manual, vec!["a@t1".into()], p)],
+        resolved(),
+        vec![
+            inventory,
+            keep_checked(),
+            Event::StepStarted { step: 1 },
+            preflight(true, false),
+        ],
+    ]
+    .concat();
     assert_eq!(closeout::saga::INTENT_WINDOW, 4);
     let r = |n: usize| [ids[n].as_str(), ids[n + 1].as_str()];
     let mut done = start.clone();
