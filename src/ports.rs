@@ -101,6 +101,19 @@ pub trait TenantApi: Send + Sync {
     /// from on-premises, the organization's sync state and closeout's own
     /// service principal.
     fn read_preflight(&self) -> impl Future<Output = Result<Preflight, CallError>> + Send;
+
+    /// Step 5's preflight: users, app registrations, service principals,
+    /// subscriptions (trials and self-service included) and the initial domain.
+    fn deletion_check(
+        &self,
+    ) -> impl Future<Output = Result<crate::saga::closure::DeletionCheck, CallError>> + Send;
+
+    /// The tenant's OpenID discovery document for `name` (tenant id or
+    /// domain), read without credentials.
+    fn discovery(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<crate::saga::closure::Answer, CallError>> + Send;
 }
 
 /// The partner's Partner Center API: one value for the whole daemon.

@@ -87,6 +87,8 @@ struct Inner {
 struct Settings {
     /// The policy recorded in the first event of each new saga.
     policy: saga::SagaPolicy,
+    /// What step 4 of each new saga turns off (recorded next to its policy).
+    mfa_scope: saga::closure::MfaScope,
 }
 
 /// One saga as the executor tracks it.
@@ -192,6 +194,7 @@ impl Executor {
             partner,
             settings: RwLock::new(Settings {
                 policy: policy_of(config),
+                mfa_scope: config.saga.mfa_scope,
             }),
             sagas: Mutex::new(HashMap::new()),
             working: Arc::new(Semaphore::new(config.limits.max_concurrent_sagas.get())),
@@ -744,13 +747,10 @@ impl Engine for Executor {
         for spec in &tenants {
             self.check_submission(spec)?;
         }
-        let policy = self
-            .inner
-            .settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .policy
-            .clone();
+        let (policy, mfa_scope) = {
+            let settings = self.inner.settings.read().unwrap_or_else(|p| p.into_inner());
+            (settings.policy.clone(), settings.mfa_scope)
+        };
         let batch_id = uuid::Uuid::new_v4().to_string();
         let batch_size = u32::try_from(tenants.len()).unwrap_or(u32::MAX);
         // Every saga's first events are appended at once (one group commit
@@ -768,13 +768,24 @@ impl Engine for Executor {
             let payload = event
                 .encode()
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
+            let closure = Event::ClosurePolicyRecorded {
+                mfa_scope,
+                finish_with: None,
+            };
+            let closure_bytes = (closure.encode())
+                .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
             let joined = Event::BatchJoined {
                 batch_id: batch_id.clone(),
                 size: batch_size,
             };
             let joined_bytes = (joined.encode())
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
-            started.push((saga_id, spec, [event, joined], vec![payload, joined_bytes]));
+            started.push((
+                saga_id,
+                spec,
+                [event, closure, joined],
+                vec![payload, closure_bytes, joined_bytes],
+            ));
         }
         let appends = started.iter_mut().map(|(saga_id, _, _, payloads)| {
             let payloads = std::mem::take(payloads);
@@ -915,6 +926,7 @@ impl Lifecycle for Executor {
             .write()
             .unwrap_or_else(|p| p.into_inner());
         settings.policy = policy_of(config);
+        settings.mfa_scope = config.saga.mfa_scope;
         tracing::info!("new sagas use the reloaded retry, failure and polling policy");
     }
 

@@ -11,6 +11,7 @@ use crate::ports::{PartnerApi, TenantApi};
 use crate::saga::{
     Call, Change, Event, Inventory, MfaView, Read, SubscriptionRef, TenantView, UserRef,
 };
+use crate::saga::closure::{Observation, OWN_APP_GONE, TENANT_UNKNOWN};
 use futures::future::join_all;
 
 /// Makes the call and returns the events recording its results.
@@ -22,7 +23,7 @@ pub async fn perform<T: TenantApi, P: PartnerApi>(
     _now: Timestamp,
 ) -> Vec<Event> {
     match call {
-        Call::Read(read) => match perform_read(read, tenant).await {
+        Call::Read(read) => match perform_read(read, tenant, tenant_id).await {
             Ok(Event::InventoryRecorded { inventory }) => Event::inventory(inventory),
             Ok(event) => vec![event],
             Err(error) => vec![Event::ReadFailed {
@@ -135,7 +136,11 @@ async fn perform_change<T: TenantApi, P: PartnerApi>(
     }
 }
 
-async fn perform_read<T: TenantApi>(read: &Read, tenant: &T) -> Result<Event, CallError> {
+async fn perform_read<T: TenantApi>(
+    read: &Read,
+    tenant: &T,
+    tenant_id: &str,
+) -> Result<Event, CallError> {
     Ok(match read {
         Read::Inventory => {
             let users = tenant.list_users().await?;
@@ -195,6 +200,30 @@ async fn perform_read<T: TenantApi>(read: &Read, tenant: &T) -> Result<Event, Ca
         Read::TenantExists => Event::TenantChecked {
             exists: tenant.tenant_exists().await?,
         },
+        Read::DeletionCheck => match tenant.deletion_check().await {
+            Ok(check) => Event::DeletionChecked { check },
+            // closeout's own credentials refused: its app or service principal
+            // removed (the operator's cleanup) or the tenant unknown; step 5
+            // goes on with credential-free reads only.
+            Err(e) if e.code == TENANT_UNKNOWN || OWN_APP_GONE.contains(&e.code.as_str()) => {
+                Event::CredentialsRefused { code: e.code }
+            }
+            Err(e) => return Err(e),
+        },
+        Read::Discovery { domain } => {
+            let tenant_id = tenant.discovery(tenant_id).await?;
+            let answer = match domain {
+                Some(d) => Some(tenant.discovery(d).await?),
+                None => None,
+            };
+            Event::DiscoveryRead {
+                observation: Observation {
+                    domain_name: domain.clone(),
+                    tenant_id,
+                    domain: answer,
+                },
+            }
+        }
         Read::Preflight => Event::PreflightRead {
             preflight: tenant.read_preflight().await?,
         },

@@ -60,6 +60,15 @@ pub enum Read {
     /// Step 1's preflight: role assignments, on-premises sync of the users
     /// and the organization, closeout's own service principal.
     Preflight,
+    /// The step 5 preflight: users, app registrations, service principals,
+    /// subscriptions and the initial domain.
+    DeletionCheck,
+    /// The tenant's OpenID discovery document for its id and this initial
+    /// domain, read without credentials.
+    Discovery {
+        /// The initial domain, when known.
+        domain: Option<String>,
+    },
 }
 
 /// An external call.
