@@ -71,8 +71,9 @@ pub fn finisher(
     };
     let is_admin = |id: &String| inventory.global_admins.contains(id);
     if let Some(named) = finish_with {
-        let in_keep = keep.iter().any(|k| k.eq_ignore_ascii_case(named));
-        return id_of(named).filter(|id| in_keep && is_admin(id));
+        let id = id_of(named)?;
+        let in_keep = keep.iter().any(|k| id_of(k).as_ref() == Some(&id));
+        return Some(id).filter(|id| in_keep && is_admin(id));
     }
     keep.iter().filter_map(|k| id_of(k)).find(is_admin)
 }

@@ -97,6 +97,22 @@ pub fn token(
             &format!("Application with identifier '{client_id}' was not found in the directory '{tenant_id}'."),
         );
     }
+    // closeout's app is multi-tenant: its service principal in the customer
+    // tenant is what lets it in. Removed (the deletion page's cleanup), the
+    // token endpoint refuses with AADSTS7000229
+    // (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+    let own_missing = world
+        .tenants
+        .get(&tenant_id)
+        .is_some_and(|t| t.own_principal().is_none());
+    if own_missing {
+        return err(
+            400,
+            "invalid_client",
+            7000229,
+            &format!("The client application {client_id} is missing service principal in the tenant {tenant_id}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119"),
+        );
+    }
     match field("client_secret") {
         Some(s) if s == expected.1 => {}
         Some(_) => {

@@ -123,6 +123,7 @@ enum Service {
     Batch,
     Partner,
     Own,
+    Discovery,
     Unknown,
 }
 
@@ -131,6 +132,8 @@ fn service(path: &str) -> Service {
         Service::Own
     } else if path.ends_with("/oauth2/v2.0/token") {
         Service::Token
+    } else if super::discovery::is_discovery(path) {
+        Service::Discovery
     } else if path == "/v1.0/$batch" || path == "/beta/$batch" {
         Service::Batch
     } else if path.starts_with("/v1.0/") || path.starts_with("/beta/") {
@@ -247,6 +250,9 @@ fn dispatch(sim: &Sim, svc: Service, req: &Req, now: Instant, fault: Fault) -> R
                 .to_string();
             let mut rng = lock(&sim.rng);
             return login::token(w, req, &tenant, now, sim.cfg.token_lifetime, &mut *rng);
+        }
+        Service::Discovery => {
+            return super::discovery::openid_configuration(w, req, now);
         }
         Service::Batch => {
             let mut f = lock(&sim.faults);
