@@ -1015,7 +1015,13 @@ fn decide_never_performs_a_change_without_a_preceding_intent() {
         at_step(SubscriptionMode::PartnerCenter, 2),
         [
             at_step(SubscriptionMode::PartnerCenter, 4),
-            vec![mfa_read(true, true, true)],
+            vec![
+                Event::ClosurePolicyRecorded {
+                    mfa_scope: closeout::saga::closure::MfaScope::All,
+                    finish_with: None,
+                },
+                mfa_read(true, true, true),
+            ],
         ]
         .concat(),
     ];
