@@ -814,7 +814,7 @@ impl Engine for Executor {
                 tenant_id: spec.tenant_id.clone(),
             });
             (self.inner.batches).join(&batch_id, &saga_id.0, batch_size, None, false);
-            self.adopt(saga_id, state, store::FIRST_SEQ + 2).await;
+            self.adopt(saga_id, state, store::FIRST_SEQ + events.len() as u64).await;
         }
         if let Some(e) = failed {
             return Err(e);
