@@ -100,14 +100,16 @@ pub fn token(
     // closeout's app is multi-tenant: its service principal in the customer
     // tenant is what lets it in. Removed (the deletion page's cleanup), the
     // token endpoint refuses with AADSTS7000229
-    // (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+    // (https://learn.microsoft.com/entra/identity-platform/reference-error-codes;
+    // the page lists codes, not statuses: 401 `invalid_client` is how the
+    // service answers in practice).
     let own_missing = world
         .tenants
         .get(&tenant_id)
         .is_some_and(|t| t.own_principal().is_none());
     if own_missing {
         return err(
-            400,
+            401,
             "invalid_client",
             7000229,
             &format!("The client application {client_id} is missing service principal in the tenant {tenant_id}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119"),
