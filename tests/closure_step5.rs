@@ -113,7 +113,8 @@ fn a_closure_ends_observed_gone_after_the_operator_removes_closeouts_app() {
     let path_of = |e: &serde_json::Value| e["path"].as_str().unwrap_or("").to_string();
     // The finishing administrator's per-user MFA is never written; aaron's is.
     assert!(
-        all.iter().all(|e| !path_of(e).contains(ADMIN) || e["method"] == "POST"),
+        all.iter()
+            .all(|e| !path_of(e).contains(ADMIN) || e["method"] == "POST"),
         "the finishing admin was changed: {all:?}"
     );
     assert!(
@@ -139,7 +140,9 @@ fn a_closure_ends_observed_gone_after_the_operator_removes_closeouts_app() {
             .and_then(|e| e["seq"].as_u64())
             .unwrap_or_else(|| panic!("no {p} in {all:?}"))
     };
-    let aaron = seq(format!("/_sim/tenants/{TENANT}/operator/users/{AARON}/delete"));
+    let aaron = seq(format!(
+        "/_sim/tenants/{TENANT}/operator/users/{AARON}/delete"
+    ));
     let own = seq(format!(
         "/_sim/tenants/{TENANT}/operator/service-principals/{CLIENT}/delete"
     ));
@@ -185,7 +188,15 @@ fn a_closure_ends_observed_gone_after_the_operator_removes_closeouts_app() {
         .expect("a baseline");
     let gate = log
         .iter()
-        .position(|e| matches!(e, Event::GateOpened { gate: Gate::DeleteTenant, .. }))
+        .position(|e| {
+            matches!(
+                e,
+                Event::GateOpened {
+                    gate: Gate::DeleteTenant,
+                    ..
+                }
+            )
+        })
         .expect("a gate");
     assert!(baseline < gate);
     let gone: Vec<u8> = log
@@ -197,7 +208,8 @@ fn a_closure_ends_observed_gone_after_the_operator_removes_closeouts_app() {
         .collect();
     assert_eq!(gone, vec![1, 2], "{log:?}");
     assert!(
-        !log.iter().any(|e| matches!(e, Event::TenantFoundGone { .. })),
+        !log.iter()
+            .any(|e| matches!(e, Event::TenantFoundGone { .. })),
         "gone on a token error alone"
     );
 }

@@ -130,8 +130,14 @@ fn step_four_leaves_the_finishing_admin_and_by_default_the_policies_alone() {
 fn step_four_with_scope_all_turns_policies_off_one_ca_write_a_second() {
     let s4 = at(4, &["a"], Some((MfaScope::All, None)));
     assert_eq!(
-        given([s4.clone(), vec![mfa(true, &[("p1", true), ("p2", true)], &[("a", true)])]].concat())
-            .when(T0),
+        given(
+            [
+                s4.clone(),
+                vec![mfa(true, &[("p1", true), ("p2", true)], &[("a", true)])]
+            ]
+            .concat()
+        )
+        .when(T0),
         vec![
             record(vec![
                 intent(0, Change::DisableSecurityDefaults, &["securityDefaults"]),
@@ -250,12 +256,21 @@ fn step_five_checks_the_portal_list_and_records_a_baseline_before_the_gate() {
     assert_eq!(given(s5.clone()).when(T0), vec![read(Read::DeletionCheck)]);
     let checked = [
         s5.clone(),
-        vec![check(&["a"], &["client"], &[("s1", false, SubscriptionStatus::Deleted)])],
+        vec![check(
+            &["a"],
+            &["client"],
+            &[("s1", false, SubscriptionStatus::Deleted)],
+        )],
     ]
     .concat();
     assert_eq!(given(checked.clone()).when(T0), vec![discovery()]);
-    let seen = [checked.clone(), vec![Event::DiscoveryRead { observation: obs(found(), found()) }]]
-        .concat();
+    let seen = [
+        checked.clone(),
+        vec![Event::DiscoveryRead {
+            observation: obs(found(), found()),
+        }],
+    ]
+    .concat();
     assert_eq!(
         given(seen.clone()).when(T0),
         vec![record(vec![Event::DiscoveryBaselineRecorded {
@@ -271,7 +286,9 @@ fn step_five_checks_the_portal_list_and_records_a_baseline_before_the_gate() {
     .concat();
     let actions = given(based).when(T0);
     let (text, reason) = opened(&actions);
-    let unseen = text.find("Azure subscription").expect("names Azure subscriptions");
+    let unseen = text
+        .find("Azure subscription")
+        .expect("names Azure subscriptions");
     let invoices = text.find("invoice").expect("names unpaid invoices");
     let own = text
         .find("remove closeout's own enterprise app (application id client")
@@ -279,7 +296,10 @@ fn step_five_checks_the_portal_list_and_records_a_baseline_before_the_gate() {
     assert!(unseen < own && invoices < own, "own app is last: {text}");
     assert!(!text.contains("not deletable"), "{text}");
     assert!(!text.to_lowercase().contains("security defaults"), "{text}");
-    assert!(reason.contains("remove closeout's enterprise app"), "{reason}");
+    assert!(
+        reason.contains("remove closeout's enterprise app"),
+        "{reason}"
+    );
     assert_eq!(actions.last(), Some(&Action::WakeAt(ts(T0 + 300_000))));
 }
 
@@ -309,7 +329,10 @@ fn step_five_names_the_other_keep_account_never_the_finishing_admin() {
     assert!(text.contains("other keep accounts a@t1 "), "{text}");
     assert!(!text.contains("accounts b@t1"), "{text}");
     assert!(text.contains("Signed in as b@t1"), "{text}");
-    assert!(text.contains("crm app"), "names the blocking enterprise app: {text}");
+    assert!(
+        text.contains("crm app"),
+        "names the blocking enterprise app: {text}"
+    );
     assert!(text.contains("E3 (trial) [s9]"), "names the trial: {text}");
     assert!(reason.contains("3 things block"), "{reason}");
 }
@@ -346,7 +369,10 @@ fn step_five_observes_the_tenant_gone_twice_without_its_credentials() {
     let cleaning = waiting(vec![Event::CredentialsRefused {
         code: "AADSTS7000229".into(),
     }]);
-    assert_eq!(given(cleaning.clone()).when(T0 + 300_000), vec![discovery()]);
+    assert_eq!(
+        given(cleaning.clone()).when(T0 + 300_000),
+        vec![discovery()]
+    );
     let still = [
         cleaning.clone(),
         vec![Event::DiscoveryRead {

@@ -314,7 +314,12 @@ async fn operator_deletes_tenant_only_when_the_portal_would() {
             "https://graph.microsoft.com/.default",
         )
         .await;
-    assert_eq!(refused.body["error_codes"], json!([7000229]), "{}", refused.body);
+    assert_eq!(
+        refused.body["error_codes"],
+        json!([7000229]),
+        "{}",
+        refused.body
+    );
     assert_eq!(
         op(format!("/_sim/tenants/{}/operator/delete", t.tenant_id))
             .await

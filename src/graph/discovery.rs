@@ -18,10 +18,7 @@ use reqwest::Method;
 /// login service answers 400 with a "tenant not found" code (`AADSTS90002`,
 /// or `AADSTS90013`-style invalid input); anything else is a transient
 /// failure (the read is repeated later; it never counts as evidence).
-pub(crate) async fn openid_configuration(
-    shared: &Shared,
-    name: &str,
-) -> Result<Answer, CallError> {
+pub(crate) async fn openid_configuration(shared: &Shared, name: &str) -> Result<Answer, CallError> {
     let mut url = shared.endpoints.login.clone();
     url.set_path(&format!(
         "/{}/v2.0/.well-known/openid-configuration",

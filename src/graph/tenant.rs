@@ -476,7 +476,10 @@ impl TenantApi for TenantClient {
                 .into_iter()
                 .map(|s| SubscriptionSeen {
                     self_service: s.owner_type.as_deref() == Some("User"),
-                    id: s.commerce_subscription_id.clone().unwrap_or_else(|| s.id.clone()),
+                    id: s
+                        .commerce_subscription_id
+                        .clone()
+                        .unwrap_or_else(|| s.id.clone()),
                     sku: s.sku_part_number.clone().unwrap_or_default(),
                     status: s.status,
                     trial: s.is_trial.unwrap_or(false),

@@ -244,7 +244,9 @@ impl From<CaPolicy> for model::CaPolicy {
             .grant_controls
             .map(|g| {
                 g.built_in_controls.iter().any(|c| c == "mfa")
-                    || g.authentication_strength.as_ref().is_some_and(|a| !a.is_null())
+                    || g.authentication_strength
+                        .as_ref()
+                        .is_some_and(|a| !a.is_null())
             })
             .unwrap_or(false);
         model::CaPolicy {

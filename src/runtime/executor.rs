@@ -748,7 +748,11 @@ impl Engine for Executor {
             self.check_submission(spec)?;
         }
         let (policy, mfa_scope) = {
-            let settings = self.inner.settings.read().unwrap_or_else(|p| p.into_inner());
+            let settings = self
+                .inner
+                .settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
             (settings.policy.clone(), settings.mfa_scope)
         };
         let batch_id = uuid::Uuid::new_v4().to_string();
@@ -814,7 +818,8 @@ impl Engine for Executor {
                 tenant_id: spec.tenant_id.clone(),
             });
             (self.inner.batches).join(&batch_id, &saga_id.0, batch_size, None, false);
-            self.adopt(saga_id, state, store::FIRST_SEQ + events.len() as u64).await;
+            self.adopt(saga_id, state, store::FIRST_SEQ + events.len() as u64)
+                .await;
         }
         if let Some(e) = failed {
             return Err(e);

@@ -8,10 +8,10 @@ use crate::model::{
     WriteOutcome,
 };
 use crate::ports::{PartnerApi, TenantApi};
+use crate::saga::closure::{Observation, OWN_APP_GONE, TENANT_UNKNOWN};
 use crate::saga::{
     Call, Change, Event, Inventory, MfaView, Read, SubscriptionRef, TenantView, UserRef,
 };
-use crate::saga::closure::{Observation, OWN_APP_GONE, TENANT_UNKNOWN};
 use futures::future::join_all;
 
 /// Makes the call and returns the events recording its results.

@@ -146,20 +146,33 @@ pub fn blockers(
     if !strangers.is_empty() {
         out.push(format!(
             "delete the users {}",
-            strangers.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(", ")
+            strangers
+                .iter()
+                .map(|(_, u)| u.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if !keep_others.is_empty() {
         out.push(format!(
             "delete the other keep accounts {} (the portal requires exactly one user: the \
              Global Administrator who deletes the tenant)",
-            keep_others.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(", ")
+            keep_others
+                .iter()
+                .map(|(_, u)| u.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if !check.applications.is_empty() {
         out.push(format!(
             "delete the app registrations {} (Entra admin center > App registrations)",
-            check.applications.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+            check
+                .applications
+                .iter()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let sps: Vec<&PrincipalSeen> = check
@@ -173,14 +186,22 @@ pub fn blockers(
         out.push(format!(
             "delete the enterprise apps {} (Entra admin center > Enterprise applications > \
              Properties > Delete)",
-            third.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+            third
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if !first.is_empty() {
         out.push(format!(
             "remove the Microsoft enterprise apps {} with Remove-MgServicePrincipal as the \
              deletion page shows, or ask Microsoft support if that is refused",
-            first.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+            first
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let subs: Vec<String> = check

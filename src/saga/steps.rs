@@ -3,8 +3,8 @@
 //! disable MFA, delete the directory.
 
 use super::action::{Action, Call, Read};
-use super::decide::{drive, intend, is_keep, keep_ids, status_of, wait};
 use super::closure::{self, MfaScope};
+use super::decide::{drive, intend, is_keep, keep_ids, status_of, wait};
 use super::event::{Change, Event, Gate, SECURITY_DEFAULTS};
 use super::state::State;
 use crate::model::{
@@ -355,14 +355,21 @@ pub const CA_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_sec
 /// What step 4 turns off; a saga recorded without a closure policy uses the
 /// article's scope, which weakens the least.
 pub(crate) fn mfa_scope(state: &State) -> MfaScope {
-    state.closure.as_ref().map(|c| c.mfa_scope).unwrap_or_default()
+    state
+        .closure
+        .as_ref()
+        .map(|c| c.mfa_scope)
+        .unwrap_or_default()
 }
 
 /// The object id of the Global Administrator who finishes the closure.
 pub(crate) fn finishing_admin(state: &State) -> Option<String> {
     let header = state.header.as_ref()?;
     let inv = state.inventory.as_ref()?;
-    let named = state.closure.as_ref().and_then(|c| c.finish_with.as_deref());
+    let named = state
+        .closure
+        .as_ref()
+        .and_then(|c| c.finish_with.as_deref());
     closure::finisher(&header.spec.keep, named, inv)
 }
 
@@ -485,9 +492,7 @@ fn delete_tenant(state: &State, now: Timestamp) -> Vec<Action> {
         .discovery_baseline
         .as_ref()
         .map(|b| b.domain_name.clone())
-        .or_else(|| {
-            (state.observed.deletion.as_ref()).map(|d| d.initial_domain.clone())
-        });
+        .or_else(|| (state.observed.deletion.as_ref()).map(|d| d.initial_domain.clone()));
     if let Some(domain) = &domain {
         if state.observed.discovery.is_none() {
             reads.push(Read::Discovery {
@@ -519,7 +524,10 @@ fn delete_tenant(state: &State, now: Timestamp) -> Vec<Action> {
         }
         return record(vec![Event::DiscoveryBaselineRecorded { observation }]);
     };
-    let open = state.gate.as_ref().filter(|(g, _)| *g == Gate::DeleteTenant);
+    let open = state
+        .gate
+        .as_ref()
+        .filter(|(g, _)| *g == Gate::DeleteTenant);
     if open.is_some() && observation.gone_since(baseline) {
         let confirmation = state.gone_confirmations.saturating_add(1);
         let seen = Event::TenantObservedGone {

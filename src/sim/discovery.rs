@@ -166,7 +166,11 @@ pub fn portal_blockers(t: &Tenant) -> Vec<String> {
             t.service_principals.len()
         ));
     }
-    let live = t.subscriptions.iter().filter(|s| s.status != "Deleted").count();
+    let live = t
+        .subscriptions
+        .iter()
+        .filter(|s| s.status != "Deleted")
+        .count();
     if live > 0 {
         out.push(format!("{live} subscriptions are not deprovisioned"));
     }
@@ -193,7 +197,11 @@ pub fn next_step5_action(t: &Tenant) -> Option<String> {
     if let Some(a) = t.applications.first() {
         return Some(format!("app/{}", a.id));
     }
-    if let Some(s) = t.service_principals.iter().find(|s| s.app_id != t.client_id) {
+    if let Some(s) = t
+        .service_principals
+        .iter()
+        .find(|s| s.app_id != t.client_id)
+    {
         return Some(format!("sp/{}", s.app_id));
     }
     if t.own_principal().is_some() {
@@ -203,7 +211,12 @@ pub fn next_step5_action(t: &Tenant) -> Option<String> {
 }
 
 /// Deletes an app registration (and its service principal) in the admin center.
-pub fn delete_application(world: &mut World, tenant: &str, id: &str, now: Instant) -> Result<bool, Refusal> {
+pub fn delete_application(
+    world: &mut World,
+    tenant: &str,
+    id: &str,
+    now: Instant,
+) -> Result<bool, Refusal> {
     let at = world.clock.rfc3339(now);
     let t = live(world, tenant)?;
     let Some(i) = t.applications.iter().position(|a| a.id == id) else {

@@ -237,11 +237,15 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
         let (tenant, action) = key;
         if let Some(step5) = action.strip_prefix("step5:") {
             let _ = match step5.split_once('/') {
-                Some(("user", u)) => super::discovery::delete_user(world, &tenant, u, now).map(|_| ()),
+                Some(("user", u)) => {
+                    super::discovery::delete_user(world, &tenant, u, now).map(|_| ())
+                }
                 Some(("app", a)) => {
                     super::discovery::delete_application(world, &tenant, a, now).map(|_| ())
                 }
-                Some(("sp", s)) => super::discovery::delete_principal(world, &tenant, s, now).map(|_| ()),
+                Some(("sp", s)) => {
+                    super::discovery::delete_principal(world, &tenant, s, now).map(|_| ())
+                }
                 _ => delete_tenant(world, &tenant, now),
             };
             continue;

@@ -218,7 +218,11 @@ fn route(t: &mut Tenant, c: &Call) -> (Resp, bool) {
         }
         ("GET", ["servicePrincipals"]) => {
             t.deletion_check_read = true;
-            unchanged(directory::apps(c, &t.service_principals, "servicePrincipals"))
+            unchanged(directory::apps(
+                c,
+                &t.service_principals,
+                "servicePrincipals",
+            ))
         }
         ("GET", ["policies", "identitySecurityDefaultsEnforcementPolicy"]) => {
             unchanged(policies::get_defaults(t, c))
