@@ -739,6 +739,15 @@ impl Engine for Executor {
         tenants: Vec<TenantSpec>,
         who: Operator,
     ) -> Result<Vec<SagaSummary>, EngineError> {
+        self.submit_finishing(tenants, Vec::new(), who).await
+    }
+
+    async fn submit_finishing(
+        &self,
+        tenants: Vec<TenantSpec>,
+        finish_with: Vec<Option<String>>,
+        who: Operator,
+    ) -> Result<Vec<SagaSummary>, EngineError> {
         if *self.inner.stopping.borrow() {
             return Err(EngineError::Unavailable(
                 "the daemon is shutting down and takes no new work".into(),
@@ -760,7 +769,7 @@ impl Engine for Executor {
         // Every saga's first events are appended at once (one group commit
         // for the whole batch, not one flush per tenant).
         let mut started = Vec::with_capacity(tenants.len());
-        for spec in tenants {
+        for (i, spec) in tenants.into_iter().enumerate() {
             let saga_id = SagaId(uuid::Uuid::new_v4().to_string());
             let event = Event::SagaStarted {
                 saga_id: saga_id.clone(),
@@ -774,7 +783,7 @@ impl Engine for Executor {
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
             let closure = Event::ClosurePolicyRecorded {
                 mfa_scope,
-                finish_with: None,
+                finish_with: finish_with.get(i).cloned().flatten(),
             };
             let closure_bytes = (closure.encode())
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;

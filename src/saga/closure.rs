@@ -141,7 +141,8 @@ pub fn blockers(
         .iter()
         .filter(|(id, _)| Some(id.as_str()) != finisher)
         .collect();
-    let (keep_others, strangers): (Vec<&(String, String)>, Vec<&(String, String)>) =
+    type Users<'a> = Vec<&'a (String, String)>;
+    let (keep_others, strangers): (Users, Users) =
         others.into_iter().partition(|(id, upn)| keep(id, upn));
     if !strangers.is_empty() {
         out.push(format!(
