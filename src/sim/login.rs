@@ -2,7 +2,8 @@
 //! credentials flow. Tokens are opaque random strings bound to (tenant, client,
 //! audience) and expire after `--token-lifetime`. Errors carry the AADSTS
 //! bodies of the real service: unknown or deleted tenant `AADSTS90002`, unknown
-//! client `AADSTS700016`, wrong secret `AADSTS7000215`.
+//! client `AADSTS700016`, wrong secret `AADSTS7000215`, closeout's service
+//! principal removed from the tenant `AADSTS7000229`.
 
 use super::http::{login_error, Req, Resp};
 use super::state::{Audience, Token, World};
