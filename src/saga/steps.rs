@@ -395,8 +395,9 @@ fn disable_mfa(state: &State, now: Timestamp) -> Vec<Action> {
     let Some(finisher) = finishing_admin(state) else {
         return record(vec![Event::Paused {
             who: "closeout".to_string(),
-            why: "step 4: no keep account holds the Global Administrator role to finish the \
-                  closure; per-user MFA is left as it is"
+            why: "step 4: the account that finishes the closure (the batch's finish_with, or \
+                  the first keep account holding the role) is not a keep Global Administrator; \
+                  per-user MFA is left as it is"
                 .to_string(),
         }]);
     };
