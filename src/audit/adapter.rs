@@ -413,9 +413,15 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
                 .filter(|s| s.status != crate::model::SubscriptionStatus::Deleted)
                 .count()
         )),
-        Event::CredentialsRefused { code } => other(format!(
-            "closeout's own credentials refused ({code}): the operator is cleaning up; watching the tenant's discovery document"
-        )),
+        Event::CredentialsRefused { code } => other(if code == "AADSTS90002" {
+            format!(
+                "closeout's own credentials refused ({code}: tenant not found, no proof of deletion); watching the tenant's discovery document"
+            )
+        } else {
+            format!(
+                "closeout's own credentials refused ({code}: its app removed, the operator is cleaning up); watching the tenant's discovery document"
+            )
+        }),
         Event::DiscoveryRead { observation } => {
             other(format!("discovery document read: {}", describe(observation)))
         }
