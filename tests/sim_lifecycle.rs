@@ -336,6 +336,21 @@ async fn operator_deletes_tenant_only_when_the_portal_would() {
         .await;
     assert_eq!(gone.status, 400);
     assert_eq!(gone.body["error_codes"], json!([90002]));
+    // The credential-free discovery document: not found once deleted.
+    let doc = sim_support::answer(
+        h.http
+            .get(h.url(&format!(
+                "/{}/v2.0/.well-known/openid-configuration",
+                t.tenant_id
+            )))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(doc.status, 400, "{}", doc.body);
+    assert_eq!(doc.body["error"], "invalid_tenant");
+    assert_eq!(doc.body["error_codes"], json!([90002]));
     assert_eq!(h.get("/v1.0/users", &tok).await.status, 401);
     assert!(h.sim.tenants().is_empty());
     let last = h.sim.effects(0).pop().unwrap();
