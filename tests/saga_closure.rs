@@ -475,3 +475,29 @@ fn step_five_takes_no_not_found_before_the_deletion_as_evidence() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn status_names_what_blocks_the_deletion_from_the_latest_check() {
+    let s5 = at(5, &["a", "b"], Some((MfaScope::Article, Some("b@t1"))));
+    let state = given(
+        [
+            s5,
+            vec![
+                check(&["a", "b"], &["client"], &[]),
+                Event::GateOpened {
+                    gate: Gate::DeleteTenant,
+                    instructions: "do it".into(),
+                },
+            ],
+        ]
+        .concat(),
+    )
+    .0;
+    let required = state.action_required().expect("a person is needed");
+    assert!(required.what.contains("closeout's own enterprise app last"));
+    assert_eq!(required.failing_preconditions.len(), 1, "{required:?}");
+    assert!(
+        required.failing_preconditions[0].contains("other keep accounts a@t1 "),
+        "{required:?}"
+    );
+}

@@ -185,6 +185,8 @@ pub struct State {
     /// step 5 (its app removed by the operator's cleanup, or the tenant
     /// unknown): from then on only credential-free reads are made.
     pub own_app_removed: Option<String>,
+    /// The latest step 5 preflight read, kept when reads go stale (for `status`).
+    pub last_deletion_check: Option<super::closure::DeletionCheck>,
     /// The time the latest Conditional Access write finished (pacing: the
     /// documented limit is one request per second per tenant).
     pub last_ca_write: Option<Timestamp>,
@@ -355,6 +357,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
         }
         Event::DeletionChecked { check } => {
             s.observed.deletion = Some(check.clone());
+            s.last_deletion_check = Some(check.clone());
             s.streak = None;
         }
         Event::CredentialsRefused { code } => {
