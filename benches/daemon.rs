@@ -168,6 +168,7 @@ async fn run(tenants: usize, users: usize, seed: u64, delays: Delays) -> (Durati
     match client
         .call(&Request::Submit {
             tenants: batch.tenants,
+            finish_with: batch.finish_with,
         })
         .await
         .expect("submit")

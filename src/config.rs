@@ -249,6 +249,11 @@ pub struct SagaSettings {
     /// yet (Entra ID replicates with a delay). Default `30s`.
     #[serde(deserialize_with = "positive_duration")]
     pub replication_wait: Duration,
+    /// What step 4 turns off: `article` (default: per-user MFA of every
+    /// remaining account except the Global Administrator who finishes the
+    /// closure, as "Close your account" says) or `all` (also security
+    /// defaults and the Conditional Access policies requiring MFA).
+    pub mfa_scope: crate::saga::closure::MfaScope,
 }
 
 /// Log output format.
@@ -320,6 +325,7 @@ impl Default for SagaSettings {
             gate_recheck: Duration::from_secs(300),
             tenant_gone_poll: Duration::from_secs(300),
             replication_wait: Duration::from_secs(30),
+            mfa_scope: crate::saga::closure::MfaScope::Article,
         }
     }
 }

@@ -137,6 +137,19 @@ pub trait TenantApi: Send + Sync {
     ) -> impl Future<Output = (Option<KeepCheck>, Vec<(String, WriteOutcome)>)> + Send {
         async { (None, self.delete_users(ids).await) }
     }
+
+    /// Step 5's preflight: users, app registrations, service principals,
+    /// subscriptions (trials and self-service included) and the initial domain.
+    fn deletion_check(
+        &self,
+    ) -> impl Future<Output = Result<crate::saga::closure::DeletionCheck, CallError>> + Send;
+
+    /// The tenant's OpenID discovery document for `name` (tenant id or
+    /// domain), read without credentials.
+    fn discovery(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<crate::saga::closure::Answer, CallError>> + Send;
 }
 
 /// A keep-admin check made just before user deletes: the members of the

@@ -173,6 +173,7 @@ async fn round_trip_with_peer_identity_and_mode_0660() {
     let r = client
         .call(&Request::Submit {
             tenants: vec![spec("a.example"), spec("b.example")],
+            finish_with: Vec::new(),
         })
         .await
         .unwrap();

@@ -337,3 +337,27 @@ fn cli_without_a_daemon_exits_1_with_a_clear_message() {
         );
     }
 }
+
+#[test]
+fn finish_with_must_be_a_keep_account() {
+    batch_case(
+        "[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nclient_secret_credential = \"s\"\nkeep = [\"x\"]\nsubscriptions = \"manual\"\nfinish_with = \"y\"\n",
+        "batch.toml:1: tenant[1]",
+        "finish_with \"y\" is not in the keep list",
+    );
+}
+
+#[test]
+fn finish_with_and_mfa_scope_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.toml");
+    let body = "[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nclient_secret_credential = \"s\"\nkeep = [\"x\", \"Y\"]\nsubscriptions = \"manual\"\nfinish_with = \"y\"\n";
+    let batch = closeout::config::BatchFile::parse(body, &file).unwrap();
+    assert_eq!(batch.finish_with, vec![Some("y".to_string())]);
+    let config = dir.path().join("closeout.toml");
+    std::fs::write(&config, "[saga]\nmfa_scope = \"all\"\n").unwrap();
+    let c = closeout::config::Config::load(&config).unwrap();
+    assert_eq!(c.saga.mfa_scope, closeout::saga::closure::MfaScope::All);
+    std::fs::write(&config, "[saga]\nmfa_scope = \"some\"\n").unwrap();
+    assert!(closeout::config::Config::load(&config).is_err());
+}

@@ -164,6 +164,12 @@ fn permanent_failure_after_the_pivot_pauses_and_resume_completes() {
     write_secret(&secret, &good);
     let out = env.cli("resume", &[&saga]);
     assert!(out.status.success(), "resume: {}", support::stderr(&out));
+    // As the deletion page asks: closeout's own enterprise app goes first.
+    let app = tenants[0]["client_id"].as_str().unwrap();
+    let (status, body) = sim.post(&format!(
+        "/_sim/tenants/{tid}/operator/service-principals/{app}/delete"
+    ));
+    assert_eq!(status, 200, "operator removes closeout's app: {body}");
     let (status, body) = sim.post(&format!("/_sim/tenants/{tid}/operator/delete"));
     assert_eq!(status, 200, "operator delete: {body}");
     let rows = wait_status(

@@ -560,7 +560,11 @@ fn step_one_intends_one_window_at_a_time() {
         },
     };
     let start = [
-        vec![started_with(SubscriptionMode::Manual, vec!["a@t1".into()], p)],
+        vec![started_with(
+            SubscriptionMode::Manual,
+            vec!["a@t1".into()],
+            p,
+        )],
         resolved(),
         vec![
             inventory,
@@ -950,123 +954,6 @@ fn step_three_passes_the_pivot_and_waits_for_deprovisioning() {
 }
 
 #[test]
-fn step_four_disables_mfa_and_step_five_waits_for_the_tenant_to_go() {
-    let s4 = at_step(SubscriptionMode::PartnerCenter, 4);
-    let s5 = at_step(SubscriptionMode::PartnerCenter, 5);
-    check(vec![
-        Case {
-            name: "step 4 reads the MFA settings of the keep accounts",
-            given: s4.clone(),
-            now: T0,
-            then: vec![read(Read::Mfa {
-                user_ids: vec!["a".into()],
-            })],
-        },
-        Case {
-            name: "step 4: intents for security defaults, MFA policies, per-user MFA",
-            given: [s4.clone(), vec![mfa_read(true, true, true)]].concat(),
-            now: T0,
-            then: vec![
-                record(vec![
-                    intent(0, Change::DisableSecurityDefaults, &["securityDefaults"]),
-                    intent(1, Change::DisableCaPolicy, &["p1"]),
-                    intent(2, Change::DisableUserMfa, &["a"]),
-                ]),
-                change(0, Change::DisableSecurityDefaults, &["securityDefaults"]),
-                change(1, Change::DisableCaPolicy, &["p1"]),
-                change(2, Change::DisableUserMfa, &["a"]),
-            ],
-        },
-        Case {
-            name: "step 4: an in-doubt policy change is resolved by re-reading",
-            given: [
-                s4.clone(),
-                vec![
-                    intent(0, Change::DisableCaPolicy, &["p1"]),
-                    failed(0, "p1", FailureClass::InDoubt, None),
-                    retry(T0 + 1000, 1, T0),
-                ],
-            ]
-            .concat(),
-            now: T0 + 1000,
-            then: vec![read(Read::Mfa {
-                user_ids: vec!["a".into()],
-            })],
-        },
-        Case {
-            name: "step 4: everything off, step 5",
-            given: [s4, vec![mfa_read(false, false, false)]].concat(),
-            now: T0,
-            then: vec![record(vec![
-                Event::StepCompleted { step: 4 },
-                Event::StepStarted { step: 5 },
-            ])],
-        },
-        Case {
-            name: "step 5 preflight reads the tenant",
-            given: s5.clone(),
-            now: T0,
-            then: vec![read(Read::Tenant {
-                user_ids: vec!["a".into()],
-            })],
-        },
-        Case {
-            name: "step 5 preflight failing pauses (after the pivot)",
-            given: [s5.clone(), vec![tenant_read(&["a", "b"], false)]].concat(),
-            now: T0,
-            then: vec![record(vec![Event::Paused {
-                who: "closeout".into(),
-                why: "step 5 preflight failed: 1 users besides the keep accounts".into(),
-            }])],
-        },
-        Case {
-            name: "step 5 preflight passing opens the gate",
-            given: [s5.clone(), vec![tenant_read(&["a"], false)]].concat(),
-            now: T0,
-            then: vec![
-                record(vec![
-                    Event::GateOpened {
-                        gate: Gate::DeleteTenant,
-                        instructions: "A Global Administrator deletes tenant t1 in the Entra \
-                                       admin center (Identity > Overview > Manage tenants > \
-                                       Delete); closeout verifies that the tenant is gone"
-                            .into(),
-                    },
-                    Event::WaitStarted {
-                        until: ts(T0 + 300_000),
-                        reason: "a Global Administrator to delete the tenant".into(),
-                    },
-                ]),
-                Action::WakeAt(ts(T0 + 300_000)),
-            ],
-        },
-        Case {
-            name: "step 5: once the wait is over, ask the token endpoint",
-            given: [s5.clone(), gate_waiting(Gate::DeleteTenant)].concat(),
-            now: T0 + 600_000,
-            then: vec![read(Read::TenantExists)],
-        },
-        Case {
-            name: "step 5: tenant gone, completed",
-            given: [
-                s5,
-                gate_waiting(Gate::DeleteTenant),
-                vec![Event::TenantChecked { exists: false }],
-            ]
-            .concat(),
-            now: T0 + 600_000,
-            then: vec![record(vec![
-                Event::GateClosed {
-                    gate: Gate::DeleteTenant,
-                },
-                Event::StepCompleted { step: 5 },
-                Event::SagaCompleted,
-            ])],
-        },
-    ]);
-}
-
-#[test]
 fn compensation_undoes_in_reverse_order() {
     let suspend = Change::SetSubscription {
         status: PartnerStatus::Suspended,
@@ -1316,7 +1203,13 @@ fn decide_never_performs_a_change_without_a_preceding_intent() {
         at_step(SubscriptionMode::PartnerCenter, 2),
         [
             at_step(SubscriptionMode::PartnerCenter, 4),
-            vec![mfa_read(true, true, true)],
+            vec![
+                Event::ClosurePolicyRecorded {
+                    mfa_scope: closeout::saga::closure::MfaScope::All,
+                    finish_with: None,
+                },
+                mfa_read(true, true, true),
+            ],
         ]
         .concat(),
     ];

@@ -31,6 +31,27 @@ fn subs_status(h: &Harness, tenant: &str) -> Vec<String> {
 }
 
 /// Deletes every non-keep user and turns MFA off, as closeout's steps 1 and 4 do.
+/// What closeout's step 5 reads before its gate opens: the service
+/// principals (the portal's list) and the tenant's discovery document (the
+/// baseline); the auto-operator acts on step 5 only after both.
+async fn step5_reads(h: &Harness, i: usize) {
+    let tok = h.token(i).await;
+    let t = h.tenant(i);
+    assert_eq!(h.get("/v1.0/servicePrincipals", &tok).await.status, 200);
+    let doc = sim_support::answer(
+        h.http
+            .get(h.url(&format!(
+                "/{}/v2.0/.well-known/openid-configuration",
+                t.tenant_id
+            )))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(doc.status, 200, "{}", doc.body);
+}
+
 async fn clean_directory(h: &Harness, i: usize) {
     let tok = h.token(i).await;
     let keep = h.tenant(i).keep;
@@ -263,6 +284,42 @@ async fn operator_deletes_tenant_only_when_the_portal_would() {
         subs_status(&h, &t.tenant_id).iter().all(|s| s == "Deleted")
     })
     .await;
+    // closeout's own enterprise app is one the portal wants gone too
+    // (https://learn.microsoft.com/entra/identity/users/directory-delete-howto).
+    let refused = op(format!("/_sim/tenants/{}/operator/delete", t.tenant_id)).await;
+    assert_eq!(refused.status, 409);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("enterprise apps remain"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        op(format!(
+            "/_sim/tenants/{}/operator/service-principals/{}/delete",
+            t.tenant_id, t.client_id
+        ))
+        .await
+        .status,
+        200
+    );
+    // Without its service principal, closeout's app gets no token.
+    let refused = h
+        .token_for(
+            &t.tenant_id,
+            &t.client_id,
+            &t.client_secret,
+            "https://graph.microsoft.com/.default",
+        )
+        .await;
+    assert_eq!(
+        refused.body["error_codes"],
+        json!([7000229]),
+        "{}",
+        refused.body
+    );
     assert_eq!(
         op(format!("/_sim/tenants/{}/operator/delete", t.tenant_id))
             .await
@@ -279,6 +336,21 @@ async fn operator_deletes_tenant_only_when_the_portal_would() {
         .await;
     assert_eq!(gone.status, 400);
     assert_eq!(gone.body["error_codes"], json!([90002]));
+    // The credential-free discovery document: not found once deleted.
+    let doc = sim_support::answer(
+        h.http
+            .get(h.url(&format!(
+                "/{}/v2.0/.well-known/openid-configuration",
+                t.tenant_id
+            )))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(doc.status, 400, "{}", doc.body);
+    assert_eq!(doc.body["error"], "invalid_tenant");
+    assert_eq!(doc.body["error_codes"], json!([90002]));
     assert_eq!(h.get("/v1.0/users", &tok).await.status, 401);
     assert!(h.sim.tenants().is_empty());
     let last = h.sim.effects(0).pop().unwrap();
@@ -325,6 +397,7 @@ async fn auto_operator_finishes_a_direct_tenant_once_closeout_did_its_part() {
         "nothing before the users are gone"
     );
     clean_directory(&h, 0).await;
+    step5_reads(&h, 0).await;
     eventually("tenant deleted", || {
         h.sim.tenant(&t.tenant_id).unwrap().deleted
     })
@@ -345,6 +418,7 @@ async fn auto_operator_finishes_a_direct_tenant_once_closeout_did_its_part() {
             "delete",
             "deprovision",
             "deprovision",
+            "delete",
             "delete"
         ]
     );
@@ -390,6 +464,7 @@ async fn a_correct_client_closes_a_partner_billed_tenant_completely() {
             200
         );
     }
+    step5_reads(&h, 0).await;
     eventually("tenant deleted", || {
         h.sim.tenant(&t.tenant_id).unwrap().deleted
     })

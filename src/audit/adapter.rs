@@ -420,6 +420,53 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
             on_off(p.directory_sync),
             p.roles_of(&p.app_principal).count()
         )),
+        Event::ClosurePolicyRecorded {
+            mfa_scope,
+            finish_with,
+        } => other(format!(
+            "closure policy: mfa scope {}, finished by {}",
+            mfa_scope.as_str(),
+            finish_with
+                .as_deref()
+                .unwrap_or("the first keep Global Administrator")
+        )),
+        Event::DeletionChecked { check } => other(format!(
+            "step 5 preflight read: {} users, {} app registrations, {} service principals, {} subscriptions not deprovisioned",
+            check.users.len(),
+            check.applications.len(),
+            check.service_principals.len(),
+            check
+                .subscriptions
+                .iter()
+                .filter(|s| s.status != crate::model::SubscriptionStatus::Deleted)
+                .count()
+        )),
+        Event::CredentialsRefused { code } => other(if code == "AADSTS90002" {
+            format!(
+                "closeout's own credentials refused ({code}: tenant not found, no proof of deletion); watching the tenant's discovery document"
+            )
+        } else {
+            format!(
+                "closeout's own credentials refused ({code}: its app removed, the operator is cleaning up); watching the tenant's discovery document"
+            )
+        }),
+        Event::DiscoveryRead { observation } => {
+            other(format!("discovery document read: {}", describe(observation)))
+        }
+        Event::DiscoveryBaselineRecorded { observation } => other(format!(
+            "discovery baseline before the deletion: {}",
+            describe(observation)
+        )),
+        Event::TenantObservedGone {
+            confirmation: 0, ..
+        } => other("tenant seen again: the observation of its deletion starts over".into()),
+        Event::TenantObservedGone {
+            confirmation,
+            observation,
+        } => other(format!(
+            "tenant observed gone ({confirmation} of 2): {} (observed, not proven: Microsoft documents no deletion signal)",
+            describe(observation)
+        )),
         Event::TenantChecked { exists: true } => other("tenant still exists".into()),
         Event::TenantChecked { exists: false } => {
             other("tenant is gone: the token endpoint no longer knows it".into())
@@ -485,4 +532,18 @@ pub fn state_after(event: &Event) -> Option<&'static str> {
         Event::WaitStarted { .. } | Event::GateOpened { .. } => "waiting",
         _ => return None,
     })
+}
+
+/// One discovery observation in words.
+fn describe(o: &crate::saga::closure::Observation) -> String {
+    use crate::saga::closure::Answer;
+    let a = |x: &Answer| match x {
+        Answer::Found { issuer } => format!("served (issuer {issuer})"),
+        Answer::NotFound { code } => format!("not found ({code})"),
+    };
+    let mut out = format!("tenant id {}", a(&o.tenant_id));
+    if let (Some(name), Some(ans)) = (&o.domain_name, &o.domain) {
+        out.push_str(&format!(", {name} {}", a(ans)));
+    }
+    out
 }

@@ -243,6 +243,7 @@ async fn drive(config: &Config, batch: &Path, timeout: Duration) -> Result<Vec<S
         &mut client,
         &Request::Submit {
             tenants: batch.tenants,
+            finish_with: batch.finish_with,
         },
     )
     .await?

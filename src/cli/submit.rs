@@ -45,6 +45,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             &mut client,
             &Request::Submit {
                 tenants: batch.tenants,
+                finish_with: batch.finish_with,
             },
         )
         .await?

@@ -28,6 +28,9 @@ pub struct BatchFile {
     pub tenants: Vec<TenantSpec>,
     /// The line of each tenant's entry (same order), for later messages.
     pub lines: Vec<usize>,
+    /// Each tenant's `finish_with` (same order): the keep account who
+    /// finishes the closure, if named.
+    pub finish_with: Vec<Option<String>>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +52,9 @@ struct RawTenant {
     #[serde(deserialize_with = "keep_list")]
     keep: Vec<String>,
     subscriptions: SubscriptionMode,
+    /// The keep Global Administrator who deletes the tenant (step 4 leaves
+    /// its MFA on); default: the first keep account holding the role.
+    finish_with: Option<NonEmpty>,
 }
 
 /// A string that must not be empty.
@@ -161,6 +167,7 @@ impl BatchFile {
         let mut seen = HashSet::new();
         let mut tenants = Vec::with_capacity(raw.tenant.len());
         let mut lines = Vec::with_capacity(raw.tenant.len());
+        let mut finish_with = Vec::with_capacity(raw.tenant.len());
         for entry in raw.tenant {
             let span = entry.span();
             let t = entry.into_inner();
@@ -178,6 +185,20 @@ impl BatchFile {
             lines.push(locate::line_of(text, span.start));
             let secret = secret_source(secret_file, t.client_secret_credential)
                 .map_err(|m| locate::span_error(file, text, span.clone(), m))?;
+            if let Some(f) = &t.finish_with {
+                if !t.keep.iter().any(|k| k.eq_ignore_ascii_case(&f.0)) {
+                    return Err(locate::span_error(
+                        file,
+                        text,
+                        span,
+                        &format!(
+                            "finish_with {:?} is not in the keep list: the account who finishes the closure must be kept",
+                            f.0
+                        ),
+                    ));
+                }
+            }
+            finish_with.push(t.finish_with.map(|f| f.0));
             tenants.push(TenantSpec {
                 tenant_id: t.tenant_id.0,
                 client_id: t.client_id.0,
@@ -190,6 +211,7 @@ impl BatchFile {
             file: file.to_path_buf(),
             tenants,
             lines,
+            finish_with,
         })
     }
 

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod batch;
 pub mod bulk;
 pub mod client;
+pub mod discovery;
 pub mod error;
 pub mod identity;
 pub mod paging;

@@ -438,6 +438,74 @@ impl TenantApi for TenantClient {
         self.role_members().await
     }
 
+    /// The portal's deletion check, as far as Graph shows it
+    /// (https://learn.microsoft.com/entra/identity/users/directory-delete-howto):
+    /// users (https://learn.microsoft.com/graph/api/user-list), app
+    /// registrations (https://learn.microsoft.com/graph/api/application-list),
+    /// service principals with their owner organization
+    /// (https://learn.microsoft.com/graph/api/serviceprincipal-list), every
+    /// subscription with `isTrial` and `ownerType`
+    /// (https://learn.microsoft.com/graph/api/resources/companysubscription)
+    /// and the initial domain (https://learn.microsoft.com/graph/api/organization-get).
+    async fn deletion_check(&self) -> Result<crate::saga::closure::DeletionCheck, CallError> {
+        use crate::saga::closure::{
+            DeletionCheck, PrincipalSeen, SubscriptionSeen, MICROSOFT_SERVICES_TENANT,
+        };
+        let users = self.list_users().await?;
+        let apps: Vec<wire::App> = self
+            .all("/v1.0/applications?$select=id,appId,displayName")
+            .await?;
+        let sps: Vec<wire::Principal> = self
+            .all("/v1.0/servicePrincipals?$select=id,appId,displayName,appOwnerOrganizationId")
+            .await?;
+        let subs: Vec<wire::Subscription> = self.all("/v1.0/directory/subscriptions").await?;
+        let orgs: Vec<wire::OrganizationDomains> = self
+            .all("/v1.0/organization?$select=id,verifiedDomains")
+            .await?;
+        Ok(DeletionCheck {
+            users: users
+                .into_iter()
+                .map(|u| (u.id, u.user_principal_name))
+                .collect(),
+            applications: apps
+                .into_iter()
+                .map(|a| (a.id, a.display_name.unwrap_or_default()))
+                .collect(),
+            service_principals: sps
+                .into_iter()
+                .map(|p| PrincipalSeen {
+                    first_party: p.app_owner_organization_id.as_deref()
+                        == Some(MICROSOFT_SERVICES_TENANT),
+                    id: p.id,
+                    app_id: p.app_id,
+                    name: p.display_name.unwrap_or_default(),
+                })
+                .collect(),
+            subscriptions: subs
+                .into_iter()
+                .map(|s| SubscriptionSeen {
+                    self_service: s.owner_type.as_deref() == Some("User"),
+                    id: s
+                        .commerce_subscription_id
+                        .clone()
+                        .unwrap_or_else(|| s.id.clone()),
+                    sku: s.sku_part_number.clone().unwrap_or_default(),
+                    status: s.status,
+                    trial: s.is_trial.unwrap_or(false),
+                })
+                .collect(),
+            initial_domain: orgs
+                .into_iter()
+                .flat_map(|o| o.verified_domains)
+                .find(|d| d.is_initial)
+                .map(|d| d.name),
+        })
+    }
+
+    async fn discovery(&self, name: &str) -> Result<crate::saga::closure::Answer, CallError> {
+        super::discovery::openid_configuration(&self.shared, name).await
+    }
+
     async fn tenant_exists(&self) -> Result<bool, CallError> {
         match self.tokens.fresh().await {
             Ok(_) => Ok(true),

@@ -134,6 +134,57 @@ pub struct Subscription {
     /// Seats.
     #[serde(default)]
     pub total_licenses: Option<u32>,
+    /// Who bought it: `User` for a self-service purchase or sign-up.
+    #[serde(default)]
+    pub owner_type: Option<String>,
+}
+
+/// An application registration (`id`, `appId`, `displayName`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct App {
+    /// Object id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// A service principal as the step 5 preflight reads it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Principal {
+    /// Object id.
+    pub id: String,
+    /// Application (client) id.
+    #[serde(default)]
+    pub app_id: String,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The tenant owning the application (Microsoft's for first-party apps).
+    #[serde(default)]
+    pub app_owner_organization_id: Option<String>,
+}
+
+/// The organization's verified domains.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationDomains {
+    /// Every verified domain.
+    #[serde(default)]
+    pub verified_domains: Vec<VerifiedDomain>,
+}
+
+/// One verified domain.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedDomain {
+    /// The domain name.
+    pub name: String,
+    /// The `*.onmicrosoft.com` domain the tenant was created with.
+    #[serde(default)]
+    pub is_initial: bool,
 }
 
 impl From<Subscription> for model::Subscription {
@@ -181,13 +232,22 @@ pub struct GrantControls {
     /// e.g. `["mfa"]`.
     #[serde(default)]
     pub built_in_controls: Vec<String>,
+    /// An authentication strength (every built-in strength is multifactor:
+    /// https://learn.microsoft.com/entra/identity/authentication/concept-authentication-strengths).
+    #[serde(default)]
+    pub authentication_strength: Option<serde_json::Value>,
 }
 
 impl From<CaPolicy> for model::CaPolicy {
     fn from(p: CaPolicy) -> Self {
         let requires_mfa = p
             .grant_controls
-            .map(|g| g.built_in_controls.iter().any(|c| c == "mfa"))
+            .map(|g| {
+                g.built_in_controls.iter().any(|c| c == "mfa")
+                    || g.authentication_strength
+                        .as_ref()
+                        .is_some_and(|a| !a.is_null())
+            })
             .unwrap_or(false);
         model::CaPolicy {
             id: p.id,

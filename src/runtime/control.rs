@@ -82,6 +82,9 @@ pub enum Request {
     Submit {
         /// The tenants, validated by the CLI (and again by the engine).
         tenants: Vec<TenantSpec>,
+        /// Each tenant's `finish_with` by position (empty: none named).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        finish_with: Vec<Option<String>>,
     },
     /// Where sagas stand: one, or all.
     Status {
@@ -250,6 +253,19 @@ pub trait Engine: Send + Sync + 'static {
         tenants: Vec<TenantSpec>,
         who: Operator,
     ) -> impl Future<Output = Result<Vec<SagaSummary>, EngineError>> + Send;
+
+    /// As [`Engine::submit`], with the keep account who finishes each
+    /// tenant's closure (by position; missing or `None`: the first keep
+    /// Global Administrator).
+    fn submit_finishing(
+        &self,
+        tenants: Vec<TenantSpec>,
+        finish_with: Vec<Option<String>>,
+        who: Operator,
+    ) -> impl Future<Output = Result<Vec<SagaSummary>, EngineError>> + Send {
+        let _ = finish_with;
+        self.submit(tenants, who)
+    }
 
     /// Status of one saga (`NotFound` if unknown) or of all, oldest first.
     fn status(&self, saga: Option<&str>) -> Result<Vec<StatusRow>, EngineError>;

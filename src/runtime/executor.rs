@@ -100,6 +100,8 @@ struct Settings {
     /// `[limits] stop_grace`: how long a stopping saga awaits its calls on
     /// the wire.
     stop_grace: Duration,
+    /// What step 4 of each new saga turns off (recorded next to its policy).
+    mfa_scope: saga::closure::MfaScope,
 }
 
 impl Settings {
@@ -108,6 +110,7 @@ impl Settings {
             policy: policy_of(config),
             max_retry_after: config.retry.max_retry_after,
             stop_grace: config.limits.stop_grace,
+            mfa_scope: config.saga.mfa_scope,
         }
     }
 }
@@ -972,6 +975,15 @@ impl Engine for Executor {
         tenants: Vec<TenantSpec>,
         who: Operator,
     ) -> Result<Vec<SagaSummary>, EngineError> {
+        self.submit_finishing(tenants, Vec::new(), who).await
+    }
+
+    async fn submit_finishing(
+        &self,
+        tenants: Vec<TenantSpec>,
+        finish_with: Vec<Option<String>>,
+        who: Operator,
+    ) -> Result<Vec<SagaSummary>, EngineError> {
         if *self.inner.stopping.borrow() {
             return Err(EngineError::Unavailable(
                 "the daemon is shutting down and takes no new work".into(),
@@ -994,19 +1006,20 @@ impl Engine for Executor {
         // Held until every saga of the request is registered (or the append
         // failed): a concurrent submission of the same tenant is refused.
         let _reservation = self.reserve(&tenants, &guids)?;
-        let policy = self
-            .inner
-            .settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .policy
-            .clone();
+        let (policy, mfa_scope) = {
+            let settings = self
+                .inner
+                .settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            (settings.policy.clone(), settings.mfa_scope)
+        };
         let batch_id = uuid::Uuid::new_v4().to_string();
         let batch_size = u32::try_from(tenants.len()).unwrap_or(u32::MAX);
         // Every saga's first events are appended at once (one group commit
         // for the whole batch, not one flush per tenant).
         let mut started = Vec::with_capacity(tenants.len());
-        for (spec, guid) in tenants.into_iter().zip(guids) {
+        for (i, (spec, guid)) in tenants.into_iter().zip(guids).enumerate() {
             let saga_id = SagaId(uuid::Uuid::new_v4().to_string());
             let event = Event::SagaStarted {
                 saga_id: saga_id.clone(),
@@ -1017,6 +1030,12 @@ impl Engine for Executor {
             };
             let payload = event
                 .encode()
+                .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
+            let closure = Event::ClosurePolicyRecorded {
+                mfa_scope,
+                finish_with: finish_with.get(i).cloned().flatten(),
+            };
+            let closure_bytes = (closure.encode())
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
             let joined = Event::BatchJoined {
                 batch_id: batch_id.clone(),
@@ -1033,8 +1052,8 @@ impl Engine for Executor {
             started.push((
                 saga_id,
                 spec,
-                [event, resolved, joined],
-                vec![payload, resolved_bytes, joined_bytes],
+                [event, resolved, closure, joined],
+                vec![payload, resolved_bytes, closure_bytes, joined_bytes],
             ));
         }
         let appends = started.iter_mut().map(|(saga_id, _, _, payloads)| {
@@ -1064,7 +1083,8 @@ impl Engine for Executor {
                 tenant_id: spec.tenant_id.clone(),
             });
             (self.inner.batches).join(&batch_id, &saga_id.0, batch_size, None, false);
-            self.adopt(saga_id, state, store::FIRST_SEQ + 3).await;
+            self.adopt(saga_id, state, store::FIRST_SEQ + events.len() as u64)
+                .await;
         }
         if let Some(e) = failed {
             return Err(e);

@@ -11,6 +11,7 @@ use crate::model::{
     WriteOutcome,
 };
 use crate::ports::{KeepCheck, PartnerApi, TenantApi};
+use crate::saga::closure::{Observation, OWN_APP_GONE, TENANT_UNKNOWN};
 use crate::saga::{
     keep, Call, Change, Event, IdentitySource, Inventory, MfaView, Read, SubscriptionRef,
     TenantView, UserRef,
@@ -249,6 +250,30 @@ async fn perform_read<T: TenantApi>(
         Read::TenantExists => Event::TenantChecked {
             exists: tenant.tenant_exists().await?,
         },
+        Read::DeletionCheck => match tenant.deletion_check().await {
+            Ok(check) => Event::DeletionChecked { check },
+            // closeout's own credentials refused: its app or service principal
+            // removed (the operator's cleanup) or the tenant unknown; step 5
+            // goes on with credential-free reads only.
+            Err(e) if e.code == TENANT_UNKNOWN || OWN_APP_GONE.contains(&e.code.as_str()) => {
+                Event::CredentialsRefused { code: e.code }
+            }
+            Err(e) => return Err(e),
+        },
+        Read::Discovery { domain } => {
+            let tenant_id = tenant.discovery(tenant_id).await?;
+            let answer = match domain {
+                Some(d) => Some(tenant.discovery(d).await?),
+                None => None,
+            };
+            Event::DiscoveryRead {
+                observation: Observation {
+                    domain_name: domain.clone(),
+                    tenant_id,
+                    domain: answer,
+                },
+            }
+        }
         Read::Preflight => Event::PreflightRead {
             preflight: tenant.read_preflight().await?,
         },

@@ -65,6 +65,20 @@ impl Api {
 }
 
 impl TenantApi for Api {
+    async fn deletion_check(&self) -> Result<crate::saga::closure::DeletionCheck, CallError> {
+        match self {
+            Api::Ready(c, _) => c.deletion_check().await,
+            Api::Broken(e) => Self::fail(e),
+        }
+    }
+
+    async fn discovery(&self, name: &str) -> Result<crate::saga::closure::Answer, CallError> {
+        match self {
+            Api::Ready(c, _) => c.discovery(name).await,
+            Api::Broken(e) => Self::fail(e),
+        }
+    }
+
     async fn read_preflight(&self) -> Result<crate::model::Preflight, CallError> {
         match self {
             Api::Ready(c, _) => c.read_preflight().await,

@@ -68,6 +68,15 @@ pub enum Read {
         /// The keep accounts' object ids: one must be an enabled member.
         keep_ids: Vec<String>,
     },
+    /// The step 5 preflight: users, app registrations, service principals,
+    /// subscriptions and the initial domain.
+    DeletionCheck,
+    /// The tenant's OpenID discovery document for its id and this initial
+    /// domain, read without credentials.
+    Discovery {
+        /// The initial domain, when known.
+        domain: Option<String>,
+    },
 }
 
 /// An external call.

@@ -29,7 +29,8 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
             ),
         }])];
     }
-    if state.tenant_unknown && state.pivot {
+    // Step 5 learns of the deletion through credential-free reads only.
+    if state.tenant_unknown && state.pivot && state.step < 5 {
         return tenant_gone(state);
     }
     if let Some(reason) = &state.failure {

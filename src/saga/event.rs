@@ -4,6 +4,7 @@
 //! them into a [`super::State`].
 
 use super::action::Read;
+use super::closure::{DeletionCheck, MfaScope, Observation};
 use super::notice::NoticeKind;
 use super::policy::SagaPolicy;
 use super::view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
@@ -413,6 +414,52 @@ pub enum Event {
         /// What ended the task, in words.
         reason: String,
     },
+    /// The choices about steps 4 and 5, recorded with `SagaStarted`. A saga
+    /// recorded without it closes as [`MfaScope::Article`] with the first keep
+    /// Global Administrator finishing (the safe reading, from step 4 on).
+    ClosurePolicyRecorded {
+        /// What step 4 turns off.
+        mfa_scope: MfaScope,
+        /// The keep account who deletes the tenant, if the batch names one.
+        finish_with: Option<String>,
+    },
+    /// The step 5 preflight read (the portal's deletion check, as far as
+    /// Graph shows it).
+    DeletionChecked {
+        /// What was read.
+        check: DeletionCheck,
+    },
+    /// During step 5, closeout's own token request was refused: its app or
+    /// service principal is gone from the tenant (`AADSTS700016` /
+    /// `AADSTS7000229`, the operator cleaning up as the deletion page asks)
+    /// or the tenant is unknown (`AADSTS90002`, no proof of deletion). The
+    /// saga stops reading with its credentials and waits on the
+    /// credential-free signal.
+    CredentialsRefused {
+        /// The AADSTS code.
+        code: String,
+    },
+    /// The tenant's OpenID discovery document was read for its id and its
+    /// initial domain, without credentials.
+    DiscoveryRead {
+        /// The answers.
+        observation: Observation,
+    },
+    /// The discovery answers before the operator deletes the tenant: later
+    /// answers count as evidence only if they differ from these.
+    DiscoveryBaselineRecorded {
+        /// The answers.
+        observation: Observation,
+    },
+    /// The discovery answers changed from the baseline to "not found"
+    /// (`confirmation` 1, then 2 after a durable wait): observed gone, not
+    /// proven (Microsoft documents no signal).
+    TenantObservedGone {
+        /// 1 for the first observation, 2 for the confirming one.
+        confirmation: u8,
+        /// The answers.
+        observation: Observation,
+    },
 }
 
 /// Where a tenant's GUID was read.
@@ -534,6 +581,12 @@ impl Event {
             Event::KeepAdminVerified { .. } => "keep_admin_verified",
             Event::KeepAdminMissing { .. } => "keep_admin_missing",
             Event::TaskStopped { .. } => "task_stopped",
+            Event::ClosurePolicyRecorded { .. } => "closure_policy_recorded",
+            Event::DeletionChecked { .. } => "deletion_checked",
+            Event::CredentialsRefused { .. } => "credentials_refused",
+            Event::DiscoveryRead { .. } => "discovery_read",
+            Event::DiscoveryBaselineRecorded { .. } => "discovery_baseline_recorded",
+            Event::TenantObservedGone { .. } => "tenant_observed_gone",
         }
     }
 

@@ -13,6 +13,7 @@
 //! Replaying a saga is folding its events; it performs nothing.
 
 mod action;
+pub mod closure;
 mod command;
 mod compensate;
 mod decide;

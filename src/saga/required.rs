@@ -125,15 +125,35 @@ impl State {
                 Vec::new(),
                 Vec::new(),
             ),
-            Gate::DeleteTenant => (
-                "a Global Administrator deletes the tenant".to_string(),
-                ENTRA_ADMIN_CENTER,
-                Vec::new(),
-                self.last_tenant_read
-                    .as_ref()
-                    .map(|v| failing_preconditions(self, v))
-                    .unwrap_or_default(),
-            ),
+            Gate::DeleteTenant => match &self.last_deletion_check {
+                Some(check) => {
+                    let own_app = self
+                        .header
+                        .as_ref()
+                        .map(|h| h.spec.client_id.as_str())
+                        .unwrap_or_default();
+                    let finisher = super::steps::finishing_admin(self);
+                    let keep = |id: &str, upn: &str| super::decide::is_keep(self, id, upn);
+                    (
+                        "remove what blocks the deletion, check what Graph cannot show, remove \
+                         closeout's own enterprise app last, then a Global Administrator \
+                         deletes the tenant"
+                            .to_string(),
+                        ENTRA_ADMIN_CENTER,
+                        Vec::new(),
+                        super::closure::blockers(check, finisher.as_deref(), &keep, own_app),
+                    )
+                }
+                None => (
+                    "a Global Administrator deletes the tenant".to_string(),
+                    ENTRA_ADMIN_CENTER,
+                    Vec::new(),
+                    self.last_tenant_read
+                        .as_ref()
+                        .map(|v| failing_preconditions(self, v))
+                        .unwrap_or_default(),
+                ),
+            },
         };
         Some(ActionRequired {
             what,

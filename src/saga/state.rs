@@ -89,6 +89,10 @@ pub struct Observed {
     /// every member of the role then (the admin deletes this read allows).
     #[serde(default)]
     pub keep_admins: Option<Vec<String>>,
+    /// The step 5 preflight read.
+    pub deletion: Option<super::closure::DeletionCheck>,
+    /// The latest credential-free discovery read.
+    pub discovery: Option<super::closure::Observation>,
 }
 
 /// A durable timer.
@@ -194,6 +198,22 @@ pub struct State {
     /// `resume`).
     #[serde(default)]
     pub keep_admin_missing: Option<String>,
+    /// The choices about steps 4 and 5; `None` for sagas recorded before
+    /// they existed (read as the article's scope).
+    pub closure: Option<super::closure::ClosurePolicy>,
+    /// The discovery answers taken before the operator deletes the tenant.
+    pub discovery_baseline: Option<super::closure::Observation>,
+    /// Consecutive observations of the tenant gone (0, 1 or 2).
+    pub gone_confirmations: u8,
+    /// The AADSTS code with which closeout's own credentials were refused in
+    /// step 5 (its app removed by the operator's cleanup, or the tenant
+    /// unknown): from then on only credential-free reads are made.
+    pub own_app_removed: Option<String>,
+    /// The latest step 5 preflight read, kept when reads go stale (for `status`).
+    pub last_deletion_check: Option<super::closure::DeletionCheck>,
+    /// The time the latest Conditional Access write finished (pacing: the
+    /// documented limit is one request per second per tenant).
+    pub last_ca_write: Option<Timestamp>,
 }
 
 /// The login error code for a tenant the token endpoint does not know.
@@ -205,7 +225,7 @@ pub const SYSTEM: &str = "closeout";
 /// The schema version written before every encoded state snapshot. A
 /// snapshot of another version is not upcast: recovery replays that saga's
 /// events instead, which every version can read.
-pub const STATE_VERSION: u16 = 3;
+pub const STATE_VERSION: u16 = 4;
 
 impl State {
     /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
@@ -228,6 +248,11 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
 pub fn apply_at(state: State, event: &Event, at: Timestamp) -> State {
     let mut s = apply(state, event);
     s.updated_at = s.updated_at.max(at);
+    if let Event::ChangeApplied { change_id, .. } | Event::ChangeFailed { change_id, .. } = event {
+        if s.intents.get(change_id) == Some(&Change::DisableCaPolicy) {
+            s.last_ca_write = Some(at);
+        }
+    }
     s
 }
 
@@ -372,6 +397,34 @@ pub fn apply(mut s: State, event: &Event) -> State {
         Event::PreflightRead { preflight } => {
             s.observed.preflight = Some(preflight.clone());
             s.streak = None;
+        }
+        Event::ClosurePolicyRecorded {
+            mfa_scope,
+            finish_with,
+        } => {
+            s.closure = Some(super::closure::ClosurePolicy {
+                mfa_scope: *mfa_scope,
+                finish_with: finish_with.clone(),
+            });
+        }
+        Event::DeletionChecked { check } => {
+            s.observed.deletion = Some(check.clone());
+            s.last_deletion_check = Some(check.clone());
+            s.streak = None;
+        }
+        Event::CredentialsRefused { code } => {
+            s.own_app_removed = Some(code.clone());
+            s.streak = None;
+        }
+        Event::DiscoveryRead { observation } => {
+            s.observed.discovery = Some(observation.clone());
+            s.streak = None;
+        }
+        Event::DiscoveryBaselineRecorded { observation } => {
+            s.discovery_baseline = Some(observation.clone());
+        }
+        Event::TenantObservedGone { confirmation, .. } => {
+            s.gone_confirmations = *confirmation;
         }
         Event::TenantChecked { exists } => {
             s.observed.tenant_exists = Some(*exists);

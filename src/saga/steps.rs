@@ -3,9 +3,9 @@
 //! disable MFA, delete the directory.
 
 use super::action::{Action, Call, Read};
+use super::closure::{self, MfaScope};
 use super::decide::{
-    drive, ids_where, intend, is_keep, keep_ids, other_users, resolve_doubt, status_of, wait,
-    window,
+    drive, ids_where, intend, is_keep, keep_ids, resolve_doubt, status_of, wait, window,
 };
 use super::event::{Change, Event, Gate, SECURITY_DEFAULTS};
 use super::state::{State, Target};
@@ -419,7 +419,40 @@ fn gated_subscriptions(state: &State, now: Timestamp, gate: Gate) -> Vec<Action>
     wait(now, poll, reason, first)
 }
 
-/// Step 4: security defaults, MFA Conditional Access policies and per-user MFA off.
+/// The documented Conditional Access limit: about one request per second per
+/// tenant (https://learn.microsoft.com/graph/throttling-limits, "Identity and
+/// access service limits"; its 429s may come without `Retry-After`).
+pub const CA_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What step 4 turns off; a saga recorded without a closure policy uses the
+/// article's scope, which weakens the least.
+pub(crate) fn mfa_scope(state: &State) -> MfaScope {
+    state
+        .closure
+        .as_ref()
+        .map(|c| c.mfa_scope)
+        .unwrap_or_default()
+}
+
+/// The object id of the Global Administrator who finishes the closure.
+pub(crate) fn finishing_admin(state: &State) -> Option<String> {
+    let header = state.header.as_ref()?;
+    let inv = state.inventory.as_ref()?;
+    let named = state
+        .closure
+        .as_ref()
+        .and_then(|c| c.finish_with.as_deref());
+    closure::finisher(&header.spec.keep, named, inv)
+}
+
+/// Step 4, as "Close your account" says: per-user MFA off for every remaining
+/// account except the Global Administrator who finishes the closure
+/// (https://learn.microsoft.com/microsoft-365/commerce/close-your-account).
+/// Security defaults and the Conditional Access policies requiring MFA only
+/// with `mfa_scope = "all"`; Conditional Access writes one at a time, at
+/// least [`CA_WRITE_INTERVAL`] apart. The admin portals demand MFA of the
+/// finishing administrator anyway (mandatory MFA for admin portals), so its
+/// per-user MFA is never touched.
 fn disable_mfa(state: &State, now: Timestamp) -> Vec<Action> {
     let kinds = [
         Change::DisableSecurityDefaults,
@@ -431,45 +464,76 @@ fn disable_mfa(state: &State, now: Timestamp) -> Vec<Action> {
             return a;
         }
     }
+    let Some(finisher) = finishing_admin(state) else {
+        return record(vec![Event::Paused {
+            who: "closeout".to_string(),
+            why: "step 4: the account that finishes the closure (the batch's finish_with, or \
+                  the first keep account holding the role) is not a keep Global Administrator; \
+                  per-user MFA is left as it is"
+                .to_string(),
+        }]);
+    };
     let Some(mfa) = &state.observed.mfa else {
         return read(Read::Mfa {
             user_ids: keep_ids(state),
         });
     };
+    let all = mfa_scope(state) == MfaScope::All;
     let mut on: Vec<(Change, Vec<String>)> = Vec::new();
-    if mfa.security_defaults {
+    if all && mfa.security_defaults {
         on.push((
             Change::DisableSecurityDefaults,
             vec![SECURITY_DEFAULTS.to_string()],
         ));
     }
-    let ca: Vec<String> = mfa
-        .ca_policies
-        .iter()
-        .filter(|p| p.enforces_mfa())
-        .map(|p| p.id.clone())
-        .collect();
+    let ca: Vec<String> = if all {
+        mfa.ca_policies
+            .iter()
+            .filter(|p| p.enforces_mfa())
+            .map(|p| p.id.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     on.push((Change::DisableCaPolicy, ca));
     let per_user: Vec<String> = mfa
         .per_user
         .iter()
-        .filter(|(_, s)| *s != PerUserMfaState::Disabled)
+        .filter(|(id, s)| *s != PerUserMfaState::Disabled && *id != finisher)
         .map(|(id, _)| id.clone())
         .collect();
     on.push((Change::DisableUserMfa, per_user));
     let mut lagging = 0;
     let mut new = Vec::new();
+    let mut ca_due: Option<Timestamp> = None;
     for (change, ids) in on {
-        let (fresh, seen): (Vec<String>, Vec<String>) = ids
+        let (mut fresh, seen): (Vec<String>, Vec<String>) = ids
             .into_iter()
             .partition(|id| status_of(state, change, id).is_none());
         lagging += seen.len();
+        if change == Change::DisableCaPolicy && !fresh.is_empty() {
+            // One policy per write, the next a full interval after the last
+            // one finished.
+            let due = state
+                .last_ca_write
+                .map(|t| t.plus(CA_WRITE_INTERVAL))
+                .unwrap_or(now);
+            if now < due {
+                ca_due = Some(due);
+                fresh.clear();
+            } else {
+                fresh.truncate(1);
+            }
+        }
         if !fresh.is_empty() {
             new.push((change, fresh));
         }
     }
     if !new.is_empty() {
         return intend(state, new, Vec::new());
+    }
+    if let Some(due) = ca_due {
+        return vec![Action::WakeAt(due)];
     }
     if lagging > 0 {
         return wait(
@@ -482,90 +546,188 @@ fn disable_mfa(state: &State, now: Timestamp) -> Vec<Action> {
     next_step(state, 4, Vec::new())
 }
 
-/// Step 5: preflight, then the operator gate, then wait for the tenant to vanish.
+/// Step 5, as "Delete a tenant in Microsoft Entra ID" says
+/// (https://learn.microsoft.com/entra/identity/users/directory-delete-howto):
+/// read what the portal checks (as far as Graph shows it), record the
+/// tenant's credential-free discovery answers as a baseline, open the gate
+/// with what a person must do, in order, ending with removing closeout's own
+/// enterprise app; then watch the discovery document. Microsoft documents no
+/// signal that a tenant is deleted: the tenant is "observed gone" when every
+/// name the baseline found answers "not found", twice, a poll apart.
 fn delete_tenant(state: &State, now: Timestamp) -> Vec<Action> {
     let poll = policy(state).tenant_gone_poll;
-    if state.gate.is_some() {
-        return match state.observed.tenant_exists {
-            None => read(Read::TenantExists),
-            Some(true) => wait(
-                now,
-                poll,
-                state
-                    .gate
-                    .as_ref()
-                    .map(|(_, i)| i.clone())
-                    .unwrap_or_default(),
-                Vec::new(),
-            ),
-            Some(false) => record(vec![
+    let credentials = state.own_app_removed.is_none();
+    let mut reads = Vec::new();
+    if credentials && state.observed.deletion.is_none() {
+        reads.push(Read::DeletionCheck);
+    }
+    let domain = state
+        .discovery_baseline
+        .as_ref()
+        .map(|b| b.domain_name.clone())
+        .or_else(|| (state.observed.deletion.as_ref()).map(|d| d.initial_domain.clone()));
+    if let Some(domain) = &domain {
+        if state.observed.discovery.is_none() {
+            reads.push(Read::Discovery {
+                domain: domain.clone(),
+            });
+        }
+    } else if !credentials && state.observed.discovery.is_none() {
+        reads.push(Read::Discovery { domain: None });
+    }
+    if !reads.is_empty() {
+        return reads
+            .into_iter()
+            .map(|r| Action::Perform(Call::Read(r)))
+            .collect();
+    }
+    let Some(observation) = state.observed.discovery.clone() else {
+        return Vec::new();
+    };
+    let Some(baseline) = &state.discovery_baseline else {
+        if observation.all_not_found() {
+            // Nothing found before the gate opens: no answer can then show a
+            // change, so nothing would ever count as evidence.
+            return record(vec![Event::Paused {
+                who: "closeout".to_string(),
+                why: "step 5: the tenant's discovery document is already not found before \
+                      the deletion; closeout cannot observe the deletion, check the tenant by hand"
+                    .to_string(),
+            }]);
+        }
+        return record(vec![Event::DiscoveryBaselineRecorded { observation }]);
+    };
+    let open = state
+        .gate
+        .as_ref()
+        .filter(|(g, _)| *g == Gate::DeleteTenant);
+    if open.is_some() && observation.gone_since(baseline) {
+        let confirmation = state.gone_confirmations.saturating_add(1);
+        let seen = Event::TenantObservedGone {
+            confirmation,
+            observation,
+        };
+        if confirmation >= 2 {
+            return record(vec![
+                seen,
                 Event::GateClosed {
                     gate: Gate::DeleteTenant,
                 },
                 Event::StepCompleted { step: 5 },
                 Event::SagaCompleted,
-            ]),
-        };
+            ]);
+        }
+        return wait(
+            now,
+            poll,
+            "confirming that the tenant is gone".to_string(),
+            vec![seen],
+        );
     }
-    let Some(view) = &state.observed.tenant else {
-        return read(Read::Tenant {
-            user_ids: keep_ids(state),
+    let mut first = Vec::new();
+    if state.gone_confirmations > 0 {
+        first.push(Event::TenantObservedGone {
+            confirmation: 0,
+            observation,
         });
+    }
+    let (instructions, blocked) = match &state.observed.deletion {
+        Some(check) => deletion_instructions(state, check),
+        None => match open {
+            Some((_, text)) => (text.clone(), 0),
+            None => (deletion_instructions(state, &empty_check()).0, 0),
+        },
     };
-    let mut blockers = Vec::new();
-    let users = other_users(state, view).count();
-    if users > 0 {
-        blockers.push(format!("{users} users besides the keep accounts"));
+    match open {
+        Some((_, text)) if *text == instructions => {}
+        Some(_) => first.extend([
+            Event::GateClosed {
+                gate: Gate::DeleteTenant,
+            },
+            Event::GateOpened {
+                gate: Gate::DeleteTenant,
+                instructions,
+            },
+        ]),
+        None => {
+            if let Some((gate, _)) = &state.gate {
+                first.push(Event::GateClosed { gate: *gate });
+            }
+            first.push(Event::GateOpened {
+                gate: Gate::DeleteTenant,
+                instructions,
+            });
+        }
     }
-    let subs = view.undeleted_subscriptions().count();
-    if subs > 0 {
-        blockers.push(format!("{subs} subscriptions not deprovisioned"));
+    let reason = if blocked > 0 {
+        format!("step 5: {blocked} things block the tenant's deletion (see the gate)")
+    } else if credentials {
+        "a Global Administrator to remove closeout's enterprise app and delete the tenant"
+            .to_string()
+    } else {
+        "a Global Administrator to delete the tenant (closeout's app is removed)".to_string()
+    };
+    wait(now, poll, reason, first)
+}
+
+fn empty_check() -> closure::DeletionCheck {
+    closure::DeletionCheck {
+        users: Vec::new(),
+        applications: Vec::new(),
+        service_principals: Vec::new(),
+        subscriptions: Vec::new(),
+        initial_domain: None,
     }
-    if view.mfa.security_defaults {
-        blockers.push("security defaults enabled".to_string());
-    }
-    let ca = view.mfa_policies_on().count();
-    if ca > 0 {
-        blockers.push(format!("{ca} MFA conditional access policies on"));
-    }
-    if !blockers.is_empty() {
-        return record(vec![Event::Paused {
-            who: "closeout".to_string(),
-            why: format!("step 5 preflight failed: {}", blockers.join(", ")),
-        }]);
-    }
-    let tenant = state
+}
+
+/// The gate's text and how many blockers Graph shows: what a person does, in
+/// order, before the portal deletes the tenant.
+fn deletion_instructions(state: &State, check: &closure::DeletionCheck) -> (String, usize) {
+    let (tenant, own_app) = state
         .header
         .as_ref()
-        .map(|h| h.spec.tenant_id.as_str())
+        .map(|h| (h.spec.tenant_id.as_str(), h.spec.client_id.as_str()))
         .unwrap_or_default();
-    let mut instructions = format!(
-        "A Global Administrator deletes tenant {tenant} in the Entra admin center \
-         (Identity > Overview > Manage tenants > Delete)"
-    );
-    if !view.applications.is_empty() {
-        instructions.push_str(&format!(
-            ", after removing the app registrations {}",
-            view.application_names().join(", ")
-        ));
-    }
-    if view.users.len() > 1 {
-        let others: Vec<&str> = view.users.iter().skip(1).map(|u| u.upn.as_str()).collect();
-        instructions.push_str(&format!(
-            " (the portal requires a single remaining user: the Global Administrator removes \
-             the other keep accounts {} first)",
-            others.join(", ")
-        ));
-    }
-    instructions.push_str("; closeout verifies that the tenant is gone");
-    wait(
-        now,
-        poll,
-        "a Global Administrator to delete the tenant".to_string(),
-        vec![Event::GateOpened {
-            gate: Gate::DeleteTenant,
-            instructions,
-        }],
+    let finisher = finishing_admin(state);
+    let keep = |id: &str, upn: &str| is_keep(state, id, upn);
+    let blockers = closure::blockers(check, finisher.as_deref(), &keep, own_app);
+    let count = blockers.len();
+    let admin = finisher
+        .as_deref()
+        .and_then(|id| {
+            let inv = state.inventory.as_ref()?;
+            inv.users
+                .iter()
+                .find(|u| u.id == id)
+                .map(|u| u.user_principal_name.clone())
+        })
+        .unwrap_or_else(|| "the keep Global Administrator".to_string());
+    let mut steps: Vec<String> = blockers;
+    steps.push(closure::UNSEEN_CHECKS.to_string());
+    steps.push(format!(
+        "last, remove closeout's own enterprise app (application id {own_app}; Entra admin \
+         center > Enterprise applications > Properties > Delete): closeout then watches only \
+         the tenant's public discovery document"
+    ));
+    let list: Vec<String> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{}) {s}", i + 1))
+        .collect();
+    let head = if count > 0 {
+        format!("Tenant {tenant} is not deletable yet. ")
+    } else {
+        String::new()
+    };
+    (
+        format!(
+            "{head}Signed in as {admin} (the one user the portal allows to remain), in this \
+             order: {}. Then delete tenant {tenant} in the Entra admin center (Entra ID > \
+             Overview > Manage tenants > Delete). closeout observes the deletion through the \
+             tenant's OpenID discovery document, twice.",
+            list.join("; ")
+        ),
+        count,
     )
 }
 

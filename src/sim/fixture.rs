@@ -355,6 +355,8 @@ impl TenantFixture {
             service_principals,
             deleted: false,
             preflight_read: false,
+            deletion_check_read: false,
+            discovery_read: false,
             lag: Default::default(),
         })
     }

@@ -115,6 +115,20 @@ pub fn handle(
                 Err(r) => refused(r),
             }
         }
+        ("POST", ["_sim", "tenants", id, "operator", "service-principals", app, "delete"]) => {
+            let id = world.tenant_key(id).unwrap_or_else(|| id.to_string());
+            match super::discovery::delete_principal(world, &id, app, now) {
+                Ok(changed) => Resp::json(200, json!({"changed": changed})),
+                Err(r) => refused(r),
+            }
+        }
+        ("POST", ["_sim", "tenants", id, "operator", "users", user, "delete"]) => {
+            let id = world.tenant_key(id).unwrap_or_else(|| id.to_string());
+            match super::discovery::delete_user(world, &id, user, now) {
+                Ok(changed) => Resp::json(200, json!({"changed": changed})),
+                Err(r) => refused(r),
+            }
+        }
         ("POST", ["_sim", "tenants", id, "operator", "delete"]) => {
             let id = world.tenant_key(id).unwrap_or_else(|| id.to_string());
             match operator::delete_tenant(world, &id, now) {

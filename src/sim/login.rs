@@ -2,7 +2,8 @@
 //! credentials flow. Tokens are opaque random strings bound to (tenant, client,
 //! audience) and expire after `--token-lifetime`. Errors carry the AADSTS
 //! bodies of the real service: unknown or deleted tenant `AADSTS90002`, unknown
-//! client `AADSTS700016`, wrong secret `AADSTS7000215`.
+//! client `AADSTS700016`, wrong secret `AADSTS7000215`, closeout's service
+//! principal removed from the tenant `AADSTS7000229`.
 
 use super::http::{login_error, Req, Resp};
 use super::state::{Audience, Token, World};
@@ -97,6 +98,24 @@ pub fn token(
             &format!("Application with identifier '{client_id}' was not found in the directory '{tenant_id}'."),
         );
     }
+    // closeout's app is multi-tenant: its service principal in the customer
+    // tenant is what lets it in. Removed (the deletion page's cleanup), the
+    // token endpoint refuses with AADSTS7000229
+    // (https://learn.microsoft.com/entra/identity-platform/reference-error-codes;
+    // the page lists codes, not statuses: 401 `invalid_client` is how the
+    // service answers in practice).
+    let own_missing = world
+        .tenants
+        .get(&tenant_id)
+        .is_some_and(|t| t.own_principal().is_none());
+    if own_missing {
+        return err(
+            401,
+            "invalid_client",
+            7000229,
+            &format!("The client application {client_id} is missing service principal in the tenant {tenant_id}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119"),
+        );
+    }
     match field("client_secret") {
         Some(s) if s == expected.1 => {}
         Some(_) => {
@@ -151,63 +170,4 @@ pub fn authenticate<'w>(
         return None;
     }
     Some(t)
-}
-
-/// `GET /{tenant}/v2.0/.well-known/openid-configuration`: the tenant's OpenID
-/// Connect discovery document, served without credentials for the tenant's id
-/// or its initial domain (case-insensitive), naming the tenant by its GUID in
-/// `issuer` and every endpoint, as
-/// <https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc>
-/// ("Fetch the OpenID configuration document": `{tenant}` may be "the domain
-/// name of the Microsoft Entra tenant or the tenant ID in GUID format").
-/// That page does not say what an unknown tenant gets: the sim answers as the
-/// token endpoint does, 400 with `AADSTS90002` (the service's observed
-/// behaviour), and a client treats anything but a document naming a GUID as
-/// "not resolved", never as a tenant.
-pub fn openid_configuration(world: &World, req: &Req, tenant: &str, now: Instant) -> Resp {
-    let date = world.clock.rfc3339(now);
-    if req.method != "GET" {
-        return login_error(
-            405,
-            "invalid_request",
-            900561,
-            "The endpoint only accepts GET requests.",
-            &date,
-            &req.request_id,
-        );
-    }
-    let Some(t) = world
-        .tenant_key(tenant)
-        .and_then(|k| world.tenants.get(&k))
-        .filter(|t| !t.deleted)
-    else {
-        return login_error(
-            400,
-            "invalid_tenant",
-            90002,
-            &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
-            &date,
-            &req.request_id,
-        );
-    };
-    let base = format!("{}/{}", req.base, t.tenant_id);
-    Resp::json(
-        200,
-        json!({
-            "token_endpoint": format!("{base}/oauth2/v2.0/token"),
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-            "jwks_uri": format!("{}/{}/discovery/v2.0/keys", req.base, t.tenant_id),
-            "response_modes_supported": ["query", "fragment", "form_post"],
-            "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-            "scopes_supported": ["openid", "profile", "email", "offline_access"],
-            "issuer": format!("{base}/v2.0"),
-            "request_uri_parameter_supported": false,
-            "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
-            "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
-            "tenant_region_scope": "EU",
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "tid"],
-        }),
-    )
 }

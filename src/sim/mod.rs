@@ -39,6 +39,7 @@
 //! and its throttling, HTTP/2.
 
 pub mod batch;
+pub mod discovery;
 pub mod effects;
 pub mod faults;
 pub mod fixture;

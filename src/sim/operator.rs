@@ -259,8 +259,8 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
         {
             possible.push((id.clone(), "dir-sync-off".into()));
         }
-        if t.deletion_blockers().is_empty() {
-            possible.push((id.clone(), "tenant".into()));
+        if let Some(action) = super::discovery::next_step5_action(t) {
+            possible.push((id.clone(), format!("step5:{action}")));
         }
     }
     world.possible_since.retain(|k, _| possible.contains(k));
@@ -271,6 +271,21 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
         }
         world.possible_since.remove(&key);
         let (tenant, action) = key;
+        if let Some(step5) = action.strip_prefix("step5:") {
+            let _ = match step5.split_once('/') {
+                Some(("user", u)) => {
+                    super::discovery::delete_user(world, &tenant, u, now).map(|_| ())
+                }
+                Some(("app", a)) => {
+                    super::discovery::delete_application(world, &tenant, a, now).map(|_| ())
+                }
+                Some(("sp", s)) => {
+                    super::discovery::delete_principal(world, &tenant, s, now).map(|_| ())
+                }
+                _ => delete_tenant(world, &tenant, now),
+            };
+            continue;
+        }
         let _ = match (action.as_str(), action.split_once('/')) {
             ("app-role", _) => grant_app_role(world, &tenant, now, cfg.replication_lag).map(|_| ()),
             ("dir-sync-off", _) => {

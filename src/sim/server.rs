@@ -132,7 +132,7 @@ fn service(path: &str) -> Service {
         Service::Own
     } else if path.ends_with("/oauth2/v2.0/token") {
         Service::Token
-    } else if path.ends_with("/v2.0/.well-known/openid-configuration") {
+    } else if super::discovery::is_discovery(path) {
         Service::Discovery
     } else if path == "/v1.0/$batch" || path == "/beta/$batch" {
         Service::Batch
@@ -252,8 +252,7 @@ fn dispatch(sim: &Sim, svc: Service, req: &Req, now: Instant, fault: Fault) -> R
             return login::token(w, req, &tenant, now, sim.cfg.token_lifetime, &mut *rng);
         }
         Service::Discovery => {
-            let tenant = req.path.trim_start_matches('/').split('/').next();
-            return login::openid_configuration(w, req, tenant.unwrap_or_default(), now);
+            return super::discovery::openid_configuration(w, req, now);
         }
         Service::Batch => {
             let mut f = lock(&sim.faults);

@@ -228,6 +228,12 @@ pub struct Tenant {
     /// the auto-operator, who follows closeout's instructions, fixes a
     /// preflight finding only once it has been asked to.
     pub preflight_read: bool,
+    /// A client has listed the service principals (closeout's step 5
+    /// preflight): the auto-operator acts on step 5 only after it.
+    pub deletion_check_read: bool,
+    /// The tenant's discovery document was read (closeout's baseline is
+    /// taken before its step 5 gate opens).
+    pub discovery_read: bool,
 }
 
 impl Tenant {
@@ -244,38 +250,7 @@ impl Tenant {
     /// Why the admin center would refuse to delete this tenant now (empty: it
     /// would not).
     pub fn deletion_blockers(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if !self.only_keep_remain() {
-            out.push(format!(
-                "{} users remain besides the keep accounts",
-                self.users.len().saturating_sub(self.keep.len())
-            ));
-        }
-        if !self.applications.is_empty() {
-            out.push(format!(
-                "{} app registrations remain",
-                self.applications.len()
-            ));
-        }
-        let live = self
-            .subscriptions
-            .iter()
-            .filter(|s| s.status != "Deleted")
-            .count();
-        if live > 0 {
-            out.push(format!("{live} subscriptions are not deprovisioned"));
-        }
-        if self.security_defaults {
-            out.push("security defaults are enabled".into());
-        }
-        if self
-            .ca_policies
-            .iter()
-            .any(|p| p.state == "enabled" && p.requires_mfa)
-        {
-            out.push("an enabled conditional access policy requires mfa".into());
-        }
-        out
+        super::discovery::portal_blockers(self)
     }
 
     /// Role template ids closeout's app holds (as writes see it).

@@ -270,7 +270,7 @@ impl World {
         if gate == Gate::DeleteTenant {
             let only_keep = self.users.keys().all(|id| self.keep_ids.contains(id));
             let deprovisioned = self.subs.values().all(|s| s.1.is_some_and(|at| now >= at));
-            if only_keep && deprovisioned && !self.security_defaults {
+            if only_keep && deprovisioned {
                 self.apps.clear();
                 self.exists = false;
             }
@@ -457,6 +457,52 @@ impl TenantApi for Fake {
                 .collect()
         })
     }
+    async fn deletion_check(&self) -> Result<closeout::saga::closure::DeletionCheck, CallError> {
+        self.with(|w| {
+            w.read_fault("deletion_check")?;
+            Ok(closeout::saga::closure::DeletionCheck {
+                users: w
+                    .users
+                    .values()
+                    .map(|u| (u.id.clone(), u.user_principal_name.clone()))
+                    .collect(),
+                applications: w
+                    .apps
+                    .iter()
+                    .map(|a| (a.id.clone(), a.display_name.clone()))
+                    .collect(),
+                service_principals: Vec::new(),
+                subscriptions: w
+                    .subs
+                    .values()
+                    .map(|(s, _)| closeout::saga::closure::SubscriptionSeen {
+                        id: s.commerce_subscription_id.clone(),
+                        sku: s.sku_part_number.clone(),
+                        status: s.status,
+                        trial: s.is_trial,
+                        self_service: false,
+                    })
+                    .collect(),
+                initial_domain: Some("model.onmicrosoft.com".into()),
+            })
+        })
+    }
+
+    async fn discovery(&self, _name: &str) -> Result<closeout::saga::closure::Answer, CallError> {
+        self.with(|w| {
+            w.read_fault("discovery")?;
+            Ok(if w.exists {
+                closeout::saga::closure::Answer::Found {
+                    issuer: "https://login.example/model/v2.0".into(),
+                }
+            } else {
+                closeout::saga::closure::Answer::NotFound {
+                    code: "AADSTS90002".into(),
+                }
+            })
+        })
+    }
+
     async fn tenant_exists(&self) -> Result<bool, CallError> {
         self.with(|w| {
             w.read_fault("tenant_exists")?;

@@ -378,10 +378,13 @@ async fn dispatch<E: Engine>(
                 ..health.clone()
             });
         }
-        Request::Submit { tenants } => {
+        Request::Submit {
+            tenants,
+            finish_with,
+        } => {
             tracing::info!(operator = %who.name, tenants = tenants.len(), "submit");
             engine
-                .submit(tenants, who.clone())
+                .submit_finishing(tenants, finish_with, who.clone())
                 .await
                 .map(|sagas| Response::Submitted { sagas })
         }

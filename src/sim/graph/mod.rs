@@ -216,11 +216,14 @@ fn route(t: &mut Tenant, c: &Call) -> (Resp, bool) {
         ("GET", [sp]) if sp.starts_with("servicePrincipals(") => {
             unchanged(roles::service_principal(t, c, sp))
         }
-        ("GET", ["servicePrincipals"]) => unchanged(directory::apps(
-            c,
-            &t.service_principals,
-            "servicePrincipals",
-        )),
+        ("GET", ["servicePrincipals"]) => {
+            t.deletion_check_read = true;
+            unchanged(directory::apps(
+                c,
+                &t.service_principals,
+                "servicePrincipals",
+            ))
+        }
         ("GET", ["policies", "identitySecurityDefaultsEnforcementPolicy"]) => {
             unchanged(policies::get_defaults(t, c))
         }
