@@ -433,6 +433,7 @@ fn raw_submit(env: &Env, t: &Value, secret: &Path) -> String {
             keep: serde_json::from_value(t["keep"].clone()).unwrap(),
             subscriptions: SubscriptionMode::PartnerCenter,
         }],
+        finish_with: Vec::new(),
     };
     let mut line = serde_json::to_string(&request).unwrap();
     line.push('\n');

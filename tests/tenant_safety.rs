@@ -223,6 +223,7 @@ fn one_saga_per_tenant_across_batches_requests_concurrent_submits_and_restarts()
             .unwrap();
         c.call(&closeout::runtime::control::Request::Submit {
             tenants: vec![spec(GUID), spec(&DOMAIN.to_uppercase())],
+            finish_with: Vec::new(),
         })
         .await
         .unwrap()
