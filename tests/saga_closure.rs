@@ -34,6 +34,7 @@ fn at(n: u8, keep: &[&str], closure: Option<(MfaScope, Option<&str>)>) -> Vec<Ev
             finish_with: finish_with.map(String::from),
         });
     }
+    events.extend(resolved());
     events.extend([
         inventory(),
         Event::KeepListChecked {
