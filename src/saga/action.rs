@@ -60,6 +60,9 @@ pub enum Read {
     /// Step 1's preflight: role assignments, on-premises sync of the users
     /// and the organization, closeout's own service principal.
     Preflight,
+    /// Graph's subscriptions with their sellers, and the partner's Partner
+    /// Center list of the customer's subscriptions: what each one is.
+    ClassifySubscriptions,
 }
 
 /// An external call.

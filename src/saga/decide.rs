@@ -147,6 +147,7 @@ pub(crate) fn resolve_doubt(state: &State, change: Change) -> Option<Vec<Action>
         Change::DeleteUser => Read::CheckUsers { ids: doubtful },
         Change::RestoreUser => Read::CheckUsers { ids: doubtful },
         Change::SetSubscription { .. } => Read::Subscriptions,
+        Change::SetAutoRenew { .. } => Read::ClassifySubscriptions,
         Change::DisableSecurityDefaults | Change::DisableCaPolicy | Change::DisableUserMfa => {
             Read::Mfa {
                 user_ids: keep_ids(state),
@@ -196,6 +197,13 @@ fn judge(state: &State, change: Change, ids: &[String]) -> Option<(Vec<String>, 
                     (Some(s), PartnerStatus::Deleted) => s.status == SubscriptionStatus::Deleted,
                 }
             }
+            // Graph cannot show auto-renew: Partner Center's list can.
+            Change::SetAutoRenew { enabled } => o
+                .classes
+                .as_ref()?
+                .iter()
+                .find(|c| c.partner_id.as_deref() == Some(id.as_str()))
+                .is_some_and(|c| c.auto_renew == Some(enabled)),
             Change::DisableSecurityDefaults => !o.mfa.as_ref()?.security_defaults,
             Change::DisableCaPolicy => o
                 .mfa

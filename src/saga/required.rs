@@ -112,6 +112,20 @@ impl State {
                     Vec::new(),
                 )
             }
+            Gate::EndSubscriptionsElsewhere => (
+                "end the subscriptions listed where each one says (closeout may not)".to_string(),
+                ADMIN_CENTER,
+                self.elsewhere()
+                    .into_iter()
+                    .map(|(c, place)| SubscriptionAction {
+                        action: place,
+                        id: c.id,
+                        sku: c.sku,
+                        status: c.status,
+                    })
+                    .collect(),
+                Vec::new(),
+            ),
             Gate::AssignAppRole => (
                 "assign closeout's app the Privileged Authentication Administrator role"
                     .to_string(),
@@ -141,6 +155,33 @@ impl State {
             subscriptions,
             failing_preconditions: failing,
         })
+    }
+
+    /// The subscriptions a person must end, with where, as last read
+    /// (active in step 2, not yet deleted in step 3).
+    pub fn elsewhere(&self) -> Vec<(super::subscriptions::SubscriptionClass, String)> {
+        use super::subscriptions::{plan_for, Plan};
+        let Some(first) = &self.classes else {
+            return Vec::new();
+        };
+        let now = self.updated_at;
+        let current = self.observed.classes.as_ref().unwrap_or(first);
+        first
+            .iter()
+            .filter_map(|c| match plan_for(c, now) {
+                Plan::Operator(place) => Some((c, place)),
+                _ => None,
+            })
+            .filter_map(|(c, place)| {
+                let now_c = current.iter().find(|x| x.id == c.id).unwrap_or(c);
+                let left = if self.step <= 2 {
+                    now_c.status.is_active()
+                } else {
+                    now_c.status != SubscriptionStatus::Deleted
+                };
+                left.then(|| (now_c.clone(), place.describe(&c.seller)))
+            })
+            .collect()
     }
 
     /// The subscriptions as last read, or as inventoried when never read since.
