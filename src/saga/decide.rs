@@ -87,7 +87,21 @@ fn on_failure(state: &State, reason: String) -> Vec<Action> {
         .as_ref()
         .map(|h| h.policy.failure)
         .unwrap_or(FailurePolicy::Pause);
-    let event = if state.pivot || state.compensating.is_some() || policy == FailurePolicy::Pause {
+    // A cancellation Partner Center accepted (or may have) is past the point
+    // of no return even before `PivotPassed` is recorded: never compensate.
+    let irreversible = !ids_where(
+        state,
+        Change::SetSubscription {
+            status: PartnerStatus::Deleted,
+        },
+        |t| *t == Target::Done || t.is_doubtful(),
+    )
+    .is_empty();
+    let event = if state.pivot
+        || irreversible
+        || state.compensating.is_some()
+        || policy == FailurePolicy::Pause
+    {
         Event::Paused {
             who: "closeout".to_string(),
             why: reason,
@@ -279,13 +293,9 @@ pub(crate) fn drive(state: &State, change: Change) -> Option<Vec<Action>> {
     if pending.is_empty() {
         return None;
     }
-    let mut first = Vec::new();
-    if change.is_destructive_past_pivot() && !state.pivot {
-        first.push(Event::PivotPassed {
-            reason: "subscriptions are being deleted".to_string(),
-        });
-    }
-    Some(intend(state, vec![(change, pending)], first))
+    // The pivot is recorded once Partner Center accepts an irreversible
+    // change (`steps::pivot_now`), not when it is asked.
+    Some(intend(state, vec![(change, pending)], Vec::new()))
 }
 
 /// The keep accounts' object ids.
