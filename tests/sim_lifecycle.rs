@@ -177,8 +177,10 @@ async fn partner_center_refuses_direct_customers_foreign_tokens_and_closed_windo
             "/v1/customers/{}/subscriptions/{}",
             t.tenant_id, locked.commerce_subscription_id
         );
+        // Cancelling a new-commerce subscription is `deleted`, refused past
+        // its window (suspending is accepted, and does not end billing).
         let a = h
-            .call("PATCH", &path, &pc, Some(json!({"status": "suspended"})))
+            .call("PATCH", &path, &pc, Some(json!({"status": "deleted"})))
             .await;
         match t.billing {
             closeout::sim::state::Billing::Direct => assert_eq!(a.status, 404, "direct customer"),
