@@ -53,6 +53,9 @@ fn outside_window_subscriptions_run_out_their_term_and_end_deleted() {
         "2000000",
         "--deprovision-after",
         "1s",
+        // Step 5's person: deletes the tenant once the portal would.
+        "--auto-operator",
+        "200ms",
     ]);
     let tenants = sim.tenants();
     let env = Env::new(&sim, Default::default());
@@ -196,6 +199,9 @@ fn a_crash_during_a_terms_wait_resumes_it_with_the_same_deadline() {
         "2000000",
         "--deprovision-after",
         "1s",
+        // Step 5's person: deletes the tenant once the portal would.
+        "--auto-operator",
+        "200ms",
     ]);
     let tenants = sim.tenants();
     let env = Env::new(&sim, Default::default());
