@@ -1307,3 +1307,51 @@ fn a_batch_groups_records_before_calls() {
     assert!(b.is_idle());
     assert_eq!(b.wake_at, Some(ts(T0 + 300_000)));
 }
+
+#[test]
+fn partner_center_request_ids_are_kept_on_a_retry_after_a_timeout_only() {
+    let off = Change::SetAutoRenew { enabled: false };
+    let base = [
+        at_step(SubscriptionMode::PartnerCenter, 2),
+        vec![
+            classified(&[("s1", Kind::Nce, Some(T0 - 1))]),
+            intent(0, off, &["s1"]),
+        ],
+    ]
+    .concat();
+    let id = |events: Vec<Event>| {
+        let s = events
+            .iter()
+            .fold(closeout::saga::State::default(), |s, e| {
+                closeout::saga::apply(s, e)
+            });
+        s.request_id(off, "s1")
+    };
+    let first = id(base.clone());
+    assert_eq!(first.len(), 36, "a GUID: {first}");
+    assert_eq!(first, id(base.clone()), "stable across restarts (a replay)");
+    let timed_out = [
+        base.clone(),
+        vec![failed(0, "s1", FailureClass::InDoubt, None)],
+    ]
+    .concat();
+    assert_eq!(id(timed_out), first, "a timeout keeps the id for the retry");
+    let answered = [
+        base.clone(),
+        vec![failed(0, "s1", FailureClass::Transient, None)],
+    ]
+    .concat();
+    assert_ne!(id(answered), first, "an answer resets it");
+    assert_ne!(
+        id(base.clone()),
+        {
+            let s = base
+                .iter()
+                .fold(closeout::saga::State::default(), |s, e| {
+                    closeout::saga::apply(s, e)
+                });
+            s.request_id(off, "s2")
+        },
+        "one per target"
+    );
+}
