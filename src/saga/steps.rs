@@ -310,22 +310,31 @@ fn cancel_subscriptions(state: &State, now: Timestamp) -> Vec<Action> {
             return a;
         }
     }
-    let untouched = [DELETE_SUB, RENEW_OFF, SUSPEND]
-        .iter()
-        .all(|c| state.table(*c).is_none());
-    if untouched {
-        let work: Vec<(Change, Vec<String>)> = [
-            (DELETE_SUB, subscriptions::Plan::Cancel),
-            (RENEW_OFF, subscriptions::Plan::AutoRenewOff),
-            (SUSPEND, subscriptions::Plan::SuspendThenDelete),
-        ]
-        .into_iter()
-        .map(|(c, p)| (c, planned(state, now, &p)))
-        .filter(|(_, ids)| !ids.is_empty())
-        .collect();
-        if !work.is_empty() {
-            return intend(state, work, Vec::new());
-        }
+    // What each subscription's plan asks, for those not yet intended (a
+    // crash may have recorded only some of the intents).
+    let work: Vec<(Change, Vec<String>)> = [
+        (DELETE_SUB, subscriptions::Plan::Cancel),
+        (RENEW_OFF, subscriptions::Plan::AutoRenewOff),
+        (SUSPEND, subscriptions::Plan::SuspendThenDelete),
+    ]
+    .into_iter()
+    .map(|(c, p)| {
+        let ids = planned(state, now, &p)
+            .into_iter()
+            // One change per subscription, whatever the clock says later
+            // (a window that closed after its cancel was intended).
+            .filter(|id| {
+                [DELETE_SUB, RENEW_OFF, SUSPEND]
+                    .iter()
+                    .all(|c| status_of(state, *c, id).is_none())
+            })
+            .collect::<Vec<_>>();
+        (c, ids)
+    })
+    .filter(|(_, ids)| !ids.is_empty())
+    .collect();
+    if !work.is_empty() {
+        return intend(state, work, Vec::new());
     }
     if let Some(a) = elsewhere_gate(state, now, 2) {
         return a;
@@ -365,10 +374,25 @@ fn delete_subscriptions(state: &State, now: Timestamp) -> Vec<Action> {
     if let Some(a) = drive(state, DELETE_SUB) {
         return a;
     }
-    let legacy: Vec<String> = ids_where(state, SUSPEND, |t| *t == Target::Done)
-        .into_iter()
-        .filter(|id| status_of(state, DELETE_SUB, id).is_none())
-        .collect();
+    // Suspended in step 2, or found already inactive: a legacy subscription
+    // of the partner is deleted; an inactive new-commerce one is cancelled
+    // while its window is open (suspended, it would go on billing).
+    let mut legacy: Vec<String> = ids_where(state, SUSPEND, |t| *t == Target::Done);
+    legacy.extend(state.classes.iter().flatten().filter_map(|c| {
+        let inactive = subscriptions::plan_for(c, now) == subscriptions::Plan::Nothing
+            && c.status != SubscriptionStatus::Deleted;
+        let deletable = match c.kind {
+            subscriptions::Kind::Legacy => true,
+            subscriptions::Kind::Nce => c.window_end.is_some_and(|w| now < w),
+            _ => false,
+        };
+        (c.seller == subscriptions::Seller::Partner && inactive && deletable)
+            .then(|| c.partner_id.clone())
+            .flatten()
+    }));
+    legacy.sort();
+    legacy.dedup();
+    legacy.retain(|id| status_of(state, DELETE_SUB, id).is_none());
     if !legacy.is_empty() {
         return intend(state, vec![(DELETE_SUB, legacy)], Vec::new());
     }
