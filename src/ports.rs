@@ -10,8 +10,9 @@
 //! schedule.
 
 use crate::model::{
-    Application, CaPolicy, CaPolicyState, CallError, DeletedUser, PartnerStatus, PerUserMfaState,
-    PartnerSubscription, Preflight, Subscription, SubscriptionDetail, User, WriteOutcome,
+    Application, CaPolicy, CaPolicyState, CallError, DeletedUser, PartnerStatus,
+    PartnerSubscription, PerUserMfaState, Preflight, Subscription, SubscriptionDetail, User,
+    WriteOutcome,
 };
 use std::future::Future;
 

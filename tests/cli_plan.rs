@@ -176,7 +176,10 @@ async fn plan_shows_each_subscriptions_kind_seller_action_and_end() {
         "{json}"
     );
     assert!(subs[0]["term_end"].is_string() && subs[0]["expected_end"].is_string());
-    assert!(subs[3]["place"].as_str().unwrap().contains("the partner of tenant"));
+    assert!(subs[3]["place"]
+        .as_str()
+        .unwrap()
+        .contains("the partner of tenant"));
     let warnings = json[0]["warnings"].to_string();
     assert!(warnings.contains("restored for 30 days only"), "{warnings}");
     let text = plan(&files.config, &files.batch, false);

@@ -146,7 +146,8 @@ fn what_the_partner_did_not_sell_is_never_sent_to_partner_center() {
         if let Some(rest) = e.path.strip_prefix("/v1/customers/") {
             let sub = rest.rsplit('/').next().unwrap_or_default();
             assert!(
-                sold.get(&e.tenant_id).is_some_and(|s| s.iter().any(|x| x == sub)),
+                sold.get(&e.tenant_id)
+                    .is_some_and(|s| s.iter().any(|x| x == sub)),
                 "{e:?} sent to Partner Center, which does not own it"
             );
         }
@@ -176,7 +177,10 @@ fn what_the_partner_did_not_sell_is_never_sent_to_partner_center() {
                     .is_some_and(|c| deleted.contains(&c))
         });
         if let (Some(p), Some(a)) = (pivot, first_accept) {
-            assert!(p > a, "saga {saga}: pivot at {p} before the accepted cancel at {a}");
+            assert!(
+                p > a,
+                "saga {saga}: pivot at {p} before the accepted cancel at {a}"
+            );
         }
         if let Some(p) = pivot {
             assert!(
@@ -215,7 +219,13 @@ fn a_crash_during_a_terms_wait_resumes_it_with_the_same_deadline() {
                 .is_some_and(|w| w.contains("run to the end of their term"))
         })
     };
-    let before = wait_status(&env, &daemon, Duration::from_secs(30), "the term's wait", term);
+    let before = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(30),
+        "the term's wait",
+        term,
+    );
     let waiting = before[0]["waiting_for"].clone();
     let waits_before = audit(&env)
         .iter()
@@ -224,8 +234,17 @@ fn a_crash_during_a_terms_wait_resumes_it_with_the_same_deadline() {
         .collect::<Vec<_>>();
     daemon.kill();
     let daemon = Daemon::start(&env);
-    let after = wait_status(&env, &daemon, Duration::from_secs(30), "the wait again", term);
-    assert_eq!(after[0]["waiting_for"], waiting, "same deadline after the restart");
+    let after = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(30),
+        "the wait again",
+        term,
+    );
+    assert_eq!(
+        after[0]["waiting_for"], waiting,
+        "same deadline after the restart"
+    );
     let waits_after = audit(&env)
         .iter()
         .filter(|e| e["kind"] == "wait_started")

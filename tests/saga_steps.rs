@@ -1345,11 +1345,9 @@ fn partner_center_request_ids_are_kept_on_a_retry_after_a_timeout_only() {
     assert_ne!(
         id(base.clone()),
         {
-            let s = base
-                .iter()
-                .fold(closeout::saga::State::default(), |s, e| {
-                    closeout::saga::apply(s, e)
-                });
+            let s = base.iter().fold(closeout::saga::State::default(), |s, e| {
+                closeout::saga::apply(s, e)
+            });
             s.request_id(off, "s2")
         },
         "one per target"

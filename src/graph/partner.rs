@@ -264,7 +264,9 @@ impl PartnerApi for PartnerClient {
             .get("items")
             .and_then(|i| i.as_array())
             .ok_or_else(|| error::bad_response(&ctx, &http.request_id, &r.body_hint()))?;
-        Ok(Some(items.iter().filter_map(partner_subscription).collect()))
+        Ok(Some(
+            items.iter().filter_map(partner_subscription).collect(),
+        ))
     }
 }
 

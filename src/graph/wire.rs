@@ -156,7 +156,10 @@ impl Subscription {
             .next_lifecycle_date_time
             .as_deref()
             .and_then(model::parse_time);
-        let created = self.created_date_time.as_deref().and_then(model::parse_time);
+        let created = self
+            .created_date_time
+            .as_deref()
+            .and_then(model::parse_time);
         model::SubscriptionDetail {
             base: self.into(),
             owner_tenant_id,

@@ -8,10 +8,10 @@ use crate::model::{
     WriteOutcome,
 };
 use crate::ports::{PartnerApi, TenantApi};
+use crate::saga::subscriptions::SubscriptionClass;
 use crate::saga::{
     Call, Change, Event, Inventory, MfaView, Read, SubscriptionRef, TenantView, UserRef,
 };
-use crate::saga::subscriptions::SubscriptionClass;
 use futures::future::join_all;
 
 /// Makes the call and returns the events recording its results.
@@ -141,8 +141,8 @@ async fn perform_change<T: TenantApi, P: PartnerApi>(
         Change::SetAutoRenew { enabled } => match partner {
             Some(p) => {
                 join_all(targets.iter().map(|id| async move {
-                    let rid = request_id(change, id)
-                        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                    let rid =
+                        request_id(change, id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                     (
                         id.clone(),
                         p.set_auto_renew(tenant_id, id, enabled, &rid).await,

@@ -230,8 +230,7 @@ pub fn apply_at(state: State, event: &Event, at: Timestamp) -> State {
 fn s_first_delete(s: &State, event: &Event) -> bool {
     match event {
         Event::ChangeApplied { change_id, .. } => {
-            s.users_deleted_at.is_none()
-                && s.intents.get(change_id) == Some(&Change::DeleteUser)
+            s.users_deleted_at.is_none() && s.intents.get(change_id) == Some(&Change::DeleteUser)
         }
         _ => false,
     }

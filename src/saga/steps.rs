@@ -3,13 +3,11 @@
 //! disable MFA, delete the directory.
 
 use super::action::{Action, Call, Read};
-use super::decide::{
-    drive, ids_where, intend, is_keep, keep_ids, other_users, status_of, wait,
-};
-use super::state::Target;
-use super::subscriptions;
+use super::decide::{drive, ids_where, intend, is_keep, keep_ids, other_users, status_of, wait};
 use super::event::{Change, Event, Gate, SECURITY_DEFAULTS};
 use super::state::State;
+use super::state::Target;
+use super::subscriptions;
 use crate::model::{
     PartnerStatus, PerUserMfaState, SubscriptionMode, SubscriptionStatus, Timestamp,
 };

@@ -66,11 +66,7 @@ pub fn handle(world: &mut World, req: &Req, now: Instant, cfg: &Config) -> (Resp
     }
     if req.partner_header("ms-contract-version").is_none() {
         return (
-            partner_error(
-                400,
-                800002,
-                "The MS-Contract-Version header is required.",
-            ),
+            partner_error(400, 800002, "The MS-Contract-Version header is required."),
             None,
         );
     }
@@ -104,7 +100,7 @@ pub fn handle(world: &mut World, req: &Req, now: Instant, cfg: &Config) -> (Resp
         return (not_found(), None);
     }
     let tenant_id = tenant.tenant_id.clone();
-    let clock = world.clock.clone();
+    let clock = world.clock;
     let Some(sub) = tenant
         .subscriptions
         .iter_mut()
@@ -120,7 +116,9 @@ pub fn handle(world: &mut World, req: &Req, now: Instant, cfg: &Config) -> (Resp
                 if let Some((path, first)) = world.partner_requests.get(rid) {
                     if path == &req.path {
                         let first = first.clone();
-                        world.partner_log.push((req.path.clone(), rid.clone(), true));
+                        world
+                            .partner_log
+                            .push((req.path.clone(), rid.clone(), true));
                         return (first, None);
                     }
                 }
@@ -137,7 +135,9 @@ pub fn handle(world: &mut World, req: &Req, now: Instant, cfg: &Config) -> (Resp
             };
             let out = patch(sub, req, now, cfg, &tenant_id, &clock);
             if let Some(rid) = rid {
-                world.partner_log.push((req.path.clone(), rid.clone(), false));
+                world
+                    .partner_log
+                    .push((req.path.clone(), rid.clone(), false));
                 world
                     .partner_requests
                     .insert(rid, (req.path.clone(), out.0.clone()));
@@ -159,11 +159,7 @@ fn list(world: &World, customer: &str) -> Resp {
         .and_then(|k| world.tenants.get(&k))
         .filter(|t| t.billing == Billing::Partner && !t.deleted)
     else {
-        return partner_error(
-            404,
-            600008,
-            &format!("Customer {customer} was not found."),
-        );
+        return partner_error(404, 600008, &format!("Customer {customer} was not found."));
     };
     let items: Vec<Value> = t
         .subscriptions
@@ -421,9 +417,7 @@ fn resource(s: &Subscription, customer: &str, clock: &super::state::Clock) -> Va
     // clock speed (a closed window: a start 30 days back).
     let start_ms = match s.window_end {
         Some(w) => clock.ms(w).saturating_sub(WINDOW.as_millis() as u64),
-        None => clock
-            .ms(clock.start)
-            .saturating_sub(30 * 24 * 3600 * 1000),
+        None => clock.ms(clock.start).saturating_sub(30 * 24 * 3600 * 1000),
     };
     json!({
         "id": s.commerce_subscription_id,
