@@ -717,8 +717,12 @@ fn step_two_cancels_subscriptions_by_partner_center_or_gate() {
                         gate: Gate::CancelSubscriptions,
                         instructions: "In the Microsoft 365 admin center of tenant t1 (Billing > \
                                        Your products), cancel these subscriptions: E3 (s1). \
-                                       closeout re-reads the tenant periodically and continues \
-                                       once it sees them done."
+                                       Where the admin center no longer offers to cancel one \
+                                       (its cancellation window has passed), turn off its \
+                                       recurring billing instead: it then ends with its term, \
+                                       and closeout waits for that. closeout re-reads the \
+                                       tenant periodically and continues once it sees them \
+                                       done."
                             .into(),
                     },
                     Event::WaitStarted {

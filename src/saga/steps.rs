@@ -494,12 +494,23 @@ fn gated_subscriptions(state: &State, now: Timestamp, gate: Gate) -> Vec<Action>
             .as_ref()
             .map(|h| h.spec.tenant_id.as_str())
             .unwrap_or_default();
+        // A direct (MCA) customer may not be able to cancel at once: past
+        // the cancellation window the admin center offers to turn off
+        // recurring billing, and the subscription ends with its term
+        // (https://learn.microsoft.com/microsoft-365/commerce/subscriptions/cancel-your-subscription).
+        let past_window = if step == 2 {
+            " Where the admin center no longer offers to cancel one (its cancellation window \
+             has passed), turn off its recurring billing instead: it then ends with its term, \
+             and closeout waits for that."
+        } else {
+            ""
+        };
         first.push(Event::GateOpened {
             gate,
             instructions: format!(
                 "In the Microsoft 365 admin center of tenant {tenant} (Billing > Your products), \
-                 {what} these subscriptions: {}. closeout re-reads the tenant periodically and \
-                 continues once it sees them done.",
+                 {what} these subscriptions: {}.{past_window} closeout re-reads the tenant \
+                 periodically and continues once it sees them done.",
                 list.join(", ")
             ),
         });
