@@ -144,8 +144,13 @@ fn action_lines(required: &crate::saga::ActionRequired) -> String {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
+        let place = sub
+            .place
+            .as_ref()
+            .map(|p| format!(": {p}"))
+            .unwrap_or_default();
         s.push_str(&format!(
-            "      {} subscription {} (id {}, now {status})\n",
+            "      {} subscription {} (id {}, now {status}){place}\n",
             sub.action, sub.sku, sub.id
         ));
     }

@@ -40,6 +40,10 @@ pub struct SubscriptionAction {
     pub sku: String,
     /// Its status as last read.
     pub status: SubscriptionStatus,
+    /// Where a person ends it, when closeout may not (sold directly or by
+    /// another partner, a trial, a self-service sign-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
 }
 
 impl State {
@@ -79,6 +83,7 @@ impl State {
                     id: s.id,
                     sku: s.sku,
                     status: s.status,
+                    place: None,
                 })
                 .collect::<Vec<_>>()
         };
@@ -118,10 +123,11 @@ impl State {
                 self.elsewhere()
                     .into_iter()
                     .map(|(c, place)| SubscriptionAction {
-                        action: place,
+                        action: if self.step <= 2 { "cancel" } else { "delete" }.to_string(),
                         id: c.id,
                         sku: c.sku,
                         status: c.status,
+                        place: Some(place),
                     })
                     .collect(),
                 Vec::new(),
