@@ -268,6 +268,44 @@ pub struct Subscription {
     pub total_licenses: u32,
 }
 
+/// A companySubscription with the fields that say who sold it and when it
+/// moves on (`ownerTenantId`, `nextLifecycleDateTime`, `createdDateTime`):
+/// <https://learn.microsoft.com/en-us/graph/api/resources/companysubscription>.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionDetail {
+    /// The basic fields.
+    pub base: Subscription,
+    /// "The unique identifier for the Microsoft partner tenant that created
+    /// the subscription on a customer tenant"; `None` when Graph gives none.
+    pub owner_tenant_id: Option<String>,
+    /// When the subscription moves to its next lifecycle state, if Graph says.
+    pub next_lifecycle: Option<Timestamp>,
+    /// When it was created, if Graph says.
+    pub created: Option<Timestamp>,
+}
+
+/// A subscription as Partner Center lists it for a customer
+/// (`GET /v1/customers/{customer}/subscriptions`:
+/// <https://learn.microsoft.com/en-us/partner-center/developer/get-all-of-a-customer-s-subscriptions>).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerSubscription {
+    /// Partner Center's subscription id.
+    pub id: String,
+    /// The offer: new-commerce offers are `productId:skuId[:availabilityId]`,
+    /// legacy ones a GUID.
+    pub offer_id: String,
+    /// Seats.
+    pub quantity: u32,
+    /// `status`: `active`, `suspended`, `deleted`, `expired`, `disabled`, ...
+    pub status: String,
+    /// `autoRenewEnabled`.
+    pub auto_renew: bool,
+    /// `effectiveStartDate`: the current term's start (purchase or renewal).
+    pub term_start: Option<Timestamp>,
+    /// `commitmentEndDate`: the current term's end.
+    pub term_end: Option<Timestamp>,
+}
+
 /// What Partner Center is asked to set a subscription's status to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -276,8 +314,15 @@ pub enum PartnerStatus {
     Suspended,
     /// Reactivate.
     Active,
-    /// Delete (the pivot: not undone).
+    /// Delete: for a new-commerce subscription, the cancellation (not undone).
     Deleted,
+}
+
+/// Parses an RFC 3339 time as Graph and Partner Center write them; `None`
+/// when it is not one (the caller then treats the date as unknown).
+pub fn parse_time(text: &str) -> Option<Timestamp> {
+    let t = humantime::parse_rfc3339_weak(text.trim_end_matches('Z').split('.').next()?).ok()?;
+    Some(Timestamp::from_system(t))
 }
 
 /// Conditional Access policy states.

@@ -10,8 +10,9 @@
 //! schedule.
 
 use crate::model::{
-    Application, CaPolicy, CaPolicyState, CallError, DeletedUser, PartnerStatus, PerUserMfaState,
-    Preflight, RoleMember, Subscription, User, WriteOutcome,
+    Application, CaPolicy, CaPolicyState, CallError, DeletedUser, PartnerStatus,
+    PartnerSubscription, PerUserMfaState, Preflight, RoleMember, Subscription, SubscriptionDetail,
+    User, WriteOutcome,
 };
 use std::future::Future;
 
@@ -39,6 +40,28 @@ pub trait TenantApi: Send + Sync {
     fn list_subscriptions(
         &self,
     ) -> impl Future<Output = Result<Vec<Subscription>, CallError>> + Send;
+
+    /// `GET /v1.0/directory/subscriptions` with who sold each subscription
+    /// (`ownerTenantId`) and its lifecycle dates. An implementation that
+    /// cannot tell the seller says `None` (closeout then sends the
+    /// subscription to no API, only to an operator gate).
+    fn list_subscription_details(
+        &self,
+    ) -> impl Future<Output = Result<Vec<SubscriptionDetail>, CallError>> + Send {
+        async {
+            Ok(self
+                .list_subscriptions()
+                .await?
+                .into_iter()
+                .map(|base| SubscriptionDetail {
+                    base,
+                    owner_tenant_id: None,
+                    next_lifecycle: None,
+                    created: None,
+                })
+                .collect())
+        }
+    }
 
     /// Whether security defaults are enabled.
     fn get_security_defaults(&self) -> impl Future<Output = Result<bool, CallError>> + Send;
@@ -173,4 +196,64 @@ pub trait PartnerApi: Send + Sync {
         subscription_id: &str,
         status: PartnerStatus,
     ) -> impl Future<Output = WriteOutcome> + Send;
+
+    /// The partner's own tenant id (what Graph's `ownerTenantId` names for
+    /// the partner's subscriptions); `None` when not known.
+    fn partner_tenant_id(&self) -> Option<&str> {
+        None
+    }
+
+    /// [`PartnerApi::set_subscription_status`] sent with this `MS-RequestId`
+    /// (the same value on every try of one intended change, so that Partner
+    /// Center treats a retry after a timeout as the same request).
+    fn set_subscription_status_as(
+        &self,
+        customer_tenant_id: &str,
+        subscription_id: &str,
+        status: PartnerStatus,
+        request_id: &str,
+    ) -> impl Future<Output = WriteOutcome> + Send {
+        let _ = request_id;
+        self.set_subscription_status(customer_tenant_id, subscription_id, status)
+    }
+
+    /// `PATCH /v1/customers/{customer}/subscriptions/{id}` with
+    /// `autoRenewEnabled`, sent with this `MS-RequestId`.
+    fn set_auto_renew(
+        &self,
+        customer_tenant_id: &str,
+        subscription_id: &str,
+        enabled: bool,
+        request_id: &str,
+    ) -> impl Future<Output = WriteOutcome> + Send {
+        let _ = (enabled, request_id);
+        let path = format!("/v1/customers/{customer_tenant_id}/subscriptions/{subscription_id}");
+        async move {
+            WriteOutcome {
+                http: crate::model::HttpInfo {
+                    method: "PATCH".into(),
+                    path: path.clone(),
+                    status: 0,
+                    request_id: String::new(),
+                },
+                result: Err(CallError {
+                    class: crate::model::FailureClass::Permanent,
+                    code: "not_supported".into(),
+                    message: format!("PATCH {path}: auto-renew is not supported here"),
+                    retry_after: None,
+                }),
+            }
+        }
+    }
+
+    /// `GET /v1/customers/{customer}/subscriptions`: what the partner itself
+    /// sells the customer. `Ok(None)` when the customer is not the
+    /// partner's (Partner Center answers 404).
+    fn list_customer_subscriptions(
+        &self,
+        customer_tenant_id: &str,
+    ) -> impl Future<Output = Result<Option<Vec<PartnerSubscription>>, CallError>> + Send {
+        let _ = customer_tenant_id;
+        async { Ok(None) }
+    }
 }

@@ -144,6 +144,55 @@ async fn plan_prints_what_would_be_done_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn plan_shows_each_subscriptions_kind_seller_action_and_end() {
+    let sim = start_sim(
+        "tenants=1,users=4,direct=0,subscriptions=2,outside_window=1,term_ends_in=60days,trials=1,other_partner=1",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tenants: Vec<TenantInfo> = get(&format!("{}/_sim/tenants", sim.url)).await;
+    let partner: Partner = get(&format!("{}/_sim/partner", sim.url)).await;
+    let files = setup::write(dir.path(), &sim.url, &tenants, &partner, &Tuning::default()).unwrap();
+    let out = plan(&files.config, &files.batch, true);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let subs = json[0]["subscription_plan"].as_array().unwrap();
+    let row = |s: &serde_json::Value| {
+        format!(
+            "{} {} {}",
+            s["kind"].as_str().unwrap(),
+            s["seller"].as_str().unwrap(),
+            s["action"].as_str().unwrap()
+        )
+    };
+    let rows: Vec<String> = subs.iter().map(row).collect();
+    assert_eq!(
+        rows,
+        vec![
+            "nce partner auto_renew_off",
+            "nce partner cancel",
+            "trial microsoft operator",
+            "unknown other_partner operator",
+        ],
+        "{json}"
+    );
+    assert!(subs[0]["term_end"].is_string() && subs[0]["expected_end"].is_string());
+    assert!(subs[3]["place"]
+        .as_str()
+        .unwrap()
+        .contains("the partner of tenant"));
+    let warnings = json[0]["warnings"].to_string();
+    assert!(warnings.contains("restored for 30 days only"), "{warnings}");
+    let text = plan(&files.config, &files.batch, false);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("nce sold by partner: auto_renew_off; term ends"),
+        "{text}"
+    );
+    let effects: serde_json::Value = get(&format!("{}/_sim/effects", sim.url)).await;
+    assert_eq!(effects, serde_json::json!([]), "plan changed the tenants");
+}
+
+#[tokio::test]
 async fn plan_refuses_a_keep_list_without_a_global_administrator() {
     let sim = start_sim("tenants=2,users=10");
     let dir = tempfile::tempdir().unwrap();

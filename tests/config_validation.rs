@@ -77,7 +77,7 @@ fn shipped_files_are_valid() {
     assert!(config.data_dir.is_absolute() && config.data_dir.ends_with("target/closeout/data"));
     let batch = closeout::config::BatchFile::load(&root.join("config/batch.example.toml")).unwrap();
     assert_eq!(batch.tenants.len(), 2);
-    assert_eq!(batch.lines, vec![8, 26]);
+    assert_eq!(batch.lines, vec![8, 32]);
 }
 
 #[test]

@@ -458,3 +458,53 @@ async fn a_deleted_user_reads_with_its_object_id_before_its_upn() {
         format!("{}{upn}", id.replace('-', ""))
     );
 }
+
+/// Graph's sellers and Partner Center's list classify each subscription as
+/// its documented kind; the partner's NCE subscriptions inside their window
+/// are cancelled, everything it did not sell goes to a person.
+#[tokio::test]
+async fn subscriptions_are_classified_by_seller_and_partner_center_list() {
+    use closeout::ports::PartnerApi;
+    use closeout::saga::subscriptions::{classify, plan_for, Place, Plan};
+    use closeout::sim::state::Billing;
+    let sim = sim(
+        "tenants=2,users=3,direct=0,trials=1,self_service=1,other_partner=1,legacy=1",
+        |_| {},
+    )
+    .await;
+    let c = client(&sim, |_| {});
+    let p = sim.partner();
+    let partner = c.partner(
+        &p.tenant_id,
+        &p.client_id,
+        Secret::new(p.client_secret.clone()),
+    );
+    let info = &sim.tenants()[0];
+    assert_eq!(info.billing, Billing::Partner);
+    let t = c.tenant(
+        &info.tenant_id,
+        &info.client_id,
+        Secret::new(info.client_secret.clone()),
+    );
+    let graph = t.list_subscription_details().await.unwrap();
+    let list = partner
+        .list_customer_subscriptions(&info.tenant_id)
+        .await
+        .unwrap()
+        .expect("the partner's customer");
+    assert_eq!(list.len(), 2, "only what the partner sold: {list:?}");
+    let classes = classify(&graph, Some(&list), partner.partner_tenant_id());
+    let now = closeout::model::Timestamp::from_system(std::time::SystemTime::now());
+    let plans: Vec<Plan> = classes.iter().map(|c| plan_for(c, now)).collect();
+    assert_eq!(
+        plans,
+        vec![
+            Plan::SuspendThenDelete,
+            Plan::Cancel,
+            Plan::Operator(Place::AdminCenterProducts),
+            Plan::Operator(Place::SelfServiceProducts),
+            Plan::Operator(Place::SellingPartner),
+        ],
+        "{classes:#?}"
+    );
+}

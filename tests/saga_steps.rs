@@ -10,6 +10,45 @@ use closeout::saga::{
 use saga_support::*;
 use std::time::Duration;
 
+use closeout::saga::subscriptions::{Kind, Seller, SubscriptionClass};
+
+/// The partner's subscriptions, classified: (id, kind, NCE window end).
+fn classified(subs: &[(&str, Kind, Option<u64>)]) -> Event {
+    Event::SubscriptionsClassified {
+        subscriptions: subs
+            .iter()
+            .map(|(id, kind, window)| SubscriptionClass {
+                id: id.to_string(),
+                sku: "E3".into(),
+                status: SubscriptionStatus::Enabled,
+                seller: Seller::Partner,
+                kind: *kind,
+                partner_id: Some(id.to_string()),
+                partner_status: Some("active".into()),
+                auto_renew: Some(true),
+                term_end: None,
+                window_end: window.map(ts),
+            })
+            .collect(),
+    }
+}
+
+/// Partner NCE subscriptions past their window: (id, window end, term end).
+fn classified_ending(subs: &[(&str, u64, u64)]) -> Event {
+    let Event::SubscriptionsClassified { mut subscriptions } = classified(
+        &subs
+            .iter()
+            .map(|(id, w, _)| (*id, Kind::Nce, Some(*w)))
+            .collect::<Vec<_>>(),
+    ) else {
+        unreachable!()
+    };
+    for (c, (_, _, end)) in subscriptions.iter_mut().zip(subs) {
+        c.term_end = Some(ts(*end));
+    }
+    Event::SubscriptionsClassified { subscriptions }
+}
+
 /// One row: a name, the history, the time, the expected actions.
 struct Case {
     name: &'static str,
@@ -755,11 +794,69 @@ fn step_two_cancels_subscriptions_by_partner_center_or_gate() {
     let suspend = Change::SetSubscription {
         status: PartnerStatus::Suspended,
     };
+    let cancel = Change::SetSubscription {
+        status: PartnerStatus::Deleted,
+    };
+    let renew_off = Change::SetAutoRenew { enabled: false };
     let manual = at_step(SubscriptionMode::Manual, 2);
     check(vec![
         Case {
-            name: "partner-center: intents to suspend the active subscriptions",
+            name: "partner-center: a saga that never classified reads it before acting",
             given: at_step(SubscriptionMode::PartnerCenter, 2),
+            now: T0,
+            then: vec![read(Read::ClassifySubscriptions)],
+        },
+        Case {
+            name: "partner-center: NCE inside its window is cancelled; no pivot before the answer",
+            given: [
+                at_step(SubscriptionMode::PartnerCenter, 2),
+                vec![classified(&[("s1", Kind::Nce, Some(T0 + 3_600_000))])],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![intent(0, cancel, &["s1"])]),
+                change(0, cancel, &["s1"]),
+            ],
+        },
+        Case {
+            name: "partner-center: the pivot is recorded once Partner Center accepted the cancel",
+            given: [
+                at_step(SubscriptionMode::PartnerCenter, 2),
+                vec![
+                    classified(&[("s1", Kind::Nce, Some(T0 + 3_600_000))]),
+                    intent(0, cancel, &["s1"]),
+                    applied(0, "s1"),
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![record(vec![Event::PivotPassed {
+                reason: "Partner Center accepted the cancellation of subscription s1, which is \
+                         not undone"
+                    .into(),
+            }])],
+        },
+        Case {
+            name: "partner-center: NCE past its window: auto-renew off, never a suspend",
+            given: [
+                at_step(SubscriptionMode::PartnerCenter, 2),
+                vec![classified(&[("s1", Kind::Nce, Some(T0 - 1))])],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![intent(0, renew_off, &["s1"])]),
+                change(0, renew_off, &["s1"]),
+            ],
+        },
+        Case {
+            name: "partner-center: legacy is suspended",
+            given: [
+                at_step(SubscriptionMode::PartnerCenter, 2),
+                vec![classified(&[("s1", Kind::Legacy, None)])],
+            ]
+            .concat(),
             now: T0,
             then: vec![
                 record(vec![intent(0, suspend, &["s1"])]),
@@ -771,6 +868,7 @@ fn step_two_cancels_subscriptions_by_partner_center_or_gate() {
             given: [
                 at_step(SubscriptionMode::PartnerCenter, 2),
                 vec![
+                    classified(&[("s1", Kind::Legacy, None)]),
                     intent(0, suspend, &["s1"]),
                     applied(0, "s1"),
                     subs_read(&[("s1", SubscriptionStatus::Suspended)]),
@@ -803,8 +901,12 @@ fn step_two_cancels_subscriptions_by_partner_center_or_gate() {
                         gate: Gate::CancelSubscriptions,
                         instructions: "In the Microsoft 365 admin center of tenant t1 (Billing > \
                                        Your products), cancel these subscriptions: E3 (s1). \
-                                       closeout re-reads the tenant periodically and continues \
-                                       once it sees them done."
+                                       Where the admin center no longer offers to cancel one \
+                                       (its cancellation window has passed), turn off its \
+                                       recurring billing instead: it then ends with its term, \
+                                       and closeout waits for that. closeout re-reads the \
+                                       tenant periodically and continues once it sees them \
+                                       done."
                             .into(),
                     },
                     Event::WaitStarted {
@@ -862,22 +964,53 @@ fn step_three_passes_the_pivot_and_waits_for_deprovisioning() {
     let delete = Change::SetSubscription {
         status: PartnerStatus::Deleted,
     };
+    let suspend = Change::SetSubscription {
+        status: PartnerStatus::Suspended,
+    };
+    let renew_off = Change::SetAutoRenew { enabled: false };
     let pc = at_step(SubscriptionMode::PartnerCenter, 3);
     let pivot = Event::PivotPassed {
         reason: "subscriptions are being deleted".into(),
     };
     check(vec![
         Case {
-            name: "partner-center: the pivot and the delete intents in one record",
+            name: "partner-center: a suspended legacy subscription is deleted; the pivot waits for the answer",
             given: [
                 pc.clone(),
-                vec![subs_read(&[("s1", SubscriptionStatus::Suspended)])],
+                vec![
+                    classified(&[("s1", Kind::Legacy, None)]),
+                    intent(0, suspend, &["s1"]),
+                    applied(0, "s1"),
+                ],
             ]
             .concat(),
             now: T0,
             then: vec![
-                record(vec![pivot.clone(), intent(0, delete, &["s1"])]),
-                change(0, delete, &["s1"]),
+                record(vec![intent(1, delete, &["s1"])]),
+                change(1, delete, &["s1"]),
+            ],
+        },
+        Case {
+            name: "partner-center: an auto-renew-off term is waited for durably, to its end",
+            given: [
+                pc.clone(),
+                vec![
+                    classified_ending(&[("s1", T0 - 1, T0 + 864_000_000)]),
+                    intent(0, renew_off, &["s1"]),
+                    applied(0, "s1"),
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![Event::WaitStarted {
+                    until: ts(T0 + 864_000_000),
+                    reason: format!(
+                        "1 subscriptions run to the end of their term (auto-renew off); the last ends {}",
+                        ts(T0 + 864_000_000).to_rfc3339()
+                    ),
+                }]),
+                Action::WakeAt(ts(T0 + 864_000_000)),
             ],
         },
         Case {
@@ -1200,7 +1333,11 @@ fn decide_never_performs_a_change_without_a_preceding_intent() {
             vec![keep_admin_verified()],
         ]
         .concat(),
-        at_step(SubscriptionMode::PartnerCenter, 2),
+        [
+            at_step(SubscriptionMode::PartnerCenter, 2),
+            vec![classified(&[("s1", Kind::Nce, Some(T0 + 1))])],
+        ]
+        .concat(),
         [
             at_step(SubscriptionMode::PartnerCenter, 4),
             vec![
@@ -1372,4 +1509,50 @@ fn a_global_administrator_is_deleted_only_right_after_a_keep_admin_check() {
             then: vec![read(Read::Organization)],
         },
     ]);
+}
+
+#[test]
+fn partner_center_request_ids_are_kept_on_a_retry_after_a_timeout_only() {
+    let off = Change::SetAutoRenew { enabled: false };
+    let base = [
+        at_step(SubscriptionMode::PartnerCenter, 2),
+        vec![
+            classified(&[("s1", Kind::Nce, Some(T0 - 1))]),
+            intent(0, off, &["s1"]),
+        ],
+    ]
+    .concat();
+    let id = |events: Vec<Event>| {
+        let s = events
+            .iter()
+            .fold(closeout::saga::State::default(), |s, e| {
+                closeout::saga::apply(s, e)
+            });
+        s.request_id(off, "s1")
+    };
+    let first = id(base.clone());
+    assert_eq!(first.len(), 36, "a GUID: {first}");
+    assert_eq!(first, id(base.clone()), "stable across restarts (a replay)");
+    let timed_out = [
+        base.clone(),
+        vec![failed(0, "s1", FailureClass::InDoubt, None)],
+    ]
+    .concat();
+    assert_eq!(id(timed_out), first, "a timeout keeps the id for the retry");
+    let answered = [
+        base.clone(),
+        vec![failed(0, "s1", FailureClass::Transient, None)],
+    ]
+    .concat();
+    assert_ne!(id(answered), first, "an answer resets it");
+    assert_ne!(
+        id(base.clone()),
+        {
+            let s = base.iter().fold(closeout::saga::State::default(), |s, e| {
+                closeout::saga::apply(s, e)
+            });
+            s.request_id(off, "s2")
+        },
+        "one per target"
+    );
 }

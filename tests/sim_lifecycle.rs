@@ -198,8 +198,10 @@ async fn partner_center_refuses_direct_customers_foreign_tokens_and_closed_windo
             "/v1/customers/{}/subscriptions/{}",
             t.tenant_id, locked.commerce_subscription_id
         );
+        // Cancelling a new-commerce subscription is `deleted`, refused past
+        // its window (suspending is accepted, and does not end billing).
         let a = h
-            .call("PATCH", &path, &pc, Some(json!({"status": "suspended"})))
+            .call("PATCH", &path, &pc, Some(json!({"status": "deleted"})))
             .await;
         match t.billing {
             closeout::sim::state::Billing::Direct => assert_eq!(a.status, 404, "direct customer"),
@@ -482,4 +484,59 @@ async fn a_correct_client_closes_a_partner_billed_tenant_completely() {
     assert_eq!(state["deleted"], true);
     assert_eq!(state["users"].as_object().unwrap().len(), 1);
     assert_eq!(state["deleted_users"].as_object().unwrap().len(), 11);
+}
+
+/// Partner Center's headers as documented: `MS-Contract-Version` required;
+/// `If-Match` must carry the resource's current ETag; a repeated
+/// `MS-RequestId` is the same request (its first answer, no second change).
+#[tokio::test]
+async fn partner_center_checks_its_headers_and_repeats_a_request_once() {
+    let h = Harness::start(generated("tenants=1,users=3,direct=0", 21)).await;
+    let pc = h.partner_token().await;
+    let t = h.tenant(0);
+    let sub = h.sim.tenant(&t.tenant_id).unwrap().subscriptions[0]
+        .commerce_subscription_id
+        .clone();
+    let path = format!("/v1/customers/{}/subscriptions/{sub}", t.tenant_id);
+    let url = h.url(&path);
+    let bare = h
+        .http
+        .get(&url)
+        .bearer_auth(&pc)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(bare.as_u16(), 400, "MS-Contract-Version is required");
+    let got = h.get(&path, &pc).await;
+    let etag = got.body["attributes"]["etag"].as_str().unwrap().to_string();
+    let patch = |rid: &str, etag: &str, on: bool| {
+        h.http
+            .patch(&url)
+            .bearer_auth(&pc)
+            .header("MS-Contract-Version", "v1")
+            .header("MS-RequestId", rid)
+            .header("If-Match", etag)
+            .json(&serde_json::json!({"autoRenewEnabled": on}))
+            .send()
+    };
+    let stale = patch("r0", "stale", false).await.unwrap().status();
+    assert_eq!(stale.as_u16(), 412, "If-Match not the current ETag");
+    let first = patch("r1", &etag, false).await.unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    let first: serde_json::Value = first.json().await.unwrap();
+    // The retry after a timeout: same id, same answer, nothing changed again
+    // (the ETag has moved, yet the repeat is not refused).
+    let again = patch("r1", &etag, false).await.unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+    let changes = h
+        .sim
+        .effects(0)
+        .into_iter()
+        .filter(|e| e.path == path)
+        .count();
+    assert_eq!(changes, 1, "one change for one request id");
+    assert!(!h.sim.tenant(&t.tenant_id).unwrap().subscriptions[0].auto_renew);
 }

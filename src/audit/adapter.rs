@@ -63,6 +63,10 @@ pub fn action_of(change: Change) -> String {
         Change::DisableSecurityDefaults => "disable security defaults".into(),
         Change::DisableCaPolicy => "disable conditional access policy".into(),
         Change::DisableUserMfa => "disable per-user MFA".into(),
+        Change::SetAutoRenew { enabled } => format!(
+            "turn subscription auto-renew {}",
+            if enabled { "on" } else { "off" }
+        ),
     }
 }
 
@@ -74,7 +78,7 @@ pub fn planned_call(change: Change, target: &str, tenant_id: &str) -> HttpInfo {
             "POST",
             format!("/v1.0/directory/deletedItems/{target}/restore"),
         ),
-        Change::SetSubscription { .. } => (
+        Change::SetSubscription { .. } | Change::SetAutoRenew { .. } => (
             "PATCH",
             format!("/v1/customers/{tenant_id}/subscriptions/{target}"),
         ),
@@ -412,6 +416,20 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
             view.users.len(),
             view.subscriptions.len(),
             view.applications.len()
+        )),
+        Event::SubscriptionsClassified { subscriptions } => other(format!(
+            "subscriptions classified: {}",
+            subscriptions
+                .iter()
+                .map(|c| format!(
+                    "{} ({}) {} {}",
+                    c.sku,
+                    c.id,
+                    c.seller.name(),
+                    c.kind.name()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         Event::PreflightRead { preflight: p } => other(format!(
             "step 1 preflight read: {} directory role assignments, {} synced users, directory sync {}, closeout's app holds {} roles",

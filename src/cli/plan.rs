@@ -82,6 +82,31 @@ pub struct TenantPlan {
     /// The operator gates step 1's preflight would open before any user is
     /// deleted (the saga waits there until a re-read shows them done).
     pub gates: Vec<PlanGate>,
+    /// Each subscription: what it is, who sells it, what steps 2 and 3 do
+    /// about it, and when it is expected to read `Deleted`.
+    pub subscription_plan: Vec<SubscriptionPlan>,
+}
+
+/// What closeout would do about one subscription.
+#[derive(Clone, Debug, Serialize)]
+pub struct SubscriptionPlan {
+    /// Graph's commerce subscription id.
+    pub id: String,
+    /// The SKU's part number.
+    pub sku: String,
+    /// `nce`, `legacy`, `trial`, `self_service` or `unknown`.
+    pub kind: String,
+    /// `partner`, `other_partner` or `microsoft`.
+    pub seller: String,
+    /// `cancel`, `auto_renew_off`, `suspend_then_delete`, `operator` or
+    /// `nothing`.
+    pub action: String,
+    /// For `operator`: where a person ends it.
+    pub place: Option<String>,
+    /// The current term's end, when known.
+    pub term_end: Option<String>,
+    /// When it is expected to read `Deleted` (RFC 3339), when it can be told.
+    pub expected_end: Option<String>,
 }
 
 /// A gate the saga would open, and what it costs.
@@ -215,6 +240,27 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
             let mut plan = match read_inventory(client, spec).await {
                 Ok(inv) => {
                     let mut plan = tenant_plan(spec, &inv);
+                    if spec.subscriptions == SubscriptionMode::PartnerCenter {
+                        match classify(client, config, spec).await {
+                            Ok(p) => {
+                                let late: Vec<String> = p
+                                    .iter()
+                                    .filter(|s| s.action != "cancel" && s.action != "nothing")
+                                    .filter_map(|s| s.term_end.clone())
+                                    .collect();
+                                if let Some(last) = late.iter().max() {
+                                    plan.warnings.push(format!(
+                                        "a subscription's term ends {last}: deleted users can be \
+                                         restored for 30 days only, so a closure that waits for \
+                                         it passes its point of no return when that window \
+                                         closes (closeout records it as the pivot)"
+                                    ));
+                                }
+                                plan.subscription_plan = p;
+                            }
+                            Err(e) => plan.warnings.push(e),
+                        }
+                    }
                     if plan.users_to_delete > 0 {
                         match read_preflight(client, spec).await {
                             Ok(pf) => plan.gates = plan_gates(spec, &inv, &pf),
@@ -269,6 +315,61 @@ async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inv
         }
     }
     Err("cannot read the inventory: no answer".into())
+}
+
+/// What each subscription is and what the saga would do about it, read
+/// exactly as step 2 reads it (Graph's sellers, Partner Center's list).
+async fn classify(
+    client: &graph::Client,
+    config: &Config,
+    spec: &TenantSpec,
+) -> Result<Vec<SubscriptionPlan>, String> {
+    use crate::saga::subscriptions::{expected_end, plan_for, Plan};
+    let secret = graph::read_secret(&spec.secret).map_err(|e| e.to_string())?;
+    let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
+    let partner = match &config.partner_center {
+        Some(pc) => Some(client.partner(
+            &pc.tenant_id,
+            &pc.client_id,
+            graph::read_secret(&pc.secret).map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
+    let now = Timestamp::from_system(std::time::SystemTime::now());
+    let events = perform(
+        &Call::Read(Read::ClassifySubscriptions),
+        &api,
+        partner.as_ref(),
+        &spec.tenant_id,
+        now,
+    )
+    .await;
+    match events.into_iter().next() {
+        Some(Event::SubscriptionsClassified { subscriptions }) => Ok(subscriptions
+            .iter()
+            .map(|c| {
+                let plan = plan_for(c, now);
+                SubscriptionPlan {
+                    id: c.id.clone(),
+                    sku: c.sku.clone(),
+                    kind: c.kind.name().into(),
+                    seller: c.seller.name().into(),
+                    action: plan.name().into(),
+                    place: match &plan {
+                        Plan::Operator(place) => Some(place.describe(&c.seller)),
+                        _ => None,
+                    },
+                    term_end: c.term_end.map(Timestamp::to_rfc3339),
+                    expected_end: expected_end(c, &plan, now).map(Timestamp::to_rfc3339),
+                }
+            })
+            .collect()),
+        Some(Event::ReadFailed { error, .. }) => Err(format!(
+            "cannot classify the subscriptions (Graph sellers, Partner Center list): {} ({})",
+            error.message, error.code
+        )),
+        _ => Err("cannot classify the subscriptions: no answer".into()),
+    }
 }
 
 /// Step 1's preflight, read exactly as the saga reads it.
@@ -341,6 +442,7 @@ fn unreadable(spec: &TenantSpec, error: String) -> TenantPlan {
         applications: Vec::new(),
         warnings: Vec::new(),
         gates: Vec::new(),
+        subscription_plan: Vec::new(),
     }
 }
 
@@ -389,6 +491,7 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
         applications: plan.applications,
         warnings: plan.warnings,
         gates: Vec::new(),
+        subscription_plan: Vec::new(),
     }
 }
 
@@ -460,6 +563,22 @@ fn print_text(p: &TenantPlan) {
         p.delete_subscriptions.len(),
         subs(&p.delete_subscriptions)
     );
+    for s in &p.subscription_plan {
+        say!(
+            "    subscription {} ({}): {} sold by {}: {}{}; term ends {}; expected deleted {}",
+            s.sku,
+            s.id,
+            s.kind,
+            s.seller,
+            s.action,
+            s.place
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default(),
+            s.term_end.as_deref().unwrap_or("unknown"),
+            s.expected_end.as_deref().unwrap_or("unknown"),
+        );
+    }
     say!(
         "  step 4: {}; disable {} Conditional Access policies requiring MFA{}{}",
         if p.disable_security_defaults {

@@ -17,7 +17,7 @@ pub struct Args {
     /// TOML fixture describing the tenants.
     #[arg(long, conflicts_with = "generate")]
     pub fixture: Option<std::path::PathBuf>,
-    /// Generate tenants instead: `tenants=N,users=M[,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K]`.
+    /// Generate tenants instead: `tenants=N,users=M[,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K,trials=K,self_service=K,other_partner=K,legacy=K,term_ends_in=DURATION]`.
     #[arg(long)]
     pub generate: Option<String>,
     /// Seed of the generator and of every fault decision.
@@ -75,6 +75,18 @@ pub struct Tuning {
     /// subscriptions, policies). Off by default.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub replication_lag: Duration,
+    /// Run the subscription lifecycle (terms, cancellation windows, Expired,
+    /// Disabled) this many times faster than real time; tokens and `Date`
+    /// headers keep real time.
+    #[arg(long, value_parser = speed, default_value_t = 1.0)]
+    pub clock_speed: f64,
+}
+
+fn speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 1.0 => Ok(f),
+        _ => Err(format!("{s:?} is not a speed-up of at least 1")),
+    }
 }
 
 fn fraction(s: &str) -> Result<f64, String> {
@@ -115,6 +127,7 @@ pub fn run(args: Args) -> Result<(), super::Error> {
         recycle_retention: t.recycle_retention,
         auto_operator: t.auto_operator,
         replication_lag: t.replication_lag,
+        clock_speed: t.clock_speed,
         ..Options::default()
     };
     let rt = tokio::runtime::Runtime::new()

@@ -148,8 +148,13 @@ fn action_lines(required: &crate::saga::ActionRequired) -> String {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
+        let place = sub
+            .place
+            .as_ref()
+            .map(|p| format!(": {p}"))
+            .unwrap_or_default();
         lines.push(format!(
-            "      {} subscription {} (id {}, now {status})",
+            "      {} subscription {} (id {}, now {status}){place}",
             sub.action, sub.sku, sub.id
         ));
     }

@@ -159,9 +159,25 @@ impl Shared {
         bearer: Option<&Secret>,
         body: Body<'_>,
     ) -> Result<Reply, (TransportKind, String)> {
+        self.send_with(method, url, bearer, body, &[]).await
+    }
+
+    /// [`Shared::send`] with extra request headers (Partner Center's
+    /// `MS-RequestId`, `MS-CorrelationId`, `MS-Contract-Version`, `If-Match`).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        url: Url,
+        bearer: Option<&Secret>,
+        body: Body<'_>,
+        extra: &[(&'static str, String)],
+    ) -> Result<Reply, (TransportKind, String)> {
         let _slot = self.global.acquire().await;
         let verb = method.clone();
         let mut req = self.http.request(method, url);
+        for (name, value) in extra {
+            req = req.header(*name, value.as_str());
+        }
         if let Some(token) = bearer {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                 .map_err(|_| (TransportKind::Connect, "token is not a valid header".into()))?;

@@ -10,7 +10,8 @@ use super::client::{Body, Reply, Shared};
 use super::error::{self, CallCtx};
 use super::throttle::{Feedback, Throttle};
 use crate::model::{
-    Applied, CallError, FailureClass, HttpInfo, PartnerStatus, Secret, WriteOutcome,
+    parse_time, Applied, CallError, FailureClass, HttpInfo, PartnerStatus, PartnerSubscription,
+    Secret, WriteOutcome,
 };
 use crate::ports::PartnerApi;
 use reqwest::Method;
@@ -60,6 +61,7 @@ impl PartnerClient {
         method: Method,
         url: url::Url,
         body: Option<&serde_json::Value>,
+        extra: &[(&'static str, String)],
     ) -> (HttpInfo, Result<Reply, CallError>) {
         let mut http = HttpInfo {
             method: ctx.method.clone(),
@@ -76,11 +78,20 @@ impl PartnerClient {
             Err(e) => return (http, Err(e)),
         };
         let mut renewed = false;
+        // "MS-CorrelationId ... should be reset for every call";
+        // "MS-Contract-Version: Required"
+        // (https://learn.microsoft.com/en-us/partner-center/developer/headers).
+        let mut headers: Vec<(&'static str, String)> = vec![
+            ("MS-CorrelationId", uuid::Uuid::new_v4().to_string()),
+            ("MS-Contract-Version", "v1".to_string()),
+            ("Accept", "application/json".to_string()),
+        ];
+        headers.extend(extra.iter().cloned());
         loop {
             let b = body.map_or(Body::None, Body::Json);
             match self
                 .shared
-                .send(method.clone(), url.clone(), Some(&*token.value), b)
+                .send_with(method.clone(), url.clone(), Some(&*token.value), b, &headers)
                 .await
             {
                 Err((kind, detail)) => {
@@ -133,12 +144,170 @@ fn valid(id: &str) -> bool {
     !matches!(id, "" | "." | "..")
 }
 
+/// A fresh `MS-RequestId` for a call that is not part of a recorded intent.
+fn fresh_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// What a PATCH sets on the subscription resource.
+#[derive(Clone, Copy)]
+enum Patch {
+    Status(PartnerStatus),
+    AutoRenew(bool),
+}
+
 impl PartnerApi for PartnerClient {
+    fn partner_tenant_id(&self) -> Option<&str> {
+        Some(&self.tenant)
+    }
+
     async fn set_subscription_status(
         &self,
         customer_tenant_id: &str,
         subscription_id: &str,
         status: PartnerStatus,
+    ) -> WriteOutcome {
+        self.patch(
+            customer_tenant_id,
+            subscription_id,
+            Patch::Status(status),
+            &fresh_request_id(),
+        )
+        .await
+    }
+
+    async fn set_subscription_status_as(
+        &self,
+        customer_tenant_id: &str,
+        subscription_id: &str,
+        status: PartnerStatus,
+        request_id: &str,
+    ) -> WriteOutcome {
+        self.patch(
+            customer_tenant_id,
+            subscription_id,
+            Patch::Status(status),
+            request_id,
+        )
+        .await
+    }
+
+    async fn set_auto_renew(
+        &self,
+        customer_tenant_id: &str,
+        subscription_id: &str,
+        enabled: bool,
+        request_id: &str,
+    ) -> WriteOutcome {
+        self.patch(
+            customer_tenant_id,
+            subscription_id,
+            Patch::AutoRenew(enabled),
+            request_id,
+        )
+        .await
+    }
+
+    async fn list_customer_subscriptions(
+        &self,
+        customer_tenant_id: &str,
+    ) -> Result<Option<Vec<PartnerSubscription>>, CallError> {
+        let path = format!(
+            "/v1/customers/{}/subscriptions",
+            super::bulk::segment(customer_tenant_id)
+        );
+        let ctx = CallCtx {
+            tenant: customer_tenant_id.to_string(),
+            method: "GET".into(),
+            path: path.clone(),
+        };
+        if !valid(customer_tenant_id) {
+            return Err(CallError {
+                class: FailureClass::Permanent,
+                code: "invalid_id".into(),
+                message: format!("{path}: not a valid customer id"),
+                retry_after: None,
+            });
+        }
+        let url = self
+            .shared
+            .endpoints
+            .partner_center
+            .join(&path)
+            .map_err(|e| CallError {
+                class: FailureClass::Permanent,
+                code: "bad_url".into(),
+                message: format!("cannot build url {path}: {e}"),
+                retry_after: None,
+            })?;
+        let rid = fresh_request_id();
+        let (http, reply) = self
+            .call(&ctx, Method::GET, url, None, &[("MS-RequestId", rid)])
+            .await;
+        let r = reply?;
+        // A customer that is not the partner's: nothing of it is the partner's.
+        if r.status == 404 {
+            return Ok(None);
+        }
+        if !(200..300).contains(&r.status) {
+            let code = error::error_code(&r.body).or_else(|| partner_code(&r.body));
+            error::judge(
+                &ctx,
+                r.status,
+                code,
+                &r.body_hint(),
+                &http.request_id,
+                r.retry_after(),
+            )?;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&r.body)
+            .map_err(|_| error::bad_response(&ctx, &http.request_id, &r.body_hint()))?;
+        let items = v
+            .get("items")
+            .and_then(|i| i.as_array())
+            .ok_or_else(|| error::bad_response(&ctx, &http.request_id, &r.body_hint()))?;
+        Ok(Some(
+            items.iter().filter_map(partner_subscription).collect(),
+        ))
+    }
+}
+
+/// One item of the customer's subscription collection; `None` without an id.
+fn partner_subscription(v: &serde_json::Value) -> Option<PartnerSubscription> {
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let time = |k: &str| v.get(k).and_then(|x| x.as_str()).and_then(parse_time);
+    let id = text("id");
+    if id.is_empty() {
+        return None;
+    }
+    Some(PartnerSubscription {
+        id,
+        offer_id: text("offerId"),
+        quantity: v
+            .get("quantity")
+            .and_then(|q| q.as_u64())
+            .and_then(|q| u32::try_from(q).ok())
+            .unwrap_or(0),
+        status: text("status").to_ascii_lowercase(),
+        auto_renew: v
+            .get("autoRenewEnabled")
+            .and_then(|a| a.as_bool())
+            .unwrap_or(false),
+        term_start: time("effectiveStartDate"),
+        term_end: time("commitmentEndDate"),
+    })
+}
+
+impl PartnerClient {
+    /// GET the subscription (for its ETag and the whole resource Partner
+    /// Center wants back), then PATCH it with `If-Match` and the intent's
+    /// `MS-RequestId`.
+    async fn patch(
+        &self,
+        customer_tenant_id: &str,
+        subscription_id: &str,
+        patch: Patch,
+        request_id: &str,
     ) -> WriteOutcome {
         let path = format!(
             "/v1/customers/{}/subscriptions/{}",
@@ -201,7 +370,15 @@ impl PartnerApi for PartnerClient {
             method: "GET".into(),
             path: url.path().to_string(),
         };
-        let (http, reply) = self.call(&get_ctx, Method::GET, url.clone(), None).await;
+        let (http, reply) = self
+            .call(
+                &get_ctx,
+                Method::GET,
+                url.clone(),
+                None,
+                &[("MS-RequestId", fresh_request_id())],
+            )
+            .await;
         let reply = match reply {
             Ok(r) => r,
             Err(e) => return fail(http, e),
@@ -218,24 +395,46 @@ impl PartnerApi for PartnerClient {
                 )
             }
         };
-        let wanted = status_word(status);
-        let current = resource
-            .get("status")
-            .and_then(|s| s.as_str())
-            .unwrap_or("");
-        if current.eq_ignore_ascii_case(wanted) {
+        let already = match patch {
+            Patch::Status(status) => resource
+                .get("status")
+                .and_then(|s| s.as_str())
+                .is_some_and(|c| c.eq_ignore_ascii_case(status_word(status))),
+            Patch::AutoRenew(on) => {
+                resource.get("autoRenewEnabled").and_then(|a| a.as_bool()) == Some(on)
+            }
+        };
+        if already {
             return WriteOutcome {
                 http,
                 result: Ok(Applied::AlreadyDone),
             };
         }
-        resource["status"] = serde_json::Value::String(wanted.to_string());
+        match patch {
+            Patch::Status(status) => {
+                resource["status"] = serde_json::Value::String(status_word(status).to_string())
+            }
+            Patch::AutoRenew(on) => resource["autoRenewEnabled"] = serde_json::Value::Bool(on),
+        }
+        // "Some API calls require an ETag passed via the If-Match header. The
+        // ETag is usually on the resource" (headers page): the subscription
+        // resource carries it in `attributes.etag`.
+        let mut extra = vec![("MS-RequestId", request_id.to_string())];
+        if let Some(etag) = resource
+            .pointer("/attributes/etag")
+            .and_then(|e| e.as_str())
+            .or_else(|| reply.header("etag"))
+        {
+            extra.push(("If-Match", etag.to_string()));
+        }
         let ctx = CallCtx {
             tenant: customer_tenant_id.to_string(),
             method: "PATCH".into(),
             path: url.path().to_string(),
         };
-        let (http, reply) = self.call(&ctx, Method::PATCH, url, Some(&resource)).await;
+        let (http, reply) = self
+            .call(&ctx, Method::PATCH, url, Some(&resource), &extra)
+            .await;
         match reply {
             Err(e) => fail(http, e),
             Ok(r) => {

@@ -11,7 +11,7 @@ use super::throttle::{Feedback, Permit, Throttle};
 use super::wire;
 use crate::model::{
     Application, CaPolicy, CaPolicyState, CallError, DeletedUser, HttpInfo, PerUserMfaState,
-    Secret, Subscription, User, WriteOutcome, GLOBAL_ADMIN_ROLE_TEMPLATE,
+    Secret, Subscription, SubscriptionDetail, User, WriteOutcome, GLOBAL_ADMIN_ROLE_TEMPLATE,
 };
 use crate::ports::TenantApi;
 use reqwest::Method;
@@ -337,6 +337,11 @@ impl TenantApi for TenantClient {
     async fn list_subscriptions(&self) -> Result<Vec<Subscription>, CallError> {
         let subs: Vec<wire::Subscription> = self.all("/v1.0/directory/subscriptions").await?;
         Ok(subs.into_iter().map(Subscription::from).collect())
+    }
+
+    async fn list_subscription_details(&self) -> Result<Vec<SubscriptionDetail>, CallError> {
+        let subs: Vec<wire::Subscription> = self.all("/v1.0/directory/subscriptions").await?;
+        Ok(subs.into_iter().map(wire::Subscription::detail).collect())
     }
 
     async fn get_security_defaults(&self) -> Result<bool, CallError> {

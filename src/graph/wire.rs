@@ -137,6 +137,39 @@ pub struct Subscription {
     /// Who bought it: `User` for a self-service purchase or sign-up.
     #[serde(default)]
     pub owner_type: Option<String>,
+    /// The partner tenant that sold it, if a partner did.
+    #[serde(default)]
+    pub owner_tenant_id: Option<String>,
+    /// When it moves to its next lifecycle state.
+    #[serde(default)]
+    pub next_lifecycle_date_time: Option<String>,
+    /// When it was created.
+    #[serde(default)]
+    pub created_date_time: Option<String>,
+}
+
+impl Subscription {
+    /// The subscription with its seller and lifecycle dates.
+    pub fn detail(self) -> model::SubscriptionDetail {
+        let owner_tenant_id = self
+            .owner_tenant_id
+            .clone()
+            .filter(|t| !t.trim().is_empty());
+        let next_lifecycle = self
+            .next_lifecycle_date_time
+            .as_deref()
+            .and_then(model::parse_time);
+        let created = self
+            .created_date_time
+            .as_deref()
+            .and_then(model::parse_time);
+        model::SubscriptionDetail {
+            base: self.into(),
+            owner_tenant_id,
+            next_lifecycle,
+            created,
+        }
+    }
 }
 
 /// An application registration (`id`, `appId`, `displayName`).

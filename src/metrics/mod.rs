@@ -303,6 +303,7 @@ fn gate_name(gate: Gate) -> &'static str {
         Gate::DeleteTenant => "delete_tenant",
         Gate::AssignAppRole => "assign_app_role",
         Gate::TurnOffDirectorySync => "turn_off_directory_sync",
+        Gate::EndSubscriptionsElsewhere => "end_subscriptions_elsewhere",
     }
 }
 

@@ -9,7 +9,7 @@
 
 use super::control::{Engine, EngineError, Operator, OperatorCommand, SagaSummary, StatusRow};
 use super::notify::Heartbeat;
-use super::perform::{bound_retry_after, left_in_doubt, perform};
+use super::perform::{bound_retry_after, left_in_doubt, perform_as};
 use super::tenant::{self, Api};
 use super::Lifecycle;
 use crate::config::Config;
@@ -663,10 +663,34 @@ impl Runner {
             .unwrap_or_default();
         let inner = Arc::clone(&self.inner);
         let partner = inner.partner.as_ref();
+        // Partner Center's `MS-RequestId` of each change, fixed by the state
+        // before the calls (see `State::request_id`).
+        let mut request_ids = std::collections::HashMap::new();
+        for call in calls {
+            if let Call::Change {
+                change:
+                    change @ (saga::Change::SetSubscription { .. } | saga::Change::SetAutoRenew { .. }),
+                targets,
+                ..
+            } = call
+            {
+                for t in targets {
+                    request_ids.insert(
+                        (saga::table_of(*change), t.clone()),
+                        self.state.request_id(*change, t),
+                    );
+                }
+            }
+        }
+        let request_id = |change: saga::Change, target: &str| {
+            request_ids
+                .get(&(saga::table_of(change), target.to_string()))
+                .cloned()
+        };
         let (halt, halted) = watch::channel(false);
         let mut running: FuturesUnordered<_> = (calls.iter().enumerate())
             .map(|(n, call)| {
-                let call_done = perform(call, api, partner, &tenant_id, now());
+                let call_done = perform_as(call, api, partner, &tenant_id, now(), &request_id);
                 let halted = halted.clone();
                 async move { (n, graph::throttle::halting(halted, call_done).await) }
             })

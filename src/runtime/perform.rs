@@ -12,6 +12,7 @@ use crate::model::{
 };
 use crate::ports::{KeepCheck, PartnerApi, TenantApi};
 use crate::saga::closure::{Observation, OWN_APP_GONE, TENANT_UNKNOWN};
+use crate::saga::subscriptions::SubscriptionClass;
 use crate::saga::{
     keep, Call, Change, Event, IdentitySource, Inventory, MfaView, Read, SubscriptionRef,
     TenantView, UserRef,
@@ -26,6 +27,20 @@ pub async fn perform<T: TenantApi, P: PartnerApi>(
     partner: Option<&P>,
     tenant_id: &str,
     now: Timestamp,
+) -> Vec<Event> {
+    perform_as(call, tenant, partner, tenant_id, now, &|_, _| None).await
+}
+
+/// [`perform`], with the `MS-RequestId` of each Partner Center change
+/// (`request_id(change, target)`, from the saga's state; `None` makes a
+/// fresh one).
+pub async fn perform_as<T: TenantApi, P: PartnerApi>(
+    call: &Call,
+    tenant: &T,
+    partner: Option<&P>,
+    tenant_id: &str,
+    now: Timestamp,
+    request_id: &(dyn Fn(Change, &str) -> Option<String> + Sync),
 ) -> Vec<Event> {
     match call {
         Call::Change {
@@ -42,6 +57,15 @@ pub async fn perform<T: TenantApi, P: PartnerApi>(
             );
             events
         }
+        Call::Read(Read::ClassifySubscriptions) => {
+            match classify(tenant, partner, tenant_id).await {
+                Ok(subscriptions) => vec![Event::SubscriptionsClassified { subscriptions }],
+                Err(error) => vec![Event::ReadFailed {
+                    read: Read::ClassifySubscriptions,
+                    error,
+                }],
+            }
+        }
         Call::Read(read) => match perform_read(read, tenant, tenant_id, now).await {
             Ok(Event::InventoryRecorded { inventory }) => Event::inventory(inventory),
             Ok(event) => vec![event],
@@ -55,7 +79,8 @@ pub async fn perform<T: TenantApi, P: PartnerApi>(
             change,
             targets,
         } => {
-            let outcomes = perform_change(*change, targets, tenant, partner, tenant_id).await;
+            let outcomes =
+                perform_change(*change, targets, tenant, partner, tenant_id, request_id).await;
             outcomes
                 .into_iter()
                 .map(|(target, o)| outcome_event(*change_id, target, o))
@@ -97,48 +122,94 @@ fn outcome_event(change_id: u32, target: String, o: WriteOutcome) -> Event {
     }
 }
 
+/// Graph's subscriptions with their sellers, classified with the partner's
+/// Partner Center list of the customer's subscriptions (none when no Partner
+/// Center is configured or the customer is not the partner's).
+async fn classify<T: TenantApi, P: PartnerApi>(
+    tenant: &T,
+    partner: Option<&P>,
+    tenant_id: &str,
+) -> Result<Vec<SubscriptionClass>, CallError> {
+    let graph = tenant.list_subscription_details().await?;
+    let (list, partner_tenant) = match partner {
+        Some(p) => (
+            p.list_customer_subscriptions(tenant_id).await?,
+            p.partner_tenant_id(),
+        ),
+        None => (None, None),
+    };
+    Ok(crate::saga::subscriptions::classify(
+        &graph,
+        list.as_deref(),
+        partner_tenant,
+    ))
+}
+
+fn no_partner(tenant_id: &str, id: &str) -> WriteOutcome {
+    let path = format!("/v1/customers/{tenant_id}/subscriptions/{id}");
+    WriteOutcome {
+        http: HttpInfo {
+            method: "PATCH".to_string(),
+            path: path.clone(),
+            status: 0,
+            request_id: String::new(),
+        },
+        result: Err(CallError {
+            class: FailureClass::Permanent,
+            code: "partner_center_not_configured".to_string(),
+            message: format!(
+                "tenant {tenant_id}: PATCH {path}: no Partner Center credentials configured"
+            ),
+            retry_after: None,
+        }),
+    }
+}
+
 async fn perform_change<T: TenantApi, P: PartnerApi>(
     change: Change,
     targets: &[String],
     tenant: &T,
     partner: Option<&P>,
     tenant_id: &str,
+    request_id: &(dyn Fn(Change, &str) -> Option<String> + Sync),
 ) -> Vec<(String, WriteOutcome)> {
     match change {
-        Change::DeleteUser => tenant.delete_users(targets).await,
-        Change::RestoreUser => tenant.restore_users(targets).await,
-        Change::SetSubscription { status } => match partner {
+        Change::SetAutoRenew { enabled } => match partner {
             Some(p) => {
                 join_all(targets.iter().map(|id| async move {
+                    let rid =
+                        request_id(change, id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                     (
                         id.clone(),
-                        p.set_subscription_status(tenant_id, id, status).await,
+                        p.set_auto_renew(tenant_id, id, enabled, &rid).await,
                     )
                 }))
                 .await
             }
             None => targets
                 .iter()
-                .map(|id| {
-                    let path = format!("/v1/customers/{tenant_id}/subscriptions/{id}");
-                    let outcome = WriteOutcome {
-                        http: HttpInfo {
-                            method: "PATCH".to_string(),
-                            path: path.clone(),
-                            status: 0,
-                            request_id: String::new(),
-                        },
-                        result: Err(CallError {
-                            class: FailureClass::Permanent,
-                            code: "partner_center_not_configured".to_string(),
-                            message: format!(
-                                "tenant {tenant_id}: PATCH {path}: no Partner Center credentials configured"
-                            ),
-                            retry_after: None,
-                        }),
+                .map(|id| (id.clone(), no_partner(tenant_id, id)))
+                .collect(),
+        },
+        Change::DeleteUser => tenant.delete_users(targets).await,
+        Change::RestoreUser => tenant.restore_users(targets).await,
+        Change::SetSubscription { status } => match partner {
+            Some(p) => {
+                join_all(targets.iter().map(|id| async move {
+                    let outcome = match request_id(change, id) {
+                        Some(rid) => {
+                            p.set_subscription_status_as(tenant_id, id, status, &rid)
+                                .await
+                        }
+                        None => p.set_subscription_status(tenant_id, id, status).await,
                     };
                     (id.clone(), outcome)
-                })
+                }))
+                .await
+            }
+            None => targets
+                .iter()
+                .map(|id| (id.clone(), no_partner(tenant_id, id)))
                 .collect(),
         },
         Change::DisableSecurityDefaults => {
@@ -276,6 +347,14 @@ async fn perform_read<T: TenantApi>(
         }
         Read::Preflight => Event::PreflightRead {
             preflight: tenant.read_preflight().await?,
+        },
+        // Performed with the partner, above.
+        Read::ClassifySubscriptions => Event::SubscriptionsClassified {
+            subscriptions: crate::saga::subscriptions::classify(
+                &tenant.list_subscription_details().await?,
+                None,
+                None,
+            ),
         },
     })
 }

@@ -114,6 +114,15 @@ impl TenantApi for Api {
         }
     }
 
+    async fn list_subscription_details(
+        &self,
+    ) -> Result<Vec<crate::model::SubscriptionDetail>, CallError> {
+        match self {
+            Api::Ready(c) => c.list_subscription_details().await,
+            Api::Broken(e) => Self::fail(e),
+        }
+    }
+
     async fn get_security_defaults(&self) -> Result<bool, CallError> {
         match self {
             Api::Ready(c, _) => c.get_security_defaults().await,

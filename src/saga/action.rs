@@ -77,6 +77,9 @@ pub enum Read {
         /// The initial domain, when known.
         domain: Option<String>,
     },
+    /// Graph's subscriptions with their sellers, and the partner's Partner
+    /// Center list of the customer's subscriptions: what each one is.
+    ClassifySubscriptions,
 }
 
 /// An external call.

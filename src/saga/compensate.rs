@@ -1,5 +1,6 @@
-//! Compensation: undo completed work in reverse order (reactivate cancelled
-//! subscriptions, then restore deleted users), only ever before the pivot.
+//! Compensation: undo completed work in reverse order (reactivate suspended
+//! subscriptions and turn auto-renew back on, then restore deleted users),
+//! only ever before the pivot.
 
 use super::action::{Action, Call, Read};
 use super::decide::{drive, ids_where, intend, resolve_doubt, status_of, wait};
@@ -13,6 +14,10 @@ const SUSPEND: Change = Change::SetSubscription {
 const ACTIVATE: Change = Change::SetSubscription {
     status: PartnerStatus::Active,
 };
+const RENEW_OFF: Change = Change::SetAutoRenew { enabled: false };
+/// Auto-renew back on: the documented undo of turning it off
+/// (<https://learn.microsoft.com/en-us/partner-center/developer/update-autorenew-for-an-azure-marketplace-subscription>).
+const RENEW_ON: Change = Change::SetAutoRenew { enabled: true };
 
 /// The next compensating actions.
 pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
@@ -20,15 +25,24 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
         return Vec::new();
     };
     // What the forward steps may have done must be known before it is undone.
-    for change in [SUSPEND, Change::DeleteUser] {
+    for change in [SUSPEND, RENEW_OFF, Change::DeleteUser] {
         if let Some(a) = resolve_doubt(state, change) {
             return a;
         }
     }
     // Undo step 2.
     if header.spec.subscriptions == SubscriptionMode::PartnerCenter {
-        if let Some(a) = drive(state, ACTIVATE) {
-            return a;
+        for change in [ACTIVATE, RENEW_ON] {
+            if let Some(a) = drive(state, change) {
+                return a;
+            }
+        }
+        let renew: Vec<String> = ids_where(state, RENEW_OFF, |t| *t == Target::Done)
+            .into_iter()
+            .filter(|id| status_of(state, RENEW_ON, id).is_none())
+            .collect();
+        if !renew.is_empty() {
+            return intend(state, vec![(RENEW_ON, renew)], Vec::new());
         }
         let todo: Vec<String> = ids_where(state, SUSPEND, |t| *t == Target::Done)
             .into_iter()

@@ -112,7 +112,21 @@ fn on_failure(state: &State, reason: String) -> Vec<Action> {
         .as_ref()
         .map(|h| h.policy.failure)
         .unwrap_or(FailurePolicy::Pause);
-    let event = if state.pivot || state.compensating.is_some() || policy == FailurePolicy::Pause {
+    // A cancellation Partner Center accepted (or may have) is past the point
+    // of no return even before `PivotPassed` is recorded: never compensate.
+    let irreversible = !ids_where(
+        state,
+        Change::SetSubscription {
+            status: PartnerStatus::Deleted,
+        },
+        |t| *t == Target::Done || t.is_doubtful(),
+    )
+    .is_empty();
+    let event = if state.pivot
+        || irreversible
+        || state.compensating.is_some()
+        || policy == FailurePolicy::Pause
+    {
         Event::Paused {
             who: "closeout".to_string(),
             why: reason,
@@ -172,6 +186,7 @@ pub(crate) fn resolve_doubt(state: &State, change: Change) -> Option<Vec<Action>
         Change::DeleteUser => Read::CheckUsers { ids: doubtful },
         Change::RestoreUser => Read::CheckUsers { ids: doubtful },
         Change::SetSubscription { .. } => Read::Subscriptions,
+        Change::SetAutoRenew { .. } => Read::ClassifySubscriptions,
         Change::DisableSecurityDefaults | Change::DisableCaPolicy | Change::DisableUserMfa => {
             Read::Mfa {
                 user_ids: keep_ids(state),
@@ -221,6 +236,13 @@ fn judge(state: &State, change: Change, ids: &[String]) -> Option<(Vec<String>, 
                     (Some(s), PartnerStatus::Deleted) => s.status == SubscriptionStatus::Deleted,
                 }
             }
+            // Graph cannot show auto-renew: Partner Center's list can.
+            Change::SetAutoRenew { enabled } => o
+                .classes
+                .as_ref()?
+                .iter()
+                .find(|c| c.partner_id.as_deref() == Some(id.as_str()))
+                .is_some_and(|c| c.auto_renew == Some(enabled)),
             Change::DisableSecurityDefaults => !o.mfa.as_ref()?.security_defaults,
             Change::DisableCaPolicy => o
                 .mfa
@@ -318,13 +340,9 @@ pub(crate) fn drive(state: &State, change: Change) -> Option<Vec<Action>> {
     if pending.is_empty() {
         return None;
     }
-    let mut first = Vec::new();
-    if change.is_destructive_past_pivot() && !state.pivot {
-        first.push(Event::PivotPassed {
-            reason: "subscriptions are being deleted".to_string(),
-        });
-    }
-    Some(intend(state, vec![(change, pending)], first))
+    // The pivot is recorded once Partner Center accepts an irreversible
+    // change (`steps::pivot_now`), not when it is asked.
+    Some(intend(state, vec![(change, pending)], Vec::new()))
 }
 
 /// The keep accounts' object ids.

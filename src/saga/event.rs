@@ -58,6 +58,13 @@ pub enum Change {
     DisableCaPolicy,
     /// Per-user MFA to `disabled` (step 4); targets are user object ids.
     DisableUserMfa,
+    /// Partner Center PATCH of a subscription's `autoRenewEnabled` (step 2
+    /// for a new-commerce subscription past its cancellation window, and its
+    /// undo); targets are Partner Center subscription ids.
+    SetAutoRenew {
+        /// The value asked for.
+        enabled: bool,
+    },
 }
 
 impl Change {
@@ -93,6 +100,10 @@ pub enum Gate {
     AssignAppRole,
     /// Step 1 preflight: turn off directory synchronization.
     TurnOffDirectorySync,
+    /// Steps 2 and 3: subscriptions closeout may not end (sold directly or by
+    /// another partner, trials, self-service sign-ups, unmatched ones) are
+    /// ended by a person where the instructions say.
+    EndSubscriptionsElsewhere,
 }
 
 /// Everything that can happen to a closure saga.
@@ -460,6 +471,13 @@ pub enum Event {
         /// The answers.
         observation: Observation,
     },
+    /// What each subscription is (seller, kind, term, window), from Graph's
+    /// subscriptions and the partner's Partner Center list; read before step
+    /// 2 acts and again to settle in-doubt auto-renew changes.
+    SubscriptionsClassified {
+        /// One per Graph subscription.
+        subscriptions: Vec<super::subscriptions::SubscriptionClass>,
+    },
 }
 
 /// Where a tenant's GUID was read.
@@ -587,6 +605,7 @@ impl Event {
             Event::DiscoveryRead { .. } => "discovery_read",
             Event::DiscoveryBaselineRecorded { .. } => "discovery_baseline_recorded",
             Event::TenantObservedGone { .. } => "tenant_observed_gone",
+            Event::SubscriptionsClassified { .. } => "subscriptions_classified",
         }
     }
 

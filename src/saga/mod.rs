@@ -27,6 +27,7 @@ mod required;
 mod state;
 mod status;
 mod steps;
+pub mod subscriptions;
 mod view;
 
 pub use action::{Action, Batch, Call, Read};

@@ -40,6 +40,10 @@ pub struct SubscriptionAction {
     pub sku: String,
     /// Its status as last read.
     pub status: SubscriptionStatus,
+    /// Where a person ends it, when closeout may not (sold directly or by
+    /// another partner, a trial, a self-service sign-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
 }
 
 impl State {
@@ -79,6 +83,7 @@ impl State {
                     id: s.id,
                     sku: s.sku,
                     status: s.status,
+                    place: None,
                 })
                 .collect::<Vec<_>>()
         };
@@ -112,6 +117,21 @@ impl State {
                     Vec::new(),
                 )
             }
+            Gate::EndSubscriptionsElsewhere => (
+                "end the subscriptions listed where each one says (closeout may not)".to_string(),
+                ADMIN_CENTER,
+                self.elsewhere()
+                    .into_iter()
+                    .map(|(c, place)| SubscriptionAction {
+                        action: if self.step <= 2 { "cancel" } else { "delete" }.to_string(),
+                        id: c.id,
+                        sku: c.sku,
+                        status: c.status,
+                        place: Some(place),
+                    })
+                    .collect(),
+                Vec::new(),
+            ),
             Gate::AssignAppRole => (
                 "assign closeout's app the Privileged Authentication Administrator role"
                     .to_string(),
@@ -161,6 +181,33 @@ impl State {
             subscriptions,
             failing_preconditions: failing,
         })
+    }
+
+    /// The subscriptions a person must end, with where, as last read
+    /// (active in step 2, not yet deleted in step 3).
+    pub fn elsewhere(&self) -> Vec<(super::subscriptions::SubscriptionClass, String)> {
+        use super::subscriptions::{plan_for, Plan};
+        let Some(first) = &self.classes else {
+            return Vec::new();
+        };
+        let now = self.updated_at;
+        let current = self.observed.classes.as_ref().unwrap_or(first);
+        first
+            .iter()
+            .filter_map(|c| match plan_for(c, now) {
+                Plan::Operator(place) => Some((c, place)),
+                _ => None,
+            })
+            .filter_map(|(c, place)| {
+                let now_c = current.iter().find(|x| x.id == c.id).unwrap_or(c);
+                let left = if self.step <= 2 {
+                    now_c.status.is_active()
+                } else {
+                    now_c.status != SubscriptionStatus::Deleted
+                };
+                left.then(|| (now_c.clone(), place.describe(&c.seller)))
+            })
+            .collect()
     }
 
     /// The subscriptions as last read, or as inventoried when never read since.

@@ -4,6 +4,7 @@
 use super::event::{Change, Event, Gate, IdentitySource};
 use super::notice::{NoticeKind, Notices};
 use super::policy::SagaPolicy;
+use super::subscriptions::SubscriptionClass;
 use super::view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
 use crate::model::{CallError, FailureClass, PartnerStatus, SagaId, TenantSpec, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,8 @@ pub fn table_of(change: Change) -> &'static str {
         Change::DisableSecurityDefaults => "disable_security_defaults",
         Change::DisableCaPolicy => "disable_ca_policy",
         Change::DisableUserMfa => "disable_user_mfa",
+        Change::SetAutoRenew { enabled: false } => "auto_renew_off",
+        Change::SetAutoRenew { enabled: true } => "auto_renew_on",
     }
 }
 
@@ -93,6 +96,8 @@ pub struct Observed {
     pub deletion: Option<super::closure::DeletionCheck>,
     /// The latest credential-free discovery read.
     pub discovery: Option<super::closure::Observation>,
+    /// What each subscription is, as last classified.
+    pub classes: Option<Vec<SubscriptionClass>>,
 }
 
 /// A durable timer.
@@ -214,6 +219,16 @@ pub struct State {
     /// The time the latest Conditional Access write finished (pacing: the
     /// documented limit is one request per second per tenant).
     pub last_ca_write: Option<Timestamp>,
+    /// What each subscription is, as first classified before step 2 acted
+    /// (the basis of steps 2 and 3 and of their undo).
+    pub classes: Option<Vec<SubscriptionClass>>,
+    /// When the first user deletion was accepted: their 30-day restore
+    /// window runs from here.
+    pub users_deleted_at: Option<Timestamp>,
+    /// Per `table/target`, how many definite answers (success or a failure
+    /// that is not in doubt) its changes got: the generation of its Partner
+    /// Center `MS-RequestId`, which a retry after a timeout keeps.
+    pub answers: BTreeMap<String, u32>,
 }
 
 /// The login error code for a tenant the token endpoint does not know.
@@ -246,7 +261,11 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
 
 /// [`apply`], also noting the record's timestamp as the last update.
 pub fn apply_at(state: State, event: &Event, at: Timestamp) -> State {
+    let first_delete = s_first_delete(&state, event);
     let mut s = apply(state, event);
+    if first_delete {
+        s.users_deleted_at = Some(at);
+    }
     s.updated_at = s.updated_at.max(at);
     if let Event::ChangeApplied { change_id, .. } | Event::ChangeFailed { change_id, .. } = event {
         if s.intents.get(change_id) == Some(&Change::DisableCaPolicy) {
@@ -254,6 +273,16 @@ pub fn apply_at(state: State, event: &Event, at: Timestamp) -> State {
         }
     }
     s
+}
+
+/// Whether `event` is the first accepted user deletion.
+fn s_first_delete(s: &State, event: &Event) -> bool {
+    match event {
+        Event::ChangeApplied { change_id, .. } => {
+            s.users_deleted_at.is_none() && s.intents.get(change_id) == Some(&Change::DeleteUser)
+        }
+        _ => false,
+    }
 }
 
 /// Applies one event. No business logic: this only records what the event says.
@@ -336,6 +365,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
         Event::ChangeApplied {
             change_id, target, ..
         } => {
+            s.count_answer(*change_id, target);
             s.set_target(*change_id, target, Target::Done);
             s.streak = None;
             s.observed = Observed::default();
@@ -346,6 +376,9 @@ pub fn apply(mut s: State, event: &Event) -> State {
             error,
             ..
         } => {
+            if error.class != FailureClass::InDoubt {
+                s.count_answer(*change_id, target);
+            }
             let next = match error.class {
                 FailureClass::Transient => Target::Pending,
                 FailureClass::InDoubt => Target::InDoubt(*change_id),
@@ -425,6 +458,13 @@ pub fn apply(mut s: State, event: &Event) -> State {
         }
         Event::TenantObservedGone { confirmation, .. } => {
             s.gone_confirmations = *confirmation;
+        }
+        Event::SubscriptionsClassified { subscriptions } => {
+            s.observed.classes = Some(subscriptions.clone());
+            if s.classes.is_none() {
+                s.classes = Some(subscriptions.clone());
+            }
+            s.streak = None;
         }
         Event::TenantChecked { exists } => {
             s.observed.tenant_exists = Some(*exists);
@@ -551,6 +591,50 @@ pub fn apply(mut s: State, event: &Event) -> State {
 }
 
 impl State {
+    fn count_answer(&mut self, change_id: u32, target: &str) {
+        if let Some(change) = self.intents.get(&change_id) {
+            let key = format!("{}/{target}", table_of(*change));
+            *self.answers.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    /// The `MS-RequestId` of the next Partner Center call changing `target`:
+    /// derived from the saga id, the change and how many definite answers
+    /// that target's changes got, so it is the same after a restart and on
+    /// every retry after a timeout, and new once Partner Center answered
+    /// ("upon receiving a response ... the value should be reset":
+    /// <https://learn.microsoft.com/en-us/partner-center/developer/headers>).
+    /// A GUID-shaped value made of the first 16 bytes of a BLAKE3 hash.
+    pub fn request_id(&self, change: Change, target: &str) -> String {
+        let saga = self
+            .header
+            .as_ref()
+            .map(|h| h.saga_id.0.as_str())
+            .unwrap_or_default();
+        let table = table_of(change);
+        let generation = self
+            .answers
+            .get(&format!("{table}/{target}"))
+            .copied()
+            .unwrap_or(0);
+        let mut h = blake3::Hasher::new();
+        for part in [saga, table, target, &generation.to_string()] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        let b = h.finalize();
+        let b = b.as_bytes();
+        let hex: String = b[..16].iter().map(|x| format!("{x:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    }
+
     fn set_target(&mut self, change_id: u32, target: &str, to: Target) {
         if let Some(change) = self.intents.get(&change_id) {
             let table = self

@@ -9,6 +9,7 @@ use super::decide::{
 };
 use super::event::{Change, Event, Gate, SECURITY_DEFAULTS};
 use super::state::{State, Target};
+use super::subscriptions;
 use crate::model::{
     PartnerStatus, PerUserMfaState, SubscriptionMode, SubscriptionStatus, Timestamp,
 };
@@ -272,93 +273,257 @@ fn intend_deletes(state: &State, targets: Vec<String>, first: Vec<Event>) -> Vec
     intend(state, vec![(Change::DeleteUser, targets)], first)
 }
 
-/// Step 2, partner-center mode: suspend every active subscription.
-fn cancel_subscriptions(state: &State, now: Timestamp) -> Vec<Action> {
-    if let Some(a) = drive(state, SUSPEND) {
-        return a;
+const RENEW_OFF: Change = Change::SetAutoRenew { enabled: false };
+
+/// The point of no return, once passed: Partner Center accepted a change it
+/// will not undo (the cancel of a new-commerce subscription, the delete of a
+/// legacy one), or the deleted users' 30-day restore window ran out while
+/// the saga waited (after that, a rollback could not restore them).
+fn pivot_now(state: &State, now: Timestamp) -> Option<Event> {
+    if state.pivot {
+        return None;
     }
-    if state.table(SUSPEND).is_none() {
-        let targets: Vec<String> = state
-            .inventory
+    if let Some(id) = ids_where(state, DELETE_SUB, |t| *t == Target::Done)
+        .into_iter()
+        .next()
+    {
+        return Some(Event::PivotPassed {
+            reason: format!(
+                "Partner Center accepted the cancellation of subscription {id}, which is not undone"
+            ),
+        });
+    }
+    let closes = state.users_deleted_at?.plus(subscriptions::RESTORE_WINDOW);
+    (now >= closes).then(|| Event::PivotPassed {
+        reason: format!(
+            "the deleted users' 30-day restore window closed at {}",
+            closes.to_rfc3339()
+        ),
+    })
+}
+
+/// The Partner Center ids of the subscriptions whose plan is `want`.
+fn planned(state: &State, now: Timestamp, want: &subscriptions::Plan) -> Vec<String> {
+    state
+        .classes
+        .iter()
+        .flatten()
+        .filter(|c| &subscriptions::plan_for(c, now) == want)
+        .filter_map(|c| c.partner_id.clone())
+        .collect()
+}
+
+/// The operator gate for what closeout may not end: open (or kept open)
+/// while a fresh read shows some left; `None` once none is.
+fn elsewhere_gate(state: &State, now: Timestamp, step: u8) -> Option<Vec<Action>> {
+    let left = state.elsewhere();
+    if left.is_empty() {
+        return None;
+    }
+    if state.observed.classes.is_none() {
+        return Some(read(Read::ClassifySubscriptions));
+    }
+    let tenant = state
+        .header
+        .as_ref()
+        .map(|h| h.spec.tenant_id.as_str())
+        .unwrap_or_default();
+    let mut first = Vec::new();
+    let open = state.gate.as_ref().map(|(g, _)| *g);
+    if open != Some(Gate::EndSubscriptionsElsewhere) {
+        if let Some(g) = open {
+            first.push(Event::GateClosed { gate: g });
+        }
+        let list: Vec<String> = left
             .iter()
-            .flat_map(|i| i.subscriptions.iter())
-            .filter(|s| s.status.is_active())
-            .map(|s| s.commerce_subscription_id.clone())
+            .map(|(c, place)| format!("{} ({}): {place}", c.sku, c.id))
             .collect();
-        if !targets.is_empty() {
-            return intend(state, vec![(SUSPEND, targets)], Vec::new());
+        first.push(Event::GateOpened {
+            gate: Gate::EndSubscriptionsElsewhere,
+            instructions: format!(
+                "Tenant {tenant} has subscriptions closeout may not end (not sold by this \
+                 partner, trials, self-service sign-ups, or not matched in Partner Center). \
+                 End each where it says: {}. closeout re-reads the tenant periodically and \
+                 continues once it reads them {}.",
+                list.join("; "),
+                if step == 2 { "inactive" } else { "deleted" }
+            ),
+        });
+    }
+    let poll = if step == 3 {
+        policy(state).deprovision_poll
+    } else {
+        policy(state).gate_poll
+    };
+    Some(wait(
+        now,
+        poll,
+        format!("an operator to end {} subscriptions elsewhere", left.len()),
+        first,
+    ))
+}
+
+/// Step 2, partner-center mode: per subscription, what Microsoft documents
+/// for its kind (see `saga::subscriptions`): cancel a new-commerce one inside
+/// its window, turn auto-renew off past it, suspend a legacy one, and ask a
+/// person for anything else.
+fn cancel_subscriptions(state: &State, now: Timestamp) -> Vec<Action> {
+    if let Some(e) = pivot_now(state, now) {
+        return record(vec![e]);
+    }
+    // An old saga that never classified reads it before acting.
+    if state.classes.is_none() {
+        return read(Read::ClassifySubscriptions);
+    }
+    for change in [DELETE_SUB, RENEW_OFF, SUSPEND] {
+        if let Some(a) = drive(state, change) {
+            return a;
         }
     }
+    // What each subscription's plan asks, for those not yet intended (a
+    // crash may have recorded only some of the intents).
+    let work: Vec<(Change, Vec<String>)> = [
+        (DELETE_SUB, subscriptions::Plan::Cancel),
+        (RENEW_OFF, subscriptions::Plan::AutoRenewOff),
+        (SUSPEND, subscriptions::Plan::SuspendThenDelete),
+    ]
+    .into_iter()
+    .map(|(c, p)| {
+        let ids = planned(state, now, &p)
+            .into_iter()
+            // One change per subscription, whatever the clock says later
+            // (a window that closed after its cancel was intended).
+            .filter(|id| {
+                [DELETE_SUB, RENEW_OFF, SUSPEND]
+                    .iter()
+                    .all(|c| status_of(state, *c, id).is_none())
+            })
+            .collect::<Vec<_>>();
+        (c, ids)
+    })
+    .filter(|(_, ids)| !ids.is_empty())
+    .collect();
+    if !work.is_empty() {
+        return intend(state, work, Vec::new());
+    }
+    if let Some(a) = elsewhere_gate(state, now, 2) {
+        return a;
+    }
+    // Cancelled and suspended ones read inactive in Graph; those with
+    // auto-renew off stay active until their term ends (step 3 waits).
     let Some(subs) = &state.observed.subscriptions else {
         return read(Read::Subscriptions);
     };
-    let active: Vec<&str> = subs
+    let stopped: Vec<String> = [DELETE_SUB, SUSPEND]
         .iter()
-        .filter(|s| s.status.is_active())
-        .map(|s| s.id.as_str())
+        .flat_map(|c| ids_where(state, *c, |t| *t == Target::Done))
         .collect();
-    let new: Vec<String> = active
+    let active = subs
         .iter()
-        .filter(|id| status_of(state, SUSPEND, id).is_none())
-        .map(|id| id.to_string())
-        .collect();
-    if !new.is_empty() {
-        return intend(state, vec![(SUSPEND, new)], Vec::new());
-    }
-    if !active.is_empty() {
+        .filter(|s| s.status.is_active() && stopped.contains(&s.id))
+        .count();
+    if active > 0 {
         return wait(
             now,
             policy(state).replication_wait,
-            format!(
-                "{} cancelled subscriptions still read as active",
-                active.len()
-            ),
+            format!("{active} cancelled subscriptions still read as active"),
             Vec::new(),
         );
     }
     next_step(state, 2, Vec::new())
 }
 
-/// Step 3, partner-center mode: delete every subscription (the pivot), then
-/// wait for deprovisioning.
+/// Step 3, partner-center mode: delete what was suspended (legacy), wait
+/// for the end of the terms that run out (auto-renew off), and wait until
+/// every subscription reads `Deleted`. The pivot is recorded when Partner
+/// Center accepts the first change it will not undo, not before.
 fn delete_subscriptions(state: &State, now: Timestamp) -> Vec<Action> {
+    if let Some(e) = pivot_now(state, now) {
+        return record(vec![e]);
+    }
     if let Some(a) = drive(state, DELETE_SUB) {
+        return a;
+    }
+    // Suspended in step 2, or found already inactive: a legacy subscription
+    // of the partner is deleted; an inactive new-commerce one is cancelled
+    // while its window is open (suspended, it would go on billing).
+    let mut legacy: Vec<String> = ids_where(state, SUSPEND, |t| *t == Target::Done);
+    legacy.extend(state.classes.iter().flatten().filter_map(|c| {
+        let inactive = subscriptions::plan_for(c, now) == subscriptions::Plan::Nothing
+            && c.status != SubscriptionStatus::Deleted;
+        let deletable = match c.kind {
+            subscriptions::Kind::Legacy => true,
+            subscriptions::Kind::Nce => c.window_end.is_some_and(|w| now < w),
+            _ => false,
+        };
+        (c.seller == subscriptions::Seller::Partner && inactive && deletable)
+            .then(|| c.partner_id.clone())
+            .flatten()
+    }));
+    legacy.sort();
+    legacy.dedup();
+    legacy.retain(|id| status_of(state, DELETE_SUB, id).is_none());
+    if !legacy.is_empty() {
+        return intend(state, vec![(DELETE_SUB, legacy)], Vec::new());
+    }
+    // Terms that run out: a durable wait until the last one ends, woken
+    // early when the deleted users' restore window would close first (to
+    // record that as the point of no return).
+    let ending: Vec<Timestamp> = state
+        .classes
+        .iter()
+        .flatten()
+        .filter(|c| {
+            c.partner_id
+                .as_ref()
+                .is_some_and(|id| status_of(state, RENEW_OFF, id) == Some(&Target::Done))
+        })
+        .filter_map(|c| c.term_end)
+        .collect();
+    if let Some(last) = ending.iter().copied().max().filter(|t| now < *t) {
+        let mut until = last;
+        if !state.pivot {
+            if let Some(d) = state.users_deleted_at {
+                until = until.min(d.plus(subscriptions::RESTORE_WINDOW));
+            }
+        }
+        let reason = format!(
+            "{} subscriptions run to the end of their term (auto-renew off); the last ends {}",
+            ending.len(),
+            last.to_rfc3339()
+        );
+        if state.wait.as_ref().map(|w| (w.until, &w.reason)) != Some((until, &reason)) {
+            return vec![
+                Action::Record(vec![Event::WaitStarted { until, reason }]),
+                Action::WakeAt(until),
+            ];
+        }
+    }
+    if let Some(a) = elsewhere_gate(state, now, 3) {
         return a;
     }
     let Some(subs) = &state.observed.subscriptions else {
         return read(Read::Subscriptions);
     };
-    let left: Vec<&str> = subs
+    let left = subs
         .iter()
         .filter(|s| s.status != SubscriptionStatus::Deleted)
-        .map(|s| s.id.as_str())
-        .collect();
-    let new: Vec<String> = left
-        .iter()
-        .filter(|id| status_of(state, DELETE_SUB, id).is_none())
-        .map(|id| id.to_string())
-        .collect();
-    let pivot = || {
-        if state.pivot {
-            Vec::new()
-        } else {
-            vec![Event::PivotPassed {
-                reason: "subscriptions are being deleted".to_string(),
-            }]
-        }
-    };
-    if !new.is_empty() {
-        return intend(state, vec![(DELETE_SUB, new)], pivot());
-    }
-    if !left.is_empty() {
+        .count();
+    if left > 0 {
         return wait(
             now,
             policy(state).deprovision_poll,
-            format!("{} subscriptions deprovisioning", left.len()),
+            format!("{left} subscriptions deprovisioning"),
             Vec::new(),
         );
     }
-    next_step(state, 3, pivot())
+    let mut first = Vec::new();
+    if !state.pivot {
+        first.push(Event::PivotPassed {
+            reason: "every subscription reads Deleted, which is not undone".to_string(),
+        });
+    }
+    next_step(state, 3, first)
 }
 
 /// Steps 2 and 3 in manual mode: an operator gate, verified by reading.
@@ -401,12 +566,23 @@ fn gated_subscriptions(state: &State, now: Timestamp, gate: Gate) -> Vec<Action>
             .as_ref()
             .map(|h| h.spec.tenant_id.as_str())
             .unwrap_or_default();
+        // A direct (MCA) customer may not be able to cancel at once: past
+        // the cancellation window the admin center offers to turn off
+        // recurring billing, and the subscription ends with its term
+        // (https://learn.microsoft.com/microsoft-365/commerce/subscriptions/cancel-your-subscription).
+        let past_window = if step == 2 {
+            " Where the admin center no longer offers to cancel one (its cancellation window \
+             has passed), turn off its recurring billing instead: it then ends with its term, \
+             and closeout waits for that."
+        } else {
+            ""
+        };
         first.push(Event::GateOpened {
             gate,
             instructions: format!(
                 "In the Microsoft 365 admin center of tenant {tenant} (Billing > Your products), \
-                 {what} these subscriptions: {}. closeout re-reads the tenant periodically and \
-                 continues once it sees them done.",
+                 {what} these subscriptions: {}.{past_window} closeout re-reads the tenant \
+                 periodically and continues once it sees them done.",
                 list.join(", ")
             ),
         });

@@ -138,6 +138,7 @@ pub fn handle(
                 .unwrap_or_default(),
             base: req.base.clone(),
             request_id: super::server::request_id(),
+            partner_headers: Vec::new(),
         };
         let resp = if deps
             .iter()

@@ -51,7 +51,13 @@ pub fn openid_configuration(world: &mut World, req: &Req, now: Instant) -> Resp 
             &req.request_id,
         );
     };
-    t.discovery_read = true;
+    // Only a read made once step 5's deletion check has begun is the
+    // baseline the gate waits for: the read that resolves the tenant's GUID
+    // at submit does not open step 5's gate, so it does not let the
+    // auto-operator delete the tenant ahead of the baseline.
+    if t.deletion_check_read {
+        t.discovery_read = true;
+    }
     let base = &req.base;
     let tid = &t.tenant_id;
     Resp::json(

@@ -124,6 +124,17 @@ pub struct SubscriptionFixture {
     pub trial: bool,
     /// Seats (default 25).
     pub licenses: Option<u32>,
+    /// Who sold it: `partner`, `direct` or `other` (another partner); by
+    /// default the tenant's billing says (`partner` or `direct`).
+    #[serde(default)]
+    pub seller: Option<String>,
+    /// Lifecycle time until the current term ends (humantime; default 365
+    /// days for a subscription inside its window, 30 days past it).
+    #[serde(default)]
+    pub term_ends_in: Option<String>,
+    /// Partner Center's `autoRenewEnabled` (default true).
+    #[serde(default)]
+    pub auto_renew: Option<bool>,
 }
 
 /// One Conditional Access policy in a fixture.
@@ -279,6 +290,24 @@ impl TenantFixture {
                 return Err(invalid(format!("keep account {k} is not a user")));
             }
         }
+        for s in &self.subscriptions {
+            if let Some(x) = s.seller.as_deref() {
+                if !matches!(x, "partner" | "direct" | "other") {
+                    return Err(invalid(format!(
+                        "subscription {}: seller {x:?} is not partner, direct or other",
+                        s.id
+                    )));
+                }
+            }
+            if let Some(d) = s.term_ends_in.as_deref() {
+                if humantime::parse_duration(d).is_err() {
+                    return Err(invalid(format!(
+                        "subscription {}: term_ends_in {d:?} is not a duration",
+                        s.id
+                    )));
+                }
+            }
+        }
         let subscriptions = self
             .subscriptions
             .iter()
@@ -303,6 +332,26 @@ impl TenantFixture {
                     deprovision_at: None,
                     lag_status: None,
                     created_date_time: created.to_string(),
+                    seller: match s.seller.as_deref() {
+                        Some("other") => uuid_from(&format!("other/{}", s.id)).to_string(),
+                        Some(x) => x.to_string(),
+                        None if self.billing == Billing::Direct => "direct".into(),
+                        None => "partner".into(),
+                    },
+                    owner_tenant_id: None,
+                    auto_renew: s.auto_renew.unwrap_or(true),
+                    etag: 1,
+                    term_left: Some(
+                        s.term_ends_in
+                            .as_deref()
+                            .and_then(|d| humantime::parse_duration(d).ok())
+                            .unwrap_or(std::time::Duration::from_secs(
+                                if s.in_window { 365 } else { 30 } * 24 * 3600,
+                            )),
+                    ),
+                    term_end: None,
+                    window_end: None,
+                    next_phase: None,
                 }
             })
             .collect();

@@ -40,6 +40,21 @@ pub struct GenerateSpec {
     /// unit: its delete fails with 403 whatever closeout's role (hard case:
     /// a permanent failure in the middle of step 1).
     pub restricted: usize,
+    /// Tenants with a free trial besides their other subscriptions (hard
+    /// case: only a person ends it, in the admin center).
+    pub trials: usize,
+    /// Tenants with a self-service sign-up product (hard case: Entra admin
+    /// center > Billing > Licenses > Self-service sign-up products).
+    pub self_service: usize,
+    /// Tenants with a subscription sold by another partner (hard case: only
+    /// that partner can cancel it).
+    pub other_partner: usize,
+    /// Tenants whose first subscription is a legacy one (suspended, then
+    /// deleted); the others are new commerce.
+    pub legacy: usize,
+    /// Lifecycle time until the term of an `outside_window` subscription
+    /// ends (`term_ends_in=DURATION`, default 30 days; see `--clock-speed`).
+    pub term_ends_in: std::time::Duration,
 }
 
 impl Default for GenerateSpec {
@@ -55,6 +70,11 @@ impl Default for GenerateSpec {
             outside_window: 0,
             apps: 0,
             restricted: 0,
+            trials: 0,
+            self_service: 0,
+            other_partner: 0,
+            legacy: 0,
+            term_ends_in: std::time::Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -62,7 +82,7 @@ impl Default for GenerateSpec {
 impl std::str::FromStr for GenerateSpec {
     type Err = Error;
 
-    /// Parses `tenants=N,users=M,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K,restricted=K`.
+    /// Parses `tenants=N,users=M,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K,restricted=K,trials=K,self_service=K,other_partner=K,legacy=K,term_ends_in=DURATION`.
     fn from_str(s: &str) -> Result<Self, Error> {
         let mut spec = GenerateSpec::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -83,6 +103,15 @@ impl std::str::FromStr for GenerateSpec {
                 "outside_window" => spec.outside_window = n()?,
                 "apps" => spec.apps = n()?,
                 "restricted" => spec.restricted = n()?,
+                "trials" => spec.trials = n()?,
+                "self_service" => spec.self_service = n()?,
+                "other_partner" => spec.other_partner = n()?,
+                "legacy" => spec.legacy = n()?,
+                "term_ends_in" => {
+                    spec.term_ends_in = humantime::parse_duration(v).map_err(|_| {
+                        Error::Spec(format!("term_ends_in: {v:?} is not a duration"))
+                    })?
+                }
                 "direct" => {
                     spec.direct = v
                         .parse::<f64>()
@@ -162,11 +191,39 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
                 } else {
                     "Enabled".into()
                 }),
-                new_commerce: k % 2 == 1 || (i < spec.outside_window && k == 0),
+                // New commerce, as nearly every CSP subscription is since
+                // the migration; `legacy=K` makes the first one legacy.
+                new_commerce: !(i < spec.legacy && k == 0),
                 in_window: !(i < spec.outside_window && k == 0),
-                trial: k % 4 == 3,
+                trial: false,
                 licenses: Some(rng.gen_range(1..300)),
+                seller: None,
+                term_ends_in: (i < spec.outside_window && k == 0)
+                    .then(|| humantime::format_duration(spec.term_ends_in).to_string()),
+                auto_renew: None,
             });
+        }
+        let extras = [
+            (i < spec.trials, "O365_BUSINESS_PREMIUM", true, "direct"),
+            (i < spec.self_service, "FLOW_FREE", false, "direct"),
+            (i < spec.other_partner, "SPE_E3", false, "other"),
+        ];
+        for (wanted, sku, trial, seller) in extras {
+            if wanted {
+                subscriptions.push(SubscriptionFixture {
+                    id: guid(&mut rng),
+                    commerce_id: guid(&mut rng),
+                    sku: sku.into(),
+                    status: Some("Enabled".into()),
+                    new_commerce: true,
+                    in_window: true,
+                    trial,
+                    licenses: Some(rng.gen_range(1..300)),
+                    seller: Some(seller.into()),
+                    term_ends_in: None,
+                    auto_renew: None,
+                });
+            }
         }
         let billing = if rng.gen_bool(spec.direct) {
             Billing::Direct

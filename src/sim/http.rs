@@ -25,9 +25,20 @@ pub struct Req {
     pub base: String,
     /// The request id this request is answered with.
     pub request_id: String,
+    /// Partner Center's request headers, lower-case names:
+    /// `ms-requestid`, `ms-correlationid`, `ms-contract-version`, `if-match`.
+    pub partner_headers: Vec<(String, String)>,
 }
 
 impl Req {
+    /// A Partner Center request header by lower-case name.
+    pub fn partner_header(&self, name: &str) -> Option<&str> {
+        self.partner_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// A query parameter by name (`$top`), case-insensitively.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query

@@ -81,6 +81,17 @@ pub fn handle(
         }
         ("GET", ["_sim", "tenants"]) => to_json(serde_json::to_value(tenants(world))),
         ("GET", ["_sim", "partner"]) => to_json(serde_json::to_value(&world.partner)),
+        // Every Partner Center change request with its `MS-RequestId`, and
+        // whether it was answered as a repeat of an earlier one.
+        ("GET", ["_sim", "partner", "requests"]) => to_json(Ok(serde_json::Value::Array(
+            world
+                .partner_log
+                .iter()
+                .map(|(path, rid, replayed)| {
+                    serde_json::json!({"path": path, "request_id": rid, "replayed": replayed})
+                })
+                .collect(),
+        ))),
         ("GET", ["_sim", "tenants", id]) => {
             match world.tenant_key(id).and_then(|k| world.tenants.get(&k)) {
                 Some(t) => to_json(serde_json::to_value(t)),

@@ -122,6 +122,10 @@ pub struct Options {
     /// How long reads may show the state from before a change (see `lag`);
     /// zero: reads always show the latest state.
     pub replication_lag: Duration,
+    /// How many times faster than real time the subscription lifecycle runs
+    /// (terms, cancellation windows, Expired and Disabled): a months-long
+    /// term ends in seconds. Tokens and `Date` headers keep real time.
+    pub clock_speed: f64,
 }
 
 impl Default for Options {
@@ -145,6 +149,7 @@ impl Default for Options {
             auto_operator: None,
             tick: Duration::from_millis(10),
             replication_lag: Duration::ZERO,
+            clock_speed: 1.0,
         }
     }
 }
@@ -166,6 +171,19 @@ pub struct Config {
     pub throttling: bool,
     /// Replication lag of reads (see `lag`); zero: none.
     pub replication_lag: Duration,
+    /// Lifecycle speed-up (see `Options::clock_speed`).
+    pub clock_speed: f64,
+}
+
+impl Config {
+    /// Real time a lifecycle duration takes at the configured clock speed.
+    pub fn lifecycle(&self, d: Duration) -> Duration {
+        if self.clock_speed > 0.0 && self.clock_speed.is_finite() {
+            d.div_f64(self.clock_speed)
+        } else {
+            d
+        }
+    }
 }
 
 /// The running simulator's shared state.
@@ -192,7 +210,18 @@ impl Sim {
         use rand::SeedableRng;
         let clock = state::Clock::new();
         let created = clock.rfc3339(clock.start);
-        let tenants = options.fixture.build(&created)?;
+        let mut tenants = options.fixture.build(&created)?;
+        let partner_tenant = options.fixture.partner().tenant_id;
+        let speed = if options.clock_speed > 0.0 && options.clock_speed.is_finite() {
+            options.clock_speed
+        } else {
+            1.0
+        };
+        for t in &mut tenants {
+            for s in &mut t.subscriptions {
+                partner::start_lifecycle(s, clock.start, speed, &partner_tenant);
+            }
+        }
         let mut budgets = throttle::Budgets::default();
         if let Some(b) = options.write_limit {
             budgets.app_tenant_writes = b;
@@ -209,6 +238,8 @@ impl Sim {
             ledger: Default::default(),
             throttle: throttle::Throttle::new(budgets),
             possible_since: Default::default(),
+            partner_requests: Default::default(),
+            partner_log: Default::default(),
         };
         let rates = faults::Rates {
             latency: options.latency,
@@ -225,6 +256,7 @@ impl Sim {
             cfg: Config {
                 token_lifetime: options.token_lifetime,
                 deprovision_after: options.deprovision_after,
+                clock_speed: options.clock_speed,
                 recycle_retention: options.recycle_retention,
                 auto_operator: options.auto_operator,
                 faults_on_token: options.faults_on_token,

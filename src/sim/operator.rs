@@ -40,12 +40,7 @@ pub fn subscription(
         .get_mut(tenant)
         .filter(|t| !t.deleted)
         .ok_or((404, format!("tenant {tenant} not found")))?;
-    if t.billing == Billing::Partner {
-        return Err((
-            409,
-            format!("subscription {sub} of tenant {tenant} is managed by the partner"),
-        ));
-    }
+    let partner_billed = t.billing == Billing::Partner;
     let s = t
         .subscriptions
         .iter_mut()
@@ -54,11 +49,46 @@ pub fn subscription(
             404,
             format!("subscription {sub} not found in tenant {tenant}"),
         ))?;
+    // The partner's own subscriptions are managed in Partner Center; what
+    // the customer bought directly, trials, self-service sign-ups and what
+    // another partner sold are ended by their own admin (the latter played
+    // by the same operator here, standing in for that partner).
+    if partner_billed && s.sold_by_partner() {
+        return Err((
+            409,
+            format!("subscription {sub} of tenant {tenant} is managed by the partner"),
+        ));
+    }
     let status = match action {
         "cancel" => "suspended",
         "delete" => "deleted",
+        // "turn off recurring billing to cancel the subscription at the end
+        // of its term" (what-if-my-subscription-expires).
+        "renew-off" => {
+            let path = format!(
+                "/_sim/tenants/{tenant}/operator/subscriptions/{}/renew-off",
+                s.commerce_subscription_id
+            );
+            if !s.auto_renew || s.partner_status != "active" {
+                return Ok(false);
+            }
+            s.auto_renew = false;
+            s.etag += 1;
+            world.ledger.record(at, tenant, "POST", &path, 200);
+            return Ok(true);
+        }
         other => return Err((404, format!("unknown operator action {other}"))),
     };
+    // The admin center cancels only inside the cancellation window; past it,
+    // recurring billing is turned off instead (cancel-your-subscription).
+    if action == "cancel" && !s.cancellable() {
+        return Err((
+            409,
+            format!(
+                "subscription {sub}: the cancellation window has passed; turn off recurring billing"
+            ),
+        ));
+    }
     let path = format!(
         "/_sim/tenants/{tenant}/operator/subscriptions/{}/{action}",
         s.commerce_subscription_id
@@ -209,11 +239,15 @@ pub fn dir_sync_off(
 pub fn tick(world: &mut World, now: Instant, cfg: &Config) {
     let at = world.clock.rfc3339(now);
     let mut due = Vec::new();
+    let mut lifecycle = Vec::new();
     for id in &world.order {
         let Some(t) = world.tenants.get_mut(id) else {
             continue;
         };
         for s in t.subscriptions.iter_mut() {
+            if let Some(what) = super::partner::lifecycle(s, now, cfg) {
+                lifecycle.push((id.clone(), s.commerce_subscription_id.clone(), what));
+            }
             if s.deprovision_at.is_some_and(|d| d <= now) {
                 s.deprovision_at = None;
                 let before = std::mem::replace(&mut s.status, "Deleted".into());
@@ -221,6 +255,15 @@ pub fn tick(world: &mut World, now: Instant, cfg: &Config) {
                 due.push((id.clone(), s.commerce_subscription_id.clone()));
             }
         }
+    }
+    for (t, s, what) in lifecycle {
+        world.ledger.record(
+            at.clone(),
+            &t,
+            "POST",
+            &format!("/_sim/tenants/{t}/clock/subscriptions/{s}/{what}"),
+            200,
+        );
     }
     for (t, s) in due {
         world.ledger.record(
@@ -243,12 +286,20 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
         let Some(t) = world.tenants.get(id).filter(|t| !t.deleted) else {
             continue;
         };
-        if t.billing == Billing::Direct && t.only_keep_remain() {
-            for s in &t.subscriptions {
+        if t.only_keep_remain() {
+            let partner_billed = t.billing == Billing::Partner;
+            for s in t
+                .subscriptions
+                .iter()
+                .filter(|s| !(partner_billed && s.sold_by_partner()))
+            {
+                let c = &s.commerce_subscription_id;
                 if s.partner_status == "active" && s.cancellable() && s.status != "Deleted" {
-                    possible.push((id.clone(), format!("cancel/{}", s.commerce_subscription_id)));
+                    possible.push((id.clone(), format!("cancel/{c}")));
+                } else if s.partner_status == "active" && s.auto_renew {
+                    possible.push((id.clone(), format!("renew-off/{c}")));
                 } else if s.partner_status == "suspended" && s.status != "Deleted" {
-                    possible.push((id.clone(), format!("delete/{}", s.commerce_subscription_id)));
+                    possible.push((id.clone(), format!("delete/{c}")));
                 }
             }
         }

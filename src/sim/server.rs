@@ -184,6 +184,15 @@ async fn handle(
             header("host").unwrap_or_else(|| addr.to_string())
         ),
         request_id: request_id(),
+        partner_headers: [
+            "ms-requestid",
+            "ms-correlationid",
+            "ms-contract-version",
+            "if-match",
+        ]
+        .iter()
+        .filter_map(|n| header(n).map(|v| (n.to_string(), v)))
+        .collect(),
     };
     let svc = service(&req.path);
     let faulted = sim.faulty && matches!(svc, Service::Graph | Service::Batch | Service::Partner)

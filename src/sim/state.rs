@@ -148,12 +148,40 @@ pub struct Subscription {
     pub lag_status: Option<(Instant, String)>,
     /// When it was created (RFC 3339).
     pub created_date_time: String,
+    /// Who sold it: `partner` (the simulated partner), `direct` (Microsoft),
+    /// or another partner's tenant id.
+    pub seller: String,
+    /// Graph's `ownerTenantId`: the selling partner's tenant, `None` when
+    /// bought directly.
+    pub owner_tenant_id: Option<String>,
+    /// Partner Center's `autoRenewEnabled`.
+    pub auto_renew: bool,
+    /// Partner Center's ETag of the resource, changed by every change.
+    pub etag: u64,
+    /// Lifecycle time from the simulator's start to the current term's
+    /// end (the fixture's `term_ends_in`); scaled by `--clock-speed`.
+    #[serde(skip)]
+    pub term_left: Option<std::time::Duration>,
+    /// When the current term ends.
+    #[serde(skip)]
+    pub term_end: Option<Instant>,
+    /// When the new-commerce cancellation window closes.
+    #[serde(skip)]
+    pub window_end: Option<Instant>,
+    /// When the next lifecycle state (Expired > Disabled > Deleted) begins.
+    #[serde(skip)]
+    pub next_phase: Option<Instant>,
 }
 
 impl Subscription {
     /// Whether Partner Center or the admin center may cancel it now.
     pub fn cancellable(&self) -> bool {
         !self.new_commerce || self.in_cancellation_window
+    }
+
+    /// Whether the simulated partner sold it (Partner Center may change it).
+    pub fn sold_by_partner(&self) -> bool {
+        self.seller == "partner"
     }
 }
 
@@ -344,6 +372,12 @@ pub struct World {
     /// Auto-operator: when each admin-center action became possible, keyed by
     /// (tenant, action).
     pub possible_since: HashMap<(String, String), Instant>,
+    /// Partner Center answers by `MS-RequestId`: a repeated id (a retry
+    /// after a timeout) gets the first answer again, and changes nothing.
+    pub partner_requests: HashMap<String, (String, super::http::Resp)>,
+    /// Every Partner Center change request: its path, `MS-RequestId` and
+    /// whether it was answered from an earlier one (for tests).
+    pub partner_log: Vec<(String, String, bool)>,
 }
 
 impl World {

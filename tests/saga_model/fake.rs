@@ -350,6 +350,22 @@ impl TenantApi for Fake {
                 .collect())
         })
     }
+    /// The partner ("partner") sold every subscription of the fake tenant.
+    async fn list_subscription_details(
+        &self,
+    ) -> Result<Vec<closeout::model::SubscriptionDetail>, CallError> {
+        Ok(self
+            .list_subscriptions()
+            .await?
+            .into_iter()
+            .map(|base| closeout::model::SubscriptionDetail {
+                base,
+                owner_tenant_id: Some("partner".into()),
+                next_lifecycle: None,
+                created: None,
+            })
+            .collect())
+    }
     async fn get_security_defaults(&self) -> Result<bool, CallError> {
         self.with(|w| {
             w.read_fault("get_security_defaults")?;
@@ -521,6 +537,36 @@ impl TenantApi for Fake {
 pub const FAKE_TENANT_GUID: &str = "00000000-0000-4000-8000-000000000001";
 
 impl PartnerApi for Fake {
+    fn partner_tenant_id(&self) -> Option<&str> {
+        Some("partner")
+    }
+
+    /// Legacy subscriptions (GUID offer ids): suspended, then deleted, as the
+    /// model has always driven them.
+    async fn list_customer_subscriptions(
+        &self,
+        customer: &str,
+    ) -> Result<Option<Vec<closeout::model::PartnerSubscription>>, CallError> {
+        self.with(|w| {
+            assert_eq!(customer, w.tenant_id);
+            w.read_fault("list_customer_subscriptions")?;
+            Ok(Some(
+                w.subs
+                    .values()
+                    .map(|s| closeout::model::PartnerSubscription {
+                        id: s.0.commerce_subscription_id.clone(),
+                        offer_id: "8e46ac7b-7b9c-4f33-a5a3-1b3c2f6a4a19".into(),
+                        quantity: s.0.total_licenses,
+                        status: "active".into(),
+                        auto_renew: true,
+                        term_start: None,
+                        term_end: None,
+                    })
+                    .collect(),
+            ))
+        })
+    }
+
     async fn set_subscription_status(
         &self,
         customer: &str,

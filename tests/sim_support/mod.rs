@@ -117,6 +117,10 @@ impl Harness {
             .http
             .request(method.parse().expect("method"), url)
             .bearer_auth(token);
+        // Partner Center: "MS-Contract-Version: Required".
+        if path_or_url.contains("/v1/customers/") {
+            rb = rb.header("MS-Contract-Version", "v1");
+        }
         if let Some(b) = body {
             rb = rb.json(&b);
         }

@@ -47,8 +47,16 @@ pub fn role_members(t: &Tenant, c: &Call, seg: &str) -> Resp {
     page(c, items, "directoryObjects", 100)
 }
 
-fn subscription_json(s: &crate::sim::state::Subscription, now: tokio::time::Instant) -> Value {
+fn subscription_json(
+    s: &crate::sim::state::Subscription,
+    now: tokio::time::Instant,
+    clock: &crate::sim::state::Clock,
+) -> Value {
     let status = crate::sim::lag::Lag::seen(&s.lag_status, s.status.clone(), now);
+    // "The date and time when the subscription will move to the next state
+    // ... if not renewed" (companySubscription): the term's end, or the end
+    // of Expired / Disabled.
+    let next = s.term_end.or(s.next_phase).map(|t| clock.rfc3339(t));
     json!({
         "id": s.id,
         "commerceSubscriptionId": s.commerce_subscription_id,
@@ -58,9 +66,9 @@ fn subscription_json(s: &crate::sim::state::Subscription, now: tokio::time::Inst
         "isTrial": s.is_trial,
         "totalLicenses": s.total_licenses,
         "createdDateTime": s.created_date_time,
-        "nextLifecycleDateTime": null,
+        "nextLifecycleDateTime": next,
         "ownerId": null,
-        "ownerTenantId": null,
+        "ownerTenantId": s.owner_tenant_id,
         "ownerType": null,
         "serviceStatus": [],
     })
@@ -71,7 +79,7 @@ pub fn subscriptions(t: &Tenant, c: &Call) -> Resp {
     let items = t
         .subscriptions
         .iter()
-        .map(|s| subscription_json(s, c.now))
+        .map(|s| subscription_json(s, c.now, &c.clock))
         .collect();
     page(c, items, "directory/subscriptions", 100)
 }
@@ -83,7 +91,7 @@ pub fn subscription(t: &Tenant, c: &Call, id: &str) -> Resp {
         .iter()
         .find(|s| s.id == id || s.commerce_subscription_id == id)
     {
-        Some(s) => Resp::json(200, subscription_json(s, c.now)),
+        Some(s) => Resp::json(200, subscription_json(s, c.now, &c.clock)),
         None => c.not_found(id),
     }
 }
