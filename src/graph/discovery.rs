@@ -7,7 +7,7 @@
 //! is deleted, so closeout records what this document answers, and a change
 //! from "served" to "not found" (`AADSTS90002`) is what it calls "observed gone".
 
-use super::client::{Body, Shared};
+use super::client::{Body, Reply, Shared};
 use super::error::{self, CallCtx};
 use crate::model::{CallError, FailureClass};
 use crate::saga::closure::Answer;
@@ -19,25 +19,7 @@ use reqwest::Method;
 /// or `AADSTS90013`-style invalid input); anything else is a transient
 /// failure (the read is repeated later; it never counts as evidence).
 pub(crate) async fn openid_configuration(shared: &Shared, name: &str) -> Result<Answer, CallError> {
-    let mut url = shared.endpoints.login.clone();
-    url.set_path(&format!(
-        "/{}/v2.0/.well-known/openid-configuration",
-        super::bulk::segment(name)
-    ));
-    url.set_query(None);
-    let ctx = CallCtx {
-        tenant: name.to_string(),
-        method: "GET".into(),
-        path: url.path().to_string(),
-    };
-    let reply = match shared.send(Method::GET, url, None, Body::None).await {
-        Ok(r) => r,
-        Err((kind, detail)) => {
-            let mut e = error::transport_error(&ctx, kind, &detail);
-            e.class = FailureClass::Transient;
-            return Err(e);
-        }
-    };
+    let (ctx, reply) = fetch(shared, name).await?;
     let unexpected = |what: String| CallError {
         class: FailureClass::Transient,
         code: "discovery_unexpected".into(),
@@ -61,5 +43,31 @@ pub(crate) async fn openid_configuration(shared: &Shared, name: &str) -> Result<
             "answered {status}{}",
             code.map(|(c, _)| format!(" {c}")).unwrap_or_default()
         ))),
+    }
+}
+
+/// `GET {login}/{name}/v2.0/.well-known/openid-configuration`, without
+/// credentials: the one request behind both readers of the document (the
+/// tenant's GUID at submit, `graph::identity`, and step 5's evidence above).
+/// A transport failure is transient: a read is repeated, never in doubt.
+pub(crate) async fn fetch(shared: &Shared, name: &str) -> Result<(CallCtx, Reply), CallError> {
+    let mut url = shared.endpoints.login.clone();
+    url.set_path(&format!(
+        "/{}/v2.0/.well-known/openid-configuration",
+        super::bulk::segment(name)
+    ));
+    url.set_query(None);
+    let ctx = CallCtx {
+        tenant: name.to_string(),
+        method: "GET".into(),
+        path: url.path().to_string(),
+    };
+    match shared.send(Method::GET, url, None, Body::None).await {
+        Ok(reply) => Ok((ctx, reply)),
+        Err((kind, detail)) => {
+            let mut e = error::transport_error(&ctx, kind, &detail);
+            e.class = FailureClass::Transient;
+            Err(e)
+        }
     }
 }

@@ -4,11 +4,10 @@
 //! they are never parsed for a tenant id); and the Global Administrator
 //! role's members with `accountEnabled`, read fresh before admin deletions.
 
-use super::client::{Body, Client};
-use super::error::{self, CallCtx};
+use super::client::Client;
+use super::error;
 use super::tenant::TenantClient;
 use crate::model::{CallError, FailureClass, RoleMember, GLOBAL_ADMIN_ROLE_TEMPLATE};
-use reqwest::Method;
 use serde::Deserialize;
 
 /// The login error code of a tenant the service does not know.
@@ -48,12 +47,6 @@ impl Client {
     /// name the same GUID, else the answer is refused: the tenant is never
     /// guessed. An unknown tenant is a permanent `AADSTS90002` error.
     pub async fn resolve_tenant(&self, tenant: &str) -> Result<String, CallError> {
-        let mut url = self.shared.endpoints.login.clone();
-        let ctx = CallCtx {
-            tenant: tenant.to_string(),
-            method: "GET".into(),
-            path: format!("/{tenant}/v2.0/.well-known/openid-configuration"),
-        };
         let bad_name = || CallError {
             class: FailureClass::Permanent,
             code: "invalid_tenant_name".into(),
@@ -68,16 +61,7 @@ impl Client {
         if !name_ok {
             return Err(bad_name());
         }
-        url.set_path(&ctx.path);
-        url.set_query(None);
-        let reply = match self.shared.send(Method::GET, url, None, Body::None).await {
-            Ok(r) => r,
-            Err((kind, detail)) => {
-                let mut e = error::transport_error(&ctx, kind, &detail);
-                e.class = FailureClass::Transient;
-                return Err(e);
-            }
-        };
+        let (ctx, reply) = super::discovery::fetch(&self.shared, tenant).await?;
         if !(200..300).contains(&reply.status) {
             let code = error::error_code(&reply.body);
             let mut e = error::status_error(

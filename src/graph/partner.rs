@@ -91,7 +91,13 @@ impl PartnerClient {
             let b = body.map_or(Body::None, Body::Json);
             match self
                 .shared
-                .send_with(method.clone(), url.clone(), Some(&*token.value), b, &headers)
+                .send_with(
+                    method.clone(),
+                    url.clone(),
+                    Some(&*token.value),
+                    b,
+                    &headers,
+                )
                 .await
             {
                 Err((kind, detail)) => {

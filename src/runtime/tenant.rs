@@ -118,7 +118,7 @@ impl TenantApi for Api {
         &self,
     ) -> Result<Vec<crate::model::SubscriptionDetail>, CallError> {
         match self {
-            Api::Ready(c) => c.list_subscription_details().await,
+            Api::Ready(c, _) => c.list_subscription_details().await,
             Api::Broken(e) => Self::fail(e),
         }
     }
