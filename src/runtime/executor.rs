@@ -654,12 +654,13 @@ impl Runner {
             (s.max_retry_after, s.stop_grace)
         };
         // `tenant_id` and `partner` are borrowed by the calls while outcomes
-        // are recorded through `&mut self`.
+        // are recorded through `&mut self`. Partner Center names a customer
+        // by its tenant GUID, whatever spelling the batch used.
         let tenant_id = self
             .state
-            .header
-            .as_ref()
-            .map(|h| h.spec.tenant_id.clone())
+            .tenant_guid
+            .clone()
+            .or_else(|| self.state.header.as_ref().map(|h| h.spec.tenant_id.clone()))
             .unwrap_or_default();
         let inner = Arc::clone(&self.inner);
         let partner = inner.partner.as_ref();
