@@ -65,7 +65,7 @@ pub enum Error {
     },
 }
 
-/// The daemon's configuration (design.md §3).
+/// The daemon's configuration (`config/closeout.toml` documents every key).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {

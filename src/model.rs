@@ -101,7 +101,7 @@ pub struct TenantSpec {
 }
 
 /// The description of one HTTP call to an external service, as recorded in the
-/// audit log (design.md §3): `path` is the URL path without the query, version
+/// audit log (the jsonl contract in the README): `path` is the URL path without the query, version
 /// prefix included, also for a call made inside a `$batch`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpInfo {

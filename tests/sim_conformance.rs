@@ -1,5 +1,5 @@
 //! Conformance of the simulator with the documented behaviour of login,
-//! Graph, `$batch`, throttling and Partner Center (graph-reference.md), run
+//! Graph, `$batch`, throttling and Partner Center (docs/fidelity.md), run
 //! in process over loopback.
 
 mod sim_support;

@@ -70,7 +70,7 @@ pub fn action_of(change: Change) -> String {
     }
 }
 
-/// The call an intent announces (design.md §3 paths: no query, version prefix).
+/// The call an intent announces (paths as the jsonl contract has them: no query, version prefix).
 pub fn planned_call(change: Change, target: &str, tenant_id: &str) -> HttpInfo {
     let (method, path) = match change {
         Change::DeleteUser => ("DELETE", format!("/v1.0/users/{target}")),

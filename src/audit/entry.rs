@@ -33,7 +33,7 @@ pub struct Entry {
     /// Set when the event carries several per-object items: which one this is.
     /// Every item of a record repeats its `seq` and hashes.
     pub item: Option<Item>,
-    /// The external call this event is about (design.md §3), with the item's
+    /// The external call this event is about (the jsonl contract in the README), with the item's
     /// own method and path for a call made inside a `$batch`.
     pub http: Option<HttpInfo>,
     /// The object (user, subscription, policy id) the event is about, if one:

@@ -14,7 +14,7 @@ use std::io::Write;
 pub enum Format {
     /// A readable timeline per saga.
     Text,
-    /// One JSON object per event (design.md §3).
+    /// One JSON object per event (the jsonl contract in the README).
     Jsonl,
     /// One row per external change.
     Csv,

@@ -1,4 +1,4 @@
-//! The jsonl export (design.md §3): one JSON object per line, in log order.
+//! The jsonl export (a contract: README, "Using it"): one JSON object per line, in log order.
 //!
 //! Stable fields: `seq` (the record's global sequence number), `saga_seq`,
 //! `at` (RFC 3339, UTC, milliseconds), `saga_id`, `tenant_id`, `kind`

@@ -1,6 +1,6 @@
 //! The command line: parses arguments (clap) and dispatches to one file per
 //! subcommand. Each subcommand's `run` returns `Result<(), cli::Error>`; this
-//! module turns that into the exit status of design.md §3: 0 success, 2 bad
+//! module turns that into the documented exit status (README): 0 success, 2 bad
 //! usage or invalid input, 1 any other failure. Data goes to stdout,
 //! diagnostics to stderr.
 
@@ -53,7 +53,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands of design.md §3.
+/// The subcommands (README, "Using it").
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon in the foreground (systemd Type=notify).

@@ -1,6 +1,6 @@
 //! `closeout status [--json] [--watch] [SAGA]`: where the sagas stand.
 //!
-//! A table by default; `--json` prints exactly the array of design.md §3;
+//! A table by default; `--json` prints exactly the documented array (README);
 //! `--watch` redraws the table with progress bars on a terminal (plain lines
 //! for changed rows otherwise) until every saga shown is terminal.
 

@@ -173,7 +173,7 @@ pub struct SagaSummary {
     pub tenant_id: String,
 }
 
-/// Where a saga stands: the `status --json` element of design.md §3.
+/// Where a saga stands: the `status --json` element (a contract: README, "Using it").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusRow {
     /// The saga.

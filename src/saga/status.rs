@@ -1,4 +1,4 @@
-//! The saga's status for `closeout status` (design.md §3), derived from state.
+//! The saga's status for `closeout status` (its JSON fields are a contract: README, "Using it"), derived from state.
 
 use super::event::Change;
 use super::state::{Ending, State, Target};

@@ -1,4 +1,4 @@
-//! The five steps of design.md §1, forward: keep-list check and inventory,
+//! The five steps of Microsoft's "Close your account" procedure, forward: keep-list check and inventory,
 //! delete users, cancel subscriptions, delete subscriptions (the pivot),
 //! disable MFA, delete the directory.
 

@@ -1,7 +1,7 @@
 //! `closeout sim`: a faithful stand-in for login, Microsoft Graph (v1.0 and
 //! beta, `$batch`) and Partner Center on one loopback port, with its own
 //! inspection and operator API under `/_sim/`, used by the tests, the
-//! benchmarks and `closeout demo` (design.md §3, graph-reference.md).
+//! benchmarks and `closeout demo` (what it models, with Microsoft's pages: docs/fidelity.md).
 //!
 //! In process: `Sim::start(Options)` binds `127.0.0.1:0` (or `listen`) on the
 //! current tokio runtime and returns a [`SimHandle`] with `base_url()`, typed

@@ -162,7 +162,7 @@ pub fn keep_ids(sim: &Sim, tenants: &[Value]) -> HashSet<String> {
 }
 
 /// `closeout audit --data-dir DIR --format jsonl`, parsed; every line has
-/// the fields of design.md §3.
+/// the fields the README documents for the jsonl export.
 pub fn audit_jsonl(data_dir: &Path) -> Vec<Value> {
     let out = std::process::Command::new(support::bin())
         .args(["audit", "--data-dir"])
