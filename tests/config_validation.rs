@@ -216,6 +216,8 @@ fn missing_config_file() {
     let (code, err) = run(dir.path(), &["status", "--config", "nowhere.toml"]);
     assert_eq!(code, 2);
     assert!(err.contains("nowhere.toml"), "{err}");
+    // The cause once, not once per link of the error chain.
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
 
 #[test]

@@ -301,3 +301,25 @@ fn plan_lists_what_would_be_done_without_changing_anything() {
         Err("tenant t1: no keep account holds the Global Administrator role".to_string())
     );
 }
+
+#[test]
+fn a_failed_read_reads_as_a_sentence_with_a_count_not_a_dump() {
+    let ids: Vec<String> = (0..3000).map(|n| format!("{n:08}-id")).collect();
+    let s = given(
+        [
+            at_step_1(SubscriptionMode::PartnerCenter),
+            vec![Event::ReadFailed {
+                read: closeout::saga::Read::CheckUsers { ids },
+                error: error(FailureClass::Transient, None),
+            }],
+        ]
+        .concat(),
+    )
+    .0;
+    let last = s.status().last_error.expect("a last error");
+    assert!(last.starts_with("look up 3000 users by id: "), "{last}");
+    assert!(
+        !last.contains("00000001-id") && !last.contains('{'),
+        "{last}"
+    );
+}

@@ -160,7 +160,7 @@ fn before_step_one_the_inventory_and_keep_list_are_checked() {
             .concat(),
             now: T0,
             then: vec![record(vec![Event::SagaFailed {
-                reason: "read Inventory: code (Permanent): message".into(),
+                reason: "read the inventory: code (Permanent): message".into(),
             }])],
         },
     ]);

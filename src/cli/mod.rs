@@ -27,11 +27,26 @@ use crate::runtime::control::OperatorCommand;
 pub enum Error {
     /// Bad usage or invalid input (config, batch file, arguments): exit 2.
     /// The message names the file, line and field.
-    #[error("{0:#}")]
+    #[error("{}", chain(.0))]
     Invalid(anyhow::Error),
     /// Anything else (daemon unreachable, service refused, I/O): exit 1.
-    #[error("{0:#}")]
+    #[error("{}", chain(.0))]
     Failed(anyhow::Error),
+}
+
+/// The error and its causes, each once: many errors already quote their
+/// cause in their own message (`cannot read FILE: No such file…`), and
+/// printing the chain after it would say the cause twice.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    out
 }
 
 impl Error {

@@ -82,6 +82,37 @@ pub enum Read {
     ClassifySubscriptions,
 }
 
+impl std::fmt::Display for Read {
+    /// What the read is, for a person (`status`, failure reasons): a
+    /// sentence fragment and a count, never the ids it carries.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Read::Inventory => f.write_str("read the inventory"),
+            Read::Users => f.write_str("list the users"),
+            Read::CheckUsers { ids } => write!(f, "look up {} users by id", ids.len()),
+            Read::DeletedUsers => f.write_str("read the recycle bin"),
+            Read::Subscriptions => f.write_str("read the subscriptions"),
+            Read::Mfa { user_ids } => write!(
+                f,
+                "read the MFA settings (security defaults, Conditional Access, {} accounts' per-user MFA)",
+                user_ids.len()
+            ),
+            Read::Tenant { .. } => f.write_str("read the tenant for step 5"),
+            Read::TenantExists => f.write_str("ask the token endpoint whether the tenant exists"),
+            Read::Preflight => {
+                f.write_str("read step 1's preflight (role assignments, directory synchronization)")
+            }
+            Read::Organization => f.write_str("read the organization"),
+            Read::KeepAdmins { .. } => f.write_str("read the Global Administrator role's members"),
+            Read::DeletionCheck => f.write_str("read step 5's deletion check"),
+            Read::Discovery { .. } => f.write_str("read the tenant's discovery document"),
+            Read::ClassifySubscriptions => {
+                f.write_str("classify the subscriptions (Graph and Partner Center)")
+            }
+        }
+    }
+}
+
 /// An external call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Call {

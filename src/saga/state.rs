@@ -472,7 +472,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
             s.streak = None;
         }
         Event::ReadFailed { read, error } => {
-            let what = format!("read {read:?}: {error}");
+            let what = format!("{read}: {error}");
             s.note_error(error, &what);
         }
         Event::RetryScheduled {
