@@ -4,7 +4,7 @@
 
 mod audit_support;
 
-use audit_support::{closeout, entries_of, standard, well_formed};
+use audit_support::{build, closeout, entries_of, events, standard, well_formed, Script};
 use closeout::saga::Event;
 use serde_json::Value;
 use std::path::Path;
@@ -355,4 +355,33 @@ fn output_is_atomic_and_never_overwrites_without_force() {
         1,
         "no temporary left"
     );
+}
+
+#[test]
+fn the_header_state_is_the_sagas_even_when_bookkeeping_follows_its_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Script::new("saga-done", "contoso.onmicrosoft.com", 3);
+    let mut ev = events(&a);
+    // What a daemon records after the end: the notice delivered and the
+    // batch's end.
+    ev.push(Event::NotificationSent {
+        notice: 1,
+        kind: closeout::saga::NoticeKind::BatchFinished,
+        webhook: 0,
+        host: "hooks.example".into(),
+        attempts: 1,
+        status: 200,
+    });
+    ev.push(Event::BatchFinished {
+        batch_id: "b".into(),
+        completed: 1,
+        rolled_back: 0,
+        failed: 0,
+    });
+    build(dir.path(), &[(a.saga_id.clone(), ev)], 4);
+    let d = dir.path().to_str().unwrap_or_default();
+    let (code, text, err) = closeout(&["audit", "--data-dir", d, "--format", "text"]);
+    assert_eq!(code, 0, "{err}");
+    let head = text.lines().next().unwrap_or_default();
+    assert!(head.ends_with("state completed"), "{head}");
 }

@@ -552,6 +552,18 @@ pub fn state_after(event: &Event) -> Option<&'static str> {
     })
 }
 
+/// Whether the event is bookkeeping that may follow a saga's end without
+/// changing its state (notices delivered, the batch joined or ended).
+pub fn is_bookkeeping(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::NotificationSent { .. }
+            | Event::NotificationAbandoned { .. }
+            | Event::BatchJoined { .. }
+            | Event::BatchFinished { .. }
+    )
+}
+
 /// One discovery observation in words.
 fn describe(o: &crate::saga::closure::Observation) -> String {
     use crate::saga::closure::Answer;

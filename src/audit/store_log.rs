@@ -279,11 +279,21 @@ impl Log for StoreLog {
                 },
                 None => continue,
             };
-            let last_seq = next_seq.saturating_sub(1).max(FIRST_SEQ);
-            let state = match self.saga_record(&saga, last_seq)? {
-                Some(r) => adapter::state_after(&self.event(&r)?).unwrap_or("running"),
-                None => "running",
-            };
+            // The state its last event left, passing over the bookkeeping
+            // recorded after a saga ends (notifications, the batch's end).
+            let mut state = "running";
+            let mut seq = next_seq.saturating_sub(1).max(FIRST_SEQ);
+            while let Some(r) = self.saga_record(&saga, seq)? {
+                let event = self.event(&r)?;
+                if let Some(s) = adapter::state_after(&event) {
+                    state = s;
+                    break;
+                }
+                if !adapter::is_bookkeeping(&event) || seq == FIRST_SEQ {
+                    break;
+                }
+                seq -= 1;
+            }
             out.push((
                 started,
                 SagaInfo {
