@@ -18,7 +18,7 @@
 //!   in the Entra admin center.
 
 use super::http::{login_error, Req, Resp};
-use super::operator::Refusal;
+use super::operator::{live, Refusal};
 use super::state::{DeletedUser, Tenant, World, GLOBAL_ADMIN};
 use serde_json::json;
 use tokio::time::Instant;
@@ -75,14 +75,6 @@ pub fn openid_configuration(world: &mut World, req: &Req, now: Instant) -> Resp 
             "cloud_instance_name": "microsoftonline.com",
         }),
     )
-}
-
-fn live<'w>(world: &'w mut World, tenant: &str) -> Result<&'w mut Tenant, Refusal> {
-    world
-        .tenants
-        .get_mut(tenant)
-        .filter(|t| !t.deleted)
-        .ok_or((404, format!("tenant {tenant} not found")))
 }
 
 /// Deletes a service principal (enterprise app) by its app id, closeout's

@@ -18,12 +18,22 @@
 //! unless the portal's preconditions hold (`Tenant::deletion_blockers`).
 
 use super::partner::transition;
-use super::state::{Billing, World};
+use super::state::{Billing, Tenant, World};
 use super::Config;
 use tokio::time::Instant;
 
 /// An operator action that was refused: status and reason.
 pub type Refusal = (u16, String);
+
+/// The tenant an operator acts on: 404 when it is unknown or deleted, as
+/// the admin center has nothing to show for it.
+pub(super) fn live<'w>(world: &'w mut World, tenant: &str) -> Result<&'w mut Tenant, Refusal> {
+    world
+        .tenants
+        .get_mut(tenant)
+        .filter(|t| !t.deleted)
+        .ok_or((404, format!("tenant {tenant} not found")))
+}
 
 /// Cancels (`cancel`) or deletes (`delete`) a subscription in the admin center.
 pub fn subscription(
@@ -35,11 +45,7 @@ pub fn subscription(
     cfg: &Config,
 ) -> Result<bool, Refusal> {
     let at = world.clock.rfc3339(now);
-    let t = world
-        .tenants
-        .get_mut(tenant)
-        .filter(|t| !t.deleted)
-        .ok_or((404, format!("tenant {tenant} not found")))?;
+    let t = live(world, tenant)?;
     let partner_billed = t.billing == Billing::Partner;
     let s = t
         .subscriptions
@@ -119,11 +125,7 @@ pub fn remove_role(
     now: Instant,
 ) -> Result<bool, Refusal> {
     let at = world.clock.rfc3339(now);
-    let t = world
-        .tenants
-        .get_mut(tenant)
-        .filter(|t| !t.deleted)
-        .ok_or((404, format!("tenant {tenant} not found")))?;
+    let t = live(world, tenant)?;
     let u = t
         .users
         .values_mut()
@@ -146,11 +148,7 @@ pub fn remove_role(
 /// Deletes the tenant if the portal's preconditions hold.
 pub fn delete_tenant(world: &mut World, tenant: &str, now: Instant) -> Result<(), Refusal> {
     let at = world.clock.rfc3339(now);
-    let t = world
-        .tenants
-        .get_mut(tenant)
-        .filter(|t| !t.deleted)
-        .ok_or((404, format!("tenant {tenant} not found")))?;
+    let t = live(world, tenant)?;
     let blockers = t.deletion_blockers();
     if !blockers.is_empty() {
         return Err((
@@ -181,11 +179,7 @@ pub fn grant_app_role(
     lag: std::time::Duration,
 ) -> Result<bool, Refusal> {
     let at = world.clock.rfc3339(now);
-    let t = world
-        .tenants
-        .get_mut(tenant)
-        .filter(|t| !t.deleted)
-        .ok_or((404, format!("tenant {tenant} not found")))?;
+    let t = live(world, tenant)?;
     if t.app_privileged {
         return Ok(false);
     }
@@ -209,11 +203,7 @@ pub fn dir_sync_off(
     lag: std::time::Duration,
 ) -> Result<bool, Refusal> {
     let at = world.clock.rfc3339(now);
-    let t = world
-        .tenants
-        .get_mut(tenant)
-        .filter(|t| !t.deleted)
-        .ok_or((404, format!("tenant {tenant} not found")))?;
+    let t = live(world, tenant)?;
     let synced = t.users.values().any(|u| u.on_premises_sync_enabled);
     if !t.dir_sync && !synced {
         return Ok(false);
