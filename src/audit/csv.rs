@@ -2,14 +2,16 @@
 //! outcome ([`Change`]). A change with no outcome is `in_doubt`; a failed
 //! attempt that was tried again gives one row per outcome. Every cell goes
 //! through [`crate::escape::csv_cell`] (formula prefixes quoted, control
-//! characters escaped), so a row is one line.
+//! characters escaped), so a row is one line. `object_name` (the last
+//! column) names the object as the saga's inventory did.
 
 use super::changes::Change;
+use super::names::Names;
 use crate::model::Timestamp;
 use std::io::Write;
 
 /// The header row, in column order.
-pub const COLUMNS: [&str; 17] = [
+pub const COLUMNS: [&str; 18] = [
     "saga_id",
     "tenant_id",
     "tenant_guid",
@@ -27,6 +29,7 @@ pub const COLUMNS: [&str; 17] = [
     "intent_at",
     "outcome_seq",
     "outcome_at",
+    "object_name",
 ];
 
 /// Writes rows of changes as csv.
@@ -44,7 +47,7 @@ impl<W: Write> CsvWriter<W> {
     }
 
     /// Writes one change.
-    pub fn write(&mut self, c: &Change) -> std::io::Result<()> {
+    pub fn write(&mut self, c: &Change, names: &Names) -> std::io::Result<()> {
         let opt_num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
         let opt_at = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339).unwrap_or_default();
         let http = c.http.as_ref();
@@ -70,6 +73,10 @@ impl<W: Write> CsvWriter<W> {
             &opt_at(c.intent_at),
             &opt_num(c.outcome_seq),
             &opt_at(c.outcome_at),
+            c.object
+                .as_deref()
+                .and_then(|o| names.of(o))
+                .unwrap_or(""),
         ];
         // Names and targets come from the tenant: no formulas, no line breaks.
         self.inner

@@ -3,6 +3,7 @@
 //! log; text, csv and html go saga by saga (in start order), so that the joins
 //! of intents and outcomes only ever hold one saga's open changes.
 
+use super::summary::Summary;
 use super::{csv::CsvWriter, html, jsonl, text, Error, Filter, Log, SagaInfo};
 use std::io::Write;
 
@@ -20,6 +21,9 @@ pub enum Format {
     Csv,
     /// A self-contained HTML report with an SVG timeline per saga.
     Html,
+    /// A printable HTML closure receipt of one saga (`--saga`), with the
+    /// hash the log must still hold.
+    Receipt,
 }
 
 /// What an export wrote.
@@ -57,26 +61,42 @@ pub fn export(
         }
         return Ok(stats);
     }
+    if format == Format::Receipt {
+        let Some(id) = &filter.saga else {
+            return Err(Error::Filter(
+                "--format receipt is of one saga: give --saga ID".into(),
+            ));
+        };
+        let sagas = selected_sagas(log, filter)?;
+        let saga = sagas
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::UnknownSaga(id.clone()))?;
+        super::receipt::write(out, log, &saga)?;
+        stats.sagas = 1;
+        return Ok(stats);
+    }
     let sagas = selected_sagas(log, filter)?;
     stats.sagas = sagas.len() as u64;
     match format {
         Format::Text => {
             for s in &sagas {
-                stats.items += text::write_saga(out, s, log.saga_entries(&s.saga_id), filter)?;
+                stats.items += text::write_saga(out, log, s, filter)?;
             }
         }
         Format::Csv => {
             let mut w = CsvWriter::new(&mut *out).map_err(io)?;
             for s in &sagas {
+                let (names, _) = super::summary::names_of(log, &s.saga_id)?;
                 let mut joiner = super::changes::Joiner::new();
                 for e in log.saga_entries(&s.saga_id) {
                     if let Some(c) = joiner.push(&e?, filter) {
-                        w.write(&c).map_err(io)?;
+                        w.write(&c, &names).map_err(io)?;
                         stats.items += 1;
                     }
                 }
                 for c in joiner.finish_saga() {
-                    w.write(&c).map_err(io)?;
+                    w.write(&c, &names).map_err(io)?;
                     stats.items += 1;
                 }
             }
@@ -89,12 +109,27 @@ pub fn export(
                 out.write_all(b"<p>No saga matches the selection.</p>\n")
                     .map_err(io)?;
             }
+            // Summaries are small (bounded lists): all of them are held for
+            // the overview, each saga's events are read again for its table.
+            let mut summaries = Vec::with_capacity(sagas.len());
             for s in &sagas {
-                stats.items += html::write_saga(out, log, s, filter)?;
+                let (names, inventory) = super::summary::names_of(log, &s.saga_id)?;
+                summaries.push(Summary::build(log, s, &names, inventory.as_ref())?);
+            }
+            let overview = summaries.len() > 1;
+            if overview {
+                html::write_overview(out, &summaries).map_err(io)?;
+            }
+            html::write_legend(out).map_err(io)?;
+            for (s, summary) in sagas.iter().zip(&summaries) {
+                stats.items += html::write_saga(out, log, s, summary, filter)?;
+            }
+            if overview {
+                html::write_script(out).map_err(io)?;
             }
             html::write_footer(out).map_err(io)?;
         }
-        Format::Jsonl => {}
+        Format::Jsonl | Format::Receipt => {}
     }
     Ok(stats)
 }

@@ -26,8 +26,17 @@
 //!   was in doubt; a change with neither is `in_doubt`. A transient failure
 //!   is its own row; the retry is a new intent and a new row.
 //! - text, csv and html go saga by saga (in start order); jsonl follows the
-//!   log. The HTML timeline always draws the whole saga; filters select the
-//!   rows of its table and the lines of the other formats.
+//!   log. The HTML timeline and each saga's summary always cover the whole
+//!   saga; filters select the rows of its table and the lines of the other
+//!   formats.
+//! - A person reads names: text, csv and html name each object beside its
+//!   id ([`names`]: users by UPN and display name, subscriptions by SKU,
+//!   policies by display name, from the saga's recorded inventory). jsonl
+//!   keeps ids only (its lines are checked byte for byte against the log by
+//!   `verify --export`); the names are in its `inventory_recorded` line.
+//! - text and html start each saga with its [`summary`]; html adds a batch
+//!   overview for more than one saga; `--format receipt --saga ID` is one
+//!   saga's printable [`receipt`] with the hash `verify --expect-head` checks.
 //! - `--output FILE` writes a temporary file beside FILE, syncs it and links
 //!   it into place, so a reader never sees half a report; an existing FILE
 //!   is never replaced unless `--force` (exit 2 otherwise).
@@ -47,9 +56,12 @@ pub mod filter;
 pub mod html;
 pub mod jsonl;
 pub mod lean;
+pub mod names;
 pub mod output;
+pub mod receipt;
 pub mod source;
 pub mod store_log;
+pub mod summary;
 pub mod svg;
 pub mod text;
 pub mod timeline;

@@ -371,17 +371,31 @@ fn text_tells_steps_changes_retries_gates_and_operators() {
     let text = run(&sample(), &Filter::default(), Format::Text);
     for needle in [
         "saga saga-a  tenant contoso.onmicrosoft.com  state running",
+        "  outcome: running",
+        "  submitted by alice at 2025-11-24T16:00:00.000Z",
+        "  step 1 (delete users): completed in 9s; 1 applied, 0 already done, 1 failed",
+        "  operator gate from 2025-11-24T16:00:14.000Z, 2s: delete the tenant in the Entra admin center",
+        "  changed: 1 users deleted; 0 subscriptions cancelled, 0 deleted; 0 MFA settings disabled; 1 changes in doubt",
+        "  operator alice confirm at 2025-11-24T16:00:15.000Z (gate: delete the tenant in the Entra admin center); reason: done in portal",
+        "  retries: 1 calls retried, 1 of them after the service throttled",
         "step 1 (delete users) started",
-        "DELETE /v1.0/users/u1 -> 204 applied: delete user u1@x (request req-204)",
+        "delete user u1@x [u1]: applied (DELETE /v1.0/users/u1 -> 204, request req-204)",
         "throttled, retry in 2s 500ms: 429 Retry-After 2.5s",
         "step 1 (delete users) completed: 1 applied, 0 already done, 1 failed, 1 retries (1 throttled)",
         "operator gate: delete the tenant in the Entra admin center",
         "operator alice: confirm (reason: done in portal)",
-        "in doubt: delete user u2@x (change c2, intent #4, no outcome recorded)",
-        "DELETE /v1.0/users/u9 -> 404 already_done: delete user u9@x",
+        "in doubt: delete user u2@x [u2] (change c2, intent #4, no outcome recorded)",
+        "delete user u9@x [u9]: already_done (DELETE /v1.0/users/u9 -> 404",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
+    // One line per change: the intents are told by their outcomes' lines.
+    assert!(!text.contains("intends to"), "{text}");
+    assert_eq!(text.matches("delete user u1@x [u1]:").count(), 2, "{text}");
+    // The summary comes before the detail.
+    let summary = text.find("  changed:").unwrap_or(usize::MAX);
+    let detail = text.find("step 1 (delete users) started").unwrap_or(0);
+    assert!(summary < detail, "{text}");
 }
 
 #[test]
@@ -398,8 +412,20 @@ fn html_is_well_formed_with_one_bar_per_step_run_and_escapes_text() {
     assert_eq!(html.matches("<rect class=\"wait\"").count(), 1);
     assert_eq!(html.matches("<circle class=\"operator\"").count(), 1);
     assert!(html.contains("&lt;fabrikam&gt; &amp; &quot;co&quot;"));
-    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));
+    // Self-contained: one inline script, nothing loaded; links only within.
+    assert_eq!(html.matches("<script").count(), 1);
+    let no_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    assert!(!no_ns.contains("src=") && !no_ns.contains("://") && !no_ns.contains("fetch("));
+    assert!(html.matches("href=\"").count() == html.matches("href=\"#saga-").count());
     assert_eq!(html.matches("<tr class=").count(), 4);
+    // The overview: a row per saga, in front of the sections.
+    assert_eq!(html.matches("<tr data-state=").count(), 2);
+    let overview = html.find("id=\"overview\"").unwrap_or(usize::MAX);
+    assert!(overview < html.find("<section class=\"saga\"").unwrap_or(0));
+    // Each saga: its summary, then its changes collapsed.
+    assert_eq!(html.matches("<div class=\"summary\">").count(), 2);
+    assert_eq!(html.matches("<details class=\"calls\">").count(), 2);
+    assert!(!html.contains("<details class=\"calls\" open"));
 }
 
 /// A small XML-ish check: every tag is closed in order, attributes are quoted,

@@ -1,36 +1,53 @@
-//! The text timeline: per saga, one line per selected event — steps with
-//! their counts, each change with target and outcome, retries and
-//! throttling, waits and gates, operator actions with who and why — and the
-//! changes left in doubt at the end. Each line goes through
-//! [`crate::escape::text`]: a name cannot add a line or drive the terminal.
+//! The text timeline: per saga, first a summary (what happened, to which
+//! tenant, on whose order, how long each step and wait took, what was
+//! changed, every operator action, step 5's evidence, retries in one line),
+//! then one line per selected event — steps with their counts, each change
+//! on one line (its outcome with its call, the object by name and id),
+//! retries and throttling, waits and gates, operator actions with who and
+//! why — and the changes left in doubt at the end. An intent is shown on
+//! its own line only when it is all the filter selects (its outcome's line
+//! tells it otherwise). Each line goes through [`crate::escape::text`]: a
+//! name cannot add a line or drive the terminal.
 
 use super::changes::Joiner;
 use super::entry::step_name;
-use super::source::Entries;
+use super::summary::{human, Summary};
 use super::timeline::Timeline;
-use super::{Error, Fact, Filter, SagaInfo};
+use super::{Error, Fact, Filter, Log, SagaInfo};
 use crate::escape;
 use std::io::Write;
 
-/// Writes one saga's timeline; returns how many entries it selected.
+/// Writes one saga's summary and timeline; returns how many entries it
+/// selected.
 pub fn write_saga(
     out: &mut dyn Write,
+    log: &dyn Log,
     saga: &SagaInfo,
-    entries: Entries<'_>,
     filter: &Filter,
 ) -> Result<u64, Error> {
     let io = |e| Error::io("-", e);
+    let (names, inventory) = super::summary::names_of(log, &saga.saga_id)?;
+    let summary = Summary::build(log, saga, &names, inventory.as_ref())?;
+    drop(inventory);
     let head = format!(
         "saga {}  tenant {}  state {}",
-        saga.saga_id,
-        saga.tenant_id,
-        saga.state.as_deref().unwrap_or("unknown")
+        saga.saga_id, saga.tenant_id, summary.state
     );
     writeln!(out, "{}", escape::text(&head)).map_err(io)?;
+    for line in summary_lines(&summary) {
+        writeln!(out, "  {}", escape::text(&line)).map_err(io)?;
+    }
+    writeln!(out, "  detail:").map_err(io)?;
+    let intents_only = !filter.kinds.is_empty()
+        && filter.kinds.iter().any(|k| k == "change_intended")
+        && !filter
+            .kinds
+            .iter()
+            .any(|k| k == "change_applied" || k == "change_failed");
     let mut timeline = Timeline::new();
     let mut joiner = Joiner::new();
     let mut selected = 0u64;
-    for e in entries {
+    for e in log.saga_entries(&saga.saga_id) {
         let e = e?;
         timeline.push(&e);
         let joined = joiner.push(&e, filter);
@@ -69,27 +86,39 @@ pub fn write_saga(
                 change_id,
                 action,
                 target,
-            } => format!("  intends to {action} {target} (change {change_id})"),
+            } if intents_only => format!(
+                "  intends to {action} {} (change {change_id})",
+                names.label_change(e.object.as_deref(), target)
+            ),
+            Fact::Intent { .. } => continue,
             Fact::Outcome { change_id, result } => {
                 let what = joined
                     .as_ref()
-                    .map(|c| format!("{} {}", c.action, c.target).trim().to_string())
+                    .map(|c| {
+                        format!(
+                            "{} {}",
+                            c.action,
+                            names.label_change(c.object.as_deref(), &c.target)
+                        )
+                        .trim()
+                        .to_string()
+                    })
                     .filter(|t| !t.is_empty())
                     .unwrap_or_else(|| format!("change {change_id}"));
                 match &e.http {
                     Some(h) => format!(
-                        "  {} {} -> {} {}: {what} (request {})",
+                        "  {what}: {} ({} {} -> {}, request {})",
+                        result.label(),
                         h.method,
                         h.path,
                         h.status,
-                        result.label(),
                         if h.request_id.is_empty() {
                             "-"
                         } else {
                             &h.request_id
                         }
                     ),
-                    None => format!("  {}: {what}", result.label()),
+                    None => format!("  {what}: {}", result.label()),
                 }
             }
             Fact::Retry {
@@ -107,7 +136,7 @@ pub fn write_saga(
             },
             Fact::Resolved { action, applied } => format!(
                 "  in-doubt {action} {} resolved by reading: {}",
-                e.object.as_deref().unwrap_or("?"),
+                names.label(e.object.as_deref().unwrap_or("?")),
                 if *applied {
                     "it was applied"
                 } else {
@@ -129,20 +158,104 @@ pub fn write_saga(
         let line = format!(
             "  in doubt: {} {} (change {}, intent #{}, no outcome recorded)",
             c.action,
-            c.target,
+            names.label_change(c.object.as_deref(), &c.target),
             c.change_id,
             c.intent_seq.unwrap_or_default()
         );
         writeln!(out, "{}", escape::text(&line)).map_err(io)?;
     }
-    if timeline.retries > 0 {
-        writeln!(
-            out,
-            "  {} retries in all, {} after throttling",
-            timeline.retries, timeline.throttles
-        )
-        .map_err(io)?;
-    }
     writeln!(out).map_err(io)?;
     Ok(selected)
+}
+
+/// The summary block's lines (without indentation or escaping).
+pub fn summary_lines(s: &Summary) -> Vec<String> {
+    let mut lines = Vec::new();
+    let outcome = if s.reason.is_empty() {
+        s.state.clone()
+    } else {
+        format!("{}: {}", s.state, s.reason)
+    };
+    lines.push(format!("outcome: {outcome}"));
+    lines.push(format!("tenant: {}", s.tenant_line()));
+    lines.push(format!(
+        "submitted by {} at {}{}",
+        if s.submitted_by.is_empty() {
+            "(not recorded)"
+        } else {
+            &s.submitted_by
+        },
+        s.submitted_at.map(|t| t.to_string()).unwrap_or_default(),
+        s.duration()
+            .map(|d| format!("; {} until its last record", human(d)))
+            .unwrap_or_default()
+    ));
+    for b in &s.timeline.bars {
+        let (how, took) = match (b.completed, b.end) {
+            (true, Some(end)) => ("completed in", human(end.since(b.start))),
+            (false, Some(end)) => ("left after", human(end.since(b.start))),
+            (_, None) => ("running since", b.start.to_string()),
+        };
+        lines.push(format!(
+            "step {} ({}): {how} {took}; {} applied, {} already done, {} failed",
+            b.step,
+            step_name(b.step),
+            b.applied,
+            b.already_done,
+            b.failed
+        ));
+    }
+    for w in &s.timeline.spans {
+        let took = match w.end {
+            Some(end) => human(end.since(w.start)),
+            None => "still waiting".into(),
+        };
+        let what = if w.gate { "operator gate" } else { "wait" };
+        lines.push(format!("{what} from {}, {took}: {}", w.start, w.label));
+    }
+    lines.push(format!("changed: {}", s.counts_line()));
+    for m in &s.mfa {
+        lines.push(format!(
+            "  {} {}: {} -> {} ({})",
+            m.action,
+            m.name,
+            m.before.as_deref().unwrap_or("unknown"),
+            if m.result.starts_with("failed") {
+                "unchanged"
+            } else {
+                "disabled"
+            },
+            m.result
+        ));
+    }
+    for c in &s.subscriptions {
+        lines.push(format!("  {} {} [{}]: {}", c.action, c.name, c.id, c.result));
+    }
+    if s.operators.is_empty() {
+        lines.push("operator actions: none".into());
+    }
+    for o in &s.operators {
+        let gate = o
+            .gate
+            .as_deref()
+            .map(|g| format!(" (gate: {g})"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "operator {} {} at {}{gate}; reason: {}",
+            o.who, o.action, o.at, o.why
+        ));
+    }
+    if s.verification.is_empty() {
+        lines.push("step 5 verification: none recorded".into());
+    } else {
+        lines.push(format!(
+            "step 5 verification ({} signals):",
+            s.verification_seen
+        ));
+        for v in &s.verification {
+            lines.push(format!("  {} {}", v.at, v.text));
+        }
+    }
+    lines.push(format!("retries: {}", s.retries_line()));
+    lines
 }
