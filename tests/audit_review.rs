@@ -87,7 +87,7 @@ fn text_has_the_summary_first_and_one_line_per_change() {
         "  submitted by alice at ",
         "  step 1 (delete users): completed in ",
         "  step 3 (delete disabled subscriptions): completed in ",
-        "  wait from ",
+        "  wait: ",
         "subscriptions deprovision (about 72 hours)",
         "  changed: 12 users deleted; 1 subscriptions cancelled, 1 deleted; 1 MFA settings disabled",
         "  operator alice confirmed the gate at ",

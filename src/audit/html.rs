@@ -203,22 +203,18 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     }
     steps.push_str("</ul>");
     row(out, "Steps", &steps)?;
-    if !s.timeline.spans.is_empty() {
-        let mut waits = String::from("<ul>");
-        for w in &s.timeline.spans {
-            let took = w
-                .end
-                .map(|e| human(e.since(w.start)))
-                .unwrap_or_else(|| "still waiting".into());
-            waits.push_str(&format!(
-                "<li>{}: {took} <span class=\"meta\">from {}</span> — {}</li>",
-                if w.gate { "operator gate" } else { "wait" },
-                w.start,
-                escape(&w.label)
+    let waits = s.waits();
+    if !waits.is_empty() {
+        let mut list = String::from("<ul>");
+        for w in &waits {
+            list.push_str(&format!(
+                "<li>{}: {}</li>",
+                if w.gate { "<b>operator gate</b>" } else { "wait" },
+                escape(&super::text::wait_text(w))
             ));
         }
-        waits.push_str("</ul>");
-        row(out, "Waits", &waits)?;
+        list.push_str("</ul>");
+        row(out, "Waits", &list)?;
     }
     let mut changed = escape(&s.counts_line());
     if !s.mfa.is_empty() || !s.subscriptions.is_empty() {
@@ -268,12 +264,15 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     }
     row(out, "Operator actions", &ops)?;
     let mut ver = String::new();
-    if s.verification.is_empty() {
+    if s.verification_seen == 0 {
         ver.push_str("none recorded");
     } else {
         ver.push_str(&format!("{} signals<ul>", s.verification_seen));
         for v in &s.verification {
             ver.push_str(&format!("<li>{} {}</li>", v.at, escape(&v.text)));
+        }
+        if let Some(d) = s.discovery_line() {
+            ver.push_str(&format!("<li>{}</li>", escape(&d)));
         }
         ver.push_str("</ul>");
     }
@@ -322,13 +321,19 @@ pub fn write_overview(out: &mut dyn Write, summaries: &[Summary]) -> std::io::Re
         .to_lowercase();
         writeln!(
             out,
-            "<tr data-state=\"{st}\" data-text=\"{text}\" data-section=\"saga-{id}\"><td><a href=\"#saga-{id}\" title=\"{title}\">{tenant}</a></td>\
+            "<tr data-state=\"{st}\" data-text=\"{text}\" data-section=\"saga-{id}\"><td><a href=\"#saga-{id}\" title=\"{title}\">{tenant}</a>{domain}</td>\
 <td class=\"state state-{st}\">{st}</td><td>{step}</td><td>{dur}</td><td>{ud}</td><td>{sc} / {sd}</td><td>{mfa}</td><td>{ops}</td><td>{r} ({t})</td></tr>",
             st = escape(&s.state),
             text = escape(&search),
             id = escape(&s.saga_id),
             title = escape(&format!("saga {}; {}", s.saga_id, s.tenant_line())),
             tenant = escape(&s.tenant_id),
+            domain = s
+                .initial_domain
+                .as_deref()
+                .filter(|d| *d != s.tenant_id)
+                .map(|d| format!("<br/><span class=\"meta\">{}</span>", escape(d)))
+                .unwrap_or_default(),
             step = escape(&s.step()),
             dur = s.duration().map(human).unwrap_or_default(),
             ud = s.counts.users_deleted,

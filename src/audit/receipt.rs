@@ -19,7 +19,7 @@ table{border-collapse:collapse;width:100%}table.facts th,table.facts td{text-ali
 table.facts th{width:150px;white-space:nowrap}table.facts ul{margin:0;padding-left:18px}\
 .state-completed{color:#1a7f37}.state-failed{color:#cf222e}\
 pre.check{background:#f6f8fa;border:1px solid #d0d7de;padding:8px;white-space:pre-wrap;word-break:break-all}\
-ol.users{columns:2;font-size:12px}\
+ol.users{columns:2;column-gap:40px;font-size:12px;list-style-position:inside;padding:0}ol.users li{break-inside:avoid}\
 @media print{body{margin:0;max-width:none;font-size:11px}li{break-inside:avoid}\
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}}";
 

@@ -61,6 +61,12 @@ pub struct Summary {
     pub verification: Vec<Signal>,
     /// Step-5 signals seen in all.
     pub verification_seen: u64,
+    /// Reads of the tenant's discovery document (step 5 polls it; only the
+    /// count and the last are kept, the baseline and the observations of
+    /// its absence are in `verification`).
+    pub discovery_reads: u64,
+    /// The last discovery document read.
+    pub last_discovery: Option<Signal>,
     /// The saga's last record: its hash covers every record before it, so
     /// `closeout verify --expect-head` with it checks what this summarises.
     pub head: Option<Anchor>,
@@ -122,6 +128,23 @@ pub struct OperatorAction {
     pub why: String,
     /// What the gate open at the time asked, if one was.
     pub gate: Option<String>,
+}
+
+/// Waits or gates in a row with the same reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wait {
+    /// An operator gate (else a timer wait).
+    pub gate: bool,
+    /// Why, as recorded.
+    pub label: String,
+    /// When the first began.
+    pub start: Timestamp,
+    /// Their durations added up (the last's up to now if still open).
+    pub total: Duration,
+    /// How many in a row.
+    pub count: u32,
+    /// Whether the last is still open.
+    pub open: bool,
 }
 
 /// One step-5 observation.
@@ -204,6 +227,15 @@ impl Summary {
                     if state != "completed" {
                         s.reason.clone_from(reason);
                     }
+                }
+                Fact::Other { summary } if e.kind == "discovery_read" => {
+                    s.verification_seen += 1;
+                    s.discovery_reads += 1;
+                    s.last_discovery = Some(Signal {
+                        at: e.at,
+                        text: summary.clone(),
+                    });
+                    s.learn_domain(&e);
                 }
                 Fact::Other { summary } if SIGNALS.contains(&e.kind.as_ref()) => {
                     s.verification_seen += 1;
@@ -311,6 +343,43 @@ impl Summary {
             (Some(a), Some(b)) => Some(b.since(a)),
             _ => None,
         }
+    }
+
+    /// The waits and gates, consecutive ones with the same reason taken
+    /// together (a saga polls in short waits).
+    pub fn waits(&self) -> Vec<Wait> {
+        let mut out: Vec<Wait> = Vec::new();
+        for w in &self.timeline.spans {
+            let took = w.end.map(|e| e.since(w.start));
+            match out.last_mut() {
+                Some(last) if last.gate == w.gate && last.label == w.label => {
+                    last.count += 1;
+                    last.total += took.unwrap_or_default();
+                    last.open = took.is_none();
+                }
+                _ => out.push(Wait {
+                    gate: w.gate,
+                    label: w.label.clone(),
+                    start: w.start,
+                    total: took.unwrap_or_default(),
+                    count: 1,
+                    open: took.is_none(),
+                }),
+            }
+        }
+        out
+    }
+
+    /// The discovery document's reads in one line, if any.
+    pub fn discovery_line(&self) -> Option<String> {
+        self.last_discovery.as_ref().map(|d| {
+            format!(
+                "discovery document read {} times; the last, at {}: {}",
+                self.discovery_reads,
+                d.at,
+                d.text.trim_start_matches("discovery document read: ")
+            )
+        })
     }
 
     /// The step the saga is in or ended in, with its name.

@@ -374,7 +374,7 @@ fn text_tells_steps_changes_retries_gates_and_operators() {
         "  outcome: running",
         "  submitted by alice at 2025-11-24T16:00:00.000Z",
         "  step 1 (delete users): completed in 9s; 1 applied, 0 already done, 1 failed",
-        "  operator gate from 2025-11-24T16:00:14.000Z, 2s: delete the tenant in the Entra admin center",
+        "  operator gate: 2s from 2025-11-24T16:00:14.000Z: delete the tenant in the Entra admin center",
         "  changed: 1 users deleted; 0 subscriptions cancelled, 0 deleted; 0 MFA settings disabled; 1 changes in doubt",
         "  operator alice confirm at 2025-11-24T16:00:15.000Z (gate: delete the tenant in the Entra admin center); reason: done in portal",
         "  retries: 1 calls retried, 1 of them after the service throttled",

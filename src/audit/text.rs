@@ -205,13 +205,8 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
             b.failed
         ));
     }
-    for w in &s.timeline.spans {
-        let took = match w.end {
-            Some(end) => human(end.since(w.start)),
-            None => "still waiting".into(),
-        };
-        let what = if w.gate { "operator gate" } else { "wait" };
-        lines.push(format!("{what} from {}, {took}: {}", w.start, w.label));
+    for w in s.waits() {
+        lines.push(format!("{}: {}", if w.gate { "operator gate" } else { "wait" }, wait_text(&w)));
     }
     lines.push(format!("changed: {}", s.counts_line()));
     for m in &s.mfa {
@@ -245,7 +240,7 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
             o.who, o.action, o.at, o.why
         ));
     }
-    if s.verification.is_empty() {
+    if s.verification_seen == 0 {
         lines.push("step 5 verification: none recorded".into());
     } else {
         lines.push(format!(
@@ -255,7 +250,24 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         for v in &s.verification {
             lines.push(format!("  {} {}", v.at, v.text));
         }
+        if let Some(d) = s.discovery_line() {
+            lines.push(format!("  {d}"));
+        }
     }
     lines.push(format!("retries: {}", s.retries_line()));
     lines
+}
+
+/// A run of waits in words: how long, since when, why, how many.
+pub fn wait_text(w: &super::summary::Wait) -> String {
+    let mut out = format!("{} from {}", human(w.total), w.start);
+    if w.count > 1 {
+        out.push_str(&format!(" ({} in a row)", w.count));
+    }
+    if w.open {
+        out.push_str(", still waiting");
+    }
+    out.push_str(": ");
+    out.push_str(&w.label);
+    out
 }
