@@ -69,7 +69,9 @@ fn names_stand_beside_ids_in_text_csv_and_html() {
     assert_eq!(well_formed(&html), Ok(()));
     // The name is shown, the id is on hover and in its own column.
     assert!(
-        html.contains(&format!("<td title=\"{id}\">{user}</td><td><code>{id}</code></td>")),
+        html.contains(&format!(
+            "<td title=\"{id}\">{user}</td><td><code>{id}</code></td>"
+        )),
         "names in the change table"
     );
 }
@@ -196,11 +198,16 @@ fn the_receipt_names_what_was_done_and_its_head_verifies() {
         args.extend(["--data-dir", d]);
         let (code, out, err) = closeout(&args);
         assert_eq!(code, 0, "{out}{err}");
-        assert!(out.contains(&format!("expected head found: {head}")), "{out}");
+        assert!(
+            out.contains(&format!("expected head found: {head}")),
+            "{out}"
+        );
         heads.push(head);
     }
     assert!(
-        heads.iter().any(|h| !verified.contains(&format!("head: {h}"))),
+        heads
+            .iter()
+            .any(|h| !verified.contains(&format!("head: {h}"))),
         "one receipt's head is its saga's last record, not the log's: {verified}"
     );
     // A head the log does not hold fails the same command.
@@ -401,7 +408,10 @@ fn a_thousand_tenant_overview_renders_and_its_filter_hides_rows() {
     .expect("chromium present");
     assert!(ok, "chromium screenshot failed: {log}");
     let header = pixels_of(&shot, OVERVIEW_RGB, 900);
-    assert!(header > 5_000, "overview header above the fold: {header} pixels");
+    assert!(
+        header > 5_000,
+        "overview header above the fold: {header} pixels"
+    );
 }
 
 #[test]

@@ -73,10 +73,7 @@ impl<W: Write> CsvWriter<W> {
             &opt_at(c.intent_at),
             &opt_num(c.outcome_seq),
             &opt_at(c.outcome_at),
-            c.object
-                .as_deref()
-                .and_then(|o| names.of(o))
-                .unwrap_or(""),
+            c.object.as_deref().and_then(|o| names.of(o)).unwrap_or(""),
         ];
         // Names and targets come from the tenant: no formulas, no line breaks.
         self.inner

@@ -209,7 +209,11 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
         for w in &waits {
             list.push_str(&format!(
                 "<li>{}: {}</li>",
-                if w.gate { "<b>operator gate</b>" } else { "wait" },
+                if w.gate {
+                    "<b>operator gate</b>"
+                } else {
+                    "wait"
+                },
                 escape(&super::text::wait_text(w))
             ));
         }
@@ -255,7 +259,10 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
                 escape(&o.action),
                 o.gate
                     .as_deref()
-                    .map(|g| format!(" <span class=\"meta\">(the gate asked: {})</span>", escape(g)))
+                    .map(|g| format!(
+                        " <span class=\"meta\">(the gate asked: {})</span>",
+                        escape(g)
+                    ))
                     .unwrap_or_default(),
                 escape(&o.why)
             ));

@@ -5,8 +5,8 @@
 //! an object as the tenant named it then, not as it is named today).
 
 use crate::saga::Inventory;
-use serde::Deserialize;
 use rustc_hash::FxHashMap as HashMap;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The names of one saga's objects, by object id.
@@ -30,7 +30,9 @@ impl Names {
         let Some(inv) = inventory.and_then(|v| Inventory::deserialize(v).ok()) else {
             return names;
         };
-        names.by_id.reserve(inv.users.len() + inv.subscriptions.len() * 2);
+        names
+            .by_id
+            .reserve(inv.users.len() + inv.subscriptions.len() * 2);
         for u in &inv.users {
             let name = match (u.user_principal_name.is_empty(), u.display_name.is_empty()) {
                 (false, false) => format!("{} ({})", u.user_principal_name, u.display_name),
@@ -44,9 +46,10 @@ impl Names {
             if s.sku_part_number.is_empty() {
                 continue;
             }
-            names
-                .by_id
-                .insert(s.commerce_subscription_id.clone(), s.sku_part_number.clone());
+            names.by_id.insert(
+                s.commerce_subscription_id.clone(),
+                s.sku_part_number.clone(),
+            );
             names.by_id.insert(s.id.clone(), s.sku_part_number.clone());
         }
         for p in &inv.ca_policies {

@@ -65,7 +65,8 @@ pub fn write(out: &mut dyn Write, log: &dyn Log, saga: &SagaInfo) -> Result<(), 
         }
         out.write_all(b"\n").map_err(io)?;
     }
-    out.write_all(b"<h2>Checking this receipt</h2>").map_err(io)?;
+    out.write_all(b"<h2>Checking this receipt</h2>")
+        .map_err(io)?;
     match &s.head {
         Some(h) => write!(
             out,
@@ -75,7 +76,7 @@ with the hash</p><pre class=\"check head\">{hash}</pre>\
 <p>On the system that ran the closure, this command (with the daemon's <code>--config</code> or \
 <code>--data-dir</code> where it is not the default) checks the whole chain and exits 0 with \
 \"expected head found\" only if the log still holds that record, i.e. nothing this receipt \
-summarises was changed or removed since:</p><pre class=\"check command\">closeout verify --expect-head {hash}</pre>\n",
+summarises was changed or removed since:</p><pre class=\"check command\">closeout verify --expect-head {hash}</pre>",
             seq = h.seq,
             at = escape(&h.at.to_rfc3339()),
             hash = h.hash_hex(),

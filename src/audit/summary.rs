@@ -181,7 +181,11 @@ impl Summary {
             tenant_id: saga.tenant_id.clone(),
             ..Summary::default()
         };
-        if saga.tenant_id.to_ascii_lowercase().ends_with(".onmicrosoft.com") {
+        if saga
+            .tenant_id
+            .to_ascii_lowercase()
+            .ends_with(".onmicrosoft.com")
+        {
             s.initial_domain = Some(saga.tenant_id.clone());
         }
         let mut before = priors(inventory);
@@ -205,6 +209,9 @@ impl Summary {
             if let Some(c) = joiner.push(&e, &all) {
                 s.count(&c, names, &before);
             }
+            if matches!(&e.fact, Fact::Operator { action, .. } if action == "resumed") {
+                s.reason.clear();
+            }
             match &e.fact {
                 Fact::SagaStarted { submitted_by, .. } => {
                     s.submitted_by.clone_from(submitted_by);
@@ -212,19 +219,21 @@ impl Summary {
                 }
                 Fact::GateOpened { instructions } => open_gate = Some(instructions.clone()),
                 Fact::WaitEnded { .. } => open_gate = None,
-                Fact::Operator { action, who, why } => {
-                    if s.operators.len() < MAX_LISTED {
-                        s.operators.push(OperatorAction {
-                            at: e.at,
-                            who: who.clone(),
-                            action: action.clone(),
-                            why: why.clone(),
-                            gate: open_gate.clone(),
-                        });
-                    }
+                Fact::Operator { action, who, why } if s.operators.len() < MAX_LISTED => {
+                    s.operators.push(OperatorAction {
+                        at: e.at,
+                        who: who.clone(),
+                        action: action.clone(),
+                        why: why.clone(),
+                        gate: open_gate.clone(),
+                    });
                 }
-                Fact::State { state, reason } if !reason.is_empty() => {
-                    if state != "completed" {
+                // The reason of the state the saga is in: a pause it came
+                // out of explains nothing about how it ended.
+                Fact::State { state, reason } => {
+                    if state == "completed" {
+                        s.reason.clear();
+                    } else {
                         s.reason.clone_from(reason);
                     }
                 }
@@ -281,13 +290,14 @@ impl Summary {
             at: c.outcome_at,
         };
         let c_action = c.action.as_str();
-        let subscription = c_action.starts_with("set subscription")
-            || c_action.starts_with("turn subscription");
+        let subscription =
+            c_action.starts_with("set subscription") || c_action.starts_with("turn subscription");
         let mfa = c_action.starts_with("disable ");
         if !result.succeeded() {
             // A failure of a named object is worth a line; the retry that
             // follows gets its own.
-            if (subscription || mfa) && matches!(result, OutcomeResult::Failed { class, .. } if class == "permanent")
+            if (subscription || mfa)
+                && matches!(result, OutcomeResult::Failed { class, .. } if class == "permanent")
             {
                 let list = if mfa {
                     &mut self.mfa
@@ -424,7 +434,10 @@ impl Summary {
             ));
         }
         if c.auto_renew_changed > 0 {
-            parts.push(format!("{} auto-renew settings changed", c.auto_renew_changed));
+            parts.push(format!(
+                "{} auto-renew settings changed",
+                c.auto_renew_changed
+            ));
         }
         if c.failed > 0 {
             parts.push(format!("{} changes failed", c.failed));
@@ -441,7 +454,11 @@ impl Summary {
         if !self.tenant_guid.is_empty() && self.tenant_guid != self.tenant_id {
             out.push_str(&format!(", id {}", self.tenant_guid));
         }
-        if let Some(d) = self.initial_domain.as_ref().filter(|d| *d != &self.tenant_id) {
+        if let Some(d) = self
+            .initial_domain
+            .as_ref()
+            .filter(|d| *d != &self.tenant_id)
+        {
             out.push_str(&format!(", initial domain {d}"));
         }
         out

@@ -206,7 +206,11 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         ));
     }
     for w in s.waits() {
-        lines.push(format!("{}: {}", if w.gate { "operator gate" } else { "wait" }, wait_text(&w)));
+        lines.push(format!(
+            "{}: {}",
+            if w.gate { "operator gate" } else { "wait" },
+            wait_text(&w)
+        ));
     }
     lines.push(format!("changed: {}", s.counts_line()));
     for m in &s.mfa {
@@ -224,7 +228,10 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         ));
     }
     for c in &s.subscriptions {
-        lines.push(format!("  {} {} [{}]: {}", c.action, c.name, c.id, c.result));
+        lines.push(format!(
+            "  {} {} [{}]: {}",
+            c.action, c.name, c.id, c.result
+        ));
     }
     if s.operators.is_empty() {
         lines.push("operator actions: none".into());

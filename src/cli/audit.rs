@@ -1,7 +1,7 @@
 //! `closeout audit`: prints the audit log of a data directory — a text
 //! timeline, jsonl, csv or a self-contained HTML report — filtered by saga,
-//! tenant, time, kind or object; or with `--inventory` a saga's recorded
-//! inventory as JSON.
+//! tenant, time, kind or object; a saga's closure receipt (`--format receipt
+//! --saga ID`); or with `--inventory` a saga's recorded inventory as JSON.
 //!
 //! `--output FILE` writes atomically (a temporary file moved into place) and
 //! refuses to replace an existing file unless `--force` is given.
