@@ -509,7 +509,11 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
         },
         Event::GateConfirmed { who, why } => op("confirmed the gate", who, why),
         Event::GateClosed { gate } => Fact::WaitEnded {
-            reason: format!("gate {} passed (verified by reading)", snake(gate)),
+            reason: format!(
+                "gate {} passed (verified by reading): {}",
+                snake(gate),
+                gate_asked(*gate)
+            ),
         },
         Event::PivotPassed { reason } => other(format!("point of no return passed: {reason}")),
         Event::Paused { who, why } if who == "closeout" => state("paused", why),
@@ -536,6 +540,22 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
             part.saturating_add(1),
             users.len()
         )),
+    }
+}
+
+/// What an operator gate asks, in a few words (its instructions, recorded
+/// when it opened, say it in full). By name, so that a gate added later
+/// reads "what its instructions asked" until it is given words here.
+pub fn gate_asked(gate: crate::saga::Gate) -> &'static str {
+    match snake(&gate).as_str() {
+        "cancel_subscriptions" => "cancel the subscriptions closeout cannot cancel",
+        "delete_subscriptions" => "delete the subscriptions closeout cannot delete",
+        "reactivate_subscriptions" => "reactivate the cancelled subscriptions",
+        "delete_tenant" => "remove closeout's app and delete the tenant",
+        "assign_app_role" => "assign closeout's app the role it lacks",
+        "turn_off_directory_sync" => "turn off directory sync from on-premises",
+        "end_subscriptions_elsewhere" => "end the subscriptions sold by someone else",
+        _ => "what its instructions asked",
     }
 }
 

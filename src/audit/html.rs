@@ -114,9 +114,15 @@ pub fn write_saga(
     let (names, _) = super::summary::names_of(log, &saga.saga_id)?;
     writeln!(
         out,
-        "<section class=\"saga\" id=\"saga-{id}\"><h2>{tenant} <span class=\"meta\">saga <code>{id}</code></span></h2>",
+        "<section class=\"saga\" id=\"saga-{id}\"><h2>{tenant} <span class=\"meta\">{domain}saga <code>{id}</code></span></h2>",
         id = escape(&saga.saga_id),
         tenant = escape(&saga.tenant_id),
+        domain = summary
+            .initial_domain
+            .as_deref()
+            .filter(|d| *d != saga.tenant_id)
+            .map(|d| format!("{} · ", escape(d)))
+            .unwrap_or_default(),
     )
     .map_err(io)?;
     write_summary(out, summary).map_err(io)?;

@@ -19,7 +19,7 @@ table{border-collapse:collapse;width:100%}table.facts th,table.facts td{text-ali
 table.facts th{width:150px;white-space:nowrap}table.facts ul{margin:0;padding-left:18px}\
 .state-completed{color:#1a7f37}.state-failed{color:#cf222e}\
 pre.check{background:#f6f8fa;border:1px solid #d0d7de;padding:8px;white-space:pre-wrap;word-break:break-all}\
-ol.users{columns:2;column-gap:40px;font-size:12px;list-style-position:inside;padding:0}ol.users li{break-inside:avoid}\
+p.anchor{border-left:4px solid #1a7f37;padding:4px 10px;background:#f6f8fa;word-break:break-all}ol.users{columns:2;column-gap:40px;font-size:12px;list-style-position:inside;padding:0}ol.users li{break-inside:avoid}\
 @media print{body{margin:0;max-width:none;font-size:11px}li{break-inside:avoid}\
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}}";
 
@@ -39,6 +39,17 @@ pub fn write(out: &mut dyn Write, log: &dyn Log, saga: &SagaInfo) -> Result<(), 
         n = s.records,
     )
     .map_err(io)?;
+    if let Some(h) = &s.head {
+        write!(
+            out,
+            "<p class=\"anchor\">Last record summarised: #{seq} of the event log, {at}, hash <code>{hash}</code>; \
+checked by <code>closeout verify --expect-head {hash}</code> (below).</p>\n",
+            seq = h.seq,
+            at = escape(&h.at.to_rfc3339()),
+            hash = h.hash_hex(),
+        )
+        .map_err(io)?;
+    }
     write_summary(out, &s).map_err(io)?;
     if s.counts.users_deleted > 0 {
         write!(

@@ -194,7 +194,9 @@ impl Summary {
         let mut open_gate: Option<String> = None;
         for e in log.saga_entries(&saga.saga_id) {
             let e = e?;
-            s.records += 1;
+            if e.item.is_none_or(|i| i.index == 0) {
+                s.records += 1;
+            }
             if e.item.is_none_or(|i| i.index + 1 == i.count) {
                 s.head = Some(Anchor {
                     seq: e.seq,
