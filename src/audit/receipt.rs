@@ -40,10 +40,10 @@ pub fn write(out: &mut dyn Write, log: &dyn Log, saga: &SagaInfo) -> Result<(), 
     )
     .map_err(io)?;
     if let Some(h) = &s.head {
-        write!(
+        writeln!(
             out,
             "<p class=\"anchor\">Last record summarised: #{seq} of the event log, {at}, hash <code>{hash}</code>; \
-checked by <code>closeout verify --expect-head {hash}</code> (below).</p>\n",
+checked by <code>closeout verify --expect-head {hash}</code> (below).</p>",
             seq = h.seq,
             at = escape(&h.at.to_rfc3339()),
             hash = h.hash_hex(),
