@@ -114,7 +114,11 @@ pub fn export(
             let mut summaries = Vec::with_capacity(sagas.len());
             for s in &sagas {
                 let (names, inventory) = super::summary::names_of(log, &s.saga_id)?;
-                summaries.push(Summary::build(log, s, &names, inventory.as_ref())?);
+                let mut summary = Summary::build(log, s, &names, inventory.as_ref())?;
+                // The report lists users in each saga's change table, not in
+                // its summary: a batch's summaries need not hold them.
+                summary.users_deleted = Vec::new();
+                summaries.push(summary);
             }
             let overview = summaries.len() > 1;
             if overview {

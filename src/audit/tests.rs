@@ -564,3 +564,110 @@ fn an_export_is_checked_line_by_line_against_the_log() -> Result<(), Error> {
     );
     Ok(())
 }
+
+/// A log whose saga is confirmed by a kind of operator action the renderers
+/// were never told about, and whose step 4 disables a named policy.
+fn with_attestation_and_policy() -> MemoryLog {
+    let mut log = sample();
+    let (a, ta) = ("saga-a", "contoso.onmicrosoft.com");
+    let next = log.entries.len() as u64;
+    let mut extra = vec![
+        entry(
+            next,
+            a,
+            ta,
+            "backup_attested",
+            Fact::Operator {
+                action: "attested the backup".into(),
+                who: "carol".into(),
+                why: "restore tested on 1 Dec".into(),
+            },
+        ),
+        entry(
+            next + 1,
+            a,
+            ta,
+            "step_started",
+            Fact::StepStarted { step: 4 },
+        ),
+    ];
+    let mut intent = entry(
+        next + 2,
+        a,
+        ta,
+        "change_intended",
+        Fact::Intent {
+            change_id: "c9/p1".into(),
+            action: "disable conditional access policy".into(),
+            target: "p1".into(),
+        },
+    );
+    intent.object = Some("p1".into());
+    intent.step = Some(4);
+    let mut outcome = entry(
+        next + 3,
+        a,
+        ta,
+        "change_applied",
+        Fact::Outcome {
+            change_id: "c9/p1".into(),
+            result: OutcomeResult::Applied,
+        },
+    );
+    outcome.object = Some("p1".into());
+    outcome.step = Some(4);
+    outcome.http = http("PATCH", "/v1.0/identity/conditionalAccess/policies/p1", 204);
+    extra.extend([intent, outcome]);
+    log.entries.extend(extra);
+    log.inventories = vec![(
+        a.into(),
+        json!({
+            "users": [{"id": "u1", "user_principal_name": "u1@x", "display_name": "Una One",
+                       "account_enabled": true, "on_premises_sync_enabled": false, "user_type": "Member"}],
+            "global_admins": [], "subscriptions": [], "security_defaults": false,
+            "ca_policies": [{"id": "p1", "display_name": "Require MFA for admins",
+                             "state": "enabled", "requires_mfa": true}],
+            "applications": []
+        }),
+    )];
+    log
+}
+
+#[test]
+fn the_summary_lists_any_operator_action_and_mfa_values_before() {
+    let log = with_attestation_and_policy();
+    let text = run(&log, &Filter::default(), Format::Text);
+    for needle in [
+        "  operator carol attested the backup at 2025-11-24T16:00:",
+        "reason: restore tested on 1 Dec",
+        "    disable conditional access policy Require MFA for admins: enabled -> disabled (applied)",
+        "1 MFA settings disabled",
+        "delete user u1@x (Una One) [u1]: applied",
+        "disable conditional access policy Require MFA for admins [p1]: applied",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    let html = run(&log, &Filter::default(), Format::Html);
+    assert!(
+        wellformed::check(&html).is_ok(),
+        "{:?}",
+        wellformed::check(&html)
+    );
+    assert!(html.contains("<b>carol</b> attested the backup"), "{html}");
+    assert!(html.contains("<b title=\"p1\">Require MFA for admins</b>: was enabled, applied"));
+    // Tenant-controlled text reaches the filter script only as attribute data.
+    assert!(
+        html.contains("data-text=\"&lt;fabrikam&gt; &amp; &quot;co&quot;"),
+        "{html}"
+    );
+    let receipt = run(
+        &log,
+        &Filter {
+            saga: Some("saga-a".into()),
+            ..Filter::default()
+        },
+        Format::Receipt,
+    );
+    assert!(wellformed::check(&receipt).is_ok());
+    assert!(receipt.contains("<b>carol</b> attested the backup"));
+}
