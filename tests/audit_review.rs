@@ -97,6 +97,7 @@ fn text_has_the_summary_first_and_one_line_per_change() {
         "  step 5 verification (1 signals):",
         "tenant is gone: the token endpoint no longer knows it",
         "  retries: 2 calls retried, 2 of them after the service throttled",
+        "  kept: contoso.onmicrosoft.com-admin",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }

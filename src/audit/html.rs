@@ -252,6 +252,9 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
         changed.push_str("</ul>");
     }
     row(out, "Changed", &changed)?;
+    if let Some(k) = s.kept_line() {
+        row(out, "Kept", &escape(&k))?;
+    }
     let mut ops = String::new();
     if s.operators.is_empty() {
         ops.push_str("none");

@@ -48,6 +48,11 @@ pub struct Summary {
     pub timeline: Timeline,
     /// What was changed, counted.
     pub counts: Counts,
+    /// The accounts kept (never deleted), by name, from the keep list check.
+    pub kept: Vec<String>,
+    /// When a kept account was last verified an enabled Global
+    /// Administrator before users were deleted.
+    pub keep_verified: Option<Timestamp>,
     /// Users deleted, by name (at most [`MAX_LISTED`]).
     pub users_deleted: Vec<String>,
     /// Subscription changes made, by name (at most [`MAX_LISTED`]).
@@ -262,6 +267,16 @@ impl Summary {
                     s.learn_domain(&e);
                 }
                 Fact::Other { .. } if e.kind == "mfa_read" => learn_mfa(&e, &mut before),
+                Fact::Other { .. } if e.kind == "keep_list_checked" => {
+                    s.kept = ids_in(&e.details, "/keep_ids")
+                        .iter()
+                        .take(MAX_LISTED)
+                        .map(|id| names.label(id))
+                        .collect();
+                }
+                Fact::Other { .. } if e.kind == "keep_admin_verified" => {
+                    s.keep_verified = Some(e.at)
+                }
                 _ => {}
             }
         }
@@ -450,6 +465,20 @@ impl Summary {
         parts.join("; ")
     }
 
+    /// The kept accounts in one line.
+    pub fn kept_line(&self) -> Option<String> {
+        if self.kept.is_empty() {
+            return None;
+        }
+        let mut out = self.kept.join(", ");
+        if let Some(at) = self.keep_verified {
+            out.push_str(&format!(
+                "; verified an enabled Global Administrator before deleting (last at {at})"
+            ));
+        }
+        Some(out)
+    }
+
     /// The tenant in one line: as named, its GUID and initial domain.
     pub fn tenant_line(&self) -> String {
         let mut out = self.tenant_id.clone();
@@ -523,6 +552,17 @@ fn learn_mfa(e: &Entry, before: &mut HashMap<String, String>) {
                 .or_insert_with(|| state.to_string());
         }
     }
+}
+
+/// The strings of the array at `pointer` in an event's JSON.
+pub fn ids_in(details: &str, pointer: &str) -> Vec<String> {
+    serde_json::from_str::<Value>(details)
+        .ok()
+        .and_then(|v| v.pointer(pointer).and_then(Value::as_array).cloned())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
 }
 
 /// The names and the inventory of one saga (read before its summary).

@@ -150,6 +150,14 @@ pub fn write_saga(
             }
             Fact::State { state, reason } if reason.is_empty() => format!("state {state}"),
             Fact::State { state, reason } => format!("state {state}: {reason}"),
+            Fact::Other { .. } if e.kind == "keep_list_checked" => format!(
+                "keep list checked: {} never to be deleted",
+                super::summary::ids_in(&e.details, "/keep_ids")
+                    .iter()
+                    .map(|id| names.label(id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Fact::Other { summary } => summary.clone(),
         };
         writeln!(out, "  {}  {step}{}", e.at, escape::text(&line)).map_err(io)?;
@@ -213,6 +221,9 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         ));
     }
     lines.push(format!("changed: {}", s.counts_line()));
+    if let Some(k) = s.kept_line() {
+        lines.push(format!("kept: {k}"));
+    }
     for m in &s.mfa {
         lines.push(format!(
             "  {} {}: {} -> {} ({})",
