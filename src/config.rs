@@ -254,6 +254,13 @@ pub struct SagaSettings {
     /// closure, as "Close your account" says) or `all` (also security
     /// defaults and the Conditional Access policies requiring MFA).
     pub mfa_scope: crate::saga::closure::MfaScope,
+    /// In partner-center mode, when subscriptions must run to the end of
+    /// their term (new commerce past its cancellation window), step 1 starts
+    /// this long before the last such term ends, so that the deleted users
+    /// can still be restored when it ends (the restore window is 30 days).
+    /// Default `7days`; `0s` deletes them at the term's end.
+    #[serde(with = "humantime_serde")]
+    pub users_before_term_end: Duration,
 }
 
 /// Log output format.
@@ -326,6 +333,7 @@ impl Default for SagaSettings {
             tenant_gone_poll: Duration::from_secs(300),
             replication_wait: Duration::from_secs(30),
             mfa_scope: crate::saga::closure::MfaScope::Article,
+            users_before_term_end: crate::saga::subscriptions::DEFAULT_USERS_BEFORE_TERM_END,
         }
     }
 }

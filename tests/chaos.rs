@@ -16,9 +16,9 @@ mod proof;
 mod support;
 
 use proof::{env_num, FaultCounts};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use std::time::{Duration, Instant};
-use support::{active_sagas, Daemon, Env, Sim};
+use support::{Daemon, Env, Sim};
 
 #[test]
 fn chaos_kills_restarts_and_every_fault() {
@@ -70,44 +70,25 @@ fn chaos_kills_restarts_and_every_fault() {
     let batch = env.write_batch("batch.toml", &tenants);
 
     let started = Instant::now();
-    let budget = Duration::from_secs(60 + kills_wanted as u64 * 3);
-    let (mut kills, mut while_active, mut before_ready, mut graceful) = (0usize, 0, 0, 0);
-    let mut submitted = false;
-    while kills < kills_wanted {
-        let mut d = Daemon::spawn(&env);
-        if submitted && rng.gen_bool(0.15) {
-            // During recovery, before READY=1.
-            std::thread::sleep(Duration::from_millis(rng.gen_range(0..80)));
-            before_ready += 1;
-        } else {
-            d.wait_for_message("READY=1", Duration::from_secs(30));
-            if !submitted {
-                env.submit(&batch);
-                submitted = true;
-                std::thread::sleep(Duration::from_millis(rng.gen_range(0..20)));
-            } else {
-                std::thread::sleep(Duration::from_millis(rng.gen_range(10..300)));
-            }
-            if rng.gen_bool(0.12) {
-                // A graceful restart: SIGTERM, a clean exit.
-                d.signal("TERM");
-                let st = d.wait_exit(Duration::from_secs(20));
-                assert!(st.success(), "graceful stop failed ({st})\n{}", d.tail());
-                graceful += 1;
-                continue;
-            }
-        }
-        d.kill();
-        kills += 1;
-        if active_sagas(&env.data_dir) > 0 {
-            while_active += 1;
-        }
-        assert!(
-            started.elapsed() < budget,
-            "kill loop took longer than {budget:?}\n{}",
-            d.tail()
-        );
-    }
+    let summary = proof::kill_loop(
+        &env,
+        &batch,
+        &mut rng,
+        &proof::KillPlan {
+            kills: kills_wanted,
+            graceful: 0.12,
+            stop_when_idle: false,
+            max_pause: Duration::from_millis(300),
+            budget: Duration::from_secs(60 + kills_wanted as u64 * 3),
+        },
+    );
+    let proof::KillSummary {
+        kills,
+        while_active,
+        before_ready,
+        graceful,
+        ..
+    } = summary;
     let kill_phase = started.elapsed();
 
     let mut d = Daemon::start(&env);

@@ -219,3 +219,39 @@ async fn plan_refuses_a_keep_list_without_a_global_administrator() {
     let effects: serde_json::Value = get(&format!("{}/_sim/effects", sim.url)).await;
     assert_eq!(effects, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn plan_shows_when_step_one_starts_for_a_term_that_runs_out() {
+    let sim = start_sim(
+        "tenants=1,users=4,direct=0,subscriptions=1,outside_window=1,term_ends_in=60days",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tenants: Vec<TenantInfo> = get(&format!("{}/_sim/tenants", sim.url)).await;
+    let partner: Partner = get(&format!("{}/_sim/partner", sim.url)).await;
+    let files = setup::write(dir.path(), &sim.url, &tenants, &partner, &Tuning::default()).unwrap();
+    let out = plan(&files.config, &files.batch, true);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let term_end = json[0]["subscription_plan"][0]["term_end"]
+        .as_str()
+        .unwrap();
+    let from = json[0]["users_deleted_from"]
+        .as_str()
+        .expect("a start date");
+    let days = |s: &str| {
+        humantime::parse_rfc3339_weak(s)
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 86_400
+    };
+    // The default lead: a week before the term ends.
+    assert_eq!(days(term_end) - days(from), 7, "{json}");
+    let text = plan(&files.config, &files.batch, false);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("from {from} (auto-renew off first)")),
+        "{text}"
+    );
+}

@@ -11,9 +11,9 @@
 mod proof;
 mod support;
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use std::time::{Duration, Instant};
-use support::{active_sagas, all_terminal, wait_status, Daemon, Env, Sim};
+use support::{all_terminal, wait_status, Daemon, Env, Sim};
 
 /// Kills required per run.
 const KILLS: usize = 20;
@@ -56,41 +56,24 @@ fn survives_sigkill_at_random_moments() {
     let batch = env.write_batch("batch.toml", &tenants);
 
     let started = Instant::now();
-    let mut kills = 0usize;
-    let mut kills_while_active = 0usize;
-    let mut kills_before_ready = 0usize;
-    let mut submitted = false;
-    while kills < KILLS + 4 {
-        let mut d = Daemon::spawn(&env);
-        if submitted && rng.gen_bool(0.15) {
-            // Kill during recovery, before READY=1.
-            std::thread::sleep(Duration::from_millis(rng.gen_range(0..80)));
-            kills_before_ready += 1;
-        } else {
-            d.wait_for_message("READY=1", Duration::from_secs(20));
-            if !submitted {
-                env.submit(&batch);
-                submitted = true;
-                // The first kill right after submit.
-                std::thread::sleep(Duration::from_millis(rng.gen_range(0..20)));
-            } else {
-                std::thread::sleep(Duration::from_millis(rng.gen_range(10..250)));
-            }
-        }
-        d.kill();
-        kills += 1;
-        let active = active_sagas(&env.data_dir);
-        if active > 0 {
-            kills_while_active += 1;
-        } else if kills >= KILLS {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "crash loop took too long\n{}",
-            d.tail()
-        );
-    }
+    let summary = proof::kill_loop(
+        &env,
+        &batch,
+        &mut rng,
+        &proof::KillPlan {
+            kills: KILLS,
+            graceful: 0.0,
+            stop_when_idle: true,
+            max_pause: Duration::from_millis(250),
+            budget: Duration::from_secs(120),
+        },
+    );
+    let proof::KillSummary {
+        kills,
+        while_active: kills_while_active,
+        before_ready: kills_before_ready,
+        ..
+    } = summary;
     let kill_phase = started.elapsed();
     eprintln!("kill phase: {kills} kills in {kill_phase:?}, {kills_while_active} while active");
 

@@ -264,3 +264,132 @@ fn a_crash_during_a_terms_wait_resumes_it_with_the_same_deadline() {
     );
     assert_eq!(rows[0]["state"], "completed", "{}", rows[0]);
 }
+
+/// When the event was recorded (its `at`).
+fn at(e: &Value) -> std::time::SystemTime {
+    humantime::parse_rfc3339_weak(e["at"].as_str().unwrap_or_default())
+        .unwrap_or_else(|err| panic!("{e}: {err}"))
+}
+
+#[test]
+fn step_one_waits_until_near_the_terms_end_with_auto_renew_off_first() {
+    // A 200-day term ends about 8.6 s after the simulator starts; users are
+    // to be deleted 5 s before it ends, so step 1 waits about 3.6 s.
+    let sim = Sim::start(&[
+        "--generate",
+        "tenants=1,users=5,direct=0,subscriptions=1,outside_window=1,term_ends_in=200days",
+        "--seed",
+        "5",
+        "--clock-speed",
+        "2000000",
+        "--deprovision-after",
+        "1s",
+        "--auto-operator",
+        "200ms",
+    ]);
+    let tenants = sim.tenants();
+    let env = Env::new(
+        &sim,
+        support::ConfigOpts {
+            saga: "users_before_term_end = \"5s\"".into(),
+            ..Default::default()
+        },
+    );
+    let batch = env.write_batch("batch.toml", &tenants);
+    let daemon = Daemon::start(&env);
+    env.submit(&batch);
+    let rows = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(60),
+        "every saga terminal",
+        all_terminal,
+    );
+    assert_eq!(rows[0]["state"], "completed", "{}", rows[0]);
+    let events = audit(&env);
+    let first = |what: &str, kind: &str| {
+        events
+            .iter()
+            .position(|e| e["kind"] == kind && e["event"].to_string().contains(what))
+            .unwrap_or_else(|| panic!("no {kind} with {what}"))
+    };
+    let renew_off = first("set_auto_renew", "change_intended");
+    let scheduled = first("step 1 is scheduled", "wait_started");
+    let delete = first("delete_user", "change_intended");
+    assert!(
+        renew_off < scheduled && scheduled < delete,
+        "auto-renew off at {renew_off}, the wait at {scheduled}, the first delete at {delete}"
+    );
+    let waited = at(&events[delete])
+        .duration_since(at(&events[scheduled]))
+        .unwrap_or_default();
+    assert!(
+        waited >= Duration::from_secs(2),
+        "the first user was deleted {waited:?} after the wait began"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["kind"] == "schedule_policy_recorded")
+            .count(),
+        1
+    );
+    assert!(!events.iter().any(|e| e["kind"] == "compensation_started"));
+}
+
+#[test]
+fn a_suspended_subscription_past_its_window_waits_for_a_person_in_partner_center() {
+    let sim = Sim::start(&[
+        "--generate",
+        "tenants=1,users=4,direct=0,subscriptions=1,suspended=1,term_ends_in=30days",
+        "--seed",
+        "6",
+        "--clock-speed",
+        "2000000",
+        "--deprovision-after",
+        "1s",
+        // The partner's person reactivates it with auto-renew off, as the
+        // gate asks; step 5's person deletes the tenant.
+        "--auto-operator",
+        "200ms",
+    ]);
+    let tenants = sim.tenants();
+    let env = Env::new(&sim, Default::default());
+    let batch = env.write_batch("batch.toml", &tenants);
+    let daemon = Daemon::start(&env);
+    env.submit(&batch);
+    let rows = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(60),
+        "every saga terminal",
+        all_terminal,
+    );
+    assert_eq!(rows[0]["state"], "completed", "{}", rows[0]);
+    let events = audit(&env);
+    let gate = events
+        .iter()
+        .find(|e| e["kind"] == "gate_opened" && e["event"]["gate"] == "end_subscriptions_elsewhere")
+        .expect("the gate");
+    assert!(
+        gate["event"]["instructions"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("suspended after its cancellation window"),
+        "{gate}"
+    );
+    // closeout itself never changed it (nor reactivated it).
+    for e in events.iter().filter(|e| e["kind"] == "change_intended") {
+        assert!(
+            !e["event"]["change"]
+                .to_string()
+                .contains("set_subscription"),
+            "{e}"
+        );
+    }
+    let id = tenants[0]["tenant_id"].as_str().unwrap();
+    let (_, state) = sim.tenant(id);
+    let s = &state["subscriptions"][0];
+    assert_eq!(s["status"], "Deleted", "{s}");
+    assert_eq!(s["auto_renew"], false, "{s}");
+}

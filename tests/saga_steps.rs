@@ -250,6 +250,7 @@ fn step_one_reads_its_preflight_and_gates_before_the_first_delete() {
             given: with(vec![
                 gate_opened,
                 preflight(true, false),
+                classified(&[]),
                 keep_admin_verified(),
             ]),
             now: T0,
@@ -268,7 +269,12 @@ fn step_one_reads_its_preflight_and_gates_before_the_first_delete() {
 
 #[test]
 fn step_one_deletes_users_with_intents_and_resolves_doubt_by_reading() {
-    let base = at_step_1(SubscriptionMode::PartnerCenter);
+    // Classified: nothing runs out a term, so step 1 starts at once.
+    let base = [
+        at_step_1(SubscriptionMode::PartnerCenter),
+        vec![classified(&[])],
+    ]
+    .concat();
     let with = |more: Vec<Event>| [base.clone(), more].concat();
     check(vec![
         Case {
@@ -556,6 +562,7 @@ fn intents_are_grouped_by_the_policy_size() {
             keep_checked(),
             Event::StepStarted { step: 1 },
             preflight(true, false),
+            classified(&[]),
             keep_admin_verified(),
         ],
     ]
@@ -610,6 +617,7 @@ fn step_one_intends_one_window_at_a_time() {
             keep_checked(),
             Event::StepStarted { step: 1 },
             preflight(true, false),
+            classified(&[]),
         ],
     ]
     .concat();
@@ -1330,7 +1338,7 @@ fn decide_never_performs_a_change_without_a_preceding_intent() {
     let histories = vec![
         [
             at_step_1(SubscriptionMode::PartnerCenter),
-            vec![keep_admin_verified()],
+            vec![classified(&[]), keep_admin_verified()],
         ]
         .concat(),
         [
@@ -1377,7 +1385,7 @@ fn a_batch_groups_records_before_calls() {
     let actions = given(
         [
             at_step_1(SubscriptionMode::PartnerCenter),
-            vec![keep_admin_verified()],
+            vec![classified(&[]), keep_admin_verified()],
         ]
         .concat(),
     )
@@ -1555,4 +1563,179 @@ fn partner_center_request_ids_are_kept_on_a_retry_after_a_timeout_only() {
         },
         "one per target"
     );
+}
+
+#[test]
+fn step_one_waits_for_a_running_out_term_with_auto_renew_off_first() {
+    const DAY: u64 = 86_400_000;
+    let pc = SubscriptionMode::PartnerCenter;
+    let off = Change::SetAutoRenew { enabled: false };
+    // s1: the partner's NCE past its window, its term ending in 100 days.
+    let term_end = T0 + 100 * DAY;
+    let ending = classified_ending(&[("s1", T0 - DAY, term_end)]);
+    let start = term_end - 7 * DAY;
+    let reason = format!(
+        "step 1 is scheduled for {}, 7days before the last subscription term ends ({}, auto-renew \
+         off): deleted users can be restored for 30 days, so they are deleted close to the \
+         term's end",
+        ts(start).to_rfc3339(),
+        ts(term_end).to_rfc3339()
+    );
+    let waited = Event::WaitStarted {
+        until: ts(start),
+        reason: reason.clone(),
+    };
+    let base = at_step_1(pc);
+    let with = |more: Vec<Event>| [base.clone(), more].concat();
+    check(vec![
+        Case {
+            name: "the preflight passed: the subscriptions are classified afresh",
+            given: base.clone(),
+            now: T0,
+            then: vec![read(Read::ClassifySubscriptions)],
+        },
+        Case {
+            name: "a term runs out: auto-renew goes off before anyone is deleted",
+            given: with(vec![ending.clone()]),
+            now: T0,
+            then: vec![
+                record(vec![intent(0, off, &["s1"])]),
+                change(0, off, &["s1"]),
+            ],
+        },
+        Case {
+            name: "auto-renew off: step 1 waits until a week before the term ends",
+            given: with(vec![
+                ending.clone(),
+                intent(0, off, &["s1"]),
+                applied(0, "s1"),
+                preflight(true, false),
+                ending.clone(),
+            ]),
+            now: T0,
+            then: vec![record(vec![waited.clone()]), Action::WakeAt(ts(start))],
+        },
+        Case {
+            name: "a restart during the wait keeps its deadline",
+            given: with(vec![
+                ending.clone(),
+                intent(0, off, &["s1"]),
+                applied(0, "s1"),
+                preflight(true, false),
+                ending.clone(),
+                waited.clone(),
+            ]),
+            now: T0 + 50 * DAY,
+            then: vec![Action::WakeAt(ts(start))],
+        },
+        Case {
+            name: "the wait over: the terms are read again before the first delete",
+            given: with(vec![
+                ending.clone(),
+                intent(0, off, &["s1"]),
+                applied(0, "s1"),
+                preflight(true, false),
+                ending.clone(),
+                waited.clone(),
+            ]),
+            now: start,
+            then: vec![read(Read::Preflight)],
+        },
+        Case {
+            name: "read again, still ending then: the users are deleted",
+            given: with(vec![
+                ending.clone(),
+                intent(0, off, &["s1"]),
+                applied(0, "s1"),
+                preflight(true, false),
+                ending.clone(),
+                waited.clone(),
+                preflight(true, false),
+                ending.clone(),
+                keep_admin_verified(),
+            ]),
+            now: start,
+            then: vec![
+                record(vec![intent(1, Change::DeleteUser, &["b", "c"])]),
+                change(1, Change::DeleteUser, &["b", "c"]),
+            ],
+        },
+        Case {
+            name: "a cancel still possible inside a window: no wait (it is the pivot anyway)",
+            given: with(vec![classified(&[("s2", Kind::Nce, Some(T0 + DAY))])]),
+            now: T0,
+            then: vec![read(Read::KeepAdmins {
+                keep_ids: vec!["a".into()],
+            })],
+        },
+        Case {
+            name: "a recorded lead applies",
+            given: [
+                vec![started(pc)],
+                vec![Event::SchedulePolicyRecorded {
+                    users_before_term_end: Duration::from_secs(0),
+                }],
+                with(vec![
+                    ending.clone(),
+                    intent(0, off, &["s1"]),
+                    applied(0, "s1"),
+                    preflight(true, false),
+                    ending.clone(),
+                ])[1..]
+                    .to_vec(),
+            ]
+            .concat(),
+            now: T0,
+            then: vec![
+                record(vec![Event::WaitStarted {
+                    until: ts(term_end),
+                    reason: reason
+                        .replace(&ts(start).to_rfc3339(), &ts(term_end).to_rfc3339())
+                        .replace("7days", "0s"),
+                }]),
+                Action::WakeAt(ts(term_end)),
+            ],
+        },
+    ]);
+    // Manual mode never reads Partner Center.
+    let manual = given(
+        [
+            at_step_1(SubscriptionMode::Manual),
+            vec![keep_admin_verified()],
+        ]
+        .concat(),
+    )
+    .when(T0);
+    assert!(
+        matches!(manual.first(), Some(Action::Record(e)) if matches!(e[0], Event::ChangeIntended { change: Change::DeleteUser, .. })),
+        "{manual:?}"
+    );
+}
+
+#[test]
+fn a_suspended_new_commerce_subscription_past_its_window_goes_to_a_person() {
+    use closeout::saga::subscriptions::{plan_for, suspended_handled, Place, Plan};
+    const DAY: u64 = 86_400_000;
+    let Event::SubscriptionsClassified { subscriptions } =
+        classified_ending(&[("s1", T0 - DAY, T0 + 100 * DAY)])
+    else {
+        unreachable!()
+    };
+    let mut c = subscriptions[0].clone();
+    c.status = SubscriptionStatus::Suspended;
+    c.partner_status = Some("suspended".into());
+    assert_eq!(
+        plan_for(&c, ts(T0)),
+        Plan::Operator(Place::SuspendedPastWindow)
+    );
+    let text = Place::SuspendedPastWindow.describe(&c.seller);
+    assert!(text.contains("goes on billing"), "{text}");
+    assert!(!suspended_handled(&c));
+    // Inside its window, it is not a person's: step 3 cancels it.
+    c.window_end = Some(ts(T0 + DAY));
+    assert_eq!(plan_for(&c, ts(T0)), Plan::Nothing);
+    // The person reactivated it with auto-renew off: handled.
+    c.auto_renew = Some(false);
+    c.status = SubscriptionStatus::Enabled;
+    assert!(suspended_handled(&c));
 }

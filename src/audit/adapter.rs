@@ -431,6 +431,12 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
+        Event::SchedulePolicyRecorded {
+            users_before_term_end,
+        } => other(format!(
+            "schedule policy: when subscriptions run to the end of their term, users are deleted {} before the last term ends",
+            humantime::format_duration(*users_before_term_end)
+        )),
         Event::PreflightRead { preflight: p } => other(format!(
             "step 1 preflight read: {} directory role assignments, {} synced users, directory sync {}, closeout's app holds {} roles",
             p.role_assignments.len(),

@@ -85,6 +85,10 @@ pub struct TenantPlan {
     /// Each subscription: what it is, who sells it, what steps 2 and 3 do
     /// about it, and when it is expected to read `Deleted`.
     pub subscription_plan: Vec<SubscriptionPlan>,
+    /// When step 1 would start (RFC 3339), when the closure waits for
+    /// subscription terms to run out: `[saga] users_before_term_end` before
+    /// the last one ends; absent when it starts at once.
+    pub users_deleted_from: Option<String>,
 }
 
 /// What closeout would do about one subscription.
@@ -242,13 +246,23 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
                     let mut plan = tenant_plan(spec, &inv);
                     if spec.subscriptions == SubscriptionMode::PartnerCenter {
                         match classify(client, config, spec).await {
-                            Ok(p) => {
+                            Ok((p, schedule)) => {
                                 let late: Vec<String> = p
                                     .iter()
                                     .filter(|s| s.action != "cancel" && s.action != "nothing")
                                     .filter_map(|s| s.term_end.clone())
                                     .collect();
-                                if let Some(last) = late.iter().max() {
+                                if let Some(s) = &schedule {
+                                    plan.warnings.push(format!(
+                                        "subscriptions run to the end of their term (the last \
+                                         ends {}): auto-renew goes off first, and users are \
+                                         deleted from {} so that they can still be restored \
+                                         when it ends",
+                                        s.last_term_end.to_rfc3339(),
+                                        s.start.to_rfc3339()
+                                    ));
+                                    plan.users_deleted_from = Some(s.start.to_rfc3339());
+                                } else if let Some(last) = late.iter().max() {
                                     plan.warnings.push(format!(
                                         "a subscription's term ends {last}: deleted users can be \
                                          restored for 30 days only, so a closure that waits for \
@@ -317,14 +331,16 @@ async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inv
     Err("cannot read the inventory: no answer".into())
 }
 
+use crate::saga::subscriptions::UsersSchedule;
+
 /// What each subscription is and what the saga would do about it, read
 /// exactly as step 2 reads it (Graph's sellers, Partner Center's list).
 async fn classify(
     client: &graph::Client,
     config: &Config,
     spec: &TenantSpec,
-) -> Result<Vec<SubscriptionPlan>, String> {
-    use crate::saga::subscriptions::{expected_end, plan_for, Plan};
+) -> Result<(Vec<SubscriptionPlan>, Option<UsersSchedule>), String> {
+    use crate::saga::subscriptions::{expected_end, plan_for, users_schedule, Plan};
     let secret = graph::read_secret(&spec.secret).map_err(|e| e.to_string())?;
     let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
     let partner = match &config.partner_center {
@@ -345,25 +361,28 @@ async fn classify(
     )
     .await;
     match events.into_iter().next() {
-        Some(Event::SubscriptionsClassified { subscriptions }) => Ok(subscriptions
-            .iter()
-            .map(|c| {
-                let plan = plan_for(c, now);
-                SubscriptionPlan {
-                    id: c.id.clone(),
-                    sku: c.sku.clone(),
-                    kind: c.kind.name().into(),
-                    seller: c.seller.name().into(),
-                    action: plan.name().into(),
-                    place: match &plan {
-                        Plan::Operator(place) => Some(place.describe(&c.seller)),
-                        _ => None,
-                    },
-                    term_end: c.term_end.map(Timestamp::to_rfc3339),
-                    expected_end: expected_end(c, &plan, now).map(Timestamp::to_rfc3339),
-                }
-            })
-            .collect()),
+        Some(Event::SubscriptionsClassified { subscriptions }) => Ok((
+            subscriptions
+                .iter()
+                .map(|c| {
+                    let plan = plan_for(c, now);
+                    SubscriptionPlan {
+                        id: c.id.clone(),
+                        sku: c.sku.clone(),
+                        kind: c.kind.name().into(),
+                        seller: c.seller.name().into(),
+                        action: plan.name().into(),
+                        place: match &plan {
+                            Plan::Operator(place) => Some(place.describe(&c.seller)),
+                            _ => None,
+                        },
+                        term_end: c.term_end.map(Timestamp::to_rfc3339),
+                        expected_end: expected_end(c, &plan, now).map(Timestamp::to_rfc3339),
+                    }
+                })
+                .collect(),
+            users_schedule(&subscriptions, now, config.saga.users_before_term_end),
+        )),
         Some(Event::ReadFailed { error, .. }) => Err(format!(
             "cannot classify the subscriptions (Graph sellers, Partner Center list): {} ({})",
             error.message, error.code
@@ -443,6 +462,7 @@ fn unreadable(spec: &TenantSpec, error: String) -> TenantPlan {
         warnings: Vec::new(),
         gates: Vec::new(),
         subscription_plan: Vec::new(),
+        users_deleted_from: None,
     }
 }
 
@@ -492,6 +512,7 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
         warnings: plan.warnings,
         gates: Vec::new(),
         subscription_plan: Vec::new(),
+        users_deleted_from: None,
     }
 }
 
@@ -538,8 +559,12 @@ fn print_text(p: &TenantPlan) {
         shown.push("...");
     }
     say!(
-        "  step 1: delete {} users{}{}",
+        "  step 1: delete {} users{}{}{}",
         p.users_to_delete,
+        p.users_deleted_from
+            .as_ref()
+            .map(|t| format!(" from {t} (auto-renew off first)"))
+            .unwrap_or_default(),
         if shown.is_empty() { "" } else { ": " },
         shown.join(", ")
     );

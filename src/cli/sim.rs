@@ -17,7 +17,7 @@ pub struct Args {
     /// TOML fixture describing the tenants.
     #[arg(long, conflicts_with = "generate")]
     pub fixture: Option<std::path::PathBuf>,
-    /// Generate tenants instead: `tenants=N,users=M[,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K,trials=K,self_service=K,other_partner=K,legacy=K,term_ends_in=DURATION]`.
+    /// Generate tenants instead: `tenants=N,users=M[,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K,trials=K,self_service=K,other_partner=K,legacy=K,suspended=K,term_ends_in=DURATION]`.
     #[arg(long)]
     pub generate: Option<String>,
     /// Seed of the generator and of every fault decision.

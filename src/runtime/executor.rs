@@ -102,6 +102,8 @@ struct Settings {
     stop_grace: Duration,
     /// What step 4 of each new saga turns off (recorded next to its policy).
     mfa_scope: saga::closure::MfaScope,
+    /// When step 1 of each new saga starts before a running-out term ends.
+    users_before_term_end: Duration,
 }
 
 impl Settings {
@@ -111,6 +113,7 @@ impl Settings {
             max_retry_after: config.retry.max_retry_after,
             stop_grace: config.limits.stop_grace,
             mfa_scope: config.saga.mfa_scope,
+            users_before_term_end: config.saga.users_before_term_end,
         }
     }
 }
@@ -1031,13 +1034,17 @@ impl Engine for Executor {
         // Held until every saga of the request is registered (or the append
         // failed): a concurrent submission of the same tenant is refused.
         let _reservation = self.reserve(&tenants, &guids)?;
-        let (policy, mfa_scope) = {
+        let (policy, mfa_scope, users_before_term_end) = {
             let settings = self
                 .inner
                 .settings
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            (settings.policy.clone(), settings.mfa_scope)
+            (
+                settings.policy.clone(),
+                settings.mfa_scope,
+                settings.users_before_term_end,
+            )
         };
         let batch_id = uuid::Uuid::new_v4().to_string();
         let batch_size = u32::try_from(tenants.len()).unwrap_or(u32::MAX);
@@ -1062,6 +1069,11 @@ impl Engine for Executor {
             };
             let closure_bytes = (closure.encode())
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
+            let schedule = Event::SchedulePolicyRecorded {
+                users_before_term_end,
+            };
+            let schedule_bytes = (schedule.encode())
+                .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
             let joined = Event::BatchJoined {
                 batch_id: batch_id.clone(),
                 size: batch_size,
@@ -1077,8 +1089,14 @@ impl Engine for Executor {
             started.push((
                 saga_id,
                 spec,
-                [event, resolved, closure, joined],
-                vec![payload, resolved_bytes, closure_bytes, joined_bytes],
+                [event, resolved, closure, schedule, joined],
+                vec![
+                    payload,
+                    resolved_bytes,
+                    closure_bytes,
+                    schedule_bytes,
+                    joined_bytes,
+                ],
             ));
         }
         let appends = started.iter_mut().map(|(saga_id, _, _, payloads)| {

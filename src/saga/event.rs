@@ -478,6 +478,14 @@ pub enum Event {
         /// One per Graph subscription.
         subscriptions: Vec<super::subscriptions::SubscriptionClass>,
     },
+    /// When step 1 starts in a closure that waits for subscription terms to
+    /// run out (`[saga] users_before_term_end`), recorded with `SagaStarted`.
+    /// A saga recorded without it uses
+    /// [`super::subscriptions::DEFAULT_USERS_BEFORE_TERM_END`].
+    SchedulePolicyRecorded {
+        /// How long before the last such term ends the first user is deleted.
+        users_before_term_end: std::time::Duration,
+    },
 }
 
 /// Where a tenant's GUID was read.
@@ -606,6 +614,7 @@ impl Event {
             Event::DiscoveryBaselineRecorded { .. } => "discovery_baseline_recorded",
             Event::TenantObservedGone { .. } => "tenant_observed_gone",
             Event::SubscriptionsClassified { .. } => "subscriptions_classified",
+            Event::SchedulePolicyRecorded { .. } => "schedule_policy_recorded",
         }
     }
 

@@ -201,7 +201,11 @@ impl State {
             .filter_map(|(c, place)| {
                 let now_c = current.iter().find(|x| x.id == c.id).unwrap_or(c);
                 let left = if self.step <= 2 {
-                    now_c.status.is_active()
+                    if place == super::subscriptions::Place::SuspendedPastWindow {
+                        !super::subscriptions::suspended_handled(now_c)
+                    } else {
+                        now_c.status.is_active()
+                    }
                 } else {
                     now_c.status != SubscriptionStatus::Deleted
                 };

@@ -229,6 +229,10 @@ pub struct State {
     /// that is not in doubt) its changes got: the generation of its Partner
     /// Center `MS-RequestId`, which a retry after a timeout keeps.
     pub answers: BTreeMap<String, u32>,
+    /// How long before the last running-out term step 1 starts, as recorded
+    /// at submission (`None`: recorded before it could be chosen, the default
+    /// applies).
+    pub users_before_term_end: Option<std::time::Duration>,
 }
 
 /// The login error code for a tenant the token endpoint does not know.
@@ -240,7 +244,7 @@ pub const SYSTEM: &str = "closeout";
 /// The schema version written before every encoded state snapshot. A
 /// snapshot of another version is not upcast: recovery replays that saga's
 /// events instead, which every version can read.
-pub const STATE_VERSION: u16 = 4;
+pub const STATE_VERSION: u16 = 5;
 
 impl State {
     /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
@@ -426,6 +430,11 @@ pub fn apply(mut s: State, event: &Event) -> State {
             s.observed.tenant = Some(view.clone());
             s.last_tenant_read = Some(view.clone());
             s.streak = None;
+        }
+        Event::SchedulePolicyRecorded {
+            users_before_term_end,
+        } => {
+            s.users_before_term_end = Some(*users_before_term_end);
         }
         Event::PreflightRead { preflight } => {
             s.observed.preflight = Some(preflight.clone());

@@ -116,6 +116,9 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
                 Ok(first) => first,
                 Err(actions) => return actions,
             };
+            if let Some(actions) = schedule(state, now, first.clone()) {
+                return actions;
+            }
             let ids = all
                 .into_iter()
                 .map(|(id, _)| id)
@@ -200,6 +203,58 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
         );
     }
     next_step(state, 1, Vec::new())
+}
+
+/// Before the first delete, in partner-center mode: when subscriptions must
+/// run to the end of their term, their auto-renew goes off first (reversible)
+/// and step 1 waits until `users_before_term_end` before the last term ends
+/// (see [`subscriptions::users_schedule`]), so that the users' 30-day restore
+/// window still runs when the subscriptions end. The classification is read
+/// afresh here, and again after the wait: terms may have changed meanwhile.
+/// It comes after the preflight, so that a gate a person must clear is
+/// asked for now, not when the wait ends (the preflight is read again
+/// then). `first`: events to record before anything this records. `None`
+/// once the users may be deleted now.
+fn schedule(state: &State, now: Timestamp, mut first: Vec<Event>) -> Option<Vec<Action>> {
+    let header = state.header.as_ref()?;
+    if header.spec.subscriptions != SubscriptionMode::PartnerCenter {
+        return None;
+    }
+    if let Some(a) = drive(state, RENEW_OFF) {
+        return Some(a);
+    }
+    let Some(classes) = &state.observed.classes else {
+        return Some(read(Read::ClassifySubscriptions));
+    };
+    let lead = state
+        .users_before_term_end
+        .unwrap_or(subscriptions::DEFAULT_USERS_BEFORE_TERM_END);
+    let plan = subscriptions::users_schedule(classes, now, lead)?;
+    let renew: Vec<String> = plan
+        .renew_off
+        .iter()
+        .filter(|id| status_of(state, RENEW_OFF, id).is_none())
+        .cloned()
+        .collect();
+    if !renew.is_empty() {
+        return Some(intend(state, vec![(RENEW_OFF, renew)], first));
+    }
+    if now >= plan.start {
+        return None;
+    }
+    let reason = format!(
+        "step 1 is scheduled for {}, {} before the last subscription term ends ({}, auto-renew \
+         off): deleted users can be restored for 30 days, so they are deleted close to the \
+         term's end",
+        plan.start.to_rfc3339(),
+        humantime::format_duration(lead),
+        plan.last_term_end.to_rfc3339()
+    );
+    first.push(Event::WaitStarted {
+        until: plan.start,
+        reason,
+    });
+    Some(vec![Action::Record(first), Action::WakeAt(plan.start)])
 }
 
 /// Before the first delete: read the preflight, and while it finds something
@@ -346,7 +401,11 @@ fn elsewhere_gate(state: &State, now: Timestamp, step: u8) -> Option<Vec<Action>
                  End each where it says: {}. closeout re-reads the tenant periodically and \
                  continues once it reads them {}.",
                 list.join("; "),
-                if step == 2 { "inactive" } else { "deleted" }
+                if step == 2 {
+                    "inactive (a suspended one: with auto-renew off)"
+                } else {
+                    "deleted"
+                }
             ),
         });
     }

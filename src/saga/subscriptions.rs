@@ -127,6 +127,16 @@ pub enum Place {
     SelfServiceProducts,
     /// The partner that sold it: only it can cancel in its Partner Center.
     SellingPartner,
+    /// The partner's own new-commerce subscription, found suspended past its
+    /// cancellation window: suspended, it goes on billing the partner to the
+    /// end of its term
+    /// (<https://learn.microsoft.com/en-us/partner-center/customers/suspend-a-subscription>),
+    /// it can no longer be cancelled, and Partner Center documents
+    /// reactivation only for a suspension for nonpayment
+    /// (<https://learn.microsoft.com/en-us/partner-center/developer/reactivate-a-suspended-a-subscription>).
+    /// Reactivating a customer's service is not closeout's call: a person
+    /// decides, in Partner Center.
+    SuspendedPastWindow,
 }
 
 /// What step 2 does about a subscription.
@@ -179,6 +189,12 @@ impl Place {
                 };
                 format!("{who}: ask it to cancel the subscription (or turn off its auto-renew)")
             }
+            Place::SuspendedPastWindow => "Partner Center > Customers > this customer > \
+                 Subscriptions: it is a new-commerce subscription suspended after its \
+                 cancellation window, so it goes on billing to the end of its term; reactivate \
+                 it and turn auto-renew off so that it ends with its term (or ask Microsoft \
+                 support to end it)"
+                .to_string(),
         }
     }
 }
@@ -310,6 +326,9 @@ pub fn classify(
 
 /// What step 2 does about `c` at `now`.
 pub fn plan_for(c: &SubscriptionClass, now: Timestamp) -> Plan {
+    if suspended_past_window(c, now) {
+        return Plan::Operator(Place::SuspendedPastWindow);
+    }
     if !c.status.is_active() {
         return Plan::Nothing;
     }
@@ -329,6 +348,80 @@ pub fn plan_for(c: &SubscriptionClass, now: Timestamp) -> Plan {
         _ => Plan::Operator(Place::AdminCenterProducts),
     }
 }
+
+/// The partner's new-commerce subscription, suspended in Partner Center and
+/// past its cancellation window (see [`Place::SuspendedPastWindow`]); inside
+/// the window step 3 cancels it.
+fn suspended_past_window(c: &SubscriptionClass, now: Timestamp) -> bool {
+    c.seller == Seller::Partner
+        && c.kind == Kind::Nce
+        && c.partner_id.is_some()
+        && c.partner_status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("suspended"))
+        && c.window_end.is_none_or(|w| now >= w)
+}
+
+/// Whether a person has done what [`Place::SuspendedPastWindow`] asks, as
+/// `current` reads: auto-renew off (the term then runs out), or deleted.
+pub fn suspended_handled(current: &SubscriptionClass) -> bool {
+    current.auto_renew == Some(false) || current.status == SubscriptionStatus::Deleted
+}
+
+/// When step 1 starts, for a closure that must wait for terms to run out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsersSchedule {
+    /// When the first user is deleted: `lead` before the last term ends.
+    pub start: Timestamp,
+    /// The end of the last term that runs out (auto-renew off).
+    pub last_term_end: Timestamp,
+    /// The Partner Center ids whose auto-renew goes off first (reversible).
+    pub renew_off: Vec<String>,
+}
+
+/// Deleted users can be restored for 30 days only
+/// ([`RESTORE_WINDOW`]). A closure whose subscriptions run to the end of
+/// their term (partner new commerce past its window) would otherwise delete
+/// the users months before anything else happens, and lose the way back
+/// long before the subscriptions end. So auto-renew goes off first (it is
+/// reversible) and the users are deleted `lead` before the last such term
+/// ends; with a lead under 30 days they can still be restored until after
+/// the term ends.
+///
+/// `None` when nothing is to wait for, or when a subscription is still to be
+/// cancelled inside its window: that cancel cannot wait (the window is 7
+/// days) and is the closure's point of no return anyway.
+pub fn users_schedule(
+    classes: &[SubscriptionClass],
+    now: Timestamp,
+    lead: Duration,
+) -> Option<UsersSchedule> {
+    let plans: Vec<(Plan, &SubscriptionClass)> =
+        classes.iter().map(|c| (plan_for(c, now), c)).collect();
+    if plans.iter().any(|(p, _)| *p == Plan::Cancel) {
+        return None;
+    }
+    let running: Vec<&SubscriptionClass> = plans
+        .iter()
+        .filter(|(p, _)| *p == Plan::AutoRenewOff)
+        .map(|(_, c)| *c)
+        .collect();
+    let last_term_end = running.iter().filter_map(|c| c.term_end).max()?;
+    let start = Timestamp(last_term_end.0.saturating_sub(lead.as_millis() as u64));
+    Some(UsersSchedule {
+        start,
+        last_term_end,
+        renew_off: running
+            .iter()
+            .filter_map(|c| c.partner_id.clone())
+            .collect(),
+    })
+}
+
+/// The default lead of step 1 before the last term ends (see
+/// [`users_schedule`]): a week to notice a mistake while every deleted user
+/// can still be restored, well inside the 30-day window.
+pub const DEFAULT_USERS_BEFORE_TERM_END: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// When a subscription is expected to read `Deleted`, if it can be told:
 /// a cancelled or expiring term ends at `term_end`, then 30 days Expired and

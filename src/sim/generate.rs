@@ -52,6 +52,11 @@ pub struct GenerateSpec {
     /// Tenants whose first subscription is a legacy one (suspended, then
     /// deleted); the others are new commerce.
     pub legacy: usize,
+    /// Tenants whose first subscription is the partner's new-commerce one,
+    /// found suspended in Partner Center past its cancellation window (a
+    /// hard case: suspended, it goes on billing; only a person can decide
+    /// to reactivate it and let it run out). Its term ends `term_ends_in`.
+    pub suspended: usize,
     /// Lifecycle time until the term of an `outside_window` subscription
     /// ends (`term_ends_in=DURATION`, default 30 days; see `--clock-speed`).
     pub term_ends_in: std::time::Duration,
@@ -74,6 +79,7 @@ impl Default for GenerateSpec {
             self_service: 0,
             other_partner: 0,
             legacy: 0,
+            suspended: 0,
             term_ends_in: std::time::Duration::from_secs(30 * 24 * 3600),
         }
     }
@@ -82,7 +88,7 @@ impl Default for GenerateSpec {
 impl std::str::FromStr for GenerateSpec {
     type Err = Error;
 
-    /// Parses `tenants=N,users=M,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K,restricted=K,trials=K,self_service=K,other_partner=K,legacy=K,term_ends_in=DURATION`.
+    /// Parses `tenants=N,users=M,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K,restricted=K,trials=K,self_service=K,other_partner=K,legacy=K,suspended=K,term_ends_in=DURATION`.
     fn from_str(s: &str) -> Result<Self, Error> {
         let mut spec = GenerateSpec::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -107,6 +113,7 @@ impl std::str::FromStr for GenerateSpec {
                 "self_service" => spec.self_service = n()?,
                 "other_partner" => spec.other_partner = n()?,
                 "legacy" => spec.legacy = n()?,
+                "suspended" => spec.suspended = n()?,
                 "term_ends_in" => {
                     spec.term_ends_in = humantime::parse_duration(v).map_err(|_| {
                         Error::Spec(format!("term_ends_in: {v:?} is not a duration"))
@@ -186,7 +193,9 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
                 id: guid(&mut rng),
                 commerce_id: guid(&mut rng),
                 sku: SKUS[k % SKUS.len()].into(),
-                status: Some(if k % 3 == 2 {
+                status: Some(if i < spec.suspended && k == 0 {
+                    "Suspended".into()
+                } else if k % 3 == 2 {
                     "Warning".into()
                 } else {
                     "Enabled".into()
@@ -194,11 +203,11 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
                 // New commerce, as nearly every CSP subscription is since
                 // the migration; `legacy=K` makes the first one legacy.
                 new_commerce: !(i < spec.legacy && k == 0),
-                in_window: !(i < spec.outside_window && k == 0),
+                in_window: !((i < spec.outside_window || i < spec.suspended) && k == 0),
                 trial: false,
                 licenses: Some(rng.gen_range(1..300)),
                 seller: None,
-                term_ends_in: (i < spec.outside_window && k == 0)
+                term_ends_in: ((i < spec.outside_window || i < spec.suspended) && k == 0)
                     .then(|| humantime::format_duration(spec.term_ends_in).to_string()),
                 auto_renew: None,
             });

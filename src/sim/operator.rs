@@ -115,6 +115,38 @@ pub fn subscription(
     Ok(changed)
 }
 
+/// The partner's person in Partner Center: reactivates a suspended
+/// subscription and turns its auto-renew off, recorded in the ledger as
+/// `/_sim/tenants/{t}/operator/partner-center/subscriptions/{commerce id}/resume-renew-off`.
+pub fn partner_resume(
+    world: &mut World,
+    tenant: &str,
+    sub: &str,
+    now: Instant,
+    cfg: &Config,
+) -> Result<bool, Refusal> {
+    let at = world.clock.rfc3339(now);
+    let t = live(world, tenant)?;
+    let s = t
+        .subscriptions
+        .iter_mut()
+        .find(|s| s.commerce_subscription_id == sub)
+        .ok_or((
+            404,
+            format!("subscription {sub} not found in tenant {tenant}"),
+        ))?;
+    let path = format!(
+        "/_sim/tenants/{tenant}/operator/partner-center/subscriptions/{}/resume-renew-off",
+        s.commerce_subscription_id
+    );
+    let changed = transition(s, "active", now, cfg)
+        .map_err(|_| (409, format!("subscription {sub} cannot be reactivated")))?;
+    s.auto_renew = false;
+    s.etag += 1;
+    world.ledger.record(at, tenant, "POST", &path, 200);
+    Ok(changed)
+}
+
 /// Removes a directory role (template id, or `global_administrator`) from a
 /// user; `Ok(false)` when the user did not hold it.
 pub fn remove_role(
@@ -293,6 +325,24 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
                 }
             }
         }
+        // The partner's own person, in Partner Center: a new-commerce
+        // subscription suspended past its window is reactivated with
+        // auto-renew off, so that it ends with its term (what closeout's
+        // gate asks; reactivation: partner-center/developer/reactivate-a-suspended-a-subscription,
+        // auto-renew: partner-center/developer/update-autorenew-for-an-azure-marketplace-subscription).
+        if t.billing == Billing::Partner && t.only_keep_remain() {
+            for s in t.subscriptions.iter().filter(|s| {
+                s.sold_by_partner()
+                    && s.new_commerce
+                    && !s.cancellable()
+                    && s.partner_status == "suspended"
+            }) {
+                possible.push((
+                    id.clone(),
+                    format!("partner-resume/{}", s.commerce_subscription_id),
+                ));
+            }
+        }
         if t.preflight_read && !t.app_privileged {
             possible.push((id.clone(), "app-role".into()));
         }
@@ -331,6 +381,9 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
             ("app-role", _) => grant_app_role(world, &tenant, now, cfg.replication_lag).map(|_| ()),
             ("dir-sync-off", _) => {
                 dir_sync_off(world, &tenant, now, cfg.replication_lag).map(|_| ())
+            }
+            (_, Some(("partner-resume", sub))) => {
+                partner_resume(world, &tenant, sub, now, cfg).map(|_| ())
             }
             (_, Some((act, sub))) => subscription(world, &tenant, sub, act, now, cfg).map(|_| ()),
             (_, None) => delete_tenant(world, &tenant, now),

@@ -260,7 +260,9 @@ pub fn start_lifecycle(s: &mut Subscription, start: Instant, speed: f64, partner
         "direct" => None,
         other => Some(other.to_string()),
     };
-    if s.status == "Enabled" || s.status == "Warning" {
+    // A suspended subscription keeps its term: suspending a new-commerce
+    // one does not stop its billing (partner-center/customers/suspend-a-subscription).
+    if matches!(s.status.as_str(), "Enabled" | "Warning" | "Suspended") {
         s.term_end = s.term_left.map(|d| start + scale(d));
         if s.new_commerce && s.in_cancellation_window {
             s.window_end = Some(start + scale(WINDOW));

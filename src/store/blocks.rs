@@ -5,8 +5,8 @@
 //! The writer cuts one commit's records into blocks of about
 //! [`BLOCK_BYTES`] (a block never spans two commits, so the index mark and
 //! the head always fall on a block's end). sled's cost per insert, not the
-//! fsync, bounded the group commit: a 64-appender commit of ~300-byte
-//! events now costs a few inserts instead of one per event.
+//! fsync, bounds a group commit, so a 64-appender commit of ~300-byte
+//! events costs a few inserts, not one per event.
 //!
 //! Why about 6 KiB: sled 0.34 splits a leaf past 16 entries and writes a
 //! page over 128 KiB (a quarter of its 512 KiB segment) to a file of its

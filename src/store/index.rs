@@ -6,7 +6,7 @@
 //! the first at or after it (one forward seek).
 //!
 //! Where a saga's runs end is not read from the runs (a reverse seek per
-//! saga cost most of a recovery) but from its snapshot, which names the
+//! saga would dominate a recovery) but from its snapshot, which names the
 //! last event it follows: the saga's end is one after that, or its *index
 //! end* if larger (key `e` + saga key, value one after its last run's seq).
 //! The writer writes an index end with a run only when the saga's latest

@@ -465,3 +465,89 @@ pub fn batch_args(tenants: usize, users: usize, seed: u64) -> Vec<String> {
 pub fn wait_terminal(env: &Env, d: &support::Daemon, within: Duration) -> Vec<Value> {
     support::wait_status(env, d, within, "every saga terminal", support::all_terminal)
 }
+
+/// How a [`kill_loop`] treats the daemon it starts again and again.
+pub struct KillPlan {
+    /// SIGKILLs to deliver.
+    pub kills: usize,
+    /// Chance that a start is instead stopped gracefully (SIGTERM, a clean
+    /// exit required); such a stop is not a kill.
+    pub graceful: f64,
+    /// Stop early once `kills` is reached and no saga is active any more
+    /// (otherwise the loop goes on until `kills`).
+    pub stop_when_idle: bool,
+    /// Upper bound of the random pause before a kill, once the batch runs.
+    pub max_pause: Duration,
+    /// How long the whole loop may take.
+    pub budget: Duration,
+}
+
+/// What a [`kill_loop`] did.
+#[derive(Debug, Default)]
+pub struct KillSummary {
+    /// SIGKILLs delivered.
+    pub kills: usize,
+    /// Of them, while some saga was active.
+    pub while_active: usize,
+    /// Of them, during recovery (before READY=1).
+    pub before_ready: usize,
+    /// Graceful stops (SIGTERM).
+    pub graceful: usize,
+    /// How long the loop took.
+    pub elapsed: Duration,
+}
+
+/// Starts the real daemon over and over, submits `batch` at the first start,
+/// and SIGKILLs it at seeded random moments: right after submit, during
+/// recovery (before READY=1), mid-step, while waiting. The daemon is left
+/// stopped.
+pub fn kill_loop(
+    env: &Env,
+    batch: &Path,
+    rng: &mut impl rand::Rng,
+    plan: &KillPlan,
+) -> KillSummary {
+    let started = std::time::Instant::now();
+    let mut s = KillSummary::default();
+    let mut submitted = false;
+    while s.kills < plan.kills + usize::from(plan.stop_when_idle) * 4 {
+        let mut d = support::Daemon::spawn(env);
+        if submitted && rng.gen_bool(0.15) {
+            std::thread::sleep(Duration::from_millis(rng.gen_range(0..80)));
+            s.before_ready += 1;
+        } else {
+            d.wait_for_message("READY=1", Duration::from_secs(30));
+            if !submitted {
+                env.submit(batch);
+                submitted = true;
+                // The first kill right after submit.
+                std::thread::sleep(Duration::from_millis(rng.gen_range(0..20)));
+            } else {
+                let max = plan.max_pause.as_millis().max(11) as u64;
+                std::thread::sleep(Duration::from_millis(rng.gen_range(10..max)));
+            }
+            if plan.graceful > 0.0 && rng.gen_bool(plan.graceful) {
+                d.signal("TERM");
+                let st = d.wait_exit(Duration::from_secs(20));
+                assert!(st.success(), "graceful stop failed ({st})\n{}", d.tail());
+                s.graceful += 1;
+                continue;
+            }
+        }
+        d.kill();
+        s.kills += 1;
+        if support::active_sagas(&env.data_dir) > 0 {
+            s.while_active += 1;
+        } else if plan.stop_when_idle && s.kills >= plan.kills {
+            break;
+        }
+        assert!(
+            started.elapsed() < plan.budget,
+            "kill loop took longer than {:?}\n{}",
+            plan.budget,
+            d.tail()
+        );
+    }
+    s.elapsed = started.elapsed();
+    s
+}

@@ -157,6 +157,8 @@ pub struct ConfigOpts {
     pub give_up_after: &'static str,
     /// Extra TOML appended verbatim.
     pub extra: String,
+    /// Extra `[saga]` keys, appended to that table verbatim.
+    pub saga: String,
 }
 
 impl Default for ConfigOpts {
@@ -165,6 +167,7 @@ impl Default for ConfigOpts {
             on_failure: "compensate",
             give_up_after: "5m",
             extra: String::new(),
+            saga: String::new(),
         }
     }
 }
@@ -204,6 +207,7 @@ deprovision_poll = "300ms"
 gate_recheck = "300ms"
 tenant_gone_poll = "300ms"
 replication_wait = "300ms"
+{saga}
 [log]
 level = "closeout=debug"
 {extra}
@@ -213,6 +217,7 @@ level = "closeout=debug"
             ptid = partner["tenant_id"].as_str().unwrap_or(""),
             pcid = partner["client_id"].as_str().unwrap_or(""),
             psecret = psecret.display(),
+            saga = opts.saga,
             give_up = opts.give_up_after,
             on_failure = opts.on_failure,
             extra = opts.extra,
