@@ -13,13 +13,14 @@ use std::io::Write;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
-    /// A readable timeline per saga.
+    /// Per saga, a summary, then a readable timeline (one line per change).
     Text,
     /// One JSON object per event (the jsonl contract in the README).
     Jsonl,
-    /// One row per external change.
+    /// One row per external change (objects named beside their ids).
     Csv,
-    /// A self-contained HTML report with an SVG timeline per saga.
+    /// A self-contained HTML report: a batch overview, then per saga a
+    /// summary, an SVG timeline and its changes.
     Html,
     /// A printable HTML closure receipt of one saga (`--saga`), with the
     /// hash the log must still hold.
