@@ -229,6 +229,13 @@ pub struct State {
     /// that is not in doubt) its changes got: the generation of its Partner
     /// Center `MS-RequestId`, which a retry after a timeout keeps.
     pub answers: BTreeMap<String, u32>,
+    /// The backup policy recorded with `SagaStarted`; `None` for sagas
+    /// recorded before it existed (see `stake::backup_gate_due`).
+    pub backup: Option<super::stake::BackupMode>,
+    /// The data at stake, as read before step 1.
+    pub stake: Option<super::stake::DataAtStake>,
+    /// The operator's backup attestation: (who, why).
+    pub backup_attested: Option<(String, String)>,
 }
 
 /// The login error code for a tenant the token endpoint does not know.
@@ -240,7 +247,7 @@ pub const SYSTEM: &str = "closeout";
 /// The schema version written before every encoded state snapshot. A
 /// snapshot of another version is not upcast: recovery replays that saga's
 /// events instead, which every version can read.
-pub const STATE_VERSION: u16 = 4;
+pub const STATE_VERSION: u16 = 5;
 
 impl State {
     /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
@@ -465,6 +472,15 @@ pub fn apply(mut s: State, event: &Event) -> State {
                 s.classes = Some(subscriptions.clone());
             }
             s.streak = None;
+        }
+        Event::BackupPolicyRecorded { mode } => s.backup = Some(*mode),
+        Event::DataAtStakeRecorded { stake } => {
+            s.stake = Some(stake.clone());
+            s.streak = None;
+        }
+        Event::BackupAttested { who, why, .. } => {
+            s.backup_attested = Some((who.clone(), why.clone()));
+            s.wait = None;
         }
         Event::TenantChecked { exists } => {
             s.observed.tenant_exists = Some(*exists);
