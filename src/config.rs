@@ -254,6 +254,11 @@ pub struct SagaSettings {
     /// closure, as "Close your account" says) or `all` (also security
     /// defaults and the Conditional Access policies requiring MFA).
     pub mfa_scope: crate::saga::closure::MfaScope,
+    /// The backup gate before step 1: `attest` (default: each saga waits,
+    /// deleting no one, until an operator attests through the control
+    /// socket that the tenant's data is backed up outside the tenant) or
+    /// `off` (no attestation asked for; recorded as a deliberate choice).
+    pub backup: crate::saga::stake::BackupMode,
 }
 
 /// Log output format.
@@ -326,6 +331,7 @@ impl Default for SagaSettings {
             tenant_gone_poll: Duration::from_secs(300),
             replication_wait: Duration::from_secs(30),
             mfa_scope: crate::saga::closure::MfaScope::Article,
+            backup: crate::saga::stake::BackupMode::Attest,
         }
     }
 }

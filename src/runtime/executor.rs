@@ -102,6 +102,9 @@ struct Settings {
     stop_grace: Duration,
     /// What step 4 of each new saga turns off (recorded next to its policy).
     mfa_scope: saga::closure::MfaScope,
+    /// `[saga] backup`: whether each new saga waits for a backup
+    /// attestation before step 1 (recorded next to its policy).
+    backup: saga::stake::BackupMode,
 }
 
 impl Settings {
@@ -111,6 +114,7 @@ impl Settings {
             max_retry_after: config.retry.max_retry_after,
             stop_grace: config.limits.stop_grace,
             mfa_scope: config.saga.mfa_scope,
+            backup: config.saga.backup,
         }
     }
 }
@@ -1031,13 +1035,13 @@ impl Engine for Executor {
         // Held until every saga of the request is registered (or the append
         // failed): a concurrent submission of the same tenant is refused.
         let _reservation = self.reserve(&tenants, &guids)?;
-        let (policy, mfa_scope) = {
+        let (policy, mfa_scope, backup) = {
             let settings = self
                 .inner
                 .settings
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            (settings.policy.clone(), settings.mfa_scope)
+            (settings.policy.clone(), settings.mfa_scope, settings.backup)
         };
         let batch_id = uuid::Uuid::new_v4().to_string();
         let batch_size = u32::try_from(tenants.len()).unwrap_or(u32::MAX);
@@ -1074,11 +1078,20 @@ impl Engine for Executor {
             };
             let resolved_bytes = (resolved.encode())
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
+            let backup = Event::BackupPolicyRecorded { mode: backup };
+            let backup_bytes = (backup.encode())
+                .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
             started.push((
                 saga_id,
                 spec,
-                [event, resolved, closure, joined],
-                vec![payload, resolved_bytes, closure_bytes, joined_bytes],
+                [event, resolved, closure, backup, joined],
+                vec![
+                    payload,
+                    resolved_bytes,
+                    closure_bytes,
+                    backup_bytes,
+                    joined_bytes,
+                ],
             ));
         }
         let appends = started.iter_mut().map(|(saga_id, _, _, payloads)| {
@@ -1167,6 +1180,7 @@ impl Engine for Executor {
             OperatorCommand::Resume => Command::Resume { who, why },
             OperatorCommand::Abort => Command::Abort { who, why },
             OperatorCommand::Confirm => Command::ConfirmGate { who, why },
+            OperatorCommand::ConfirmBackup => Command::AttestBackup { who, why },
         };
         let (reply, answer) = oneshot::channel();
         sender
@@ -1185,6 +1199,7 @@ fn command_name(c: OperatorCommand) -> &'static str {
         OperatorCommand::Resume => "resume",
         OperatorCommand::Abort => "abort",
         OperatorCommand::Confirm => "confirm",
+        OperatorCommand::ConfirmBackup => "confirm --backup",
     }
 }
 

@@ -157,6 +157,10 @@ pub struct ConfigOpts {
     pub give_up_after: &'static str,
     /// Extra TOML appended verbatim.
     pub extra: String,
+    /// `[saga] backup`: `off` by default here, so that a test closes its
+    /// tenants without an operator; the backup gate's own tests set
+    /// `attest` (the daemon's default).
+    pub backup: &'static str,
 }
 
 impl Default for ConfigOpts {
@@ -165,6 +169,7 @@ impl Default for ConfigOpts {
             on_failure: "compensate",
             give_up_after: "5m",
             extra: String::new(),
+            backup: "off",
         }
     }
 }
@@ -204,6 +209,7 @@ deprovision_poll = "300ms"
 gate_recheck = "300ms"
 tenant_gone_poll = "300ms"
 replication_wait = "300ms"
+backup = "{backup}"
 [log]
 level = "closeout=debug"
 {extra}
@@ -215,6 +221,7 @@ level = "closeout=debug"
             psecret = psecret.display(),
             give_up = opts.give_up_after,
             on_failure = opts.on_failure,
+            backup = opts.backup,
             extra = opts.extra,
         );
         fs::write(&config, text).expect("write config");
