@@ -549,6 +549,11 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
             who,
             why,
         ),
+        Event::GateClosed {
+            gate: crate::saga::Gate::AttestBackup,
+        } => Fact::WaitEnded {
+            reason: "gate attest_backup passed on an operator's word (not verified by reading: nothing closeout reads proves a copy outside the tenant)".into(),
+        },
         Event::GateClosed { gate } => Fact::WaitEnded {
             reason: format!("gate {} passed (verified by reading)", snake(gate)),
         },
