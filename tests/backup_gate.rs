@@ -147,7 +147,7 @@ fn attest_mode_deletes_nothing_before_the_operator_attests_and_records_who() {
     let at_gate = |rows: &[Value]| {
         rows.iter().any(|r| {
             r["state"] == "waiting"
-                && r["action_required"]["place"]
+                && r["action_required"]["where"]
                     .as_str()
                     .is_some_and(|p| p.contains("--backup"))
         })
