@@ -183,7 +183,12 @@ fn attest_mode_deletes_nothing_before_the_operator_attests_and_records_who() {
     assert!(sim.client_effects().is_empty());
     let ok = env.cli(
         "confirm",
-        &[&saga, "--backup", "--reason", "exported to the escrow bucket"],
+        &[
+            &saga,
+            "--backup",
+            "--reason",
+            "exported to the escrow bucket",
+        ],
     );
     assert!(ok.status.success(), "{}", support::stderr(&ok));
     wait_status(

@@ -6,9 +6,9 @@
 
 mod saga_support;
 
+use closeout::model::SubscriptionMode;
 use closeout::saga::stake::{BackupMode, DataAtStake, ProtectionPolicy};
 use closeout::saga::{Action, Call, Change, Command, Event, Gate, Read};
-use closeout::model::SubscriptionMode;
 use saga_support::*;
 
 /// A saga just into step 1 (no preflight read yet), recorded with `mode`,
@@ -63,9 +63,10 @@ fn attest_reads_the_data_at_stake_then_waits_for_the_operator() {
     assert!(text.contains("rests on a person's word"), "{text}");
     assert!(!text.contains("go with it"), "{text}");
     assert!(
-        !actions
-            .iter()
-            .any(|a| matches!(a, Action::Perform(Call::Change { .. }) | Action::Perform(Call::Read(Read::Preflight)))),
+        !actions.iter().any(|a| matches!(
+            a,
+            Action::Perform(Call::Change { .. }) | Action::Perform(Call::Read(Read::Preflight))
+        )),
         "{actions:?}"
     );
 }
@@ -75,7 +76,10 @@ fn in_tenant_backup_policies_are_named_in_the_gate() {
     let mut events = step_1(Some(BackupMode::Attest));
     events.push(stake(2));
     let text = opened(&given_as_recorded(events).when(T0)).expect("the backup gate opens");
-    assert!(text.contains("2 Microsoft 365 Backup protection policies"), "{text}");
+    assert!(
+        text.contains("2 Microsoft 365 Backup protection policies"),
+        "{text}"
+    );
     assert!(text.contains("go with it"), "{text}");
 }
 
@@ -161,9 +165,7 @@ fn an_older_saga_is_gated_only_while_it_has_deleted_no_one() {
     let actions = given_as_recorded(events).when(T0);
     assert!(opened(&actions).is_none(), "{actions:?}");
     assert!(
-        !actions
-            .iter()
-            .any(|a| a == &read(Read::DataAtStake)),
+        !actions.iter().any(|a| a == &read(Read::DataAtStake)),
         "{actions:?}"
     );
 }

@@ -132,12 +132,16 @@ impl TenantClient {
         };
         for kind in [Kind::Mailbox, Kind::OneDrive] {
             let report = match self.usage_csv(kind).await {
-                Ok(csv) => parse_report(kind, &csv, concealed_names).unwrap_or_else(|why| {
-                    UsageReport {
-                        unavailable: Some(format!("{} for tenant {}: {why}", kind.path(), self.tenant)),
+                Ok(csv) => {
+                    parse_report(kind, &csv, concealed_names).unwrap_or_else(|why| UsageReport {
+                        unavailable: Some(format!(
+                            "{} for tenant {}: {why}",
+                            kind.path(),
+                            self.tenant
+                        )),
                         ..UsageReport::default()
-                    }
-                }),
+                    })
+                }
                 Err(e) => UsageReport {
                     unavailable: Some(unavailable(e)?),
                     ..UsageReport::default()
@@ -219,7 +223,12 @@ impl TenantClient {
         let target = reply
             .header("location")
             .and_then(|l| url.join(l).ok())
-            .ok_or_else(|| refused(format!("answered {} without a usable Location", reply.status)))?;
+            .ok_or_else(|| {
+                refused(format!(
+                    "answered {} without a usable Location",
+                    reply.status
+                ))
+            })?;
         if !download_allowed(&self.shared.endpoints.graph, &target) {
             return Err(refused(format!(
                 "the report's download is at {}, neither {REPORTS_HOST} nor the Graph endpoint's host: not followed",
@@ -339,7 +348,11 @@ mod tests {
         assert_eq!(r.accounts[0].upn, "c@x.com");
         assert!(!r.anonymised);
         let hashed = "Report Refresh Date,User Principal Name,Item Count,Storage Used (Byte)\n2026-12-01,B2BC6C15BB9FCDEA71E5CD302D228CC8,3,30\n";
-        assert!(parse_report(Kind::Mailbox, hashed.as_bytes(), None).unwrap().anonymised);
+        assert!(
+            parse_report(Kind::Mailbox, hashed.as_bytes(), None)
+                .unwrap()
+                .anonymised
+        );
         assert!(parse_report(Kind::OneDrive, hashed.as_bytes(), None).is_err());
     }
 
@@ -354,10 +367,19 @@ mod tests {
             "https://reports.office.com.evil.example/x",
             "https://user:pw@reports.office.com/x",
         ] {
-            assert!(!download_allowed(&graph, &Url::parse(bad).unwrap()), "{bad}");
+            assert!(
+                !download_allowed(&graph, &Url::parse(bad).unwrap()),
+                "{bad}"
+            );
         }
         let sim = Url::parse("http://127.0.0.1:4000").unwrap();
-        assert!(download_allowed(&sim, &Url::parse("http://127.0.0.1:4000/data/download/t").unwrap()));
-        assert!(!download_allowed(&sim, &Url::parse("http://127.0.0.1:4001/data/download/t").unwrap()));
+        assert!(download_allowed(
+            &sim,
+            &Url::parse("http://127.0.0.1:4000/data/download/t").unwrap()
+        ));
+        assert!(!download_allowed(
+            &sim,
+            &Url::parse("http://127.0.0.1:4001/data/download/t").unwrap()
+        ));
     }
 }

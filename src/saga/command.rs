@@ -129,10 +129,9 @@ pub fn handle(state: &State, command: Command, _now: Timestamp) -> Result<Vec<Ev
                     "a backup attestation needs --reason: say where the copy outside the tenant is",
                 ));
             }
-            let in_tenant_policies = state
-                .stake
-                .as_ref()
-                .map_or(0, |s| u32::try_from(s.protection_policies.len()).unwrap_or(u32::MAX));
+            let in_tenant_policies = state.stake.as_ref().map_or(0, |s| {
+                u32::try_from(s.protection_policies.len()).unwrap_or(u32::MAX)
+            });
             Ok(vec![Event::BackupAttested {
                 who,
                 why,

@@ -201,10 +201,13 @@ pub fn summarize(stake: &DataAtStake, to_delete: &[&str]) -> StakeSummary {
         report_date: stake.mailbox.refresh_date.clone(),
         period_days: stake.mailbox.period_days.clone(),
         anonymised: stake.mailbox.anonymised || stake.onedrive.anonymised,
-        unavailable: [("mailbox usage", &stake.mailbox), ("OneDrive usage", &stake.onedrive)]
-            .iter()
-            .filter_map(|(what, r)| r.unavailable.as_ref().map(|w| format!("{what}: {w}")))
-            .collect(),
+        unavailable: [
+            ("mailbox usage", &stake.mailbox),
+            ("OneDrive usage", &stake.onedrive),
+        ]
+        .iter()
+        .filter_map(|(what, r)| r.unavailable.as_ref().map(|w| format!("{what}: {w}")))
+        .collect(),
         mailboxes: stake.mailbox.rows,
         mailbox_bytes: stake.mailbox.total_bytes,
         mailbox_items: stake.mailbox.total_items,
@@ -312,7 +315,12 @@ pub fn in_tenant_warning(stake: &DataAtStake) -> Option<String> {
 }
 
 /// The backup gate's instructions.
-pub fn gate_instructions(tenant: &str, saga: &str, stake: &DataAtStake, summary: &StakeSummary) -> String {
+pub fn gate_instructions(
+    tenant: &str,
+    saga: &str,
+    stake: &DataAtStake,
+    summary: &StakeSummary,
+) -> String {
     let mut out = format!(
         "tenant {tenant}: before any user is deleted, make sure the tenant's data is backed up OUTSIDE the tenant, then attest it: closeout confirm {saga} --backup --reason \"where the copy is\". This gate rests on a person's word: nothing closeout can read proves a copy outside the tenant. Data at stake: {}",
         describe(summary)

@@ -295,7 +295,9 @@ impl TenantFixture {
                 roles: u.roles.iter().map(|r| role_id(r)).collect(),
                 per_user_mfa_state: mfa,
                 restricted: u.restricted,
-                mailbox_bytes: u.mailbox_bytes.unwrap_or_else(|| derived(&u.id, 0, 5_000_000_000)),
+                mailbox_bytes: u
+                    .mailbox_bytes
+                    .unwrap_or_else(|| derived(&u.id, 0, 5_000_000_000)),
                 mailbox_items: u.mailbox_items.unwrap_or_else(|| derived(&u.id, 1, 40_000)),
                 onedrive_bytes: u
                     .onedrive_bytes

@@ -92,7 +92,13 @@ pub fn function(seg: &str) -> Option<(Kind, &str)> {
 /// report and the period, with a MAC only the simulator can make.
 fn token(t: &Tenant, kind: Kind, period: &str) -> String {
     let mac = blake3::hash(
-        format!("{}/{}/{}/{period}", t.client_secret, t.tenant_id, kind.name()).as_bytes(),
+        format!(
+            "{}/{}/{}/{period}",
+            t.client_secret,
+            t.tenant_id,
+            kind.name()
+        )
+        .as_bytes(),
     );
     let hex: String = mac.as_bytes()[..16]
         .iter()
@@ -121,10 +127,20 @@ pub fn redirect(t: &Tenant, c: &Call, kind: Kind, period: &str) -> Resp {
 
 /// The download (`/data/download/{token}`): the CSV, without credentials;
 /// 404 for a token the simulator did not hand out or a deleted tenant.
-pub fn download(tenants: &std::collections::HashMap<String, Tenant>, token_text: &str, date: &str) -> Resp {
-    let not_found = || Resp::json(404, json!({"error": {"code": "NotFound", "message": "The report is not available."}}));
+pub fn download(
+    tenants: &std::collections::HashMap<String, Tenant>,
+    token_text: &str,
+    date: &str,
+) -> Resp {
+    let not_found = || {
+        Resp::json(
+            404,
+            json!({"error": {"code": "NotFound", "message": "The report is not available."}}),
+        )
+    };
     let mut parts = token_text.split('.');
-    let (Some(tenant_id), Some(kind), Some(period)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(tenant_id), Some(kind), Some(period)) = (parts.next(), parts.next(), parts.next())
+    else {
         return not_found();
     };
     let (Some(t), Some(kind)) = (tenants.get(tenant_id), Kind::of(kind)) else {
