@@ -661,7 +661,7 @@ fn print_text(p: &TenantPlan) {
             "  backup: off (a deliberate choice in the config: no one is asked to attest a backup before step 1)"
         ),
         _ => say!(
-            "  GATE before step 1 (backup = \"attest\"): the saga deletes no one until an operator attests, with `closeout confirm SAGA --backup --reason TEXT`, that the data is backed up outside the tenant; this gate rests on a person's word (closeout cannot read a copy outside the tenant)"
+            "  backup: attest (a gate before step 1: the saga deletes no one until an operator attests, with `closeout confirm SAGA --backup --reason TEXT`, that the data is backed up outside the tenant; this gate rests on a person's word, since closeout cannot read a copy outside the tenant)"
         ),
     }
     for g in &p.gates {
