@@ -6,7 +6,8 @@
 //! lifecycle delays), writes secrets, a batch and a config into an output directory as
 //! an operator would, runs the real daemon (executor and control socket) on a
 //! data dir there, submits the batch through the control socket as `submit`
-//! does, shows progress, and ends with a summary per tenant read back from the
+//! does, attests each tenant's backup at the backup gate as a simulated
+//! operator (`confirm --backup`, with a reason saying so), shows progress, and ends with a summary per tenant read back from the
 //! event log, the effects ledger compared with the log, and the audit report.
 //! The output directory is kept for `closeout audit` and `closeout verify`.
 
