@@ -169,3 +169,42 @@ fn an_older_saga_is_gated_only_while_it_has_deleted_no_one() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn an_abort_at_the_backup_gate_ends_the_saga_without_deleting_anyone() {
+    let mut events = step_1(Some(BackupMode::Attest));
+    events.push(stake(0));
+    for a in given_as_recorded(events.clone()).when(T0) {
+        if let Action::Record(e) = a {
+            events.extend(e);
+        }
+    }
+    let g = given_as_recorded(events.clone());
+    events.extend(
+        g.command(Command::Abort {
+            who: "alice".into(),
+            why: "no backup yet".into(),
+        })
+        .unwrap(),
+    );
+    for _ in 0..5 {
+        let g = given_as_recorded(events.clone());
+        if g.0.is_terminal() {
+            break;
+        }
+        for a in g.when(T0 + 1) {
+            match a {
+                Action::Record(e) => events.extend(e),
+                Action::Perform(Call::Change { change, .. }) => {
+                    panic!("{change:?} after an abort at the backup gate")
+                }
+                _ => {}
+            }
+        }
+    }
+    let end = given_as_recorded(events.clone());
+    assert!(end.0.is_terminal(), "{events:#?}");
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::ChangeIntended { .. })));
+}

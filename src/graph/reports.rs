@@ -182,12 +182,21 @@ impl TenantClient {
         let url = self.url(&kind.path())?;
         let ctx = self.ctx(&Method::GET, &url);
         let permit = (self.throttle.acquire(0).await).map_err(|_| error::not_sent(&ctx))?;
-        let token = self.tokens.get().await?;
-        let reply = self
+        let mut token = self.tokens.get().await?;
+        let mut reply = self
             .shared
             .get_redirectable(url.clone(), Some(&*token.value))
             .await
             .map_err(|(kind, detail)| error::transport_error(&ctx, kind, &detail))?;
+        if reply.status == 401 {
+            // As every Graph call: one token renewal, one resend.
+            token = self.tokens.renew_after_401(token.generation).await?;
+            reply = self
+                .shared
+                .get_redirectable(url.clone(), Some(&*token.value))
+                .await
+                .map_err(|(kind, detail)| error::transport_error(&ctx, kind, &detail))?;
+        }
         self.throttle.record(
             &permit,
             Feedback {
