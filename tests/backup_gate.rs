@@ -1,7 +1,8 @@
 //! The data at stake and the backup gate, against the real binary and a
 //! real `closeout sim`:
 //! - `plan --json` totals the simulator's fixture (mail, items, OneDrive,
-//!   per tenant and for the users step 1 deletes), says when the reports
+//!   per tenant and for the users step 1 deletes; SharePoint sites and those
+//!   step 1 leaves without their owner), says when the reports
 //!   are anonymised (totals only), and warns about in-tenant Microsoft 365
 //!   Backup policies;
 //! - under `backup = "attest"` a saga deletes nothing until an operator
@@ -89,6 +90,11 @@ fn plan_totals_match_the_fixture_and_anonymised_reports_give_totals_only() {
         assert_eq!(s["onedrive_bytes"].as_u64(), Some(drive), "{s}");
         assert!(mail > 0 && drive > 0, "the fixture has sizes: {s}");
         assert_eq!(s["period_days"], "7", "{s}");
+        // Two sites: the keep admin's and a member's (orphaned by step 1).
+        assert_eq!(s["sites"], 2, "{s}");
+        assert!(s["sharepoint_bytes"].as_u64().unwrap() > 0, "{s}");
+        let orphaned = if t["concealed_names"] == true { 0 } else { 1 };
+        assert_eq!(s["orphaned_sites"], orphaned, "{s}");
         if t["concealed_names"] == true {
             anonymised += 1;
             assert_eq!(s["anonymised"], true, "{s}");

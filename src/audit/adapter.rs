@@ -524,6 +524,13 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
                 crate::saga::stake::human_bytes(s.onedrive_bytes),
                 s.onedrives
             );
+            if s.sites > 0 {
+                text.push_str(&format!(
+                    ", SharePoint {} across {} sites",
+                    crate::saga::stake::human_bytes(s.sharepoint_bytes),
+                    s.sites
+                ));
+            }
             if !s.report_date.is_empty() {
                 text.push_str(&format!(" (usage reports of {}, {} days)", s.report_date, s.period_days));
             }

@@ -8,7 +8,10 @@
 //!   ("valid for a short period of time (a few minutes) and do not require
 //!   an Authorization header"), whose body is the CSV report:
 //!   <https://learn.microsoft.com/en-us/graph/api/reportroot-getmailboxusagedetail>,
-//!   <https://learn.microsoft.com/en-us/graph/api/reportroot-getonedriveusageaccountdetail>.
+//!   <https://learn.microsoft.com/en-us/graph/api/reportroot-getonedriveusageaccountdetail>;
+//!   `getSharePointSiteUsageDetail(period='D7')` the same way, one row per
+//!   site with its `Owner Principal Name`
+//!   (<https://learn.microsoft.com/en-us/graph/api/reportroot-getsharepointsiteusagedetail>).
 //!   The client follows no redirect on its own (a redirect would carry the
 //!   bearer token to the host it names): this one redirect is followed
 //!   here, once, WITHOUT the token, and only to the host the pages name
@@ -52,6 +55,9 @@ pub enum Kind {
     Mailbox,
     /// `getOneDriveUsageAccountDetail`.
     OneDrive,
+    /// `getSharePointSiteUsageDetail`: one row per site
+    /// (<https://learn.microsoft.com/en-us/graph/api/reportroot-getsharepointsiteusagedetail>).
+    SharePoint,
 }
 
 impl Kind {
@@ -60,6 +66,7 @@ impl Kind {
         let f = match self {
             Kind::Mailbox => "getMailboxUsageDetail",
             Kind::OneDrive => "getOneDriveUsageAccountDetail",
+            Kind::SharePoint => "getSharePointSiteUsageDetail",
         };
         format!("/v1.0/reports/{f}(period='{REPORT_PERIOD}')")
     }
@@ -67,14 +74,14 @@ impl Kind {
     fn upn_column(self) -> &'static str {
         match self {
             Kind::Mailbox => "User Principal Name",
-            Kind::OneDrive => "Owner Principal Name",
+            Kind::OneDrive | Kind::SharePoint => "Owner Principal Name",
         }
     }
 
     fn items_column(self) -> &'static str {
         match self {
             Kind::Mailbox => "Item Count",
-            Kind::OneDrive => "File Count",
+            Kind::OneDrive | Kind::SharePoint => "File Count",
         }
     }
 }
@@ -130,7 +137,7 @@ impl TenantClient {
             concealed_names,
             ..DataAtStake::default()
         };
-        for kind in [Kind::Mailbox, Kind::OneDrive] {
+        for kind in [Kind::Mailbox, Kind::OneDrive, Kind::SharePoint] {
             let report = match self.usage_csv(kind).await {
                 Ok(csv) => {
                     parse_report(kind, &csv, concealed_names).unwrap_or_else(|why| UsageReport {
@@ -150,6 +157,7 @@ impl TenantClient {
             match kind {
                 Kind::Mailbox => stake.mailbox = report,
                 Kind::OneDrive => stake.onedrive = report,
+                Kind::SharePoint => stake.sharepoint = report,
             }
         }
         match self

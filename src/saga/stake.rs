@@ -112,6 +112,9 @@ pub struct DataAtStake {
     pub mailbox: UsageReport,
     /// `GET /v1.0/reports/getOneDriveUsageAccountDetail(period='D7')`.
     pub onedrive: UsageReport,
+    /// `GET /v1.0/reports/getSharePointSiteUsageDetail(period='D7')`: one
+    /// row per site, `upn` its `Owner Principal Name`.
+    pub sharepoint: UsageReport,
     /// `GET /v1.0/admin/reportSettings` `displayConcealedNames`; `None`
     /// when it could not be read (the reports' content then tells).
     pub concealed_names: Option<bool>,
@@ -130,7 +133,8 @@ impl DataAtStake {
         };
         DataAtStake {
             mailbox: report.clone(),
-            onedrive: report,
+            onedrive: report.clone(),
+            sharepoint: report,
             concealed_names: None,
             protection_policies: Vec::new(),
             policies_unavailable: Some(why.to_string()),
@@ -179,6 +183,14 @@ pub struct StakeSummary {
     pub delete_mailbox_items: u64,
     /// OneDrive storage of the matched users to delete.
     pub delete_onedrive_bytes: u64,
+    /// SharePoint sites in the report.
+    pub sites: u32,
+    /// SharePoint storage used, every site of the tenant.
+    pub sharepoint_bytes: u64,
+    /// Sites whose owner (`Owner Principal Name`) step 1 deletes: left
+    /// without that owner (orphaned) once step 1 is done, before the
+    /// tenant's deletion takes every site with it (0 when anonymised).
+    pub orphaned_sites: u32,
     /// Microsoft 365 Backup protection policies in the tenant.
     pub protection_policies: u32,
     /// Of those, the ones taking backups now.
@@ -204,6 +216,7 @@ pub fn summarize(stake: &DataAtStake, to_delete: &[&str]) -> StakeSummary {
         unavailable: [
             ("mailbox usage", &stake.mailbox),
             ("OneDrive usage", &stake.onedrive),
+            ("SharePoint site usage", &stake.sharepoint),
         ]
         .iter()
         .filter_map(|(what, r)| r.unavailable.as_ref().map(|w| format!("{what}: {w}")))
@@ -213,6 +226,8 @@ pub fn summarize(stake: &DataAtStake, to_delete: &[&str]) -> StakeSummary {
         mailbox_items: stake.mailbox.total_items,
         onedrives: stake.onedrive.rows,
         onedrive_bytes: stake.onedrive.total_bytes,
+        sites: stake.sharepoint.rows,
+        sharepoint_bytes: stake.sharepoint.total_bytes,
         users_to_delete: u32::try_from(to_delete.len()).unwrap_or(u32::MAX),
         protection_policies: u32::try_from(stake.protection_policies.len()).unwrap_or(u32::MAX),
         active_protection_policies: u32::try_from(stake.active_policies()).unwrap_or(u32::MAX),
@@ -221,6 +236,15 @@ pub fn summarize(stake: &DataAtStake, to_delete: &[&str]) -> StakeSummary {
     if s.report_date.is_empty() {
         s.report_date = stake.onedrive.refresh_date.clone();
         s.period_days = stake.onedrive.period_days.clone();
+    }
+    if !stake.sharepoint.anonymised {
+        let orphaned = stake
+            .sharepoint
+            .accounts
+            .iter()
+            .filter(|site| to_delete.iter().any(|u| u.eq_ignore_ascii_case(&site.upn)))
+            .count();
+        s.orphaned_sites = u32::try_from(orphaned).unwrap_or(u32::MAX);
     }
     for upn in to_delete {
         let mail = find(&stake.mailbox, upn);
@@ -265,6 +289,13 @@ pub fn describe(s: &StakeSummary) -> String {
         human_bytes(s.onedrive_bytes),
         s.onedrives
     );
+    if s.sites > 0 {
+        out.push_str(&format!(
+            ", SharePoint {} across {} sites",
+            human_bytes(s.sharepoint_bytes),
+            s.sites
+        ));
+    }
     if !s.report_date.is_empty() {
         out.push_str(&format!(
             " (usage reports of {}, period {} days)",
@@ -285,6 +316,12 @@ pub fn describe(s: &StakeSummary) -> String {
             human_bytes(s.delete_onedrive_bytes),
             s.users_matched
         ));
+        if s.orphaned_sites > 0 {
+            out.push_str(&format!(
+                "; {} SharePoint sites are owned by users step 1 deletes (orphaned until the tenant goes)",
+                s.orphaned_sites
+            ));
+        }
     }
     for u in &s.unavailable {
         out.push_str(&format!("; unavailable: {u}"));

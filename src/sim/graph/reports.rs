@@ -7,7 +7,11 @@
 //!   for the report ... in the `Location` header", valid without an
 //!   `Authorization` header; the download is the CSV with the pages' columns
 //!   (<https://learn.microsoft.com/en-us/graph/api/reportroot-getmailboxusagedetail>,
-//!   <https://learn.microsoft.com/en-us/graph/api/reportroot-getonedriveusageaccountdetail>).
+//!   <https://learn.microsoft.com/en-us/graph/api/reportroot-getonedriveusageaccountdetail>),
+//!   and `getSharePointSiteUsageDetail(period='D7')`: two sites per tenant,
+//!   `root` owned by the first keep account and `team` by the first other
+//!   member, sizes derived from the tenant id
+//!   (<https://learn.microsoft.com/en-us/graph/api/reportroot-getsharepointsiteusagedetail>).
 //!   `period` is one of `D7`, `D30`, `D90`, `D180`; anything else answers
 //!   400 (the pages list the values; the error's code is not documented).
 //!   The download URL is on the simulator's own origin (Microsoft's is
@@ -52,6 +56,8 @@ pub enum Kind {
     Mailbox,
     /// `getOneDriveUsageAccountDetail`.
     OneDrive,
+    /// `getSharePointSiteUsageDetail`.
+    SharePoint,
 }
 
 impl Kind {
@@ -59,6 +65,7 @@ impl Kind {
         match self {
             Kind::Mailbox => "mailbox",
             Kind::OneDrive => "onedrive",
+            Kind::SharePoint => "sharepoint",
         }
     }
 
@@ -66,6 +73,7 @@ impl Kind {
         match name {
             "mailbox" => Some(Kind::Mailbox),
             "onedrive" => Some(Kind::OneDrive),
+            "sharepoint" => Some(Kind::SharePoint),
             _ => None,
         }
     }
@@ -78,6 +86,7 @@ pub fn function(seg: &str) -> Option<(Kind, &str)> {
     let kind = match name {
         "getMailboxUsageDetail" => Kind::Mailbox,
         "getOneDriveUsageAccountDetail" => Kind::OneDrive,
+        "getSharePointSiteUsageDetail" => Kind::SharePoint,
         _ => return None,
     };
     let arg = rest.strip_suffix(')')?;
@@ -185,9 +194,57 @@ pub fn download(
             "Owner Principal Name",
             "Report Period",
         ],
+        Kind::SharePoint => &[
+            "Report Refresh Date",
+            "Site Id",
+            "Site URL",
+            "Owner Display Name",
+            "Is Deleted",
+            "Last Activity Date",
+            "File Count",
+            "Active File Count",
+            "Page View Count",
+            "Visited Page Count",
+            "Storage Used (Byte)",
+            "Storage Allocated (Byte)",
+            "Root Web Template",
+            "Owner Principal Name",
+            "Report Period",
+        ],
     };
     let _ = csv.write_record(header);
-    for u in t.users.values().filter(|u| u.user_type == "Member") {
+    if kind == Kind::SharePoint {
+        for (site, owner) in sites(t) {
+            let (upn, name) = names(t, owner);
+            let bytes =
+                crate::sim::fixture::derived(&format!("{}/{site}", t.tenant_id), 3, 50_000_000_000);
+            let _ = csv.write_record([
+                day.to_string(),
+                crate::sim::fixture::uuid_from(&format!("site/{}/{site}", t.tenant_id)),
+                format!(
+                    "https://{}.sharepoint.com/sites/{site}",
+                    t.domain.split('.').next().unwrap_or("tenant")
+                ),
+                name,
+                "False".into(),
+                day.into(),
+                (bytes / 2_000_000).to_string(),
+                "0".into(),
+                "0".into(),
+                "0".into(),
+                bytes.to_string(),
+                "27487790694400".into(),
+                "Group".into(),
+                upn,
+                days.into(),
+            ]);
+        }
+    }
+    let people = t
+        .users
+        .values()
+        .filter(|u| u.user_type == "Member" && kind != Kind::SharePoint);
+    for u in people {
         let (upn, name) = names(t, u);
         let row: Vec<String> = match kind {
             Kind::Mailbox => vec![
@@ -209,6 +266,7 @@ pub fn download(
                 "False".into(),
                 days.into(),
             ],
+            Kind::SharePoint => continue,
             Kind::OneDrive => vec![
                 day.into(),
                 format!(
@@ -235,6 +293,26 @@ pub fn download(
         headers: vec![("Content-Type".into(), "application/octet-stream".into())],
         body: Some(Value::String(String::from_utf8_lossy(&body).into_owned())),
     }
+}
+
+/// The tenant's SharePoint sites and their owners: `root`, owned by the
+/// first keep account, and `team`, owned by the first other member (when
+/// there is one, and while it exists).
+fn sites(t: &Tenant) -> Vec<(&'static str, &User)> {
+    let is_keep = |u: &User| {
+        t.keep
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(&u.user_principal_name))
+    };
+    let members = || t.users.values().filter(|u| u.user_type == "Member");
+    let mut out = Vec::new();
+    if let Some(admin) = members().find(|u| is_keep(u)) {
+        out.push(("root", admin));
+    }
+    if let Some(other) = members().find(|u| !is_keep(u)) {
+        out.push(("team", other));
+    }
+    out
 }
 
 /// A user's principal and display name as the reports show them: hashed
