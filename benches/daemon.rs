@@ -141,6 +141,8 @@ async fn run(tenants: usize, users: usize, seed: u64, delays: Delays) -> (Durati
         poll: delays.poll,
         retry_initial: Duration::from_millis(100),
         log_level: "warn".into(),
+        // No operator attests here: the bench measures the closure itself.
+        backup: closeout::saga::stake::BackupMode::Off,
     };
     let files = setup::write(
         dir.path(),

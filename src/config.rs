@@ -261,6 +261,11 @@ pub struct SagaSettings {
     /// Default `7days`; `0s` deletes them at the term's end.
     #[serde(with = "humantime_serde")]
     pub users_before_term_end: Duration,
+    /// The backup gate before step 1: `attest` (default: each saga waits,
+    /// deleting no one, until an operator attests through the control
+    /// socket that the tenant's data is backed up outside the tenant) or
+    /// `off` (no attestation asked for; recorded as a deliberate choice).
+    pub backup: crate::saga::stake::BackupMode,
 }
 
 /// Log output format.
@@ -334,6 +339,7 @@ impl Default for SagaSettings {
             replication_wait: Duration::from_secs(30),
             mfa_scope: crate::saga::closure::MfaScope::Article,
             users_before_term_end: crate::saga::subscriptions::DEFAULT_USERS_BEFORE_TERM_END,
+            backup: crate::saga::stake::BackupMode::Attest,
         }
     }
 }

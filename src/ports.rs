@@ -167,6 +167,20 @@ pub trait TenantApi: Send + Sync {
         &self,
     ) -> impl Future<Output = Result<crate::saga::closure::DeletionCheck, CallError>> + Send;
 
+    /// The data at stake before step 1: the mailbox and OneDrive usage
+    /// reports, the report settings and the Microsoft 365 Backup protection
+    /// policies (`graph::reports`). By default nothing is read, and the
+    /// record says so (an in-memory fake has no reports).
+    fn data_at_stake(
+        &self,
+    ) -> impl Future<Output = Result<crate::saga::stake::DataAtStake, CallError>> + Send {
+        async {
+            Ok(crate::saga::stake::DataAtStake::unavailable(
+                "not read by this implementation",
+            ))
+        }
+    }
+
     /// The tenant's OpenID discovery document for `name` (tenant id or
     /// domain), read without credentials.
     fn discovery(

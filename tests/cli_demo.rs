@@ -1,7 +1,8 @@
 //! `closeout demo` as a process, small: it closes every simulated tenant
 //! (both billing kinds), exits 0, prints the summary with each tenant
-//! completed and no ledger change missing from the log, and keeps the data
-//! dir, whose log `closeout verify` accepts.
+//! completed and no ledger change missing from the log, attests each
+//! tenant's backup through its simulated operator (the audit shows it), and
+//! keeps the data dir, whose log `closeout verify` accepts.
 
 use std::process::Command;
 
@@ -48,6 +49,17 @@ fn demo_closes_every_tenant_and_prints_the_summary() {
         summary.contains("ledger changes missing from the log: 0"),
         "{summary}"
     );
+    // The simulated operator attested each tenant's backup, and the audit
+    // shows it as a person's word.
+    let audit = std::fs::read_to_string(out_dir.join("audit.txt")).unwrap();
+    assert_eq!(
+        audit
+            .matches("attested a backup outside the tenant (on a person's word")
+            .count(),
+        2,
+        "{audit}"
+    );
+    assert!(audit.contains("data at stake: mail "), "{audit}");
     let data_dir = out_dir.join("data");
     assert!(
         summary.contains(&data_dir.display().to_string()),

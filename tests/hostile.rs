@@ -785,3 +785,55 @@ fn the_data_dir_lock_and_exports_are_private_whatever_the_umask() {
         assert_eq!(mode(&secret.unwrap().path()), 0o600, "secret");
     }
 }
+
+/// The usage reports answer with a redirect to a pre-authenticated
+/// download: closeout follows it only to the documented host or the Graph
+/// endpoint's own origin, and never with its token; a report redirected
+/// anywhere else is recorded as unavailable, naming the host.
+#[tokio::test]
+async fn a_usage_report_download_is_followed_only_home_and_never_with_the_token() {
+    let (evil, stolen) = thief().await;
+    let to = evil.join("/data/download/elsewhere").unwrap().to_string();
+    let (base, seen) = serve(move |_, uri, _| {
+        let p = uri.path();
+        if p.ends_with("/token") {
+            token()
+        } else if p.contains("getMailboxUsageDetail") {
+            redirect(&to)
+        } else if p.contains("getOneDriveUsageAccountDetail") {
+            redirect("/data/download/home")
+        } else if p.starts_with("/data/download/") {
+            (
+                StatusCode::OK,
+                "Report Refresh Date,Owner Principal Name,File Count,Storage Used (Byte),Report Period\n\
+                 2026-12-01,a@contoso.com,2,100,7\n",
+            )
+                .into_response()
+        } else {
+            axum::Json(serde_json::json!({"value": []})).into_response()
+        }
+    })
+    .await;
+    let t = client(&base, |_| {}).tenant("t1", "app", Secret::new(SECRET));
+    let stake = t.data_at_stake().await.unwrap();
+    let why = stake.mailbox.unavailable.clone().unwrap_or_default();
+    assert!(
+        why.contains("localhost") && why.contains("not followed"),
+        "{why}"
+    );
+    assert_eq!(stake.onedrive.unavailable, None);
+    assert_eq!((stake.onedrive.rows, stake.onedrive.total_bytes), (1, 100));
+    assert!(
+        stolen.lock().unwrap().is_empty(),
+        "the redirect target received a request"
+    );
+    let seen = seen.lock().unwrap();
+    let download = seen
+        .iter()
+        .find(|l| l.contains("/data/download/home"))
+        .expect("the download was fetched");
+    assert!(!download.contains(TOKEN), "sent with the token: {download}");
+    assert!(seen
+        .iter()
+        .any(|l| l.contains("getOneDriveUsageAccountDetail") && l.contains(TOKEN)));
+}

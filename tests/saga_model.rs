@@ -242,6 +242,15 @@ fn drive(sc: &Scenario, mut state: State, cut: Option<usize>) -> (RunEnd, State)
         let mut commands = Vec::new();
         if let Some((gate, _)) = &state.gate {
             fake.with(|w| w.operator(*gate));
+            // The backup gate (these sagas record no backup policy, so they
+            // get it, as sagas recorded before the setting did): the
+            // operator attests once.
+            if *gate == closeout::saga::Gate::AttestBackup && state.backup_attested.is_none() {
+                commands.push(Command::AttestBackup {
+                    who: "op".into(),
+                    why: "copied to the archive".into(),
+                });
+            }
             // Confirm once per opened gate: it only triggers a re-check.
             let unconfirmed = fake.with(|w| {
                 let opened = w

@@ -514,6 +514,59 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
             instructions: instructions.clone(),
         },
         Event::GateConfirmed { who, why } => op("confirmed the gate", who, why),
+        // The data at stake and the backup gate: the one gate that closes on
+        // a person's word, labelled so wherever the audit shows it.
+        Event::BackupPolicyRecorded { mode } => other(match mode {
+            crate::saga::stake::BackupMode::Attest => "backup policy: attest (step 1 waits for an operator's word that the data is backed up outside the tenant)".to_string(),
+            crate::saga::stake::BackupMode::Off => "backup policy: off, a deliberate choice of the operator (no backup attestation is asked for)".to_string(),
+        }),
+        Event::DataAtStakeRecorded { stake } => {
+            let s = crate::saga::stake::summarize(stake, &[]);
+            let mut text = format!(
+                "data at stake: mail {} in {} items across {} mailboxes, OneDrive {} across {} accounts",
+                crate::saga::stake::human_bytes(s.mailbox_bytes),
+                s.mailbox_items,
+                s.mailboxes,
+                crate::saga::stake::human_bytes(s.onedrive_bytes),
+                s.onedrives
+            );
+            if s.sites > 0 {
+                text.push_str(&format!(
+                    ", SharePoint {} across {} sites",
+                    crate::saga::stake::human_bytes(s.sharepoint_bytes),
+                    s.sites
+                ));
+            }
+            if !s.report_date.is_empty() {
+                text.push_str(&format!(" (usage reports of {}, {} days)", s.report_date, s.period_days));
+            }
+            if s.anonymised {
+                text.push_str("; user names concealed in the reports: totals only");
+            }
+            for u in &s.unavailable {
+                text.push_str(&format!("; unavailable: {u}"));
+            }
+            if let Some(w) = crate::saga::stake::in_tenant_warning(stake) {
+                text.push_str(&format!("; {w}"));
+            }
+            other(text)
+        }
+        Event::BackupAttested {
+            who,
+            why,
+            in_tenant_policies,
+        } => op(
+            &format!(
+                "attested a backup outside the tenant (on a person's word, not verified by closeout; {in_tenant_policies} in-tenant protection policies)"
+            ),
+            who,
+            why,
+        ),
+        Event::GateClosed {
+            gate: crate::saga::Gate::AttestBackup,
+        } => Fact::WaitEnded {
+            reason: "gate attest_backup passed on an operator's word (not verified by reading: nothing closeout reads proves a copy outside the tenant)".into(),
+        },
         Event::GateClosed { gate } => Fact::WaitEnded {
             reason: format!(
                 "gate {} passed (verified by reading): {}",

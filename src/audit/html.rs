@@ -255,6 +255,9 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     if let Some(k) = s.kept_line() {
         row(out, "Kept", &escape(&k))?;
     }
+    if let Some(d) = s.data_line() {
+        row(out, "Data and backup", &escape(&d))?;
+    }
     let mut ops = String::new();
     if s.operators.is_empty() {
         ops.push_str("none");

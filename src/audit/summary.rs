@@ -53,6 +53,9 @@ pub struct Summary {
     /// When a kept account was last verified an enabled Global
     /// Administrator before users were deleted.
     pub keep_verified: Option<Timestamp>,
+    /// The backup policy and the data at stake as recorded before step 1
+    /// (the attestation itself is an operator action).
+    pub data_protection: Vec<String>,
     /// Users deleted, by name (at most [`MAX_LISTED`]).
     pub users_deleted: Vec<String>,
     /// Subscription changes made, by name (at most [`MAX_LISTED`]).
@@ -266,6 +269,13 @@ impl Summary {
                     }
                     s.learn_domain(&e);
                 }
+                Fact::Other { summary }
+                    if (e.kind == "backup_policy_recorded"
+                        || e.kind == "data_at_stake_recorded")
+                        && s.data_protection.len() < MAX_LISTED =>
+                {
+                    s.data_protection.push(summary.clone());
+                }
                 Fact::Other { .. } if e.kind == "mfa_read" => learn_mfa(&e, &mut before),
                 Fact::Other { .. } if e.kind == "keep_list_checked" => {
                     s.kept = ids_in(&e.details, "/keep_ids")
@@ -463,6 +473,11 @@ impl Summary {
             parts.push(format!("{} changes in doubt", c.in_doubt));
         }
         parts.join("; ")
+    }
+
+    /// The backup policy and the data at stake in one line.
+    pub fn data_line(&self) -> Option<String> {
+        (!self.data_protection.is_empty()).then(|| self.data_protection.join("; "))
     }
 
     /// The kept accounts in one line.

@@ -224,6 +224,9 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
     if let Some(k) = s.kept_line() {
         lines.push(format!("kept: {k}"));
     }
+    if let Some(d) = s.data_line() {
+        lines.push(format!("data and backup: {d}"));
+    }
     for m in &s.mfa {
         lines.push(format!(
             "  {} {}: {} -> {} ({})",

@@ -6,7 +6,8 @@
 //! lifecycle delays), writes secrets, a batch and a config into an output directory as
 //! an operator would, runs the real daemon (executor and control socket) on a
 //! data dir there, submits the batch through the control socket as `submit`
-//! does, shows progress, and ends with a summary per tenant read back from the
+//! does, attests each tenant's backup at the backup gate as a simulated
+//! operator (`confirm --backup`, with a reason saying so), shows progress, and ends with a summary per tenant read back from the
 //! event log, the effects ledger compared with the log, and the audit report.
 //! The output directory is kept for `closeout audit` and `closeout verify`.
 
@@ -131,6 +132,15 @@ fn sim_options(args: &Args) -> sim::Options {
             u.synced = true;
         }
     }
+    // The data at stake: tenant 2 keeps Microsoft 365 Backup policies (its
+    // backup gate warns that those copies go with the tenant), tenant 3
+    // conceals user names in its usage reports (totals only).
+    if let Some(t) = fixture.tenants.get_mut(2) {
+        t.backup = true;
+    }
+    if let Some(t) = fixture.tenants.get_mut(3) {
+        t.concealed_names = true;
+    }
     let faults = if args.no_faults { 0.0 } else { 1.0 };
     sim::Options {
         fixture,
@@ -252,6 +262,7 @@ async fn drive(config: &Config, batch: &Path, timeout: Duration) -> Result<Vec<S
         other => return Err(unexpected(other)),
     };
     println!("  submitted {} sagas\n", sagas.len());
+    let mut attested = std::collections::HashSet::new();
     let terminal = std::io::stdout().is_terminal();
     let start = Instant::now();
     let mut drawn = 0usize;
@@ -263,6 +274,7 @@ async fn drive(config: &Config, batch: &Path, timeout: Duration) -> Result<Vec<S
             Response::Status { rows } => rows,
             other => return Err(unexpected(other)),
         };
+        attest_backups(&mut client, &rows, &mut attested).await?;
         let done = !rows.is_empty() && rows.iter().all(|r| r.state.is_terminal());
         if terminal {
             report::redraw(&rows, &mut drawn, start.elapsed());
@@ -280,4 +292,44 @@ async fn drive(config: &Config, batch: &Path, timeout: Duration) -> Result<Vec<S
             )));
         }
     }
+}
+
+/// The demo's simulated operator at the backup gate: attests, through the
+/// control socket as `closeout confirm SAGA --backup` does, for each saga
+/// waiting there. Recorded with the demo user as the socket peer and a
+/// reason that says the attestation is the demo's.
+async fn attest_backups(
+    client: &mut crate::runtime::control::Client,
+    rows: &[StatusRow],
+    attested: &mut std::collections::HashSet<String>,
+) -> Result<(), Error> {
+    use crate::runtime::control::OperatorCommand;
+    for r in rows {
+        let at_gate = r
+            .action_required
+            .as_ref()
+            .is_some_and(|a| a.place.contains("--backup"));
+        if !at_gate || !attested.insert(r.saga_id.clone()) {
+            continue;
+        }
+        let request = Request::Command {
+            saga: r.saga_id.clone(),
+            command: OperatorCommand::ConfirmBackup,
+            reason: Some(
+                "closeout demo's simulated operator: the simulated tenants hold no real data; \
+                 attested to show the backup gate"
+                    .into(),
+            ),
+        };
+        match client.call(&request).await {
+            Ok(Response::Done) => {}
+            // Refused (the gate closed meanwhile): the next status shows it.
+            Ok(Response::Error(_)) => {
+                attested.remove(&r.saga_id);
+            }
+            Ok(other) => return Err(unexpected(other)),
+            Err(e) => return Err(Error::Failed(e.into())),
+        }
+    }
+    Ok(())
 }

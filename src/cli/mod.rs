@@ -86,6 +86,8 @@ pub enum Command {
     /// Abort a saga and roll it back (refused after the pivot).
     Abort(operator::Args),
     /// Confirm that a manual gate's action was taken: the daemon re-checks now.
+    /// With --backup --reason: attest that the tenant's data is backed up
+    /// outside the tenant (the backup gate, closed on your word).
     Confirm(operator::Args),
     /// An end-to-end run on simulated tenants.
     Demo(demo::Args),

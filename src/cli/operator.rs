@@ -17,10 +17,30 @@ pub struct Args {
     /// Why, recorded with the command in the audit log.
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
+    /// With `confirm`: attest that the tenant's data is backed up outside
+    /// the tenant, closing the backup gate on your word (needs --reason).
+    #[arg(long)]
+    backup: bool,
 }
 
 /// Runs one operator command.
 pub fn run(command: OperatorCommand, args: Args) -> Result<(), Error> {
+    let command = match (command, args.backup) {
+        (OperatorCommand::Confirm, true) => {
+            if args.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                return Err(Error::Invalid(anyhow::anyhow!(
+                    "confirm --backup needs --reason TEXT: say where the copy outside the tenant is"
+                )));
+            }
+            OperatorCommand::ConfirmBackup
+        }
+        (_, true) => {
+            return Err(Error::Invalid(anyhow::anyhow!(
+                "--backup goes with `closeout confirm` only"
+            )));
+        }
+        (c, false) => c,
+    };
     let (_, config) = args.config.load()?;
     let request = Request::Command {
         saga: args.saga.clone(),
@@ -39,6 +59,7 @@ pub fn run(command: OperatorCommand, args: Args) -> Result<(), Error> {
         OperatorCommand::Resume => "resumed",
         OperatorCommand::Abort => "abort recorded for",
         OperatorCommand::Confirm => "gate re-check requested for",
+        OperatorCommand::ConfirmBackup => "backup attested (on your word) for",
     };
     eprintln!("{done} saga {}", args.saga);
     Ok(())

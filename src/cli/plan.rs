@@ -89,6 +89,14 @@ pub struct TenantPlan {
     /// subscription terms to run out: `[saga] users_before_term_end` before
     /// the last one ends; absent when it starts at once.
     pub users_deleted_from: Option<String>,
+    /// `[saga] backup`: `attest` (step 1 waits for an operator's word that
+    /// the data is backed up outside the tenant) or `off` (a deliberate
+    /// choice, no attestation asked for).
+    pub backup: String,
+    /// The mail and files the closure destroys, from the usage reports,
+    /// with the Microsoft 365 Backup protection policies; `None` when not
+    /// read (the inventory failed).
+    pub data_at_stake: Option<crate::saga::stake::StakeSummary>,
 }
 
 /// What closeout would do about one subscription.
@@ -275,6 +283,16 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
                             Err(e) => plan.warnings.push(e),
                         }
                     }
+                    match read_stake(client, spec).await {
+                        Ok(stake) => {
+                            let upns: Vec<&str> = plan.users.iter().map(String::as_str).collect();
+                            plan.data_at_stake = Some(saga::stake::summarize(&stake, &upns));
+                            if let Some(w) = saga::stake::in_tenant_warning(&stake) {
+                                plan.warnings.push(w);
+                            }
+                        }
+                        Err(e) => plan.warnings.push(e),
+                    }
                     if plan.users_to_delete > 0 {
                         match read_preflight(client, spec).await {
                             Ok(pf) => plan.gates = plan_gates(spec, &inv, &pf),
@@ -286,6 +304,7 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
                 Err(error) => unreadable(spec, error),
             };
             plan.line = *line;
+            plan.backup = config.saga.backup.as_str().to_string();
             if spec.subscriptions == SubscriptionMode::PartnerCenter
                 && config.partner_center.is_none()
             {
@@ -332,6 +351,32 @@ async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inv
 }
 
 use crate::saga::subscriptions::UsersSchedule;
+/// The data at stake, read exactly as a saga reads it before step 1.
+async fn read_stake(
+    client: &graph::Client,
+    spec: &TenantSpec,
+) -> Result<saga::stake::DataAtStake, String> {
+    let secret = graph::read_secret_async(&spec.secret)
+        .await
+        .map_err(|e| e.to_string())?;
+    let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
+    let events = perform(
+        &Call::Read(Read::DataAtStake),
+        &api,
+        None::<&graph::PartnerClient>,
+        &spec.tenant_id,
+        Timestamp::from_system(std::time::SystemTime::now()),
+    )
+    .await;
+    match events.into_iter().next() {
+        Some(Event::DataAtStakeRecorded { stake }) => Ok(stake),
+        Some(Event::ReadFailed { error, .. }) => Err(format!(
+            "cannot read the data at stake: {} ({})",
+            error.message, error.code
+        )),
+        _ => Err("cannot read the data at stake: no answer".into()),
+    }
+}
 
 /// What each subscription is and what the saga would do about it, read
 /// exactly as step 2 reads it (Graph's sellers, Partner Center's list).
@@ -463,6 +508,8 @@ fn unreadable(spec: &TenantSpec, error: String) -> TenantPlan {
         gates: Vec::new(),
         subscription_plan: Vec::new(),
         users_deleted_from: None,
+        backup: String::new(),
+        data_at_stake: None,
     }
 }
 
@@ -513,6 +560,8 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
         gates: Vec::new(),
         subscription_plan: Vec::new(),
         users_deleted_from: None,
+        backup: String::new(),
+        data_at_stake: None,
     }
 }
 
@@ -627,6 +676,17 @@ fn print_text(p: &TenantPlan) {
             p.applications.len(),
             p.applications.join(", ")
         );
+    }
+    if let Some(stake) = &p.data_at_stake {
+        say!("  data at stake: {}", saga::stake::describe(stake));
+    }
+    match p.backup.as_str() {
+        "off" => say!(
+            "  backup: off (a deliberate choice in the config: no one is asked to attest a backup before step 1)"
+        ),
+        _ => say!(
+            "  backup: attest (a gate before step 1: the saga deletes no one until an operator attests, with `closeout confirm SAGA --backup --reason TEXT`, that the data is backed up outside the tenant; this gate rests on a person's word, since closeout cannot read a copy outside the tenant)"
+        ),
     }
     for g in &p.gates {
         println!(

@@ -172,6 +172,31 @@ impl Shared {
         body: Body<'_>,
         extra: &[(&'static str, String)],
     ) -> Result<Reply, (TransportKind, String)> {
+        self.exchange(method, url, bearer, body, extra, false).await
+    }
+
+    /// A `GET` whose 3xx answer is returned (its headers, no body) instead
+    /// of refused: the usage reports answer with a redirect to a
+    /// pre-authenticated download URL, which `graph::reports` checks and
+    /// follows itself, without credentials. Nothing is followed here.
+    pub async fn get_redirectable(
+        &self,
+        url: Url,
+        bearer: Option<&Secret>,
+    ) -> Result<Reply, (TransportKind, String)> {
+        self.exchange(Method::GET, url, bearer, Body::None, &[], true)
+            .await
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        url: Url,
+        bearer: Option<&Secret>,
+        body: Body<'_>,
+        extra: &[(&'static str, String)],
+        redirect_answer: bool,
+    ) -> Result<Reply, (TransportKind, String)> {
         let _slot = self.global.acquire().await;
         let verb = method.clone();
         let mut req = self.http.request(method, url);
@@ -200,6 +225,13 @@ impl Shared {
         let headers = resp.headers().clone();
         crate::metrics::graph_answered(verb.as_str(), status, headers.contains_key("retry-after"));
         if (300..400).contains(&status) {
+            if redirect_answer {
+                return Ok(Reply {
+                    status,
+                    headers,
+                    body: Bytes::new(),
+                });
+            }
             return Err((TransportKind::Redirect, redirect_detail(&resp)));
         }
         let body = read_capped(resp, self.options.max_response_bytes).await?;

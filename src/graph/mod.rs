@@ -25,6 +25,7 @@ pub mod error;
 pub mod identity;
 pub mod paging;
 pub mod partner;
+pub mod reports;
 pub mod tenant;
 pub mod throttle;
 pub mod wire;

@@ -507,6 +507,10 @@ impl TenantApi for TenantClient {
         })
     }
 
+    async fn data_at_stake(&self) -> Result<crate::saga::stake::DataAtStake, CallError> {
+        self.read_data_at_stake().await
+    }
+
     async fn discovery(&self, name: &str) -> Result<crate::saga::closure::Answer, CallError> {
         super::discovery::openid_configuration(&self.shared, name).await
     }

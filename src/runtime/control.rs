@@ -153,6 +153,9 @@ pub enum OperatorCommand {
     Abort,
     /// A person did what a gate asks: re-check the tenant now.
     Confirm,
+    /// A person attests that the tenant's data is backed up outside the
+    /// tenant (`confirm --backup`): closes the backup gate on their word.
+    ConfirmBackup,
 }
 
 /// Who gave an order, from the socket peer's credentials.

@@ -104,6 +104,9 @@ struct Settings {
     mfa_scope: saga::closure::MfaScope,
     /// When step 1 of each new saga starts before a running-out term ends.
     users_before_term_end: Duration,
+    /// `[saga] backup`: whether each new saga waits for a backup
+    /// attestation before step 1 (recorded next to its policy).
+    backup: saga::stake::BackupMode,
 }
 
 impl Settings {
@@ -114,6 +117,7 @@ impl Settings {
             stop_grace: config.limits.stop_grace,
             mfa_scope: config.saga.mfa_scope,
             users_before_term_end: config.saga.users_before_term_end,
+            backup: config.saga.backup,
         }
     }
 }
@@ -1034,7 +1038,7 @@ impl Engine for Executor {
         // Held until every saga of the request is registered (or the append
         // failed): a concurrent submission of the same tenant is refused.
         let _reservation = self.reserve(&tenants, &guids)?;
-        let (policy, mfa_scope, users_before_term_end) = {
+        let (policy, mfa_scope, users_before_term_end, backup) = {
             let settings = self
                 .inner
                 .settings
@@ -1044,6 +1048,7 @@ impl Engine for Executor {
                 settings.policy.clone(),
                 settings.mfa_scope,
                 settings.users_before_term_end,
+                settings.backup,
             )
         };
         let batch_id = uuid::Uuid::new_v4().to_string();
@@ -1053,51 +1058,38 @@ impl Engine for Executor {
         let mut started = Vec::with_capacity(tenants.len());
         for (i, (spec, guid)) in tenants.into_iter().zip(guids).enumerate() {
             let saga_id = SagaId(uuid::Uuid::new_v4().to_string());
-            let event = Event::SagaStarted {
-                saga_id: saga_id.clone(),
-                spec: spec.clone(),
-                policy: policy.clone(),
-                at: now(),
-                submitted_by: who.name.clone(),
-            };
-            let payload = event
-                .encode()
+            // The saga's first events: who asked for what, its tenant, and
+            // the choices this daemon's config makes for it.
+            let events = [
+                Event::SagaStarted {
+                    saga_id: saga_id.clone(),
+                    spec: spec.clone(),
+                    policy: policy.clone(),
+                    at: now(),
+                    submitted_by: who.name.clone(),
+                },
+                Event::TenantResolved {
+                    tenant_guid: guid,
+                    source: saga::IdentitySource::Discovery,
+                },
+                Event::ClosurePolicyRecorded {
+                    mfa_scope,
+                    finish_with: finish_with.get(i).cloned().flatten(),
+                },
+                Event::SchedulePolicyRecorded {
+                    users_before_term_end,
+                },
+                Event::BackupPolicyRecorded { mode: backup },
+                Event::BatchJoined {
+                    batch_id: batch_id.clone(),
+                    size: batch_size,
+                },
+            ];
+            let payloads = (events.iter())
+                .map(Event::encode)
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
-            let closure = Event::ClosurePolicyRecorded {
-                mfa_scope,
-                finish_with: finish_with.get(i).cloned().flatten(),
-            };
-            let closure_bytes = (closure.encode())
-                .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
-            let schedule = Event::SchedulePolicyRecorded {
-                users_before_term_end,
-            };
-            let schedule_bytes = (schedule.encode())
-                .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
-            let joined = Event::BatchJoined {
-                batch_id: batch_id.clone(),
-                size: batch_size,
-            };
-            let joined_bytes = (joined.encode())
-                .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
-            let resolved = Event::TenantResolved {
-                tenant_guid: guid,
-                source: saga::IdentitySource::Discovery,
-            };
-            let resolved_bytes = (resolved.encode())
-                .map_err(|e| EngineError::Unavailable(format!("cannot encode event: {e}")))?;
-            started.push((
-                saga_id,
-                spec,
-                [event, resolved, closure, schedule, joined],
-                vec![
-                    payload,
-                    resolved_bytes,
-                    closure_bytes,
-                    schedule_bytes,
-                    joined_bytes,
-                ],
-            ));
+            started.push((saga_id, spec, events, payloads));
         }
         let appends = started.iter_mut().map(|(saga_id, _, _, payloads)| {
             let payloads = std::mem::take(payloads);
@@ -1185,6 +1177,7 @@ impl Engine for Executor {
             OperatorCommand::Resume => Command::Resume { who, why },
             OperatorCommand::Abort => Command::Abort { who, why },
             OperatorCommand::Confirm => Command::ConfirmGate { who, why },
+            OperatorCommand::ConfirmBackup => Command::AttestBackup { who, why },
         };
         let (reply, answer) = oneshot::channel();
         sender
@@ -1203,6 +1196,7 @@ fn command_name(c: OperatorCommand) -> &'static str {
         OperatorCommand::Resume => "resume",
         OperatorCommand::Abort => "abort",
         OperatorCommand::Confirm => "confirm",
+        OperatorCommand::ConfirmBackup => "confirm --backup",
     }
 }
 

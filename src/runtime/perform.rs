@@ -345,6 +345,9 @@ async fn perform_read<T: TenantApi>(
                 },
             }
         }
+        Read::DataAtStake => Event::DataAtStakeRecorded {
+            stake: tenant.data_at_stake().await?,
+        },
         Read::Preflight => Event::PreflightRead {
             preflight: tenant.read_preflight().await?,
         },

@@ -79,6 +79,13 @@ impl TenantApi for Api {
         }
     }
 
+    async fn data_at_stake(&self) -> Result<crate::saga::stake::DataAtStake, CallError> {
+        match self {
+            Api::Ready(c, _) => c.data_at_stake().await,
+            Api::Broken(e) => Self::fail(e),
+        }
+    }
+
     async fn read_preflight(&self) -> Result<crate::model::Preflight, CallError> {
         match self {
             Api::Ready(c, _) => c.read_preflight().await,

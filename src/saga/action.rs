@@ -80,6 +80,9 @@ pub enum Read {
     /// Graph's subscriptions with their sellers, and the partner's Partner
     /// Center list of the customer's subscriptions: what each one is.
     ClassifySubscriptions,
+    /// The mailbox and OneDrive usage reports, the report settings and the
+    /// Microsoft 365 Backup protection policies: the data at stake.
+    DataAtStake,
 }
 
 impl std::fmt::Display for Read {
@@ -108,6 +111,9 @@ impl std::fmt::Display for Read {
             Read::Discovery { .. } => f.write_str("read the tenant's discovery document"),
             Read::ClassifySubscriptions => {
                 f.write_str("classify the subscriptions (Graph and Partner Center)")
+            }
+            Read::DataAtStake => {
+                f.write_str("read the usage reports and the backup protection policies")
             }
         }
     }

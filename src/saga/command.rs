@@ -38,6 +38,14 @@ pub enum Command {
         /// Why.
         why: String,
     },
+    /// The tenant's data is backed up outside the tenant: closes the
+    /// backup gate on this person's word (recorded as such).
+    AttestBackup {
+        /// Who attests (the socket peer).
+        who: String,
+        /// Why: where the copy is.
+        why: String,
+    },
 }
 
 /// A refused command.
@@ -102,7 +110,33 @@ pub fn handle(state: &State, command: Command, _now: Timestamp) -> Result<Vec<Ev
             if state.gate.is_none() {
                 return Err(refuse("no operator gate is open"));
             }
+            if matches!(state.gate, Some((super::event::Gate::AttestBackup, _))) {
+                return Err(refuse(
+                    "the open gate is the backup gate: attest with `closeout confirm SAGA --backup --reason TEXT`",
+                ));
+            }
             Ok(vec![Event::GateConfirmed { who, why }])
+        }
+        Command::AttestBackup { who, why } => {
+            if !matches!(state.gate, Some((super::event::Gate::AttestBackup, _))) {
+                return Err(refuse(
+                    "no backup gate is open: the saga asks for a backup attestation before \
+                     step 1 deletes anyone, under [saga] backup = \"attest\"",
+                ));
+            }
+            if why.trim().is_empty() {
+                return Err(refuse(
+                    "a backup attestation needs --reason: say where the copy outside the tenant is",
+                ));
+            }
+            let in_tenant_policies = state.stake.as_ref().map_or(0, |s| {
+                u32::try_from(s.protection_policies.len()).unwrap_or(u32::MAX)
+            });
+            Ok(vec![Event::BackupAttested {
+                who,
+                why,
+                in_tenant_policies,
+            }])
         }
     }
 }

@@ -104,6 +104,10 @@ pub enum Gate {
     /// another partner, trials, self-service sign-ups, unmatched ones) are
     /// ended by a person where the instructions say.
     EndSubscriptionsElsewhere,
+    /// Before step 1 deletes anyone (`[saga] backup = "attest"`): an
+    /// operator attests that the tenant's data is backed up outside the
+    /// tenant. The one gate closed on a person's word, not by a read.
+    AttestBackup,
 }
 
 /// Everything that can happen to a closure saga.
@@ -486,6 +490,33 @@ pub enum Event {
         /// How long before the last such term ends the first user is deleted.
         users_before_term_end: std::time::Duration,
     },
+    /// The backup policy (`[saga] backup`), recorded with `SagaStarted`. A
+    /// saga recorded without it gets the backup gate while it has deleted
+    /// no one (the safe reading), and none once step 1 has begun deleting.
+    BackupPolicyRecorded {
+        /// `attest` (step 1 waits for an operator's attestation) or `off`
+        /// (the operator's deliberate choice).
+        mode: super::stake::BackupMode,
+    },
+    /// The usage reports and the Microsoft 365 Backup protection policies
+    /// were read before step 1: what the closure destroys.
+    DataAtStakeRecorded {
+        /// What was read.
+        stake: super::stake::DataAtStake,
+    },
+    /// An operator attested, through the control socket, that the tenant's
+    /// data is backed up outside the tenant (`closeout confirm SAGA
+    /// --backup`): a person's word, which nothing closeout reads can check.
+    /// When: the record's timestamp.
+    BackupAttested {
+        /// Who: the control socket peer's user name.
+        who: String,
+        /// Why: the operator's reason (where the copy is).
+        why: String,
+        /// The tenant's Microsoft 365 Backup protection policies when the
+        /// operator attested (their copies are inside the tenant).
+        in_tenant_policies: u32,
+    },
 }
 
 /// Where a tenant's GUID was read.
@@ -615,6 +646,9 @@ impl Event {
             Event::TenantObservedGone { .. } => "tenant_observed_gone",
             Event::SubscriptionsClassified { .. } => "subscriptions_classified",
             Event::SchedulePolicyRecorded { .. } => "schedule_policy_recorded",
+            Event::BackupPolicyRecorded { .. } => "backup_policy_recorded",
+            Event::DataAtStakeRecorded { .. } => "data_at_stake_recorded",
+            Event::BackupAttested { .. } => "backup_attested",
         }
     }
 

@@ -24,6 +24,7 @@ mod plan;
 mod policy;
 pub mod preflight;
 mod required;
+pub mod stake;
 mod state;
 mod status;
 mod steps;

@@ -145,6 +145,14 @@ impl State {
                 Vec::new(),
                 Vec::new(),
             ),
+            Gate::AttestBackup => (
+                "back the tenant's data up outside the tenant, then attest it (a person's word: \
+                 nothing closeout reads can prove it)"
+                    .to_string(),
+                "the command line, closeout confirm SAGA --backup --reason TEXT",
+                Vec::new(),
+                Vec::new(),
+            ),
             Gate::DeleteTenant => match &self.last_deletion_check {
                 Some(check) => {
                     let own_app = self

@@ -233,6 +233,13 @@ pub struct State {
     /// at submission (`None`: recorded before it could be chosen, the default
     /// applies).
     pub users_before_term_end: Option<std::time::Duration>,
+    /// The backup policy recorded with `SagaStarted`; `None` for sagas
+    /// recorded before it existed (see `stake::backup_gate_due`).
+    pub backup: Option<super::stake::BackupMode>,
+    /// The data at stake, as read before step 1.
+    pub stake: Option<super::stake::DataAtStake>,
+    /// The operator's backup attestation: (who, why).
+    pub backup_attested: Option<(String, String)>,
 }
 
 /// The login error code for a tenant the token endpoint does not know.
@@ -474,6 +481,15 @@ pub fn apply(mut s: State, event: &Event) -> State {
                 s.classes = Some(subscriptions.clone());
             }
             s.streak = None;
+        }
+        Event::BackupPolicyRecorded { mode } => s.backup = Some(*mode),
+        Event::DataAtStakeRecorded { stake } => {
+            s.stake = Some(stake.clone());
+            s.streak = None;
+        }
+        Event::BackupAttested { who, why, .. } => {
+            s.backup_attested = Some((who.clone(), why.clone()));
+            s.wait = None;
         }
         Event::TenantChecked { exists } => {
             s.observed.tenant_exists = Some(*exists);

@@ -8,6 +8,7 @@ use super::decide::{
     drive, ids_where, intend, is_keep, keep_ids, resolve_doubt, status_of, wait, window,
 };
 use super::event::{Change, Event, Gate, SECURITY_DEFAULTS};
+use super::stake::{self, BackupMode};
 use super::state::{State, Target};
 use super::subscriptions;
 use crate::model::{
@@ -101,9 +102,11 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
         return intend_deletes(state, pending, Vec::new());
     }
     if state.table(Change::DeleteUser).is_none() {
-        // Before the first delete, the preflight judges every user to be
-        // deleted (not only the first window): a gate opens before anyone
-        // is deleted, never half-way through the step.
+        // Before the first delete, in this order: the preflight judges every
+        // user to be deleted (not only the first window), so that a gate
+        // opens before anyone is deleted, never half-way through the step;
+        // the schedule may wait for a term's end; last, the backup gate, so
+        // that the attestation is given close to the deletions it covers.
         let all: Vec<(String, String)> = state
             .inventory
             .iter()
@@ -111,14 +114,21 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
             .filter(|u| !is_keep(state, &u.id, &u.user_principal_name))
             .map(|u| (u.id.clone(), u.user_principal_name.clone()))
             .collect();
+        let mut first = Vec::new();
         if !all.is_empty() {
-            let first = match preflight(state, now, &all) {
+            first = match preflight(state, now, &all) {
                 Ok(first) => first,
                 Err(actions) => return actions,
             };
             if let Some(actions) = schedule(state, now, first.clone()) {
                 return actions;
             }
+        }
+        // The backup gate closes a preflight gate itself when it opens.
+        if let Some(actions) = backup_gate(state, now) {
+            return actions;
+        }
+        if !all.is_empty() {
             let ids = all
                 .into_iter()
                 .map(|(id, _)| id)
@@ -255,6 +265,60 @@ fn schedule(state: &State, now: Timestamp, mut first: Vec<Event>) -> Option<Vec<
         reason,
     });
     Some(vec![Action::Record(first), Action::WakeAt(plan.start)])
+}
+
+/// Before the first delete: the data at stake is read and recorded; then,
+/// under `backup = "attest"` (and for a saga recorded before the setting
+/// existed, which reaches this point only while it has deleted no one),
+/// the backup gate holds until an operator attests a backup outside the
+/// tenant. `None` once nothing holds step 1 here.
+fn backup_gate(state: &State, now: Timestamp) -> Option<Vec<Action>> {
+    let Some(stake) = &state.stake else {
+        return Some(read(Read::DataAtStake));
+    };
+    let mode = state.backup.unwrap_or(BackupMode::Attest);
+    let open = state.gate.as_ref().map(|(g, _)| *g);
+    if mode == BackupMode::Off || state.backup_attested.is_some() {
+        return (open == Some(Gate::AttestBackup)).then(|| {
+            record(vec![Event::GateClosed {
+                gate: Gate::AttestBackup,
+            }])
+        });
+    }
+    let mut first = Vec::new();
+    if open != Some(Gate::AttestBackup) {
+        if let Some(gate) = open {
+            first.push(Event::GateClosed { gate });
+        }
+        let (tenant, saga) = state
+            .header
+            .as_ref()
+            .map(|h| (h.spec.tenant_id.as_str(), h.saga_id.0.as_str()))
+            .unwrap_or_default();
+        let upns = users_to_delete(state);
+        let summary = stake::summarize(stake, &upns);
+        first.push(Event::GateOpened {
+            gate: Gate::AttestBackup,
+            instructions: stake::gate_instructions(tenant, saga, stake, &summary),
+        });
+    }
+    Some(wait(
+        now,
+        policy(state).gate_poll,
+        "an operator to attest a backup outside the tenant".to_string(),
+        first,
+    ))
+}
+
+/// The UPNs of the inventory's users that step 1 deletes.
+pub(crate) fn users_to_delete(state: &State) -> Vec<&str> {
+    state
+        .inventory
+        .iter()
+        .flat_map(|i| i.users.iter())
+        .filter(|u| !is_keep(state, &u.id, &u.user_principal_name))
+        .map(|u| u.user_principal_name.as_str())
+        .collect()
 }
 
 /// Before the first delete: read the preflight, and while it finds something

@@ -64,6 +64,14 @@ pub struct TenantFixture {
     /// App registrations other than closeout's (blockers).
     #[serde(default, rename = "application")]
     pub applications: Vec<AppFixture>,
+    /// The tenant uses Microsoft 365 Backup: it has an active Exchange and
+    /// an active OneDrive protection policy (default false).
+    #[serde(default)]
+    pub backup: bool,
+    /// Reports conceal user names (`adminReportSettings.displayConcealedNames`,
+    /// default false): the usage reports name accounts by a hash.
+    #[serde(default)]
+    pub concealed_names: bool,
 }
 
 fn yes() -> bool {
@@ -99,6 +107,16 @@ pub struct UserFixture {
     /// Sign-in blocked (`accountEnabled = false`).
     #[serde(default)]
     pub disabled: bool,
+    /// Mailbox storage used in bytes (default: derived from the user id,
+    /// so generated tenants have sizes without drawing from the seed).
+    #[serde(default)]
+    pub mailbox_bytes: Option<u64>,
+    /// Mailbox item count (default: derived from the user id).
+    #[serde(default)]
+    pub mailbox_items: Option<u64>,
+    /// OneDrive storage used in bytes (default: derived from the user id).
+    #[serde(default)]
+    pub onedrive_bytes: Option<u64>,
 }
 
 /// One subscription in a fixture.
@@ -277,6 +295,13 @@ impl TenantFixture {
                 roles: u.roles.iter().map(|r| role_id(r)).collect(),
                 per_user_mfa_state: mfa,
                 restricted: u.restricted,
+                mailbox_bytes: u
+                    .mailbox_bytes
+                    .unwrap_or_else(|| derived(&u.id, 0, 5_000_000_000)),
+                mailbox_items: u.mailbox_items.unwrap_or_else(|| derived(&u.id, 1, 40_000)),
+                onedrive_bytes: u
+                    .onedrive_bytes
+                    .unwrap_or_else(|| derived(&u.id, 2, 20_000_000_000)),
             };
             if users.insert(u.id.clone(), user).is_some() {
                 return Err(invalid(format!("user id {} appears twice", u.id)));
@@ -403,12 +428,35 @@ impl TenantFixture {
             applications: self.applications.iter().map(app).collect(),
             service_principals,
             deleted: false,
+            concealed_names: self.concealed_names,
+            backup_policies: if self.backup {
+                ["exchange", "oneDriveForBusiness"]
+                    .iter()
+                    .map(|kind| super::state::BackupPolicy {
+                        id: uuid_from(&format!("backup/{kind}/{}", self.tenant_id)),
+                        odata_type: format!("#microsoft.graph.{kind}ProtectionPolicy"),
+                        display_name: format!("{kind} backup"),
+                        status: "active".into(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             preflight_read: false,
             deletion_check_read: false,
             discovery_read: false,
             lag: Default::default(),
         })
     }
+}
+
+/// A deterministic size in `0..below` derived from a user id (`salt` tells
+/// the sizes apart): the same fixture always has the same data at stake.
+pub fn derived(id: &str, salt: u8, below: u64) -> u64 {
+    let h = blake3::hash(format!("{salt}/{id}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    u64::from_le_bytes(b) % below.max(1)
 }
 
 /// A deterministic GUID-shaped id derived from `seed_text`.

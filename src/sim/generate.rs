@@ -6,7 +6,10 @@
 //! service principal). Hard cases are counts of tenants (the first ones) that
 //! get them: `unprivileged` and `synced` (preflight findings: closeout's gates
 //! ask for the fix), `outside_window`, `apps`, `restricted` (a user closeout
-//! cannot delete: a permanent failure after deletions).
+//! cannot delete: a permanent failure after deletions), `backup`
+//! (Microsoft 365 Backup protection policies), `concealed` (usage reports
+//! that hash user names). Mailbox and OneDrive sizes are derived from each
+//! user's id (`fixture::derived`), so they never shift the seed's draws.
 
 use super::fixture::{
     AppFixture, CaPolicyFixture, Error, Fixture, SubscriptionFixture, TenantFixture, UserFixture,
@@ -57,6 +60,11 @@ pub struct GenerateSpec {
     /// hard case: suspended, it goes on billing; only a person can decide
     /// to reactivate it and let it run out). Its term ends `term_ends_in`.
     pub suspended: usize,
+    /// Tenants with Microsoft 365 Backup protection policies (whose copies
+    /// live inside the tenant).
+    pub backup: usize,
+    /// Tenants whose reports conceal user names (anonymised usage reports).
+    pub concealed: usize,
     /// Lifecycle time until the term of an `outside_window` subscription
     /// ends (`term_ends_in=DURATION`, default 30 days; see `--clock-speed`).
     pub term_ends_in: std::time::Duration,
@@ -80,6 +88,8 @@ impl Default for GenerateSpec {
             other_partner: 0,
             legacy: 0,
             suspended: 0,
+            backup: 0,
+            concealed: 0,
             term_ends_in: std::time::Duration::from_secs(30 * 24 * 3600),
         }
     }
@@ -88,7 +98,7 @@ impl Default for GenerateSpec {
 impl std::str::FromStr for GenerateSpec {
     type Err = Error;
 
-    /// Parses `tenants=N,users=M,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K,restricted=K,trials=K,self_service=K,other_partner=K,legacy=K,suspended=K,term_ends_in=DURATION`.
+    /// Parses `tenants=N,users=M,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K,restricted=K,trials=K,self_service=K,other_partner=K,legacy=K,suspended=K,backup=K,concealed=K,term_ends_in=DURATION`.
     fn from_str(s: &str) -> Result<Self, Error> {
         let mut spec = GenerateSpec::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -114,6 +124,8 @@ impl std::str::FromStr for GenerateSpec {
                 "other_partner" => spec.other_partner = n()?,
                 "legacy" => spec.legacy = n()?,
                 "suspended" => spec.suspended = n()?,
+                "backup" => spec.backup = n()?,
+                "concealed" => spec.concealed = n()?,
                 "term_ends_in" => {
                     spec.term_ends_in = humantime::parse_duration(v).map_err(|_| {
                         Error::Spec(format!("term_ends_in: {v:?} is not a duration"))
@@ -166,6 +178,9 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
             guest: false,
             restricted: false,
             disabled: false,
+            mailbox_bytes: None,
+            mailbox_items: None,
+            onedrive_bytes: None,
         }];
         for j in 1..spec.users {
             let role = if j <= spec.admins {
@@ -185,6 +200,9 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
                 guest: j % 17 == 0,
                 restricted: i < spec.restricted && j + 1 == spec.users,
                 disabled: false,
+                mailbox_bytes: None,
+                mailbox_items: None,
+                onedrive_bytes: None,
             });
         }
         let mut subscriptions = Vec::new();
@@ -274,6 +292,8 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
             } else {
                 vec![]
             },
+            backup: i < spec.backup,
+            concealed_names: i < spec.concealed,
         });
     }
     Fixture {

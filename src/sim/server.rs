@@ -124,6 +124,7 @@ enum Service {
     Batch,
     Partner,
     Own,
+    ReportDownload,
     Unknown,
 }
 
@@ -140,6 +141,8 @@ fn service(path: &str) -> Service {
         Service::Graph
     } else if path.starts_with("/v1/customers/") {
         Service::Partner
+    } else if path.starts_with("/data/download/") {
+        Service::ReportDownload
     } else {
         Service::Unknown
     }
@@ -272,6 +275,12 @@ fn dispatch(sim: &Sim, svc: Service, req: &Req, now: Instant, fault: Fault) -> R
             (out.resp, out.changed)
         }
         Service::Partner => partner::handle(w, req, now, &sim.cfg),
+        // A usage report's pre-authenticated download: no token asked for.
+        Service::ReportDownload => {
+            let date = w.clock.rfc3339(now);
+            let token = req.path.trim_start_matches("/data/download/");
+            return graph::reports::download(&w.tenants, token, &date);
+        }
         Service::Unknown => {
             let date = w.clock.rfc3339(now);
             return graph_error(
@@ -331,7 +340,13 @@ fn to_http(req: &Req, resp: Resp) -> hyper::Response<Full<Bytes>> {
     for (k, v) in &resp.headers {
         b = b.header(k.as_str(), v.as_str());
     }
+    let raw = resp
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
     let body = match &resp.body {
+        // A body that is not JSON (a report's CSV) under its own type.
+        Some(serde_json::Value::String(text)) if raw => Bytes::from(text.clone()),
         Some(v) => {
             b = b.header("content-type", "application/json; charset=utf-8");
             Bytes::from(serde_json::to_vec(v).unwrap_or_default())

@@ -83,6 +83,12 @@ pub struct User {
     /// A member of a restricted management administrative unit: only
     /// administrators scoped to that unit may change or delete it.
     pub restricted: bool,
+    /// Mailbox storage used (bytes), as the mailbox usage report shows it.
+    pub mailbox_bytes: u64,
+    /// Items in the mailbox.
+    pub mailbox_items: u64,
+    /// OneDrive storage used (bytes), as the OneDrive usage report shows it.
+    pub onedrive_bytes: u64,
 }
 
 impl User {
@@ -209,6 +215,19 @@ pub struct App {
     pub display_name: String,
 }
 
+/// A Microsoft 365 Backup protection policy (`protectionPolicyBase`).
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupPolicy {
+    /// Its id.
+    pub id: String,
+    /// `#microsoft.graph.exchangeProtectionPolicy` and the like.
+    pub odata_type: String,
+    /// Its name.
+    pub display_name: String,
+    /// `active`, `inactive`, `activeWithErrors`, `updating`.
+    pub status: String,
+}
+
 /// One customer tenant.
 #[derive(Clone, Debug, Serialize)]
 pub struct Tenant {
@@ -249,6 +268,10 @@ pub struct Tenant {
     pub service_principals: Vec<App>,
     /// Deleted through the admin center: the token endpoint no longer knows it.
     pub deleted: bool,
+    /// Reports conceal user names (`adminReportSettings.displayConcealedNames`).
+    pub concealed_names: bool,
+    /// Microsoft 365 Backup protection policies.
+    pub backup_policies: Vec<BackupPolicy>,
     /// What reads show for a while after a change (replication lag).
     #[serde(skip)]
     pub lag: super::lag::Lag,

@@ -22,8 +22,41 @@ pub fn ts(ms: u64) -> Timestamp {
 /// A history, ready for `when`.
 pub struct Given(pub State);
 
-/// Folds the history (every record stamped `T0`).
-pub fn given(events: Vec<Event>) -> Given {
+/// Folds the history (every record stamped `T0`). A history that starts a
+/// saga without a backup policy gets `backup = "off"` recorded right after
+/// `SagaStarted`, as the daemon records it, and the data at stake as read: these tables are about the
+/// steps; the backup gate, and sagas recorded before the setting existed,
+/// have their own (`tests/saga_backup.rs`, through [`given_as_recorded`]).
+pub fn given(mut events: Vec<Event>) -> Given {
+    let has_policy = events
+        .iter()
+        .any(|e| matches!(e, Event::BackupPolicyRecorded { .. }));
+    if let (false, Some(at)) = (
+        has_policy,
+        events
+            .iter()
+            .position(|e| matches!(e, Event::SagaStarted { .. })),
+    ) {
+        events.insert(
+            at + 1,
+            Event::BackupPolicyRecorded {
+                mode: closeout::saga::stake::BackupMode::Off,
+            },
+        );
+        events.insert(at + 2, stake_not_read());
+    }
+    given_as_recorded(events)
+}
+
+/// The data at stake, recorded as unread (the step tables do not look at it).
+pub fn stake_not_read() -> Event {
+    Event::DataAtStakeRecorded {
+        stake: closeout::saga::stake::DataAtStake::unavailable("not read in these tables"),
+    }
+}
+
+/// Folds the history exactly as given (every record stamped `T0`).
+pub fn given_as_recorded(events: Vec<Event>) -> Given {
     Given(
         events
             .iter()

@@ -159,6 +159,10 @@ pub struct ConfigOpts {
     pub extra: String,
     /// Extra `[saga]` keys, appended to that table verbatim.
     pub saga: String,
+    /// `[saga] backup`: `off` by default here, so that a test closes its
+    /// tenants without an operator; the backup gate's own tests set
+    /// `attest` (the daemon's default).
+    pub backup: &'static str,
 }
 
 impl Default for ConfigOpts {
@@ -168,6 +172,7 @@ impl Default for ConfigOpts {
             give_up_after: "5m",
             extra: String::new(),
             saga: String::new(),
+            backup: "off",
         }
     }
 }
@@ -208,6 +213,7 @@ gate_recheck = "300ms"
 tenant_gone_poll = "300ms"
 replication_wait = "300ms"
 {saga}
+backup = "{backup}"
 [log]
 level = "closeout=debug"
 {extra}
@@ -220,6 +226,7 @@ level = "closeout=debug"
             saga = opts.saga,
             give_up = opts.give_up_after,
             on_failure = opts.on_failure,
+            backup = opts.backup,
             extra = opts.extra,
         );
         fs::write(&config, text).expect("write config");

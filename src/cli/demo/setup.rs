@@ -34,6 +34,9 @@ pub struct Tuning {
     pub retry_initial: std::time::Duration,
     /// `[log] level`.
     pub log_level: String,
+    /// `[saga] backup`: `attest` for the demo (its simulated operator
+    /// attests), `off` for a benchmark that has no operator.
+    pub backup: crate::saga::stake::BackupMode,
 }
 
 impl Default for Tuning {
@@ -43,6 +46,7 @@ impl Default for Tuning {
             poll: std::time::Duration::from_millis(500),
             retry_initial: std::time::Duration::from_millis(100),
             log_level: "warn".into(),
+            backup: crate::saga::stake::BackupMode::Attest,
         }
     }
 }
@@ -131,11 +135,12 @@ pub fn write(
          [partner_center]\ntenant_id = {ptenant}\nclient_id = {pclient}\nclient_secret_file = {psecret}\n\n\
          [retry]\ninitial_interval = {retry}\n\n\
          [limits]\nmax_concurrent_sagas = {sagas}\n\n\
-         [saga]\ndeprovision_poll = {poll}\ngate_recheck = {poll}\ntenant_gone_poll = {poll}\nreplication_wait = {poll}\n\n\
+         [saga]\ndeprovision_poll = {poll}\ngate_recheck = {poll}\ntenant_gone_poll = {poll}\nreplication_wait = {poll}\nbackup = {backup}\n\n\
          [log]\nlevel = {level}\n",
         data = quote(&data_dir.display().to_string()),
         socket = quote(&dir.join("control.sock").display().to_string()),
         url = quote(sim_url),
+        backup = quote(tuning.backup.as_str()),
         ptenant = quote(&partner.tenant_id),
         pclient = quote(&partner.client_id),
         psecret = quote(&partner_secret.display().to_string()),

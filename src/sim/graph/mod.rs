@@ -4,6 +4,7 @@
 
 mod directory;
 mod policies;
+pub mod reports;
 mod roles;
 mod users;
 
@@ -237,6 +238,14 @@ fn route(t: &mut Tenant, c: &Call) -> (Resp, bool) {
             unchanged(policies::get_ca(t, c, id))
         }
         ("PATCH", ["identity", "conditionalAccess", "policies", id]) => policies::set_ca(t, c, id),
+        ("GET", ["reports", f]) if reports::function(f).is_some() => {
+            let (kind, period) = reports::function(f).unwrap_or((reports::Kind::Mailbox, ""));
+            unchanged(reports::redirect(t, c, kind, period))
+        }
+        ("GET", ["admin", "reportSettings"]) => unchanged(reports::settings(t)),
+        ("GET", ["solutions", "backupRestore", "protectionPolicies"]) => {
+            unchanged(reports::protection_policies(t, c))
+        }
         _ => unchanged(c.error(
             400,
             "BadRequest",
