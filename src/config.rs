@@ -171,6 +171,9 @@ pub struct Limits {
     /// `TimeoutStopSec=30s`, so a stop under any load ends with exit 0.
     #[serde(deserialize_with = "positive_duration")]
     pub stop_grace: Duration,
+    /// The event log's page cache (sled's), in MiB: the daemon's memory
+    /// grows with the log up to it. Default 64.
+    pub store_cache_mb: NonZeroU64,
 }
 
 /// `[retry]`: the backoff of every saga (recorded in its first event) and
@@ -325,6 +328,7 @@ impl Default for Limits {
             max_connections: n(64),
             idle_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(10),
+            store_cache_mb: NonZeroU64::new(64).unwrap_or(NonZeroU64::MIN),
         }
     }
 }

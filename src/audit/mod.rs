@@ -55,7 +55,6 @@ pub mod export;
 pub mod filter;
 pub mod html;
 pub mod jsonl;
-pub mod lean;
 pub mod names;
 pub mod output;
 pub mod receipt;

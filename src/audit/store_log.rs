@@ -2,11 +2,10 @@
 //! from sled and become [`Entry`] values through [`super::adapter`], so
 //! memory does not grow with the log (only a [`Context`] per saga is kept).
 //!
-//! Exports read through [`Lean`] (the store's layout with a small sled
-//! cache); `verify` opens the real [`Store`] for its chain walk.
+//! Exports read through [`store::ReadOnly`] (a small sled cache, no
+//! writer); `verify` opens the real [`Store`] for its chain walk.
 
 use super::adapter::{self, Context};
-use super::lean::{Failure, Lean};
 use super::source::{Entries, Want};
 use super::verify::{check_stream, combine, Bad, Report};
 use super::{Entry, Error, Log, SagaInfo};
@@ -29,8 +28,8 @@ const VERIFY_CACHE: u64 = 4 << 20;
 enum Backend {
     /// Through the real store (for `verify`: its chain walk).
     Full(Store),
-    /// Through the lean reader (for the exports: bounded memory).
-    Lean(Lean),
+    /// Read-only (for the exports: bounded memory).
+    ReadOnly(store::ReadOnly),
 }
 
 /// Records, lazily.
@@ -50,15 +49,15 @@ impl StoreLog {
     /// [`Error::Locked`].
     pub fn open(dir: &Path) -> Result<StoreLog, Error> {
         let shown = Self::exists(dir)?;
-        let lean = Lean::open(dir).map_err(|f| match f {
-            Failure::Locked(pid) => Error::Locked(format!("{shown} (pid {pid})")),
-            Failure::Other(message) => Error::Log {
+        let log = Store::open_read_only(dir).map_err(|e| match e {
+            store::Error::Locked { pid, .. } => Error::Locked(format!("{shown} (pid {pid})")),
+            other => Error::Log {
                 path: shown.clone(),
-                message,
+                message: other.to_string(),
             },
         })?;
         Ok(StoreLog {
-            backend: Backend::Lean(lean),
+            backend: Backend::ReadOnly(log),
             dir: dir.to_path_buf(),
         })
     }
@@ -126,7 +125,7 @@ impl StoreLog {
                 s.records_from(FIRST_SEQ)
                     .map(|r| r.map_err(|e| self.log_err(e))),
             ),
-            Backend::Lean(l) => Box::new(l.records().map(|r| r.map_err(|e| self.log_err(e)))),
+            Backend::ReadOnly(l) => Box::new(l.records().map(|r| r.map_err(|e| self.log_err(e)))),
         }
     }
 
@@ -136,9 +135,10 @@ impl StoreLog {
                 s.saga_records(saga, FIRST_SEQ)
                     .map(|r| r.map_err(|e| self.log_err(e))),
             ),
-            Backend::Lean(l) => {
-                Box::new(l.saga_records(saga).map(|r| r.map_err(|e| self.log_err(e))))
-            }
+            Backend::ReadOnly(l) => Box::new(
+                l.saga_records(saga, FIRST_SEQ)
+                    .map(|r| r.map_err(|e| self.log_err(e))),
+            ),
         }
     }
 
@@ -148,7 +148,7 @@ impl StoreLog {
                 .saga(saga)
                 .map(|m| m.is_some())
                 .map_err(|e| self.log_err(e)),
-            Backend::Lean(l) => l.has_saga(saga).map_err(|e| self.log_err(e)),
+            Backend::ReadOnly(l) => l.has_saga(saga).map_err(|e| self.log_err(e)),
         }
     }
 
@@ -158,7 +158,7 @@ impl StoreLog {
                 .list_sagas()
                 .map(|v| v.into_iter().map(|m| (m.saga_id, m.next_seq)).collect())
                 .map_err(|e| self.log_err(e)),
-            Backend::Lean(l) => l.sagas().map_err(|e| self.log_err(e)),
+            Backend::ReadOnly(l) => l.sagas().map_err(|e| self.log_err(e)),
         }
     }
 
@@ -169,7 +169,7 @@ impl StoreLog {
                 .next()
                 .transpose()
                 .map_err(|e| self.log_err(e)),
-            Backend::Lean(l) => l.saga_record(saga, seq).map_err(|e| self.log_err(e)),
+            Backend::ReadOnly(l) => l.saga_record(saga, seq).map_err(|e| self.log_err(e)),
         }
     }
 
@@ -364,7 +364,7 @@ impl Log for StoreLog {
     fn head(&self) -> Option<super::verify::Anchor> {
         let head = match &self.backend {
             Backend::Full(store) => store.head().ok()?,
-            Backend::Lean(lean) => lean.head()?,
+            Backend::ReadOnly(log) => log.head().ok()?,
         };
         (head.last_seq > 0).then(|| super::verify::Anchor::of(&head))
     }

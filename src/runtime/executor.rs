@@ -212,7 +212,8 @@ impl Executor {
     /// after it, and starts a task for each active one.
     pub async fn start(config: &Config) -> Result<Arc<Executor>, Error> {
         let dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        let cache = config.limits.store_cache_mb.get().saturating_mul(1 << 20);
+        let store = tokio::task::spawn_blocking(move || Store::open_with_cache(&dir, Some(cache)))
             .await
             .map_err(|e| store::Error::WriterStopped(format!("open task failed: {e}")))??;
         let endpoints = graph::Endpoints {

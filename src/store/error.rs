@@ -70,6 +70,9 @@ pub enum Error {
     /// failed write; nothing more can be appended through this `Store`.
     #[error("event log writer has stopped: {0}")]
     WriterStopped(String),
+    /// The thread reading the log ahead of its reader could not run.
+    #[error("event log reader: {0}")]
+    ReadThread(String),
     /// Store metadata (a snapshot) could not be encoded or decoded.
     #[error("saga {saga}: {source}")]
     Codec {

@@ -84,6 +84,7 @@ mod dir;
 mod error;
 pub mod index;
 pub mod layout;
+mod read_only;
 mod reader;
 pub mod record;
 mod verify;
@@ -101,6 +102,7 @@ use crate::model::{SagaId, Timestamp};
 pub use blocks::record_bytes;
 pub use dir::{FORMAT_FILE, LOCK_FILE, SLED_DIR};
 pub use error::Error;
+pub use read_only::{Prefetch, ReadOnly};
 pub use record::{Record, MAX_PAYLOAD, RECORD_VERSION};
 
 use index::{Pending, Tail};
@@ -269,6 +271,12 @@ impl Store {
     /// short block); call [`Store::close`] first from async code.
     pub fn open(dir: &Path) -> Result<Store, Error> {
         Store::open_with_cache(dir, None)
+    }
+
+    /// Opens `dir` for reading only, holding its lock, with a small page
+    /// cache (see [`ReadOnly`]): for the exports of a stopped daemon's log.
+    pub fn open_read_only(dir: &Path) -> Result<ReadOnly, Error> {
+        ReadOnly::open(dir)
     }
 
     /// [`Store::open`] with sled's page cache set to `cache_bytes` (sled's
