@@ -222,6 +222,7 @@ fn endpoints(config: &Config) -> graph::Endpoints {
         graph: config.endpoints.graph.clone(),
         login: config.endpoints.login.clone(),
         partner_center: config.endpoints.partner_center.clone(),
+        cloud: config.cloud,
     }
 }
 
@@ -231,6 +232,7 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
         graph: config.endpoints.graph.clone(),
         login: config.endpoints.login.clone(),
         partner_center: config.endpoints.partner_center.clone(),
+        cloud: config.cloud,
     };
     let client = graph::Client::new(endpoints, client_options(config))
         .map_err(|e| Error::Failed(e.into()))?;
@@ -290,7 +292,7 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
 
 /// The inventory, read exactly as step 0 of a saga reads it.
 async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inventory, String> {
-    let secret = graph::read_secret_async(&spec.secret)
+    let secret = graph::read_credential_async(&spec.secret)
         .await
         .map_err(|e| e.to_string())?;
     let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
@@ -325,13 +327,13 @@ async fn classify(
     spec: &TenantSpec,
 ) -> Result<Vec<SubscriptionPlan>, String> {
     use crate::saga::subscriptions::{expected_end, plan_for, Plan};
-    let secret = graph::read_secret(&spec.secret).map_err(|e| e.to_string())?;
+    let secret = graph::read_credential(&spec.secret).map_err(|e| e.to_string())?;
     let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
     let partner = match &config.partner_center {
         Some(pc) => Some(client.partner(
             &pc.tenant_id,
             &pc.client_id,
-            graph::read_secret(&pc.secret).map_err(|e| e.to_string())?,
+            graph::read_credential(&pc.secret).map_err(|e| e.to_string())?,
         )),
         None => None,
     };
@@ -377,7 +379,7 @@ async fn read_preflight(
     client: &graph::Client,
     spec: &TenantSpec,
 ) -> Result<crate::model::Preflight, String> {
-    let secret = graph::read_secret(&spec.secret).map_err(|e| e.to_string())?;
+    let secret = graph::read_credential(&spec.secret).map_err(|e| e.to_string())?;
     let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
     let events = perform(
         &Call::Read(Read::Preflight),

@@ -11,7 +11,7 @@ use super::error::{self, CallCtx};
 use super::throttle::{Feedback, Throttle};
 use crate::model::{
     parse_time, Applied, CallError, FailureClass, HttpInfo, PartnerStatus, PartnerSubscription,
-    Secret, WriteOutcome,
+    WriteOutcome,
 };
 use crate::ports::PartnerApi;
 use reqwest::Method;
@@ -36,16 +36,14 @@ impl PartnerClient {
         shared: Arc<Shared>,
         tenant: &str,
         client_id: &str,
-        secret: Secret,
+        credential: super::Credential,
     ) -> PartnerClient {
+        let scope = shared
+            .endpoints
+            .cloud
+            .partner_scope(&shared.endpoints.partner_center);
         PartnerClient {
-            tokens: TokenSource::new(
-                shared.clone(),
-                tenant,
-                client_id,
-                secret,
-                "https://api.partnercenter.microsoft.com/.default",
-            ),
+            tokens: TokenSource::new(shared.clone(), tenant, client_id, credential, &scope),
             throttle: shared.throttle_with(
                 &format!("partner:{tenant}"),
                 shared.options.max_in_flight_partner_center,

@@ -11,7 +11,7 @@ use super::throttle::{Feedback, Permit, Throttle};
 use super::wire;
 use crate::model::{
     Application, CaPolicy, CaPolicyState, CallError, DeletedUser, HttpInfo, PerUserMfaState,
-    Secret, Subscription, SubscriptionDetail, User, WriteOutcome, GLOBAL_ADMIN_ROLE_TEMPLATE,
+    Subscription, SubscriptionDetail, User, WriteOutcome, GLOBAL_ADMIN_ROLE_TEMPLATE,
 };
 use crate::ports::TenantApi;
 use reqwest::Method;
@@ -44,11 +44,14 @@ impl TenantClient {
         shared: Arc<Shared>,
         tenant: &str,
         client_id: &str,
-        secret: Secret,
+        credential: super::Credential,
     ) -> TenantClient {
-        let scope = "https://graph.microsoft.com/.default";
+        let scope = shared
+            .endpoints
+            .cloud
+            .graph_scope(&shared.endpoints.graph);
         TenantClient {
-            tokens: TokenSource::new(shared.clone(), tenant, client_id, secret, scope),
+            tokens: TokenSource::new(shared.clone(), tenant, client_id, credential, &scope),
             throttle: shared.throttle(tenant),
             shared,
             tenant: tenant.to_string(),

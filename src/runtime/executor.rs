@@ -212,11 +212,12 @@ impl Executor {
             graph: config.endpoints.graph.clone(),
             login: config.endpoints.login.clone(),
             partner_center: config.endpoints.partner_center.clone(),
+            cloud: config.cloud,
         };
         let graph = graph::Client::new(endpoints, client_options(config))?;
         let partner = match &config.partner_center {
             Some(pc) => {
-                let secret = graph::read_secret_async(&pc.secret).await?;
+                let secret = graph::read_credential_async(&pc.secret).await?;
                 Some(graph.partner(&pc.tenant_id, &pc.client_id, secret))
             }
             None => None,
@@ -1017,7 +1018,7 @@ impl Engine for Executor {
         for spec in &tenants {
             // Read off the async workers: a FIFO or a hung mount named as a
             // secret fails this submission, not the daemon.
-            if let Err(e) = graph::read_secret_async(&spec.secret).await {
+            if let Err(e) = graph::read_credential_async(&spec.secret).await {
                 return Err(EngineError::Invalid(format!(
                     "tenant {}: {e}",
                     spec.tenant_id

@@ -29,7 +29,7 @@ pub enum Api {
 /// The API for a tenant: reads its secret (off the async workers, bounded
 /// in time) and builds its client.
 pub async fn connect(client: &graph::Client, spec: &TenantSpec) -> Api {
-    match graph::read_secret_async(&spec.secret).await {
+    match graph::read_credential_async(&spec.secret).await {
         Ok(secret) => Api::Ready(
             client.tenant(&spec.tenant_id, &spec.client_id, secret),
             spec.keep.clone(),

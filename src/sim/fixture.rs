@@ -39,6 +39,10 @@ pub struct TenantFixture {
     pub client_id: String,
     /// Its secret.
     pub client_secret: String,
+    /// The app's certificate (PEM, without key), registered beside the
+    /// secret: assertions signed with its key are accepted.
+    #[serde(default)]
+    pub certificate: Option<String>,
     /// `partner` or `direct`.
     pub billing: Billing,
     /// Keep accounts (UPNs).
@@ -228,7 +232,20 @@ impl Fixture {
             tenant_id: "0a9d1f7e-7b5c-4f0e-9d6e-5a1c2b3d4e5f".into(),
             client_id: "5e2c8b1a-3d4f-4a6b-8c9d-0e1f2a3b4c5d".into(),
             client_secret: "partner-secret".into(),
+            certificate: None,
         })
+    }
+
+    /// The same tenants and partner with `pem` registered as every app's
+    /// certificate.
+    pub fn with_certificate(mut self, pem: &str) -> Fixture {
+        let mut partner = self.partner();
+        partner.certificate = Some(pem.to_string());
+        self.partner = Some(partner);
+        for t in &mut self.tenants {
+            t.certificate = Some(pem.to_string());
+        }
+        self
     }
 
     /// Builds the tenants, checking each is consistent.
@@ -380,6 +397,7 @@ impl TenantFixture {
             ),
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
+            certificate: self.certificate.clone(),
             app_privileged: self.app_privileged,
             dir_sync: self
                 .directory_sync

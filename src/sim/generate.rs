@@ -235,6 +235,7 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
             domain: Some(domain),
             client_id: guid(&mut rng),
             client_secret: format!("s{:032x}", rng.gen::<u128>()),
+            certificate: None,
             billing,
             keep: vec![admin],
             app_privileged: i >= spec.unprivileged,
