@@ -144,6 +144,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         .map_err(|e| Error::Invalid(e.into()))?;
     let plans = block_on(async {
         let guids = resolve_batch(&config, &batch).await?;
+        check_organizations(&config, &batch, &guids).await?;
         let mut plans = plan_batch(&config, &batch).await?;
         for (p, g) in plans.iter_mut().zip(guids) {
             p.tenant_guid = g;
@@ -214,7 +215,72 @@ pub async fn resolve_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Str
     let line = |i: usize| format!("{file}:{}", batch.lines.get(i).copied().unwrap_or(0));
     crate::runtime::executor::duplicates(&batch.tenants, &guids, line)
         .map_err(|m| Error::Invalid(anyhow::anyhow!("{m}")))?;
+    // A named initial domain must belong to the same tenant (discovery,
+    // no credentials); the organization itself is checked with them.
+    for (i, (spec, domain)) in batch.tenants.iter().zip(&batch.domains).enumerate() {
+        let Some(domain) = domain else { continue };
+        let at = line(i);
+        match client.resolve_tenant(domain).await {
+            Ok(g) if g == guids[i] => {}
+            Ok(g) => {
+                return Err(Error::Invalid(anyhow::anyhow!(
+                    "{at}: domain {domain} belongs to tenant {g}, but tenant_id {} is {}: refusing the tenant",
+                    spec.tenant_id,
+                    guids[i]
+                )))
+            }
+            Err(e) if e.class == crate::model::FailureClass::Permanent => {
+                return Err(Error::Invalid(anyhow::anyhow!(
+                    "{at}: domain {domain}: {}",
+                    e.message
+                )))
+            }
+            Err(e) => {
+                return Err(Error::Failed(anyhow::anyhow!(
+                    "{at}: domain {domain}: cannot resolve it: {}",
+                    e.message
+                )))
+            }
+        }
+    }
     Ok(guids)
+}
+
+/// With credentials: every tenant that names a `domain` is the organization
+/// its id and domain say (`GET /v1.0/organization`), else invalid input
+/// naming the entry.
+pub async fn check_organizations(
+    config: &Config,
+    batch: &BatchFile,
+    guids: &[String],
+) -> Result<(), Error> {
+    let client = graph::Client::new(endpoints(config), client_options(config))
+        .map_err(|e| Error::Failed(e.into()))?;
+    let file = batch.file.display();
+    for (i, (spec, domain)) in batch.tenants.iter().zip(&batch.domains).enumerate() {
+        let (Some(domain), Some(guid)) = (domain, guids.get(i)) else {
+            continue;
+        };
+        let at = format!("{file}:{}", batch.lines.get(i).copied().unwrap_or(0));
+        let credential = graph::read_credential_async(&spec.secret)
+            .await
+            .map_err(|e| Error::Failed(anyhow::anyhow!("{at}: {e}")))?;
+        let api = client.tenant(&spec.tenant_id, &spec.client_id, credential);
+        match api.check_identity(guid, domain).await {
+            Ok(()) => {}
+            Err(e) if e.code == "tenant_mismatch" => {
+                return Err(Error::Invalid(anyhow::anyhow!("{at}: {}", e.message)))
+            }
+            Err(e) => {
+                return Err(Error::Failed(anyhow::anyhow!(
+                    "{at}: cannot confirm the organization: {} ({})",
+                    e.message,
+                    e.code
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn endpoints(config: &Config) -> graph::Endpoints {

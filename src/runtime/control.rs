@@ -85,6 +85,11 @@ pub enum Request {
         /// Each tenant's `finish_with` by position (empty: none named).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         finish_with: Vec<Option<String>>,
+        /// Each tenant's initial domain by position (empty: none named):
+        /// the organization must match it and the id, or the request is
+        /// refused before any saga starts.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        domains: Vec<Option<String>>,
     },
     /// Where sagas stand: one, or all.
     Status {
@@ -265,6 +270,20 @@ pub trait Engine: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<SagaSummary>, EngineError>> + Send {
         let _ = finish_with;
         self.submit(tenants, who)
+    }
+
+    /// As [`Engine::submit_finishing`], first refusing the whole request
+    /// when a tenant's organization is not the id and initial domain the
+    /// batch names (by position; missing or `None`: not checked).
+    fn submit_checked(
+        &self,
+        tenants: Vec<TenantSpec>,
+        finish_with: Vec<Option<String>>,
+        domains: Vec<Option<String>>,
+        who: Operator,
+    ) -> impl Future<Output = Result<Vec<SagaSummary>, EngineError>> + Send {
+        let _ = domains;
+        self.submit_finishing(tenants, finish_with, who)
     }
 
     /// Status of one saga (`NotFound` if unknown) or of all, oldest first.

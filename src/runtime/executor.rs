@@ -1004,6 +1004,42 @@ impl Engine for Executor {
         self.submit_finishing(tenants, Vec::new(), who).await
     }
 
+    async fn submit_checked(
+        &self,
+        tenants: Vec<TenantSpec>,
+        finish_with: Vec<Option<String>>,
+        domains: Vec<Option<String>>,
+        who: Operator,
+    ) -> Result<Vec<SagaSummary>, EngineError> {
+        if domains.iter().any(Option::is_some) {
+            let guids = self.resolve(&tenants).await?;
+            for (i, (spec, domain)) in tenants.iter().zip(&domains).enumerate() {
+                let Some(domain) = domain else { continue };
+                let entry = format!("entry {} (tenant {})", i + 1, spec.tenant_id);
+                let credential = graph::read_credential_async(&spec.secret)
+                    .await
+                    .map_err(|e| EngineError::Invalid(format!("{entry}: {e}")))?;
+                let api = self
+                    .inner
+                    .graph
+                    .tenant(&spec.tenant_id, &spec.client_id, credential);
+                match api.check_identity(&guids[i], domain).await {
+                    Ok(()) => {}
+                    Err(e) if e.code == "tenant_mismatch" => {
+                        return Err(EngineError::Invalid(format!("{entry}: {}", e.message)))
+                    }
+                    Err(e) => {
+                        return Err(EngineError::Unavailable(format!(
+                            "{entry}: cannot confirm the organization: {} ({})",
+                            e.message, e.code
+                        )))
+                    }
+                }
+            }
+        }
+        self.submit_finishing(tenants, finish_with, who).await
+    }
+
     async fn submit_finishing(
         &self,
         tenants: Vec<TenantSpec>,

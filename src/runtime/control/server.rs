@@ -381,10 +381,11 @@ async fn dispatch<E: Engine>(
         Request::Submit {
             tenants,
             finish_with,
+            domains,
         } => {
             tracing::info!(operator = %who.name, tenants = tenants.len(), "submit");
             engine
-                .submit_finishing(tenants, finish_with, who.clone())
+                .submit_checked(tenants, finish_with, domains, who.clone())
                 .await
                 .map(|sagas| Response::Submitted { sagas })
         }
