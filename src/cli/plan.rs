@@ -85,6 +85,28 @@ pub struct TenantPlan {
     /// Each subscription: what it is, who sells it, what steps 2 and 3 do
     /// about it, and when it is expected to read `Deleted`.
     pub subscription_plan: Vec<SubscriptionPlan>,
+    /// What closeout's app must hold for this closure (Graph application
+    /// permissions and Entra roles), and whether it does.
+    pub permissions: Vec<PermissionPlan>,
+    /// The names of those it lacks (Microsoft's names); the saga waits at
+    /// the `grant_permissions` or `assign_app_role` gate until granted.
+    pub missing_permissions: Vec<String>,
+}
+
+/// One permission or role the closure needs.
+#[derive(Clone, Debug, Serialize)]
+pub struct PermissionPlan {
+    /// Microsoft's name (`User.ReadWrite.All`, `Privileged Authentication
+    /// Administrator`).
+    pub name: String,
+    /// `graph_application_permission` or `entra_role`.
+    pub kind: String,
+    /// What closeout does with it.
+    pub what: String,
+    /// The step that needs it (0: the inventory).
+    pub step: u8,
+    /// Whether closeout's app holds it, as read now (`None`: not read).
+    pub granted: Option<bool>,
 }
 
 /// What closeout would do about one subscription.
@@ -329,9 +351,52 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
                             Err(e) => plan.warnings.push(e),
                         }
                     }
+                    let required = saga::permissions::required(&saga::plan(spec, &inv), true);
+                    let granted = read_permissions(client, spec).await;
+                    let missing = match &granted {
+                        Ok(ids) => saga::permissions::missing(&required, ids),
+                        Err(e) => {
+                            plan.warnings.push(e.clone());
+                            Vec::new()
+                        }
+                    };
+                    plan.permissions = required
+                        .iter()
+                        .map(|p| PermissionPlan {
+                            name: p.name.into(),
+                            kind: "graph_application_permission".into(),
+                            what: p.what.into(),
+                            step: p.step,
+                            granted: granted.as_ref().ok().map(|_| !missing.iter().any(|m| m == p.name)),
+                        })
+                        .collect();
+                    if !missing.is_empty() {
+                        plan.gates.push(PlanGate {
+                            step: 1,
+                            gate: "grant_permissions".into(),
+                            instructions: saga::permissions::instructions(&spec.tenant_id, &missing),
+                            users: Vec::new(),
+                        });
+                    }
+                    plan.missing_permissions = missing;
                     if plan.users_to_delete > 0 {
                         match read_preflight(client, spec).await {
-                            Ok(pf) => plan.gates = plan_gates(spec, &inv, &pf),
+                            Ok(pf) => {
+                                let gates = plan_gates(spec, &inv, &pf);
+                                let role_missing = gates.iter().any(|g| g.gate == "assign_app_role");
+                                plan.permissions.push(PermissionPlan {
+                                    name: "Privileged Authentication Administrator".into(),
+                                    kind: "entra_role".into(),
+                                    what: "delete and restore users who hold administrator roles".into(),
+                                    step: 1,
+                                    granted: Some(!role_missing),
+                                });
+                                if role_missing {
+                                    plan.missing_permissions
+                                        .push("Privileged Authentication Administrator".into());
+                                }
+                                plan.gates.extend(gates);
+                            }
                             Err(e) => plan.warnings.push(e),
                         }
                     }
@@ -440,6 +505,18 @@ async fn classify(
     }
 }
 
+/// The Graph application permissions closeout's app holds (app role ids).
+async fn read_permissions(client: &graph::Client, spec: &TenantSpec) -> Result<Vec<String>, String> {
+    let credential = graph::read_credential(&spec.secret).map_err(|e| e.to_string())?;
+    let api = client.tenant(&spec.tenant_id, &spec.client_id, credential);
+    api.app_permissions().await.map_err(|e| {
+        format!(
+            "cannot read closeout's app permissions (servicePrincipals/appRoleAssignments): {} ({}); the saga reads them again before step 1",
+            e.message, e.code
+        )
+    })
+}
+
 /// Step 1's preflight, read exactly as the saga reads it.
 async fn read_preflight(
     client: &graph::Client,
@@ -511,6 +588,8 @@ fn unreadable(spec: &TenantSpec, error: String) -> TenantPlan {
         warnings: Vec::new(),
         gates: Vec::new(),
         subscription_plan: Vec::new(),
+        permissions: Vec::new(),
+        missing_permissions: Vec::new(),
     }
 }
 
@@ -560,6 +639,8 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
         warnings: plan.warnings,
         gates: Vec::new(),
         subscription_plan: Vec::new(),
+        permissions: Vec::new(),
+        missing_permissions: Vec::new(),
     }
 }
 
@@ -669,6 +750,21 @@ fn print_text(p: &TenantPlan) {
             "  step 5: {} app registrations block the tenant's deletion (a Global Administrator removes them in the portal): {}",
             p.applications.len(),
             p.applications.join(", ")
+        );
+    }
+    if !p.missing_permissions.is_empty() {
+        println!(
+            "  permissions: closeout's app lacks {}",
+            p.missing_permissions.join(", ")
+        );
+    } else if !p.permissions.is_empty() && p.permissions.iter().all(|x| x.granted == Some(true)) {
+        println!(
+            "  permissions: closeout's app holds the {} it needs",
+            p.permissions
+                .iter()
+                .map(|x| x.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     for g in &p.gates {

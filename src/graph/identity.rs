@@ -149,6 +149,37 @@ impl TenantClient {
         Ok((guid, initial))
     }
 
+    /// The app role ids (Microsoft Graph application permissions) granted to
+    /// closeout's own service principal:
+    /// `GET /v1.0/servicePrincipals(appId='{client_id}')` then
+    /// `GET /v1.0/servicePrincipals/{id}/appRoleAssignments`
+    /// (<https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignments>).
+    /// Access tokens stay opaque: their `roles` claim is never read.
+    pub async fn app_permissions(&self) -> Result<Vec<String>, CallError> {
+        #[derive(Deserialize)]
+        struct Principal {
+            id: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Assignment {
+            app_role_id: String,
+        }
+        let sp: Principal = self
+            .get_required(&format!(
+                "/v1.0/servicePrincipals(appId='{}')?$select=id",
+                super::bulk::segment(&self.client_id)
+            ))
+            .await?;
+        let list: Vec<Assignment> = self
+            .all(&format!(
+                "/v1.0/servicePrincipals/{}/appRoleAssignments?$select=appRoleId,resourceId",
+                super::bulk::segment(&sp.id)
+            ))
+            .await?;
+        Ok(list.into_iter().map(|a| a.app_role_id).collect())
+    }
+
     /// Refuses (permanently, `tenant_mismatch`) unless the organization this
     /// client reaches is tenant `guid` and its initial domain
     /// (`verifiedDomains` with `isInitial`) is `domain`: with one app

@@ -197,7 +197,7 @@ impl TenantClient {
     }
 
     /// `GET` a JSON value that must exist.
-    async fn get_required<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+    pub(crate) async fn get_required<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
         let url = self.url(path)?;
         let ctx = self.ctx(&Method::GET, &url);
         self.get_json(url).await?.ok_or_else(|| {
@@ -271,6 +271,10 @@ impl TenantClient {
 }
 
 impl TenantApi for TenantClient {
+    async fn app_permissions(&self) -> Result<Vec<String>, CallError> {
+        TenantClient::app_permissions(self).await
+    }
+
     /// Role assignments: https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments
     /// (built-in roles' `roleDefinitionId` is their template id); the
     /// organization's `onPremisesSyncEnabled`:

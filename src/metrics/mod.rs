@@ -304,6 +304,7 @@ fn gate_name(gate: Gate) -> &'static str {
         Gate::AssignAppRole => "assign_app_role",
         Gate::TurnOffDirectorySync => "turn_off_directory_sync",
         Gate::EndSubscriptionsElsewhere => "end_subscriptions_elsewhere",
+        Gate::GrantPermissions => "grant_permissions",
     }
 }
 

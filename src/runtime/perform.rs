@@ -349,6 +349,9 @@ async fn perform_read<T: TenantApi>(
             preflight: tenant.read_preflight().await?,
         },
         // Performed with the partner, above.
+        Read::AppPermissions => Event::PermissionsRead {
+            granted: tenant.app_permissions().await?,
+        },
         Read::ClassifySubscriptions => Event::SubscriptionsClassified {
             subscriptions: crate::saga::subscriptions::classify(
                 &tenant.list_subscription_details().await?,

@@ -86,6 +86,13 @@ impl TenantApi for Api {
         }
     }
 
+    async fn app_permissions(&self) -> Result<Vec<String>, CallError> {
+        match self {
+            Api::Ready(c, _) => c.app_permissions().await,
+            Api::Broken(e) => Self::fail(e),
+        }
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, CallError> {
         match self {
             Api::Ready(c, _) => c.list_users().await,

@@ -80,6 +80,10 @@ pub enum Read {
     /// Graph's subscriptions with their sellers, and the partner's Partner
     /// Center list of the customer's subscriptions: what each one is.
     ClassifySubscriptions,
+    /// The Microsoft Graph application permissions granted to closeout's own
+    /// service principal (`appRoleAssignments`), read before step 1 changes
+    /// anything.
+    AppPermissions,
 }
 
 impl std::fmt::Display for Read {
@@ -106,6 +110,9 @@ impl std::fmt::Display for Read {
             Read::KeepAdmins { .. } => f.write_str("read the Global Administrator role's members"),
             Read::DeletionCheck => f.write_str("read step 5's deletion check"),
             Read::Discovery { .. } => f.write_str("read the tenant's discovery document"),
+            Read::AppPermissions => {
+                f.write_str("read closeout's app permissions (Microsoft Graph app role assignments)")
+            }
             Read::ClassifySubscriptions => {
                 f.write_str("classify the subscriptions (Graph and Partner Center)")
             }

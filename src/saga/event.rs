@@ -104,6 +104,9 @@ pub enum Gate {
     /// another partner, trials, self-service sign-ups, unmatched ones) are
     /// ended by a person where the instructions say.
     EndSubscriptionsElsewhere,
+    /// Before step 1: grant closeout's app the Microsoft Graph application
+    /// permissions this closure needs (admin consent).
+    GrantPermissions,
 }
 
 /// Everything that can happen to a closure saga.
@@ -478,6 +481,13 @@ pub enum Event {
         /// One per Graph subscription.
         subscriptions: Vec<super::subscriptions::SubscriptionClass>,
     },
+    /// The Microsoft Graph application permissions closeout's app holds,
+    /// read before step 1 changes anything.
+    PermissionsRead {
+        /// App role ids of Microsoft Graph granted to closeout's service
+        /// principal.
+        granted: Vec<String>,
+    },
 }
 
 /// Where a tenant's GUID was read.
@@ -606,6 +616,7 @@ impl Event {
             Event::DiscoveryBaselineRecorded { .. } => "discovery_baseline_recorded",
             Event::TenantObservedGone { .. } => "tenant_observed_gone",
             Event::SubscriptionsClassified { .. } => "subscriptions_classified",
+            Event::PermissionsRead { .. } => "permissions_read",
         }
     }
 

@@ -88,6 +88,9 @@ pub struct Observed {
     pub tenant_exists: Option<bool>,
     /// Step 1's preflight read.
     pub preflight: Option<crate::model::Preflight>,
+    /// The Graph application permissions closeout's app holds (app role
+    /// ids), as last read before step 1.
+    pub app_permissions: Option<Vec<String>>,
     /// A keep account read, just now, to be an enabled Global Administrator:
     /// every member of the role then (the admin deletes this read allows).
     #[serde(default)]
@@ -240,7 +243,7 @@ pub const SYSTEM: &str = "closeout";
 /// The schema version written before every encoded state snapshot. A
 /// snapshot of another version is not upcast: recovery replays that saga's
 /// events instead, which every version can read.
-pub const STATE_VERSION: u16 = 4;
+pub const STATE_VERSION: u16 = 5;
 
 impl State {
     /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
@@ -458,6 +461,9 @@ pub fn apply(mut s: State, event: &Event) -> State {
         }
         Event::TenantObservedGone { confirmation, .. } => {
             s.gone_confirmations = *confirmation;
+        }
+        Event::PermissionsRead { granted } => {
+            s.observed.app_permissions = Some(granted.clone());
         }
         Event::SubscriptionsClassified { subscriptions } => {
             s.observed.classes = Some(subscriptions.clone());

@@ -47,6 +47,10 @@ pub struct TenantFixture {
     pub billing: Billing,
     /// Keep accounts (UPNs).
     pub keep: Vec<String>,
+    /// The Microsoft Graph application permissions consented for the app, by
+    /// name (`User.ReadWrite.All`); default: every one closeout uses.
+    #[serde(default)]
+    pub app_permissions: Option<Vec<String>>,
     /// Whether the app may delete users holding admin roles (default true).
     #[serde(default = "yes")]
     pub app_privileged: bool,
@@ -398,6 +402,25 @@ impl TenantFixture {
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
             certificate: self.certificate.clone(),
+            app_permissions: match &self.app_permissions {
+                None => crate::saga::permissions::ALL
+                    .iter()
+                    .map(|p| p.id.to_string())
+                    .collect(),
+                Some(names) => names
+                    .iter()
+                    .map(|n| {
+                        crate::saga::permissions::by_name(n)
+                            .map(|p| p.id.to_string())
+                            .ok_or_else(|| Error::Invalid {
+                                tenant: self.tenant_id.clone(),
+                                message: format!(
+                                    "app_permissions: {n:?} is not a Microsoft Graph permission closeout uses"
+                                ),
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
             app_privileged: self.app_privileged,
             dir_sync: self
                 .directory_sync

@@ -238,6 +238,7 @@ pub fn generate(spec: &GenerateSpec, seed: u64) -> Fixture {
             certificate: None,
             billing,
             keep: vec![admin],
+            app_permissions: None,
             app_privileged: i >= spec.unprivileged,
             directory_sync: None,
             security_defaults: rng.gen_bool(0.5),

@@ -225,6 +225,10 @@ pub struct Tenant {
     /// The app's registered certificate (PEM), if any (`keyCredentials`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// The Microsoft Graph application permissions consented for closeout's
+    /// app (app role ids), as `GET /servicePrincipals/{id}/appRoleAssignments`
+    /// lists them.
+    pub app_permissions: Vec<String>,
     /// Whether closeout's app holds Privileged Authentication Administrator,
     /// which lets it delete and restore users of any role.
     pub app_privileged: bool,
