@@ -16,7 +16,7 @@
 //! validation", https://learn.microsoft.com/entra/identity-platform/reference-error-codes),
 //! an expired registered certificate the same code with the reason "The key
 //! used is expired" (as quoted in
-//! https://learn.microsoft.com/azure-stack/hci/manage/troubleshoot-hci-registration),
+//! https://learn.microsoft.com/azure-stack/hci/deploy/troubleshoot-hci-registration),
 //! `iss`/`sub` not the client `AADSTS700021`, `aud` wrong `AADSTS700023`
 //! (both from https://learn.microsoft.com/azure/developer/java/sdk/troubleshooting-authentication-service-principal),
 //! outside `nbf`..`exp` `AADSTS700024` (the client-assertion time-range code
