@@ -114,6 +114,18 @@ subscriptions = "{b_mode}"
         ),
     )
     .unwrap();
+    // doctor: a line per tenant and for the partner, all fine.
+    let out = env.cli("doctor", &[batch.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", support::stderr(&out));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines.iter().all(|l| l.starts_with("ok")), "{text}");
+    assert!(lines[0].contains("credential=certificate SHA256:"), "{text}");
+    assert!(lines[1].contains("credential=secret"), "{text}");
+    assert!(lines[2].starts_with("ok   partner"), "{text}");
+    assert!(sim.client_effects().is_empty(), "doctor changed something");
+
     let daemon = Daemon::start(&env);
     let sagas = env.submit(&batch);
     assert_eq!(sagas.len(), 2);

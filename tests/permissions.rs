@@ -78,6 +78,16 @@ fn plan_names_the_missing_permission_and_the_saga_waits_for_it() {
     assert_eq!(granted("Directory.Read.All"), Some(serde_json::json!(true)));
     assert_eq!(granted("User.ReadWrite.All"), Some(serde_json::json!(false)));
 
+    // doctor fails the tenant's line, naming the permission.
+    let out = env.cli("doctor", &[batch.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines().next().is_some_and(|l| l.starts_with("FAIL")
+            && l.contains("closeout's app lacks User.ReadWrite.All")),
+        "{text}"
+    );
+
     // The saga waits at the gate, deleting no one.
     let daemon = Daemon::start(&env);
     let sagas = env.submit(&batch);

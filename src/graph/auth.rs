@@ -28,6 +28,10 @@ pub struct Token {
     renew_at: Instant,
     /// Which token this is, so a 401 renews only the token it was given for.
     pub generation: u64,
+    /// The token endpoint's clock minus this machine's, in seconds, from the
+    /// answer's `Date` header (`closeout doctor`: an assertion or token is
+    /// judged by the service's clock).
+    pub skew_secs: Option<i64>,
 }
 
 /// Obtains and caches the tokens of one app in one tenant for one scope.
@@ -194,10 +198,23 @@ impl TokenSource {
                 "token obtained"
             );
             let now = Instant::now();
+            let skew_secs = reply
+                .header("date")
+                .and_then(|d| httpdate::parse_http_date(d).ok())
+                .and_then(|server| {
+                    let here = std::time::SystemTime::now();
+                    let secs = |t: std::time::SystemTime| {
+                        t.duration_since(std::time::UNIX_EPOCH)
+                            .ok()
+                            .map(|d| d.as_secs() as i64)
+                    };
+                    Some(secs(server)? - secs(here)?)
+                });
             return Ok(Token {
                 value: Arc::new(Secret::new(t.access_token)),
                 renew_at: now.checked_add(lifetime - margin).unwrap_or(now),
                 generation,
+                skew_secs,
             });
         }
         let rid = reply

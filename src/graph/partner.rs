@@ -32,6 +32,17 @@ pub struct PartnerClient {
 }
 
 impl PartnerClient {
+    /// Asks the token endpoint for a token now (`closeout doctor`): the
+    /// token endpoint's clock skew in seconds, when its answer had a `Date`.
+    pub async fn check_token(&self) -> Result<Option<i64>, CallError> {
+        self.tokens.fresh().await.map(|t| t.skew_secs)
+    }
+
+    /// The scope tokens are asked for.
+    pub fn token_scope(&self) -> &str {
+        self.tokens.scope()
+    }
+
     pub(crate) fn new(
         shared: Arc<Shared>,
         tenant: &str,
