@@ -85,9 +85,11 @@ pub struct Registered {
     pub not_after: u64,
 }
 
-/// The PEM blocks of a text: (label, DER). The DER of a key block is wiped
-/// on drop by the caller's `Zeroizing`.
-fn blocks(text: &str) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>, Error> {
+/// One PEM block: its label and its DER, wiped on drop.
+type Block = (String, Zeroizing<Vec<u8>>);
+
+/// The PEM blocks of a text.
+fn blocks(text: &str) -> Result<Vec<Block>, Error> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
@@ -323,7 +325,12 @@ mod tests {
         let c = Certificate::from_pem(GOOD).unwrap();
         let other = Certificate::from_pem(OTHER).unwrap();
         let jwt = c
-            .assertion("app", "https://login/t/oauth2/v2.0/token", 1_700_000_000, "j1")
+            .assertion(
+                "app",
+                "https://login/t/oauth2/v2.0/token",
+                1_700_000_000,
+                "j1",
+            )
             .unwrap();
         let a = Assertion::parse(&jwt).unwrap();
         assert_eq!(a.header["alg"], "PS256");
@@ -335,7 +342,9 @@ mod tests {
         let mut parts: Vec<&str> = jwt.split('.').collect();
         let forged = URL_SAFE_NO_PAD.encode(r#"{"iss":"evil"}"#);
         parts[1] = &forged;
-        assert!(!c.public.verify(&Assertion::parse(&parts.join(".")).unwrap()));
+        assert!(!c
+            .public
+            .verify(&Assertion::parse(&parts.join(".")).unwrap()));
     }
 
     #[test]

@@ -129,7 +129,8 @@ impl Cloud {
 
 /// Every Graph `.default` scope of every cloud (the simulator accepts them).
 pub fn graph_scopes() -> impl Iterator<Item = String> {
-    ALL.iter().map(|c| format!("https://{}/.default", c.graph_host()))
+    ALL.iter()
+        .map(|c| format!("https://{}/.default", c.graph_host()))
 }
 
 /// Every Partner Center `.default` scope of every cloud.

@@ -80,7 +80,10 @@ fn shipped_files_are_valid() {
     assert_eq!(batch.lines, vec![21, 47]);
     // The first entry takes its app and certificate from [defaults].
     assert!(batch.tenants[0].secret.is_certificate());
-    assert_eq!(batch.tenants[0].client_id, "6731de76-14a6-49ae-97bc-6eba6914391e");
+    assert_eq!(
+        batch.tenants[0].client_id,
+        "6731de76-14a6-49ae-97bc-6eba6914391e"
+    );
     assert_eq!(batch.domains[0].as_deref(), Some("contoso.onmicrosoft.com"));
     assert!(!batch.tenants[1].secret.is_certificate());
 }
@@ -92,17 +95,16 @@ fn a_cloud_sets_the_hosts_an_endpoint_overrides() {
         Path::new("/etc/closeout/closeout.toml"),
     )
     .unwrap();
-    assert_eq!(c.endpoints.graph.as_str(), "https://dod-graph.microsoft.us/");
+    assert_eq!(
+        c.endpoints.graph.as_str(),
+        "https://dod-graph.microsoft.us/"
+    );
     assert_eq!(c.endpoints.login.as_str(), "https://proxy.example/");
     assert_eq!(
         c.endpoints.partner_center.as_str(),
         "https://api.partnercenter.microsoft.com/"
     );
-    config_case(
-        "cloud = \"mars\"\n",
-        "bad.toml:1",
-        "unknown variant",
-    );
+    config_case("cloud = \"mars\"\n", "bad.toml:1", "unknown variant");
 }
 
 #[test]

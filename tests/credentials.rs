@@ -13,7 +13,9 @@ use std::time::Duration;
 use support::{all_terminal, wait_status, write_secret, Daemon, Env, Sim};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/certs").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/certs")
+        .join(name)
 }
 
 /// Copies a test key to a 0600 file in the test's dir (git keeps no modes).
@@ -121,7 +123,10 @@ subscriptions = "{b_mode}"
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines.iter().all(|l| l.starts_with("ok")), "{text}");
-    assert!(lines[0].contains("credential=certificate SHA256:"), "{text}");
+    assert!(
+        lines[0].contains("credential=certificate SHA256:"),
+        "{text}"
+    );
     assert!(lines[1].contains("credential=secret"), "{text}");
     assert!(lines[2].starts_with("ok   partner"), "{text}");
     assert!(sim.client_effects().is_empty(), "doctor changed something");
@@ -197,7 +202,10 @@ fn a_domain_of_another_tenant_is_refused_before_anything_changes() {
     let out = env.cli("plan", &[batch.to_str().unwrap()]);
     let err = support::stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("batch.toml:5") && err.contains(&b_domain), "{err}");
+    assert!(
+        err.contains("batch.toml:5") && err.contains(&b_domain),
+        "{err}"
+    );
     // So does the daemon, even when asked directly (no saga starts).
     let daemon = Daemon::start(&env);
     let out = env.cli("submit", &[batch.to_str().unwrap()]);

@@ -55,13 +55,19 @@ fn plan_names_the_missing_permission_and_the_saga_waits_for_it() {
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}");
     assert!(out.status.success(), "{}", support::stderr(&out));
-    assert!(text.contains("closeout's app lacks User.ReadWrite.All"), "{text}");
+    assert!(
+        text.contains("closeout's app lacks User.ReadWrite.All"),
+        "{text}"
+    );
     assert!(text.contains("GATE before step 1"), "{text}");
     let out = env.cli("plan", &["--json", batch.to_str().unwrap()]);
     assert!(out.status.success());
     let plans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let p = &plans[0];
-    assert_eq!(p["missing_permissions"], serde_json::json!(["User.ReadWrite.All"]));
+    assert_eq!(
+        p["missing_permissions"],
+        serde_json::json!(["User.ReadWrite.All"])
+    );
     assert!(p["gates"]
         .as_array()
         .unwrap()
@@ -76,15 +82,19 @@ fn plan_names_the_missing_permission_and_the_saga_waits_for_it() {
             .map(|x| x["granted"].clone())
     };
     assert_eq!(granted("Directory.Read.All"), Some(serde_json::json!(true)));
-    assert_eq!(granted("User.ReadWrite.All"), Some(serde_json::json!(false)));
+    assert_eq!(
+        granted("User.ReadWrite.All"),
+        Some(serde_json::json!(false))
+    );
 
     // doctor fails the tenant's line, naming the permission.
     let out = env.cli("doctor", &[batch.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
-        text.lines().next().is_some_and(|l| l.starts_with("FAIL")
-            && l.contains("closeout's app lacks User.ReadWrite.All")),
+        text.lines().next().is_some_and(
+            |l| l.starts_with("FAIL") && l.contains("closeout's app lacks User.ReadWrite.All")
+        ),
         "{text}"
     );
 
@@ -92,17 +102,25 @@ fn plan_names_the_missing_permission_and_the_saga_waits_for_it() {
     let daemon = Daemon::start(&env);
     let sagas = env.submit(&batch);
     let saga = sagas[0].0.clone();
-    let rows = wait_status(&env, &daemon, Duration::from_secs(30), "the permission gate", |rows| {
-        rows.iter().any(|r| {
-            r["saga_id"] == saga.as_str()
-                && r["state"] == "waiting"
-                && r["waiting_for"]
-                    .as_str()
-                    .is_some_and(|w| w.contains("User.ReadWrite.All"))
-        })
-    });
+    let rows = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(30),
+        "the permission gate",
+        |rows| {
+            rows.iter().any(|r| {
+                r["saga_id"] == saga.as_str()
+                    && r["state"] == "waiting"
+                    && r["waiting_for"]
+                        .as_str()
+                        .is_some_and(|w| w.contains("User.ReadWrite.All"))
+            })
+        },
+    );
     assert_eq!(rows[0]["step"], 1, "{}", rows[0]);
-    let what = rows[0]["action_required"]["what"].as_str().unwrap_or_default();
+    let what = rows[0]["action_required"]["what"]
+        .as_str()
+        .unwrap_or_default();
     assert!(what.contains("permissions"), "{}", rows[0]);
     assert!(
         sim.client_effects().is_empty(),

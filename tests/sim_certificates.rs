@@ -89,7 +89,11 @@ async fn a_certificate_signs_in_and_a_wrong_or_expired_one_is_refused() {
 async fn refusal(sim: &SimHandle, jwt: &str) -> u64 {
     let t = &sim.tenants()[0];
     let r: Value = reqwest::Client::new()
-        .post(format!("{}/{}/oauth2/v2.0/token", sim.base_url(), t.tenant_id))
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            sim.base_url(),
+            t.tenant_id
+        ))
         .form(&[
             ("client_id", t.client_id.as_str()),
             ("client_assertion_type", ASSERTION_TYPE),
@@ -118,7 +122,11 @@ async fn the_simulator_checks_the_assertion_claims() {
     let aud = format!("{}/{}/oauth2/v2.0/token", sim.base_url(), t.tenant_id);
     let ok = good.assertion(&t.client_id, &aud, now, "j1").unwrap();
     assert_eq!(refusal(&sim, &ok).await, 0, "a right assertion is accepted");
-    assert!(Assertion::parse(&ok).unwrap().header.get("x5t#S256").is_some());
+    assert!(Assertion::parse(&ok)
+        .unwrap()
+        .header
+        .get("x5t#S256")
+        .is_some());
     // Another app's id as issuer and subject.
     let other_app = good.assertion("someone-else", &aud, now, "j2").unwrap();
     assert_eq!(refusal(&sim, &other_app).await, 700021);
@@ -127,7 +135,9 @@ async fn the_simulator_checks_the_assertion_claims() {
     let wrong_aud = good.assertion(&t.client_id, &elsewhere, now, "j3").unwrap();
     assert_eq!(refusal(&sim, &wrong_aud).await, 700023);
     // Expired an hour ago.
-    let stale = good.assertion(&t.client_id, &aud, now - 3600, "j4").unwrap();
+    let stale = good
+        .assertion(&t.client_id, &aud, now - 3600, "j4")
+        .unwrap();
     assert_eq!(refusal(&sim, &stale).await, 700024);
     // Not a JWT at all.
     assert_eq!(refusal(&sim, "not-a-jwt").await, 50027);

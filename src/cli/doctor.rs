@@ -140,7 +140,12 @@ async fn tenant(
     match api.check_token().await {
         Ok(skew) => f.skew(skew),
         Err(e) => {
-            f.fail(format!("token ({}): {} ({})", api.token_scope(), e.message, e.code));
+            f.fail(format!(
+                "token ({}): {} ({})",
+                api.token_scope(),
+                e.message,
+                e.code
+            ));
             return f;
         }
     }

@@ -506,7 +506,10 @@ async fn classify(
 }
 
 /// The Graph application permissions closeout's app holds (app role ids).
-async fn read_permissions(client: &graph::Client, spec: &TenantSpec) -> Result<Vec<String>, String> {
+async fn read_permissions(
+    client: &graph::Client,
+    spec: &TenantSpec,
+) -> Result<Vec<String>, String> {
     let credential = graph::read_credential(&spec.secret).map_err(|e| e.to_string())?;
     let api = client.tenant(&spec.tenant_id, &spec.client_id, credential);
     api.app_permissions().await.map_err(|e| {

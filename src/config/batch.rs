@@ -126,7 +126,8 @@ impl<'de> Deserialize<'de> for Domain {
             && s.contains('.')
             && !s.starts_with('.')
             && !s.ends_with('.')
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
         if !ok {
             return Err(serde::de::Error::custom(format!(
                 "{s:?} is not a domain name (the tenant's initial domain, e.g. \"contoso.onmicrosoft.com\")"

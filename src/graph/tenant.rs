@@ -57,10 +57,7 @@ impl TenantClient {
         client_id: &str,
         credential: super::Credential,
     ) -> TenantClient {
-        let scope = shared
-            .endpoints
-            .cloud
-            .graph_scope(&shared.endpoints.graph);
+        let scope = shared.endpoints.cloud.graph_scope(&shared.endpoints.graph);
         TenantClient {
             tokens: TokenSource::new(shared.clone(), tenant, client_id, credential, &scope),
             throttle: shared.throttle(tenant),
@@ -208,7 +205,10 @@ impl TenantClient {
     }
 
     /// `GET` a JSON value that must exist.
-    pub(crate) async fn get_required<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+    pub(crate) async fn get_required<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, CallError> {
         let url = self.url(path)?;
         let ctx = self.ctx(&Method::GET, &url);
         self.get_json(url).await?.ok_or_else(|| {

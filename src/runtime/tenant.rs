@@ -18,6 +18,9 @@ use crate::model::{
 use crate::ports::{KeepCheck, TenantApi};
 
 /// A saga's way to its tenant.
+// One per saga, built once and never moved in a loop: boxing the client
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Api {
     /// The tenant's Graph client, and its keep entries (object ids or UPNs,
     /// as the batch gave them) for the delete guard.

@@ -160,7 +160,9 @@ mod tests {
         let all_ids: Vec<String> = ALL.iter().map(|p| p.id.to_uppercase()).collect();
         assert!(missing(&required(&plan, true), &all_ids).is_empty());
         assert_eq!(
-            missing(&required(&plan, true), &[]).first().map(String::as_str),
+            missing(&required(&plan, true), &[])
+                .first()
+                .map(String::as_str),
             Some("Organization.Read.All")
         );
     }

@@ -91,7 +91,7 @@ fn check_assertion(
             401,
             "invalid_client",
             700021,
-            format!("Client assertion application identifier doesn't match 'client_id' parameter. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials ."),
+            "Client assertion application identifier doesn't match 'client_id' parameter. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .".to_string(),
         ));
     }
     let aud_ok = a
@@ -106,7 +106,7 @@ fn check_assertion(
             401,
             "invalid_client",
             700023,
-            format!("Client assertion audience claim does not match Realm issuer. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials ."),
+            "Client assertion audience claim does not match Realm issuer. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .".to_string(),
         ));
     }
     match (a.time("nbf"), a.time("exp"), a.claim("jti")) {

@@ -76,7 +76,12 @@ pub fn service_principal(t: &Tenant, c: &Call, seg: &str) -> Resp {
 pub fn app_role_assignments(t: &Tenant, c: &Call, id: &str) -> Resp {
     let Some(own) = t.own_principal().filter(|sp| sp.id == id) else {
         if t.service_principals.iter().any(|sp| sp.id == id) {
-            return page(c, Vec::new(), "servicePrincipals('id')/appRoleAssignments", 100);
+            return page(
+                c,
+                Vec::new(),
+                "servicePrincipals('id')/appRoleAssignments",
+                100,
+            );
         }
         return c.not_found(id);
     };
