@@ -170,11 +170,23 @@ subscriptions = "{b_mode}"
     // The log names the certificate's file, never its key.
     let key_text = fs::read_to_string(&pem).unwrap();
     let key_line = key_text.lines().nth(1).unwrap();
+    let thumbprint = closeout::cert::Certificate::from_pem(&key_text)
+        .unwrap()
+        .public
+        .thumbprint_hex();
+    let mut used = Vec::new();
     for (_, events) in support::store_events(&env.data_dir) {
         let text = format!("{events:?}");
         assert!(!text.contains(key_line), "the key reached the event log");
         assert!(!text.contains("PRIVATE KEY"));
+        used.extend(events.iter().filter_map(|e| match e {
+            closeout::saga::Event::CertificateUsed { thumbprint } => Some(thumbprint.clone()),
+            _ => None,
+        }));
     }
+    // Tenant a's saga recorded the certificate by its thumbprint; b's, on a
+    // secret, recorded none.
+    assert_eq!(used, vec![thumbprint]);
 }
 
 #[test]

@@ -417,6 +417,9 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
             view.subscriptions.len(),
             view.applications.len()
         )),
+        Event::CertificateUsed { thumbprint } => other(format!(
+            "signed in with the certificate SHA256:{thumbprint}"
+        )),
         Event::PermissionsRead { granted } => other(format!(
             "closeout's app permissions read: {}",
             granted

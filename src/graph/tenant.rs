@@ -282,6 +282,10 @@ impl TenantClient {
 }
 
 impl TenantApi for TenantClient {
+    fn certificate_thumbprint(&self) -> Option<String> {
+        self.tokens.thumbprint()
+    }
+
     async fn app_permissions(&self) -> Result<Vec<String>, CallError> {
         TenantClient::app_permissions(self).await
     }

@@ -89,6 +89,13 @@ impl TenantApi for Api {
         }
     }
 
+    fn certificate_thumbprint(&self) -> Option<String> {
+        match self {
+            Api::Ready(c, _) => c.certificate_thumbprint(),
+            Api::Broken(_) => None,
+        }
+    }
+
     async fn app_permissions(&self) -> Result<Vec<String>, CallError> {
         match self {
             Api::Ready(c, _) => c.app_permissions().await,

@@ -488,6 +488,12 @@ pub enum Event {
         /// principal.
         granted: Vec<String>,
     },
+    /// The saga signed in with a certificate (recorded with its first
+    /// token): which one, by thumbprint, for the audit. Never the key.
+    CertificateUsed {
+        /// The certificate's SHA-256 thumbprint, upper-case hex.
+        thumbprint: String,
+    },
 }
 
 /// Where a tenant's GUID was read.
@@ -617,6 +623,7 @@ impl Event {
             Event::TenantObservedGone { .. } => "tenant_observed_gone",
             Event::SubscriptionsClassified { .. } => "subscriptions_classified",
             Event::PermissionsRead { .. } => "permissions_read",
+            Event::CertificateUsed { .. } => "certificate_used",
         }
     }
 

@@ -465,6 +465,8 @@ pub fn apply(mut s: State, event: &Event) -> State {
         Event::PermissionsRead { granted } => {
             s.observed.app_permissions = Some(granted.clone());
         }
+        // For the audit only: nothing the saga decides depends on it.
+        Event::CertificateUsed { .. } => {}
         Event::SubscriptionsClassified { subscriptions } => {
             s.observed.classes = Some(subscriptions.clone());
             if s.classes.is_none() {
