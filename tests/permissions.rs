@@ -127,6 +127,24 @@ fn plan_names_the_missing_permission_and_the_saga_waits_for_it() {
         "something changed before the permission was granted"
     );
 
+    // The running daemon answers doctor with its own credentials.
+    let out = env.cli("doctor", &["--daemon", batch.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        support::stderr(&out)
+    );
+    assert!(
+        text.contains("closeout's app lacks User.ReadWrite.All"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("ok   partner")),
+        "{text}"
+    );
+
     // Granted through the operator API: the saga goes on and deletes bob.
     let (status, body) = sim.post(&format!("/_sim/tenants/{TENANT}/operator/app-role"));
     assert_eq!(status, 200, "{body}");

@@ -38,6 +38,15 @@ impl PartnerClient {
         self.tokens.fresh().await.map(|t| t.skew_secs)
     }
 
+    /// How the partner's app signs in: `secret` or its certificate's
+    /// thumbprint (as `closeout doctor` shows it).
+    pub fn token_source_thumbprint(&self) -> Option<String> {
+        Some(match self.tokens.thumbprint() {
+            Some(t) => format!("certificate SHA256:{t}"),
+            None => "secret".into(),
+        })
+    }
+
     /// The scope tokens are asked for.
     pub fn token_scope(&self) -> &str {
         self.tokens.scope()

@@ -1004,6 +1004,22 @@ impl Engine for Executor {
         self.submit_finishing(tenants, Vec::new(), who).await
     }
 
+    async fn doctor(
+        &self,
+        tenants: Vec<TenantSpec>,
+        domains: Vec<Option<String>>,
+    ) -> Result<Vec<super::doctor::Finding>, EngineError> {
+        let mut out = Vec::with_capacity(tenants.len() + 1);
+        for (i, spec) in tenants.iter().enumerate() {
+            let domain = domains.get(i).cloned().flatten();
+            out.push(super::doctor::tenant(&self.inner.graph, spec, domain.as_deref()).await);
+        }
+        if let Some(p) = &self.inner.partner {
+            out.push(super::doctor::partner(p, p.token_source_thumbprint()).await);
+        }
+        Ok(out)
+    }
+
     async fn submit_checked(
         &self,
         tenants: Vec<TenantSpec>,

@@ -370,6 +370,13 @@ async fn dispatch<E: Engine>(
                 "an audit is streamed, not dispatched".into(),
             ))
         }
+        Request::Doctor { tenants, domains } => {
+            tracing::info!(operator = %who.name, tenants = tenants.len(), "doctor");
+            engine
+                .doctor(tenants, domains)
+                .await
+                .map(|findings| Response::Doctor { findings })
+        }
         Request::Health => {
             let dead_tasks = engine.dead_tasks();
             return Response::Health(Health {
