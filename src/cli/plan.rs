@@ -384,13 +384,21 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
                             Ok(pf) => {
                                 let gates = plan_gates(spec, &inv, &pf);
                                 let role_missing = gates.iter().any(|g| g.gate == "assign_app_role");
-                                plan.permissions.push(PermissionPlan {
-                                    name: "Privileged Authentication Administrator".into(),
-                                    kind: "entra_role".into(),
-                                    what: "delete and restore users who hold administrator roles".into(),
-                                    step: 1,
-                                    granted: Some(!role_missing),
-                                });
+                                // Needed only to delete users who hold a
+                                // directory role.
+                                let targets = saga::plan(spec, &inv).delete_users;
+                                let needed = role_missing
+                                    || targets.iter().any(|u| pf.roles_of(&u.id).next().is_some());
+                                if needed {
+                                    plan.permissions.push(PermissionPlan {
+                                        name: "Privileged Authentication Administrator".into(),
+                                        kind: "entra_role".into(),
+                                        what: "delete and restore users who hold administrator roles"
+                                            .into(),
+                                        step: 1,
+                                        granted: Some(!role_missing),
+                                    });
+                                }
                                 if role_missing {
                                     plan.missing_permissions
                                         .push("Privileged Authentication Administrator".into());

@@ -26,7 +26,7 @@ pub struct Finding {
     pub skew_secs: Option<i64>,
     /// The Graph application permissions closeout uses that the app lacks.
     pub missing_permissions: Vec<String>,
-    /// What failed, in order.
+    /// What failed, in order (entries starting `note: ` fail nothing).
     pub problems: Vec<String>,
 }
 
@@ -75,9 +75,10 @@ impl Finding {
         if let Some(s) = self.skew_secs {
             parts.push(format!("skew={s:+}s"));
         }
-        if self.problems.is_empty() {
+        if self.problems.iter().all(|p| p.starts_with("note: ")) {
             parts.push("token, permissions and reachability fine".into());
-        } else {
+        }
+        if !self.problems.is_empty() {
             parts.push(crate::escape::text(&self.problems.join("; ")).into_owned());
         }
         parts.join("  ")
@@ -137,15 +138,22 @@ pub async fn tenant(
     }
     match api.app_permissions().await {
         Ok(granted) => {
-            let all: Vec<&'static crate::saga::permissions::Permission> =
-                crate::saga::permissions::ALL.iter().collect();
-            f.missing_permissions = crate::saga::permissions::missing(&all, &granted);
-            if !f.missing_permissions.is_empty() {
-                f.fail(format!(
-                    "closeout's app lacks {}",
-                    f.missing_permissions.join(", ")
+            use crate::saga::permissions::{missing, opt_in, ALL};
+            let (optional, always): (Vec<_>, Vec<_>) = ALL.iter().partition(|p| opt_in(p));
+            let lacking = missing(&always, &granted);
+            let lacking_optional = missing(&optional, &granted);
+            if !lacking.is_empty() {
+                f.fail(format!("closeout's app lacks {}", lacking.join(", ")));
+            }
+            if !lacking_optional.is_empty() {
+                // Not a failure: only a closure that opts in to these
+                // step 4 changes needs them (`plan` says which).
+                f.problems.push(format!(
+                    "note: lacks {} (needed only to turn those policies off when opted in)",
+                    lacking_optional.join(", ")
                 ));
             }
+            f.missing_permissions = lacking.into_iter().chain(lacking_optional).collect();
         }
         Err(e) => f.fail(format!("permissions: {} ({})", e.message, e.code)),
     }

@@ -91,6 +91,15 @@ pub const ALL: &[Permission] = &[
     },
 ];
 
+/// Whether a permission is needed only when the operator opts in to a
+/// change (step 4's security defaults and Conditional Access).
+pub fn opt_in(p: &Permission) -> bool {
+    matches!(
+        p.name,
+        "Policy.ReadWrite.SecurityDefaults" | "Policy.ReadWrite.ConditionalAccess"
+    )
+}
+
 /// A permission by name.
 pub fn by_name(name: &str) -> Option<&'static Permission> {
     ALL.iter().find(|p| p.name.eq_ignore_ascii_case(name))
