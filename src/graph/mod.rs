@@ -506,6 +506,32 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_file_is_read_checked_and_never_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.pem");
+        let good = include_str!("../../tests/fixtures/certs/closeout.pem");
+        std::fs::write(&path, good).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = read_credential(&SecretSource::CertificateFile(path.clone())).unwrap();
+        assert_eq!(c.thumbprint().map(|t| t.len()), Some(64));
+        assert!(!format!("{c:?}").contains("PRIVATE"));
+        // Not a PEM key and certificate: refused, naming the file, not the text.
+        std::fs::write(&path, "hunter2\n").unwrap();
+        let e = read_credential(&SecretSource::CertificateFile(path.clone())).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("app.pem") && text.contains("no private key"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        // The same file as a secret source is a secret.
+        assert!(read_credential(&SecretSource::File(path))
+            .unwrap()
+            .thumbprint()
+            .is_none());
+    }
+
+    #[test]
     fn loose_special_and_oversized_secret_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let loose = dir.path().join("loose");
