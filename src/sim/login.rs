@@ -152,9 +152,9 @@ pub fn token(
         .unwrap_or(0);
     // Bounded: a long soak must not grow the simulator without end.
     if world.token_log.len() >= 10_000 {
-        world.token_log.remove(0);
+        world.token_log.pop_front();
     }
-    world.token_log.push(super::state::TokenRequest {
+    world.token_log.push_back(super::state::TokenRequest {
         tenant: tenant.to_string(),
         client_id: field("client_id").unwrap_or_default(),
         scope: field("scope").unwrap_or_default(),

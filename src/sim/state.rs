@@ -407,7 +407,7 @@ pub struct World {
     /// whether it was answered from an earlier one (for tests).
     pub partner_log: Vec<(String, String, bool)>,
     /// Every token request, oldest first (`GET /_sim/token-requests`).
-    pub token_log: Vec<TokenRequest>,
+    pub token_log: std::collections::VecDeque<TokenRequest>,
 }
 
 impl World {
