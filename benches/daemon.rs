@@ -171,6 +171,7 @@ async fn run(tenants: usize, users: usize, seed: u64, delays: Delays) -> (Durati
         .call(&Request::Submit {
             tenants: batch.tenants,
             finish_with: batch.finish_with,
+            domains: batch.domains,
         })
         .await
         .expect("submit")

@@ -76,8 +76,17 @@ pub struct Config {
     /// Default `/run/closeout/control.sock`.
     #[serde(default = "default_control_socket")]
     pub control_socket: PathBuf,
-    /// Base URLs of the services; tests and the demo point them at the simulator.
+    /// The Microsoft cloud the tenants live in (`global`, `usgov`,
+    /// `usgov-dod`, `china`): the default hosts of `[endpoints]` and the
+    /// token scopes. Default `global`.
     #[serde(default)]
+    pub cloud: crate::cloud::Cloud,
+    /// `[endpoints]` as written: the hosts given explicitly.
+    #[serde(default, rename = "endpoints")]
+    pub endpoints_given: EndpointsGiven,
+    /// Base URLs of the services: those `[endpoints]` gives, the cloud's
+    /// hosts for the others; tests and the demo point them at the simulator.
+    #[serde(skip)]
     pub endpoints: Endpoints,
     /// The partner's own app, needed only for `subscriptions = "partner-center"`.
     #[serde(default, deserialize_with = "partner_center")]
@@ -118,6 +127,40 @@ pub struct Endpoints {
     pub partner_center: url::Url,
 }
 
+/// `[endpoints]` as written: each host given explicitly, or `None` for the
+/// cloud's.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointsGiven {
+    /// Microsoft Graph.
+    #[serde(default, deserialize_with = "some_base_url")]
+    pub graph: Option<url::Url>,
+    /// The token service.
+    #[serde(default, deserialize_with = "some_base_url")]
+    pub login: Option<url::Url>,
+    /// Partner Center.
+    #[serde(default, deserialize_with = "some_base_url")]
+    pub partner_center: Option<url::Url>,
+}
+
+impl Endpoints {
+    /// The cloud's hosts, except where `[endpoints]` names one.
+    fn resolve(cloud: crate::cloud::Cloud, given: &EndpointsGiven) -> Endpoints {
+        Endpoints {
+            graph: given.graph.clone().unwrap_or_else(|| cloud.graph()),
+            login: given.login.clone().unwrap_or_else(|| cloud.login()),
+            partner_center: given
+                .partner_center
+                .clone()
+                .unwrap_or_else(|| cloud.partner_center()),
+        }
+    }
+}
+
+fn some_base_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
+    base_url(d).map(Some)
+}
+
 /// The partner's own application in its own tenant, used to call Partner Center.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PartnerCenter {
@@ -125,7 +168,7 @@ pub struct PartnerCenter {
     pub tenant_id: String,
     /// The partner's application (client) id.
     pub client_id: String,
-    /// Where its client secret is read from.
+    /// Where its client secret or certificate is read from.
     pub secret: SecretSource,
 }
 
@@ -385,12 +428,17 @@ impl Config {
         let mut config: Config =
             toml::from_str(text).map_err(|e| locate::toml_error(file, text, &e))?;
         metrics::check(&config.metrics, text, file)?;
+        config.endpoints = Endpoints::resolve(config.cloud, &config.endpoints_given);
         let dir = locate::base_dir(file);
         config.data_dir = locate::anchor(&dir, &config.data_dir);
         config.control_socket = locate::anchor(&dir, &config.control_socket);
         if let Some(pc) = &mut config.partner_center {
-            if let SecretSource::File(p) = &pc.secret {
-                pc.secret = SecretSource::File(locate::anchor(&dir, p));
+            match &pc.secret {
+                SecretSource::File(p) => pc.secret = SecretSource::File(locate::anchor(&dir, p)),
+                SecretSource::CertificateFile(p) => {
+                    pc.secret = SecretSource::CertificateFile(locate::anchor(&dir, p))
+                }
+                _ => {}
             }
         }
         Ok(config)
@@ -450,11 +498,19 @@ fn partner_center<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PartnerCente
         client_secret: Option<batch::InlineSecret>,
         client_secret_file: Option<PathBuf>,
         client_secret_credential: Option<batch::CredentialName>,
+        client_certificate_file: Option<PathBuf>,
+        client_certificate_credential: Option<batch::CredentialName>,
     }
     let raw = Raw::deserialize(d)?;
     let _ = raw.client_secret;
-    let secret = batch::secret_source(raw.client_secret_file, raw.client_secret_credential)
-        .map_err(serde::de::Error::custom)?;
+    let secret = batch::secret_source(
+        raw.client_secret_file,
+        raw.client_secret_credential,
+        raw.client_certificate_file,
+        raw.client_certificate_credential,
+    )
+    .map_err(serde::de::Error::custom)?
+    .ok_or_else(|| serde::de::Error::custom(batch::NO_CREDENTIAL))?;
     Ok(Some(PartnerCenter {
         tenant_id: raw.tenant_id.0,
         client_id: raw.client_id.0,

@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod cert;
 pub mod cli;
+pub mod cloud;
 pub mod codec;
 pub mod config;
 pub mod escape;

@@ -72,8 +72,9 @@ pub enum SubscriptionMode {
     Manual,
 }
 
-/// Where a client secret comes from. Only the location is ever stored or
-/// logged, never the secret itself.
+/// Where the app's credential comes from: a client secret or a certificate
+/// (a PEM with the private key and the certificate). Only the location is
+/// ever stored or logged, never the secret or key itself.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretSource {
@@ -81,6 +82,30 @@ pub enum SecretSource {
     File(std::path::PathBuf),
     /// A systemd credential: `$CREDENTIALS_DIRECTORY/<name>`.
     Credential(String),
+    /// A PEM file with the private key and the certificate
+    /// (`client_certificate_file`): a signed client assertion is sent
+    /// instead of a secret.
+    CertificateFile(std::path::PathBuf),
+    /// The same PEM as a systemd credential (`client_certificate_credential`).
+    CertificateCredential(String),
+}
+
+impl SecretSource {
+    /// Whether this names a certificate rather than a client secret.
+    pub fn is_certificate(&self) -> bool {
+        matches!(
+            self,
+            SecretSource::CertificateFile(_) | SecretSource::CertificateCredential(_)
+        )
+    }
+
+    /// The file, if the source is one (secret or certificate).
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            SecretSource::File(p) | SecretSource::CertificateFile(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// One tenant to close, as given in a batch file. Recorded in the saga's first

@@ -125,6 +125,16 @@ pub trait TenantApi: Send + Sync {
     /// service principal.
     fn read_preflight(&self) -> impl Future<Output = Result<Preflight, CallError>> + Send;
 
+    /// The SHA-256 thumbprint (hex) of the certificate the app signs in
+    /// with, or `None` for a client secret.
+    fn certificate_thumbprint(&self) -> Option<String> {
+        None
+    }
+
+    /// The Microsoft Graph application permissions (app role ids) granted to
+    /// closeout's own service principal.
+    fn app_permissions(&self) -> impl Future<Output = Result<Vec<String>, CallError>> + Send;
+
     /// `GET /v1.0/organization`: the tenant's GUID (lowercase) as the
     /// tenant's own token sees it.
     fn organization_id(&self) -> impl Future<Output = Result<String, CallError>> + Send;

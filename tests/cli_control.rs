@@ -174,6 +174,7 @@ async fn round_trip_with_peer_identity_and_mode_0660() {
         .call(&Request::Submit {
             tenants: vec![spec("a.example"), spec("b.example")],
             finish_with: Vec::new(),
+            domains: Vec::new(),
         })
         .await
         .unwrap();

@@ -9,6 +9,7 @@ const SUBCOMMANDS: &[&str] = &[
     "daemon",
     "submit",
     "plan",
+    "doctor",
     "status",
     "pause",
     "resume",

@@ -77,7 +77,48 @@ fn shipped_files_are_valid() {
     assert!(config.data_dir.is_absolute() && config.data_dir.ends_with("target/closeout/data"));
     let batch = closeout::config::BatchFile::load(&root.join("config/batch.example.toml")).unwrap();
     assert_eq!(batch.tenants.len(), 2);
-    assert_eq!(batch.lines, vec![8, 32]);
+    assert_eq!(batch.lines, vec![21, 47]);
+    // The first entry takes its app and certificate from [defaults].
+    assert!(batch.tenants[0].secret.is_certificate());
+    assert_eq!(
+        batch.tenants[0].client_id,
+        "6731de76-14a6-49ae-97bc-6eba6914391e"
+    );
+    assert_eq!(batch.domains[0].as_deref(), Some("contoso.onmicrosoft.com"));
+    assert!(!batch.tenants[1].secret.is_certificate());
+}
+
+#[test]
+fn a_cloud_sets_the_hosts_an_endpoint_overrides() {
+    let c = closeout::config::Config::parse(
+        "cloud = \"usgov-dod\"\n[endpoints]\nlogin = \"https://proxy.example\"\n",
+        Path::new("/etc/closeout/closeout.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.endpoints.graph.as_str(),
+        "https://dod-graph.microsoft.us/"
+    );
+    assert_eq!(c.endpoints.login.as_str(), "https://proxy.example/");
+    assert_eq!(
+        c.endpoints.partner_center.as_str(),
+        "https://api.partnercenter.microsoft.com/"
+    );
+    config_case("cloud = \"mars\"\n", "bad.toml:1", "unknown variant");
+}
+
+#[test]
+fn a_tenant_without_a_client_id_anywhere_is_refused() {
+    batch_case(
+        "[defaults]\nclient_certificate_file = \"k.pem\"\n\n[[tenant]]\ntenant_id = \"b\"\nkeep = [\"x\"]\nsubscriptions = \"manual\"\n",
+        "batch.toml:4: tenant[1]",
+        "no client_id",
+    );
+    batch_case(
+        "[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nclient_secret_file = \"s\"\ndomain = \"not a domain\"\nkeep = [\"x\"]\nsubscriptions = \"manual\"\n",
+        "batch.toml:5",
+        "is not a domain name",
+    );
 }
 
 #[test]
@@ -234,7 +275,7 @@ fn both_secret_sources() {
     batch_case(
         &format!("{TENANT}[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nclient_secret_file = \"s\"\nclient_secret_credential = \"s\"\nkeep = [\"x\"]\nsubscriptions = \"manual\"\n"),
         "batch.toml:8: tenant[2]",
-        "both client_secret_file and client_secret_credential",
+        "more than one credential is given",
     );
 }
 
@@ -243,7 +284,7 @@ fn no_secret_source() {
     batch_case(
         "[[tenant]]\ntenant_id = \"b\"\nclient_id = \"c\"\nkeep = [\"x\"]\nsubscriptions = \"manual\"\n",
         "batch.toml:1: tenant[1]",
-        "no client secret source",
+        "no credential: give client_secret_file",
     );
 }
 

@@ -434,6 +434,7 @@ fn raw_submit(env: &Env, t: &Value, secret: &Path) -> String {
             subscriptions: SubscriptionMode::PartnerCenter,
         }],
         finish_with: Vec::new(),
+        domains: Vec::new(),
     };
     let mut line = serde_json::to_string(&request).unwrap();
     line.push('\n');

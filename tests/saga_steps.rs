@@ -172,7 +172,12 @@ fn step_one_reads_its_preflight_and_gates_before_the_first_delete() {
     let start = [
         vec![started(pc)],
         resolved(),
-        vec![inventory(), keep_checked(), Event::StepStarted { step: 1 }],
+        vec![
+            inventory(),
+            keep_checked(),
+            Event::StepStarted { step: 1 },
+            permissions_granted(),
+        ],
     ]
     .concat();
     let with = |more: Vec<Event>| [start.clone(), more].concat();
@@ -193,7 +198,62 @@ fn step_one_reads_its_preflight_and_gates_before_the_first_delete() {
         });
         vec![record(first), Action::WakeAt(ts(T0 + 300_000))]
     };
+    let step_started = [
+        vec![started(pc)],
+        resolved(),
+        vec![inventory(), keep_checked(), Event::StepStarted { step: 1 }],
+    ]
+    .concat();
+    let lacking = Event::PermissionsRead {
+        granted: closeout::saga::permissions::ALL
+            .iter()
+            .filter(|p| p.name != "User.ReadWrite.All" && p.name != "Application.Read.All")
+            .map(|p| p.id.to_string())
+            .collect(),
+    };
+    let permission_gate = Event::GateOpened {
+        gate: Gate::GrantPermissions,
+        instructions: "In the Entra admin center of tenant t1 (Enterprise apps > closeout > \
+            Permissions > Grant admin consent), grant closeout's app the Microsoft Graph \
+            application permissions it lacks: User.ReadWrite.All, Application.Read.All. \
+            closeout re-reads the app's permissions periodically and changes nothing until \
+            it holds them."
+            .into(),
+    };
     check(vec![
+        Case {
+            name: "nothing changes before the app's permissions are read (an older saga reads them too)",
+            given: step_started.clone(),
+            now: T0,
+            then: vec![read(Read::AppPermissions)],
+        },
+        Case {
+            name: "permissions missing: a gate naming them, and no preflight, no intent",
+            given: [step_started.clone(), vec![lacking.clone()]].concat(),
+            now: T0,
+            then: waited(
+                vec![permission_gate.clone()],
+                "an operator to grant closeout's app Microsoft Graph permissions",
+            ),
+        },
+        Case {
+            name: "permissions granted: the role preflight is read next",
+            given: [
+                step_started.clone(),
+                vec![
+                    lacking.clone(),
+                    permission_gate.clone(),
+                    Event::WaitStarted {
+                        until: ts(T0),
+                        reason: "r".into(),
+                    },
+                    permissions_granted(),
+                ],
+            ]
+            .concat(),
+            now: T0,
+            then: vec![read(Read::Preflight)],
+        },
         Case {
             name: "no delete before the preflight is read (an older saga reads it too)",
             given: start.clone(),
@@ -217,6 +277,7 @@ fn step_one_reads_its_preflight_and_gates_before_the_first_delete() {
                     until: ts(T0),
                     reason: "r".into(),
                 },
+                permissions_granted(),
                 preflight(false, false),
             ]),
             now: T0,
@@ -561,6 +622,7 @@ fn intents_are_grouped_by_the_policy_size() {
             inventory(),
             keep_checked(),
             Event::StepStarted { step: 1 },
+            permissions_granted(),
             preflight(true, false),
             classified(&[]),
             keep_admin_verified(),
@@ -616,6 +678,7 @@ fn step_one_intends_one_window_at_a_time() {
             inventory,
             keep_checked(),
             Event::StepStarted { step: 1 },
+            permissions_granted(),
             preflight(true, false),
             classified(&[]),
         ],

@@ -226,6 +226,7 @@ fn one_saga_per_tenant_across_batches_requests_concurrent_submits_and_restarts()
         c.call(&closeout::runtime::control::Request::Submit {
             tenants: vec![spec(GUID), spec(&DOMAIN.to_uppercase())],
             finish_with: Vec::new(),
+            domains: Vec::new(),
         })
         .await
         .unwrap()

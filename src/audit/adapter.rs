@@ -417,6 +417,19 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
             view.subscriptions.len(),
             view.applications.len()
         )),
+        Event::CertificateUsed { thumbprint } => other(format!(
+            "signed in with the certificate SHA256:{thumbprint}"
+        )),
+        Event::PermissionsRead { granted } => other(format!(
+            "closeout's app permissions read: {}",
+            granted
+                .iter()
+                .map(|id| crate::saga::permissions::by_id(id)
+                    .map(|p| p.name.to_string())
+                    .unwrap_or_else(|| id.clone()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
         Event::SubscriptionsClassified { subscriptions } => other(format!(
             "subscriptions classified: {}",
             subscriptions

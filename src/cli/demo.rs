@@ -254,6 +254,7 @@ async fn drive(config: &Config, batch: &Path, timeout: Duration) -> Result<Vec<S
         &Request::Submit {
             tenants: batch.tenants,
             finish_with: batch.finish_with,
+            domains: batch.domains,
         },
     )
     .await?

@@ -12,6 +12,7 @@ pub mod common;
 pub mod completions;
 pub mod daemon;
 pub mod demo;
+pub mod doctor;
 pub mod man;
 pub mod operator;
 pub mod plan;
@@ -101,6 +102,9 @@ pub enum Command {
     Completions(completions::Args),
     /// Print the manual page (roff), or write one per subcommand with --dir.
     Man(man::Args),
+    /// Check a batch without changing anything: config, a token per tenant
+    /// and for the partner, clock skew, permissions, reachability.
+    Doctor(doctor::Args),
 }
 
 /// Entry point of the binary.
@@ -122,6 +126,7 @@ pub fn main() -> ExitCode {
         Command::Daemon(args) => daemon::run(args),
         Command::Submit(args) => submit::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Status(args) => status::run(args),
         Command::Pause(args) => operator::run(OperatorCommand::Pause, args),
         Command::Resume(args) => operator::run(OperatorCommand::Resume, args),

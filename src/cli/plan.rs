@@ -97,6 +97,28 @@ pub struct TenantPlan {
     /// with the Microsoft 365 Backup protection policies; `None` when not
     /// read (the inventory failed).
     pub data_at_stake: Option<crate::saga::stake::StakeSummary>,
+    /// What closeout's app must hold for this closure (Graph application
+    /// permissions and Entra roles), and whether it does.
+    pub permissions: Vec<PermissionPlan>,
+    /// The names of those it lacks (Microsoft's names); the saga waits at
+    /// the `grant_permissions` or `assign_app_role` gate until granted.
+    pub missing_permissions: Vec<String>,
+}
+
+/// One permission or role the closure needs.
+#[derive(Clone, Debug, Serialize)]
+pub struct PermissionPlan {
+    /// Microsoft's name (`User.ReadWrite.All`, `Privileged Authentication
+    /// Administrator`).
+    pub name: String,
+    /// `graph_application_permission` or `entra_role`.
+    pub kind: String,
+    /// What closeout does with it.
+    pub what: String,
+    /// The step that needs it (0: the inventory).
+    pub step: u8,
+    /// Whether closeout's app holds it, as read now (`None`: not read).
+    pub granted: Option<bool>,
 }
 
 /// What closeout would do about one subscription.
@@ -156,6 +178,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         .map_err(|e| Error::Invalid(e.into()))?;
     let plans = block_on(async {
         let guids = resolve_batch(&config, &batch).await?;
+        check_organizations(&config, &batch, &guids).await?;
         let mut plans = plan_batch(&config, &batch).await?;
         for (p, g) in plans.iter_mut().zip(guids) {
             p.tenant_guid = g;
@@ -226,7 +249,72 @@ pub async fn resolve_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Str
     let line = |i: usize| format!("{file}:{}", batch.lines.get(i).copied().unwrap_or(0));
     crate::runtime::executor::duplicates(&batch.tenants, &guids, line)
         .map_err(|m| Error::Invalid(anyhow::anyhow!("{m}")))?;
+    // A named initial domain must belong to the same tenant (discovery,
+    // no credentials); the organization itself is checked with them.
+    for (i, (spec, domain)) in batch.tenants.iter().zip(&batch.domains).enumerate() {
+        let Some(domain) = domain else { continue };
+        let at = line(i);
+        match client.resolve_tenant(domain).await {
+            Ok(g) if g == guids[i] => {}
+            Ok(g) => {
+                return Err(Error::Invalid(anyhow::anyhow!(
+                    "{at}: domain {domain} belongs to tenant {g}, but tenant_id {} is {}: refusing the tenant",
+                    spec.tenant_id,
+                    guids[i]
+                )))
+            }
+            Err(e) if e.class == crate::model::FailureClass::Permanent => {
+                return Err(Error::Invalid(anyhow::anyhow!(
+                    "{at}: domain {domain}: {}",
+                    e.message
+                )))
+            }
+            Err(e) => {
+                return Err(Error::Failed(anyhow::anyhow!(
+                    "{at}: domain {domain}: cannot resolve it: {}",
+                    e.message
+                )))
+            }
+        }
+    }
     Ok(guids)
+}
+
+/// With credentials: every tenant that names a `domain` is the organization
+/// its id and domain say (`GET /v1.0/organization`), else invalid input
+/// naming the entry.
+pub async fn check_organizations(
+    config: &Config,
+    batch: &BatchFile,
+    guids: &[String],
+) -> Result<(), Error> {
+    let client = graph::Client::new(endpoints(config), client_options(config))
+        .map_err(|e| Error::Failed(e.into()))?;
+    let file = batch.file.display();
+    for (i, (spec, domain)) in batch.tenants.iter().zip(&batch.domains).enumerate() {
+        let (Some(domain), Some(guid)) = (domain, guids.get(i)) else {
+            continue;
+        };
+        let at = format!("{file}:{}", batch.lines.get(i).copied().unwrap_or(0));
+        let credential = graph::read_credential_async(&spec.secret)
+            .await
+            .map_err(|e| Error::Failed(anyhow::anyhow!("{at}: {e}")))?;
+        let api = client.tenant(&spec.tenant_id, &spec.client_id, credential);
+        match api.check_identity(guid, domain).await {
+            Ok(()) => {}
+            Err(e) if e.code == "tenant_mismatch" => {
+                return Err(Error::Invalid(anyhow::anyhow!("{at}: {}", e.message)))
+            }
+            Err(e) => {
+                return Err(Error::Failed(anyhow::anyhow!(
+                    "{at}: cannot confirm the organization: {} ({})",
+                    e.message,
+                    e.code
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn endpoints(config: &Config) -> graph::Endpoints {
@@ -234,6 +322,7 @@ fn endpoints(config: &Config) -> graph::Endpoints {
         graph: config.endpoints.graph.clone(),
         login: config.endpoints.login.clone(),
         partner_center: config.endpoints.partner_center.clone(),
+        cloud: config.cloud,
     }
 }
 
@@ -243,6 +332,7 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
         graph: config.endpoints.graph.clone(),
         login: config.endpoints.login.clone(),
         partner_center: config.endpoints.partner_center.clone(),
+        cloud: config.cloud,
     };
     let client = graph::Client::new(endpoints, client_options(config))
         .map_err(|e| Error::Failed(e.into()))?;
@@ -293,9 +383,60 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
                         }
                         Err(e) => plan.warnings.push(e),
                     }
+                    let required = saga::permissions::required(&saga::plan(spec, &inv), true);
+                    let granted = read_permissions(client, spec).await;
+                    let missing = match &granted {
+                        Ok(ids) => saga::permissions::missing(&required, ids),
+                        Err(e) => {
+                            plan.warnings.push(e.clone());
+                            Vec::new()
+                        }
+                    };
+                    plan.permissions = required
+                        .iter()
+                        .map(|p| PermissionPlan {
+                            name: p.name.into(),
+                            kind: "graph_application_permission".into(),
+                            what: p.what.into(),
+                            step: p.step,
+                            granted: granted.as_ref().ok().map(|_| !missing.iter().any(|m| m == p.name)),
+                        })
+                        .collect();
+                    if !missing.is_empty() {
+                        plan.gates.push(PlanGate {
+                            step: 1,
+                            gate: "grant_permissions".into(),
+                            instructions: saga::permissions::instructions(&spec.tenant_id, &missing),
+                            users: Vec::new(),
+                        });
+                    }
+                    plan.missing_permissions = missing;
                     if plan.users_to_delete > 0 {
                         match read_preflight(client, spec).await {
-                            Ok(pf) => plan.gates = plan_gates(spec, &inv, &pf),
+                            Ok(pf) => {
+                                let gates = plan_gates(spec, &inv, &pf);
+                                let role_missing = gates.iter().any(|g| g.gate == "assign_app_role");
+                                // Needed only to delete users who hold a
+                                // directory role.
+                                let targets = saga::plan(spec, &inv).delete_users;
+                                let needed = role_missing
+                                    || targets.iter().any(|u| pf.roles_of(&u.id).next().is_some());
+                                if needed {
+                                    plan.permissions.push(PermissionPlan {
+                                        name: "Privileged Authentication Administrator".into(),
+                                        kind: "entra_role".into(),
+                                        what: "delete and restore users who hold administrator roles"
+                                            .into(),
+                                        step: 1,
+                                        granted: Some(!role_missing),
+                                    });
+                                }
+                                if role_missing {
+                                    plan.missing_permissions
+                                        .push("Privileged Authentication Administrator".into());
+                                }
+                                plan.gates.extend(gates);
+                            }
                             Err(e) => plan.warnings.push(e),
                         }
                     }
@@ -323,7 +464,7 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
 
 /// The inventory, read exactly as step 0 of a saga reads it.
 async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inventory, String> {
-    let secret = graph::read_secret_async(&spec.secret)
+    let secret = graph::read_credential_async(&spec.secret)
         .await
         .map_err(|e| e.to_string())?;
     let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
@@ -386,13 +527,13 @@ async fn classify(
     spec: &TenantSpec,
 ) -> Result<(Vec<SubscriptionPlan>, Option<UsersSchedule>), String> {
     use crate::saga::subscriptions::{expected_end, plan_for, users_schedule, Plan};
-    let secret = graph::read_secret(&spec.secret).map_err(|e| e.to_string())?;
+    let secret = graph::read_credential(&spec.secret).map_err(|e| e.to_string())?;
     let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
     let partner = match &config.partner_center {
         Some(pc) => Some(client.partner(
             &pc.tenant_id,
             &pc.client_id,
-            graph::read_secret(&pc.secret).map_err(|e| e.to_string())?,
+            graph::read_credential(&pc.secret).map_err(|e| e.to_string())?,
         )),
         None => None,
     };
@@ -436,12 +577,27 @@ async fn classify(
     }
 }
 
+/// The Graph application permissions closeout's app holds (app role ids).
+async fn read_permissions(
+    client: &graph::Client,
+    spec: &TenantSpec,
+) -> Result<Vec<String>, String> {
+    let credential = graph::read_credential(&spec.secret).map_err(|e| e.to_string())?;
+    let api = client.tenant(&spec.tenant_id, &spec.client_id, credential);
+    api.app_permissions().await.map_err(|e| {
+        format!(
+            "cannot read closeout's app permissions (servicePrincipals/appRoleAssignments): {} ({}); the saga reads them again before step 1",
+            e.message, e.code
+        )
+    })
+}
+
 /// Step 1's preflight, read exactly as the saga reads it.
 async fn read_preflight(
     client: &graph::Client,
     spec: &TenantSpec,
 ) -> Result<crate::model::Preflight, String> {
-    let secret = graph::read_secret(&spec.secret).map_err(|e| e.to_string())?;
+    let secret = graph::read_credential(&spec.secret).map_err(|e| e.to_string())?;
     let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
     let events = perform(
         &Call::Read(Read::Preflight),
@@ -510,6 +666,8 @@ fn unreadable(spec: &TenantSpec, error: String) -> TenantPlan {
         users_deleted_from: None,
         backup: String::new(),
         data_at_stake: None,
+        permissions: Vec::new(),
+        missing_permissions: Vec::new(),
     }
 }
 
@@ -562,6 +720,8 @@ pub fn tenant_plan(spec: &TenantSpec, inv: &Inventory) -> TenantPlan {
         users_deleted_from: None,
         backup: String::new(),
         data_at_stake: None,
+        permissions: Vec::new(),
+        missing_permissions: Vec::new(),
     }
 }
 
@@ -688,8 +848,23 @@ fn print_text(p: &TenantPlan) {
             "  backup: attest (a gate before step 1: the saga deletes no one until an operator attests, with `closeout confirm SAGA --backup --reason TEXT`, that the data is backed up outside the tenant; this gate rests on a person's word, since closeout cannot read a copy outside the tenant)"
         ),
     }
+    if !p.missing_permissions.is_empty() {
+        say!(
+            "  permissions: closeout's app lacks {}",
+            p.missing_permissions.join(", ")
+        );
+    } else if !p.permissions.is_empty() && p.permissions.iter().all(|x| x.granted == Some(true)) {
+        say!(
+            "  permissions: closeout's app holds the {} it needs",
+            p.permissions
+                .iter()
+                .map(|x| x.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     for g in &p.gates {
-        println!(
+        say!(
             "  GATE before step {} (the saga waits, deleting no one, until a re-read shows it done): {}",
             g.step, g.instructions
         );

@@ -20,6 +20,11 @@ pub struct Args {
     /// Generate tenants instead: `tenants=N,users=M[,direct=F,subscriptions=N,admins=N,unprivileged=K,synced=K,outside_window=K,apps=K,trials=K,self_service=K,other_partner=K,legacy=K,suspended=K,term_ends_in=DURATION]`.
     #[arg(long)]
     pub generate: Option<String>,
+    /// A certificate (PEM; a key in the file is ignored) registered for
+    /// every tenant's app and the partner's, beside their secrets: client
+    /// assertions signed with its key are accepted.
+    #[arg(long)]
+    pub certificate: Option<std::path::PathBuf>,
     /// Seed of the generator and of every fault decision.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -107,6 +112,16 @@ pub fn run(args: Args) -> Result<(), super::Error> {
             sim::fixture::generate(&spec, args.seed)
         }
         (None, None) => Fixture::example(),
+    };
+    let fixture = match &args.certificate {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| super::Error::Invalid(anyhow!("{}: {e}", path.display())))?;
+            crate::cert::Registered::from_pem(&pem)
+                .map_err(|e| super::Error::Invalid(anyhow!("{}: {e}", path.display())))?;
+            fixture.with_certificate(&pem)
+        }
+        None => fixture,
     };
     let t = *args.tuning;
     let options = Options {

@@ -46,6 +46,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             &Request::Submit {
                 tenants: batch.tenants,
                 finish_with: batch.finish_with,
+                domains: batch.domains,
             },
         )
         .await?

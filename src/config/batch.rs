@@ -9,6 +9,13 @@
 //! keep = ["admin@contoso.onmicrosoft.com"]
 //! subscriptions = "partner-center"         # or "manual"
 //! ```
+//!
+//! A partner's one multi-tenant app consented in every customer tenant is
+//! named once in `[defaults]` (`client_id` and the credential); a
+//! `[[tenant]]` may override either. Each entry may name the tenant's initial
+//! domain (`domain = "contoso.onmicrosoft.com"`): closeout then refuses the
+//! tenant unless the organization it reaches has both that id and that
+//! initial domain, so a typo in an id cannot close another customer.
 
 use super::{locate, Error};
 use crate::model::{SecretSource, SubscriptionMode, TenantSpec};
@@ -31,24 +38,46 @@ pub struct BatchFile {
     /// Each tenant's `finish_with` (same order): the keep account who
     /// finishes the closure, if named.
     pub finish_with: Vec<Option<String>>,
+    /// Each tenant's `domain` (same order): the initial domain its
+    /// organization must have, if named.
+    pub domains: Vec<Option<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBatch {
+    /// What every `[[tenant]]` inherits unless it says otherwise.
+    defaults: Option<Spanned<RawDefaults>>,
     #[serde(default)]
     tenant: Vec<Spanned<RawTenant>>,
+}
+
+/// `[defaults]`: one app for many tenants.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    client_id: Option<NonEmpty>,
+    #[allow(dead_code)]
+    client_secret: Option<InlineSecret>,
+    client_secret_file: Option<Spanned<PathBuf>>,
+    client_secret_credential: Option<CredentialName>,
+    client_certificate_file: Option<Spanned<PathBuf>>,
+    client_certificate_credential: Option<CredentialName>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTenant {
     tenant_id: NonEmpty,
-    client_id: NonEmpty,
+    client_id: Option<NonEmpty>,
     #[allow(dead_code)]
     client_secret: Option<InlineSecret>,
     client_secret_file: Option<Spanned<PathBuf>>,
     client_secret_credential: Option<CredentialName>,
+    client_certificate_file: Option<Spanned<PathBuf>>,
+    client_certificate_credential: Option<CredentialName>,
+    /// The tenant's initial domain, checked against its organization.
+    domain: Option<Domain>,
     #[serde(deserialize_with = "keep_list")]
     keep: Vec<String>,
     subscriptions: SubscriptionMode,
@@ -86,6 +115,28 @@ impl<'de> Deserialize<'de> for InlineSecret {
     }
 }
 
+/// An initial domain: `name.onmicrosoft.com` (or a national cloud's
+/// equivalent), lowercased.
+struct Domain(String);
+
+impl<'de> Deserialize<'de> for Domain {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = s.len() <= 253
+            && s.contains('.')
+            && !s.starts_with('.')
+            && !s.ends_with('.')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+        if !ok {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is not a domain name (the tenant's initial domain, e.g. \"contoso.onmicrosoft.com\")"
+            )));
+        }
+        Ok(Domain(s.to_ascii_lowercase()))
+    }
+}
+
 /// A systemd credential name: a plain file name in `$CREDENTIALS_DIRECTORY`.
 pub(super) struct CredentialName(String);
 
@@ -101,21 +152,37 @@ impl<'de> Deserialize<'de> for CredentialName {
     }
 }
 
-/// Exactly one of the two secret sources.
+/// Said when neither a tenant nor `[defaults]` names a credential.
+pub(super) const NO_CREDENTIAL: &str = "no credential: give client_secret_file = \"PATH\", \
+     client_secret_credential = \"NAME\", client_certificate_file = \"PATH\" (a PEM with the \
+     private key and the certificate) or client_certificate_credential = \"NAME\"";
+
+/// At most one of the four credential sources: `None` when none is given.
 pub(super) fn secret_source(
     file: Option<impl Into<PathBuf>>,
     credential: Option<CredentialName>,
-) -> Result<SecretSource, &'static str> {
-    match (file, credential) {
-        (Some(f), None) => Ok(SecretSource::File(f.into())),
-        (None, Some(c)) => Ok(SecretSource::Credential(c.0)),
-        (Some(_), Some(_)) => Err("both client_secret_file and client_secret_credential are \
-             given: keep exactly one, so that it is clear which secret is used"),
-        (None, None) => Err(
-            "no client secret source: give client_secret_file = \"PATH\" or \
-             client_secret_credential = \"NAME\"",
-        ),
+    cert_file: Option<impl Into<PathBuf>>,
+    cert_credential: Option<CredentialName>,
+) -> Result<Option<SecretSource>, &'static str> {
+    let mut found = Vec::with_capacity(1);
+    if let Some(f) = file {
+        found.push(SecretSource::File(f.into()));
     }
+    if let Some(c) = credential {
+        found.push(SecretSource::Credential(c.0));
+    }
+    if let Some(f) = cert_file {
+        found.push(SecretSource::CertificateFile(f.into()));
+    }
+    if let Some(c) = cert_credential {
+        found.push(SecretSource::CertificateCredential(c.0));
+    }
+    if found.len() > 1 {
+        return Err("more than one credential is given (client_secret_file, \
+             client_secret_credential, client_certificate_file, client_certificate_credential): \
+             keep exactly one, so that it is clear which is used");
+    }
+    Ok(found.pop())
 }
 
 fn keep_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -164,10 +231,28 @@ impl BatchFile {
             ));
         }
         let dir = locate::base_dir(file);
+        let (default_client, default_secret) = match raw.defaults {
+            Some(d) => {
+                let span = d.span();
+                let d = d.into_inner();
+                let secret = secret_source(
+                    d.client_secret_file
+                        .map(|p| locate::anchor(&dir, p.get_ref())),
+                    d.client_secret_credential,
+                    d.client_certificate_file
+                        .map(|p| locate::anchor(&dir, p.get_ref())),
+                    d.client_certificate_credential,
+                )
+                .map_err(|m| locate::span_error(file, text, span, m))?;
+                (d.client_id.map(|c| c.0), secret)
+            }
+            None => (None, None),
+        };
         let mut seen = HashSet::new();
         let mut tenants = Vec::with_capacity(raw.tenant.len());
         let mut lines = Vec::with_capacity(raw.tenant.len());
         let mut finish_with = Vec::with_capacity(raw.tenant.len());
+        let mut domains = Vec::with_capacity(raw.tenant.len());
         for entry in raw.tenant {
             let span = entry.span();
             let t = entry.into_inner();
@@ -182,9 +267,32 @@ impl BatchFile {
             let secret_file = t
                 .client_secret_file
                 .map(|p| locate::anchor(&dir, p.get_ref()));
+            let cert_file = t
+                .client_certificate_file
+                .map(|p| locate::anchor(&dir, p.get_ref()));
             lines.push(locate::line_of(text, span.start));
-            let secret = secret_source(secret_file, t.client_secret_credential)
-                .map_err(|m| locate::span_error(file, text, span.clone(), m))?;
+            let secret = secret_source(
+                secret_file,
+                t.client_secret_credential,
+                cert_file,
+                t.client_certificate_credential,
+            )
+            .map_err(|m| locate::span_error(file, text, span.clone(), m))?
+            .or_else(|| default_secret.clone())
+            .ok_or_else(|| locate::span_error(file, text, span.clone(), NO_CREDENTIAL))?;
+            let client_id = t
+                .client_id
+                .map(|c| c.0)
+                .or_else(|| default_client.clone())
+                .ok_or_else(|| {
+                    locate::span_error(
+                        file,
+                        text,
+                        span.clone(),
+                        "no client_id: give it in the [[tenant]] entry or in [defaults]",
+                    )
+                })?;
+            domains.push(t.domain.map(|d| d.0));
             if let Some(f) = &t.finish_with {
                 if !t.keep.iter().any(|k| k.eq_ignore_ascii_case(&f.0)) {
                     return Err(locate::span_error(
@@ -201,7 +309,7 @@ impl BatchFile {
             finish_with.push(t.finish_with.map(|f| f.0));
             tenants.push(TenantSpec {
                 tenant_id: t.tenant_id.0,
-                client_id: t.client_id.0,
+                client_id,
                 secret,
                 keep: t.keep,
                 subscriptions: t.subscriptions,
@@ -212,6 +320,7 @@ impl BatchFile {
             tenants,
             lines,
             finish_with,
+            domains,
         })
     }
 
@@ -220,13 +329,18 @@ impl BatchFile {
     /// reads it, may run as another user.
     pub fn check_secret_files(&self) -> Result<(), Error> {
         for (i, t) in self.tenants.iter().enumerate() {
-            let SecretSource::File(path) = &t.secret else {
+            let Some(path) = t.secret.file() else {
                 continue;
+            };
+            let key = if t.secret.is_certificate() {
+                "client_certificate_file"
+            } else {
+                "client_secret_file"
             };
             let invalid = |message: String| Error::Invalid {
                 file: self.file.clone(),
                 line: self.lines.get(i).copied().unwrap_or(1),
-                key: format!("tenant[{}].client_secret_file", i + 1),
+                key: format!("tenant[{}].{key}", i + 1),
                 message,
             };
             // Only the metadata: a FIFO is never opened here.

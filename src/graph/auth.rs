@@ -6,6 +6,7 @@
 use super::client::{Body, Shared};
 use super::error::{self, CallCtx};
 use super::wire::TokenResponse;
+use super::Credential;
 use crate::model::{CallError, FailureClass, Secret};
 use reqwest::Method;
 use std::sync::Arc;
@@ -27,6 +28,10 @@ pub struct Token {
     renew_at: Instant,
     /// Which token this is, so a 401 renews only the token it was given for.
     pub generation: u64,
+    /// The token endpoint's clock minus this machine's, in seconds, from the
+    /// answer's `Date` header (`closeout doctor`: an assertion or token is
+    /// judged by the service's clock).
+    pub skew_secs: Option<i64>,
 }
 
 /// Obtains and caches the tokens of one app in one tenant for one scope.
@@ -38,8 +43,8 @@ pub struct TokenSource {
     tenant: String,
     /// The app's client id.
     client_id: String,
-    /// The app's client secret.
-    secret: Secret,
+    /// The app's client secret or certificate.
+    credential: Credential,
     /// e.g. `https://graph.microsoft.com/.default`.
     scope: String,
     /// The current token; the lock also makes renewals single-flight.
@@ -52,14 +57,14 @@ impl TokenSource {
         shared: Arc<Shared>,
         tenant: &str,
         client_id: &str,
-        secret: Secret,
+        credential: Credential,
         scope: &str,
     ) -> TokenSource {
         TokenSource {
             shared,
             tenant: tenant.to_string(),
             client_id: client_id.to_string(),
-            secret,
+            credential,
             scope: scope.to_string(),
             cached: tokio::sync::Mutex::new((None, 0)),
         }
@@ -92,12 +97,58 @@ impl TokenSource {
         Ok(t)
     }
 
+    /// The scope tokens are asked for.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// The certificate's SHA-256 thumbprint, when the app signs in with one.
+    pub fn thumbprint(&self) -> Option<String> {
+        self.credential.thumbprint()
+    }
+
     /// Asks the token endpoint for a new token now, replacing the cached one.
     pub async fn fresh(&self) -> Result<Token, CallError> {
         let mut guard = self.cached.lock().await;
         let t = self.fetch(guard.1 + 1).await?;
         *guard = (Some(t.clone()), t.generation);
         Ok(t)
+    }
+
+    /// The token request's form: the client id, the secret or a fresh
+    /// signed assertion for the token endpoint `audience`, the scope.
+    fn form(&self, audience: &str) -> Result<String, CallError> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("client_id", &self.client_id);
+        match &self.credential {
+            Credential::Secret(s) => {
+                form.append_pair("client_secret", s.expose());
+            }
+            Credential::Certificate(c) => {
+                // The audience is the token endpoint actually called (the
+                // page's `https://login.microsoftonline.com/{tenantId}/oauth2/v2.0/token`,
+                // or a national cloud's login host).
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let jti = uuid::Uuid::new_v4().to_string();
+                let assertion = c
+                    .assertion(&self.client_id, audience, now, &jti)
+                    .map_err(|e| CallError {
+                        class: FailureClass::Permanent,
+                        code: "certificate_unusable".into(),
+                        message: format!("tenant {}: {e}", self.tenant),
+                        retry_after: None,
+                    })?;
+                form.append_pair("client_assertion_type", crate::cert::ASSERTION_TYPE);
+                form.append_pair("client_assertion", &assertion);
+            }
+        }
+        form.append_pair("scope", &self.scope);
+        form.append_pair("grant_type", "client_credentials");
+        let form = form.finish();
+        Ok(form)
     }
 
     async fn fetch(&self, generation: u64) -> Result<Token, CallError> {
@@ -109,12 +160,7 @@ impl TokenSource {
             method: "POST".into(),
             path: url.path().to_string(),
         };
-        let form = form_urlencoded::Serializer::new(String::new())
-            .append_pair("client_id", &self.client_id)
-            .append_pair("client_secret", self.secret.expose())
-            .append_pair("scope", &self.scope)
-            .append_pair("grant_type", "client_credentials")
-            .finish();
+        let form = self.form(url.as_str())?;
         let reply = match self
             .shared
             .send(Method::POST, url, None, Body::Form(form))
@@ -145,12 +191,30 @@ impl TokenSource {
             // first 401 anyway, and no value can overflow the clock.
             let lifetime = Duration::from_secs(t.expires_in).min(MAX_TOKEN_LIFETIME);
             let margin = self.shared.options.token_renew_margin.min(lifetime / 5);
-            tracing::debug!(tenant = %self.tenant, expires_in = t.expires_in, "token obtained");
+            tracing::debug!(
+                tenant = %self.tenant,
+                expires_in = t.expires_in,
+                certificate = self.credential.thumbprint().as_deref().unwrap_or("-"),
+                "token obtained"
+            );
             let now = Instant::now();
+            let skew_secs = reply
+                .header("date")
+                .and_then(|d| httpdate::parse_http_date(d).ok())
+                .and_then(|server| {
+                    let here = std::time::SystemTime::now();
+                    let secs = |t: std::time::SystemTime| {
+                        t.duration_since(std::time::UNIX_EPOCH)
+                            .ok()
+                            .map(|d| d.as_secs() as i64)
+                    };
+                    Some(secs(server)? - secs(here)?)
+                });
             return Ok(Token {
                 value: Arc::new(Secret::new(t.access_token)),
                 renew_at: now.checked_add(lifetime - margin).unwrap_or(now),
                 generation,
+                skew_secs,
             });
         }
         let rid = reply

@@ -113,14 +113,29 @@ impl Client {
     }
 
     /// The client for one customer tenant, authenticating as its app.
-    pub fn tenant(&self, tenant_id: &str, client_id: &str, secret: Secret) -> TenantClient {
-        TenantClient::new(self.shared.clone(), tenant_id, client_id, secret)
+    pub fn tenant(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        credential: impl Into<super::Credential>,
+    ) -> TenantClient {
+        TenantClient::new(self.shared.clone(), tenant_id, client_id, credential.into())
     }
 
     /// The client for Partner Center, authenticating as the partner's app in
     /// the partner's own tenant.
-    pub fn partner(&self, partner_tenant: &str, client_id: &str, secret: Secret) -> PartnerClient {
-        PartnerClient::new(self.shared.clone(), partner_tenant, client_id, secret)
+    pub fn partner(
+        &self,
+        partner_tenant: &str,
+        client_id: &str,
+        credential: impl Into<super::Credential>,
+    ) -> PartnerClient {
+        PartnerClient::new(
+            self.shared.clone(),
+            partner_tenant,
+            client_id,
+            credential.into(),
+        )
     }
 }
 

@@ -149,6 +149,63 @@ impl TenantClient {
         Ok((guid, initial))
     }
 
+    /// The app role ids (Microsoft Graph application permissions) granted to
+    /// closeout's own service principal:
+    /// `GET /v1.0/servicePrincipals(appId='{client_id}')` then
+    /// `GET /v1.0/servicePrincipals/{id}/appRoleAssignments`
+    /// (<https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignments>).
+    /// Access tokens stay opaque: their `roles` claim is never read.
+    pub async fn app_permissions(&self) -> Result<Vec<String>, CallError> {
+        #[derive(Deserialize)]
+        struct Principal {
+            id: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Assignment {
+            app_role_id: String,
+        }
+        let sp: Principal = self
+            .get_required(&format!(
+                "/v1.0/servicePrincipals(appId='{}')?$select=id",
+                super::bulk::segment(&self.client_id)
+            ))
+            .await?;
+        let list: Vec<Assignment> = self
+            .all(&format!(
+                "/v1.0/servicePrincipals/{}/appRoleAssignments?$select=appRoleId,resourceId",
+                super::bulk::segment(&sp.id)
+            ))
+            .await?;
+        Ok(list.into_iter().map(|a| a.app_role_id).collect())
+    }
+
+    /// Refuses (permanently, `tenant_mismatch`) unless the organization this
+    /// client reaches is tenant `guid` and its initial domain
+    /// (`verifiedDomains` with `isInitial`) is `domain`: with one app
+    /// consented in many tenants, a typo in a batch's tenant id would
+    /// otherwise close another customer.
+    pub async fn check_identity(&self, guid: &str, domain: &str) -> Result<(), CallError> {
+        let (id, initial) = self.organization().await?;
+        let id_ok = id.eq_ignore_ascii_case(guid);
+        let domain_ok = initial
+            .as_deref()
+            .is_some_and(|d| d.eq_ignore_ascii_case(domain));
+        if id_ok && domain_ok {
+            return Ok(());
+        }
+        Err(CallError {
+            class: FailureClass::Permanent,
+            code: "tenant_mismatch".into(),
+            message: format!(
+                "tenant {}: the organization reached is {id} with initial domain {}, but the batch names {guid} and {domain}; nothing was changed",
+                self.tenant,
+                initial.as_deref().unwrap_or("(none)")
+            ),
+            retry_after: None,
+        })
+    }
+
     /// The Global Administrator role's members with `accountEnabled`
     /// (<https://learn.microsoft.com/graph/api/directoryrole-list-members>).
     pub async fn role_members(&self) -> Result<Vec<RoleMember>, CallError> {

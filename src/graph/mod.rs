@@ -76,6 +76,14 @@ pub enum Error {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// A certificate file is not a usable PEM key and certificate.
+    #[error("refusing client certificate {what}: {reason}")]
+    Certificate {
+        /// The file or credential.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Reading a secret took too long (a hung mount).
     #[error("cannot read client secret {what}: {after}")]
     SecretTimeout {
@@ -100,6 +108,9 @@ pub struct Endpoints {
     /// Partner Center (`/v1/customers/...`).
     #[serde(with = "url_text")]
     pub partner_center: Url,
+    /// The cloud: the token scopes when a host is not one of Microsoft's
+    /// (a simulator, a proxy); see [`crate::cloud`].
+    pub cloud: crate::cloud::Cloud,
 }
 
 impl Endpoints {
@@ -109,6 +120,7 @@ impl Endpoints {
             graph: base.clone(),
             login: base.clone(),
             partner_center: base.clone(),
+            cloud: crate::cloud::Cloud::Global,
         }
     }
 }
@@ -121,6 +133,7 @@ impl Default for Endpoints {
             graph: parse("https://graph.microsoft.com"),
             login: parse("https://login.microsoftonline.com"),
             partner_center: parse("https://api.partnercenter.microsoft.com"),
+            cloud: crate::cloud::Cloud::Global,
         }
     }
 }
@@ -232,11 +245,11 @@ pub const SECRET_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// is blocking file I/O: from async code use [`read_secret_async`].
 pub fn read_secret(source: &SecretSource) -> Result<Secret, Error> {
     match source {
-        SecretSource::File(path) => {
+        SecretSource::File(path) | SecretSource::CertificateFile(path) => {
             let text = secret_file::read(path, true).map_err(|e| e.into_error(path))?;
             trimmed(text, || format!("file {}", path.display()))
         }
-        SecretSource::Credential(name) => {
+        SecretSource::Credential(name) | SecretSource::CertificateCredential(name) => {
             if name.is_empty() || name.contains('/') || name == "." || name == ".." {
                 return Err(Error::Credential {
                     name: name.clone(),
@@ -259,16 +272,87 @@ pub fn read_secret(source: &SecretSource) -> Result<Secret, Error> {
     }
 }
 
+/// What an app proves itself with at the token endpoint.
+#[derive(Debug)]
+pub enum Credential {
+    /// A client secret.
+    Secret(Secret),
+    /// A certificate: a signed client assertion is sent instead.
+    Certificate(std::sync::Arc<crate::cert::Certificate>),
+}
+
+impl From<Secret> for Credential {
+    fn from(s: Secret) -> Credential {
+        Credential::Secret(s)
+    }
+}
+
+impl Credential {
+    /// The certificate's SHA-256 thumbprint (hex), for a certificate.
+    pub fn thumbprint(&self) -> Option<String> {
+        match self {
+            Credential::Secret(_) => None,
+            Credential::Certificate(c) => Some(c.public.thumbprint_hex()),
+        }
+    }
+}
+
+/// Reads the credential a source names: a secret, or a certificate PEM
+/// (private key and certificate, checked to belong together). Errors name
+/// the file or credential, never the content.
+pub fn read_credential(source: &SecretSource) -> Result<Credential, Error> {
+    let text = read_secret(source)?;
+    if !source.is_certificate() {
+        return Ok(Credential::Secret(text));
+    }
+    crate::cert::Certificate::from_pem(text.expose())
+        .map(|c| Credential::Certificate(std::sync::Arc::new(c)))
+        .map_err(|e| Error::Certificate {
+            what: describe(source),
+            reason: e.to_string(),
+        })
+}
+
+/// [`read_credential`] on a blocking thread, bounded like
+/// [`read_secret_async`].
+pub async fn read_credential_async(source: &SecretSource) -> Result<Credential, Error> {
+    let owned = source.clone();
+    let task = tokio::task::spawn_blocking(move || read_credential(&owned));
+    match tokio::time::timeout(SECRET_READ_TIMEOUT, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(Error::SecretTimeout {
+            what: describe(source),
+            after: "the reading task failed".into(),
+        }),
+        Err(_) => Err(Error::SecretTimeout {
+            what: describe(source),
+            after: format!(
+                "no answer after {}",
+                humantime::format_duration(SECRET_READ_TIMEOUT)
+            ),
+        }),
+    }
+}
+
+/// A source named for the operator.
+fn describe(source: &SecretSource) -> String {
+    match source {
+        SecretSource::File(p) | SecretSource::CertificateFile(p) => {
+            format!("file {}", p.display())
+        }
+        SecretSource::Credential(n) | SecretSource::CertificateCredential(n) => {
+            format!("credential {n}")
+        }
+    }
+}
+
 /// [`read_secret`] on a blocking thread, abandoned after
 /// [`SECRET_READ_TIMEOUT`]: a hung mount delays only the caller, never the
 /// async workers every other saga runs on.
 pub async fn read_secret_async(source: &SecretSource) -> Result<Secret, Error> {
     let owned = source.clone();
     let task = tokio::task::spawn_blocking(move || read_secret(&owned));
-    let what = || match source {
-        SecretSource::File(p) => format!("file {}", p.display()),
-        SecretSource::Credential(n) => format!("credential {n}"),
-    };
+    let what = || describe(source);
     match tokio::time::timeout(SECRET_READ_TIMEOUT, task).await {
         Ok(Ok(result)) => result,
         Ok(Err(_)) => Err(Error::SecretTimeout {
@@ -420,6 +504,32 @@ mod tests {
         let missing = dir.path().join("nope");
         let e = read_secret(&SecretSource::File(missing.clone())).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn a_certificate_file_is_read_checked_and_never_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.pem");
+        let good = include_str!("../../tests/fixtures/certs/closeout.pem");
+        std::fs::write(&path, good).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = read_credential(&SecretSource::CertificateFile(path.clone())).unwrap();
+        assert_eq!(c.thumbprint().map(|t| t.len()), Some(64));
+        assert!(!format!("{c:?}").contains("PRIVATE"));
+        // Not a PEM key and certificate: refused, naming the file, not the text.
+        std::fs::write(&path, "hunter2\n").unwrap();
+        let e = read_credential(&SecretSource::CertificateFile(path.clone())).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("app.pem") && text.contains("no private key"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        // The same file as a secret source is a secret.
+        assert!(read_credential(&SecretSource::File(path))
+            .unwrap()
+            .thumbprint()
+            .is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::error::{self, CallCtx};
 use super::throttle::{Feedback, Throttle};
 use crate::model::{
     parse_time, Applied, CallError, FailureClass, HttpInfo, PartnerStatus, PartnerSubscription,
-    Secret, WriteOutcome,
+    WriteOutcome,
 };
 use crate::ports::PartnerApi;
 use reqwest::Method;
@@ -32,20 +32,38 @@ pub struct PartnerClient {
 }
 
 impl PartnerClient {
+    /// Asks the token endpoint for a token now (`closeout doctor`): the
+    /// token endpoint's clock skew in seconds, when its answer had a `Date`.
+    pub async fn check_token(&self) -> Result<Option<i64>, CallError> {
+        self.tokens.fresh().await.map(|t| t.skew_secs)
+    }
+
+    /// How the partner's app signs in: `secret` or its certificate's
+    /// thumbprint (as `closeout doctor` shows it).
+    pub fn token_source_thumbprint(&self) -> Option<String> {
+        Some(match self.tokens.thumbprint() {
+            Some(t) => format!("certificate SHA256:{t}"),
+            None => "secret".into(),
+        })
+    }
+
+    /// The scope tokens are asked for.
+    pub fn token_scope(&self) -> &str {
+        self.tokens.scope()
+    }
+
     pub(crate) fn new(
         shared: Arc<Shared>,
         tenant: &str,
         client_id: &str,
-        secret: Secret,
+        credential: super::Credential,
     ) -> PartnerClient {
+        let scope = shared
+            .endpoints
+            .cloud
+            .partner_scope(&shared.endpoints.partner_center);
         PartnerClient {
-            tokens: TokenSource::new(
-                shared.clone(),
-                tenant,
-                client_id,
-                secret,
-                "https://api.partnercenter.microsoft.com/.default",
-            ),
+            tokens: TokenSource::new(shared.clone(), tenant, client_id, credential, &scope),
             throttle: shared.throttle_with(
                 &format!("partner:{tenant}"),
                 shared.options.max_in_flight_partner_center,

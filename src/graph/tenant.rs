@@ -11,7 +11,7 @@ use super::throttle::{Feedback, Permit, Throttle};
 use super::wire;
 use crate::model::{
     Application, CaPolicy, CaPolicyState, CallError, DeletedUser, HttpInfo, PerUserMfaState,
-    Secret, Subscription, SubscriptionDetail, User, WriteOutcome, GLOBAL_ADMIN_ROLE_TEMPLATE,
+    Subscription, SubscriptionDetail, User, WriteOutcome, GLOBAL_ADMIN_ROLE_TEMPLATE,
 };
 use crate::ports::TenantApi;
 use reqwest::Method;
@@ -40,15 +40,26 @@ pub struct TenantClient {
 }
 
 impl TenantClient {
+    /// Asks the token endpoint for a token now (`closeout doctor`): the
+    /// token endpoint's clock skew in seconds, when its answer had a `Date`.
+    pub async fn check_token(&self) -> Result<Option<i64>, CallError> {
+        self.tokens.fresh().await.map(|t| t.skew_secs)
+    }
+
+    /// The scope tokens are asked for.
+    pub fn token_scope(&self) -> &str {
+        self.tokens.scope()
+    }
+
     pub(crate) fn new(
         shared: Arc<Shared>,
         tenant: &str,
         client_id: &str,
-        secret: Secret,
+        credential: super::Credential,
     ) -> TenantClient {
-        let scope = "https://graph.microsoft.com/.default";
+        let scope = shared.endpoints.cloud.graph_scope(&shared.endpoints.graph);
         TenantClient {
-            tokens: TokenSource::new(shared.clone(), tenant, client_id, secret, scope),
+            tokens: TokenSource::new(shared.clone(), tenant, client_id, credential, &scope),
             throttle: shared.throttle(tenant),
             shared,
             tenant: tenant.to_string(),
@@ -194,7 +205,10 @@ impl TenantClient {
     }
 
     /// `GET` a JSON value that must exist.
-    async fn get_required<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+    pub(crate) async fn get_required<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, CallError> {
         let url = self.url(path)?;
         let ctx = self.ctx(&Method::GET, &url);
         self.get_json(url).await?.ok_or_else(|| {
@@ -268,6 +282,14 @@ impl TenantClient {
 }
 
 impl TenantApi for TenantClient {
+    fn certificate_thumbprint(&self) -> Option<String> {
+        self.tokens.thumbprint()
+    }
+
+    async fn app_permissions(&self) -> Result<Vec<String>, CallError> {
+        TenantClient::app_permissions(self).await
+    }
+
     /// Role assignments: https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignments
     /// (built-in roles' `roleDefinitionId` is their template id); the
     /// organization's `onPremisesSyncEnabled`:

@@ -305,6 +305,7 @@ fn gate_name(gate: Gate) -> &'static str {
         Gate::TurnOffDirectorySync => "turn_off_directory_sync",
         Gate::EndSubscriptionsElsewhere => "end_subscriptions_elsewhere",
         Gate::AttestBackup => "attest_backup",
+        Gate::GrantPermissions => "grant_permissions",
     }
 }
 

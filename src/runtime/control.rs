@@ -85,6 +85,11 @@ pub enum Request {
         /// Each tenant's `finish_with` by position (empty: none named).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         finish_with: Vec<Option<String>>,
+        /// Each tenant's initial domain by position (empty: none named):
+        /// the organization must match it and the id, or the request is
+        /// refused before any saga starts.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        domains: Vec<Option<String>>,
     },
     /// Where sagas stand: one, or all.
     Status {
@@ -102,6 +107,15 @@ pub enum Request {
     },
     /// Is the daemon up, and which one is it.
     Health,
+    /// `closeout doctor --daemon`: check these tenants (and the partner)
+    /// with the daemon's own credentials, changing nothing.
+    Doctor {
+        /// The tenants, as the batch gives them.
+        tenants: Vec<TenantSpec>,
+        /// Each tenant's initial domain by position, if named.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        domains: Vec<Option<String>>,
+    },
     /// The audit log, rendered by the daemon from its own store (sled
     /// admits one process): answered by `Chunk`s, then `Done` or `Error`.
     Audit {
@@ -139,6 +153,11 @@ pub enum Response {
     },
     /// The request failed.
     Error(EngineError),
+    /// What `Doctor` found: one per tenant, then the partner's.
+    Doctor {
+        /// In batch order.
+        findings: Vec<super::doctor::Finding>,
+    },
 }
 
 /// The operator commands (recorded as events with who and why).
@@ -268,6 +287,35 @@ pub trait Engine: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<SagaSummary>, EngineError>> + Send {
         let _ = finish_with;
         self.submit(tenants, who)
+    }
+
+    /// As [`Engine::submit_finishing`], first refusing the whole request
+    /// when a tenant's organization is not the id and initial domain the
+    /// batch names (by position; missing or `None`: not checked).
+    fn submit_checked(
+        &self,
+        tenants: Vec<TenantSpec>,
+        finish_with: Vec<Option<String>>,
+        domains: Vec<Option<String>>,
+        who: Operator,
+    ) -> impl Future<Output = Result<Vec<SagaSummary>, EngineError>> + Send {
+        let _ = domains;
+        self.submit_finishing(tenants, finish_with, who)
+    }
+
+    /// `closeout doctor` with the daemon's credentials: one finding per
+    /// tenant, then the partner's; changes nothing.
+    fn doctor(
+        &self,
+        tenants: Vec<TenantSpec>,
+        domains: Vec<Option<String>>,
+    ) -> impl Future<Output = Result<Vec<super::doctor::Finding>, EngineError>> + Send {
+        let _ = (tenants, domains);
+        async {
+            Err(EngineError::Unavailable(
+                "this daemon does not run doctor checks".into(),
+            ))
+        }
     }
 
     /// Status of one saga (`NotFound` if unknown) or of all, oldest first.

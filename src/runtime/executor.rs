@@ -220,11 +220,12 @@ impl Executor {
             graph: config.endpoints.graph.clone(),
             login: config.endpoints.login.clone(),
             partner_center: config.endpoints.partner_center.clone(),
+            cloud: config.cloud,
         };
         let graph = graph::Client::new(endpoints, client_options(config))?;
         let partner = match &config.partner_center {
             Some(pc) => {
-                let secret = graph::read_secret_async(&pc.secret).await?;
+                let secret = graph::read_credential_async(&pc.secret).await?;
                 Some(graph.partner(&pc.tenant_id, &pc.client_id, secret))
             }
             None => None,
@@ -1011,6 +1012,58 @@ impl Engine for Executor {
         self.submit_finishing(tenants, Vec::new(), who).await
     }
 
+    async fn doctor(
+        &self,
+        tenants: Vec<TenantSpec>,
+        domains: Vec<Option<String>>,
+    ) -> Result<Vec<super::doctor::Finding>, EngineError> {
+        let mut out = Vec::with_capacity(tenants.len() + 1);
+        for (i, spec) in tenants.iter().enumerate() {
+            let domain = domains.get(i).cloned().flatten();
+            out.push(super::doctor::tenant(&self.inner.graph, spec, domain.as_deref()).await);
+        }
+        if let Some(p) = &self.inner.partner {
+            out.push(super::doctor::partner(p, p.token_source_thumbprint()).await);
+        }
+        Ok(out)
+    }
+
+    async fn submit_checked(
+        &self,
+        tenants: Vec<TenantSpec>,
+        finish_with: Vec<Option<String>>,
+        domains: Vec<Option<String>>,
+        who: Operator,
+    ) -> Result<Vec<SagaSummary>, EngineError> {
+        if domains.iter().any(Option::is_some) {
+            let guids = self.resolve(&tenants).await?;
+            for (i, (spec, domain)) in tenants.iter().zip(&domains).enumerate() {
+                let Some(domain) = domain else { continue };
+                let entry = format!("entry {} (tenant {})", i + 1, spec.tenant_id);
+                let credential = graph::read_credential_async(&spec.secret)
+                    .await
+                    .map_err(|e| EngineError::Invalid(format!("{entry}: {e}")))?;
+                let api = self
+                    .inner
+                    .graph
+                    .tenant(&spec.tenant_id, &spec.client_id, credential);
+                match api.check_identity(&guids[i], domain).await {
+                    Ok(()) => {}
+                    Err(e) if e.code == "tenant_mismatch" => {
+                        return Err(EngineError::Invalid(format!("{entry}: {}", e.message)))
+                    }
+                    Err(e) => {
+                        return Err(EngineError::Unavailable(format!(
+                            "{entry}: cannot confirm the organization: {} ({})",
+                            e.message, e.code
+                        )))
+                    }
+                }
+            }
+        }
+        self.submit_finishing(tenants, finish_with, who).await
+    }
+
     async fn submit_finishing(
         &self,
         tenants: Vec<TenantSpec>,
@@ -1025,7 +1078,7 @@ impl Engine for Executor {
         for spec in &tenants {
             // Read off the async workers: a FIFO or a hung mount named as a
             // secret fails this submission, not the daemon.
-            if let Err(e) = graph::read_secret_async(&spec.secret).await {
+            if let Err(e) = graph::read_credential_async(&spec.secret).await {
                 return Err(EngineError::Invalid(format!(
                     "tenant {}: {e}",
                     spec.tenant_id

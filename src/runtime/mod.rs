@@ -8,6 +8,7 @@
 //! [`control::Engine`]; everything here is independent of how sagas run.
 
 pub mod control;
+pub mod doctor;
 pub mod executor;
 pub mod logging;
 pub mod notify;

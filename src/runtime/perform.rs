@@ -68,6 +68,15 @@ pub async fn perform_as<T: TenantApi, P: PartnerApi>(
         }
         Call::Read(read) => match perform_read(read, tenant, tenant_id, now).await {
             Ok(Event::InventoryRecorded { inventory }) => Event::inventory(inventory),
+            // The saga's first call with its credential: a certificate is
+            // recorded by its thumbprint (never its key).
+            Ok(event @ Event::TenantResolved { .. }) => {
+                let mut events = vec![event];
+                if let Some(thumbprint) = tenant.certificate_thumbprint() {
+                    events.push(Event::CertificateUsed { thumbprint });
+                }
+                events
+            }
             Ok(event) => vec![event],
             Err(error) => vec![Event::ReadFailed {
                 read: read.clone(),
@@ -352,6 +361,9 @@ async fn perform_read<T: TenantApi>(
             preflight: tenant.read_preflight().await?,
         },
         // Performed with the partner, above.
+        Read::AppPermissions => Event::PermissionsRead {
+            granted: tenant.app_permissions().await?,
+        },
         Read::ClassifySubscriptions => Event::SubscriptionsClassified {
             subscriptions: crate::saga::subscriptions::classify(
                 &tenant.list_subscription_details().await?,

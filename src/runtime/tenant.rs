@@ -18,6 +18,9 @@ use crate::model::{
 use crate::ports::{KeepCheck, TenantApi};
 
 /// A saga's way to its tenant.
+// One per saga, built once and never moved in a loop: boxing the client
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Api {
     /// The tenant's Graph client, and its keep entries (object ids or UPNs,
     /// as the batch gave them) for the delete guard.
@@ -29,7 +32,7 @@ pub enum Api {
 /// The API for a tenant: reads its secret (off the async workers, bounded
 /// in time) and builds its client.
 pub async fn connect(client: &graph::Client, spec: &TenantSpec) -> Api {
-    match graph::read_secret_async(&spec.secret).await {
+    match graph::read_credential_async(&spec.secret).await {
         Ok(secret) => Api::Ready(
             client.tenant(&spec.tenant_id, &spec.client_id, secret),
             spec.keep.clone(),
@@ -89,6 +92,20 @@ impl TenantApi for Api {
     async fn read_preflight(&self) -> Result<crate::model::Preflight, CallError> {
         match self {
             Api::Ready(c, _) => c.read_preflight().await,
+            Api::Broken(e) => Self::fail(e),
+        }
+    }
+
+    fn certificate_thumbprint(&self) -> Option<String> {
+        match self {
+            Api::Ready(c, _) => c.certificate_thumbprint(),
+            Api::Broken(_) => None,
+        }
+    }
+
+    async fn app_permissions(&self) -> Result<Vec<String>, CallError> {
+        match self {
+            Api::Ready(c, _) => c.app_permissions().await,
             Api::Broken(e) => Self::fail(e),
         }
     }

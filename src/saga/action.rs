@@ -83,6 +83,10 @@ pub enum Read {
     /// The mailbox and OneDrive usage reports, the report settings and the
     /// Microsoft 365 Backup protection policies: the data at stake.
     DataAtStake,
+    /// The Microsoft Graph application permissions granted to closeout's own
+    /// service principal (`appRoleAssignments`), read before step 1 changes
+    /// anything.
+    AppPermissions,
 }
 
 impl std::fmt::Display for Read {
@@ -109,6 +113,9 @@ impl std::fmt::Display for Read {
             Read::KeepAdmins { .. } => f.write_str("read the Global Administrator role's members"),
             Read::DeletionCheck => f.write_str("read step 5's deletion check"),
             Read::Discovery { .. } => f.write_str("read the tenant's discovery document"),
+            Read::AppPermissions => {
+                f.write_str("read closeout's app permissions (Microsoft Graph app role assignments)")
+            }
             Read::ClassifySubscriptions => {
                 f.write_str("classify the subscriptions (Graph and Partner Center)")
             }

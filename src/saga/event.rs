@@ -108,6 +108,9 @@ pub enum Gate {
     /// operator attests that the tenant's data is backed up outside the
     /// tenant. The one gate closed on a person's word, not by a read.
     AttestBackup,
+    /// Before step 1: grant closeout's app the Microsoft Graph application
+    /// permissions this closure needs (admin consent).
+    GrantPermissions,
 }
 
 /// Everything that can happen to a closure saga.
@@ -517,6 +520,19 @@ pub enum Event {
         /// operator attested (their copies are inside the tenant).
         in_tenant_policies: u32,
     },
+    /// The Microsoft Graph application permissions closeout's app holds,
+    /// read before step 1 changes anything.
+    PermissionsRead {
+        /// App role ids of Microsoft Graph granted to closeout's service
+        /// principal.
+        granted: Vec<String>,
+    },
+    /// The saga signed in with a certificate (recorded with its first
+    /// token): which one, by thumbprint, for the audit. Never the key.
+    CertificateUsed {
+        /// The certificate's SHA-256 thumbprint, upper-case hex.
+        thumbprint: String,
+    },
 }
 
 /// Where a tenant's GUID was read.
@@ -649,6 +665,8 @@ impl Event {
             Event::BackupPolicyRecorded { .. } => "backup_policy_recorded",
             Event::DataAtStakeRecorded { .. } => "data_at_stake_recorded",
             Event::BackupAttested { .. } => "backup_attested",
+            Event::PermissionsRead { .. } => "permissions_read",
+            Event::CertificateUsed { .. } => "certificate_used",
         }
     }
 

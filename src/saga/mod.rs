@@ -20,6 +20,7 @@ mod decide;
 mod event;
 pub mod keep;
 mod notice;
+pub mod permissions;
 mod plan;
 mod policy;
 pub mod preflight;

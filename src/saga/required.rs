@@ -153,6 +153,18 @@ impl State {
                 Vec::new(),
                 Vec::new(),
             ),
+            Gate::GrantPermissions => (
+                match super::steps::missing_permissions(self) {
+                    Some(missing) if !missing.is_empty() => format!(
+                        "grant closeout's app the Microsoft Graph application permissions {} (admin consent)",
+                        missing.join(", ")
+                    ),
+                    _ => "grant closeout's app the Microsoft Graph application permissions the gate names (admin consent)".to_string(),
+                },
+                "Entra admin center (Enterprise apps > closeout > Permissions > Grant admin consent)",
+                Vec::new(),
+                Vec::new(),
+            ),
             Gate::DeleteTenant => match &self.last_deletion_check {
                 Some(check) => {
                     let own_app = self

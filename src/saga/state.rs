@@ -88,6 +88,9 @@ pub struct Observed {
     pub tenant_exists: Option<bool>,
     /// Step 1's preflight read.
     pub preflight: Option<crate::model::Preflight>,
+    /// The Graph application permissions closeout's app holds (app role
+    /// ids), as last read before step 1.
+    pub app_permissions: Option<Vec<String>>,
     /// A keep account read, just now, to be an enabled Global Administrator:
     /// every member of the role then (the admin deletes this read allows).
     #[serde(default)]
@@ -475,6 +478,11 @@ pub fn apply(mut s: State, event: &Event) -> State {
         Event::TenantObservedGone { confirmation, .. } => {
             s.gone_confirmations = *confirmation;
         }
+        Event::PermissionsRead { granted } => {
+            s.observed.app_permissions = Some(granted.clone());
+        }
+        // For the audit only: nothing the saga decides depends on it.
+        Event::CertificateUsed { .. } => {}
         Event::SubscriptionsClassified { subscriptions } => {
             s.observed.classes = Some(subscriptions.clone());
             if s.classes.is_none() {

@@ -114,12 +114,13 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
             .filter(|u| !is_keep(state, &u.id, &u.user_principal_name))
             .map(|u| (u.id.clone(), u.user_principal_name.clone()))
             .collect();
-        let mut first = Vec::new();
+        // Also with no one to delete: the app's permissions are checked
+        // before step 1 ends, before anything changes.
+        let first = match preflight(state, now, &all) {
+            Ok(first) => first,
+            Err(actions) => return actions,
+        };
         if !all.is_empty() {
-            first = match preflight(state, now, &all) {
-                Ok(first) => first,
-                Err(actions) => return actions,
-            };
             if let Some(actions) = schedule(state, now, first.clone()) {
                 return actions;
             }
@@ -321,6 +322,22 @@ pub(crate) fn users_to_delete(state: &State) -> Vec<&str> {
         .collect()
 }
 
+/// The Microsoft Graph application permissions this closure needs that the
+/// app lacks, by name, as last read (`None`: not read since the last reset).
+/// Per-user MFA changes are counted as needed: step 4 reads per-user MFA
+/// only when it runs.
+pub(super) fn missing_permissions(state: &State) -> Option<Vec<String>> {
+    let granted = state.observed.app_permissions.as_ref()?;
+    let (Some(header), Some(inv)) = (state.header.as_ref(), state.inventory.as_ref()) else {
+        return Some(Vec::new());
+    };
+    let plan = super::plan(&header.spec, inv);
+    Some(super::permissions::missing(
+        &super::permissions::required(&plan, true),
+        granted,
+    ))
+}
+
 /// Before the first delete: read the preflight, and while it finds something
 /// only a person can fix, hold a gate open and re-read it periodically.
 /// `Ok` with the events to record before the deletions (closing the gate) once
@@ -330,19 +347,29 @@ fn preflight(
     now: Timestamp,
     targets: &[(String, String)],
 ) -> Result<Vec<Event>, Vec<Action>> {
-    let Some(pf) = &state.observed.preflight else {
-        return Err(read(Read::Preflight));
+    let Some(missing) = missing_permissions(state) else {
+        return Err(read(Read::AppPermissions));
     };
     let tenant = state
         .header
         .as_ref()
         .map(|h| h.spec.tenant_id.as_str())
         .unwrap_or_default();
+    let mut findings = Vec::new();
+    if !missing.is_empty() {
+        findings.push(super::preflight::Finding {
+            gate: Gate::GrantPermissions,
+            instructions: super::permissions::instructions(tenant, &missing),
+            users: Vec::new(),
+        });
+    } else if !targets.is_empty() {
+        let Some(pf) = &state.observed.preflight else {
+            return Err(read(Read::Preflight));
+        };
+        findings = super::preflight::findings(tenant, pf, targets);
+    }
     let open = state.gate.as_ref().map(|(g, _)| *g);
-    let Some(finding) = super::preflight::findings(tenant, pf, targets)
-        .into_iter()
-        .next()
-    else {
+    let Some(finding) = findings.into_iter().next() else {
         return Ok(open
             .map(|gate| vec![Event::GateClosed { gate }])
             .unwrap_or_default());
@@ -359,6 +386,7 @@ fn preflight(
     }
     let reason = match finding.gate {
         Gate::AssignAppRole => "an operator to assign closeout's app a role",
+        Gate::GrantPermissions => "an operator to grant closeout's app Microsoft Graph permissions",
         _ => "directory synchronization to be turned off",
     };
     Err(wait(

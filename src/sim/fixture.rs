@@ -39,10 +39,18 @@ pub struct TenantFixture {
     pub client_id: String,
     /// Its secret.
     pub client_secret: String,
+    /// The app's certificate (PEM, without key), registered beside the
+    /// secret: assertions signed with its key are accepted.
+    #[serde(default)]
+    pub certificate: Option<String>,
     /// `partner` or `direct`.
     pub billing: Billing,
     /// Keep accounts (UPNs).
     pub keep: Vec<String>,
+    /// The Microsoft Graph application permissions consented for the app, by
+    /// name (`User.ReadWrite.All`); default: every one closeout uses.
+    #[serde(default)]
+    pub app_permissions: Option<Vec<String>>,
     /// Whether the app may delete users holding admin roles (default true).
     #[serde(default = "yes")]
     pub app_privileged: bool,
@@ -246,7 +254,20 @@ impl Fixture {
             tenant_id: "0a9d1f7e-7b5c-4f0e-9d6e-5a1c2b3d4e5f".into(),
             client_id: "5e2c8b1a-3d4f-4a6b-8c9d-0e1f2a3b4c5d".into(),
             client_secret: "partner-secret".into(),
+            certificate: None,
         })
+    }
+
+    /// The same tenants and partner with `pem` registered as every app's
+    /// certificate.
+    pub fn with_certificate(mut self, pem: &str) -> Fixture {
+        let mut partner = self.partner();
+        partner.certificate = Some(pem.to_string());
+        self.partner = Some(partner);
+        for t in &mut self.tenants {
+            t.certificate = Some(pem.to_string());
+        }
+        self
     }
 
     /// Builds the tenants, checking each is consistent.
@@ -405,6 +426,26 @@ impl TenantFixture {
             ),
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
+            certificate: self.certificate.clone(),
+            app_permissions: match &self.app_permissions {
+                None => crate::saga::permissions::ALL
+                    .iter()
+                    .map(|p| p.id.to_string())
+                    .collect(),
+                Some(names) => names
+                    .iter()
+                    .map(|n| {
+                        crate::saga::permissions::by_name(n)
+                            .map(|p| p.id.to_string())
+                            .ok_or_else(|| Error::Invalid {
+                                tenant: self.tenant_id.clone(),
+                                message: format!(
+                                    "app_permissions: {n:?} is not a Microsoft Graph permission closeout uses"
+                                ),
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
             app_privileged: self.app_privileged,
             dir_sync: self
                 .directory_sync

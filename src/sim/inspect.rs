@@ -80,6 +80,8 @@ pub fn handle(
             to_json(serde_json::to_value(world.ledger.since(since)))
         }
         ("GET", ["_sim", "tenants"]) => to_json(serde_json::to_value(tenants(world))),
+        // Every token request: tenant, client, scope and kind of credential.
+        ("GET", ["_sim", "token-requests"]) => to_json(serde_json::to_value(&world.token_log)),
         ("GET", ["_sim", "partner"]) => to_json(serde_json::to_value(&world.partner)),
         // Every Partner Center change request with its `MS-RequestId`, and
         // whether it was answered as a repeat of an earlier one.

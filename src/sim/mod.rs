@@ -240,6 +240,7 @@ impl Sim {
             possible_since: Default::default(),
             partner_requests: Default::default(),
             partner_log: Default::default(),
+            token_log: Default::default(),
         };
         let rates = faults::Rates {
             latency: options.latency,

@@ -212,10 +212,19 @@ pub fn grant_app_role(
 ) -> Result<bool, Refusal> {
     let at = world.clock.rfc3339(now);
     let t = live(world, tenant)?;
-    if t.app_privileged {
+    let all_permissions: Vec<String> = crate::saga::permissions::ALL
+        .iter()
+        .map(|p| p.id.to_string())
+        .collect();
+    if t.app_privileged && t.app_permissions == all_permissions {
         return Ok(false);
     }
-    t.lag.app_role(false, now, lag);
+    // The person who assigns the role also grants admin consent to the
+    // app's Graph permissions in the same visit.
+    t.app_permissions = all_permissions;
+    if !t.app_privileged {
+        t.lag.app_role(false, now, lag);
+    }
     t.app_privileged = true;
     let path = format!("/_sim/tenants/{tenant}/operator/app-role");
     world.ledger.record(at, tenant, "POST", &path, 200);
@@ -343,7 +352,8 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
                 ));
             }
         }
-        if t.preflight_read && !t.app_privileged {
+        let consented = t.app_permissions.len() >= crate::saga::permissions::ALL.len();
+        if t.preflight_read && (!t.app_privileged || !consented) {
             possible.push((id.clone(), "app-role".into()));
         }
         if t.preflight_read && (t.dir_sync || t.users.values().any(|u| u.on_premises_sync_enabled))

@@ -241,6 +241,13 @@ pub struct Tenant {
     pub client_id: String,
     /// The app's client secret (the simulator hands it out).
     pub client_secret: String,
+    /// The app's registered certificate (PEM), if any (`keyCredentials`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// The Microsoft Graph application permissions consented for closeout's
+    /// app (app role ids), as `GET /servicePrincipals/{id}/appRoleAssignments`
+    /// lists them.
+    pub app_permissions: Vec<String>,
     /// Whether closeout's app holds Privileged Authentication Administrator,
     /// which lets it delete and restore users of any role.
     pub app_privileged: bool,
@@ -352,6 +359,27 @@ pub struct Partner {
     pub client_id: String,
     /// The partner app's secret.
     pub client_secret: String,
+    /// The partner app's registered certificate (PEM), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// One token request as the token endpoint saw it (for tests: which scope
+/// and which kind of credential a client used). Holds no secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenRequest {
+    /// The tenant named in the path.
+    pub tenant: String,
+    /// `client_id`.
+    pub client_id: String,
+    /// `scope`.
+    pub scope: String,
+    /// `secret`, `certificate` or `none`.
+    pub credential: &'static str,
+    /// The answer's status.
+    pub status: u16,
+    /// The AADSTS code of a refusal (0 when a token was issued).
+    pub error_code: u32,
 }
 
 /// What an access token was issued for.
@@ -401,6 +429,8 @@ pub struct World {
     /// Every Partner Center change request: its path, `MS-RequestId` and
     /// whether it was answered from an earlier one (for tests).
     pub partner_log: Vec<(String, String, bool)>,
+    /// Every token request, oldest first (`GET /_sim/token-requests`).
+    pub token_log: std::collections::VecDeque<TokenRequest>,
 }
 
 impl World {

@@ -292,6 +292,16 @@ impl Fake {
 impl TenantApi for Fake {
     /// closeout's app holds Privileged Authentication Administrator, nothing
     /// is synced: the preflight stops nothing in the model.
+    async fn app_permissions(&self) -> Result<Vec<String>, CallError> {
+        self.with(|w| {
+            w.read_fault("app_permissions")?;
+            Ok(closeout::saga::permissions::ALL
+                .iter()
+                .map(|p| p.id.to_string())
+                .collect())
+        })
+    }
+
     async fn read_preflight(&self) -> Result<closeout::model::Preflight, CallError> {
         self.with(|w| {
             w.read_fault("read_preflight")?;

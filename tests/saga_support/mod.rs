@@ -203,8 +203,19 @@ pub fn at_step_1(mode: SubscriptionMode) -> Vec<Event> {
         inventory(),
         keep_checked(),
         Event::StepStarted { step: 1 },
+        permissions_granted(),
         preflight(true, false),
     ]
+}
+
+/// closeout's app read to hold every Graph application permission it uses.
+pub fn permissions_granted() -> Event {
+    Event::PermissionsRead {
+        granted: closeout::saga::permissions::ALL
+            .iter()
+            .map(|p| p.id.to_string())
+            .collect(),
+    }
 }
 
 /// Step 1's preflight read: `a` and `b` are Global Administrators;

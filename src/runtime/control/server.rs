@@ -370,6 +370,13 @@ async fn dispatch<E: Engine>(
                 "an audit is streamed, not dispatched".into(),
             ))
         }
+        Request::Doctor { tenants, domains } => {
+            tracing::info!(operator = %who.name, tenants = tenants.len(), "doctor");
+            engine
+                .doctor(tenants, domains)
+                .await
+                .map(|findings| Response::Doctor { findings })
+        }
         Request::Health => {
             let dead_tasks = engine.dead_tasks();
             return Response::Health(Health {
@@ -381,10 +388,11 @@ async fn dispatch<E: Engine>(
         Request::Submit {
             tenants,
             finish_with,
+            domains,
         } => {
             tracing::info!(operator = %who.name, tenants = tenants.len(), "submit");
             engine
-                .submit_finishing(tenants, finish_with, who.clone())
+                .submit_checked(tenants, finish_with, domains, who.clone())
                 .await
                 .map(|sagas| Response::Submitted { sagas })
         }

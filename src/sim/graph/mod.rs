@@ -214,6 +214,11 @@ fn route(t: &mut Tenant, c: &Call) -> (Resp, bool) {
         ("GET", ["roleManagement", "directory", "roleAssignments"]) => {
             unchanged(roles::assignments(t, c))
         }
+        ("GET", ["servicePrincipals", id, "appRoleAssignments"]) => {
+            // Asked what it holds: the auto-operator may now grant it.
+            t.preflight_read = true;
+            unchanged(roles::app_role_assignments(t, c, id))
+        }
         ("GET", [sp]) if sp.starts_with("servicePrincipals(") => {
             unchanged(roles::service_principal(t, c, sp))
         }

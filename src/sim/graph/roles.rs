@@ -65,3 +65,42 @@ pub fn service_principal(t: &Tenant, c: &Call, seg: &str) -> Resp {
         None => c.not_found(app_id),
     }
 }
+
+/// `GET /servicePrincipals/{id}/appRoleAssignments`
+/// (https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignments):
+/// the app roles (application permissions) granted to closeout's own
+/// service principal, all of Microsoft Graph (`resourceId` the Graph
+/// service principal, here a fixed id); other principals have none. The
+/// simulator reports missing permissions here but does not refuse the calls
+/// they would guard (left out: closeout checks before it calls).
+pub fn app_role_assignments(t: &Tenant, c: &Call, id: &str) -> Resp {
+    let Some(own) = t.own_principal().filter(|sp| sp.id == id) else {
+        if t.service_principals.iter().any(|sp| sp.id == id) {
+            return page(
+                c,
+                Vec::new(),
+                "servicePrincipals('id')/appRoleAssignments",
+                100,
+            );
+        }
+        return c.not_found(id);
+    };
+    let items: Vec<serde_json::Value> = t
+        .app_permissions
+        .iter()
+        .map(|role| {
+            json!({
+                "id": format!("{}-{}", own.id, role),
+                "appRoleId": role,
+                "principalId": own.id,
+                "principalType": "ServicePrincipal",
+                "resourceId": GRAPH_PRINCIPAL,
+                "resourceDisplayName": "Microsoft Graph",
+            })
+        })
+        .collect();
+    page(c, items, "servicePrincipals('id')/appRoleAssignments", 100)
+}
+
+/// The object id the simulator gives Microsoft Graph's service principal.
+const GRAPH_PRINCIPAL: &str = "8fce32da-1246-437b-99cd-76d1d4677bd5";
