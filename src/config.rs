@@ -463,15 +463,7 @@ fn base_url<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
     Ok(url)
 }
 
-/// Whether a URL's host is this machine (a simulator or a local proxy).
-pub fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
+pub use crate::model::is_loopback;
 
 fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let v: Duration = humantime_serde::deserialize(d)?;
@@ -516,4 +508,43 @@ fn partner_center<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PartnerCente
         client_id: raw.client_id.0,
         secret,
     }))
+}
+
+#[cfg(test)]
+mod notify_tests {
+    use super::Config;
+    use std::path::Path;
+
+    #[test]
+    fn webhooks_and_delays_are_validated_with_file_line_and_key() {
+        let ok = Config::parse(
+            "[notify]\nwebhooks = [\"https://hooks.example/x?token=t\"]\nbackoff_max = \"1m\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.notify.webhooks.len(), 1);
+        assert_eq!(ok.notify.backoff_max, std::time::Duration::from_secs(60));
+        assert!(Config::parse("", Path::new("c.toml"))
+            .unwrap()
+            .notify
+            .webhooks
+            .is_empty());
+        for (text, key) in [
+            (
+                "[notify]\nwebhooks = [\"ftp://x\"]\n",
+                "c.toml:2: notify.webhooks",
+            ),
+            (
+                "[notify]\nwebhooks = [\"http://hooks.example/x?token=t\"]\n",
+                "c.toml:2: notify.webhooks",
+            ),
+            ("[notify]\n\ntimeout = \"0s\"\n", "c.toml:3: notify.timeout"),
+            ("[notify]\nwebhook = []\n", "c.toml:2: notify"),
+        ] {
+            let err = Config::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(key), "{text:?}: {err}");
+        }
+    }
 }

@@ -446,3 +446,13 @@ pub struct RoleMember {
     #[serde(default)]
     pub account_enabled: bool,
 }
+
+/// Whether a URL's host is this machine (a simulator or a local proxy).
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}

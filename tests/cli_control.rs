@@ -9,8 +9,8 @@ use closeout::runtime::control::{
     Client, Engine, EngineError, Error, Operator, OperatorCommand, Progress, Request, Response,
     RunState, SagaSummary, Server, StatusRow,
 };
-use closeout::runtime::notify::Notifier;
 use closeout::runtime::signals::SignalEvent;
+use closeout::runtime::systemd::Notifier;
 use closeout::runtime::{Daemon, Lifecycle};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;

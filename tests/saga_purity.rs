@@ -37,3 +37,74 @@ fn saga_core_imports_no_io_and_reads_no_clock() {
         "expected the saga's source files, found {checked}"
     );
 }
+
+/// The top-level modules' `crate::` imports form no cycle: each layer calls
+/// only the layers below it (metrics is a leaf that others call, config does
+/// not reach back into what it configures, ...). A cycle shows which edge
+/// closed it.
+#[test]
+fn top_level_modules_import_no_cycle() {
+    use std::collections::{BTreeMap, BTreeSet};
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("readable source dir") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().and_then(|e| e.to_str()) == Some("rs") {
+                out.push(path);
+            }
+        }
+    }
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in files {
+        let rel = path.strip_prefix(&src).expect("under src");
+        let top = rel
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .unwrap_or_default()
+            .trim_end_matches(".rs")
+            .to_string();
+        if top == "main" || top == "lib" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("source is readable");
+        for (i, _) in text.match_indices("crate::") {
+            let name: String = text[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != top {
+                deps.entry(top.clone()).or_default().insert(name);
+            }
+        }
+    }
+    fn reaches(
+        deps: &BTreeMap<String, BTreeSet<String>>,
+        from: &str,
+        to: &str,
+        seen: &mut BTreeSet<String>,
+    ) -> bool {
+        for next in deps.get(from).into_iter().flatten() {
+            if next == to {
+                return true;
+            }
+            if seen.insert(next.clone()) && reaches(deps, next, to, seen) {
+                return true;
+            }
+        }
+        false
+    }
+    for (from, tos) in &deps {
+        for to in tos {
+            assert!(
+                !reaches(&deps, to, from, &mut BTreeSet::new()),
+                "an import cycle: {from} imports {to}, which leads back to {from}"
+            );
+        }
+    }
+    assert!(deps.len() >= 8, "expected the top-level modules: {deps:?}");
+}

@@ -18,7 +18,7 @@ use super::common::{call, connect, unexpected};
 use super::Error;
 use crate::config::{BatchFile, Config};
 use crate::runtime::control::{Request, Response, Server, StatusRow};
-use crate::runtime::notify::Notifier;
+use crate::runtime::systemd::Notifier;
 use crate::runtime::{executor::Executor, logging, Daemon};
 use crate::sim::{self, state::Billing, GenerateSpec};
 use anyhow::anyhow;

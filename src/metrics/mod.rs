@@ -29,7 +29,6 @@ pub mod server;
 
 pub use server::{serve, serve_with, Server};
 
-use crate::runtime::control::StatusRow;
 use crate::saga::{Event, Gate};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -246,17 +245,21 @@ impl Metrics {
     }
 }
 
+/// Each saga's state and step at a scrape (the runtime's status, read by
+/// the caller: metrics calls nothing back).
+pub type SagaGauge = (crate::saga::SagaState, Option<u8>);
+
 /// The exposition: refills the scrape-time gauges from `sagas` and `healthy`,
 /// then encodes every family.
-pub fn render(sagas: &[StatusRow], healthy: bool) -> String {
+pub fn render(sagas: &[SagaGauge], healthy: bool) -> String {
     let m = &*METRICS;
     let _one_at_a_time = m.scrape.lock().unwrap_or_else(|p| p.into_inner());
     m.sagas.clear();
-    for row in sagas {
+    for (state, step) in sagas {
         m.sagas
             .get_or_create(&SagaLabels {
-                state: row.state.as_str(),
-                step: row.step.unwrap_or(0),
+                state: state.as_str(),
+                step: step.unwrap_or(0),
             })
             .inc();
     }
@@ -268,6 +271,8 @@ pub fn render(sagas: &[StatusRow], healthy: bool) -> String {
         Gate::DeleteTenant,
         Gate::AssignAppRole,
         Gate::TurnOffDirectorySync,
+        Gate::AttestBackup,
+        Gate::GrantPermissions,
     ] {
         let _ = m.gates_open.get_or_create(&GateLabels {
             gate: gate_name(gate),

@@ -5,7 +5,6 @@
 //! port is open to every local user.
 
 use super::{render, Error, CONTENT_TYPE};
-use crate::runtime::control::Engine;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -35,19 +34,22 @@ impl Drop for Server {
 /// What a scrape reads from the engine.
 type Source = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// Binds `addr` and serves `GET /metrics` with the sagas and health of
-/// `engine`, with the default connection limits.
-pub async fn serve<E: Engine>(addr: SocketAddr, engine: Arc<E>) -> Result<Server, Error> {
-    serve_with(addr, engine, 64, Duration::from_secs(30)).await
+/// Binds `addr` and serves `GET /metrics` with the sagas and health that
+/// `read` returns at each scrape, with the default connection limits.
+pub async fn serve(
+    addr: SocketAddr,
+    read: impl Fn() -> (Vec<super::SagaGauge>, bool) + Send + Sync + 'static,
+) -> Result<Server, Error> {
+    serve_with(addr, read, 64, Duration::from_secs(30)).await
 }
 
 /// Binds `addr` and serves `GET /metrics`: at most `max_connections` at once
 /// (more are closed at once, so a flood of idle connections costs the
 /// daemon no more descriptors than that), each closed after
 /// `idle_timeout` whatever it does (a scraper reconnects).
-pub async fn serve_with<E: Engine>(
+pub async fn serve_with(
     addr: SocketAddr,
-    engine: Arc<E>,
+    read: impl Fn() -> (Vec<super::SagaGauge>, bool) + Send + Sync + 'static,
     max_connections: usize,
     idle_timeout: Duration,
 ) -> Result<Server, Error> {
@@ -58,8 +60,8 @@ pub async fn serve_with<E: Engine>(
         .local_addr()
         .map_err(|source| Error::Bind { addr, source })?;
     let source: Source = Arc::new(move || {
-        let rows = engine.status(None).unwrap_or_default();
-        render(&rows, engine.healthy())
+        let (sagas, healthy) = read();
+        render(&sagas, healthy)
     });
     let app = Router::new()
         .route("/metrics", get(scrape))

@@ -4,21 +4,10 @@
 
 use super::*;
 use crate::model::Timestamp;
-use crate::saga::{Progress, SagaState};
+use crate::saga::SagaState;
 
-fn row(id: &str, state: SagaState, step: Option<u8>) -> StatusRow {
-    StatusRow {
-        tenant_guid: None,
-        saga_id: id.into(),
-        tenant_id: format!("tenant-{id}"),
-        state,
-        step,
-        progress: Progress::default(),
-        last_error: None,
-        updated_at: Timestamp(0),
-        waiting_for: None,
-        action_required: None,
-    }
+fn row(_id: &str, state: SagaState, step: Option<u8>) -> SagaGauge {
+    (state, step)
 }
 
 /// The value of the sample `name{labels}` (labels exactly as printed).

@@ -73,7 +73,7 @@ fn webhooks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<url::Url>, D::Error> 
             }
             // A webhook URL often carries its token: plain http only to this
             // machine.
-            if url.scheme() == "http" && !crate::config::is_loopback(&url) {
+            if url.scheme() == "http" && !crate::model::is_loopback(&url) {
                 return Err(serde::de::Error::custom(format!(
                     "webhook {i}: plain http to a host that is not loopback; use https://"
                 )));
@@ -89,43 +89,4 @@ fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Err
         return Err(serde::de::Error::custom("must be longer than 0s"));
     }
     Ok(v)
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::config::Config;
-    use std::path::Path;
-
-    #[test]
-    fn webhooks_and_delays_are_validated_with_file_line_and_key() {
-        let ok = Config::parse(
-            "[notify]\nwebhooks = [\"https://hooks.example/x?token=t\"]\nbackoff_max = \"1m\"\n",
-            Path::new("c.toml"),
-        )
-        .unwrap();
-        assert_eq!(ok.notify.webhooks.len(), 1);
-        assert_eq!(ok.notify.backoff_max, std::time::Duration::from_secs(60));
-        assert!(Config::parse("", Path::new("c.toml"))
-            .unwrap()
-            .notify
-            .webhooks
-            .is_empty());
-        for (text, key) in [
-            (
-                "[notify]\nwebhooks = [\"ftp://x\"]\n",
-                "c.toml:2: notify.webhooks",
-            ),
-            (
-                "[notify]\nwebhooks = [\"http://hooks.example/x?token=t\"]\n",
-                "c.toml:2: notify.webhooks",
-            ),
-            ("[notify]\n\ntimeout = \"0s\"\n", "c.toml:3: notify.timeout"),
-            ("[notify]\nwebhook = []\n", "c.toml:2: notify"),
-        ] {
-            let err = Config::parse(text, Path::new("c.toml"))
-                .unwrap_err()
-                .to_string();
-            assert!(err.starts_with(key), "{text:?}: {err}");
-        }
-    }
 }

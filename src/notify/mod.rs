@@ -12,7 +12,7 @@
 //! for the receiver to drop duplicates. [`Batches`] tells which saga records
 //! that its batch finished.
 //!
-//! Not to be confused with `runtime::notify`, which speaks sd_notify to systemd.
+//! (systemd readiness and the watchdog are `runtime::systemd`.)
 
 mod batch;
 mod config;

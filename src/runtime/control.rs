@@ -331,7 +331,7 @@ pub trait Engine: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     /// Whether the engine's own loop has turned recently and its event log
-    /// still takes writes (e.g. a [`super::notify::Heartbeat`] it beats,
+    /// still takes writes (e.g. a [`super::systemd::Heartbeat`] it beats,
     /// younger than a few periods). While it is not, the watchdog pings stop
     /// (systemd restarts the daemon) and `status --health` fails.
     fn healthy(&self) -> bool;

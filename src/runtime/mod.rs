@@ -11,19 +11,19 @@ pub mod control;
 pub mod doctor;
 pub mod executor;
 pub mod logging;
-pub mod notify;
 pub mod perform;
 pub mod signals;
+pub mod systemd;
 pub mod tenant;
 
 use crate::config::{self, Config};
 use control::{Engine, Server};
-use notify::{Heartbeat, Notifier};
 use signals::SignalEvent;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use systemd::{Heartbeat, Notifier};
 use tokio::sync::mpsc;
 
 /// Why the daemon could not start or stopped abnormally.
@@ -94,7 +94,14 @@ pub async fn run(
         None => None,
         Some(addr) => match crate::metrics::serve_with(
             addr,
-            Arc::clone(&engine),
+            {
+                let engine = Arc::clone(&engine);
+                move || {
+                    let rows = engine.status(None).unwrap_or_default();
+                    let sagas = rows.iter().map(|r| (r.state, r.step)).collect();
+                    (sagas, engine.healthy())
+                }
+            },
             config.limits.max_connections.get(),
             config.limits.idle_timeout,
         )

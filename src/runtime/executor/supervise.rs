@@ -5,7 +5,9 @@
 //! itself unhealthy and the webhooks hear of it (`saga_stopped`). Also the
 //! faults a test can inject into a task (debug builds only).
 
-use super::{load_all, now, Error, Inner, Msg, Recovered, Runner, Stop};
+use super::recovery::Recovered;
+use super::runner::Stop;
+use super::{load_all, now, Error, Inner, Msg, Runner};
 use crate::model::SagaId;
 use crate::runtime::control::EngineError;
 use crate::saga::{self, Event, State};
