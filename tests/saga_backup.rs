@@ -123,8 +123,9 @@ fn only_an_attestation_with_a_reason_passes_the_gate() {
     // gate closes and the first delete comes (its fresh keep-admin read).
     assert_eq!(
         given_as_recorded(events.clone()).when(T0 + 1),
-        vec![read(Read::Preflight)]
+        vec![read(Read::AppPermissions)]
     );
+    events.push(permissions_granted());
     events.push(preflight(true, false));
     assert_eq!(
         given_as_recorded(events.clone()).when(T0 + 1),
