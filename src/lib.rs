@@ -1,26 +1,25 @@
 //! closeout: closes Microsoft 365 business tenants (Microsoft Entra ID) unattended,
 //! each closure an event-sourced saga recorded durably in sled.
 //!
-//! See `ARCHITECTURE.md` for the map of this crate.
+//! See `ARCHITECTURE.md` for the map of the workspace.
 #![forbid(unsafe_code)]
 
 pub mod audit;
-pub mod cert;
 pub mod cli;
-pub mod cloud;
-pub mod codec;
 pub mod config;
 pub mod escape;
-pub mod graph;
-pub mod metrics;
-pub mod model;
 pub mod notify;
-pub mod ports;
-pub mod retry;
 pub mod runtime;
-pub mod saga;
-pub mod sim;
-pub mod store;
+
+// The workspace's crates, under the names the binary's modules, the tests
+// and the benches use (`closeout::saga`, `crate::store`, ...).
+pub use closeout_auth::{cert, cloud};
+pub use closeout_core::{codec, model, retry, saga};
+pub use closeout_graph as graph;
+pub use closeout_graph::ports;
+pub use closeout_metrics as metrics;
+pub use closeout_sim as sim;
+pub use closeout_store as store;
 
 /// mimalloc for every binary linking the crate (the daemon, the CLI, tests and
 /// benches): sled 0.34 copies a leaf node on every insert and frees the old

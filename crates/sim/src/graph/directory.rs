@@ -3,8 +3,8 @@
 //! `subscribedSkus`, `organization`, app registrations and service principals.
 
 use super::{collection, page, Call};
-use crate::sim::http::Resp;
-use crate::sim::state::{App, Tenant, GLOBAL_ADMIN};
+use crate::http::Resp;
+use crate::state::{App, Tenant, GLOBAL_ADMIN};
 use serde_json::{json, Value};
 
 /// `GET /directoryRoles(roleTemplateId='…')/members`: the role's members
@@ -48,11 +48,11 @@ pub fn role_members(t: &Tenant, c: &Call, seg: &str) -> Resp {
 }
 
 fn subscription_json(
-    s: &crate::sim::state::Subscription,
+    s: &crate::state::Subscription,
     now: tokio::time::Instant,
-    clock: &crate::sim::state::Clock,
+    clock: &crate::state::Clock,
 ) -> Value {
-    let status = crate::sim::lag::Lag::seen(&s.lag_status, s.status.clone(), now);
+    let status = crate::lag::Lag::seen(&s.lag_status, s.status.clone(), now);
     // "The date and time when the subscription will move to the next state
     // ... if not renewed" (companySubscription): the term's end, or the end
     // of Expired / Disabled.
@@ -145,7 +145,7 @@ pub fn organization(t: &Tenant, c: &Call) -> Resp {
         "displayName": t.display_name,
         "tenantType": "AAD",
         "verifiedDomains": [{"name": t.domain, "isDefault": true, "isInitial": true, "type": "Managed", "capabilities": "Email, OfficeCommunicationsOnline"}],
-        "onPremisesSyncEnabled": if crate::sim::lag::Lag::seen(&t.lag.dir_sync.as_ref().map(|(u, s, _)| (*u, *s)), t.dir_sync, c.now) { json!(true) } else { Value::Null },
+        "onPremisesSyncEnabled": if crate::lag::Lag::seen(&t.lag.dir_sync.as_ref().map(|(u, s, _)| (*u, *s)), t.dir_sync, c.now) { json!(true) } else { Value::Null },
     });
     collection(c, "organization", vec![org], None)
 }

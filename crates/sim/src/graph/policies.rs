@@ -2,8 +2,8 @@
 //! MFA requirements (beta).
 
 use super::{page, Call};
-use crate::sim::http::Resp;
-use crate::sim::state::{CaPolicy, Tenant};
+use crate::http::Resp;
+use crate::state::{CaPolicy, Tenant};
 use serde_json::{json, Value};
 
 /// `GET /policies/identitySecurityDefaultsEnforcementPolicy`.
@@ -15,7 +15,7 @@ pub fn get_defaults(t: &Tenant, c: &Call) -> Resp {
             "id": "00000000-0000-0000-0000-000000000005",
             "displayName": "Security Defaults",
             "description": "Security defaults is a set of basic identity security mechanisms recommended by Microsoft.",
-            "isEnabled": crate::sim::lag::Lag::seen(&t.lag.security_defaults, t.security_defaults, c.now),
+            "isEnabled": crate::lag::Lag::seen(&t.lag.security_defaults, t.security_defaults, c.now),
         }),
     )
 }
@@ -43,7 +43,7 @@ pub fn set_defaults(t: &mut Tenant, c: &Call) -> (Resp, bool) {
 }
 
 fn ca_json(t: &Tenant, p: &CaPolicy, now: tokio::time::Instant) -> Value {
-    let state = crate::sim::lag::Lag::seen_in(&t.lag.ca, &p.id, &p.state, now);
+    let state = crate::lag::Lag::seen_in(&t.lag.ca, &p.id, &p.state, now);
     let controls: Vec<&str> = if p.requires_mfa {
         vec!["mfa"]
     } else {

@@ -37,6 +37,11 @@
 //! `$orderby`, `$count`, `$expand`, delta queries, partial replication, Graph
 //! writes other than those closeout makes, Partner Center's other resources
 //! and its throttling, HTTP/2.
+#![forbid(unsafe_code)]
+
+use closeout_auth::{cert, cloud};
+use closeout_core::{model, saga};
+
 
 pub mod batch;
 pub mod discovery;

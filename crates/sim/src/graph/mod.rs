@@ -35,7 +35,7 @@ pub struct Call<'a> {
     /// Now (sim clock).
     pub now: Instant,
     /// The sim's clock, for `date()`.
-    pub clock: crate::sim::state::Clock,
+    pub clock: crate::state::Clock,
     /// Config.
     pub cfg: &'a Config,
 }

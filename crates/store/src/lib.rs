@@ -78,6 +78,10 @@
 //! record), per-saga seq gaps, a broken block frame, index entries missing,
 //! wrong, or naming no record up to the mark, and index ends or snapshots
 //! that do not agree with where a saga's records end.
+#![forbid(unsafe_code)]
+
+use closeout_core::{codec, model};
+
 
 pub mod blocks;
 mod dir;

@@ -5,8 +5,8 @@
 //! taken) and permanent delete.
 
 use super::{collection, next_link, select, top, Call};
-use crate::sim::http::Resp;
-use crate::sim::state::{deleted_upn, DeletedUser, Tenant, User};
+use crate::http::Resp;
+use crate::state::{deleted_upn, DeletedUser, Tenant, User};
 use serde_json::{json, Value};
 
 /// The default property set of v1.0 (`accountEnabled` and the others come

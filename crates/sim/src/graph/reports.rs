@@ -42,8 +42,8 @@
 //! app may read all of them.
 
 use super::{collection, Call};
-use crate::sim::http::Resp;
-use crate::sim::state::{Tenant, User};
+use crate::http::Resp;
+use crate::state::{Tenant, User};
 use serde_json::{json, Value};
 
 /// The report periods the pages list.
@@ -217,10 +217,10 @@ pub fn download(
         for (site, owner) in sites(t) {
             let (upn, name) = names(t, owner);
             let bytes =
-                crate::sim::fixture::derived(&format!("{}/{site}", t.tenant_id), 3, 50_000_000_000);
+                crate::fixture::derived(&format!("{}/{site}", t.tenant_id), 3, 50_000_000_000);
             let _ = csv.write_record([
                 day.to_string(),
-                crate::sim::fixture::uuid_from(&format!("site/{}/{site}", t.tenant_id)),
+                crate::fixture::uuid_from(&format!("site/{}/{site}", t.tenant_id)),
                 format!(
                     "https://{}.sharepoint.com/sites/{site}",
                     t.domain.split('.').next().unwrap_or("tenant")

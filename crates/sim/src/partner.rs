@@ -321,7 +321,7 @@ pub fn lifecycle(s: &mut Subscription, now: Instant, cfg: &Config) -> Option<&'s
     if what.is_some() {
         s.etag += 1;
         if s.status != before {
-            crate::sim::lag::Lag::sub(&mut s.lag_status, before, now, cfg.replication_lag);
+            crate::lag::Lag::sub(&mut s.lag_status, before, now, cfg.replication_lag);
         }
     }
     what
@@ -337,7 +337,7 @@ pub fn transition(
     let before = sub.status.clone();
     let out = change_status(sub, status, now, cfg);
     if sub.status != before {
-        crate::sim::lag::Lag::sub(&mut sub.lag_status, before, now, cfg.replication_lag);
+        crate::lag::Lag::sub(&mut sub.lag_status, before, now, cfg.replication_lag);
     }
     out
 }

@@ -3,7 +3,7 @@
 //! `tests/metrics.rs`.
 
 use super::*;
-use crate::model::Timestamp;
+use closeout_core::model::Timestamp;
 use crate::saga::SagaState;
 
 fn row(_id: &str, state: SagaState, step: Option<u8>) -> SagaGauge {

@@ -12,8 +12,8 @@
 //!   service principal by its app id; 404 when the app has none in the tenant.
 
 use super::{page, select, Call};
-use crate::sim::http::Resp;
-use crate::sim::state::Tenant;
+use crate::http::Resp;
+use crate::state::Tenant;
 use serde_json::json;
 
 /// `GET /roleManagement/directory/roleAssignments`.

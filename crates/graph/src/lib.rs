@@ -15,6 +15,14 @@
 //!   read back: it alone decides resends, from its recorded intents).
 //! - The throttle gate delays *new* requests of a tenant after a 429 until its
 //!   `Retry-After` has passed and paces writes near the learnt refill rate.
+#![forbid(unsafe_code)]
+
+use closeout_auth::{cert, cloud};
+use closeout_core::{model, saga};
+use closeout_metrics as metrics;
+
+pub mod ports;
+
 
 pub mod auth;
 pub mod batch;
@@ -510,7 +518,7 @@ mod tests {
     fn a_certificate_file_is_read_checked_and_never_echoed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.pem");
-        let good = include_str!("../../tests/fixtures/certs/closeout.pem");
+        let good = include_str!("../../../tests/fixtures/certs/closeout.pem");
         std::fs::write(&path, good).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let c = read_credential(&SecretSource::CertificateFile(path.clone())).unwrap();

@@ -24,6 +24,11 @@
 //! - `healthy`: 1 while the engine's loop turns and its log takes writes;
 //! - `saga_tasks_dead`: sagas whose task ended without the saga ending, until
 //!   an operator resumes or aborts them (kept by the executor's supervisor).
+#![forbid(unsafe_code)]
+
+use closeout_core::saga;
+use closeout_store as store;
+
 
 pub mod server;
 

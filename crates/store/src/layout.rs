@@ -1,6 +1,6 @@
 //! The keys of the store's sled tree. Public so that tools and tests (tamper
 //! tests, `closeout verify` diagnostics) can address records directly; the
-//! layout is described in the module docs of [`crate::store`].
+//! layout is described in the module docs of [`crate`].
 
 use crate::model::SagaId;
 

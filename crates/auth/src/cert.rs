@@ -317,8 +317,8 @@ impl Registered {
 mod tests {
     use super::*;
 
-    const GOOD: &str = include_str!("../tests/fixtures/certs/closeout.pem");
-    const OTHER: &str = include_str!("../tests/fixtures/certs/other.pem");
+    const GOOD: &str = include_str!("../../../tests/fixtures/certs/closeout.pem");
+    const OTHER: &str = include_str!("../../../tests/fixtures/certs/other.pem");
 
     #[test]
     fn an_assertion_verifies_against_its_certificate_only() {
