@@ -84,7 +84,7 @@ fn measure(mut cmd: Command, what: &[&str]) -> (Duration, u64) {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
+    v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 

@@ -289,7 +289,7 @@ fn main() {
         println!("bench daemon.sim_cpu_s {sim_cpu:.2} s");
         println!(
             "bench daemon.cores {} cores",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         );
     });
 }

@@ -68,7 +68,7 @@ fn check(out: &[(String, closeout::model::WriteOutcome)]) {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
+    v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 

@@ -22,4 +22,4 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import msgraph' 2>/de
 fi
 export CLOSEOUT_SDK_PYTHON="$PWD/$venv/bin/python"
 
-cargo test --no-fail-fast -- --test-threads="${CLOSEOUT_TEST_THREADS:-2}"
+cargo test --workspace --no-fail-fast -- --test-threads="${CLOSEOUT_TEST_THREADS:-2}"

@@ -436,7 +436,7 @@ impl Config {
             match &pc.secret {
                 SecretSource::File(p) => pc.secret = SecretSource::File(locate::anchor(&dir, p)),
                 SecretSource::CertificateFile(p) => {
-                    pc.secret = SecretSource::CertificateFile(locate::anchor(&dir, p))
+                    pc.secret = SecretSource::CertificateFile(locate::anchor(&dir, p));
                 }
                 _ => {}
             }

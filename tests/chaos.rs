@@ -55,7 +55,7 @@ fn chaos_kills_restarts_and_every_fault() {
         "--replication-lag",
         "200ms",
     ];
-    args.extend(faults.iter().map(|s| s.to_string()));
+    args.extend(faults.iter().map(std::string::ToString::to_string));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let sim = Sim::start(&args);
     let tenants = sim.tenants();

@@ -324,7 +324,7 @@ async fn the_cli_talks_to_the_daemon() {
     let (stop, task) = serve(&dir.path().join("control.sock"), Arc::clone(&engine)).await;
     let c = config.to_str().unwrap().to_string();
     let args = |a: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        let mut v: Vec<String> = a.iter().map(std::string::ToString::to_string).collect();
         v.insert(1, "--config".into());
         v.insert(2, c.clone());
         v
@@ -538,7 +538,7 @@ async fn status_health_reflects_a_stalled_loop() {
     let args = || -> Vec<String> {
         ["status", "--config", config.to_str().unwrap(), "--health"]
             .iter()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect()
     };
     let (code, out, err) = cli(args()).await;

@@ -40,7 +40,7 @@ fn rollback_restores_everyone(extra: &[&str]) {
     let tenants = sim.tenants();
     let tid = tenants[0]["tenant_id"].as_str().unwrap().to_string();
     let before = sim.tenant(&tid).1;
-    let users_before = before["users"].as_object().map_or(0, |m| m.len());
+    let users_before = before["users"].as_object().map_or(0, serde_json::Map::len);
     let env = Env::new(&sim, Default::default());
     let batch = env.write_batch("batch.toml", &tenants);
     let daemon = Daemon::start(&env);
@@ -90,12 +90,14 @@ fn rollback_restores_everyone(extra: &[&str]) {
     let after = sim.tenant(&tid).1;
     assert_eq!(after["deleted"], false);
     assert_eq!(
-        after["users"].as_object().map_or(0, |m| m.len()),
+        after["users"].as_object().map_or(0, serde_json::Map::len),
         users_before,
         "users after the rollback"
     );
     assert_eq!(
-        after["deleted_users"].as_object().map_or(0, |m| m.len()),
+        after["deleted_users"]
+            .as_object()
+            .map_or(0, serde_json::Map::len),
         0,
         "recycle bin after the rollback"
     );

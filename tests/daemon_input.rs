@@ -98,7 +98,7 @@ fn keep_list_without_a_global_administrator_fails_before_any_change() {
         .as_object()
         .and_then(|m| {
             m.values()
-                .find(|u| u["roles"].as_array().is_some_and(|r| r.is_empty()))
+                .find(|u| u["roles"].as_array().is_some_and(std::vec::Vec::is_empty))
         })
         .and_then(|u| u["userPrincipalName"].as_str())
         .expect("a user without roles")

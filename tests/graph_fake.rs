@@ -301,7 +301,10 @@ async fn batch_items_are_sent_once_and_returned_classified() {
     })
     .await;
     let t = fake.client(|_| {}).tenant("tb", "app", Secret::new(SECRET));
-    let ids: Vec<String> = ["u1", "u2", "u3"].iter().map(|s| s.to_string()).collect();
+    let ids: Vec<String> = ["u1", "u2", "u3"]
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     let out = t.delete_users(&ids).await;
     for (_, o) in &out {
         let e = o.result.as_ref().unwrap_err();

@@ -88,7 +88,7 @@ async fn batch_with_mixed_item_results() {
             );
             assert_eq!(o.http.status, 403);
         } else {
-            assert_eq!(o.result, Ok(Applied::Done), "{id}: {:?}", o);
+            assert_eq!(o.result, Ok(Applied::Done), "{id}: {o:?}");
             done += 1;
         }
         if n < ids.len() - 1 {
@@ -268,7 +268,7 @@ async fn token_expiring_mid_run_is_renewed_once() {
 #[tokio::test]
 async fn throttled_writes_carry_fractional_retry_after_and_gate_the_next() {
     let sim = sim("tenants=1,users=8", |o| {
-        o.write_limit = Some(closeout::sim::throttle::Budget::parse("2/1s").unwrap())
+        o.write_limit = Some(closeout::sim::throttle::Budget::parse("2/1s").unwrap());
     })
     .await;
     let c = client(&sim, |_| {});

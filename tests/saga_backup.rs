@@ -65,7 +65,7 @@ fn attest_reads_the_data_at_stake_then_waits_for_the_operator() {
     assert!(
         !actions.iter().any(|a| matches!(
             a,
-            Action::Perform(Call::Change { .. }) | Action::Perform(Call::Read(Read::Preflight))
+            Action::Perform(Call::Change { .. } | Call::Read(Read::Preflight))
         )),
         "{actions:?}"
     );

@@ -25,7 +25,7 @@ const DOMAIN: &str = "t1.onmicrosoft.com";
 fn at(n: u8, keep: &[&str], closure: Option<(MfaScope, Option<&str>)>) -> Vec<Event> {
     let mut events = vec![started_with(
         PC,
-        keep.iter().map(|k| k.to_string()).collect(),
+        keep.iter().map(std::string::ToString::to_string).collect(),
         policy(),
     )];
     if let Some((mfa_scope, finish_with)) = closure {
@@ -38,7 +38,7 @@ fn at(n: u8, keep: &[&str], closure: Option<(MfaScope, Option<&str>)>) -> Vec<Ev
     events.extend([
         inventory(),
         Event::KeepListChecked {
-            keep_ids: keep.iter().map(|k| k.to_string()).collect(),
+            keep_ids: keep.iter().map(std::string::ToString::to_string).collect(),
         },
         Event::StepStarted { step: 1 },
         preflight(true, false),

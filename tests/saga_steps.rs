@@ -1434,7 +1434,7 @@ fn decide_never_performs_a_change_without_a_preceding_intent() {
                     }
                 }
                 Action::Perform(Call::Change { change_id, .. }) => {
-                    assert!(intended.contains(change_id), "{actions:?}")
+                    assert!(intended.contains(change_id), "{actions:?}");
                 }
                 _ => {}
             }

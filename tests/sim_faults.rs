@@ -128,7 +128,7 @@ async fn hung_requests_never_answer() {
     let results = futures::future::join_all(calls).await;
     let timeouts = results
         .iter()
-        .filter(|r| r.as_ref().err().is_some_and(|e| e.is_timeout()))
+        .filter(|r| r.as_ref().err().is_some_and(reqwest::Error::is_timeout))
         .count();
     let ok = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(timeouts + ok, 40);

@@ -249,7 +249,7 @@ async fn a_snapshot_that_does_not_decode_is_named_when_listing() {
     let store = Store::open(tmp.path()).unwrap();
     match store.list_sagas() {
         Err(e @ closeout::store::Error::Codec { .. }) => {
-            assert!(e.to_string().contains("saga-7"), "{e}")
+            assert!(e.to_string().contains("saga-7"), "{e}");
         }
         other => panic!("expected a codec error, got {other:?}"),
     }

@@ -119,7 +119,7 @@ pub fn entries(
     match event {
         Event::SagaStarted { spec, .. } => ctx.tenant_id = spec.tenant_id.clone(),
         Event::TenantResolved { tenant_guid, .. } if ctx.tenant_guid.is_empty() => {
-            ctx.tenant_guid = tenant_guid.clone()
+            ctx.tenant_guid = tenant_guid.clone();
         }
         Event::StepStarted { step } => ctx.step = Some(*step),
         Event::CompensationStarted { .. } => ctx.step = None,

@@ -285,7 +285,7 @@ impl Summary {
                         .collect();
                 }
                 Fact::Other { .. } if e.kind == "keep_admin_verified" => {
-                    s.keep_verified = Some(e.at)
+                    s.keep_verified = Some(e.at);
                 }
                 _ => {}
             }

@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         match super::plan::resolve_batch(&config, &batch).await {
             Ok(_) => {}
             Err(Error::Failed(e)) => {
-                eprintln!("closeout: {e:#}; the daemon checks the tenants instead")
+                eprintln!("closeout: {e:#}; the daemon checks the tenants instead");
             }
             Err(e) => return Err(e),
         }

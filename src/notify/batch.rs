@@ -39,7 +39,9 @@ pub struct Tally {
 
 impl Batches {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Track>> {
-        self.batches.lock().unwrap_or_else(|p| p.into_inner())
+        self.batches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Notes a saga of a batch (at submission, or read back at recovery with

@@ -230,7 +230,7 @@ impl Executor {
         self.inner
             .sagas
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(
                 saga_id.0.clone(),
                 Slot {
@@ -262,7 +262,11 @@ impl Executor {
 
     /// Sagas not yet terminal (for the summary line).
     fn counts(&self) -> (usize, usize, usize) {
-        let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+        let sagas = self
+            .inner
+            .sagas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let active = (sagas.values())
             .filter(|s| s.commands.is_some() || s.stopped)
             .count();
@@ -304,7 +308,11 @@ impl Engine for Executor {
     }
 
     fn dead_tasks(&self) -> Vec<(String, String)> {
-        let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+        let sagas = self
+            .inner
+            .sagas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut dead: Vec<(String, String)> = (sagas.iter())
             .filter_map(|(id, s)| s.fault.clone().map(|f| (id.clone(), f)))
             .collect();
@@ -405,7 +413,7 @@ impl Engine for Executor {
                 .inner
                 .settings
                 .read()
-                .unwrap_or_else(|p| p.into_inner());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             (
                 settings.policy.clone(),
                 settings.mfa_scope,
@@ -490,7 +498,11 @@ impl Engine for Executor {
     }
 
     fn status(&self, saga: Option<&str>) -> Result<Vec<StatusRow>, EngineError> {
-        let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+        let sagas = self
+            .inner
+            .sagas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match saga {
             Some(id) => sagas
                 .get(id)
@@ -515,7 +527,11 @@ impl Engine for Executor {
         reason: Option<String>,
     ) -> Result<(), EngineError> {
         let sender = {
-            let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+            let sagas = self
+                .inner
+                .sagas
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let slot = sagas
                 .get(saga)
                 .ok_or_else(|| EngineError::NotFound(format!("no saga {saga}")))?;
@@ -568,7 +584,7 @@ impl Lifecycle for Executor {
             .inner
             .settings
             .write()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *settings = Settings::of(config);
         tracing::info!("new sagas use the reloaded retry, failure and polling policy");
     }

@@ -235,7 +235,7 @@ impl Daemon {
                 tracing::info!(config = %self.config_path.display(), "config reloaded");
             }
             Err(e) => {
-                tracing::error!(error = %e, "config reload refused; keeping the running config")
+                tracing::error!(error = %e, "config reload refused; keeping the running config");
             }
         }
     }

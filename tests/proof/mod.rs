@@ -302,7 +302,7 @@ pub fn check_ledger(
             assert!(
                 intent
                     .iter()
-                    .any(|(id, _, t)| !rec.outcomes.contains(&(*id, t.to_string()))),
+                    .any(|(id, _, t)| !rec.outcomes.contains(&(*id, (*t).clone()))),
                 "change in the ledger with neither a recorded outcome nor an in-doubt intent: {e:?}"
             );
             assert!(

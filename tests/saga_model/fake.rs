@@ -255,14 +255,14 @@ impl World {
         for (s, deprov) in self.subs.values_mut() {
             match gate {
                 Gate::CancelSubscriptions if s.status.is_active() => {
-                    s.status = SubscriptionStatus::Suspended
+                    s.status = SubscriptionStatus::Suspended;
                 }
                 Gate::DeleteSubscriptions if deprov.is_none() => {
                     s.status = SubscriptionStatus::Suspended;
                     *deprov = Some(now + DEPROVISION.as_millis() as u64);
                 }
                 Gate::ReactivateSubscriptions if deprov.is_none() => {
-                    s.status = SubscriptionStatus::Enabled
+                    s.status = SubscriptionStatus::Enabled;
                 }
                 _ => {}
             }
@@ -284,7 +284,10 @@ pub struct Fake(pub Arc<Mutex<World>>);
 
 impl Fake {
     pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        let mut w = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut w)
     }
 }
@@ -593,7 +596,7 @@ impl PartnerApi for Fake {
                 match status {
                     PartnerStatus::Suspended => s.status = SubscriptionStatus::Suspended,
                     PartnerStatus::Active if deprov.is_none() => {
-                        s.status = SubscriptionStatus::Enabled
+                        s.status = SubscriptionStatus::Enabled;
                     }
                     PartnerStatus::Active => return None,
                     PartnerStatus::Deleted => {

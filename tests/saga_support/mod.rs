@@ -258,7 +258,10 @@ pub fn intent(id: u32, change: Change, targets: &[&str]) -> Event {
     Event::ChangeIntended {
         change_id: id,
         change,
-        targets: targets.iter().map(|t| t.to_string()).collect(),
+        targets: targets
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
     }
 }
 
@@ -266,7 +269,10 @@ pub fn change(id: u32, change: Change, targets: &[&str]) -> Action {
     Action::Perform(Call::Change {
         change_id: id,
         change,
-        targets: targets.iter().map(|t| t.to_string()).collect(),
+        targets: targets
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
     })
 }
 

@@ -59,7 +59,7 @@ pub fn error_code_json(v: &serde_json::Value) -> Option<(String, String)> {
         .get("error_codes")
         .and_then(|c| c.as_array())
         .and_then(|c| c.first())
-        .and_then(|c| c.as_u64())
+        .and_then(serde_json::Value::as_u64)
         .map(|n| format!("AADSTS{n}"))
         .or_else(|| {
             let head = desc.split(':').next().unwrap_or("");

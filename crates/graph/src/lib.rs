@@ -23,7 +23,6 @@ use closeout_metrics as metrics;
 
 pub mod ports;
 
-
 pub mod auth;
 pub mod batch;
 pub mod bulk;

@@ -309,13 +309,13 @@ fn partner_subscription(v: &serde_json::Value) -> Option<PartnerSubscription> {
         offer_id: text("offerId"),
         quantity: v
             .get("quantity")
-            .and_then(|q| q.as_u64())
+            .and_then(serde_json::Value::as_u64)
             .and_then(|q| u32::try_from(q).ok())
             .unwrap_or(0),
         status: text("status").to_ascii_lowercase(),
         auto_renew: v
             .get("autoRenewEnabled")
-            .and_then(|a| a.as_bool())
+            .and_then(serde_json::Value::as_bool)
             .unwrap_or(false),
         term_start: time("effectiveStartDate"),
         term_end: time("commitmentEndDate"),
@@ -425,7 +425,10 @@ impl PartnerClient {
                 .and_then(|s| s.as_str())
                 .is_some_and(|c| c.eq_ignore_ascii_case(status_word(status))),
             Patch::AutoRenew(on) => {
-                resource.get("autoRenewEnabled").and_then(|a| a.as_bool()) == Some(on)
+                resource
+                    .get("autoRenewEnabled")
+                    .and_then(serde_json::Value::as_bool)
+                    == Some(on)
             }
         };
         if already {
@@ -436,7 +439,7 @@ impl PartnerClient {
         }
         match patch {
             Patch::Status(status) => {
-                resource["status"] = serde_json::Value::String(status_word(status).to_string())
+                resource["status"] = serde_json::Value::String(status_word(status).to_string());
             }
             Patch::AutoRenew(on) => resource["autoRenewEnabled"] = serde_json::Value::Bool(on),
         }

@@ -177,7 +177,7 @@ impl TenantClient {
                         display_name: p.display_name,
                         status: p.status,
                     })
-                    .collect()
+                    .collect();
             }
             Err(e) => stake.policies_unavailable = Some(unavailable(e)?),
         }
@@ -281,7 +281,7 @@ impl TenantClient {
 fn concealed_of(v: &serde_json::Value) -> Option<bool> {
     v.get("displayConcealedNames")
         .or_else(|| v.get("value").and_then(|x| x.get("displayConcealedNames")))
-        .and_then(|b| b.as_bool())
+        .and_then(serde_json::Value::as_bool)
 }
 
 /// Parses a report's CSV by its header names (the column order is not

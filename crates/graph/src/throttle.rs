@@ -59,7 +59,7 @@ async fn raised(halt: &mut Option<watch::Receiver<bool>>) {
             return;
         }
     }
-    std::future::pending::<()>().await
+    std::future::pending::<()>().await;
 }
 
 /// Sleeps until `t`; `false` when the halt signal came first.
@@ -470,7 +470,7 @@ mod tests {
                     retry_after: None,
                     hint: Some(1.0),
                 },
-            )
+            );
         };
         let p = t.acquire(20).await.unwrap();
         throttled(&t, &p);

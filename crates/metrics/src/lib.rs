@@ -29,7 +29,6 @@
 use closeout_core::saga;
 use closeout_store as store;
 
-
 pub mod server;
 
 pub use server::{serve, serve_with, Server};
@@ -258,7 +257,10 @@ pub type SagaGauge = (crate::saga::SagaState, Option<u8>);
 /// then encodes every family.
 pub fn render(sagas: &[SagaGauge], healthy: bool) -> String {
     let m = &*METRICS;
-    let _one_at_a_time = m.scrape.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_at_a_time = m
+        .scrape
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     m.sagas.clear();
     for (state, step) in sagas {
         m.sagas
@@ -283,7 +285,12 @@ pub fn render(sagas: &[SagaGauge], healthy: bool) -> String {
             gate: gate_name(gate),
         });
     }
-    for gate in m.gates.lock().unwrap_or_else(|p| p.into_inner()).values() {
+    for gate in m
+        .gates
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .values()
+    {
         m.gates_open
             .get_or_create(&GateLabels {
                 gate: gate_name(*gate),
@@ -404,7 +411,10 @@ pub fn recorded(events: &[Event], saga_id: &str, gate: Option<Gate>) {
 /// Hook: the saga's open operator gate after its latest record (or
 /// recovery); `None` when no gate is open.
 pub fn saga_gate(saga_id: &str, gate: Option<Gate>) {
-    let mut gates = METRICS.gates.lock().unwrap_or_else(|p| p.into_inner());
+    let mut gates = METRICS
+        .gates
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     match gate {
         Some(g) => {
             if gates.get(saga_id) != Some(&g) {

@@ -3,8 +3,8 @@
 //! `tests/metrics.rs`.
 
 use super::*;
-use closeout_core::model::Timestamp;
 use crate::saga::SagaState;
+use closeout_core::model::Timestamp;
 
 fn row(_id: &str, state: SagaState, step: Option<u8>) -> SagaGauge {
     (state, step)

@@ -379,7 +379,7 @@ impl TenantFixture {
                     lag_status: None,
                     created_date_time: created.to_string(),
                     seller: match s.seller.as_deref() {
-                        Some("other") => uuid_from(&format!("other/{}", s.id)).to_string(),
+                        Some("other") => uuid_from(&format!("other/{}", s.id)).clone(),
                         Some(x) => x.to_string(),
                         None if self.billing == Billing::Direct => "direct".into(),
                         None => "partner".into(),

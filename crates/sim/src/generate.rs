@@ -129,7 +129,7 @@ impl std::str::FromStr for GenerateSpec {
                 "term_ends_in" => {
                     spec.term_ends_in = humantime::parse_duration(v).map_err(|_| {
                         Error::Spec(format!("term_ends_in: {v:?} is not a duration"))
-                    })?
+                    })?;
                 }
                 "direct" => {
                     spec.direct = v
@@ -138,7 +138,7 @@ impl std::str::FromStr for GenerateSpec {
                         .filter(|f| (0.0..=1.0).contains(f))
                         .ok_or_else(|| {
                             Error::Spec(format!("direct: {v:?} is not a fraction from 0 to 1"))
-                        })?
+                        })?;
                 }
                 _ => return Err(Error::Spec(format!("unknown key {k:?}"))),
             }

@@ -146,7 +146,7 @@ impl Lag {
             }
         }
         if let Some((_, _, ids)) = synced {
-            for (id, u) in view.iter_mut() {
+            for (id, u) in &mut view {
                 u.on_premises_sync_enabled = ids.contains(id);
             }
         }

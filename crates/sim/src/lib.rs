@@ -42,7 +42,6 @@
 use closeout_auth::{cert, cloud};
 use closeout_core::{model, saga};
 
-
 pub mod batch;
 pub mod discovery;
 pub mod effects;
@@ -206,7 +205,7 @@ pub struct Sim {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Sim {

@@ -275,7 +275,7 @@ pub fn tick(world: &mut World, now: Instant, cfg: &Config) {
         let Some(t) = world.tenants.get_mut(id) else {
             continue;
         };
-        for s in t.subscriptions.iter_mut() {
+        for s in &mut t.subscriptions {
             if let Some(what) = super::partner::lifecycle(s, now, cfg) {
                 lifecycle.push((id.clone(), s.commerce_subscription_id.clone(), what));
             }

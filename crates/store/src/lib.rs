@@ -82,7 +82,6 @@
 
 use closeout_core::{codec, model};
 
-
 pub mod blocks;
 mod dir;
 mod error;

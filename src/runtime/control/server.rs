@@ -58,7 +58,9 @@ struct Slots {
 
 impl Slots {
     fn idle(&self) -> MutexGuard<'_, IdleMap> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Makes room for one more connection under `max`: closes the oldest

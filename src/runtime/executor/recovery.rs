@@ -18,7 +18,10 @@ pub(super) async fn resolve_recovered(inner: Arc<Inner>, sagas: Vec<(String, Str
         .buffer_unordered(RESOLVE_AT_ONCE)
         .collect()
         .await;
-    let mut slots = inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+    let mut slots = inner
+        .sagas
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for (saga, tenant, r) in found {
         match r {
             Ok(guid) => {
@@ -27,7 +30,7 @@ pub(super) async fn resolve_recovered(inner: Arc<Inner>, sagas: Vec<(String, Str
                 }
             }
             Err(e) => {
-                tracing::warn!(saga_id = %saga, tenant_id = %tenant, error = %e.message, "cannot resolve a recovered saga's tenant: it holds the tenant by its spelling until it reads its organization")
+                tracing::warn!(saga_id = %saga, tenant_id = %tenant, error = %e.message, "cannot resolve a recovered saga's tenant: it holds the tenant by its spelling until it reads its organization");
             }
         }
     }

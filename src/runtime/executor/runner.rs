@@ -17,7 +17,11 @@ pub(super) const SNAPSHOT_EVERY: u64 = 32;
 /// the snapshot holds objects: its cost follows the state, not the history.
 pub(super) fn snapshot_every(state: &State) -> u64 {
     let users = state.inventory.as_ref().map_or(0, |i| i.users.len());
-    let entries: usize = state.tables.values().map(|t| t.len()).sum();
+    let entries: usize = state
+        .tables
+        .values()
+        .map(std::collections::BTreeMap::len)
+        .sum();
     SNAPSHOT_EVERY.max(((users + entries) / 4) as u64)
 }
 
@@ -233,7 +237,7 @@ impl Runner {
                 .inner
                 .settings
                 .read()
-                .unwrap_or_else(|p| p.into_inner());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             (s.max_retry_after, s.stop_grace)
         };
         // `tenant_id` and `partner` are borrowed by the calls while outcomes
@@ -513,7 +517,11 @@ impl Runner {
 
     pub(super) fn slot_mut(&self) -> SlotGuard<'_> {
         SlotGuard {
-            map: self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner()),
+            map: self
+                .inner
+                .sagas
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
             key: &self.saga_id.0,
         }
     }

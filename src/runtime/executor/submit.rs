@@ -65,12 +65,16 @@ impl Executor {
         tenants: &[TenantSpec],
         guids: &[String],
     ) -> Result<Reservation<'_>, EngineError> {
-        let sagas = self.inner.sagas.lock().unwrap_or_else(|p| p.into_inner());
+        let sagas = self
+            .inner
+            .sagas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut reserving = self
             .inner
             .reserving
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut keys = Vec::new();
         for (spec, guid) in tenants.iter().zip(guids) {
             let mine = tenant_keys(&spec.tenant_id, Some(guid));
@@ -157,7 +161,8 @@ pub(super) struct Reservation<'a> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        let mut reserving = (self.inner.reserving.lock()).unwrap_or_else(|p| p.into_inner());
+        let mut reserving =
+            (self.inner.reserving.lock()).unwrap_or_else(std::sync::PoisonError::into_inner);
         for k in &self.keys {
             reserving.remove(k);
         }

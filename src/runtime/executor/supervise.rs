@@ -33,7 +33,7 @@ pub(super) async fn supervise(mut runner: Runner, mut commands: mpsc::Receiver<M
             .catch_unwind()
             .await;
         let reason = match ran {
-            Ok(Ok(())) | Ok(Err(Stop::Shutdown)) => return,
+            Ok(Ok(()) | Err(Stop::Shutdown)) => return,
             Ok(Err(Stop::Store(e))) => format!("the event log refused an append: {e}"),
             Ok(Err(Stop::Codec(e))) => format!("cannot encode its record: {e}"),
             Err(panic) => format!("it panicked: {}", panic_text(panic.as_ref())),
@@ -50,8 +50,11 @@ pub(super) async fn supervise(mut runner: Runner, mut commands: mpsc::Receiver<M
                     recovered.state,
                     recovered.next_seq,
                 );
-                if let Some(slot) =
-                    (inner.sagas.lock().unwrap_or_else(|p| p.into_inner())).get_mut(&saga_id.0)
+                if let Some(slot) = (inner
+                    .sagas
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner))
+                .get_mut(&saga_id.0)
                 {
                     slot.status = runner.state.status();
                     slot.fault = runner.state.task_stopped.clone();
@@ -145,14 +148,19 @@ pub(super) mod fault {
         let Some((k, tenant)) = spec.split_once(':') else {
             return false;
         };
-        let ours = (inner.sagas.lock().unwrap_or_else(|p| p.into_inner()))
-            .get(&saga_id.0)
-            .is_some_and(|s| s.tenant_id == tenant);
+        let ours = (inner
+            .sagas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+        .get(&saga_id.0)
+        .is_some_and(|s| s.tenant_id == tenant);
         // `refuse-all` refuses the task's append too.
         let wanted = k == kind || (kind == "refuse" && k == "refuse-all");
         static FIRED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
         let key = format!("{kind}:{}", saga_id.0);
-        let mut fired = FIRED.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fired = FIRED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !ours || !wanted || fired.contains(&key) {
             return false;
         }
@@ -169,18 +177,24 @@ pub(super) mod fault {
 impl Inner {
     /// Publishes how many sagas have a dead task (metric).
     pub(super) fn count_dead(&self) {
-        let n = (self.sagas.lock().unwrap_or_else(|p| p.into_inner()))
-            .values()
-            .filter(|s| s.fault.is_some())
-            .count();
+        let n = (self
+            .sagas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+        .values()
+        .filter(|s| s.fault.is_some())
+        .count();
         crate::metrics::saga_tasks_dead(n);
     }
 
     /// Shows a saga whose death could not be recorded as `stopped`, and
     /// tells the webhooks (best effort: nothing records the delivery).
     fn show_stopped(&self, saga_id: &SagaId, state: &State, reason: &str) {
-        if let Some(slot) =
-            (self.sagas.lock().unwrap_or_else(|p| p.into_inner())).get_mut(&saga_id.0)
+        if let Some(slot) = (self
+            .sagas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+        .get_mut(&saga_id.0)
         {
             slot.commands = None;
             slot.stopped = true;

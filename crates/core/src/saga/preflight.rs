@@ -168,7 +168,10 @@ mod tests {
                 .iter()
                 .map(|(p, r)| (p.to_string(), r.to_string()))
                 .collect(),
-            synced_users: synced.iter().map(|s| s.to_string()).collect(),
+            synced_users: synced
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             directory_sync: sync,
             app_principal: "sp".into(),
         }

@@ -144,8 +144,13 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
     // (less the keep accounts among them): a step of N users costs N
     // lookups, not N per window. A user skipped wrongly (a table filled
     // otherwise) is still found by the read of the users below.
-    let intended = state.table(Change::DeleteUser).map_or(0, |t| t.len());
-    let keeps = state.keep_ids.as_ref().map_or(0, |k| k.len())
+    let intended = state
+        .table(Change::DeleteUser)
+        .map_or(0, std::collections::BTreeMap::len);
+    let keeps = state
+        .keep_ids
+        .as_ref()
+        .map_or(0, std::collections::BTreeSet::len)
         + state.header.as_ref().map_or(0, |h| h.spec.keep.len());
     let targets: Vec<String> = state
         .inventory
