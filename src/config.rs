@@ -39,7 +39,7 @@ pub enum Error {
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// What the operating system said.
         source: std::io::Error,
     },
     /// The file was read but its content is wrong.
@@ -60,7 +60,7 @@ pub enum Error {
     Secret {
         /// The source (a path or a credential name; never the secret).
         what: String,
-        /// Why.
+        /// What the operating system said.
         source: std::io::Error,
     },
 }

@@ -51,7 +51,10 @@ fn top_level_modules_import_no_cycle() {
     for entry in std::fs::read_dir(root.join("crates")).expect("crates/ is readable") {
         crates.push(entry.expect("crate dir").path().join("src"));
     }
-    assert!(crates.len() >= 6, "expected the workspace's crates: {crates:?}");
+    assert!(
+        crates.len() >= 6,
+        "expected the workspace's crates: {crates:?}"
+    );
     for src in crates {
         check_crate(&src);
     }

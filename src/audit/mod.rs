@@ -43,9 +43,10 @@
 //! - `closeout verify --export FILE.jsonl` checks a copy: each line must be
 //!   exactly the line the log exports for that record today (a filtered
 //!   export is fine; a changed, added or reordered line is named).
-//! - The daemon holds the data dir (sled allows one process): [`Source::Remote`]
-//!   is the seam for reading through its control socket; until the socket
-//!   offers the log, a locked data dir is reported as such (exit 1).
+//! - The daemon holds the data dir (sled allows one process): the CLI asks
+//!   it over the control socket (`Request::Audit`) and it renders the same
+//!   export from the store it holds; with no daemon answering, a locked data
+//!   dir is reported as such (exit 1).
 
 pub mod adapter;
 pub mod changes;
@@ -123,9 +124,6 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
-    /// The remote source (the daemon's control socket) is not wired yet.
-    #[error("reading the log through the control socket {0} is not available in this build")]
-    RemoteUnavailable(String),
 }
 
 impl Error {

@@ -2,9 +2,9 @@
 //! streaming view of the events as [`Entry`] values.
 //!
 //! `Source::Store` reads a stopped daemon's data directory directly (sled
-//! allows one process). `Source::Remote` is the seam for reading through a
-//! running daemon's control socket: the socket protocol belongs to the
-//! runtime, and until it is wired here opening it says so.
+//! allows one process). A running daemon's log is not opened here: the CLI
+//! asks the daemon over its control socket (`Request::Audit`), and the
+//! daemon renders the same export from the store it holds.
 
 use super::verify::Bad;
 use super::{Entry, Error};
@@ -106,11 +106,6 @@ pub enum Source {
         /// The directory holding the sled database.
         data_dir: PathBuf,
     },
-    /// A running daemon, through its control socket.
-    Remote {
-        /// The daemon's control socket.
-        socket: PathBuf,
-    },
 }
 
 impl Source {
@@ -118,9 +113,6 @@ impl Source {
     pub fn open(&self) -> Result<Box<dyn Log>, Error> {
         match self {
             Source::Store { data_dir } => Ok(Box::new(super::store_log::StoreLog::open(data_dir)?)),
-            Source::Remote { socket } => {
-                Err(Error::RemoteUnavailable(socket.display().to_string()))
-            }
         }
     }
 
@@ -129,9 +121,6 @@ impl Source {
         match self {
             Source::Store { data_dir } => {
                 Ok(Box::new(super::store_log::StoreLog::open_full(data_dir)?))
-            }
-            Source::Remote { socket } => {
-                Err(Error::RemoteUnavailable(socket.display().to_string()))
             }
         }
     }

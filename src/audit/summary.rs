@@ -128,7 +128,7 @@ pub struct Changed {
 pub struct OperatorAction {
     /// When it was recorded.
     pub at: Timestamp,
-    /// Who.
+    /// Who: the control socket peer's user name (`closeout` when closeout acted on its own).
     pub who: String,
     /// What (`confirmed the gate`, `paused`...).
     pub action: String,

@@ -40,7 +40,7 @@ pub struct Bar {
 /// A point in time worth marking.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mark {
-    /// When.
+    /// When it was recorded.
     pub at: Timestamp,
     /// The step lane it belongs to, if any.
     pub step: Option<u8>,

@@ -149,9 +149,9 @@ pub(crate) fn source(
     })
 }
 
-/// Opens the log. A data dir held by a running daemon is reported as such
-/// (exit 1): sled allows one process, and reading through the daemon's
-/// control socket is not wired in this build.
+/// Opens the log of a data dir directly. One held by a running daemon is
+/// reported as such (exit 1; sled allows one process): `run` then asks the
+/// daemon over its control socket instead.
 pub(crate) fn open(location: &Location) -> Result<Box<dyn audit::Log>, super::Error> {
     opened(location, location.source.open())
 }

@@ -462,20 +462,31 @@ pub async fn plan_batch(config: &Config, batch: &BatchFile) -> Result<Vec<Tenant
     Ok(plans)
 }
 
-/// The inventory, read exactly as step 0 of a saga reads it.
-async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inventory, String> {
-    let secret = graph::read_credential_async(&spec.secret)
+/// Performs one of the saga's own reads of `spec`'s tenant, exactly as a
+/// saga performs it, with the tenant's credential (a secret or a
+/// certificate).
+async fn tenant_read(
+    client: &graph::Client,
+    spec: &TenantSpec,
+    read: Read,
+) -> Result<Vec<Event>, String> {
+    let credential = graph::read_credential_async(&spec.secret)
         .await
         .map_err(|e| e.to_string())?;
-    let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
-    let events = perform(
-        &Call::Read(Read::Inventory),
+    let api = client.tenant(&spec.tenant_id, &spec.client_id, credential);
+    Ok(perform(
+        &Call::Read(read),
         &api,
         None::<&graph::PartnerClient>,
         &spec.tenant_id,
         Timestamp::from_system(std::time::SystemTime::now()),
     )
-    .await;
+    .await)
+}
+
+/// The inventory, read exactly as step 0 of a saga reads it.
+async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inventory, String> {
+    let events = tenant_read(client, spec, Read::Inventory).await?;
     let mut parts = InventoryParts::default();
     for event in &events {
         if let Some(inventory) = parts.take(event) {
@@ -492,23 +503,13 @@ async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inv
 }
 
 use crate::saga::subscriptions::UsersSchedule;
+
 /// The data at stake, read exactly as a saga reads it before step 1.
 async fn read_stake(
     client: &graph::Client,
     spec: &TenantSpec,
 ) -> Result<saga::stake::DataAtStake, String> {
-    let secret = graph::read_secret_async(&spec.secret)
-        .await
-        .map_err(|e| e.to_string())?;
-    let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
-    let events = perform(
-        &Call::Read(Read::DataAtStake),
-        &api,
-        None::<&graph::PartnerClient>,
-        &spec.tenant_id,
-        Timestamp::from_system(std::time::SystemTime::now()),
-    )
-    .await;
+    let events = tenant_read(client, spec, Read::DataAtStake).await?;
     match events.into_iter().next() {
         Some(Event::DataAtStakeRecorded { stake }) => Ok(stake),
         Some(Event::ReadFailed { error, .. }) => Err(format!(
@@ -597,16 +598,7 @@ async fn read_preflight(
     client: &graph::Client,
     spec: &TenantSpec,
 ) -> Result<crate::model::Preflight, String> {
-    let secret = graph::read_credential(&spec.secret).map_err(|e| e.to_string())?;
-    let api = client.tenant(&spec.tenant_id, &spec.client_id, secret);
-    let events = perform(
-        &Call::Read(Read::Preflight),
-        &api,
-        None::<&graph::PartnerClient>,
-        &spec.tenant_id,
-        Timestamp::from_system(std::time::SystemTime::now()),
-    )
-    .await;
+    let events = tenant_read(client, spec, Read::Preflight).await?;
     match events.into_iter().next() {
         Some(Event::PreflightRead { preflight }) => Ok(preflight),
         Some(Event::ReadFailed { error, .. }) => Err(format!(

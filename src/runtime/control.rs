@@ -61,7 +61,7 @@ pub enum Error {
     Io {
         /// The socket path.
         path: PathBuf,
-        /// Why.
+        /// What the operating system said.
         source: std::io::Error,
     },
     /// The other side sent something that is not the protocol.

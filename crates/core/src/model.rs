@@ -319,7 +319,7 @@ pub struct PartnerSubscription {
     /// The offer: new-commerce offers are `productId:skuId[:availabilityId]`,
     /// legacy ones a GUID.
     pub offer_id: String,
-    /// Seats.
+    /// Seats (licenses) bought.
     pub quantity: u32,
     /// `status`: `active`, `suspended`, `deleted`, `expired`, `disabled`, ...
     pub status: String,
@@ -337,7 +337,7 @@ pub struct PartnerSubscription {
 pub enum PartnerStatus {
     /// Cancel (compensated by `Active`).
     Suspended,
-    /// Reactivate.
+    /// Reactivate a suspended subscription.
     Active,
     /// Delete: for a new-commerce subscription, the cancellation (not undone).
     Deleted,

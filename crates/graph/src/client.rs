@@ -30,7 +30,7 @@ pub(crate) struct Shared {
     pub http: reqwest::Client,
     /// Where the services are.
     pub endpoints: Endpoints,
-    /// Tuning.
+    /// Timeouts, limits and caps of the client.
     pub options: ClientOptions,
     /// The overall in-flight ceiling.
     pub global: Semaphore,

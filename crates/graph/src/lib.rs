@@ -249,7 +249,7 @@ pub const SECRET_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// without blocking (a FIFO is refused, not waited on). A secret file must
 /// not be readable or writable by group or others, as ssh demands of a
 /// private key; systemd credentials are made 0400 by systemd itself. This
-/// is blocking file I/O: from async code use [`read_secret_async`].
+/// is blocking file I/O: from async code use [`read_credential_async`].
 pub fn read_secret(source: &SecretSource) -> Result<Secret, Error> {
     match source {
         SecretSource::File(path) | SecretSource::CertificateFile(path) => {
@@ -320,8 +320,9 @@ pub fn read_credential(source: &SecretSource) -> Result<Credential, Error> {
         })
 }
 
-/// [`read_credential`] on a blocking thread, bounded like
-/// [`read_secret_async`].
+/// [`read_credential`] on a blocking thread, abandoned after
+/// [`SECRET_READ_TIMEOUT`]: a hung mount delays only the caller, never the
+/// async workers every other saga runs on.
 pub async fn read_credential_async(source: &SecretSource) -> Result<Credential, Error> {
     let owned = source.clone();
     let task = tokio::task::spawn_blocking(move || read_credential(&owned));
@@ -350,29 +351,6 @@ fn describe(source: &SecretSource) -> String {
         SecretSource::Credential(n) | SecretSource::CertificateCredential(n) => {
             format!("credential {n}")
         }
-    }
-}
-
-/// [`read_secret`] on a blocking thread, abandoned after
-/// [`SECRET_READ_TIMEOUT`]: a hung mount delays only the caller, never the
-/// async workers every other saga runs on.
-pub async fn read_secret_async(source: &SecretSource) -> Result<Secret, Error> {
-    let owned = source.clone();
-    let task = tokio::task::spawn_blocking(move || read_secret(&owned));
-    let what = || describe(source);
-    match tokio::time::timeout(SECRET_READ_TIMEOUT, task).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err(Error::SecretTimeout {
-            what: what(),
-            after: "the reading task failed".into(),
-        }),
-        Err(_) => Err(Error::SecretTimeout {
-            what: what(),
-            after: format!(
-                "no answer after {}",
-                humantime::format_duration(SECRET_READ_TIMEOUT)
-            ),
-        }),
     }
 }
 

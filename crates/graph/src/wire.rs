@@ -131,7 +131,7 @@ pub struct Subscription {
     /// Trial or paid.
     #[serde(default)]
     pub is_trial: Option<bool>,
-    /// Seats.
+    /// Seats (licenses) bought.
     #[serde(default)]
     pub total_licenses: Option<u32>,
     /// Who bought it: `User` for a self-service purchase or sign-up.
@@ -308,7 +308,7 @@ pub struct Application {
     /// Client id.
     #[serde(default)]
     pub app_id: Option<String>,
-    /// Name.
+    /// Its display name.
     #[serde(default)]
     pub display_name: Option<String>,
 }

@@ -53,7 +53,7 @@ pub enum Error {
     Bind {
         /// The address from `[metrics] listen`.
         addr: SocketAddr,
-        /// Why.
+        /// What the operating system said.
         source: std::io::Error,
     },
 }

@@ -60,10 +60,10 @@ pub struct TenantFixture {
     /// Security defaults enabled (default true).
     #[serde(default = "yes")]
     pub security_defaults: bool,
-    /// Users.
+    /// The users of the tenant.
     #[serde(default, rename = "user")]
     pub users: Vec<UserFixture>,
-    /// Subscriptions.
+    /// The subscriptions, as last read.
     #[serde(default, rename = "subscription")]
     pub subscriptions: Vec<SubscriptionFixture>,
     /// Conditional Access policies.
@@ -145,7 +145,7 @@ pub struct SubscriptionFixture {
     /// For new commerce: still inside the cancellation window (default true).
     #[serde(default = "yes")]
     pub in_window: bool,
-    /// Trial.
+    /// Whether it is a free trial (`isTrial`).
     #[serde(default)]
     pub trial: bool,
     /// Seats (default 25).
@@ -198,7 +198,7 @@ pub enum Error {
     Read {
         /// The file.
         path: String,
-        /// Why.
+        /// What the operating system said.
         source: std::io::Error,
     },
     /// The TOML is malformed (the message names line and field).

@@ -77,7 +77,7 @@ pub enum Error {
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// Why.
+        /// What the operating system said.
         source: std::io::Error,
     },
     /// The fixture is unusable.

@@ -262,7 +262,7 @@ pub struct Tenant {
     pub users: BTreeMap<String, User>,
     /// Recycle bin by object id.
     pub deleted_users: BTreeMap<String, DeletedUser>,
-    /// Subscriptions.
+    /// The subscriptions, as last read.
     pub subscriptions: Vec<Subscription>,
     /// Security defaults enforcement.
     pub security_defaults: bool,

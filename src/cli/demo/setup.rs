@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub struct Error {
     /// The file or directory.
     pub path: PathBuf,
-    /// Why.
+    /// What the operating system said.
     pub source: std::io::Error,
 }
 

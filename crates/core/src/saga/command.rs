@@ -14,28 +14,28 @@ pub enum Command {
     Pause {
         /// Who asked.
         who: String,
-        /// Why.
+        /// The reason the operator gave, as written.
         why: String,
     },
     /// Carry on; permanently failed objects are tried again.
     Resume {
         /// Who asked.
         who: String,
-        /// Why.
+        /// The reason the operator gave, as written.
         why: String,
     },
     /// Undo everything and stop (refused after the pivot).
     Abort {
         /// Who asked.
         who: String,
-        /// Why.
+        /// The reason the operator gave, as written.
         why: String,
     },
     /// The gate's work is done: re-check now (the check decides, not the operator).
     ConfirmGate {
         /// Who asked.
         who: String,
-        /// Why.
+        /// The reason the operator gave, as written.
         why: String,
     },
     /// The tenant's data is backed up outside the tenant: closes the

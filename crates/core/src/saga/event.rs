@@ -261,9 +261,9 @@ pub enum Event {
     },
     /// An operator said the gate's work is done: re-check now.
     GateConfirmed {
-        /// Who.
+        /// Who: the control socket peer's user name (`closeout` when closeout acted on its own).
         who: String,
-        /// Why.
+        /// The reason the operator gave, as written.
         why: String,
     },
     /// A read showed the gate's work done.
@@ -280,21 +280,21 @@ pub enum Event {
     Paused {
         /// Who (`closeout` for a failure).
         who: String,
-        /// Why.
+        /// The reason the operator gave, as written.
         why: String,
     },
     /// An operator resumed the saga; failed objects are tried again.
     Resumed {
-        /// Who.
+        /// Who: the control socket peer's user name (`closeout` when closeout acted on its own).
         who: String,
-        /// Why.
+        /// The reason the operator gave, as written.
         why: String,
     },
     /// An operator asked to abort before the pivot: compensation follows.
     AbortRequested {
-        /// Who.
+        /// Who: the control socket peer's user name (`closeout` when closeout acted on its own).
         who: String,
-        /// Why.
+        /// The reason the operator gave, as written.
         why: String,
     },
     /// An abort was refused (after the pivot, or when nothing can be aborted).
@@ -317,7 +317,7 @@ pub enum Event {
     SagaRolledBack,
     /// The saga ended without changing anything it could not undo.
     SagaFailed {
-        /// Why.
+        /// Why, in words, for the audit and `status`.
         reason: String,
     },
     /// After the pivot, a call was answered "tenant not found" (`AADSTS90002`)

@@ -78,7 +78,7 @@ pub struct Observed {
     pub checked: Option<(Vec<String>, Vec<String>)>,
     /// The recycle bin.
     pub deleted_users: Option<Vec<String>>,
-    /// Subscriptions.
+    /// The subscriptions, as last read.
     pub subscriptions: Option<Vec<SubscriptionRef>>,
     /// MFA settings.
     pub mfa: Option<MfaView>,

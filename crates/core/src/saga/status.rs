@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SagaState {
-    /// Working.
+    /// Working: deciding, recording or calling.
     Running,
     /// A durable timer or an operator gate is pending.
     Waiting,

@@ -36,7 +36,7 @@ pub struct Call<'a> {
     pub now: Instant,
     /// The sim's clock, for `date()`.
     pub clock: crate::state::Clock,
-    /// Config.
+    /// The simulator's settings.
     pub cfg: &'a Config,
 }
 
