@@ -78,6 +78,24 @@ fn graph_entry(bytes: &[u8]) {
     let _ = error::parse_limit_hint(&text);
 }
 
+/// What the tenant's side controls in signing in and in the usage reports:
+/// a CSV of any shape, a PEM of any content, a client assertion of any
+/// content. None of them may panic.
+fn tenant_controlled_entry(bytes: &[u8]) {
+    use closeout::graph::reports::{parse_report, Kind};
+    for kind in [Kind::Mailbox, Kind::OneDrive, Kind::SharePoint] {
+        for concealed in [None, Some(true), Some(false)] {
+            let _ = parse_report(kind, bytes, concealed);
+        }
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let _ = closeout::cert::Certificate::from_pem(&text);
+    let _ = closeout::cert::Registered::from_pem(&text);
+    let _ = closeout::cert::Assertion::parse(&text);
+}
+
+const REPORT: &str = "\u{feff}Report Refresh Date,User Principal Name,Display Name,Is Deleted,Item Count,Storage Used (Byte),Report Period\n2026-12-06,a@x.com,A,False,12,3400,7\n2026-12-06,B1C2,,True,,,7\n";
+
 const GRAPH: &str = r#"{"value":[{"id":"u1","userPrincipalName":"a@b","accountEnabled":true,"onPremisesSyncEnabled":null,"userType":"Member"}],"@odata.nextLink":"http://x/v1.0/users?$skiptoken=1","responses":[{"id":"1","status":429,"headers":{"Retry-After":"2"},"body":{"error":{"code":"TooManyRequests","message":"slow"}}}],"isEnabled":true,"token_type":"Bearer","expires_in":3599,"access_token":"t"}"#;
 
 /// Bytes flipped, cut and inserted in `base`.
@@ -144,6 +162,16 @@ proptest! {
     #[test]
     fn mutated_graph_answers_never_panic(bytes in mutated(GRAPH.as_bytes().to_vec())) {
         graph_entry(&bytes);
+    }
+
+    #[test]
+    fn tenant_controlled_reports_and_credentials_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        tenant_controlled_entry(&bytes);
+    }
+
+    #[test]
+    fn mutated_usage_reports_never_panic(bytes in mutated(REPORT.as_bytes().to_vec())) {
+        tenant_controlled_entry(&bytes);
     }
 
     #[test]
