@@ -70,7 +70,7 @@ pub struct Anchor {
 
 impl Anchor {
     /// The anchor of a store's head.
-    pub fn of(head: &crate::store::layout::Head) -> Anchor {
+    pub fn of(head: &crate::store::Head) -> Anchor {
         Anchor {
             seq: head.last_seq,
             hash: head.last_hash,

@@ -19,6 +19,8 @@
 //! header by the reader ([`super::reader::decode_at`]); sequential readers
 //! report each record under the global seq its header states, so that
 //! `verify` names a removed or moved record as missing at its seq.
+// What only the tamper and fuzz tests call is unused without `internals`.
+#![cfg_attr(not(feature = "internals"), allow(dead_code))]
 
 use sled::IVec;
 

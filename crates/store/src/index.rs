@@ -30,6 +30,8 @@
 //! Sled's per-insert cost, not fsync, bounds the group commit: an index
 //! entry per event (as in format 1) doubled the inserts; runs written per
 //! window add a fraction of one.
+// What only the tamper and fuzz tests call is unused without `internals`.
+#![cfg_attr(not(feature = "internals"), allow(dead_code))]
 
 use rustc_hash::FxHashMap as HashMap;
 

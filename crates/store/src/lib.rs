@@ -82,14 +82,30 @@
 
 use closeout_core::{codec, model};
 
+// The on-disk format's parts are the store's own: readers go through
+// `Store` and `ReadOnly`. The `internals` feature opens them to the
+// workspace's own tests only (tampering with a record, fuzzing the decoder);
+// no production build turns it on.
+#[cfg(feature = "internals")]
 pub mod blocks;
+#[cfg(not(feature = "internals"))]
+mod blocks;
 mod dir;
 mod error;
+#[cfg(feature = "internals")]
 pub mod index;
+#[cfg(not(feature = "internals"))]
+mod index;
+#[cfg(feature = "internals")]
 pub mod layout;
+#[cfg(not(feature = "internals"))]
+mod layout;
 mod read_only;
 mod reader;
+#[cfg(feature = "internals")]
 pub mod record;
+#[cfg(not(feature = "internals"))]
+mod record;
 mod verify;
 mod writer;
 
@@ -105,11 +121,11 @@ use crate::model::{SagaId, Timestamp};
 pub use blocks::record_bytes;
 pub use dir::{FORMAT_FILE, LOCK_FILE, SLED_DIR};
 pub use error::Error;
+pub use layout::Head;
 pub use read_only::{Prefetch, ReadOnly};
 pub use record::{Record, MAX_PAYLOAD, RECORD_VERSION};
 
 use index::{Pending, Tail};
-use layout::Head;
 use writer::{AppendReq, Cmd, Writer};
 
 /// The data dir layout version this build reads and writes.

@@ -10,6 +10,8 @@
 //!
 //! `hash = blake3(prev hash ‖ header ‖ payload)` where the header is every
 //! byte before the payload. The first record's `prev hash` is all zeros.
+// What only the tamper and fuzz tests call is unused without `internals`.
+#![cfg_attr(not(feature = "internals"), allow(dead_code))]
 
 use crate::model::{SagaId, Timestamp};
 
