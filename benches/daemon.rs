@@ -32,7 +32,7 @@
 
 use closeout::cli::demo::setup::{self, Tuning};
 use closeout::config::BatchFile;
-use closeout::runtime::control::{Client, Request, Response, RunState};
+use closeout::runtime::control::{Client, Request, Response, SagaState};
 use closeout::sim::{self, state::Billing, GenerateSpec};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -204,7 +204,7 @@ async fn run(tenants: usize, users: usize, seed: u64, delays: Delays) -> (Durati
             let elapsed = start.elapsed();
             let bad: Vec<_> = rows
                 .iter()
-                .filter(|r| r.state != RunState::Completed)
+                .filter(|r| r.state != SagaState::Completed)
                 .collect();
             assert!(bad.is_empty(), "sagas not completed: {bad:?}");
             break elapsed;

@@ -7,7 +7,7 @@ use closeout::config::Config;
 use closeout::model::{SecretSource, SubscriptionMode, TenantSpec, Timestamp};
 use closeout::runtime::control::{
     Client, Engine, EngineError, Error, Operator, OperatorCommand, Progress, Request, Response,
-    RunState, SagaSummary, Server, StatusRow,
+    SagaState, SagaSummary, Server, StatusRow,
 };
 use closeout::runtime::signals::SignalEvent;
 use closeout::runtime::systemd::Notifier;
@@ -47,7 +47,7 @@ impl Engine for MemEngine {
             rows.push(StatusRow {
                 saga_id: saga_id.clone(),
                 tenant_id: t.tenant_id.clone(),
-                state: RunState::Waiting,
+                state: SagaState::Waiting,
                 step: Some(2),
                 progress: Progress { done: 3, total: 4 },
                 last_error: None,
@@ -91,7 +91,7 @@ impl Engine for MemEngine {
         if command == OperatorCommand::Confirm {
             let mut rows = self.rows.lock().unwrap();
             if let Some(r) = rows.iter_mut().find(|r| r.saga_id == saga) {
-                r.state = RunState::Completed;
+                r.state = SagaState::Completed;
                 r.step = None;
                 r.waiting_for = None;
             }

@@ -230,7 +230,7 @@ async fn demo(args: &Args, dir: &Path) -> Result<(), Error> {
     );
     let incomplete = rows
         .iter()
-        .filter(|r| r.state != crate::runtime::control::RunState::Completed)
+        .filter(|r| r.state != crate::runtime::control::SagaState::Completed)
         .count();
     if incomplete > 0 {
         return Err(Error::Failed(anyhow!(

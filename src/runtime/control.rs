@@ -203,7 +203,7 @@ pub struct StatusRow {
     /// Its tenant.
     pub tenant_id: String,
     /// Its coarse state.
-    pub state: RunState,
+    pub state: SagaState,
     /// The step it is in (1-5), none before the first or once terminal.
     pub step: Option<u8>,
     /// Work done within the step (users deleted, subscriptions cancelled, ...).
@@ -227,7 +227,7 @@ pub struct StatusRow {
 }
 
 /// The `state` and `progress` of `status --json` are the saga's own types.
-pub use crate::saga::{Progress, SagaState as RunState};
+pub use crate::saga::{Progress, SagaState};
 
 /// The daemon's answer to `Health`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
