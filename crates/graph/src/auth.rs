@@ -3,8 +3,8 @@
 //! 401. Tokens and secrets live only in [`Secret`]s, so neither `Debug` nor
 //! logs ever show them.
 
-use super::client::{Body, Shared};
-use super::error::{self, CallCtx};
+use super::client::{Body, Reply, Shared};
+use super::error::{self, CallCtx, TransportKind};
 use super::wire::TokenResponse;
 use super::Credential;
 use crate::model::{CallError, FailureClass, Secret};
@@ -52,6 +52,42 @@ pub struct TokenSource {
 }
 
 impl TokenSource {
+    /// Sends one request with this source's token, renewing the token once
+    /// on a 401 and sending again (the answer a stale or revoked token gets):
+    /// the one send loop of Graph and Partner Center calls. `Err` when no
+    /// token could be had; `Ok(Err)` when the request got no answer.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        url: url::Url,
+        body: Option<&serde_json::Value>,
+        headers: &[(&'static str, String)],
+        redirectable: bool,
+    ) -> Result<Result<Reply, (TransportKind, String)>, CallError> {
+        let mut token = self.get().await?;
+        let mut renewed = false;
+        loop {
+            let answer = if redirectable {
+                self.shared
+                    .get_redirectable(url.clone(), Some(&*token.value))
+                    .await
+            } else {
+                let b = body.map_or(Body::None, Body::Json);
+                (self.shared)
+                    .send_with(method.clone(), url.clone(), Some(&*token.value), b, headers)
+                    .await
+            };
+            match answer {
+                Ok(r) if r.status == 401 && !renewed => {
+                    tracing::debug!(tenant = %self.tenant, path = %url.path(), "401: renewing the token once");
+                    renewed = true;
+                    token = self.renew_after_401(token.generation).await?;
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
     /// A token source for `tenant`.
     pub(crate) fn new(
         shared: Arc<Shared>,

@@ -6,7 +6,7 @@
 //! PATCHes it with the new `status`. Never retried internally.
 
 use super::auth::TokenSource;
-use super::client::{Body, Reply, Shared};
+use super::client::{Reply, Shared};
 use super::error::{self, CallCtx};
 use super::throttle::{Feedback, Throttle};
 use crate::model::{
@@ -91,11 +91,6 @@ impl PartnerClient {
         let Ok(permit) = self.throttle.acquire(write as u32).await else {
             return (http, Err(error::not_sent(ctx)));
         };
-        let mut token = match self.tokens.get().await {
-            Ok(t) => t,
-            Err(e) => return (http, Err(e)),
-        };
-        let mut renewed = false;
         // "MS-CorrelationId ... should be reset for every call";
         // "MS-Contract-Version: Required"
         // (https://learn.microsoft.com/en-us/partner-center/developer/headers).
@@ -105,52 +100,33 @@ impl PartnerClient {
             ("Accept", "application/json".to_string()),
         ];
         headers.extend(extra.iter().cloned());
-        loop {
-            let b = body.map_or(Body::None, Body::Json);
-            match self
-                .shared
-                .send_with(
-                    method.clone(),
-                    url.clone(),
-                    Some(&*token.value),
-                    b,
-                    &headers,
-                )
-                .await
-            {
-                Err((kind, detail)) => {
-                    return (http, Err(error::transport_error(ctx, kind, &detail)))
-                }
-                Ok(r) if r.status == 401 && !renewed => {
-                    renewed = true;
-                    token = match self.tokens.renew_after_401(token.generation).await {
-                        Ok(t) => t,
-                        Err(e) => return (http, Err(e)),
-                    };
-                }
-                Ok(r) => {
-                    http.status = r.status;
-                    http.request_id = r
-                        .header("ms-correlationid")
-                        .or(r.header("request-id"))
-                        .unwrap_or("")
-                        .to_string();
-                    let throttled = r.status == 429;
-                    self.throttle.record(
-                        &permit,
-                        Feedback {
-                            answered: 1,
-                            throttled: throttled as u32,
-                            write,
-                            accepted_writes: (write && !throttled) as u32,
-                            retry_after: r.retry_after(),
-                            hint: None,
-                        },
-                    );
-                    return (http, Ok(r));
-                }
-            }
-        }
+        let answer = match (self.tokens).send(method, url, body, &headers, false).await {
+            Ok(answer) => answer,
+            Err(e) => return (http, Err(e)),
+        };
+        let r = match answer {
+            Ok(r) => r,
+            Err((kind, detail)) => return (http, Err(error::transport_error(ctx, kind, &detail))),
+        };
+        http.status = r.status;
+        http.request_id = r
+            .header("ms-correlationid")
+            .or(r.header("request-id"))
+            .unwrap_or("")
+            .to_string();
+        let throttled = r.status == 429;
+        self.throttle.record(
+            &permit,
+            Feedback {
+                answered: 1,
+                throttled: u32::from(throttled),
+                write,
+                accepted_writes: u32::from(write && !throttled),
+                retry_after: r.retry_after(),
+                hint: None,
+            },
+        );
+        (http, Ok(r))
     }
 }
 

@@ -190,21 +190,11 @@ impl TenantClient {
         let url = self.url(&kind.path())?;
         let ctx = self.ctx(&Method::GET, &url);
         let permit = (self.throttle.acquire(0).await).map_err(|_| error::not_sent(&ctx))?;
-        let mut token = self.tokens.get().await?;
-        let mut reply = self
-            .shared
-            .get_redirectable(url.clone(), Some(&*token.value))
-            .await
+        // As every Graph call: one token renewal, one resend.
+        let reply = (self.tokens)
+            .send(Method::GET, url.clone(), None, &[], true)
+            .await?
             .map_err(|(kind, detail)| error::transport_error(&ctx, kind, &detail))?;
-        if reply.status == 401 {
-            // As every Graph call: one token renewal, one resend.
-            token = self.tokens.renew_after_401(token.generation).await?;
-            reply = self
-                .shared
-                .get_redirectable(url.clone(), Some(&*token.value))
-                .await
-                .map_err(|(kind, detail)| error::transport_error(&ctx, kind, &detail))?;
-        }
         self.throttle.record(
             &permit,
             Feedback {

@@ -4,7 +4,7 @@
 
 use super::auth::TokenSource;
 use super::bulk::{self, Op};
-use super::client::{Body, Reply, Shared};
+use super::client::{Reply, Shared};
 use super::error::{self, CallCtx};
 use super::paging;
 use super::throttle::{Feedback, Permit, Throttle};
@@ -119,28 +119,14 @@ impl TenantClient {
         let ctx = self.ctx(&method, &url);
         let permit =
             (self.throttle.acquire(write_items).await).map_err(|_| error::not_sent(&ctx))?;
-        let mut token = self.tokens.get().await?;
-        let mut renewed = false;
-        loop {
-            let body = body.map_or(Body::None, Body::Json);
-            match self
-                .shared
-                .send(method.clone(), url.clone(), Some(&*token.value), body)
-                .await
-            {
-                Err((kind, detail)) => {
-                    tracing::debug!(tenant = %self.tenant, method = %ctx.method, path = %ctx.path, %detail, "no response");
-                    return Err(error::transport_error(&ctx, kind, &detail));
-                }
-                Ok(reply) if reply.status == 401 && !renewed => {
-                    tracing::debug!(tenant = %self.tenant, path = %ctx.path, "401: renewing the token once");
-                    renewed = true;
-                    token = self.tokens.renew_after_401(token.generation).await?;
-                }
-                Ok(reply) => {
-                    tracing::debug!(tenant = %self.tenant, method = %ctx.method, path = %ctx.path, status = reply.status, request_id = %reply.request_id(), "graph call");
-                    return Ok((reply, permit));
-                }
+        match (self.tokens).send(method, url, body, &[], false).await? {
+            Err((kind, detail)) => {
+                tracing::debug!(tenant = %self.tenant, method = %ctx.method, path = %ctx.path, %detail, "no response");
+                Err(error::transport_error(&ctx, kind, &detail))
+            }
+            Ok(reply) => {
+                tracing::debug!(tenant = %self.tenant, method = %ctx.method, path = %ctx.path, status = reply.status, request_id = %reply.request_id(), "graph call");
+                Ok((reply, permit))
             }
         }
     }
