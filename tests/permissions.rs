@@ -127,6 +127,32 @@ fn plan_names_the_missing_permission_and_the_saga_waits_for_it() {
         "something changed before the permission was granted"
     );
 
+    // The running daemon plans with its own credentials: the same answer.
+    let out = env.cli("plan", &["--daemon", "--json", batch.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        support::stderr(&out)
+    );
+    let plans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        plans[0]["missing_permissions"],
+        serde_json::json!(["User.ReadWrite.All"]),
+        "{plans}"
+    );
+    assert!(
+        plans[0]["gates"].to_string().contains("grant_permissions"),
+        "{plans}"
+    );
+    let out = env.cli("plan", &["--daemon", batch.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("permissions: closeout's app lacks User.ReadWrite.All"),
+        "{text}"
+    );
+
     // The running daemon answers doctor with its own credentials.
     let out = env.cli("doctor", &["--daemon", batch.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -116,6 +116,19 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         domains: Vec<Option<String>>,
     },
+    /// `closeout plan --daemon`: what closing these tenants would do, read
+    /// with the daemon's own credentials, changing nothing; a named
+    /// `domain` that is not the organization's is invalid input.
+    Plan {
+        /// The tenants, as the batch gives them.
+        tenants: Vec<TenantSpec>,
+        /// Each tenant's batch line, for the output.
+        #[serde(default)]
+        lines: Vec<usize>,
+        /// Each tenant's initial domain by position, if named.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        domains: Vec<Option<String>>,
+    },
     /// The audit log, rendered by the daemon from its own store (sled
     /// admits one process): answered by `Chunk`s, then `Done` or `Error`.
     Audit {
@@ -157,6 +170,11 @@ pub enum Response {
     Doctor {
         /// In batch order.
         findings: Vec<super::doctor::Finding>,
+    },
+    /// What `Plan` found: one per tenant, in batch order.
+    Plan {
+        /// The plans.
+        plans: Vec<super::plan::TenantPlan>,
     },
 }
 
@@ -316,6 +334,17 @@ pub trait Engine: Send + Sync + 'static {
                 "this daemon does not run doctor checks".into(),
             ))
         }
+    }
+
+    /// `closeout plan` with the daemon's credentials; changes nothing.
+    fn plan(
+        &self,
+        tenants: Vec<TenantSpec>,
+        lines: Vec<usize>,
+        domains: Vec<Option<String>>,
+    ) -> impl Future<Output = Result<Vec<super::plan::TenantPlan>, EngineError>> + Send {
+        let _ = (tenants, lines, domains);
+        async { Err(EngineError::Unavailable("this daemon does not plan".into())) }
     }
 
     /// Status of one saga (`NotFound` if unknown) or of all, oldest first.

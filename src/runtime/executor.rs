@@ -351,33 +351,34 @@ impl Engine for Executor {
         domains: Vec<Option<String>>,
         who: Operator,
     ) -> Result<Vec<SagaSummary>, EngineError> {
-        if domains.iter().any(Option::is_some) {
-            let guids = self.resolve(&tenants).await?;
-            for (i, (spec, domain)) in tenants.iter().zip(&domains).enumerate() {
-                let Some(domain) = domain else { continue };
-                let entry = format!("entry {} (tenant {})", i + 1, spec.tenant_id);
-                let credential = graph::read_credential_async(&spec.secret)
-                    .await
-                    .map_err(|e| EngineError::Invalid(format!("{entry}: {e}")))?;
-                let api = self
-                    .inner
-                    .graph
-                    .tenant(&spec.tenant_id, &spec.client_id, credential);
-                match api.check_identity(&guids[i], domain).await {
-                    Ok(()) => {}
-                    Err(e) if e.code == "tenant_mismatch" => {
-                        return Err(EngineError::Invalid(format!("{entry}: {}", e.message)))
-                    }
-                    Err(e) => {
-                        return Err(EngineError::Unavailable(format!(
-                            "{entry}: cannot confirm the organization: {} ({})",
-                            e.message, e.code
-                        )))
-                    }
-                }
-            }
-        }
+        self.check_domains(&tenants, &domains).await?;
         self.submit_finishing(tenants, finish_with, who).await
+    }
+
+    async fn plan(
+        &self,
+        tenants: Vec<TenantSpec>,
+        lines: Vec<usize>,
+        domains: Vec<Option<String>>,
+    ) -> Result<Vec<super::plan::TenantPlan>, EngineError> {
+        self.check_domains(&tenants, &domains).await?;
+        let (users_before_term_end, backup) = {
+            let settings =
+                (self.inner.settings.read()).unwrap_or_else(std::sync::PoisonError::into_inner);
+            (settings.users_before_term_end, settings.backup)
+        };
+        let ctx = super::plan::PlanContext {
+            client: &self.inner.graph,
+            partner: self.inner.partner.as_ref(),
+            users_before_term_end,
+            backup,
+        };
+        let lines = if lines.len() == tenants.len() {
+            lines
+        } else {
+            (1..=tenants.len()).collect()
+        };
+        Ok(super::plan::plan_tenants(&ctx, &tenants, &lines).await)
     }
 
     async fn submit_finishing(

@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod executor;
 pub mod logging;
 pub mod perform;
+pub mod plan;
 pub mod signals;
 pub mod systemd;
 pub mod tenant;

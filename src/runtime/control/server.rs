@@ -379,6 +379,17 @@ async fn dispatch<E: Engine>(
                 .await
                 .map(|findings| Response::Doctor { findings })
         }
+        Request::Plan {
+            tenants,
+            lines,
+            domains,
+        } => {
+            tracing::info!(operator = %who.name, tenants = tenants.len(), "plan");
+            engine
+                .plan(tenants, lines, domains)
+                .await
+                .map(|plans| Response::Plan { plans })
+        }
         Request::Health => {
             let dead_tasks = engine.dead_tasks();
             return Response::Health(Health {

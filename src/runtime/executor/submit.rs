@@ -168,3 +168,44 @@ impl Drop for Reservation<'_> {
         }
     }
 }
+
+impl Executor {
+    /// Each tenant that names a `domain` is the organization its id and
+    /// domain say (`GET /v1.0/organization`, with the tenant's credential),
+    /// else invalid input naming the entry; before any saga starts or any
+    /// plan is read.
+    pub(super) async fn check_domains(
+        &self,
+        tenants: &[TenantSpec],
+        domains: &[Option<String>],
+    ) -> Result<(), EngineError> {
+        if !domains.iter().any(Option::is_some) {
+            return Ok(());
+        }
+        let guids = self.resolve(tenants).await?;
+        for (i, (spec, domain)) in tenants.iter().zip(domains).enumerate() {
+            let Some(domain) = domain else { continue };
+            let entry = format!("entry {} (tenant {})", i + 1, spec.tenant_id);
+            let credential = graph::read_credential_async(&spec.secret)
+                .await
+                .map_err(|e| EngineError::Invalid(format!("{entry}: {e}")))?;
+            let api = self
+                .inner
+                .graph
+                .tenant(&spec.tenant_id, &spec.client_id, credential);
+            match api.check_identity(&guids[i], domain).await {
+                Ok(()) => {}
+                Err(e) if e.code == "tenant_mismatch" => {
+                    return Err(EngineError::Invalid(format!("{entry}: {}", e.message)))
+                }
+                Err(e) => {
+                    return Err(EngineError::Unavailable(format!(
+                        "{entry}: cannot confirm the organization: {} ({})",
+                        e.message, e.code
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
