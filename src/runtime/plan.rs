@@ -6,6 +6,7 @@
 use crate::graph;
 use crate::model::{SubscriptionMode, TenantSpec, Timestamp};
 use crate::runtime::perform::perform;
+use crate::saga::subscriptions::UsersSchedule;
 use crate::saga::{self, Call, Event, Inventory, InventoryParts, Read, SubscriptionRef};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -163,110 +164,17 @@ pub async fn plan_tenants(
     let plans = stream::iter(items)
         .map(|(spec, line)| async move {
             let spec = &spec;
-            let mut plan = match read_inventory(client, spec).await {
-                Ok(inv) => {
-                    let mut plan = tenant_plan(spec, &inv);
-                    if spec.subscriptions == SubscriptionMode::PartnerCenter {
-                        match classify(client, ctx.partner, ctx.users_before_term_end, spec).await {
-                            Ok((p, schedule)) => {
-                                let late: Vec<String> = p
-                                    .iter()
-                                    .filter(|s| s.action != "cancel" && s.action != "nothing")
-                                    .filter_map(|s| s.term_end.clone())
-                                    .collect();
-                                if let Some(s) = &schedule {
-                                    plan.warnings.push(format!(
-                                        "subscriptions run to the end of their term (the last \
-                                         ends {}): auto-renew goes off first, and users are \
-                                         deleted from {} so that they can still be restored \
-                                         when it ends",
-                                        s.last_term_end.to_rfc3339(),
-                                        s.start.to_rfc3339()
-                                    ));
-                                    plan.users_deleted_from = Some(s.start.to_rfc3339());
-                                } else if let Some(last) = late.iter().max() {
-                                    plan.warnings.push(format!(
-                                        "a subscription's term ends {last}: deleted users can be \
-                                         restored for 30 days only, so a closure that waits for \
-                                         it passes its point of no return when that window \
-                                         closes (closeout records it as the pivot)"
-                                    ));
-                                }
-                                plan.subscription_plan = p;
-                            }
-                            Err(e) => plan.warnings.push(e),
-                        }
+            let mut plan = match graph::read_credential_async(&spec.secret).await {
+                Err(e) => unreadable(spec, e.to_string()),
+                Ok(credential) => {
+                    // One credential read and one client per tenant: every
+                    // read below shares its token.
+                    let api = client.tenant(&spec.tenant_id, &spec.client_id, credential);
+                    match read_inventory(&api, spec).await {
+                        Ok(inv) => plan_tenant(ctx, &api, spec, &inv).await,
+                        Err(error) => unreadable(spec, error),
                     }
-                    match read_stake(client, spec).await {
-                        Ok(stake) => {
-                            let upns: Vec<&str> = plan.users.iter().map(String::as_str).collect();
-                            plan.data_at_stake = Some(saga::stake::summarize(&stake, &upns));
-                            if let Some(w) = saga::stake::in_tenant_warning(&stake) {
-                                plan.warnings.push(w);
-                            }
-                        }
-                        Err(e) => plan.warnings.push(e),
-                    }
-                    let required = saga::permissions::required(&saga::plan(spec, &inv), true);
-                    let granted = read_permissions(client, spec).await;
-                    let missing = match &granted {
-                        Ok(ids) => saga::permissions::missing(&required, ids),
-                        Err(e) => {
-                            plan.warnings.push(e.clone());
-                            Vec::new()
-                        }
-                    };
-                    plan.permissions = required
-                        .iter()
-                        .map(|p| PermissionPlan {
-                            name: p.name.into(),
-                            kind: "graph_application_permission".into(),
-                            what: p.what.into(),
-                            step: p.step,
-                            granted: granted.as_ref().ok().map(|_| !missing.iter().any(|m| m == p.name)),
-                        })
-                        .collect();
-                    if !missing.is_empty() {
-                        plan.gates.push(PlanGate {
-                            step: 1,
-                            gate: "grant_permissions".into(),
-                            instructions: saga::permissions::instructions(&spec.tenant_id, &missing),
-                            users: Vec::new(),
-                        });
-                    }
-                    plan.missing_permissions = missing;
-                    if plan.users_to_delete > 0 {
-                        match read_preflight(client, spec).await {
-                            Ok(pf) => {
-                                let gates = plan_gates(spec, &inv, &pf);
-                                let role_missing = gates.iter().any(|g| g.gate == "assign_app_role");
-                                // Needed only to delete users who hold a
-                                // directory role.
-                                let targets = saga::plan(spec, &inv).delete_users;
-                                let needed = role_missing
-                                    || targets.iter().any(|u| pf.roles_of(&u.id).next().is_some());
-                                if needed {
-                                    plan.permissions.push(PermissionPlan {
-                                        name: "Privileged Authentication Administrator".into(),
-                                        kind: "entra_role".into(),
-                                        what: "delete and restore users who hold administrator roles"
-                                            .into(),
-                                        step: 1,
-                                        granted: Some(!role_missing),
-                                    });
-                                }
-                                if role_missing {
-                                    plan.missing_permissions
-                                        .push("Privileged Authentication Administrator".into());
-                                }
-                                plan.gates.extend(gates);
-                            }
-                            Err(e) => plan.warnings.push(e),
-                        }
-                    }
-                    plan
                 }
-                Err(error) => unreadable(spec, error),
             };
             plan.line = line;
             plan.backup = ctx.backup.as_str().to_string();
@@ -284,25 +192,133 @@ pub async fn plan_tenants(
     plans
 }
 
-/// Performs one of the saga's own reads of `spec`'s tenant, exactly as a
-/// saga performs it, with the tenant's credential (a secret or a
-/// certificate).
-async fn tenant_read(
-    client: &graph::Client,
+/// One tenant's plan once its inventory is read: what its subscriptions,
+/// data at stake, permissions and step 1's preflight say.
+async fn plan_tenant(
+    ctx: &PlanContext<'_>,
+    api: &graph::TenantClient,
     spec: &TenantSpec,
+    inv: &Inventory,
+) -> TenantPlan {
+    let mut plan = tenant_plan(spec, inv);
+    if spec.subscriptions == SubscriptionMode::PartnerCenter {
+        match classify(api, ctx.partner, ctx.users_before_term_end, spec).await {
+            Ok((p, schedule)) => {
+                let late: Vec<String> = p
+                    .iter()
+                    .filter(|s| s.action != "cancel" && s.action != "nothing")
+                    .filter_map(|s| s.term_end.clone())
+                    .collect();
+                if let Some(s) = &schedule {
+                    plan.warnings.push(format!(
+                        "subscriptions run to the end of their term (the last \
+                         ends {}): auto-renew goes off first, and users are \
+                         deleted from {} so that they can still be restored \
+                         when it ends",
+                        s.last_term_end.to_rfc3339(),
+                        s.start.to_rfc3339()
+                    ));
+                    plan.users_deleted_from = Some(s.start.to_rfc3339());
+                } else if let Some(last) = late.iter().max() {
+                    plan.warnings.push(format!(
+                        "a subscription's term ends {last}: deleted users can be \
+                         restored for 30 days only, so a closure that waits for \
+                         it passes its point of no return when that window \
+                         closes (closeout records it as the pivot)"
+                    ));
+                }
+                plan.subscription_plan = p;
+            }
+            Err(e) => plan.warnings.push(e),
+        }
+    }
+    match read_stake(api, spec).await {
+        Ok(stake) => {
+            let upns: Vec<&str> = plan.users.iter().map(String::as_str).collect();
+            plan.data_at_stake = Some(saga::stake::summarize(&stake, &upns));
+            if let Some(w) = saga::stake::in_tenant_warning(&stake) {
+                plan.warnings.push(w);
+            }
+        }
+        Err(e) => plan.warnings.push(e),
+    }
+    let required = saga::permissions::required(&saga::plan(spec, inv), true);
+    let granted = read_permissions(api).await;
+    let missing = match &granted {
+        Ok(ids) => saga::permissions::missing(&required, ids),
+        Err(e) => {
+            plan.warnings.push(e.clone());
+            Vec::new()
+        }
+    };
+    plan.permissions = required
+        .iter()
+        .map(|p| PermissionPlan {
+            name: p.name.into(),
+            kind: "graph_application_permission".into(),
+            what: p.what.into(),
+            step: p.step,
+            granted: granted
+                .as_ref()
+                .ok()
+                .map(|_| !missing.iter().any(|m| m == p.name)),
+        })
+        .collect();
+    if !missing.is_empty() {
+        plan.gates.push(PlanGate {
+            step: 1,
+            gate: "grant_permissions".into(),
+            instructions: saga::permissions::instructions(&spec.tenant_id, &missing),
+            users: Vec::new(),
+        });
+    }
+    plan.missing_permissions = missing;
+    if plan.users_to_delete > 0 {
+        match read_preflight(api, spec).await {
+            Ok(pf) => {
+                let gates = plan_gates(spec, inv, &pf);
+                let role_missing = gates.iter().any(|g| g.gate == "assign_app_role");
+                // Needed only to delete users who hold a
+                // directory role.
+                let targets = saga::plan(spec, inv).delete_users;
+                let needed =
+                    role_missing || targets.iter().any(|u| pf.roles_of(&u.id).next().is_some());
+                if needed {
+                    plan.permissions.push(PermissionPlan {
+                        name: "Privileged Authentication Administrator".into(),
+                        kind: "entra_role".into(),
+                        what: "delete and restore users who hold administrator roles".into(),
+                        step: 1,
+                        granted: Some(!role_missing),
+                    });
+                }
+                if role_missing {
+                    plan.missing_permissions
+                        .push("Privileged Authentication Administrator".into());
+                }
+                plan.gates.extend(gates);
+            }
+            Err(e) => plan.warnings.push(e),
+        }
+    }
+    plan
+}
+
+/// Performs one of the saga's own reads of a tenant, exactly as a saga
+/// performs it (with the partner's client for what Partner Center answers).
+async fn tenant_read(
+    api: &graph::TenantClient,
+    partner: Option<&graph::PartnerClient>,
+    tenant: &str,
     read: Read,
-) -> Result<Vec<Event>, String> {
-    let credential = graph::read_credential_async(&spec.secret)
-        .await
-        .map_err(|e| e.to_string())?;
-    let api = client.tenant(&spec.tenant_id, &spec.client_id, credential);
+) -> Vec<Event> {
     let mut attempt = 1;
     loop {
         let events = perform(
             &Call::Read(read.clone()),
-            &api,
-            None::<&graph::PartnerClient>,
-            &spec.tenant_id,
+            api,
+            partner,
+            tenant,
             Timestamp::from_system(std::time::SystemTime::now()),
         )
         .await;
@@ -322,7 +338,7 @@ async fn tenant_read(
                 attempt += 1;
                 tokio::time::sleep(d).await;
             }
-            _ => return Ok(events),
+            _ => return events,
         }
     }
 }
@@ -335,8 +351,8 @@ const READ_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_READ_PAUSE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The inventory, read exactly as step 0 of a saga reads it.
-async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inventory, String> {
-    let events = tenant_read(client, spec, Read::Inventory).await?;
+async fn read_inventory(api: &graph::TenantClient, spec: &TenantSpec) -> Result<Inventory, String> {
+    let events = tenant_read(api, None, &spec.tenant_id, Read::Inventory).await;
     let mut parts = InventoryParts::default();
     for event in &events {
         if let Some(inventory) = parts.take(event) {
@@ -352,14 +368,12 @@ async fn read_inventory(client: &graph::Client, spec: &TenantSpec) -> Result<Inv
     Err("cannot read the inventory: no answer".into())
 }
 
-use crate::saga::subscriptions::UsersSchedule;
-
 /// The data at stake, read exactly as a saga reads it before step 1.
 async fn read_stake(
-    client: &graph::Client,
+    api: &graph::TenantClient,
     spec: &TenantSpec,
 ) -> Result<saga::stake::DataAtStake, String> {
-    let events = tenant_read(client, spec, Read::DataAtStake).await?;
+    let events = tenant_read(api, None, &spec.tenant_id, Read::DataAtStake).await;
     match events.into_iter().next() {
         Some(Event::DataAtStakeRecorded { stake }) => Ok(stake),
         Some(Event::ReadFailed { error, .. }) => Err(format!(
@@ -373,25 +387,14 @@ async fn read_stake(
 /// What each subscription is and what the saga would do about it, read
 /// exactly as step 2 reads it (Graph's sellers, Partner Center's list).
 async fn classify(
-    client: &graph::Client,
+    api: &graph::TenantClient,
     partner: Option<&graph::PartnerClient>,
     users_before_term_end: std::time::Duration,
     spec: &TenantSpec,
 ) -> Result<(Vec<SubscriptionPlan>, Option<UsersSchedule>), String> {
     use crate::saga::subscriptions::{expected_end, plan_for, users_schedule, Plan};
-    let credential = graph::read_credential_async(&spec.secret)
-        .await
-        .map_err(|e| e.to_string())?;
-    let api = client.tenant(&spec.tenant_id, &spec.client_id, credential);
+    let events = tenant_read(api, partner, &spec.tenant_id, Read::ClassifySubscriptions).await;
     let now = Timestamp::from_system(std::time::SystemTime::now());
-    let events = perform(
-        &Call::Read(Read::ClassifySubscriptions),
-        &api,
-        partner,
-        &spec.tenant_id,
-        now,
-    )
-    .await;
     match events.into_iter().next() {
         Some(Event::SubscriptionsClassified { subscriptions }) => Ok((
             subscriptions
@@ -424,12 +427,7 @@ async fn classify(
 }
 
 /// The Graph application permissions closeout's app holds (app role ids).
-async fn read_permissions(
-    client: &graph::Client,
-    spec: &TenantSpec,
-) -> Result<Vec<String>, String> {
-    let credential = graph::read_credential(&spec.secret).map_err(|e| e.to_string())?;
-    let api = client.tenant(&spec.tenant_id, &spec.client_id, credential);
+async fn read_permissions(api: &graph::TenantClient) -> Result<Vec<String>, String> {
     api.app_permissions().await.map_err(|e| {
         format!(
             "cannot read closeout's app permissions (servicePrincipals/appRoleAssignments): {} ({}); the saga reads them again before step 1",
@@ -440,10 +438,10 @@ async fn read_permissions(
 
 /// Step 1's preflight, read exactly as the saga reads it.
 async fn read_preflight(
-    client: &graph::Client,
+    api: &graph::TenantClient,
     spec: &TenantSpec,
 ) -> Result<crate::model::Preflight, String> {
-    let events = tenant_read(client, spec, Read::Preflight).await?;
+    let events = tenant_read(api, None, &spec.tenant_id, Read::Preflight).await;
     match events.into_iter().next() {
         Some(Event::PreflightRead { preflight }) => Ok(preflight),
         Some(Event::ReadFailed { error, .. }) => Err(format!(
