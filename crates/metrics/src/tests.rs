@@ -6,10 +6,6 @@ use super::*;
 use crate::saga::SagaState;
 use closeout_core::model::Timestamp;
 
-fn row(_id: &str, state: SagaState, step: Option<u8>) -> SagaGauge {
-    (state, step)
-}
-
 /// The value of the sample `name{labels}` (labels exactly as printed).
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
@@ -28,11 +24,11 @@ fn status_classes() {
 
 #[tokio::test]
 async fn scrape_counts_sagas_gates_and_hooks() {
-    let rows = [
-        row("a", SagaState::Completed, Some(5)),
-        row("b", SagaState::Completed, Some(5)),
-        row("c", SagaState::Waiting, Some(2)),
-        row("d", SagaState::Running, None),
+    let rows: [SagaGauge; 4] = [
+        (SagaState::Completed, Some(5)),
+        (SagaState::Completed, Some(5)),
+        (SagaState::Waiting, Some(2)),
+        (SagaState::Running, None),
     ];
     saga_gate("metrics-test-gate", Some(Gate::CancelSubscriptions));
     graph_answered("TEST", 429, true);
