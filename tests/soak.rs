@@ -77,7 +77,7 @@ fn soak_thirty_percent_failures_stay_within_the_retry_policy() {
     let started = Instant::now();
     let mut d = Daemon::start(&env);
     env.submit(&batch);
-    let rows = proof::wait_terminal(&env, &d, Duration::from_secs(180));
+    let rows = proof::wait_terminal(&env, &d, Duration::from_secs(420));
     for r in &rows {
         assert_eq!(
             r["state"],

@@ -7,8 +7,7 @@
 //! changes still on the wire when the stop grace ended ([`left_in_doubt`]).
 
 use crate::model::{
-    CaPolicyState, CallError, FailureClass, HttpInfo, PerUserMfaState, Timestamp, User,
-    WriteOutcome,
+    CaPolicyState, CallError, FailureClass, HttpInfo, PerUserMfaState, Timestamp, WriteOutcome,
 };
 use crate::ports::{KeepCheck, PartnerApi, TenantApi};
 use crate::saga::closure::{Observation, OWN_APP_GONE, TENANT_UNKNOWN};
@@ -294,7 +293,7 @@ async fn perform_read<T: TenantApi>(
             users: users(tenant).await?,
         },
         Read::CheckUsers { ids } => {
-            let found = join_all(ids.iter().map(|id| get_user(tenant, id))).await;
+            let found = join_all(ids.iter().map(|id| tenant.get_user(id))).await;
             let mut present = Vec::new();
             let mut absent = Vec::new();
             for (id, r) in ids.iter().zip(found) {
@@ -372,39 +371,6 @@ async fn perform_read<T: TenantApi>(
             ),
         },
     })
-}
-
-/// Attempts one lookup by id gets when it fails for a reason that a repeat
-/// may cure (transient, no wait or a short `Retry-After`).
-const LOOKUP_ATTEMPTS: u32 = 3;
-
-/// The longest `Retry-After` a lookup waits out itself before repeating;
-/// a longer one fails the check, whose retry the saga schedules.
-const LOOKUP_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// `GET /v1.0/users/{id}`, repeated (it is a read) up to [`LOOKUP_ATTEMPTS`]
-/// times while the failure is transient, at once or after the service's
-/// short `Retry-After`: one check covers many ids, and without this a single
-/// failing lookup among them would fail the whole check and its retry — at a
-/// 30% failure rate (tests/soak.rs) a check of 30 ids then almost never
-/// succeeds.
-async fn get_user<T: TenantApi>(tenant: &T, id: &str) -> Result<Option<User>, CallError> {
-    let mut attempt = 1;
-    loop {
-        match tenant.get_user(id).await {
-            Err(e)
-                if attempt < LOOKUP_ATTEMPTS
-                    && e.class != FailureClass::Permanent
-                    && e.retry_after.is_none_or(|ra| ra <= LOOKUP_MAX_WAIT) =>
-            {
-                if let Some(ra) = e.retry_after {
-                    tenant.pause(ra).await;
-                }
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
 }
 
 async fn users<T: TenantApi>(tenant: &T) -> Result<Vec<UserRef>, CallError> {

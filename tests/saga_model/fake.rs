@@ -343,8 +343,6 @@ impl TenantApi for Fake {
             Ok(w.users.get(id).cloned())
         })
     }
-    /// The model has no clock to wait on: a repeat follows at once.
-    async fn pause(&self, _wait: Duration) {}
     async fn list_global_admins(&self) -> Result<Vec<String>, CallError> {
         self.with(|w| {
             w.read_fault("list_global_admins")?;

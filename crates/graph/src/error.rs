@@ -291,6 +291,20 @@ pub fn not_sent(ctx: &CallCtx) -> CallError {
     }
 }
 
+/// How long to wait before repeating a read that failed with `e`: `None`
+/// when a repeat cannot help (a permanent failure, a halted saga) or when
+/// the service asked for longer than `max`.
+pub fn repeatable_read(e: &CallError, max: std::time::Duration) -> Option<std::time::Duration> {
+    if e.class != FailureClass::Transient || e.code == NOT_SENT {
+        return None;
+    }
+    match e.retry_after {
+        None => Some(std::time::Duration::ZERO),
+        Some(ra) if ra <= max => Some(ra),
+        Some(_) => None,
+    }
+}
+
 /// The code of [`not_sent`].
 pub const NOT_SENT: &str = "not_sent";
 

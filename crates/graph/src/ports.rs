@@ -25,14 +25,6 @@ pub trait TenantApi: Send + Sync {
     /// One user by id; `Ok(None)` on 404. Used to resolve an in-doubt delete.
     fn get_user(&self, id: &str) -> impl Future<Output = Result<Option<User>, CallError>> + Send;
 
-    /// Waits out a short `Retry-After` before a read is repeated (the one
-    /// place the runtime waits without recording it: a lookup among the many
-    /// of one in-doubt check). On tokio's clock by default; an in-memory fake
-    /// without a runtime may return at once.
-    fn pause(&self, wait: std::time::Duration) -> impl Future<Output = ()> + Send {
-        tokio::time::sleep(wait)
-    }
-
     /// Object ids of the members of the Global Administrator role.
     fn list_global_admins(&self) -> impl Future<Output = Result<Vec<String>, CallError>> + Send;
 

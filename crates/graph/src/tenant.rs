@@ -20,6 +20,14 @@ use std::sync::Arc;
 use url::Url;
 
 /// The fields of a user closeout reads.
+/// Attempts one `GET` gets in [`TenantClient::get_json`].
+const READ_ATTEMPTS: u32 = 3;
+
+/// The longest `Retry-After` a read waits out itself before repeating; a
+/// longer one is the saga's to wait (recorded, and bounded by
+/// `[retry] max_retry_after`).
+const READ_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 const USER_SELECT: &str =
     "id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,userType";
 
@@ -161,10 +169,39 @@ impl TenantClient {
     }
 
     /// `GET` a JSON value; `Ok(None)` on 404.
+    ///
+    /// A read changes nothing, so a transient failure of one `GET` is
+    /// repeated here, up to [`READ_ATTEMPTS`] times, at once or after the
+    /// service's short `Retry-After` (a 429's is also kept by the throttle);
+    /// a longer wait, a permanent failure or a halted saga is returned to
+    /// the saga, which records it and schedules the read's retry. Without
+    /// this a read made of several requests (step 1's preflight, step 5's
+    /// deletion check, every page of a listing) is redone from its first
+    /// request whenever any one of them fails: at a 30% failure rate
+    /// (tests/soak.rs) a read of eight requests succeeds one time in
+    /// seventeen. Writes are never repeated here (ARCHITECTURE.md).
     pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         url: Url,
     ) -> Result<Option<T>, CallError> {
+        let mut attempt = 1;
+        loop {
+            let e = match self.get_json_once(url.clone()).await {
+                Err(e) if attempt < READ_ATTEMPTS => e,
+                other => return other,
+            };
+            let Some(wait) = error::repeatable_read(&e, READ_MAX_WAIT) else {
+                return Err(e);
+            };
+            tracing::debug!(tenant = %self.tenant, path = %url.path(), attempt, code = %e.code, "read repeated");
+            if !super::throttle::pause(wait).await {
+                return Err(e);
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn get_json_once<T: DeserializeOwned>(&self, url: Url) -> Result<Option<T>, CallError> {
         let (ctx, reply) = self.single(Method::GET, url, None).await;
         let reply = reply?;
         if reply.status == 404 {

@@ -70,6 +70,13 @@ async fn sleep_or_halt(t: Instant, halt: &mut Option<watch::Receiver<bool>>) -> 
     }
 }
 
+/// Sleeps `wait` unless the calling saga's halt signal (see [`halting`])
+/// comes first: `false` then.
+pub(crate) async fn pause(wait: Duration) -> bool {
+    let mut halt = HALT.try_with(Clone::clone).ok();
+    sleep_or_halt(Instant::now() + wait, &mut halt).await
+}
+
 /// Shortest measuring period for a refill-rate estimate.
 const MIN_ESTIMATE_SPAN: Duration = Duration::from_millis(200);
 /// Fraction of the measured refill rate the pacer sends at.
