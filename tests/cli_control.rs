@@ -7,7 +7,7 @@ use closeout::config::Config;
 use closeout::model::{SecretSource, SubscriptionMode, TenantSpec, Timestamp};
 use closeout::runtime::control::{
     Client, Engine, EngineError, Error, Operator, OperatorCommand, Progress, Request, Response,
-    SagaState, SagaSummary, Server, StatusRow,
+    SagaState, SagaStatus, SagaSummary, Server,
 };
 use closeout::runtime::signals::SignalEvent;
 use closeout::runtime::systemd::Notifier;
@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Default)]
 struct MemEngine {
     /// Status rows of the sagas submitted so far.
-    rows: Mutex<Vec<StatusRow>>,
+    rows: Mutex<Vec<SagaStatus>>,
     /// Every submit and command, with who and why.
     log: Mutex<Vec<String>>,
     /// Signalled after each reload.
@@ -44,7 +44,7 @@ impl Engine for MemEngine {
         let mut out = Vec::new();
         for t in tenants {
             let saga_id = format!("saga-{}", rows.len() + 1);
-            rows.push(StatusRow {
+            rows.push(SagaStatus {
                 saga_id: saga_id.clone(),
                 tenant_id: t.tenant_id.clone(),
                 state: SagaState::Waiting,
@@ -68,7 +68,7 @@ impl Engine for MemEngine {
         Ok(out)
     }
 
-    fn status(&self, saga: Option<&str>) -> Result<Vec<StatusRow>, EngineError> {
+    fn status(&self, saga: Option<&str>) -> Result<Vec<SagaStatus>, EngineError> {
         let rows = self.rows.lock().unwrap();
         match saga {
             None => Ok(rows.clone()),

@@ -17,7 +17,7 @@ pub mod setup;
 use super::common::{call, connect, unexpected};
 use super::Error;
 use crate::config::{BatchFile, Config};
-use crate::runtime::control::{Request, Response, Server, StatusRow};
+use crate::runtime::control::{Request, Response, SagaStatus, Server};
 use crate::runtime::systemd::Notifier;
 use crate::runtime::{executor::Executor, logging, Daemon};
 use crate::sim::{self, state::Billing, GenerateSpec};
@@ -243,7 +243,7 @@ async fn demo(args: &Args, dir: &Path) -> Result<(), Error> {
 
 /// Submits the batch as `closeout submit` does and follows the sagas until
 /// every one is terminal; returns their last status rows.
-async fn drive(config: &Config, batch: &Path, timeout: Duration) -> Result<Vec<StatusRow>, Error> {
+async fn drive(config: &Config, batch: &Path, timeout: Duration) -> Result<Vec<SagaStatus>, Error> {
     let batch = BatchFile::load(batch).map_err(|e| Error::Invalid(e.into()))?;
     batch
         .check_secret_files()
@@ -301,7 +301,7 @@ async fn drive(config: &Config, batch: &Path, timeout: Duration) -> Result<Vec<S
 /// reason that says the attestation is the demo's.
 async fn attest_backups(
     client: &mut crate::runtime::control::Client,
-    rows: &[StatusRow],
+    rows: &[SagaStatus],
     attested: &mut std::collections::HashSet<String>,
 ) -> Result<(), Error> {
     use crate::runtime::control::OperatorCommand;

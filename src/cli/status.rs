@@ -6,7 +6,7 @@
 
 use super::common::{block_on, call, connect, unexpected, ConfigArg};
 use super::Error;
-use crate::runtime::control::{Client, Request, Response, StatusRow};
+use crate::runtime::control::{Client, Request, Response, SagaStatus};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -57,7 +57,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             return Ok(());
         }
         let tty = std::io::stdout().is_terminal();
-        let mut seen: HashMap<String, StatusRow> = HashMap::new();
+        let mut seen: HashMap<String, SagaStatus> = HashMap::new();
         let mut rows = rows;
         loop {
             if tty {
@@ -87,7 +87,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     })?
 }
 
-async fn fetch(client: &mut Client, saga: &Option<String>) -> Result<Vec<StatusRow>, Error> {
+async fn fetch(client: &mut Client, saga: &Option<String>) -> Result<Vec<SagaStatus>, Error> {
     match call(client, &Request::Status { saga: saga.clone() }).await? {
         Response::Status { rows } => Ok(rows),
         other => Err(unexpected(other)),
@@ -95,7 +95,7 @@ async fn fetch(client: &mut Client, saga: &Option<String>) -> Result<Vec<StatusR
 }
 
 /// The status table: a header line and one line per saga.
-pub fn table(rows: &[StatusRow], bars: bool) -> String {
+pub fn table(rows: &[SagaStatus], bars: bool) -> String {
     let mut s = format!(
         "{:<36}  {:<36}  {:<12}  {:<4}  {:<22}  {:<24}  {}\n",
         "SAGA", "TENANT", "STATE", "STEP", "PROGRESS", "UPDATED", "NOTE"

@@ -153,7 +153,7 @@ pub enum Response {
     /// Status rows.
     Status {
         /// One row per saga.
-        rows: Vec<StatusRow>,
+        rows: Vec<SagaStatus>,
     },
     /// The command was recorded.
     Done,
@@ -213,39 +213,9 @@ pub struct SagaSummary {
     pub tenant_id: String,
 }
 
-/// Where a saga stands: the `status --json` element (a contract: README, "Using it").
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusRow {
-    /// The saga.
-    pub saga_id: String,
-    /// Its tenant.
-    pub tenant_id: String,
-    /// Its coarse state.
-    pub state: SagaState,
-    /// The step it is in (1-5), none before the first or once terminal.
-    pub step: Option<u8>,
-    /// Work done within the step (users deleted, subscriptions cancelled, ...).
-    pub progress: Progress,
-    /// The last failure, if the saga is retrying, paused or failed because of it.
-    pub last_error: Option<String>,
-    /// When its last event was recorded (RFC 3339, UTC).
-    #[serde(with = "rfc3339")]
-    pub updated_at: Timestamp,
-    /// What a person must do for it to go on (a gate), if anything.
-    pub waiting_for: Option<String>,
-    /// The same item by item: which subscriptions to cancel or delete and
-    /// where, which preconditions of tenant deletion still fail. Absent when
-    /// nothing is required of a person.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action_required: Option<crate::saga::ActionRequired>,
-    /// The tenant's GUID (`tenant_id` is the spelling the batch used), once
-    /// resolved; one saga per tenant is enforced on it.
-    #[serde(default)]
-    pub tenant_guid: Option<String>,
-}
-
-/// The `state` and `progress` of `status --json` are the saga's own types.
-pub use crate::saga::{Progress, SagaState};
+/// A `status --json` element, its `state` and its `progress` are the
+/// saga's own types (a contract: README, "Using it").
+pub use crate::saga::{Progress, SagaState, SagaStatus};
 
 /// The daemon's answer to `Health`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,7 +225,7 @@ pub struct Health {
     /// Its process id.
     pub pid: u32,
     /// When it started.
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::model::rfc3339")]
     pub started_at: Timestamp,
     /// Recovered, its event log writable, its loop alive, and no saga task
     /// dead.
@@ -348,7 +318,7 @@ pub trait Engine: Send + Sync + 'static {
     }
 
     /// Status of one saga (`NotFound` if unknown) or of all, oldest first.
-    fn status(&self, saga: Option<&str>) -> Result<Vec<StatusRow>, EngineError>;
+    fn status(&self, saga: Option<&str>) -> Result<Vec<SagaStatus>, EngineError>;
 
     /// Records an operator command with who and why, and acts on it.
     fn command(
@@ -377,22 +347,5 @@ pub trait Engine: Send + Sync + 'static {
     /// has none.
     fn event_log(&self) -> Option<(crate::store::Store, PathBuf)> {
         None
-    }
-}
-
-/// Timestamps on the wire as RFC 3339 strings.
-mod rfc3339 {
-    use crate::model::Timestamp;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.to_rfc3339())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_rfc3339(&s)
-            .map(Timestamp::from_system)
-            .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
     }
 }

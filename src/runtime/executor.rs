@@ -7,7 +7,7 @@
 //! after it, performs nothing while doing so, and lets `decide` resolve
 //! intents left without outcome by reading first.
 
-use super::control::{Engine, EngineError, Operator, OperatorCommand, SagaSummary, StatusRow};
+use super::control::{Engine, EngineError, Operator, OperatorCommand, SagaStatus, SagaSummary};
 use super::perform::{bound_retry_after, left_in_doubt, perform_as};
 use super::systemd::Heartbeat;
 use super::tenant::{self, Api};
@@ -87,7 +87,7 @@ struct Slot {
     /// When it was submitted (status lists oldest first).
     started: Timestamp,
     /// The status as of its latest record.
-    status: saga::Status,
+    status: saga::SagaStatus,
     /// Commands to its task; `None` once the saga is terminal, or while its
     /// task is dead and unrecorded (`stopped`).
     commands: Option<mpsc::Sender<Msg>>,
@@ -278,24 +278,18 @@ impl Executor {
     }
 }
 
-fn row(saga_id: &str, slot: &Slot) -> StatusRow {
-    let (state, last_error) = if slot.stopped {
-        (SagaState::Stopped, slot.fault.clone())
-    } else {
-        (slot.status.state, slot.status.last_error.clone())
-    };
-    StatusRow {
-        saga_id: saga_id.to_string(),
-        tenant_id: slot.tenant_id.clone(),
-        state,
-        step: slot.status.step,
-        progress: slot.status.progress,
-        last_error,
-        updated_at: slot.status.updated_at,
-        waiting_for: slot.status.waiting_for.clone(),
-        action_required: slot.status.action_required.clone(),
-        tenant_guid: (slot.status.tenant_guid.clone()).or_else(|| slot.recovered_guid.clone()),
+fn row(saga_id: &str, slot: &Slot) -> SagaStatus {
+    let mut row = slot.status.clone();
+    saga_id.clone_into(&mut row.saga_id);
+    row.tenant_id.clone_from(&slot.tenant_id);
+    if slot.stopped {
+        row.state = SagaState::Stopped;
+        row.last_error.clone_from(&slot.fault);
     }
+    if row.tenant_guid.is_none() {
+        row.tenant_guid.clone_from(&slot.recovered_guid);
+    }
+    row
 }
 
 impl Engine for Executor {
@@ -498,7 +492,7 @@ impl Engine for Executor {
         Ok(out)
     }
 
-    fn status(&self, saga: Option<&str>) -> Result<Vec<StatusRow>, EngineError> {
+    fn status(&self, saga: Option<&str>) -> Result<Vec<SagaStatus>, EngineError> {
         let sagas = self
             .inner
             .sagas
@@ -510,7 +504,7 @@ impl Engine for Executor {
                 .map(|slot| vec![row(id, slot)])
                 .ok_or_else(|| EngineError::NotFound(format!("no saga {id}"))),
             None => {
-                let mut rows: Vec<(Timestamp, StatusRow)> = sagas
+                let mut rows: Vec<(Timestamp, SagaStatus)> = sagas
                     .iter()
                     .map(|(id, slot)| (slot.started, row(id, slot)))
                     .collect();

@@ -456,3 +456,22 @@ pub fn is_loopback(url: &url::Url) -> bool {
         None => false,
     }
 }
+
+/// Timestamps on the wire as RFC 3339 strings.
+pub mod rfc3339 {
+    use super::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339())
+    }
+
+    /// Parses RFC 3339, naming the string it could not read.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_rfc3339(&s)
+            .map(Timestamp::from_system)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+    }
+}

@@ -5,7 +5,7 @@
 //! audit reports by running this binary's `closeout audit`.
 
 use crate::model::Timestamp;
-use crate::runtime::control::StatusRow;
+use crate::runtime::control::SagaStatus;
 use crate::saga::{Change, Event};
 use crate::sim::Effect;
 use crate::store::{self, Store};
@@ -34,7 +34,7 @@ pub struct SagaFigures {
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
     /// Per saga, in status order: its last status row and figures.
-    pub sagas: Vec<(StatusRow, SagaFigures)>,
+    pub sagas: Vec<(SagaStatus, SagaFigures)>,
     /// Changes the simulator applied through its API (its effects ledger).
     pub ledger: usize,
     /// Admin-center actions the simulated operator took (not closeout's).
@@ -51,7 +51,7 @@ pub struct Summary {
 /// simulator's `effects`.
 pub async fn read(
     data_dir: &Path,
-    rows: &[StatusRow],
+    rows: &[SagaStatus],
     effects: &[Effect],
 ) -> Result<Summary, store::Error> {
     let dir = data_dir.to_path_buf();
@@ -64,7 +64,7 @@ pub async fn read(
 
 fn read_blocking(
     dir: &Path,
-    rows: Vec<StatusRow>,
+    rows: Vec<SagaStatus>,
     effects: &[Effect],
 ) -> Result<Summary, store::Error> {
     // The stopped daemon's last tasks (a control connection noticing its
@@ -181,7 +181,7 @@ fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
-fn line(r: &StatusRow) -> String {
+fn line(r: &SagaStatus) -> String {
     let step = r.step.map(|s| format!("step {s}")).unwrap_or_default();
     let bar_len = 20usize;
     let filled = (r.progress.done * bar_len)
@@ -218,7 +218,7 @@ fn short(tenant: &str) -> &str {
 }
 
 /// Redraws the progress lines on a terminal (`drawn`: lines drawn last time).
-pub fn redraw(rows: &[StatusRow], drawn: &mut usize, elapsed: Duration) {
+pub fn redraw(rows: &[SagaStatus], drawn: &mut usize, elapsed: Duration) {
     let mut out = std::io::stdout().lock();
     if *drawn > 0 {
         let _ = write!(out, "\x1b[{}A", *drawn);
@@ -232,7 +232,7 @@ pub fn redraw(rows: &[StatusRow], drawn: &mut usize, elapsed: Duration) {
 }
 
 /// One plain progress block (not a terminal: a log file, a pipe).
-pub fn plain(rows: &[StatusRow], elapsed: Duration) {
+pub fn plain(rows: &[SagaStatus], elapsed: Duration) {
     let done = rows.iter().filter(|r| r.state.is_terminal()).count();
     println!("[{}] {done}/{} sagas finished", secs(elapsed), rows.len());
     for r in rows {

@@ -48,5 +48,5 @@ pub use required::{
 pub use state::{
     apply, apply_at, fold, table_of, Ending, Header, Observed, State, Target, Wait, STATE_VERSION,
 };
-pub use status::{Progress, SagaState, Status};
+pub use status::{Progress, SagaState, SagaStatus};
 pub use view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};

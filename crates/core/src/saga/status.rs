@@ -62,30 +62,42 @@ pub struct Progress {
     pub total: usize,
 }
 
-/// What `status` shows for one saga.
+/// Where a saga stands: what `closeout status` shows for it, one element of
+/// `status --json` (a contract: README, "Using it").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Status {
-    /// Running, waiting, paused, ...
+pub struct SagaStatus {
+    /// The saga.
+    pub saga_id: String,
+    /// The tenant it closes, as the batch spelled it.
+    pub tenant_id: String,
+    /// Its coarse state.
     pub state: SagaState,
-    /// The current step (1-5), `None` before step 1.
+    /// The step it is in (1-5), none before the first.
     pub step: Option<u8>,
-    /// Progress of the current step (or of the compensation).
+    /// Work done within the step (users deleted, subscriptions cancelled,
+    /// ...) or within the compensation.
     pub progress: Progress,
-    /// The latest error, if any.
+    /// The last failure, if the saga is retrying, paused or failed because of it.
     pub last_error: Option<String>,
-    /// The time of the latest record.
+    /// When its last event was recorded (RFC 3339, UTC).
+    #[serde(with = "crate::model::rfc3339")]
     pub updated_at: Timestamp,
-    /// What a person must do, or what is awaited.
+    /// What a person must do for it to go on (a gate), or what it awaits.
     pub waiting_for: Option<String>,
-    /// What a person must do, item by item (see [`super::ActionRequired`]).
+    /// The same item by item: which subscriptions to cancel or delete and
+    /// where, which preconditions of tenant deletion still fail (see
+    /// [`super::ActionRequired`]). Absent when nothing is required of a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_required: Option<super::ActionRequired>,
-    /// The tenant's GUID, once resolved.
+    /// The tenant's GUID (`tenant_id` is the spelling the batch used), once
+    /// resolved; one saga per tenant is enforced on it.
+    #[serde(default)]
     pub tenant_guid: Option<String>,
 }
 
 impl State {
     /// The status as `closeout status` shows it.
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> SagaStatus {
         let state = match (&self.ending, &self.paused) {
             (Some(Ending::Completed), _) => SagaState::Completed,
             (Some(Ending::RolledBack), _) => SagaState::RolledBack,
@@ -101,7 +113,12 @@ impl State {
             (None, None, Some(w)) => Some(w.reason.clone()),
             _ => None,
         };
-        Status {
+        let (saga_id, tenant_id) = self.header.as_ref().map_or_else(Default::default, |h| {
+            (h.saga_id.to_string(), h.spec.tenant_id.clone())
+        });
+        SagaStatus {
+            saga_id,
+            tenant_id,
             state,
             step: (self.step > 0).then_some(self.step),
             progress: self.progress(),
