@@ -234,8 +234,8 @@ fn drive(sc: &Scenario, mut state: State, cut: Option<usize>) -> (RunEnd, State)
         (apply(state, &e), crashed)
     };
     for _ in 0..5000 {
-        if let Some(ending) = &state.ending {
-            return (RunEnd::Ended(ending.clone()), state);
+        if let Some(ending) = &state.ending() {
+            return (RunEnd::Ended((*ending).clone()), state);
         }
         let now = Timestamp(fake.with(|w| w.now));
         // The operator: acts behind open gates, aborts once, heals and resumes pauses.
@@ -315,7 +315,7 @@ fn drive(sc: &Scenario, mut state: State, cut: Option<usize>) -> (RunEnd, State)
                 }
             }
         }
-        if state.paused.is_some() || state.ending.is_some() {
+        if state.paused.is_some() || state.ending().is_some() {
             continue;
         }
         let actions = decide(&state, now);

@@ -197,7 +197,7 @@ impl Executor {
         );
         for r in &recovered {
             if let Some((batch, size)) = &r.state.batch {
-                let ending = r.state.ending.clone();
+                let ending = r.state.ending().cloned();
                 let finished = r.state.batch_finished;
                 (self.inner.batches).join(batch, &r.saga_id.0, *size, ending, finished);
             }

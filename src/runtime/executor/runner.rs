@@ -311,7 +311,7 @@ impl Runner {
                 msg = commands.recv(), if deadline.is_none() && result.is_ok() => match msg {
                     Some(msg) => {
                         let (was_paused, was_compensating) =
-                            (self.state.paused.is_some(), self.state.compensating.is_some());
+                            (self.state.paused.is_some(), self.state.compensating().is_some());
                         // Outcomes so far go to the log before the command's events.
                         if let Err(e) = self.stage(&std::mem::take(&mut outcomes)) {
                             result = Err(e);
@@ -319,7 +319,7 @@ impl Runner {
                         }
                         result = self.command(msg).await;
                         if self.state.paused.is_some()
-                            || self.state.compensating.is_some() != was_compensating
+                            || self.state.compensating().is_some() != was_compensating
                         {
                             halt.send_replace(true);
                         }
@@ -491,9 +491,9 @@ impl Runner {
         &mut self,
         stopping: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
-        if let (Some((batch, _)), Some(ending)) = (&self.state.batch, &self.state.ending) {
+        if let (Some((batch, _)), Some(ending)) = (&self.state.batch, self.state.ending()) {
             let batch_id = batch.clone();
-            let claim = (self.inner.batches).end(&batch_id, &self.saga_id.0, ending.clone());
+            let claim = (self.inner.batches).end(&batch_id, &self.saga_id.0, (*ending).clone());
             if let (Some(t), false) = (claim, self.state.batch_finished) {
                 let (completed, rolled_back, failed) = (t.completed, t.rolled_back, t.failed);
                 let finished = Event::BatchFinished {

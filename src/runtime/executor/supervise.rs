@@ -205,7 +205,7 @@ impl Inner {
         let number = shown.notices.keys().next_back().map_or(0, |n| n + 1);
         let notice = saga::Notice {
             kind: saga::NoticeKind::SagaStopped,
-            step: (shown.step > 0 && shown.compensating.is_none()).then_some(shown.step),
+            step: (shown.step > 0 && shown.compensating().is_none()).then_some(shown.step),
             detail: format!("saga task stopped: {reason}"),
             settled: Default::default(),
         };

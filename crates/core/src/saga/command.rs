@@ -71,7 +71,7 @@ pub fn handle(state: &State, command: Command, _now: Timestamp) -> Result<Vec<Ev
     if state.header.is_none() {
         return Err(refuse("the saga has not started"));
     }
-    if let Some(ending) = &state.ending {
+    if let Some(ending) = &state.ending() {
         return Err(refuse(format!("the saga has ended ({ending:?})")));
     }
     match command {
@@ -88,7 +88,7 @@ pub fn handle(state: &State, command: Command, _now: Timestamp) -> Result<Vec<Ev
             Ok(vec![Event::Resumed { who, why }])
         }
         Command::Abort { who, why } => {
-            if state.pivot {
+            if state.pivot() {
                 let reason = "abort refused: the point of no return has passed (subscriptions \
                               are being deleted), nothing can be rolled back; pause instead"
                     .to_string();
@@ -101,7 +101,7 @@ pub fn handle(state: &State, command: Command, _now: Timestamp) -> Result<Vec<Ev
                     reason,
                 });
             }
-            if state.compensating.is_some() {
+            if state.compensating().is_some() {
                 return Err(refuse("the saga is already rolling back"));
             }
             Ok(vec![Event::AbortRequested { who, why }])

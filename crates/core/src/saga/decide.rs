@@ -15,13 +15,13 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
     let Some(header) = &state.header else {
         return Vec::new();
     };
-    if state.ending.is_some() || state.paused.is_some() {
+    if state.ending().is_some() || state.paused.is_some() {
         return Vec::new();
     }
     // The keep invariant: a fresh read found no keep account that is an
     // enabled Global Administrator. Nothing more is deleted until a person
     // restores one and resumes (the next admin delete reads again first).
-    if let (Some(reason), None) = (&state.keep_admin_missing, &state.compensating) {
+    if let (Some(reason), None) = (&state.keep_admin_missing, &state.compensating()) {
         return vec![Action::Record(vec![Event::Paused {
             who: super::state::SYSTEM.to_string(),
             why: format!(
@@ -30,7 +30,7 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
         }])];
     }
     // Step 5 learns of the deletion through credential-free reads only.
-    if state.tenant_unknown && state.pivot && state.step < 5 {
+    if state.tenant_unknown && state.pivot() && state.step < 5 {
         return tenant_gone(state);
     }
     if let Some(reason) = &state.failure {
@@ -81,7 +81,7 @@ pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
             return vec![Action::WakeAt(w.until)];
         }
     }
-    if state.compensating.is_some() {
+    if state.compensating().is_some() {
         compensate::decide(state, now)
     } else if state.step >= 1 && state.tenant_guid.is_none() {
         // Recorded before sagas learnt their tenant's GUID: learn it before
@@ -122,9 +122,9 @@ fn on_failure(state: &State, reason: String) -> Vec<Action> {
         |t| *t == Target::Done || t.is_doubtful(),
     )
     .is_empty();
-    let event = if state.pivot
+    let event = if state.pivot()
         || irreversible
-        || state.compensating.is_some()
+        || state.compensating().is_some()
         || policy == FailurePolicy::Pause
     {
         Event::Paused {

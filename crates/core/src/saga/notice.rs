@@ -65,7 +65,7 @@ impl State {
     /// Adds a notice under the next number.
     pub(super) fn owe(&mut self, kind: NoticeKind, detail: String) {
         let number = self.notices.keys().next_back().map_or(0, |n| n + 1);
-        let step = (self.step > 0 && self.compensating.is_none()).then_some(self.step);
+        let step = (self.step > 0 && self.compensating().is_none()).then_some(self.step);
         self.notices.insert(
             number,
             Notice {

@@ -124,6 +124,39 @@ pub enum Ending {
     Failed(String),
 }
 
+/// Where a saga is on its course: one of three phases, each with its own
+/// data, so that no state says both "compensating" and "past the point of
+/// no return". Paused, waiting and open gates are not phases: a saga can be
+/// paused or wait at a gate going forward and while compensating.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Course {
+    /// Through the steps in order (`State::step`).
+    Forward {
+        /// The point of no return has passed (`PivotPassed`): the saga may
+        /// only go on, an abort is refused and a failure pauses it.
+        pivot: bool,
+    },
+    /// Undoing what was done, before the point of no return.
+    Compensating {
+        /// Why: the failure or the operator's abort that started it.
+        why: String,
+    },
+    /// Ended; no event moves it on.
+    Ended {
+        /// Completed, rolled back or failed.
+        how: Ending,
+        /// Why it was compensating when it ended, if it was.
+        compensating: Option<String>,
+    },
+}
+
+impl Default for Course {
+    fn default() -> Self {
+        Course::Forward { pivot: false }
+    }
+}
+
 /// One saga's state: the fold of its events, and its snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
@@ -167,12 +200,8 @@ pub struct State {
     /// `TaskStopped`), until an operator resumes or aborts it: the daemon
     /// reports itself unhealthy while any saga has one.
     pub task_stopped: Option<String>,
-    /// Whether the point of no return has passed.
-    pub pivot: bool,
-    /// Why compensation runs, if it does.
-    pub compensating: Option<String>,
-    /// How the saga ended, once it has.
-    pub ending: Option<Ending>,
+    /// Forward, compensating or ended (see [`Course`]).
+    pub course: Course,
     /// A call was answered "tenant not found" (`AADSTS90002`) and no read has
     /// shown the tenant since.
     #[serde(default)]
@@ -254,7 +283,7 @@ pub const SYSTEM: &str = "closeout";
 /// The schema version written before every encoded state snapshot. A
 /// snapshot of another version is not upcast: recovery replays that saga's
 /// events instead, which every version can read.
-pub const STATE_VERSION: u16 = 5;
+pub const STATE_VERSION: u16 = 6;
 
 impl State {
     /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
@@ -538,7 +567,11 @@ pub fn apply(mut s: State, event: &Event) -> State {
                 s.reactivated = true;
             }
         }
-        Event::PivotPassed { .. } => s.pivot = true,
+        Event::PivotPassed { .. } => {
+            if let Course::Forward { pivot } = &mut s.course {
+                *pivot = true;
+            }
+        }
         Event::Paused { who, why } => {
             if who == SYSTEM {
                 s.last_error = Some(why.clone());
@@ -571,17 +604,17 @@ pub fn apply(mut s: State, event: &Event) -> State {
             }
         }
         Event::AbortRequested { why, .. } => {
-            s.compensating = Some(format!("aborted: {why}"));
+            s.compensate(format!("aborted: {why}"));
             s.paused = None;
             s.task_stopped = None;
             s.enter_compensation();
         }
         Event::CompensationStarted { reason } => {
-            s.compensating = Some(reason.clone());
+            s.compensate(reason.clone());
             s.enter_compensation();
         }
         Event::AbortRefused { .. } => {}
-        Event::SagaCompleted => s.ending = Some(Ending::Completed),
+        Event::SagaCompleted => s.end(Ending::Completed),
         Event::TenantFoundGone { .. } => {
             s.clear_failures();
             s.last_error = None;
@@ -589,12 +622,12 @@ pub fn apply(mut s: State, event: &Event) -> State {
             s.wait = None;
         }
         Event::SagaRolledBack => {
-            s.ending = Some(Ending::RolledBack);
-            let why = s.compensating.clone().unwrap_or_default();
+            let why = s.compensating().unwrap_or_default().to_string();
+            s.end(Ending::RolledBack);
             s.owe(NoticeKind::RolledBack, format!("rolled back: {why}"));
         }
         Event::SagaFailed { reason } => {
-            s.ending = Some(Ending::Failed(reason.clone()));
+            s.end(Ending::Failed(reason.clone()));
             s.last_error = Some(reason.clone());
             s.owe(NoticeKind::Failed, format!("failed: {reason}"));
         }
@@ -708,6 +741,50 @@ impl State {
         self.streak = None;
     }
 
+    /// Enters (or, once ended, notes) compensation for `why`.
+    fn compensate(&mut self, why: String) {
+        match &mut self.course {
+            Course::Ended { compensating, .. } => *compensating = Some(why),
+            course => *course = Course::Compensating { why },
+        }
+    }
+
+    /// Ends the saga `how` (a later ending replaces an earlier one, as the
+    /// log says).
+    fn end(&mut self, how: Ending) {
+        let compensating = self.compensating().map(str::to_string);
+        self.course = Course::Ended { how, compensating };
+    }
+
+    /// Whether the point of no return has passed.
+    pub fn pivot(&self) -> bool {
+        matches!(
+            self.course,
+            Course::Forward { pivot: true }
+                | Course::Ended {
+                    how: Ending::Completed,
+                    ..
+                }
+        )
+    }
+
+    /// Why compensation runs (or ran, when the saga ended compensating).
+    pub fn compensating(&self) -> Option<&str> {
+        match &self.course {
+            Course::Compensating { why } => Some(why),
+            Course::Ended { compensating, .. } => compensating.as_deref(),
+            Course::Forward { .. } => None,
+        }
+    }
+
+    /// How the saga ended, once it has.
+    pub fn ending(&self) -> Option<&Ending> {
+        match &self.course {
+            Course::Ended { how, .. } => Some(how),
+            _ => None,
+        }
+    }
+
     fn enter_compensation(&mut self) {
         self.clear_failures();
         self.gate = None;
@@ -729,7 +806,7 @@ impl State {
 
     /// Whether the saga has ended.
     pub fn is_terminal(&self) -> bool {
-        self.ending.is_some()
+        matches!(self.course, Course::Ended { .. })
     }
 
     /// Changes whose outcome is unknown: (change, object id).

@@ -98,12 +98,12 @@ pub struct SagaStatus {
 impl State {
     /// The status as `closeout status` shows it.
     pub fn status(&self) -> SagaStatus {
-        let state = match (&self.ending, &self.paused) {
+        let state = match (&self.ending(), &self.paused) {
             (Some(Ending::Completed), _) => SagaState::Completed,
             (Some(Ending::RolledBack), _) => SagaState::RolledBack,
             (Some(Ending::Failed(_)), _) => SagaState::Failed,
             (None, Some(_)) => SagaState::Paused,
-            _ if self.compensating.is_some() => SagaState::Compensating,
+            _ if self.compensating().is_some() => SagaState::Compensating,
             _ if self.gate.is_some() || self.wait.is_some() => SagaState::Waiting,
             _ => SagaState::Running,
         };
@@ -131,7 +131,7 @@ impl State {
     }
 
     fn progress(&self) -> Progress {
-        let changes: Vec<Change> = if self.compensating.is_some() {
+        let changes: Vec<Change> = if self.compensating().is_some() {
             vec![
                 Change::RestoreUser,
                 Change::SetSubscription {
@@ -153,7 +153,7 @@ impl State {
                     Change::DisableUserMfa,
                 ],
                 5 => {
-                    let done = usize::from(self.ending == Some(Ending::Completed));
+                    let done = usize::from(self.ending() == Some(&Ending::Completed));
                     return Progress { done, total: 1 };
                 }
                 _ => Vec::new(),

@@ -432,7 +432,7 @@ const RENEW_OFF: Change = Change::SetAutoRenew { enabled: false };
 /// legacy one), or the deleted users' 30-day restore window ran out while
 /// the saga waited (after that, a rollback could not restore them).
 fn pivot_now(state: &State, now: Timestamp) -> Option<Event> {
-    if state.pivot {
+    if state.pivot() {
         return None;
     }
     if let Some(id) = ids_where(state, DELETE_SUB, |t| *t == Target::Done)
@@ -638,7 +638,7 @@ fn delete_subscriptions(state: &State, now: Timestamp) -> Vec<Action> {
         .collect();
     if let Some(last) = ending.iter().copied().max().filter(|t| now < *t) {
         let mut until = last;
-        if !state.pivot {
+        if !state.pivot() {
             if let Some(d) = state.users_deleted_at {
                 until = until.min(d.plus(subscriptions::RESTORE_WINDOW));
             }
@@ -674,7 +674,7 @@ fn delete_subscriptions(state: &State, now: Timestamp) -> Vec<Action> {
         );
     }
     let mut first = Vec::new();
-    if !state.pivot {
+    if !state.pivot() {
         first.push(Event::PivotPassed {
             reason: "every subscription reads Deleted, which is not undone".to_string(),
         });
@@ -699,7 +699,7 @@ fn gated_subscriptions(state: &State, now: Timestamp, gate: Gate) -> Vec<Action>
     let mut first = Vec::new();
     // A deletion in the admin center shows only once deprovisioned, days
     // later: the pivot is passed as soon as a person is asked to delete.
-    if step == 3 && !state.pivot {
+    if step == 3 && !state.pivot() {
         first.push(Event::PivotPassed {
             reason: "an operator is asked to delete the subscriptions".to_string(),
         });
