@@ -37,7 +37,7 @@ pub enum Error {
     /// The file could not be read at all.
     #[error("cannot read {}: {source}", path.display())]
     Read {
-        /// The file.
+        /// The config file's path, as given.
         path: PathBuf,
         /// What the operating system said.
         source: std::io::Error,
@@ -45,7 +45,7 @@ pub enum Error {
     /// The file was read but its content is wrong.
     #[error("{}:{line}: {key}: {message}", file.display())]
     Invalid {
-        /// The file.
+        /// The config file's path, as given.
         file: PathBuf,
         /// 1-based line of the offending key or value.
         line: usize,
@@ -132,13 +132,13 @@ pub struct Endpoints {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointsGiven {
-    /// Microsoft Graph.
+    /// Microsoft Graph's base URL; `None`: the cloud's.
     #[serde(default, deserialize_with = "some_base_url")]
     pub graph: Option<url::Url>,
-    /// The token service.
+    /// The Entra ID token service's base URL; `None`: the cloud's.
     #[serde(default, deserialize_with = "some_base_url")]
     pub login: Option<url::Url>,
-    /// Partner Center.
+    /// Partner Center's base URL; `None`: the cloud's.
     #[serde(default, deserialize_with = "some_base_url")]
     pub partner_center: Option<url::Url>,
 }

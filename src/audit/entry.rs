@@ -75,14 +75,15 @@ pub enum Fact {
         /// A one-line count of what it holds.
         summary: String,
     },
-    /// A step began.
+    /// A step began (the saga's `StepStarted`).
     StepStarted {
-        /// 1-5.
+        /// The step: 1 delete users, 2 cancel subscriptions, 3 delete subscriptions,
+        /// 4 turn off MFA, 5 delete the tenant.
         step: u8,
     },
     /// A step finished successfully (verified by reading).
     StepCompleted {
-        /// 1-5.
+        /// The step verified, 1 to 5 (numbered as in `StepStarted`).
         step: u8,
     },
     /// An external change is about to be made (durable before it is made).
@@ -98,7 +99,7 @@ pub enum Fact {
     Outcome {
         /// The intent this answers.
         change_id: String,
-        /// How it ended.
+        /// How the change ended for this object.
         result: OutcomeResult,
     },
     /// A read settled an in-doubt change of one object (after a crash or a
@@ -115,19 +116,19 @@ pub enum Fact {
         delay: Duration,
         /// Whether the service throttled the call (429, `Retry-After`).
         throttled: bool,
-        /// Why it failed.
+        /// `attempt N after ...`: the retry's number, then the failure as displayed.
         reason: String,
     },
     /// The saga waits (a durable timer, e.g. subscription deprovisioning).
     WaitStarted {
-        /// Why it waits.
+        /// Why the saga waits, in the saga's words.
         reason: String,
         /// Until when, if the wait has a set end.
         until: Option<Timestamp>,
     },
     /// A wait or gate is over.
     WaitEnded {
-        /// Why it ended.
+        /// Which gate passed and how it was known: by reading, or on an operator's word.
         reason: String,
     },
     /// An operator gate opened: a person must act in an admin center.
@@ -137,9 +138,9 @@ pub enum Fact {
     },
     /// An operator acted (pause, resume, abort, confirm a gate).
     Operator {
-        /// What they did.
+        /// What they did, in words (`paused`, `resumed`, `asked to abort`, ...).
         action: String,
-        /// Who they are.
+        /// The control socket peer's user name, as recorded.
         who: String,
         /// Why, as they said.
         why: String,
@@ -148,10 +149,10 @@ pub enum Fact {
     State {
         /// The new state, snake_case.
         state: String,
-        /// Why, if recorded.
+        /// Why, in words; empty when the event gives no reason (`completed`, `rolled_back`).
         reason: String,
     },
-    /// Anything else, summarised.
+    /// Any other event, reduced to one line.
     Other {
         /// One line for the timeline.
         summary: String,
@@ -167,12 +168,12 @@ pub enum OutcomeResult {
     AlreadyDone,
     /// It was in doubt, and a read showed whether it had been applied.
     Resolved {
-        /// Found applied.
+        /// Whether the read found the change applied (if not, it is made again).
         applied: bool,
     },
-    /// It failed.
+    /// It failed for this object.
     Failed {
-        /// `transient`, `in_doubt`, `permanent`.
+        /// The failure's class, snake_case: `transient`, `in_doubt` or `permanent`.
         class: String,
         /// The service's (or closeout's) error code.
         code: String,

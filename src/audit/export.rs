@@ -30,7 +30,7 @@ pub enum Format {
 /// What an export wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Sagas covered.
+    /// Sagas the filter selected for the export.
     pub sagas: u64,
     /// Entries (jsonl lines, text lines) or changes (csv, html rows) written.
     pub items: u64,

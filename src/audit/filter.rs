@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 /// The selection made by the audit's filter options.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
-    /// Only this saga.
+    /// `--saga`: only the saga with exactly this id.
     pub saga: Option<String>,
     /// Only sagas closing this tenant (compared without regard to case).
     pub tenant: Option<String>,

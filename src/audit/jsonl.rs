@@ -28,7 +28,7 @@ pub struct Line {
     pub saga_seq: u64,
     /// When it was recorded, RFC 3339 UTC.
     pub at: String,
-    /// Its saga.
+    /// The id of the saga the record belongs to.
     pub saga_id: String,
     /// The tenant the saga closes, as the batch named it.
     pub tenant_id: String,
@@ -50,7 +50,8 @@ pub struct Line {
     /// The object the event is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
-    /// The saga step.
+    /// The step (1-5) last started in the saga; absent before step 1 and during
+    /// compensation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<u8>,
     /// The event (or item) itself.
@@ -60,7 +61,7 @@ pub struct Line {
 /// `item` of a line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineItem {
-    /// 0-based.
+    /// The item's position in the event, from 0.
     pub index: u32,
     /// Items in the event.
     pub count: u32,

@@ -82,9 +82,9 @@ pub enum Error {
     /// Reading the event log failed.
     #[error("event log {path}: {message}")]
     Log {
-        /// The data directory.
+        /// The data directory given, as shown to the user.
         path: String,
-        /// What went wrong.
+        /// What went wrong: the store's error, or a missing log format file.
         message: String,
     },
     /// A record could not be decoded into a saga event.
@@ -108,7 +108,7 @@ pub enum Error {
     Io {
         /// The file written to (`-` for stdout).
         path: String,
-        /// The I/O error.
+        /// The error the write returned.
         source: std::io::Error,
     },
     /// The output file exists and `--force` was not given.
@@ -117,7 +117,7 @@ pub enum Error {
     /// A jsonl export could not be read.
     #[error("export {path} line {line}: {message}")]
     Export {
-        /// The export file.
+        /// The export file's path, as given.
         path: String,
         /// The 1-based line number.
         line: u64,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// An export's destination.
 pub enum Output {
-    /// Standard output (buffered).
+    /// Standard output (buffered); committing it flushes it.
     Stdout(BufWriter<std::io::Stdout>),
     /// A file being written under a temporary name.
     File {
@@ -21,7 +21,7 @@ pub enum Output {
         file: BufWriter<File>,
         /// Its temporary path (removed if the export is not committed).
         tmp: PathBuf,
-        /// The final path.
+        /// The path the export gets when committed (`--output`).
         dest: PathBuf,
         /// Whether an existing file at `dest` may be replaced.
         force: bool,

@@ -51,7 +51,7 @@ impl Want {
 /// One saga of the log, as listed before its events are read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SagaInfo {
-    /// The saga's id.
+    /// The saga's id, as the log's records carry it.
     pub saga_id: String,
     /// The tenant it closes.
     pub tenant_id: String,

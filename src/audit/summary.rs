@@ -27,7 +27,7 @@ pub const MAX_LISTED: usize = 200;
 /// One saga, summarised.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
-    /// The saga's id.
+    /// The saga's id, as the log's records carry it.
     pub saga_id: String,
     /// The tenant as the batch named it.
     pub tenant_id: String,
@@ -94,7 +94,7 @@ pub struct Counts {
     pub subscriptions_cancelled: u64,
     /// Subscriptions deleted (step 3).
     pub subscriptions_deleted: u64,
-    /// Subscriptions reactivated (rollback).
+    /// Subscriptions set back to active (rollback, undoing step 2).
     pub subscriptions_reactivated: u64,
     /// Subscriptions whose auto-renew was turned off or on.
     pub auto_renew_changed: u64,
@@ -113,7 +113,7 @@ pub struct Changed {
     pub action: String,
     /// The object's name, else its id.
     pub name: String,
-    /// The object id.
+    /// The object's id (user object id, subscription id, policy id): the key of `--object`.
     pub id: String,
     /// The value before, when the inventory or a read recorded it.
     pub before: Option<String>,
@@ -143,7 +143,7 @@ pub struct OperatorAction {
 pub struct Wait {
     /// An operator gate (else a timer wait).
     pub gate: bool,
-    /// Why, as recorded.
+    /// The wait's reason or the gate's instructions, as recorded.
     pub label: String,
     /// When the first began.
     pub start: Timestamp,

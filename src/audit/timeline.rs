@@ -17,21 +17,21 @@ pub const MAX_SPANS: usize = 100;
 /// One run of one step.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Bar {
-    /// 1-5.
+    /// The step run, 1 to 5 (a step run again gets a bar of its own).
     pub step: u8,
-    /// When it started.
+    /// When its `StepStarted` was recorded.
     pub start: Timestamp,
     /// When it completed or was left (`None`: still open at the end of the log).
     pub end: Option<Timestamp>,
     /// Whether it completed successfully.
     pub completed: bool,
-    /// Changes applied.
+    /// Changes the service made during the run (already-done ones not counted).
     pub applied: u32,
     /// Changes found already done.
     pub already_done: u32,
-    /// Changes that failed.
+    /// Per-object change failures during the run, whatever their class.
     pub failed: u32,
-    /// Retries scheduled.
+    /// Retries scheduled during the run, throttled ones included.
     pub retries: u32,
     /// Of which after throttling.
     pub throttles: u32,
@@ -46,7 +46,7 @@ pub struct Mark {
     pub step: Option<u8>,
     /// What kind of mark.
     pub kind: MarkKind,
-    /// A tooltip.
+    /// The tooltip text: the retry's reason, or `ACTION by WHO: WHY` for an operator.
     pub label: String,
 }
 
@@ -57,20 +57,20 @@ pub enum MarkKind {
     Retry,
     /// A retry after throttling.
     Throttle,
-    /// An operator action.
+    /// An operator action (pause, resume, abort, confirm, attest).
     Operator,
 }
 
 /// A wait or a gate: an interval where the saga did not act.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Span {
-    /// When it began.
+    /// When the wait started or the gate opened.
     pub start: Timestamp,
     /// When it ended (`None`: still waiting at the end of the log).
     pub end: Option<Timestamp>,
     /// Whether it is an operator gate (else a timer wait).
     pub gate: bool,
-    /// Why, as recorded.
+    /// The wait's reason or the gate's instructions, as recorded.
     pub label: String,
 }
 
@@ -83,7 +83,7 @@ pub struct Timeline {
     pub last: Option<Timestamp>,
     /// One bar per step run, in start order.
     pub bars: Vec<Bar>,
-    /// Waits and gates.
+    /// Waits and gates in start order, at most [`MAX_SPANS`].
     pub spans: Vec<Span>,
     /// Retries, throttles and operator actions.
     pub marks: Vec<Mark>,

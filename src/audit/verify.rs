@@ -18,7 +18,7 @@ use std::path::Path;
 pub struct Bad {
     /// Its global sequence number.
     pub seq: u64,
-    /// Its saga.
+    /// The id of the saga it belongs to.
     pub saga_id: String,
     /// Its number within the saga.
     pub saga_seq: u64,
@@ -39,13 +39,14 @@ impl fmt::Display for Bad {
 /// What the checks found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Records read.
+    /// Records read (a record split into items counts once).
     pub records: u64,
-    /// Sagas seen.
+    /// Distinct sagas among the records read.
     pub sagas: u64,
-    /// Intents seen.
+    /// Intent entries seen: one per object an intent names.
     pub intents: u64,
-    /// Outcomes seen.
+    /// Outcome entries seen (applied, failed, or settled by a read), each matched to
+    /// an intent.
     pub outcomes: u64,
     /// Intents with no outcome at the end of the log (in doubt, to be resolved
     /// by the daemon by reading).
@@ -149,11 +150,11 @@ pub struct Checker {
     /// The global sequence number the next record must carry (`None` before
     /// the first).
     next_global: Option<u64>,
-    /// Per saga.
+    /// The per-saga state: next sequence number and open intents, by saga id.
     sagas: HashMap<String, SagaCheck>,
     /// The first saga sequence number of every saga.
     first_saga_seq: u64,
-    /// Counts so far.
+    /// The counts so far; returned by `finish`.
     report: Report,
 }
 
@@ -364,7 +365,7 @@ pub fn check_stream(
 /// The result of checking an export against the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExportReport {
-    /// Lines checked.
+    /// Non-blank lines of the export checked, up to and including the first bad one.
     pub lines: u64,
     /// The first line that does not match the log: its 1-based number, its
     /// `seq`, and what differs.

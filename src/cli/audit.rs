@@ -43,7 +43,7 @@ pub struct Args {
 /// command enum small).
 #[derive(Debug, clap::Args)]
 pub struct Selection {
-    /// Only this saga.
+    /// Only the saga with this id.
     #[arg(long, value_name = "ID")]
     pub saga: Option<String>,
     /// Only sagas closing this tenant.

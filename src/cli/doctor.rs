@@ -29,7 +29,7 @@ pub struct Args {
     /// Ask the running daemon, which checks with its own credentials.
     #[arg(long)]
     daemon: bool,
-    /// The batch file.
+    /// The batch file (TOML) naming the tenants to check.
     #[arg(value_name = "BATCH")]
     batch: PathBuf,
 }

@@ -80,7 +80,7 @@ pub enum Command {
     Plan(plan::Args),
     /// Show where the sagas stand.
     Status(status::Args),
-    /// Pause a saga.
+    /// Pause a saga: it stops taking actions; calls in flight finish.
     Pause(operator::Args),
     /// Resume a paused saga.
     Resume(operator::Args),

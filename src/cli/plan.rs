@@ -46,7 +46,7 @@ pub struct Args {
     /// (under systemd only the service may read them).
     #[arg(long)]
     daemon: bool,
-    /// The batch file.
+    /// The batch file (TOML) naming the tenants to plan for.
     #[arg(value_name = "BATCH")]
     batch: PathBuf,
 }

@@ -34,7 +34,7 @@ pub(super) fn check(settings: &MetricsSettings, text: &str, file: &Path) -> Resu
     /// Only the span of `metrics.listen`.
     #[derive(Deserialize)]
     struct Probe {
-        /// The `[metrics]` table.
+        /// The `[metrics]` table; `None` when the file has none.
         metrics: Option<ProbeMetrics>,
     }
     /// Only the span of `listen`.

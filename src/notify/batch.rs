@@ -11,7 +11,7 @@ use std::sync::Mutex;
 /// The sagas of every batch the daemon knows.
 #[derive(Debug, Default)]
 pub struct Batches {
-    /// By batch id.
+    /// Each batch's sagas and their endings, by batch id.
     batches: Mutex<HashMap<String, Track>>,
 }
 
@@ -33,7 +33,7 @@ pub struct Tally {
     pub completed: u32,
     /// Sagas that undid their changes.
     pub rolled_back: u32,
-    /// Sagas that failed.
+    /// Sagas that ended failed, without closing their tenant.
     pub failed: u32,
 }
 

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 pub struct Webhooks {
     /// The URLs, by index (the index is what the log records).
     urls: Vec<url::Url>,
-    /// Timeouts and backoff.
+    /// The `[notify]` settings: the per-attempt timeout and the retry backoff.
     settings: Settings,
     /// Pooled HTTP client (no redirects: a webhook answers itself).
     client: reqwest::Client,
@@ -134,7 +134,7 @@ fn abandoned(
 /// not recorded is still owed, and is delivered again after a restart.
 #[derive(Debug)]
 pub struct Outbox {
-    /// Where to deliver.
+    /// The configured webhooks, shared by every saga's outbox.
     webhooks: Arc<Webhooks>,
     /// (notice, webhook) pairs being delivered, so each starts once.
     in_flight: HashSet<(u32, u16)>,

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct Message {
     /// Idempotency id, `{saga_id}/{notice number}`: the same on every re-send.
     pub id: String,
-    /// What happened.
+    /// What happened: the notice's kind, snake_case in the JSON.
     pub kind: NoticeKind,
-    /// The saga.
+    /// The saga's id, as `closeout resume` and `closeout abort` take it.
     pub saga_id: String,
     /// The tenant it closes.
     pub tenant_id: String,

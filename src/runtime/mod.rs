@@ -43,9 +43,9 @@ pub enum Error {
     /// The engine could not be started.
     #[error("cannot start the saga engine on {}: {message}", data_dir.display())]
     Engine {
-        /// The data directory.
+        /// The data directory from the config, where the event log lives.
         data_dir: PathBuf,
-        /// What failed.
+        /// What failed: the executor's start error, as text.
         message: String,
     },
     /// Signal handlers could not be installed.
@@ -142,7 +142,8 @@ pub struct Daemon {
     pub config_path: PathBuf,
     /// The config in force.
     pub config: Config,
-    /// sd_notify.
+    /// Tells systemd of readiness, status and the watchdog (`sd_notify`); does
+    /// nothing outside systemd.
     pub notifier: Notifier,
 }
 

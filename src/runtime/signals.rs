@@ -18,7 +18,7 @@ pub enum SignalEvent {
 pub struct Signals {
     /// Becomes `true` on the first SIGTERM/SIGINT.
     pub shutdown: watch::Receiver<bool>,
-    /// SIGHUP reloads.
+    /// Signal events after start-up: a SIGHUP asks for a config reload.
     pub events: mpsc::Receiver<SignalEvent>,
 }
 

@@ -25,7 +25,7 @@ pub struct Notifier {
 
 #[derive(Debug, Clone)]
 enum Target {
-    /// A socket file.
+    /// A socket file's path (a `$NOTIFY_SOCKET` not starting with `@`).
     Path(PathBuf),
     /// An abstract-namespace name (given as `@name`).
     Abstract(Vec<u8>),

@@ -48,7 +48,7 @@ pub enum Error {
     /// The key does not belong to the certificate.
     #[error("the private key does not match the certificate's public key")]
     KeyMismatch,
-    /// Signing failed.
+    /// Signing the client assertion with the private key (PS256) failed.
     #[error("signing the client assertion failed")]
     Sign,
 }
@@ -191,13 +191,13 @@ impl Certificate {
 /// A decoded assertion: header and claims, as JSON.
 #[derive(Debug)]
 pub struct Assertion {
-    /// The JOSE header.
+    /// The JOSE header (`alg`, `typ`, `x5t#S256`).
     pub header: serde_json::Value,
-    /// The claims.
+    /// The claims (`aud`, `iss`, `sub`, `jti`, `nbf`, `exp`).
     pub claims: serde_json::Value,
     /// `header.payload`, the signed bytes.
     signing_input: String,
-    /// The signature.
+    /// The signature over `signing_input`, decoded from base64url.
     signature: Vec<u8>,
 }
 

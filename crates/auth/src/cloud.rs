@@ -30,7 +30,8 @@ use url::Url;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Cloud {
-    /// The global service.
+    /// The global service (`graph.microsoft.com`, `login.microsoftonline.com`); the
+    /// default.
     #[default]
     Global,
     /// Microsoft Cloud for US Government, L4 (GCC High).

@@ -45,7 +45,8 @@ pub struct TokenSource {
     client_id: String,
     /// The app's client secret or certificate.
     credential: Credential,
-    /// e.g. `https://graph.microsoft.com/.default`.
+    /// The scope asked for, e.g. `https://graph.microsoft.com/.default`: which API the
+    /// token is for.
     scope: String,
     /// The current token; the lock also makes renewals single-flight.
     cached: tokio::sync::Mutex<(Option<Token>, u64)>,

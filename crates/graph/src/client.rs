@@ -40,9 +40,9 @@ pub(crate) struct Shared {
 
 /// A request body.
 pub(crate) enum Body<'a> {
-    /// No body.
+    /// No body is sent.
     None,
-    /// JSON.
+    /// A JSON body, sent with `Content-Type: application/json`.
     Json(&'a serde_json::Value),
     /// `application/x-www-form-urlencoded` (the token request).
     Form(String),
@@ -51,11 +51,11 @@ pub(crate) enum Body<'a> {
 /// A response as received, before classification.
 #[derive(Debug)]
 pub(crate) struct Reply {
-    /// HTTP status.
+    /// The HTTP status as received.
     pub status: u16,
-    /// Response headers.
+    /// The response headers (`Retry-After`, `request-id`, ...), read when classifying.
     pub headers: HeaderMap,
-    /// The whole body.
+    /// The whole body, read before classification (an error object, or the entity).
     pub body: Bytes,
 }
 

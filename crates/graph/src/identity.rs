@@ -105,9 +105,9 @@ impl Client {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Organization {
-    /// The tenant GUID.
+    /// `id`: the tenant's GUID.
     id: String,
-    /// The tenant's domains.
+    /// `verifiedDomains`: the tenant's verified domains, the initial one among them.
     #[serde(default)]
     verified_domains: Vec<VerifiedDomain>,
 }
@@ -116,7 +116,7 @@ struct Organization {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct VerifiedDomain {
-    /// The domain name.
+    /// `name`, e.g. `contoso.onmicrosoft.com`.
     name: String,
     /// Whether it is the tenant's initial (`onmicrosoft.com`) domain.
     #[serde(default)]

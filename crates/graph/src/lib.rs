@@ -55,7 +55,7 @@ pub enum Error {
     SecretFile {
         /// The file named in the batch or config file.
         path: std::path::PathBuf,
-        /// Why reading failed.
+        /// The error opening or reading the file returned.
         source: std::io::Error,
     },
     /// A secret file or credential is empty.
@@ -67,9 +67,11 @@ pub enum Error {
     /// A systemd credential could not be found or read.
     #[error("cannot read systemd credential {name}: {reason}")]
     Credential {
-        /// The credential's name.
+        /// The credential's name, as in the unit's `LoadCredential=` (a file in
+        /// `$CREDENTIALS_DIRECTORY`).
         name: String,
-        /// Why reading failed.
+        /// Why reading failed: an invalid name, `CREDENTIALS_DIRECTORY` unset, or the
+        /// file refused or unreadable.
         reason: String,
     },
     /// The HTTP client could not be built (TLS setup).
@@ -96,7 +98,7 @@ pub enum Error {
     SecretTimeout {
         /// The file or credential.
         what: String,
-        /// What happened.
+        /// What happened: no answer within the read timeout, or the reading task failed.
         after: String,
     },
 }
@@ -112,7 +114,8 @@ pub struct Endpoints {
     /// The Entra ID login endpoint (`/{tenant}/oauth2/v2.0/token`).
     #[serde(with = "url_text")]
     pub login: Url,
-    /// Partner Center (`/v1/customers/...`).
+    /// Partner Center's REST API (`/v1/customers/...`), where subscriptions are
+    /// cancelled and deleted.
     #[serde(with = "url_text")]
     pub partner_center: Url,
     /// The cloud: the token scopes when a host is not one of Microsoft's
@@ -282,7 +285,7 @@ pub fn read_secret(source: &SecretSource) -> Result<Secret, Error> {
 /// What an app proves itself with at the token endpoint.
 #[derive(Debug)]
 pub enum Credential {
-    /// A client secret.
+    /// A client secret, sent as `client_secret` in the token request.
     Secret(Secret),
     /// A certificate: a signed client assertion is sent instead.
     Certificate(std::sync::Arc<crate::cert::Certificate>),
@@ -383,9 +386,9 @@ mod secret_file {
         NotRegular(&'static str),
         /// Group or others may read or write it (the mode).
         Loose(u32),
-        /// Longer than [`MAX_SECRET_BYTES`].
+        /// Longer than [`MAX_SECRET_BYTES`] (64 KiB).
         TooLarge,
-        /// Not UTF-8.
+        /// Not UTF-8 text.
         NotText,
     }
 

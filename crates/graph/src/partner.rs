@@ -27,7 +27,7 @@ pub struct PartnerClient {
     tenant: String,
     /// Its tokens (Partner Center scope).
     tokens: TokenSource,
-    /// Its throttle control.
+    /// The throttle control of the partner's Partner Center calls.
     throttle: Arc<Throttle>,
 }
 

@@ -29,21 +29,22 @@ pub struct Page<T> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    /// Object id.
+    /// `id`: the directory object id, the key closeout tracks a user by.
     pub id: String,
     /// Sign-in name (may be absent in odd fixtures).
     #[serde(default)]
     pub user_principal_name: Option<String>,
-    /// Display name.
+    /// `displayName`; an empty string in the model when absent.
     #[serde(default)]
     pub display_name: Option<String>,
     /// Whether sign-in is allowed.
     #[serde(default)]
     pub account_enabled: Option<bool>,
-    /// Synced from on-premises.
+    /// `onPremisesSyncEnabled`: `true` for a user synced from on-premises; absent
+    /// reads as not synced.
     #[serde(default)]
     pub on_premises_sync_enabled: Option<bool>,
-    /// `Member` or `Guest`.
+    /// `userType`: `Member` or `Guest`; absent reads as `Member`.
     #[serde(default)]
     pub user_type: Option<String>,
 }
@@ -65,7 +66,7 @@ impl From<User> for model::User {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeletedUser {
-    /// Object id.
+    /// `id`: the user's object id, unchanged by deletion (a restore names it).
     pub id: String,
     /// Sign-in name (Graph prefixes it with the id once deleted).
     #[serde(default)]
@@ -88,7 +89,7 @@ impl From<DeletedUser> for model::DeletedUser {
 /// A directory object (role members): only the id matters.
 #[derive(Deserialize)]
 pub struct DirectoryObject {
-    /// Object id.
+    /// `id` of the role member (a user, group or service principal).
     pub id: String,
 }
 
@@ -115,23 +116,24 @@ pub struct Organization {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
-    /// Graph's id.
+    /// `id`: Graph's own subscription id, used when Partner Center's is absent.
     pub id: String,
-    /// Partner Center's id.
+    /// `commerceSubscriptionId`: the id Partner Center knows the subscription by
+    /// (empty in the model when absent).
     #[serde(default)]
     pub commerce_subscription_id: Option<String>,
-    /// The SKU.
+    /// `skuId`: the SKU's GUID.
     #[serde(default)]
     pub sku_id: Option<String>,
-    /// The SKU's name.
+    /// `skuPartNumber`, e.g. `O365_BUSINESS_PREMIUM`; shown to the operator.
     #[serde(default)]
     pub sku_part_number: Option<String>,
-    /// Lifecycle state.
+    /// `status`: `Enabled`, `Warning`, `Suspended`, `Deleted` or `LockedOut`.
     pub status: SubscriptionStatus,
-    /// Trial or paid.
+    /// `isTrial`: `true` for a trial; absent reads as paid.
     #[serde(default)]
     pub is_trial: Option<bool>,
-    /// Seats (licenses) bought.
+    /// `totalLicenses`: seats bought; absent reads as 0.
     #[serde(default)]
     pub total_licenses: Option<u32>,
     /// Who bought it: `User` for a self-service purchase or sign-up.
@@ -176,9 +178,9 @@ impl Subscription {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct App {
-    /// Object id.
+    /// `id`: the application object id.
     pub id: String,
-    /// Display name.
+    /// `displayName`, shown in the step 5 preflight; empty when absent.
     #[serde(default)]
     pub display_name: Option<String>,
 }
@@ -187,12 +189,12 @@ pub struct App {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Principal {
-    /// Object id.
+    /// `id`: the service principal's object id.
     pub id: String,
-    /// Application (client) id.
+    /// `appId`: the application (client) id it represents; empty when absent.
     #[serde(default)]
     pub app_id: String,
-    /// Display name.
+    /// `displayName`, shown in the step 5 preflight; empty when absent.
     #[serde(default)]
     pub display_name: Option<String>,
     /// The tenant owning the application (Microsoft's for first-party apps).
@@ -204,7 +206,7 @@ pub struct Principal {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationDomains {
-    /// Every verified domain.
+    /// `verifiedDomains`: every verified domain, the initial one among them.
     #[serde(default)]
     pub verified_domains: Vec<VerifiedDomain>,
 }
@@ -213,7 +215,7 @@ pub struct OrganizationDomains {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifiedDomain {
-    /// The domain name.
+    /// `name`, e.g. `contoso.onmicrosoft.com`.
     pub name: String,
     /// The `*.onmicrosoft.com` domain the tenant was created with.
     #[serde(default)]
@@ -246,14 +248,14 @@ pub struct SecurityDefaults {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CaPolicy {
-    /// Policy id.
+    /// `id`: the policy's id, the target step 4 sets to `disabled`.
     pub id: String,
     /// Name shown in the portal.
     #[serde(default)]
     pub display_name: Option<String>,
     /// On, off or report-only.
     pub state: CaPolicyState,
-    /// What it demands.
+    /// `grantControls`: what the policy demands at sign-in; absent reads as no MFA.
     #[serde(default)]
     pub grant_controls: Option<GrantControls>,
 }
@@ -262,7 +264,7 @@ pub struct CaPolicy {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantControls {
-    /// e.g. `["mfa"]`.
+    /// `builtInControls`, e.g. `["mfa"]`; `mfa` makes the policy an MFA policy.
     #[serde(default)]
     pub built_in_controls: Vec<String>,
     /// An authentication strength (every built-in strength is multifactor:
@@ -295,7 +297,7 @@ impl From<CaPolicy> for model::CaPolicy {
 #[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MfaRequirements {
-    /// Per-user MFA state.
+    /// `perUserMfaState`: `disabled`, `enabled` or `enforced`.
     pub per_user_mfa_state: PerUserMfaState,
 }
 
@@ -303,12 +305,12 @@ pub struct MfaRequirements {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
-    /// Object id.
+    /// `id`: the application object id.
     pub id: String,
-    /// Client id.
+    /// `appId`: the application (client) id; empty in the model when absent.
     #[serde(default)]
     pub app_id: Option<String>,
-    /// Its display name.
+    /// `displayName`, shown to the operator; empty in the model when absent.
     #[serde(default)]
     pub display_name: Option<String>,
 }
@@ -335,7 +337,7 @@ pub struct BatchRequest<'a> {
 pub struct BatchRequestItem<'a> {
     /// Unique within the batch (the item's index).
     pub id: String,
-    /// HTTP method.
+    /// The item's HTTP method (`GET`, `PATCH`, `DELETE`, ...).
     pub method: &'a str,
     /// Relative to the version (`/users/{id}`).
     pub url: &'a str,

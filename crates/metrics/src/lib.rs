@@ -79,7 +79,7 @@ struct CallLabels {
 /// Labels of a throttled answer.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ThrottleLabels {
-    /// `429` or `503`.
+    /// The throttled answer's HTTP status: `429` or `503`.
     status: u16,
     /// Whether the answer said when to come back.
     retry_after: bool,

@@ -18,7 +18,7 @@ pub struct Rates {
     pub error: f64,
     /// Fraction whose connection is dropped without an answer.
     pub reset: f64,
-    /// Fraction never answered.
+    /// Fraction never answered, half of them after applying the change.
     pub hang: f64,
     /// Fraction applied but answered 429/5xx.
     pub ghost: f64,
@@ -39,7 +39,7 @@ impl Rates {
 /// What happens to one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// Answer normally.
+    /// No fault: the request is handled and answered normally.
     None,
     /// Answer this 5xx without applying.
     Error(u16),
@@ -63,9 +63,9 @@ pub enum Fault {
 pub struct Counts {
     /// Requests answered 5xx without applying.
     pub errors: u64,
-    /// Connections dropped.
+    /// Connections dropped without an answer, applied or not.
     pub resets: u64,
-    /// Requests never answered.
+    /// Requests never answered, applied or not.
     pub hangs: u64,
     /// Changes applied but answered 429/5xx.
     pub ghosts: u64,
@@ -76,7 +76,7 @@ pub struct Counts {
 /// The seeded decision maker.
 #[derive(Debug)]
 pub struct Faults {
-    /// The rates.
+    /// The fault rates, each a fraction of requests.
     pub rates: Rates,
     /// The seeded generator (every draw comes from it).
     rng: ChaCha8Rng,

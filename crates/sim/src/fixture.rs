@@ -22,7 +22,7 @@ pub const USER_ADMIN: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
 pub struct Fixture {
     /// The partner (CSP); a default is made when absent.
     pub partner: Option<Partner>,
-    /// The customer tenants.
+    /// The customer tenants (`[[tenant]]` tables), in the order the sim lists them.
     #[serde(default, rename = "tenant")]
     pub tenants: Vec<TenantFixture>,
 }
@@ -31,21 +31,22 @@ pub struct Fixture {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantFixture {
-    /// Tenant id (GUID).
+    /// Tenant id (a GUID); the token endpoint and Graph paths name the tenant by it.
     pub tenant_id: String,
-    /// Initial domain; default `<first 8 of id>.onmicrosoft.com`.
+    /// Initial domain; default `t<first 8 of id>.onmicrosoft.com`.
     pub domain: Option<String>,
     /// closeout's app client id in this tenant.
     pub client_id: String,
-    /// Its secret.
+    /// The client secret the token endpoint accepts for `client_id` in this tenant.
     pub client_secret: String,
     /// The app's certificate (PEM, without key), registered beside the
     /// secret: assertions signed with its key are accepted.
     #[serde(default)]
     pub certificate: Option<String>,
-    /// `partner` or `direct`.
+    /// `partner` (a CSP customer of the partner) or `direct` (bought from Microsoft);
+    /// also the default seller of its subscriptions.
     pub billing: Billing,
-    /// Keep accounts (UPNs).
+    /// UPNs of the accounts that must survive; each must be one of the tenant's users.
     pub keep: Vec<String>,
     /// The Microsoft Graph application permissions consented for the app, by
     /// name (`User.ReadWrite.All`); default: every one closeout uses.
@@ -66,7 +67,7 @@ pub struct TenantFixture {
     /// The subscriptions, as last read.
     #[serde(default, rename = "subscription")]
     pub subscriptions: Vec<SubscriptionFixture>,
-    /// Conditional Access policies.
+    /// Conditional Access policies (`[[tenant.ca_policy]]`); none by default.
     #[serde(default, rename = "ca_policy")]
     pub ca_policies: Vec<CaPolicyFixture>,
     /// App registrations other than closeout's (blockers).
@@ -90,16 +91,17 @@ fn yes() -> bool {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserFixture {
-    /// Object id.
+    /// Object id (a GUID); must be unique in the tenant.
     pub id: String,
-    /// UPN.
+    /// User principal name (sign-in name); keep entries name users by it.
     pub upn: String,
     /// Display name (default: the UPN's local part).
     pub display_name: Option<String>,
     /// Role template ids, or `global_administrator` / `user_administrator`.
     #[serde(default)]
     pub roles: Vec<String>,
-    /// Synced from on-premises.
+    /// Synced from on-premises (Graph then refuses to delete the user); also turns
+    /// the tenant's directory sync on unless `directory_sync` says otherwise.
     #[serde(default)]
     pub synced: bool,
     /// Per-user MFA: `disabled` (default), `enabled`, `enforced`.
@@ -131,15 +133,15 @@ pub struct UserFixture {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionFixture {
-    /// Graph id.
+    /// Graph's `companySubscription` id.
     pub id: String,
-    /// Partner Center id.
+    /// The id Partner Center knows it by (Graph's `commerceSubscriptionId`).
     pub commerce_id: String,
-    /// SKU part number.
+    /// SKU part number (e.g. `O365_BUSINESS_PREMIUM`); the SKU's id is derived from it.
     pub sku: String,
     /// Graph status (default `Enabled`).
     pub status: Option<String>,
-    /// New-commerce offer.
+    /// A new-commerce offer: cancellable only inside its window (see `in_window`).
     #[serde(default)]
     pub new_commerce: bool,
     /// For new commerce: still inside the cancellation window (default true).
@@ -148,7 +150,7 @@ pub struct SubscriptionFixture {
     /// Whether it is a free trial (`isTrial`).
     #[serde(default)]
     pub trial: bool,
-    /// Seats (default 25).
+    /// Seats bought, Graph's `totalLicenses` (default 25).
     pub licenses: Option<u32>,
     /// Who sold it: `partner`, `direct` or `other` (another partner); by
     /// default the tenant's billing says (`partner` or `direct`).
@@ -167,13 +169,14 @@ pub struct SubscriptionFixture {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaPolicyFixture {
-    /// Policy id.
+    /// The policy's id, as Graph paths name it.
     pub id: String,
-    /// Display name.
+    /// The policy's `displayName`.
     pub name: String,
-    /// `enabled`, `disabled`, `enabledForReportingButNotEnforced`.
+    /// The policy's `state`: `enabled`, `disabled` or
+    /// `enabledForReportingButNotEnforced`.
     pub state: String,
-    /// Requires MFA.
+    /// Whether its grant controls require MFA (closeout's step 4 disables such a policy).
     #[serde(default)]
     pub mfa: bool,
 }
@@ -182,11 +185,11 @@ pub struct CaPolicyFixture {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppFixture {
-    /// Object id.
+    /// The application's object id.
     pub id: String,
-    /// Application id.
+    /// The application (client) id; the app is also listed as a service principal.
     pub app_id: String,
-    /// Display name.
+    /// The application's `displayName`, as `GET /v1.0/applications` reports it.
     pub name: String,
 }
 
@@ -196,7 +199,7 @@ pub enum Error {
     /// The file could not be read.
     #[error("fixture {path}: {source}")]
     Read {
-        /// The file.
+        /// The fixture file's path, as given.
         path: String,
         /// What the operating system said.
         source: std::io::Error,
@@ -204,17 +207,17 @@ pub enum Error {
     /// The TOML is malformed (the message names line and field).
     #[error("fixture {path}: {message}")]
     Parse {
-        /// The file.
+        /// The fixture file's path, as given.
         path: String,
-        /// toml's message.
+        /// The TOML parser's message, naming the line and the field.
         message: String,
     },
     /// The content is inconsistent.
     #[error("fixture tenant {tenant}: {message}")]
     Invalid {
-        /// The tenant.
+        /// The `tenant_id` of the inconsistent tenant.
         tenant: String,
-        /// What is wrong.
+        /// What is wrong, e.g. a keep account that is not a user.
         message: String,
     },
     /// A `--generate` spec could not be parsed.

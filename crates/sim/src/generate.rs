@@ -21,13 +21,13 @@ use rand_chacha::ChaCha8Rng;
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GenerateSpec {
-    /// Number of tenants.
+    /// Number of tenants (`tenants=N`, default 1).
     pub tenants: usize,
     /// Users per tenant, the keep admin included.
     pub users: usize,
     /// Fraction of tenants billed directly (the rest through the partner).
     pub direct: f64,
-    /// Subscriptions per tenant.
+    /// Subscriptions per tenant (`subscriptions=N`, default 2).
     pub subscriptions: usize,
     /// Non-keep users holding an admin role, per tenant.
     pub admins: usize,

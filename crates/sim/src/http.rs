@@ -11,7 +11,7 @@ pub struct Req {
     pub method: String,
     /// Percent-decoded path, version prefix included (`/v1.0/users/…`).
     pub path: String,
-    /// Decoded query pairs.
+    /// The query's pairs, percent-decoded, in order.
     pub query: Vec<(String, String)>,
     /// `Authorization: Bearer` token, if any.
     pub bearer: Option<String>,
@@ -19,7 +19,7 @@ pub struct Req {
     pub client_request_id: Option<String>,
     /// Whether a JSON `Content-Type` was given.
     pub json_content: bool,
-    /// The body.
+    /// The raw request body.
     pub body: bytes::Bytes,
     /// `http://host:port`, for absolute `@odata.nextLink`s.
     pub base: String,
@@ -51,7 +51,7 @@ impl Req {
 /// A response before it becomes HTTP.
 #[derive(Clone, Debug)]
 pub struct Resp {
-    /// Status code.
+    /// The HTTP status to answer.
     pub status: u16,
     /// Extra headers (`Retry-After`, `x-ms-*`, `Location`).
     pub headers: Vec<(String, String)>,

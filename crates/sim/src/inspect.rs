@@ -13,17 +13,17 @@ use tokio::time::Instant;
 /// One line of `GET /_sim/tenants`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TenantInfo {
-    /// Tenant id.
+    /// Tenant id (a GUID).
     pub tenant_id: String,
     /// closeout's app in the tenant.
     pub client_id: String,
-    /// Its secret.
+    /// The client secret the token endpoint accepts for `client_id`.
     pub client_secret: String,
     /// Keep accounts (UPNs), the Global Administrator among them.
     pub keep: Vec<String>,
     /// Users now in the directory.
     pub users: usize,
-    /// `partner` or `direct`.
+    /// `partner` (a CSP customer of the partner) or `direct` (bought from Microsoft).
     pub billing: Billing,
 }
 

@@ -28,7 +28,7 @@ pub struct Lag {
     pub app_privileged: Option<(Instant, bool)>,
     /// The organization's sync state and the users then synced.
     pub dir_sync: Option<(Instant, bool, Vec<String>)>,
-    /// Security defaults.
+    /// Security defaults: until when reads show the old value, and that value.
     pub security_defaults: Option<(Instant, bool)>,
     /// Conditional Access policy states by id.
     pub ca: HashMap<String, (Instant, String)>,

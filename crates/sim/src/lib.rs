@@ -75,7 +75,7 @@ pub enum Error {
     /// The listen address could not be bound.
     #[error("sim listen address {addr}: {source}")]
     Bind {
-        /// The address.
+        /// The listen address asked for.
         addr: SocketAddr,
         /// What the operating system said.
         source: std::io::Error,
@@ -165,9 +165,10 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// Delay before a deleted subscription is deprovisioned.
     pub deprovision_after: Duration,
-    /// Recycle-bin retention.
+    /// How long deleted users can be restored; after it a restore is refused.
     pub recycle_retention: Duration,
-    /// Auto-operator delay.
+    /// How long after an admin-center action becomes possible the auto-operator takes
+    /// it; `None`: no auto-operator.
     pub auto_operator: Option<Duration>,
     /// Whether the token endpoint is faulted.
     pub faults_on_token: bool,
@@ -198,7 +199,7 @@ pub struct Sim {
     faults: Mutex<faults::Faults>,
     /// Whether any fault is configured (fast path).
     faulty: bool,
-    /// Handler settings.
+    /// The settings handlers consult.
     cfg: Config,
     /// Seeded rng for token values.
     rng: Mutex<rand_chacha::ChaCha8Rng>,
@@ -278,13 +279,13 @@ impl Sim {
 
 /// A running simulator. Dropping it stops the server too.
 pub struct SimHandle {
-    /// The bound address.
+    /// The address the server listens on (the port chosen when 0 was asked for).
     addr: SocketAddr,
     /// The shared state, for the typed accessors.
     sim: Arc<Sim>,
     /// Tells the server to stop.
     stop: tokio::sync::watch::Sender<bool>,
-    /// The accept loop.
+    /// The accept loop's task; `None` once it has been taken to stop it.
     task: Option<tokio::task::JoinHandle<()>>,
 }
 

@@ -64,17 +64,17 @@ pub enum Billing {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    /// Object id (GUID).
+    /// Object id (a GUID): the key of `Tenant::users` and what Graph paths name.
     pub id: String,
     /// Sign-in name, unique in the tenant.
     pub user_principal_name: String,
-    /// Display name.
+    /// `displayName` as Graph reports it.
     pub display_name: String,
     /// Whether sign-in is allowed.
     pub account_enabled: bool,
     /// Synced from on-premises: Graph refuses to delete it from the cloud.
     pub on_premises_sync_enabled: bool,
-    /// `Member` or `Guest`.
+    /// `userType`: `Member` or `Guest`.
     pub user_type: String,
     /// Directory role template ids the user holds.
     pub roles: Vec<String>,
@@ -126,11 +126,11 @@ pub fn deleted_upn(id: &str, upn: &str) -> String {
 /// A subscription, with both the Graph view and Partner Center's.
 #[derive(Clone, Debug, Serialize)]
 pub struct Subscription {
-    /// Graph's companySubscription id.
+    /// Graph's `companySubscription` id (not the one Partner Center uses).
     pub id: String,
     /// The id Partner Center knows it by.
     pub commerce_subscription_id: String,
-    /// The SKU's id.
+    /// `skuId`: the SKU's GUID.
     pub sku_id: String,
     /// The SKU's part number (e.g. `O365_BUSINESS_PREMIUM`).
     pub sku_part_number: String,
@@ -138,7 +138,7 @@ pub struct Subscription {
     pub status: String,
     /// Whether it is a trial.
     pub is_trial: bool,
-    /// Seats bought.
+    /// `totalLicenses`: seats bought.
     pub total_licenses: u32,
     /// A new-commerce subscription: cancellable only inside its window.
     pub new_commerce: bool,
@@ -160,7 +160,8 @@ pub struct Subscription {
     /// Graph's `ownerTenantId`: the selling partner's tenant, `None` when
     /// bought directly.
     pub owner_tenant_id: Option<String>,
-    /// Partner Center's `autoRenewEnabled`.
+    /// Partner Center's `autoRenewEnabled`: with it on, an active subscription renews
+    /// at its term's end; with it off, it expires then.
     pub auto_renew: bool,
     /// Partner Center's ETag of the resource, changed by every change.
     pub etag: u64,
@@ -194,9 +195,9 @@ impl Subscription {
 /// A Conditional Access policy.
 #[derive(Clone, Debug, Serialize)]
 pub struct CaPolicy {
-    /// Policy id.
+    /// The policy's id, as Graph paths name it.
     pub id: String,
-    /// Display name.
+    /// `displayName`, as the portal shows it.
     pub display_name: String,
     /// `enabled`, `disabled` or `enabledForReportingButNotEnforced`.
     pub state: String,
@@ -207,22 +208,22 @@ pub struct CaPolicy {
 /// An app registration or a service principal.
 #[derive(Clone, Debug, Serialize)]
 pub struct App {
-    /// Object id.
+    /// Object id (a GUID).
     pub id: String,
-    /// Application (client) id.
+    /// `appId`: the application (client) id; closeout's own matches `Tenant::client_id`.
     pub app_id: String,
-    /// Display name.
+    /// `displayName`, as the portal shows it.
     pub display_name: String,
 }
 
 /// A Microsoft 365 Backup protection policy (`protectionPolicyBase`).
 #[derive(Clone, Debug, Serialize)]
 pub struct BackupPolicy {
-    /// Its id.
+    /// The policy's id (a GUID).
     pub id: String,
     /// `#microsoft.graph.exchangeProtectionPolicy` and the like.
     pub odata_type: String,
-    /// Its name.
+    /// `displayName`, as the portal shows it.
     pub display_name: String,
     /// `active`, `inactive`, `activeWithErrors`, `updating`.
     pub status: String,
@@ -231,11 +232,11 @@ pub struct BackupPolicy {
 /// One customer tenant.
 #[derive(Clone, Debug, Serialize)]
 pub struct Tenant {
-    /// Tenant id (GUID).
+    /// Tenant id (a GUID): the key of `World::tenants`; the token endpoint accepts it.
     pub tenant_id: String,
     /// Initial domain (`contoso.onmicrosoft.com`); the token endpoint accepts it too.
     pub domain: String,
-    /// Organization display name.
+    /// The organization's `displayName`.
     pub display_name: String,
     /// closeout's app in this tenant: its client id.
     pub client_id: String,
@@ -264,9 +265,10 @@ pub struct Tenant {
     pub deleted_users: BTreeMap<String, DeletedUser>,
     /// The subscriptions, as last read.
     pub subscriptions: Vec<Subscription>,
-    /// Security defaults enforcement.
+    /// Whether security defaults are enforced (`isEnabled` of
+    /// `identitySecurityDefaultsEnforcementPolicy`).
     pub security_defaults: bool,
-    /// Conditional Access policies.
+    /// Every Conditional Access policy, whatever its state.
     pub ca_policies: Vec<CaPolicy>,
     /// App registrations in this tenant (closeout's own app is not one: it is a
     /// multi-tenant app registered in the partner's tenant).
@@ -355,7 +357,7 @@ impl Tenant {
 pub struct Partner {
     /// The partner's own tenant id.
     pub tenant_id: String,
-    /// The partner's app.
+    /// The partner app's client id: the app that asks for Partner Center tokens.
     pub client_id: String,
     /// The partner app's secret.
     pub client_secret: String,
@@ -370,13 +372,13 @@ pub struct Partner {
 pub struct TokenRequest {
     /// The tenant named in the path.
     pub tenant: String,
-    /// `client_id`.
+    /// The form's `client_id`; empty when absent.
     pub client_id: String,
-    /// `scope`.
+    /// The form's `scope` (e.g. `https://graph.microsoft.com/.default`); empty when absent.
     pub scope: String,
     /// `secret`, `certificate` or `none`.
     pub credential: &'static str,
-    /// The answer's status.
+    /// The HTTP status the token endpoint answered (200 when a token was issued).
     pub status: u16,
     /// The AADSTS code of a refusal (0 when a token was issued).
     pub error_code: u32,
@@ -385,9 +387,9 @@ pub struct TokenRequest {
 /// What an access token was issued for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Audience {
-    /// `https://graph.microsoft.com`.
+    /// Microsoft Graph (`https://graph.microsoft.com`).
     Graph,
-    /// `https://api.partnercenter.microsoft.com`.
+    /// Partner Center (`https://api.partnercenter.microsoft.com`).
     PartnerCenter,
 }
 
@@ -406,19 +408,19 @@ pub struct Token {
 
 /// The whole simulated world.
 pub struct World {
-    /// Clock mapping.
+    /// Maps the monotonic sim clock onto the wall-clock times the sim reports.
     pub clock: Clock,
     /// Customer tenants by tenant id.
     pub tenants: HashMap<String, Tenant>,
     /// Tenant order as in the fixture (for `GET /_sim/tenants`).
     pub order: Vec<String>,
-    /// The partner.
+    /// The partner (CSP) whose app calls Partner Center.
     pub partner: Partner,
     /// Issued tokens by value.
     pub tokens: HashMap<String, Token>,
-    /// Applied changes.
+    /// Every state change applied, in order (`GET /_sim/effects`).
     pub ledger: Ledger,
-    /// Throttle buckets.
+    /// The throttle buckets, and the count of 429 answers.
     pub throttle: Throttle,
     /// Auto-operator: when each admin-center action became possible, keyed by
     /// (tenant, action).

@@ -42,7 +42,7 @@ impl Budget {
 /// One token bucket.
 #[derive(Clone, Debug)]
 struct Bucket {
-    /// Units available.
+    /// Units left now, refilled continuously up to the budget's limit.
     tokens: f64,
     /// When `tokens` was last brought up to date.
     at: Instant,
@@ -102,7 +102,7 @@ impl Default for Budgets {
 /// The buckets of every scope.
 #[derive(Debug)]
 pub struct Throttle {
-    /// Budgets in force.
+    /// The budgets the buckets refill by.
     budgets: Budgets,
     /// Buckets keyed by scope string.
     buckets: HashMap<String, Bucket>,

@@ -13,7 +13,7 @@ pub enum Error {
     /// Another process (or another `Store` in this one) holds the data dir.
     #[error("data dir {} is in use by another closeout process (pid {pid})", dir.display())]
     Locked {
-        /// The data dir.
+        /// The data directory whose lock file is held.
         dir: PathBuf,
         /// The holder's pid as written in its lock file (`unknown` if unreadable).
         pid: String,
@@ -29,15 +29,15 @@ pub enum Error {
     /// sled failed (I/O error or corruption it detected itself).
     #[error("sled database {}: {source}", dir.display())]
     Sled {
-        /// The sled directory.
+        /// The sled database's directory inside the data dir.
         dir: PathBuf,
-        /// sled's error.
+        /// The error sled returned.
         source: sled::Error,
     },
     /// The data dir was written by a closeout with another on-disk format.
     #[error("data dir {} has format version {found}; this closeout reads version {known} only, refusing to start", dir.display())]
     UnknownFormat {
-        /// The data dir.
+        /// The data directory whose format file names another version.
         dir: PathBuf,
         /// The version found (as text: it may not even be a number).
         found: String,
@@ -51,7 +51,7 @@ pub enum Error {
     /// writer appended to this saga in between.
     #[error("saga {saga}: append expected seq {expected} but the saga's next seq is {actual}")]
     SeqConflict {
-        /// The saga.
+        /// The saga appended to.
         saga: SagaId,
         /// The seq the caller stated.
         expected: u64,
@@ -61,7 +61,7 @@ pub enum Error {
     /// An append that the store refuses whatever the log holds.
     #[error("saga {saga}: invalid append: {reason}")]
     InvalidAppend {
-        /// The saga.
+        /// The saga appended to.
         saga: SagaId,
         /// Why (no events, a payload too large, an over-long saga id).
         reason: String,
@@ -78,7 +78,7 @@ pub enum Error {
     Codec {
         /// The saga the value belongs to.
         saga: SagaId,
-        /// The codec's error.
+        /// The codec's error: bincode's refusal, a missing version prefix, or an unknown version.
         source: crate::codec::Error,
     },
 }

@@ -51,7 +51,7 @@ pub const INDEXED: &[u8] = b"x";
 /// Why reading the index failed.
 #[derive(Debug)]
 pub enum Fault {
-    /// sled failed.
+    /// sled returned an error while the index or a record was read.
     Sled(sled::Error),
     /// The index or a record does not hold what it must (global seq 0 when
     /// no record is concerned, as for the mark itself).

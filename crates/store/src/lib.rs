@@ -165,7 +165,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, Snapshot), crate::codec::Er
 /// What the store knows of a saga without reading its events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SagaMeta {
-    /// The saga.
+    /// The saga's id; its records are keyed by it.
     pub saga_id: SagaId,
     /// The seq its next event must state.
     pub next_seq: u64,

@@ -28,7 +28,7 @@ const AHEAD: usize = 4;
 /// A data dir opened for reading, holding its lock: no daemon may start
 /// meanwhile.
 pub struct ReadOnly {
-    /// sled's default tree.
+    /// sled's default tree, which holds every key of the log's layout.
     tree: sled::Tree,
     /// The records after the index's mark (none after a clean stop).
     tail: Tail,

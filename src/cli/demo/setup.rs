@@ -54,9 +54,9 @@ impl Default for Tuning {
 /// The generated files.
 #[derive(Clone, Debug)]
 pub struct Files {
-    /// `closeout.toml`.
+    /// The generated `closeout.toml`.
     pub config: PathBuf,
-    /// `batch.toml`.
+    /// The generated `batch.toml`, naming the simulator's tenants.
     pub batch: PathBuf,
     /// The data dir named in the config (not created here).
     pub data_dir: PathBuf,

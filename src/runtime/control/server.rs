@@ -92,7 +92,7 @@ impl Drop for Admitted {
 /// A bound control socket, ready to serve.
 #[derive(Debug)]
 pub struct Server {
-    /// The listening socket.
+    /// The bound Unix socket that connections are accepted on.
     listener: UnixListener,
     /// Its path, removed again when serving ends.
     path: PathBuf,

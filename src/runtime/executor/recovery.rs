@@ -38,7 +38,7 @@ pub(super) async fn resolve_recovered(inner: Arc<Inner>, sagas: Vec<(String, Str
 
 /// A saga as read back from the log.
 pub(super) struct Recovered {
-    /// Its id.
+    /// The saga's id, as its records carry it.
     pub(super) saga_id: SagaId,
     /// Its state after its last record.
     pub(super) state: State,

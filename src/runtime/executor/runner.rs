@@ -33,7 +33,7 @@ pub(super) const STAGE_LIMIT: usize = 512;
 pub(super) struct Runner {
     /// Shared executor state.
     pub(super) inner: Arc<Inner>,
-    /// The saga.
+    /// The id of the saga this task runs.
     pub(super) saga_id: SagaId,
     /// Its state after its last record, staged ones included.
     pub(super) state: State,
@@ -56,7 +56,7 @@ pub(super) struct Runner {
 /// Why a saga task stopped early.
 #[derive(Debug)]
 pub(super) enum Stop {
-    /// Shutdown began.
+    /// The daemon is shutting down; the saga carries on from its log at the next start.
     Shutdown,
     /// The log refused an append: nothing more may be done.
     Store(store::Error),
@@ -529,9 +529,9 @@ impl Runner {
 
 /// A locked view of one saga's slot.
 pub(super) struct SlotGuard<'a> {
-    /// The locked map.
+    /// The executor's saga slots, locked for the guard's life.
     pub(super) map: std::sync::MutexGuard<'a, HashMap<String, Slot>>,
-    /// The saga's key.
+    /// The saga's id: its slot's key in `map`.
     pub(super) key: &'a str,
 }
 

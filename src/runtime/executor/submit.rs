@@ -155,7 +155,7 @@ pub fn duplicates(
 pub(super) struct Reservation<'a> {
     /// Where they are held.
     pub(super) inner: &'a Inner,
-    /// The keys.
+    /// The tenant keys reserved; dropping the reservation releases them.
     pub(super) keys: Vec<String>,
 }
 

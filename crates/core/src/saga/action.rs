@@ -47,7 +47,7 @@ pub enum Read {
     Subscriptions,
     /// Security defaults, Conditional Access policies, per-user MFA of these users.
     Mfa {
-        /// The remaining accounts.
+        /// The keep accounts, whose per-user MFA is read.
         user_ids: Vec<String>,
     },
     /// The step 5 preflight: users, subscriptions, MFA, app registrations.
@@ -133,11 +133,11 @@ pub enum Call {
     Read(Read),
     /// A change whose intent is recorded.
     Change {
-        /// The intent's id.
+        /// The `change_id` of the `ChangeIntended` recorded before the call.
         change_id: u32,
-        /// What to change.
+        /// The change to make to every target.
         change: Change,
-        /// The objects.
+        /// The ids of the objects to change, as the intent names them.
         targets: Vec<String>,
     },
 }

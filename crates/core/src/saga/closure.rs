@@ -85,9 +85,9 @@ pub struct SubscriptionSeen {
     pub id: String,
     /// The SKU part number.
     pub sku: String,
-    /// Graph's status.
+    /// Graph's `status` as read.
     pub status: SubscriptionStatus,
-    /// `isTrial`.
+    /// Graph's `isTrial`: a trial (the blockers label it so).
     pub trial: bool,
     /// Bought by a user (`ownerType` `User`): a self-service purchase or
     /// sign-up, which only an administrator can delete.
@@ -97,11 +97,11 @@ pub struct SubscriptionSeen {
 /// A service principal (enterprise app) left in the tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrincipalSeen {
-    /// Object id.
+    /// The service principal's object id.
     pub id: String,
-    /// Application (client) id.
+    /// `appId`: the application (client) id it stands for.
     pub app_id: String,
-    /// Display name.
+    /// `displayName`, as the portal shows it to the person removing it.
     pub name: String,
     /// Owned by Microsoft's own tenant (a first-party app): the portal cannot
     /// delete it; the page's PowerShell removes it, or Microsoft support.
@@ -119,7 +119,7 @@ pub struct DeletionCheck {
     pub users: Vec<(String, String)>,
     /// App registrations: (object id, display name).
     pub applications: Vec<(String, String)>,
-    /// Service principals.
+    /// Every service principal (enterprise app) Graph lists, first-party ones included.
     pub service_principals: Vec<PrincipalSeen>,
     /// Every subscription Graph lists.
     pub subscriptions: Vec<SubscriptionSeen>,
@@ -248,7 +248,7 @@ pub enum Answer {
     /// The login service answered that it does not know the tenant (the
     /// `AADSTS` code it gave).
     NotFound {
-        /// `AADSTS90002`, usually.
+        /// The `AADSTS` code given, usually `AADSTS90002` (tenant not found).
         code: String,
     },
 }

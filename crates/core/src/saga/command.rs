@@ -12,28 +12,28 @@ use serde::{Deserialize, Serialize};
 pub enum Command {
     /// Stop taking actions (in-flight calls finish and are recorded).
     Pause {
-        /// Who asked.
+        /// Who asked: the control socket peer's user name.
         who: String,
         /// The reason the operator gave, as written.
         why: String,
     },
     /// Carry on; permanently failed objects are tried again.
     Resume {
-        /// Who asked.
+        /// Who asked: the control socket peer's user name.
         who: String,
         /// The reason the operator gave, as written.
         why: String,
     },
     /// Undo everything and stop (refused after the pivot).
     Abort {
-        /// Who asked.
+        /// Who asked: the control socket peer's user name.
         who: String,
         /// The reason the operator gave, as written.
         why: String,
     },
     /// The gate's work is done: re-check now (the check decides, not the operator).
     ConfirmGate {
-        /// Who asked.
+        /// Who asked: the control socket peer's user name.
         who: String,
         /// The reason the operator gave, as written.
         why: String,

@@ -119,7 +119,7 @@ pub enum Gate {
 pub enum Event {
     /// The tenant was submitted; its spec and policy are fixed from here on.
     SagaStarted {
-        /// The saga's id.
+        /// The id the daemon chose on submission (a UUID v4); the log's key for this saga.
         saga_id: SagaId,
         /// The tenant to close (no secret, only where to find it).
         spec: TenantSpec,
@@ -140,30 +140,32 @@ pub enum Event {
         /// Object ids of the keep accounts: never deleted.
         keep_ids: Vec<String>,
     },
-    /// A step began.
+    /// A step of the closure began; `StepCompleted` follows once a read verifies it.
     StepStarted {
-        /// 1 to 5.
+        /// 1 delete users, 2 cancel subscriptions, 3 delete subscriptions, 4 turn off
+        /// MFA, 5 delete the tenant.
         step: u8,
     },
     /// A step's result was verified by reading.
     StepCompleted {
-        /// 1 to 5.
+        /// The step verified, 1 to 5 (numbered as in `StepStarted`).
         step: u8,
     },
     /// The saga is about to make a change to these objects (durable before the call).
     ChangeIntended {
         /// Identifies the intent; outcomes refer to it.
         change_id: u32,
-        /// What is changed.
+        /// The kind of change made to every target.
         change: Change,
-        /// The objects changed.
+        /// The ids of the objects to change, each settled later by its own
+        /// `ChangeApplied` or `ChangeFailed`.
         targets: Vec<String>,
     },
     /// One object's change succeeded.
     ChangeApplied {
-        /// The intent.
+        /// The `change_id` of the `ChangeIntended` this outcome settles.
         change_id: u32,
-        /// The object.
+        /// The id of the object changed, one of the intent's targets.
         target: String,
         /// The call as made.
         http: HttpInfo,
@@ -172,27 +174,27 @@ pub enum Event {
     },
     /// One object's change failed.
     ChangeFailed {
-        /// The intent.
+        /// The `change_id` of the `ChangeIntended` this outcome settles.
         change_id: u32,
-        /// The object.
+        /// The id of the object not changed, one of the intent's targets.
         target: String,
         /// The call as made.
         http: HttpInfo,
-        /// Why, classified.
+        /// The failure as the client classified it: transient, in doubt, or permanent.
         error: CallError,
     },
     /// A read settled in-doubt changes: which were applied and which were not.
     InDoubtResolved {
-        /// The change resolved.
+        /// The change whose in-doubt targets the read settled.
         change: Change,
-        /// Objects found changed.
+        /// Ids the read shows changed: recorded as applied.
         applied: Vec<String>,
         /// Objects found unchanged (the change will be made again).
         not_applied: Vec<String>,
     },
     /// `GET /v1.0/users` answered.
     UsersRead {
-        /// Users present.
+        /// Every user the read returned, keep accounts included.
         users: Vec<UserRef>,
     },
     /// Users were looked up one by one (resolving in-doubt deletes).
@@ -214,12 +216,13 @@ pub enum Event {
     },
     /// The MFA settings were read.
     MfaRead {
-        /// What was read.
+        /// Security defaults, Conditional Access policies, and the per-user MFA of the
+        /// accounts asked about.
         mfa: MfaView,
     },
     /// The step 5 preflight read the tenant.
     TenantRead {
-        /// What was read.
+        /// Users, subscriptions, MFA settings and app registrations left.
         view: TenantView,
     },
     /// The token endpoint was asked whether the tenant exists.
@@ -227,11 +230,11 @@ pub enum Event {
         /// False once the tenant is deleted.
         exists: bool,
     },
-    /// A read failed.
+    /// A read failed; what follows depends on the error's class.
     ReadFailed {
-        /// Which read.
+        /// The read that failed, as it was asked for.
         read: Read,
-        /// Why, classified.
+        /// The failure as the client classified it: transient, in doubt, or permanent.
         error: CallError,
     },
     /// A transient failure will be retried at `at`.
@@ -240,21 +243,21 @@ pub enum Event {
         at: Timestamp,
         /// 1 for the first retry.
         attempt: u32,
-        /// The failure retried.
+        /// The failure retried, as its `CallError` displays (code, class, message).
         reason: String,
         /// When this run of failures began (give-up time counts from here).
         since: Timestamp,
     },
     /// A durable timer: nothing to do until `until`, then re-read.
     WaitStarted {
-        /// When to re-read.
+        /// When the wait ends and the saga decides again.
         until: Timestamp,
-        /// What is awaited.
+        /// Why the saga waits, in words; `status` shows it while the wait lasts.
         reason: String,
     },
     /// A person must act; the saga re-reads periodically to see it done.
     GateOpened {
-        /// Which gate.
+        /// The operator gate now open; one gate is open at a time.
         gate: Gate,
         /// What the person must do.
         instructions: String,
@@ -268,7 +271,7 @@ pub enum Event {
     },
     /// A read showed the gate's work done.
     GateClosed {
-        /// Which gate.
+        /// The gate the read found done.
         gate: Gate,
     },
     /// The point of no return: from here on nothing is compensated.
@@ -299,9 +302,9 @@ pub enum Event {
     },
     /// An abort was refused (after the pivot, or when nothing can be aborted).
     AbortRefused {
-        /// Who asked.
+        /// Who asked: the control socket peer's user name.
         who: String,
-        /// Why they asked.
+        /// The reason the operator gave, as written.
         why: String,
         /// Why it was refused.
         reason: String,
@@ -331,14 +334,14 @@ pub enum Event {
     NotificationSent {
         /// The notice's number in this saga (see `saga::notice`).
         notice: u32,
-        /// What it told.
+        /// The kind of notice delivered.
         kind: NoticeKind,
         /// The webhook's index in the configured list (never its URL, which
         /// may carry a token).
         webhook: u16,
         /// The webhook's host, for the audit.
         host: String,
-        /// Tries it took.
+        /// POSTs made, the accepted one included (1 when the first was accepted).
         attempts: u32,
         /// The HTTP status of the accepting answer.
         status: u16,
@@ -353,9 +356,10 @@ pub enum Event {
         webhook: u16,
         /// The webhook's host, for the audit.
         host: String,
-        /// Tries made.
+        /// POSTs made before giving up (0 when the webhook index is unknown).
         attempts: u32,
-        /// The last failure.
+        /// The last failure, in words: the status answered, or the connection error's class
+        /// (never its text, which may hold the URL).
         reason: String,
     },
     /// The saga was submitted as one of a batch (recorded with `SagaStarted`).
@@ -368,13 +372,13 @@ pub enum Event {
     /// Every saga of the batch has ended; recorded once, by the saga that saw
     /// the last one end.
     BatchFinished {
-        /// The batch.
+        /// The batch's id, as in the sagas' `BatchJoined`.
         batch_id: String,
         /// Sagas that closed their tenant.
         completed: u32,
         /// Sagas that undid their changes.
         rolled_back: u32,
-        /// Sagas that failed.
+        /// Sagas that ended failed, without closing their tenant.
         failed: u32,
     },
     /// Part of a large inventory's users, recorded just before the
@@ -391,7 +395,7 @@ pub enum Event {
     /// closeout's own roles (read before the first delete, and again while
     /// its gate is open).
     PreflightRead {
-        /// What was read.
+        /// Role assignments, on-premises sync, and closeout's own roles, as read.
         preflight: Preflight,
     },
     /// The tenant's identity: its GUID, whatever spelling the batch used. The
@@ -444,7 +448,7 @@ pub enum Event {
     /// The step 5 preflight read (the portal's deletion check, as far as
     /// Graph shows it).
     DeletionChecked {
-        /// What was read.
+        /// What the read shows of the portal's deletion check.
         check: DeletionCheck,
     },
     /// During step 5, closeout's own token request was refused: its app or
@@ -454,19 +458,19 @@ pub enum Event {
     /// saga stops reading with its credentials and waits on the
     /// credential-free signal.
     CredentialsRefused {
-        /// The AADSTS code.
+        /// The AADSTS code of the refusal (`AADSTS700016`, `AADSTS7000229` or `AADSTS90002`).
         code: String,
     },
     /// The tenant's OpenID discovery document was read for its id and its
     /// initial domain, without credentials.
     DiscoveryRead {
-        /// The answers.
+        /// The answers for the tenant id and, when known, the initial domain.
         observation: Observation,
     },
     /// The discovery answers before the operator deletes the tenant: later
     /// answers count as evidence only if they differ from these.
     DiscoveryBaselineRecorded {
-        /// The answers.
+        /// The answers later reads are compared to (see [`Observation::gone_since`]).
         observation: Observation,
     },
     /// The discovery answers changed from the baseline to "not found"
@@ -475,7 +479,7 @@ pub enum Event {
     TenantObservedGone {
         /// 1 for the first observation, 2 for the confirming one.
         confirmation: u8,
-        /// The answers.
+        /// The answers that showed the tenant gone.
         observation: Observation,
     },
     /// What each subscription is (seller, kind, term, window), from Graph's
@@ -504,7 +508,8 @@ pub enum Event {
     /// The usage reports and the Microsoft 365 Backup protection policies
     /// were read before step 1: what the closure destroys.
     DataAtStakeRecorded {
-        /// What was read.
+        /// The mailbox, OneDrive and SharePoint usage reports and the Microsoft 365
+        /// Backup protection policies, as read.
         stake: super::stake::DataAtStake,
     },
     /// An operator attested, through the control socket, that the tenant's

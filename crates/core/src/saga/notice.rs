@@ -46,7 +46,7 @@ impl NoticeKind {
 /// One notification owed, as its triggering event left it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
-    /// What happened.
+    /// What happened, and so which message the webhooks get.
     pub kind: NoticeKind,
     /// The step the saga was in (none before step 1 and during compensation).
     pub step: Option<u8>,

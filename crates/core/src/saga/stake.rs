@@ -78,7 +78,7 @@ pub struct AccountUsage {
     /// `User Principal Name` (mailboxes) or `Owner Principal Name`
     /// (OneDrive), as the report gives it (a hash when anonymised).
     pub upn: String,
-    /// `Storage Used (Byte)`.
+    /// `Storage Used (Byte)`: the account's storage used, in bytes.
     pub bytes: u64,
     /// `Item Count` or `File Count`.
     pub items: u64,
@@ -87,7 +87,7 @@ pub struct AccountUsage {
 /// A Microsoft 365 Backup protection policy of the tenant.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtectionPolicy {
-    /// Its id.
+    /// The policy's id in Graph.
     pub id: String,
     /// `exchange`, `oneDriveForBusiness` or `sharePoint` (from `@odata.type`).
     pub kind: String,

@@ -97,9 +97,9 @@ pub struct SubscriptionClass {
     pub sku: String,
     /// Graph status when classified.
     pub status: SubscriptionStatus,
-    /// Who sells it.
+    /// Who sells it, from Graph's `ownerTenantId` and the partner's Partner Center list.
     pub seller: Seller,
-    /// What it is.
+    /// What it is (new commerce, legacy, trial, self-service), which decides the plan.
     pub kind: Kind,
     /// Partner Center's id, when matched in the partner's list.
     pub partner_id: Option<String>,
@@ -143,7 +143,7 @@ pub enum Place {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Plan {
-    /// Already inactive: nothing.
+    /// Not active (neither `Enabled` nor `Warning`): nothing to do.
     Nothing,
     /// Partner NCE inside its window: `PATCH status=deleted` (irreversible).
     Cancel,

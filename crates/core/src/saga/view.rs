@@ -28,7 +28,7 @@ pub struct Inventory {
 /// accounts apart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRef {
-    /// Object id.
+    /// The user's object id: the saga's key for the user.
     pub id: String,
     /// User principal name (keep entries may name it).
     pub upn: String,
@@ -60,11 +60,11 @@ pub struct MfaView {
 /// What the step 5 preflight reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantView {
-    /// Users still present.
+    /// Users still present, keep accounts included.
     pub users: Vec<UserRef>,
     /// Subscriptions and their status.
     pub subscriptions: Vec<SubscriptionRef>,
-    /// MFA settings.
+    /// Security defaults, Conditional Access policies and the keep accounts' per-user MFA.
     pub mfa: MfaView,
     /// App registrations left (a Global Administrator removes them in the portal).
     pub applications: Vec<Application>,

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 /// What a Graph call did.
 pub struct Outcome {
-    /// The answer.
+    /// The response to send back.
     pub resp: Resp,
     /// The tenant whose state it changed, when it changed one.
     pub changed: Option<String>,
@@ -26,17 +26,17 @@ pub struct Outcome {
 
 /// A Graph call in context: the authenticated tenant and app.
 pub struct Call<'a> {
-    /// The request.
+    /// The request as received.
     pub req: &'a Req,
     /// Path segments after the version prefix.
     pub segs: Vec<&'a str>,
-    /// `v1.0` or `beta`.
+    /// The version prefix of the path: `v1.0` or `beta`.
     pub version: &'a str,
-    /// Now (sim clock).
+    /// The time of the call on the sim clock (which `tokio::time::pause` controls).
     pub now: Instant,
     /// The sim's clock, for `date()`.
     pub clock: crate::state::Clock,
-    /// The simulator's settings.
+    /// The simulator's settings (lifetimes, delays, lag, clock speed).
     pub cfg: &'a Config,
 }
 
