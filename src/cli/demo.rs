@@ -33,7 +33,7 @@ pub struct Args {
     /// How many tenants to simulate (half billed through the partner).
     #[arg(long, default_value_t = 6)]
     pub tenants: usize,
-    /// Users per tenant.
+    /// Users generated per simulated tenant.
     #[arg(long, default_value_t = 300)]
     pub users: usize,
     /// Seed of the generator and of the simulator's faults.

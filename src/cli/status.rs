@@ -28,7 +28,7 @@ pub struct Args {
     /// loop alive; 1 otherwise (for monitoring checks).
     #[arg(long, conflicts_with_all = ["json", "watch", "saga"])]
     health: bool,
-    /// Only this saga.
+    /// Only this saga (its id); every saga when absent.
     #[arg(value_name = "SAGA")]
     saga: Option<String>,
 }

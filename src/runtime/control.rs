@@ -41,25 +41,25 @@ pub enum Error {
         path.display()
     )]
     PermissionDenied {
-        /// The socket path.
+        /// The control socket the CLI tried to connect to.
         path: PathBuf,
     },
     /// Another daemon already answers on the socket.
     #[error("another closeout daemon is already listening on {}", path.display())]
     AlreadyRunning {
-        /// The socket path.
+        /// The control socket the new daemon wanted to bind.
         path: PathBuf,
     },
     /// The path is taken by something that is not a socket.
     #[error("{} exists and is not a socket: refusing to replace it", path.display())]
     NotASocket {
-        /// The path.
+        /// The path the control socket was to be bound at.
         path: PathBuf,
     },
     /// Any other I/O failure on the socket.
     #[error("control socket {}: {source}", path.display())]
     Io {
-        /// The socket path.
+        /// The control socket being read, written or bound.
         path: PathBuf,
         /// What the operating system said.
         source: std::io::Error,
@@ -67,9 +67,9 @@ pub enum Error {
     /// The other side sent something that is not the protocol.
     #[error("control socket {}: bad message: {message}", path.display())]
     Protocol {
-        /// The socket path.
+        /// The control socket the message came over.
         path: PathBuf,
-        /// What was wrong.
+        /// What in the message did not follow the protocol.
         message: String,
     },
 }
@@ -98,9 +98,9 @@ pub enum Request {
     },
     /// Pause, resume, abort or confirm a gate.
     Command {
-        /// The saga.
+        /// The id of the saga the command is for.
         saga: String,
-        /// What to do.
+        /// Pause, resume, abort or confirm one gate.
         command: OperatorCommand,
         /// The operator's reason, recorded with the event.
         reason: Option<String>,
@@ -132,7 +132,7 @@ pub enum Request {
     /// The audit log, rendered by the daemon from its own store (sled
     /// admits one process): answered by `Chunk`s, then `Done` or `Error`.
     Audit {
-        /// Which events.
+        /// Which events: saga, time range and kinds.
         filter: crate::audit::Filter,
         /// How to render them.
         format: crate::audit::Format,
@@ -150,7 +150,7 @@ pub enum Response {
         /// Saga and tenant ids.
         sagas: Vec<SagaSummary>,
     },
-    /// Status rows.
+    /// Where the asked-for sagas stand.
     Status {
         /// One row per saga.
         rows: Vec<SagaStatus>,
@@ -164,16 +164,16 @@ pub enum Response {
         /// UTF-8 text of the rendering.
         data: String,
     },
-    /// The request failed.
+    /// The request was refused or failed: why, and how the CLI exits.
     Error(EngineError),
     /// What `Doctor` found: one per tenant, then the partner's.
     Doctor {
-        /// In batch order.
+        /// One finding per tenant in batch order, then the partner's.
         findings: Vec<super::doctor::Finding>,
     },
     /// What `Plan` found: one per tenant, in batch order.
     Plan {
-        /// The plans.
+        /// One plan per tenant, in batch order.
         plans: Vec<super::plan::TenantPlan>,
     },
 }
@@ -198,7 +198,7 @@ pub enum OperatorCommand {
 /// Who gave an order, from the socket peer's credentials.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Operator {
-    /// The peer's uid.
+    /// The peer's uid, from the socket's peer credentials (`SO_PEERCRED`).
     pub uid: u32,
     /// Its user name (`uid:N` when the uid has no name).
     pub name: String,
@@ -220,11 +220,11 @@ pub use crate::saga::{Progress, SagaState, SagaStatus};
 /// The daemon's answer to `Health`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
-    /// The daemon's version.
+    /// The daemon's version (`CARGO_PKG_VERSION`).
     pub version: String,
-    /// Its process id.
+    /// Its process id, for signals and the systemd unit.
     pub pid: u32,
-    /// When it started.
+    /// When this daemon process started serving.
     #[serde(with = "crate::model::rfc3339")]
     pub started_at: Timestamp,
     /// Recovered, its event log writable, its loop alive, and no saga task

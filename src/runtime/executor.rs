@@ -51,7 +51,7 @@ pub struct Executor {
 
 /// What the saga tasks share.
 struct Inner {
-    /// The event log.
+    /// The event log every saga's task appends to (and recovery reads).
     store: Store,
     /// Where it lives (for audits served over the control socket).
     data_dir: std::path::PathBuf,

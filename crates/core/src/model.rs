@@ -132,7 +132,7 @@ pub struct TenantSpec {
 pub struct HttpInfo {
     /// `GET`, `POST`, `PATCH`, `DELETE`.
     pub method: String,
-    /// e.g. `/v1.0/users/8f3c...`
+    /// The path without the query, e.g. `/v1.0/users/8f3c...`.
     pub path: String,
     /// The HTTP status, or 0 when no response arrived (timeout, reset).
     pub status: u16,
@@ -219,7 +219,7 @@ pub struct User {
     pub account_enabled: bool,
     /// Synced from on-premises: comes back unless sync is turned off first.
     pub on_premises_sync_enabled: bool,
-    /// `Member` or `Guest`.
+    /// `userType`: `Member` or `Guest`.
     pub user_type: String,
 }
 
@@ -298,7 +298,7 @@ pub struct Subscription {
 /// <https://learn.microsoft.com/en-us/graph/api/resources/companysubscription>.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionDetail {
-    /// The basic fields.
+    /// The fields every listing of the subscription gives.
     pub base: Subscription,
     /// "The unique identifier for the Microsoft partner tenant that created
     /// the subscription on a customer tenant"; `None` when Graph gives none.
@@ -319,11 +319,11 @@ pub struct PartnerSubscription {
     /// The offer: new-commerce offers are `productId:skuId[:availabilityId]`,
     /// legacy ones a GUID.
     pub offer_id: String,
-    /// Seats (licenses) bought.
+    /// `quantity`: the seats (licenses) bought.
     pub quantity: u32,
     /// `status`: `active`, `suspended`, `deleted`, `expired`, `disabled`, ...
     pub status: String,
-    /// `autoRenewEnabled`.
+    /// `autoRenewEnabled`: whether the term renews at its end.
     pub auto_renew: bool,
     /// `effectiveStartDate`: the current term's start (purchase or renewal).
     pub term_start: Option<Timestamp>,
@@ -365,7 +365,7 @@ pub struct CaPolicy {
     pub id: String,
     pub display_name: String,
     pub state: CaPolicyState,
-    /// `grantControls.builtInControls` contains `mfa`.
+    /// `grantControls.builtInControls` contains `mfa`: the policy requires MFA.
     pub requires_mfa: bool,
 }
 
@@ -436,7 +436,7 @@ impl fmt::Display for Secret {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleMember {
-    /// Object id.
+    /// The member's object id (a user or a service principal).
     pub id: String,
     /// UPN (keep entries may name it).
     #[serde(default)]

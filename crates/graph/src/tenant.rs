@@ -39,9 +39,9 @@ pub struct TenantClient {
     pub(crate) shared: Arc<Shared>,
     /// The customer tenant's id.
     pub(crate) tenant: String,
-    /// Its tokens.
+    /// Its tokens: one per tenant, renewed before expiry and once on a 401.
     pub(crate) tokens: TokenSource,
-    /// Its throttle control.
+    /// Its throttle, shared by every call to this tenant.
     pub(crate) throttle: Arc<Throttle>,
     /// closeout's app (client) id, to find its own service principal.
     pub(crate) client_id: String,

@@ -43,7 +43,7 @@ pub struct Summary {
     pub log_changes: usize,
     /// Ledger effects whose method and path the log does not mention.
     pub ledger_missing: usize,
-    /// Those effects, described.
+    /// Those effects, each as a sentence for the report.
     pub missing: Vec<String>,
 }
 

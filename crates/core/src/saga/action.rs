@@ -39,9 +39,10 @@ pub enum Read {
         /// The ids to look up.
         ids: Vec<String>,
     },
-    /// The recycle bin. Sagas recorded it to settle in-doubt restores; they
-    /// now read the users by id instead ([`Read::CheckUsers`]), since a purged
-    /// user is missing from the bin too.
+    /// The recycle bin. Only sagas recorded by earlier versions decided it (to
+    /// settle in-doubt restores); a restore is settled by reading the users by
+    /// id ([`Read::CheckUsers`]), since a purged user is missing from the bin
+    /// too. Kept so that their logs still replay.
     DeletedUsers,
     /// `GET /v1.0/directory/subscriptions`.
     Subscriptions,

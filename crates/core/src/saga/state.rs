@@ -72,15 +72,15 @@ pub struct Header {
 /// The latest reads, cleared whenever a change or a timer may have made them stale.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
-    /// `GET /users`.
+    /// `GET /v1.0/users`: every user, as last listed.
     pub users: Option<Vec<UserRef>>,
     /// Users looked up by id: (present, absent).
     pub checked: Option<(Vec<String>, Vec<String>)>,
-    /// The recycle bin.
+    /// The recycle bin's user ids (`Read::DeletedUsers`, older sagas only).
     pub deleted_users: Option<Vec<String>>,
     /// The subscriptions, as last read.
     pub subscriptions: Option<Vec<SubscriptionRef>>,
-    /// MFA settings.
+    /// Security defaults, Conditional Access policies and per-user MFA, as last read.
     pub mfa: Option<MfaView>,
     /// The step 5 preflight read.
     pub tenant: Option<TenantView>,
@@ -106,7 +106,7 @@ pub struct Observed {
 /// A durable timer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wait {
-    /// When to re-read.
+    /// When the timer fires and the saga reads again.
     pub until: Timestamp,
     /// What is awaited (shown to the operator).
     pub reason: String,
@@ -176,7 +176,7 @@ pub struct State {
     pub intents: BTreeMap<u32, Change>,
     /// The id the next intent gets.
     pub next_change_id: u32,
-    /// The latest reads.
+    /// The latest reads, cleared when a change or a timer may have made them stale.
     pub observed: Observed,
     /// The durable timer, if one runs.
     pub wait: Option<Wait>,

@@ -15,7 +15,7 @@ pub enum SagaState {
     Waiting,
     /// Stopped until an operator resumes it.
     Paused,
-    /// Undoing completed work.
+    /// Undoing completed work after a failure or an abort before the pivot.
     Compensating,
     /// The tenant is gone.
     Completed,
@@ -56,7 +56,7 @@ impl SagaState {
 /// Done and total objects of the current step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
-    /// Objects done.
+    /// Objects of the step (or of the compensation) that are done.
     pub done: usize,
     /// Objects the step works on.
     pub total: usize,
@@ -66,11 +66,11 @@ pub struct Progress {
 /// `status --json` (a contract: README, "Using it").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SagaStatus {
-    /// The saga.
+    /// The saga's id.
     pub saga_id: String,
     /// The tenant it closes, as the batch spelled it.
     pub tenant_id: String,
-    /// Its coarse state.
+    /// Its coarse state: what the operator needs to know first.
     pub state: SagaState,
     /// The step it is in (1-5), none before the first.
     pub step: Option<u8>,
