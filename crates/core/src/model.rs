@@ -332,7 +332,7 @@ pub struct PartnerSubscription {
 }
 
 /// What Partner Center is asked to set a subscription's status to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerStatus {
     /// Cancel (compensated by `Active`).

@@ -263,17 +263,12 @@ impl Runner {
             } = call
             {
                 for t in targets {
-                    request_ids.insert(
-                        (saga::table_of(*change), t.clone()),
-                        self.state.request_id(*change, t),
-                    );
+                    request_ids.insert((*change, t.clone()), self.state.request_id(*change, t));
                 }
             }
         }
         let request_id = |change: saga::Change, target: &str| {
-            request_ids
-                .get(&(saga::table_of(change), target.to_string()))
-                .cloned()
+            request_ids.get(&(change, target.to_string())).cloned()
         };
         let (halt, halted) = watch::channel(false);
         let mut running: FuturesUnordered<_> = (calls.iter().enumerate())

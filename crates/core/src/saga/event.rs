@@ -39,7 +39,7 @@ impl Event {
 
 /// Which external change an intent announces. Each names its targets
 /// separately (in [`Event::ChangeIntended`]) so that one event covers a group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// `DELETE /v1.0/users/{id}` (step 1); targets are user object ids.

@@ -34,7 +34,9 @@ impl Target {
     }
 }
 
-/// The table of objects one kind of change works on.
+/// The name of the table of objects one kind of change works on: part of
+/// the seed of a Partner Center `MS-RequestId` (see [`State::request_id`]),
+/// so it never changes.
 pub fn table_of(change: Change) -> &'static str {
     match change {
         Change::DeleteUser => "delete_user",
@@ -170,8 +172,8 @@ pub struct State {
     pub keep_ids: Option<BTreeSet<String>>,
     /// The current step (0 before step 1).
     pub step: u8,
-    /// Per kind of change (see [`table_of`]), per object: where it stands.
-    pub tables: BTreeMap<String, BTreeMap<String, Target>>,
+    /// Per kind of change, per object: where it stands.
+    pub tables: BTreeMap<Change, BTreeMap<String, Target>>,
     /// Every intent's change, to route outcomes.
     pub intents: BTreeMap<u32, Change>,
     /// The id the next intent gets.
@@ -257,10 +259,10 @@ pub struct State {
     /// When the first user deletion was accepted: their 30-day restore
     /// window runs from here.
     pub users_deleted_at: Option<Timestamp>,
-    /// Per `table/target`, how many definite answers (success or a failure
+    /// Per change and target, how many definite answers (success or a failure
     /// that is not in doubt) its changes got: the generation of its Partner
     /// Center `MS-RequestId`, which a retry after a timeout keeps.
-    pub answers: BTreeMap<String, u32>,
+    pub answers: BTreeMap<(Change, String), u32>,
     /// How long before the last running-out term step 1 starts, as recorded
     /// at submission (`None`: recorded before it could be chosen, the default
     /// applies).
@@ -399,7 +401,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
         } => {
             s.intents.insert(*change_id, *change);
             s.next_change_id = s.next_change_id.max(change_id.saturating_add(1));
-            let table = s.tables.entry(table_of(*change).to_string()).or_default();
+            let table = s.tables.entry(*change).or_default();
             for t in targets {
                 table.insert(t.clone(), Target::Intended(*change_id));
             }
@@ -436,7 +438,7 @@ pub fn apply(mut s: State, event: &Event) -> State {
             applied,
             not_applied,
         } => {
-            let table = s.tables.entry(table_of(*change).to_string()).or_default();
+            let table = s.tables.entry(*change).or_default();
             for t in applied {
                 table.insert(t.clone(), Target::Done);
             }
@@ -659,8 +661,10 @@ pub fn apply(mut s: State, event: &Event) -> State {
 impl State {
     fn count_answer(&mut self, change_id: u32, target: &str) {
         if let Some(change) = self.intents.get(&change_id) {
-            let key = format!("{}/{target}", table_of(*change));
-            *self.answers.entry(key).or_insert(0) += 1;
+            *self
+                .answers
+                .entry((*change, target.to_string()))
+                .or_insert(0) += 1;
         }
     }
 
@@ -680,7 +684,7 @@ impl State {
         let table = table_of(change);
         let generation = self
             .answers
-            .get(&format!("{table}/{target}"))
+            .get(&(change, target.to_string()))
             .copied()
             .unwrap_or(0);
         let mut h = blake3::Hasher::new();
@@ -703,10 +707,7 @@ impl State {
 
     fn set_target(&mut self, change_id: u32, target: &str, to: Target) {
         if let Some(change) = self.intents.get(&change_id) {
-            let table = self
-                .tables
-                .entry(table_of(*change).to_string())
-                .or_default();
+            let table = self.tables.entry(*change).or_default();
             table.insert(target.to_string(), to);
         }
     }
@@ -801,7 +802,7 @@ impl State {
 
     /// The entries of one change's table.
     pub fn table(&self, change: Change) -> Option<&BTreeMap<String, Target>> {
-        self.tables.get(table_of(change))
+        self.tables.get(&change)
     }
 
     /// Whether the saga has ended.
@@ -814,7 +815,7 @@ impl State {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
         for change in self.intents.values() {
-            if !seen.insert(table_of(*change)) {
+            if !seen.insert(*change) {
                 continue;
             }
             if let Some(table) = self.table(*change) {
