@@ -330,7 +330,7 @@ fn a_large_throttled_step_one_leaves_one_window_in_doubt_and_stops_within_the_gr
     drop(daemon);
     let window = closeout::saga::INTENT_WINDOW * closeout::saga::SagaPolicy::default().intent_size;
     for (id, events) in store_events(&env.data_dir) {
-        let state = closeout::saga::fold(&events);
+        let state = closeout::saga::fold(&events).expect("the events begin with saga_started");
         let doubt = state.in_doubt().len();
         assert!(
             doubt <= window,
@@ -356,7 +356,7 @@ fn a_large_throttled_step_one_leaves_one_window_in_doubt_and_stops_within_the_gr
     eprintln!("stop under a write budget took {took:?}");
     assert!(took < Duration::from_secs(15), "took {took:?}");
     for (id, events) in store_events(&env.data_dir) {
-        let state = closeout::saga::fold(&events);
+        let state = closeout::saga::fold(&events).expect("the events begin with saga_started");
         let doubt = state.in_doubt().len();
         assert!(
             doubt <= window,
@@ -418,7 +418,7 @@ fn requests_unanswered_within_the_stop_grace_are_recorded_in_doubt() {
         })
         .count();
     assert!(stopped > 0, "in-flight deletes recorded in doubt");
-    let state = closeout::saga::fold(events);
+    let state = closeout::saga::fold(events).expect("the events begin with saga_started");
     assert_eq!(state.in_doubt().len(), stopped);
 
     // The next start resolves them by reading, and finishes.

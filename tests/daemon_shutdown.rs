@@ -63,7 +63,7 @@ fn sigterm_mid_closure_exits_cleanly_and_a_restart_finishes() {
     assert_eq!(sagas.len(), tenants.len());
     let mut unfinished = 0;
     for (id, events) in &sagas {
-        let state = closeout::saga::fold(events);
+        let state = closeout::saga::fold(events).expect("the events begin with saga_started");
         assert!(
             state.in_doubt().is_empty(),
             "saga {id} in doubt after a graceful stop: {:?}",

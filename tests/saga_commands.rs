@@ -250,8 +250,11 @@ fn events_are_versioned_and_survive_the_codec_and_json() {
         })
         .collect();
     assert_eq!(decoded, history);
-    let state = fold(&decoded);
-    assert_eq!(state, fold(&history));
+    let state = fold(&decoded).expect("the events begin with saga_started");
+    assert_eq!(
+        state,
+        fold(&history).expect("the events begin with saga_started")
+    );
     assert_eq!(
         State::decode(&state.encode().expect("snapshot")).expect("snapshot"),
         state
@@ -325,4 +328,28 @@ fn a_failed_read_reads_as_a_sentence_with_a_count_not_a_dump() {
         !last.contains("00000001-id") && !last.contains('{'),
         "{last}"
     );
+}
+
+#[test]
+fn a_history_that_does_not_begin_with_saga_started_is_named_not_replayed() {
+    let none: Vec<Event> = Vec::new();
+    let err = closeout::saga::fold(&none).expect_err("no records: no saga");
+    assert_eq!(err.found, "nothing");
+    let headless = [
+        Event::StepStarted { step: 1 },
+        started(SubscriptionMode::PartnerCenter),
+    ];
+    let err = closeout::saga::fold(&headless).expect_err("a headless history");
+    assert_eq!(err.found, "step_started");
+    assert!(
+        err.to_string()
+            .contains("`step_started`, not `saga_started`"),
+        "{err}"
+    );
+    // Its header is there from the first record on, and a status names it.
+    let state = closeout::saga::fold(&[started(SubscriptionMode::PartnerCenter)])
+        .expect("begins with saga_started");
+    let status = state.status();
+    assert_eq!(status.saga_id, state.header.saga_id.0);
+    assert_eq!(status.tenant_id, state.header.spec.tenant_id);
 }

@@ -3,9 +3,18 @@
 //! parts gives back the inventory read, also when a read repeated after a
 //! crash records its parts again.
 
-use closeout::model::User;
+mod saga_support;
+
+use closeout::model::{SubscriptionMode, User};
 use closeout::saga::{fold, Event, Inventory, INVENTORY_PART_USERS};
 use closeout::store::MAX_PAYLOAD;
+
+/// The saga's first record, then `events`.
+fn history(events: &[Event]) -> Vec<Event> {
+    let mut all = vec![saga_support::started(SubscriptionMode::Manual)];
+    all.extend_from_slice(events);
+    all
+}
 
 fn inventory(users: usize) -> Inventory {
     Inventory {
@@ -65,7 +74,7 @@ fn a_large_inventory_is_split_below_the_record_limit_and_folds_back() {
             events.last(),
             Some(Event::InventoryRecorded { .. })
         ));
-        let state = fold(&events);
+        let state = fold(&history(&events)).expect("the events begin with saga_started");
         assert_eq!(state.inventory.as_ref(), Some(&inv), "{users} users");
     }
 }
@@ -78,6 +87,6 @@ fn a_repeated_read_starts_the_parts_over() {
     events.truncate(1);
     let again = inventory(INVENTORY_PART_USERS + 5);
     events.extend(Event::inventory(again.clone()));
-    let state = fold(&events);
+    let state = fold(&history(&events)).expect("the events begin with saga_started");
     assert_eq!(state.inventory, Some(again));
 }

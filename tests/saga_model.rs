@@ -419,7 +419,7 @@ fn run_seed(seed: u64) -> (Ending, usize) {
     let sc = scenario(seed);
     let first = started(&sc, seed);
     sc.fake.with(|w| w.log.push(first.clone()));
-    let (end, _) = drive(&sc, apply(State::default(), &first), None);
+    let (end, _) = drive(&sc, State::begin(&first).expect("saga_started"), None);
     let RunEnd::Ended(ending) = end else {
         unreachable!()
     };
@@ -438,7 +438,7 @@ fn run_seed(seed: u64) -> (Ending, usize) {
         cuts.push(rng.gen_range(2..=full_len.max(2)) + cuts[0]);
     }
     sc2.fake.with(|w| w.log.push(first.clone()));
-    let mut state = apply(State::default(), &first);
+    let mut state = State::begin(&first).expect("saga_started");
     let mut ending2 = None;
     for cut in cuts.iter().map(|c| Some(*c)).chain([None]) {
         let (end, _) = drive(&sc2, state, cut);
@@ -453,7 +453,7 @@ fn run_seed(seed: u64) -> (Ending, usize) {
             .iter()
             .map(|b| Event::decode(b).expect("decode"))
             .collect();
-        let replayed = fold(&events);
+        let replayed = fold(&events).expect("the events begin with saga_started");
         // The snapshot survives the codec and replays to the same decisions.
         let snap = State::decode(&replayed.encode().expect("snapshot")).expect("snapshot");
         assert_eq!(snap, replayed, "seed {seed}: snapshot round trip");

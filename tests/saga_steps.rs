@@ -1594,11 +1594,7 @@ fn partner_center_request_ids_are_kept_on_a_retry_after_a_timeout_only() {
     ]
     .concat();
     let id = |events: Vec<Event>| {
-        let s = events
-            .iter()
-            .fold(closeout::saga::State::default(), |s, e| {
-                closeout::saga::apply(s, e)
-            });
+        let s = closeout::saga::fold(&events).expect("begins with saga_started");
         s.request_id(off, "s1")
     };
     let first = id(base.clone());
@@ -1619,9 +1615,7 @@ fn partner_center_request_ids_are_kept_on_a_retry_after_a_timeout_only() {
     assert_ne!(
         id(base.clone()),
         {
-            let s = base.iter().fold(closeout::saga::State::default(), |s, e| {
-                closeout::saga::apply(s, e)
-            });
+            let s = closeout::saga::fold(&base).expect("begins with saga_started");
             s.request_id(off, "s2")
         },
         "one per target"

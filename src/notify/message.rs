@@ -36,11 +36,10 @@ pub struct Message {
 impl Message {
     /// The message for notice `number` of the saga in `state`.
     pub fn build(state: &State, number: u32, notice: &Notice) -> Message {
-        let (saga_id, tenant_id) = state
-            .header
-            .as_ref()
-            .map(|h| (h.saga_id.0.clone(), h.spec.tenant_id.clone()))
-            .unwrap_or_default();
+        let (saga_id, tenant_id) = (
+            state.header.saga_id.0.clone(),
+            state.header.spec.tenant_id.clone(),
+        );
         let action = match notice.kind {
             NoticeKind::GateOpened => notice.detail.clone(),
             NoticeKind::Paused => format!(
@@ -188,7 +187,8 @@ mod tests {
                 gate: Gate::CancelSubscriptions,
                 instructions: "Cancel ENTERPRISEPACK (sub-9) at https://admin.example".into(),
             },
-        ]);
+        ])
+        .expect("the events begin with saga_started");
         let owed = state.owed_notices(1);
         assert_eq!(owed.len(), 1);
         let (number, notice, hooks) = &owed[0];
@@ -212,7 +212,8 @@ mod tests {
 
     #[test]
     fn owed_notices_follow_the_events_and_settle_per_webhook() {
-        let mut state = fold(&[started(), Event::StepStarted { step: 1 }]);
+        let mut state = fold(&[started(), Event::StepStarted { step: 1 }])
+            .expect("the events begin with saga_started");
         assert!(state.owed_notices(2).is_empty());
         state = apply(
             state,
@@ -310,7 +311,7 @@ mod preflight {
             who: "closeout".into(),
             why: "step 5 preflight failed: 1 users besides the keep accounts".into(),
         });
-        let state = fold(&events);
+        let state = fold(&events).expect("the events begin with saga_started");
         let required = state.action_required().expect("paused: an action");
         assert!(
             required.place.contains("closeout resume s-1"),

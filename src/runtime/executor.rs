@@ -205,10 +205,8 @@ impl Executor {
         self.inner.batches.recovered();
         let mut unresolved = Vec::new();
         for r in recovered {
-            if let (false, None, Some(h)) =
-                (r.state.is_terminal(), &r.state.tenant_guid, &r.state.header)
-            {
-                unresolved.push((r.saga_id.0.clone(), h.spec.tenant_id.clone()));
+            if !r.state.is_terminal() && r.state.tenant_guid.is_none() {
+                unresolved.push((r.saga_id.0.clone(), r.state.header.spec.tenant_id.clone()));
             }
             self.adopt(r.saga_id, r.state, r.next_seq).await;
         }
@@ -221,9 +219,7 @@ impl Executor {
     /// Registers a saga and, unless it is terminal, starts its task (under
     /// [`supervise`]).
     async fn adopt(&self, saga_id: SagaId, state: State, next_seq: u64) {
-        let Some(header) = state.header.clone() else {
-            return;
-        };
+        let header = state.header.clone();
         let terminal = state.is_terminal();
         crate::metrics::saga_gate(&saga_id.0, state.gate.as_ref().map(|g| g.0));
         let (tx, rx) = mpsc::channel(16);
@@ -476,7 +472,15 @@ impl Engine for Executor {
                 continue;
             }
             let at = now();
-            let state = (events.iter()).fold(State::default(), |s, e| saga::apply_at(s, e, at));
+            let state = match saga::fold_at(&events, at) {
+                Ok(state) => state,
+                Err(e) => {
+                    failed.get_or_insert(EngineError::Unavailable(format!(
+                        "saga {saga_id}: its first events: {e}"
+                    )));
+                    continue;
+                }
+            };
             tracing::info!(saga_id = %saga_id, tenant_id = %spec.tenant_id, operator = %who.name, "saga submitted");
             out.push(SagaSummary {
                 saga_id: saga_id.0.clone(),

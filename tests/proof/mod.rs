@@ -237,7 +237,7 @@ pub fn check_ledger(
     let mut by_tenant: HashMap<String, Recorded> = HashMap::new();
     let mut sum = LedgerSummary::default();
     for (id, events) in &sagas {
-        let state = closeout::saga::fold(events);
+        let state = closeout::saga::fold(events).expect("the events begin with saga_started");
         let gone = events
             .iter()
             .any(|e| matches!(e, Event::TenantFoundGone { .. }));

@@ -8,8 +8,8 @@ use closeout::model::{
     SecretSource, Subscription, SubscriptionMode, SubscriptionStatus, TenantSpec, Timestamp, User,
 };
 use closeout::saga::{
-    apply_at, decide, handle, Action, Call, Change, Command, Event, Gate, IdentitySource,
-    Inventory, MfaView, Read, Refusal, SagaPolicy, State, SubscriptionRef, TenantView, UserRef,
+    decide, handle, Action, Call, Change, Command, Event, Gate, IdentitySource, Inventory, MfaView,
+    Read, Refusal, SagaPolicy, State, SubscriptionRef, TenantView, UserRef,
 };
 use std::time::Duration;
 
@@ -57,11 +57,7 @@ pub fn stake_not_read() -> Event {
 
 /// Folds the history exactly as given (every record stamped `T0`).
 pub fn given_as_recorded(events: Vec<Event>) -> Given {
-    Given(
-        events
-            .iter()
-            .fold(State::default(), |s, e| apply_at(s, e, ts(T0))),
-    )
+    Given(closeout::saga::fold_at(&events, ts(T0)).expect("the history begins with saga_started"))
 }
 
 impl Given {

@@ -54,14 +54,15 @@ pub(super) fn load_all(store: &Store) -> Result<Vec<Recovered>, Error> {
             saga: meta.saga_id.0.clone(),
             message,
         };
+        // `None` until the saga's first record (its `SagaStarted`) is read.
         let (mut state, from) = match (&meta.snapshot, meta.snapshot_seq) {
             (Some(snap), Some(seq)) => match State::decode(&snap.state) {
-                Ok(state) => (state, seq + 1),
+                Ok(state) => (Some(state), seq + 1),
                 // An older snapshot version: replay the saga's events instead.
-                Err(crate::codec::Error::UnknownVersion { .. }) => (State::default(), 0),
+                Err(crate::codec::Error::UnknownVersion { .. }) => (None, 0),
                 Err(e) => return Err(bad(format!("snapshot at seq {seq}: {e}"))),
             },
-            _ => (State::default(), 0),
+            _ => (None, 0),
         };
         // Nothing follows the snapshot: no event to read (most sagas).
         if from < meta.next_seq {
@@ -73,9 +74,22 @@ pub(super) fn load_all(store: &Store) -> Result<Vec<Recovered>, Error> {
                         record.saga_seq, record.global_seq
                     ))
                 })?;
-                state = saga::apply_at(state, &event, record.at);
+                match &mut state {
+                    Some(state) => state.apply_at(&event, record.at),
+                    None => {
+                        let mut first = State::begin(&event).map_err(|e| {
+                            bad(format!(
+                                "record {} (global {}): {e}",
+                                record.saga_seq, record.global_seq
+                            ))
+                        })?;
+                        first.updated_at = first.updated_at.max(record.at);
+                        state = Some(first);
+                    }
+                }
             }
         }
+        let state = state.ok_or_else(|| bad("it has no records".into()))?;
         out.push(Recovered {
             saga_id: meta.saga_id,
             state,

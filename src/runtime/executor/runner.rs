@@ -88,9 +88,7 @@ impl Runner {
     /// Drives the saga until it is terminal or the daemon stops; an error
     /// other than [`Stop::Shutdown`] (or a panic) is the supervisor's.
     pub(super) async fn run(&mut self, commands: &mut mpsc::Receiver<Msg>) -> Result<(), Stop> {
-        let Some(header) = self.state.header.clone() else {
-            return Ok(());
-        };
+        let header = self.state.header.clone();
         let mut stopping = self.inner.stopping.subscribe();
         // What the log says is owed goes out now, not with the next record:
         // a saga adopted paused may record nothing until the operator acts.
@@ -180,9 +178,7 @@ impl Runner {
                 {
                     // Resumed while its calls ran: the operator's fix may
                     // have been a new secret.
-                    if let Some(header) = &self.state.header {
-                        *api = tenant::connect(&self.inner.graph, &header.spec).await;
-                    }
+                    *api = tenant::connect(&self.inner.graph, &self.state.header.spec).await;
                 }
                 continue;
             }
@@ -247,8 +243,7 @@ impl Runner {
             .state
             .tenant_guid
             .clone()
-            .or_else(|| self.state.header.as_ref().map(|h| h.spec.tenant_id.clone()))
-            .unwrap_or_default();
+            .unwrap_or_else(|| self.state.header.spec.tenant_id.clone());
         let inner = Arc::clone(&self.inner);
         let partner = inner.partner.as_ref();
         // Partner Center's `MS-RequestId` of each change, fixed by the state
@@ -353,9 +348,7 @@ impl Runner {
         let was_paused = self.state.paused.is_some();
         self.command(msg).await?;
         if was_paused && self.state.paused.is_none() {
-            if let Some(header) = &self.state.header {
-                *api = tenant::connect(&self.inner.graph, &header.spec).await;
-            }
+            *api = tenant::connect(&self.inner.graph, &self.state.header.spec).await;
         }
         Ok(())
     }
@@ -400,7 +393,7 @@ impl Runner {
         for event in events {
             let bytes = event.encode().map_err(|e| Stop::Codec(e.to_string()))?;
             self.staged.push(bytes);
-            self.state = saga::apply_at(std::mem::take(&mut self.state), event, at);
+            self.state.apply_at(event, at);
             tracing::debug!(kind = event.kind(), "staged");
         }
         crate::metrics::recorded(
@@ -428,12 +421,7 @@ impl Runner {
             Some(Snapshot {
                 state,
                 terminal,
-                label: self
-                    .state
-                    .header
-                    .as_ref()
-                    .map(|h| h.spec.tenant_id.clone())
-                    .unwrap_or_default(),
+                label: self.state.header.spec.tenant_id.clone(),
             })
         } else {
             None

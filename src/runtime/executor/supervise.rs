@@ -125,7 +125,7 @@ async fn record_stop(
         .append(saga_id, r.next_seq, vec![payload], None)
         .await
         .map_err(|e| format!("the event log refused it: {e}"))?;
-    r.state = saga::apply_at(std::mem::take(&mut r.state), &event, now());
+    r.state.apply_at(&event, now());
     r.next_seq += 1;
     Ok(r)
 }

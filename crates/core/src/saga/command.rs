@@ -68,9 +68,6 @@ fn refuse(reason: impl Into<String>) -> Refusal {
 /// Turns a command into the events to record, or refuses it. `_now` is
 /// accepted for symmetry with `decide` (the store stamps records itself).
 pub fn handle(state: &State, command: Command, _now: Timestamp) -> Result<Vec<Event>, Refusal> {
-    if state.header.is_none() {
-        return Err(refuse("the saga has not started"));
-    }
     if let Some(ending) = &state.ending() {
         return Err(refuse(format!("the saga has ended ({ending:?})")));
     }

@@ -21,9 +21,7 @@ const RENEW_ON: Change = Change::SetAutoRenew { enabled: true };
 
 /// The next compensating actions.
 pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
-    let Some(header) = &state.header else {
-        return Vec::new();
-    };
+    let header = &state.header;
     // What the forward steps may have done must be known before it is undone.
     for change in [SUSPEND, RENEW_OFF, Change::DeleteUser] {
         if let Some(a) = resolve_doubt(state, change) {

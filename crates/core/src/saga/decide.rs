@@ -12,9 +12,7 @@ use crate::model::{PartnerStatus, SubscriptionStatus, Timestamp, RETRY_AFTER_TOO
 
 /// What to do next. Pure: the same state and time always give the same actions.
 pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
-    let Some(header) = &state.header else {
-        return Vec::new();
-    };
+    let header = &state.header;
     if state.ending().is_some() || state.paused.is_some() {
         return Vec::new();
     }
@@ -107,11 +105,7 @@ fn tenant_gone(state: &State) -> Vec<Action> {
 
 /// The failure policy applied to a permanent failure.
 fn on_failure(state: &State, reason: String) -> Vec<Action> {
-    let policy = state
-        .header
-        .as_ref()
-        .map(|h| h.policy.failure)
-        .unwrap_or(FailurePolicy::Pause);
+    let policy = state.header.policy.failure;
     // A cancellation Partner Center accepted (or may have) is past the point
     // of no return even before `PivotPassed` is recorded: never compensate.
     let irreversible = !ids_where(
@@ -274,12 +268,7 @@ pub const INTENT_WINDOW: usize = 4;
 
 /// The policy's intent size (objects per intent group).
 pub(crate) fn intent_size(state: &State) -> usize {
-    state
-        .header
-        .as_ref()
-        .map(|h| h.policy.intent_size)
-        .unwrap_or(100)
-        .max(1)
+    state.header.policy.intent_size.max(1)
 }
 
 /// How many objects one decision intends at most ([`INTENT_WINDOW`] groups).
@@ -371,12 +360,9 @@ pub(crate) fn is_keep(state: &State, id: &str, upn: &str) -> bool {
     if state.keep_ids.as_ref().is_some_and(|k| k.contains(id)) {
         return true;
     }
-    state.header.as_ref().is_some_and(|h| {
-        h.spec
-            .keep
-            .iter()
-            .any(|k| k == id || k.eq_ignore_ascii_case(upn))
-    })
+    (state.header.spec.keep)
+        .iter()
+        .any(|k| k == id || k.eq_ignore_ascii_case(upn))
 }
 
 /// The actions that start a durable wait.

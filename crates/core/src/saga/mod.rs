@@ -46,8 +46,8 @@ pub use required::{
     failing_preconditions, ActionRequired, SubscriptionAction, ADMIN_CENTER, ENTRA_ADMIN_CENTER,
 };
 pub use state::{
-    apply, apply_at, fold, table_of, Course, Ending, Header, Observed, State, Target, Wait,
-    STATE_VERSION,
+    apply, apply_at, fold, fold_at, table_of, Course, Ending, Header, NotStarted, Observed, State,
+    Target, Wait, STATE_VERSION,
 };
 pub use status::{Progress, SagaState, SagaStatus};
 pub use view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};

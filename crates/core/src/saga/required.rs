@@ -52,11 +52,7 @@ impl State {
         if self.is_terminal() {
             return None;
         }
-        let saga = self
-            .header
-            .as_ref()
-            .map(|h| h.saga_id.0.as_str())
-            .unwrap_or_default();
+        let saga = self.header.saga_id.0.as_str();
         if let Some(why) = &self.paused {
             let failing = if why.starts_with("step 5 preflight failed") {
                 self.last_tenant_read
@@ -167,11 +163,7 @@ impl State {
             ),
             Gate::DeleteTenant => match &self.last_deletion_check {
                 Some(check) => {
-                    let own_app = self
-                        .header
-                        .as_ref()
-                        .map(|h| h.spec.client_id.as_str())
-                        .unwrap_or_default();
+                    let own_app = self.header.spec.client_id.as_str();
                     let finisher = super::steps::finishing_admin(self);
                     let keep = |id: &str, upn: &str| super::decide::is_keep(self, id, upn);
                     (

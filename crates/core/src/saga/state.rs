@@ -159,11 +159,12 @@ impl Default for Course {
     }
 }
 
-/// One saga's state: the fold of its events, and its snapshot.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// One saga's state: the fold of its events, and its snapshot. It exists
+/// from the saga's first record, its `SagaStarted` ([`State::begin`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct State {
-    /// From `SagaStarted`; `None` before it.
-    pub header: Option<Header>,
+    /// What the saga was started with (its `SagaStarted`).
+    pub header: Header,
     /// The time of the latest applied record (see [`apply_at`]).
     pub updated_at: Timestamp,
     /// The inventory taken before any change.
@@ -299,25 +300,141 @@ impl State {
     }
 }
 
-/// Folds events into a state (replay: nothing is performed).
-pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> State {
-    events.into_iter().fold(State::default(), apply)
+/// A saga's records do not begin with its `SagaStarted` (a damaged or
+/// tampered log): there is no saga to replay.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("its first record is `{found}`, not `saga_started`")]
+pub struct NotStarted {
+    /// The kind of the first record (`nothing` when there is none).
+    pub found: &'static str,
+}
+
+impl State {
+    /// The state a saga's first record, its `SagaStarted`, begins.
+    pub fn begin(first: &Event) -> Result<State, NotStarted> {
+        let Event::SagaStarted {
+            saga_id,
+            spec,
+            policy,
+            at,
+            ..
+        } = first
+        else {
+            return Err(NotStarted {
+                found: first.kind(),
+            });
+        };
+        let mut s = State::blank(Header {
+            saga_id: saga_id.clone(),
+            spec: spec.clone(),
+            policy: policy.clone(),
+            started_at: *at,
+        });
+        s.apply(first);
+        Ok(s)
+    }
+
+    /// `header` and nothing else yet.
+    fn blank(header: Header) -> State {
+        State {
+            header,
+            updated_at: Default::default(),
+            inventory: Default::default(),
+            keep_ids: Default::default(),
+            step: Default::default(),
+            tables: Default::default(),
+            intents: Default::default(),
+            next_change_id: Default::default(),
+            observed: Default::default(),
+            wait: Default::default(),
+            gate: Default::default(),
+            reactivated: Default::default(),
+            pending_error: Default::default(),
+            retry_at: Default::default(),
+            streak: Default::default(),
+            failure: Default::default(),
+            last_error: Default::default(),
+            paused: Default::default(),
+            task_stopped: Default::default(),
+            course: Default::default(),
+            tenant_unknown: Default::default(),
+            notices: Default::default(),
+            batch: Default::default(),
+            batch_finished: Default::default(),
+            last_subscriptions: Default::default(),
+            last_tenant_read: Default::default(),
+            inventory_parts: Default::default(),
+            tenant_guid: Default::default(),
+            organization_guid: Default::default(),
+            admins_seen: Default::default(),
+            keep_admin_missing: Default::default(),
+            closure: Default::default(),
+            discovery_baseline: Default::default(),
+            gone_confirmations: Default::default(),
+            own_app_removed: Default::default(),
+            last_deletion_check: Default::default(),
+            last_ca_write: Default::default(),
+            classes: Default::default(),
+            users_deleted_at: Default::default(),
+            answers: Default::default(),
+            users_before_term_end: Default::default(),
+            backup: Default::default(),
+            stake: Default::default(),
+            backup_attested: Default::default(),
+        }
+    }
+
+    /// Applies one event in place (see [`apply`]).
+    pub fn apply(&mut self, event: &Event) {
+        apply_event(self, event);
+    }
+
+    /// Applies one record in place (see [`apply_at`]).
+    pub fn apply_at(&mut self, event: &Event, at: Timestamp) {
+        let first_delete = s_first_delete(self, event);
+        apply_event(self, event);
+        if first_delete {
+            self.users_deleted_at = Some(at);
+        }
+        self.updated_at = self.updated_at.max(at);
+        if let Event::ChangeApplied { change_id, .. } | Event::ChangeFailed { change_id, .. } =
+            event
+        {
+            if self.intents.get(change_id) == Some(&Change::DisableCaPolicy) {
+                self.last_ca_write = Some(at);
+            }
+        }
+    }
+}
+
+/// Folds a saga's events, its `SagaStarted` first, into its state (replay:
+/// nothing is performed).
+pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<State, NotStarted> {
+    let mut events = events.into_iter();
+    let first = events.next().ok_or(NotStarted { found: "nothing" })?;
+    Ok(events.fold(State::begin(first)?, apply))
+}
+
+/// [`fold`] of records all stamped `at` (a saga's first events, recorded
+/// together).
+pub fn fold_at<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    at: Timestamp,
+) -> Result<State, NotStarted> {
+    let mut events = events.into_iter();
+    let first = events.next().ok_or(NotStarted { found: "nothing" })?;
+    let mut state = State::begin(first)?;
+    state.updated_at = state.updated_at.max(at);
+    for event in events {
+        state.apply_at(event, at);
+    }
+    Ok(state)
 }
 
 /// [`apply`], also noting the record's timestamp as the last update.
-pub fn apply_at(state: State, event: &Event, at: Timestamp) -> State {
-    let first_delete = s_first_delete(&state, event);
-    let mut s = apply(state, event);
-    if first_delete {
-        s.users_deleted_at = Some(at);
-    }
-    s.updated_at = s.updated_at.max(at);
-    if let Event::ChangeApplied { change_id, .. } | Event::ChangeFailed { change_id, .. } = event {
-        if s.intents.get(change_id) == Some(&Change::DisableCaPolicy) {
-            s.last_ca_write = Some(at);
-        }
-    }
-    s
+pub fn apply_at(mut state: State, event: &Event, at: Timestamp) -> State {
+    state.apply_at(event, at);
+    state
 }
 
 /// Whether `event` is the first accepted user deletion.
@@ -331,7 +448,12 @@ fn s_first_delete(s: &State, event: &Event) -> bool {
 }
 
 /// Applies one event. No business logic: this only records what the event says.
-pub fn apply(mut s: State, event: &Event) -> State {
+pub fn apply(mut state: State, event: &Event) -> State {
+    apply_event(&mut state, event);
+    state
+}
+
+fn apply_event(s: &mut State, event: &Event) {
     match event {
         Event::SagaStarted {
             saga_id,
@@ -340,12 +462,12 @@ pub fn apply(mut s: State, event: &Event) -> State {
             at,
             ..
         } => {
-            s.header = Some(Header {
+            s.header = Header {
                 saga_id: saga_id.clone(),
                 spec: spec.clone(),
                 policy: policy.clone(),
                 started_at: *at,
-            });
+            };
             s.updated_at = s.updated_at.max(*at);
         }
         Event::InventoryUsersRecorded { .. } | Event::InventoryRecorded { .. } => {
@@ -655,7 +777,6 @@ pub fn apply(mut s: State, event: &Event) -> State {
             );
         }
     }
-    s
 }
 
 impl State {
@@ -676,11 +797,7 @@ impl State {
     /// <https://learn.microsoft.com/en-us/partner-center/developer/headers>).
     /// A GUID-shaped value made of the first 16 bytes of a BLAKE3 hash.
     pub fn request_id(&self, change: Change, target: &str) -> String {
-        let saga = self
-            .header
-            .as_ref()
-            .map(|h| h.saga_id.0.as_str())
-            .unwrap_or_default();
+        let saga = self.header.saga_id.0.as_str();
         let table = table_of(change);
         let generation = self
             .answers

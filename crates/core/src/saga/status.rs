@@ -113,12 +113,9 @@ impl State {
             (None, None, Some(w)) => Some(w.reason.clone()),
             _ => None,
         };
-        let (saga_id, tenant_id) = self.header.as_ref().map_or_else(Default::default, |h| {
-            (h.saga_id.to_string(), h.spec.tenant_id.clone())
-        });
         SagaStatus {
-            saga_id,
-            tenant_id,
+            saga_id: self.header.saga_id.to_string(),
+            tenant_id: self.header.spec.tenant_id.clone(),
             state,
             step: (self.step > 0).then_some(self.step),
             progress: self.progress(),

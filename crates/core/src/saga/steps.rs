@@ -24,9 +24,7 @@ const DELETE_SUB: Change = Change::SetSubscription {
 
 /// The next forward actions.
 pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
-    let Some(header) = &state.header else {
-        return Vec::new();
-    };
+    let header = &state.header;
     let manual = header.spec.subscriptions == SubscriptionMode::Manual;
     match state.step {
         0 => start(state),
@@ -66,7 +64,8 @@ fn start(state: &State) -> Vec<Action> {
     let Some(org) = &state.organization_guid else {
         return read(Read::Organization);
     };
-    if let (Some(header), Some(guid)) = (&state.header, &state.tenant_guid) {
+    if let Some(guid) = &state.tenant_guid {
+        let header = &state.header;
         if guid != org {
             return record(vec![Event::SagaFailed {
                 reason: format!(
@@ -76,7 +75,8 @@ fn start(state: &State) -> Vec<Action> {
             }]);
         }
     }
-    let (Some(header), Some(inv)) = (&state.header, &state.inventory) else {
+    let header = &state.header;
+    let Some(inv) = &state.inventory else {
         return read(Read::Inventory);
     };
     if state.keep_ids.is_some() {
@@ -151,7 +151,7 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
         .keep_ids
         .as_ref()
         .map_or(0, std::collections::BTreeSet::len)
-        + state.header.as_ref().map_or(0, |h| h.spec.keep.len());
+        + state.header.spec.keep.len();
     let targets: Vec<String> = state
         .inventory
         .iter()
@@ -232,7 +232,7 @@ fn delete_users(state: &State, now: Timestamp) -> Vec<Action> {
 /// then). `first`: events to record before anything this records. `None`
 /// once the users may be deleted now.
 fn schedule(state: &State, now: Timestamp, mut first: Vec<Event>) -> Option<Vec<Action>> {
-    let header = state.header.as_ref()?;
+    let header = &state.header;
     if header.spec.subscriptions != SubscriptionMode::PartnerCenter {
         return None;
     }
@@ -296,11 +296,10 @@ fn backup_gate(state: &State, now: Timestamp) -> Option<Vec<Action>> {
         if let Some(gate) = open {
             first.push(Event::GateClosed { gate });
         }
-        let (tenant, saga) = state
-            .header
-            .as_ref()
-            .map(|h| (h.spec.tenant_id.as_str(), h.saga_id.0.as_str()))
-            .unwrap_or_default();
+        let (tenant, saga) = (
+            state.header.spec.tenant_id.as_str(),
+            state.header.saga_id.0.as_str(),
+        );
         let upns = users_to_delete(state);
         let summary = stake::summarize(stake, &upns);
         first.push(Event::GateOpened {
@@ -333,7 +332,8 @@ pub(crate) fn users_to_delete(state: &State) -> Vec<&str> {
 /// only when it runs.
 pub(super) fn missing_permissions(state: &State) -> Option<Vec<String>> {
     let granted = state.observed.app_permissions.as_ref()?;
-    let (Some(header), Some(inv)) = (state.header.as_ref(), state.inventory.as_ref()) else {
+    let header = &state.header;
+    let Some(inv) = state.inventory.as_ref() else {
         return Some(Vec::new());
     };
     let plan = super::plan(&header.spec, inv);
@@ -355,11 +355,7 @@ fn preflight(
     let Some(missing) = missing_permissions(state) else {
         return Err(read(Read::AppPermissions));
     };
-    let tenant = state
-        .header
-        .as_ref()
-        .map(|h| h.spec.tenant_id.as_str())
-        .unwrap_or_default();
+    let tenant = state.header.spec.tenant_id.as_str();
     let mut findings = Vec::new();
     if !missing.is_empty() {
         findings.push(super::preflight::Finding {
@@ -475,11 +471,7 @@ fn elsewhere_gate(state: &State, now: Timestamp, step: u8) -> Option<Vec<Action>
     if state.observed.classes.is_none() {
         return Some(read(Read::ClassifySubscriptions));
     }
-    let tenant = state
-        .header
-        .as_ref()
-        .map(|h| h.spec.tenant_id.as_str())
-        .unwrap_or_default();
+    let tenant = state.header.spec.tenant_id.as_str();
     let mut first = Vec::new();
     let open = state.gate.as_ref().map(|(g, _)| *g);
     if open != Some(Gate::EndSubscriptionsElsewhere) {
@@ -717,11 +709,7 @@ fn gated_subscriptions(state: &State, now: Timestamp, gate: Gate) -> Vec<Action>
         left.len()
     );
     if state.gate.is_none() {
-        let tenant = state
-            .header
-            .as_ref()
-            .map(|h| h.spec.tenant_id.as_str())
-            .unwrap_or_default();
+        let tenant = state.header.spec.tenant_id.as_str();
         // A direct (MCA) customer may not be able to cancel at once: past
         // the cancellation window the admin center offers to turn off
         // recurring billing, and the subscription ends with its term
@@ -768,7 +756,7 @@ pub(crate) fn mfa_scope(state: &State) -> MfaScope {
 
 /// The object id of the Global Administrator who finishes the closure.
 pub(crate) fn finishing_admin(state: &State) -> Option<String> {
-    let header = state.header.as_ref()?;
+    let header = &state.header;
     let inv = state.inventory.as_ref()?;
     let named = state
         .closure
@@ -1015,11 +1003,10 @@ fn empty_check() -> closure::DeletionCheck {
 /// The gate's text and how many blockers Graph shows: what a person does, in
 /// order, before the portal deletes the tenant.
 fn deletion_instructions(state: &State, check: &closure::DeletionCheck) -> (String, usize) {
-    let (tenant, own_app) = state
-        .header
-        .as_ref()
-        .map(|h| (h.spec.tenant_id.as_str(), h.spec.client_id.as_str()))
-        .unwrap_or_default();
+    let (tenant, own_app) = (
+        state.header.spec.tenant_id.as_str(),
+        state.header.spec.client_id.as_str(),
+    );
     let finisher = finishing_admin(state);
     let keep = |id: &str, upn: &str| is_keep(state, id, upn);
     let blockers = closure::blockers(check, finisher.as_deref(), &keep, own_app);
@@ -1064,9 +1051,5 @@ fn deletion_instructions(state: &State, check: &closure::DeletionCheck) -> (Stri
 }
 
 fn policy(state: &State) -> super::policy::SagaPolicy {
-    state
-        .header
-        .as_ref()
-        .map(|h| h.policy.clone())
-        .unwrap_or_default()
+    state.header.policy.clone()
 }
