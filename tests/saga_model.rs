@@ -16,8 +16,7 @@ use closeout::model::{
 use closeout::retry::{Jitter, RetryPolicy};
 use closeout::runtime::perform::perform;
 use closeout::saga::{
-    apply, decide, fold, handle, Action, Change, Command, Ending, Event, FailurePolicy, SagaPolicy,
-    State,
+    apply, decide, fold, handle, Change, Command, Ending, Event, FailurePolicy, SagaPolicy, State,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -318,41 +317,39 @@ fn drive(sc: &Scenario, mut state: State, cut: Option<usize>) -> (RunEnd, State)
         if state.paused.is_some() || state.ending().is_some() {
             continue;
         }
-        let actions = decide(&state, now);
-        assert_eq!(actions, decide(&state, now), "decide is not deterministic");
-        assert!(!actions.is_empty(), "saga stuck: {:?}", state.status());
-        let mut woke = None;
-        for action in actions {
-            match action {
-                Action::Record(events) => {
-                    for e in events {
-                        let (s, crashed) = append(state, e);
-                        state = s;
-                        if crashed {
-                            return (RunEnd::Cut, state);
-                        }
-                    }
-                }
-                Action::Perform(call) => {
-                    let events = futures::executor::block_on(perform(
-                        &call,
-                        fake,
-                        Some(fake),
-                        &sc.spec.tenant_id,
-                        now,
-                    ));
-                    fake.with(|w| w.now += 10);
-                    for e in events {
-                        let (s, crashed) = append(state, e);
-                        state = s;
-                        if crashed {
-                            return (RunEnd::Cut, state);
-                        }
-                    }
-                }
-                Action::WakeAt(t) => woke = Some(t),
+        // What the runtime executes: the records first, then the calls.
+        let decision = decide(&state, now);
+        assert_eq!(decision, decide(&state, now), "decide is not deterministic");
+        assert!(
+            !decision.is_idle() || decision.wake_at.is_some(),
+            "saga stuck: {:?}",
+            state.status()
+        );
+        for e in decision.record {
+            let (s, crashed) = append(state, e);
+            state = s;
+            if crashed {
+                return (RunEnd::Cut, state);
             }
         }
+        for call in &decision.perform {
+            let events = futures::executor::block_on(perform(
+                call,
+                fake,
+                Some(fake),
+                &sc.spec.tenant_id,
+                now,
+            ));
+            fake.with(|w| w.now += 10);
+            for e in events {
+                let (s, crashed) = append(state, e);
+                state = s;
+                if crashed {
+                    return (RunEnd::Cut, state);
+                }
+            }
+        }
+        let woke = decision.wake_at;
         fake.with(|w| w.now = w.now.max(woke.map(|t| t.0).unwrap_or(0)) + 1);
     }
     panic!("saga did not end in 5000 rounds: {:?}", state.status());

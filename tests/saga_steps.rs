@@ -1453,7 +1453,7 @@ fn a_batch_groups_records_before_calls() {
         .concat(),
     )
     .when(T0);
-    let b = closeout::saga::Batch::from_actions(actions);
+    let b = closeout::saga::Decision::from_actions(actions);
     assert_eq!(b.record, vec![intent(0, Change::DeleteUser, &["b", "c"])]);
     assert_eq!(b.perform.len(), 1);
     assert!(!b.is_idle() && b.wake_at.is_none());
@@ -1462,7 +1462,7 @@ fn a_batch_groups_records_before_calls() {
         gate_waiting(Gate::CancelSubscriptions),
     ]
     .concat();
-    let b = closeout::saga::Batch::from_actions(given(waiting).when(T0));
+    let b = closeout::saga::Decision::from_actions(given(waiting).when(T0));
     assert!(b.is_idle());
     assert_eq!(b.wake_at, Some(ts(T0 + 300_000)));
 }

@@ -15,7 +15,7 @@ use super::Lifecycle;
 use crate::config::Config;
 use crate::graph::{self, PartnerClient};
 use crate::model::{SagaId, SubscriptionMode, TenantSpec, Timestamp};
-use crate::saga::{self, Batch, Call, Command, Event, SagaState, State};
+use crate::saga::{self, Call, Command, Event, SagaState, State};
 use crate::store::{self, Snapshot, Store};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::{HashMap, HashSet};

@@ -8,8 +8,8 @@ use closeout::model::{
     SecretSource, Subscription, SubscriptionMode, SubscriptionStatus, TenantSpec, Timestamp, User,
 };
 use closeout::saga::{
-    decide, handle, Action, Call, Change, Command, Event, Gate, IdentitySource, Inventory, MfaView,
-    Read, Refusal, SagaPolicy, State, SubscriptionRef, TenantView, UserRef,
+    actions, decide, handle, Action, Call, Change, Command, Decision, Event, Gate, IdentitySource,
+    Inventory, MfaView, Read, Refusal, SagaPolicy, State, SubscriptionRef, TenantView, UserRef,
 };
 use std::time::Duration;
 
@@ -61,10 +61,15 @@ pub fn given_as_recorded(events: Vec<Event>) -> Given {
 }
 
 impl Given {
-    /// What `decide` does at `now`.
+    /// What the saga decides at `now`, action by action.
     pub fn when(&self, now: u64) -> Vec<Action> {
-        let first = decide(&self.0, ts(now));
-        assert_eq!(first, decide(&self.0, ts(now)), "decide is deterministic");
+        let first = actions(&self.0, ts(now));
+        assert_eq!(first, actions(&self.0, ts(now)), "decide is deterministic");
+        assert_eq!(
+            decide(&self.0, ts(now)),
+            Decision::from_actions(first.clone()),
+            "the runtime executes what was decided"
+        );
         first
     }
 

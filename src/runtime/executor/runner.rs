@@ -145,8 +145,8 @@ impl Runner {
                 self.flush().await?;
                 return Ok(());
             }
-            let batch = Batch::from_actions(saga::decide(&self.state, now()));
-            if !batch.perform.is_empty() && turn.is_none() {
+            let decision = saga::decide(&self.state, now());
+            if !decision.perform.is_empty() && turn.is_none() {
                 // Wait for a turn before recording anything: the decision
                 // is made again once it comes, and commands, notifications
                 // and shutdown are served meanwhile.
@@ -161,10 +161,10 @@ impl Runner {
                 }
                 continue;
             }
-            if !batch.record.is_empty() {
-                self.stage(&batch.record)?;
+            if !decision.record.is_empty() {
+                self.stage(&decision.record)?;
             }
-            if !batch.perform.is_empty() {
+            if !decision.perform.is_empty() {
                 // Always false in release builds (see `fault`).
                 if fault::injected("panic", &self.inner, &self.saga_id) {
                     panic!("injected fault: saga task panics before its calls");
@@ -173,7 +173,7 @@ impl Runner {
                 // before any call is made.
                 self.flush().await?;
                 if self
-                    .perform_all(&*api, &batch.perform, commands, stopping)
+                    .perform_all(&*api, &decision.perform, commands, stopping)
                     .await?
                 {
                     // Resumed while its calls ran: the operator's fix may
@@ -182,7 +182,7 @@ impl Runner {
                 }
                 continue;
             }
-            if !batch.record.is_empty() {
+            if !decision.record.is_empty() {
                 // Decided without a call: decide again on the staged state;
                 // the events reach the log with the next call or sleep.
                 if self.staged.len() >= STAGE_LIMIT {
@@ -192,10 +192,10 @@ impl Runner {
             }
             self.flush().await?;
             turn = None;
-            if batch.wake_at.is_none() && self.state.paused.is_none() {
+            if decision.wake_at.is_none() && self.state.paused.is_none() {
                 tracing::warn!(status = ?self.state.status(), "the saga decided nothing and set no timer: waiting for an operator command");
             }
-            let sleep_for = batch.wake_at.map(|at| at.since(now()));
+            let sleep_for = decision.wake_at.map(|at| at.since(now()));
             if sleep_for == Some(Duration::ZERO) {
                 continue;
             }

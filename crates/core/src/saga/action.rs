@@ -5,17 +5,14 @@ use super::event::{Change, Event};
 use crate::model::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// One thing to do next. `decide` returns them in order; the runtime:
-/// 1. appends the events of every `Record` durably and applies them;
-/// 2. then performs every `Perform` (concurrently if it likes: they are
-///    independent), appends the events each returns and applies them;
-/// 3. calls `decide` again once all of them are done.
+/// One thing to do next, as the saga's rules decide it ([`super::actions`],
+/// in order); [`super::decide`] hands them to the runtime as one
+/// [`Decision`].
 ///
 /// A change call always follows, in the same list, the `Record` holding its
-/// intent: it may be made only once that record is durable. `decide` never
-/// returns a change call for an intent already in the state: an intent found
-/// without outcome means the process stopped in between, and is resolved by
-/// a read.
+/// intent: it may be made only once that record is durable. No change call
+/// is decided for an intent already in the state: an intent found without
+/// outcome means the process stopped in between, and is resolved by a read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Action {
     /// Append these events (decisions: intents, step starts, schedules).
@@ -143,14 +140,14 @@ pub enum Call {
     },
 }
 
-/// The actions of one `decide`, grouped in the order the runtime takes them:
-/// append `record` durably (one group commit) and apply it; then make every
-/// call of `perform` (concurrently if it likes) and append what each returns;
-/// then call `decide` again. With nothing to record or perform, sleep until
-/// `wake_at` (or an operator command); with nothing at all, the saga is
-/// paused or ended.
+/// What [`super::decide`] returns: exactly what the runtime executes, in
+/// this order. Append `record` durably (one group commit) and apply it; then
+/// make every call of `perform` (concurrently if it likes: they are
+/// independent) and append and apply what each returns; then decide again.
+/// With nothing to record or perform, sleep until `wake_at` (or an operator
+/// command); with nothing at all, the saga is paused or ended.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Batch {
+pub struct Decision {
     /// Decisions to append before any call.
     pub record: Vec<Event>,
     /// Calls to make once `record` is durable.
@@ -159,10 +156,11 @@ pub struct Batch {
     pub wake_at: Option<Timestamp>,
 }
 
-impl Batch {
-    /// Groups `decide`'s actions (which always list records before calls).
-    pub fn from_actions(actions: Vec<Action>) -> Batch {
-        let mut b = Batch::default();
+impl Decision {
+    /// The decision the actions make (they list records before calls; the
+    /// earliest wake-up wins).
+    pub fn from_actions(actions: Vec<Action>) -> Decision {
+        let mut b = Decision::default();
         for a in actions {
             match a {
                 Action::Record(events) => b.record.extend(events),

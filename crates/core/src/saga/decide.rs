@@ -2,7 +2,7 @@
 //! handling, retry schedules and the generic driver of a table of changes live
 //! here; the five steps are in `steps`, the undo in `compensate`.
 
-use super::action::{Action, Call, Read};
+use super::action::{Action, Call, Decision, Read};
 use super::event::{Change, Event};
 use super::policy::FailurePolicy;
 use super::state::SYSTEM;
@@ -10,8 +10,15 @@ use super::state::{State, Target};
 use super::{compensate, steps};
 use crate::model::{PartnerStatus, SubscriptionStatus, Timestamp, RETRY_AFTER_TOO_LONG};
 
-/// What to do next. Pure: the same state and time always give the same actions.
-pub fn decide(state: &State, now: Timestamp) -> Vec<Action> {
+/// What to do next, as the runtime executes it. Pure: the same state and
+/// time always give the same decision.
+pub fn decide(state: &State, now: Timestamp) -> Decision {
+    Decision::from_actions(actions(state, now))
+}
+
+/// What to do next, action by action in the order the rules decide them
+/// (what the table tests read; [`decide`] is the runtime's form). Pure.
+pub fn actions(state: &State, now: Timestamp) -> Vec<Action> {
     let header = &state.header;
     if state.ending().is_some() || state.paused.is_some() {
         return Vec::new();

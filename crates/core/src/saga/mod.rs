@@ -32,9 +32,9 @@ mod steps;
 pub mod subscriptions;
 mod view;
 
-pub use action::{Action, Batch, Call, Read};
+pub use action::{Action, Call, Decision, Read};
 pub use command::{handle, Command, Refusal};
-pub use decide::{decide, jitter_unit, window, INTENT_WINDOW};
+pub use decide::{actions, decide, jitter_unit, window, INTENT_WINDOW};
 pub use event::{
     Change, Event, Gate, IdentitySource, InventoryParts, EVENT_VERSION, INVENTORY_PART_USERS,
     SECURITY_DEFAULTS,
