@@ -185,7 +185,7 @@ impl Outbox {
                     continue;
                 }
                 let mut message = Message::build(state, number, notice);
-                if notice.kind == crate::saga::NoticeKind::BatchFinished {
+                if notice.kind() == crate::saga::NoticeKind::BatchFinished {
                     message.log_head = self.head.as_ref().and_then(|h| (h.0)());
                 }
                 let webhooks = Arc::clone(&self.webhooks);

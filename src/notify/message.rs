@@ -2,7 +2,7 @@
 //! owed notice. Its `summary` is plain text without links (chat and pager
 //! integrations render it as is); its `id` is stable across re-sends.
 
-use crate::saga::{ActionRequired, Event, Notice, NoticeKind, State};
+use crate::saga::{ActionRequired, Event, Notice, NoticeKind, State, Told};
 use serde::{Deserialize, Serialize};
 
 /// One notification, as POSTed.
@@ -40,25 +40,26 @@ impl Message {
             state.header.saga_id.0.clone(),
             state.header.spec.tenant_id.clone(),
         );
-        let action = match notice.kind {
-            NoticeKind::GateOpened => notice.detail.clone(),
-            NoticeKind::Paused => format!(
+        let kind = notice.kind();
+        let action = match &notice.told {
+            Told::GateOpened { instructions } => instructions.clone(),
+            Told::Paused { .. } => format!(
                 "Find and fix the cause, then run: closeout resume {saga_id} (or closeout abort {saga_id} before the point of no return)"
             ),
-            NoticeKind::Failed => format!(
+            Told::Failed { .. } => format!(
                 "Nothing irreversible was done. Review closeout audit --saga {saga_id}, fix the cause and submit the tenant again"
             ),
-            NoticeKind::RolledBack => format!(
+            Told::RolledBack { .. } => format!(
                 "Every change was undone. Review closeout audit --saga {saga_id}; submit the tenant again if it should still be closed"
             ),
-            NoticeKind::BatchFinished => {
+            Told::BatchFinished { .. } => {
                 "Review closeout status for the sagas that did not complete".to_string()
             }
-            NoticeKind::SagaStopped => format!(
+            Told::SagaStopped { .. } => format!(
                 "Read the reason in closeout status {saga_id} and the daemon's log, fix the cause, then run: closeout resume {saga_id}"
             ),
         };
-        let what = match notice.kind {
+        let what = match kind {
             NoticeKind::GateOpened => "waits for a person",
             NoticeKind::Paused => "is paused",
             NoticeKind::Failed => "failed",
@@ -71,9 +72,9 @@ impl Message {
             .map(|s| format!(" at step {s} of 5"))
             .unwrap_or_default();
         // A gate's detail is its instructions, already the action.
-        let detail = match notice.kind {
-            NoticeKind::GateOpened => String::new(),
-            _ => format!(" ({})", notice.detail.trim_end_matches('.')),
+        let detail = match detail(&notice.told) {
+            None => String::new(),
+            Some(d) => format!(" ({})", d.trim_end_matches('.')),
         };
         let summary = link_free(&format!(
             "closeout: the closure of tenant {tenant_id} (saga {saga_id}) {what}{step}{detail}. To do: {}.",
@@ -81,7 +82,7 @@ impl Message {
         ));
         Message {
             id: format!("{saga_id}/{number}"),
-            kind: notice.kind,
+            kind,
             batch_id: state.batch.as_ref().map(|(b, _)| b.clone()),
             saga_id,
             tenant_id,
@@ -92,6 +93,26 @@ impl Message {
             log_head: None,
         }
     }
+}
+
+/// What a notice says beyond its kind, in the message's words (`None` for a
+/// gate, whose instructions are the message's action).
+fn detail(told: &Told) -> Option<String> {
+    Some(match told {
+        Told::GateOpened { .. } => return None,
+        Told::Paused { who, why } => format!("paused by {who}: {why}"),
+        Told::SagaStopped { reason } => format!("saga task stopped: {reason}"),
+        Told::Failed { reason } => format!("failed: {reason}"),
+        Told::RolledBack { why } => format!("rolled back: {why}"),
+        Told::BatchFinished {
+            batch_id,
+            completed,
+            rolled_back,
+            failed,
+        } => format!(
+            "batch {batch_id} finished: {completed} completed, {rolled_back} rolled back, {failed} failed"
+        ),
+    })
 }
 
 /// How the audit describes the events of notifications and batches (empty
@@ -231,7 +252,7 @@ mod tests {
         let owed: Vec<(u32, NoticeKind, Vec<u16>)> = state
             .owed_notices(2)
             .into_iter()
-            .map(|(n, notice, hooks)| (n, notice.kind, hooks))
+            .map(|(n, notice, hooks)| (n, notice.kind(), hooks))
             .collect();
         assert_eq!(
             owed,

@@ -204,9 +204,10 @@ impl Inner {
         let mut shown = state.clone();
         let number = shown.notices.keys().next_back().map_or(0, |n| n + 1);
         let notice = saga::Notice {
-            kind: saga::NoticeKind::SagaStopped,
+            told: saga::Told::SagaStopped {
+                reason: reason.to_string(),
+            },
             step: (shown.step > 0 && shown.compensating().is_none()).then_some(shown.step),
-            detail: format!("saga task stopped: {reason}"),
             settled: Default::default(),
         };
         shown.notices.insert(number, notice.clone());

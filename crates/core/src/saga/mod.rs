@@ -39,7 +39,7 @@ pub use event::{
     Change, Event, Gate, IdentitySource, InventoryParts, EVENT_VERSION, INVENTORY_PART_USERS,
     SECURITY_DEFAULTS,
 };
-pub use notice::{Notice, NoticeKind, Notices};
+pub use notice::{Notice, NoticeKind, Notices, Told};
 pub use plan::{check_keep, plan, Plan};
 pub use policy::{FailurePolicy, SagaPolicy};
 pub use required::{

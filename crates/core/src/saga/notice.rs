@@ -43,16 +43,72 @@ impl NoticeKind {
     }
 }
 
+/// What a notice tells, as its triggering event recorded it: data, not
+/// sentences (the notifier words the message: `notify::message`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Told {
+    /// An operator gate opened.
+    GateOpened {
+        /// The gate's instructions, as `GateOpened` recorded them.
+        instructions: String,
+    },
+    /// The saga paused.
+    Paused {
+        /// Who paused it: an operator, or `closeout` itself on a failure.
+        who: String,
+        /// Why, as `Paused` recorded it.
+        why: String,
+    },
+    /// The saga's task stopped without the saga ending.
+    SagaStopped {
+        /// Why the task ended, as `TaskStopped` recorded it.
+        reason: String,
+    },
+    /// The saga ended without closing the tenant.
+    Failed {
+        /// Why, as `SagaFailed` recorded it.
+        reason: String,
+    },
+    /// The saga undid everything it changed.
+    RolledBack {
+        /// Why it compensated: the failure, or the operator's abort.
+        why: String,
+    },
+    /// Every saga of the batch has ended.
+    BatchFinished {
+        /// The batch's id.
+        batch_id: String,
+        /// Sagas of the batch that closed their tenant.
+        completed: u32,
+        /// Sagas of the batch that undid their changes.
+        rolled_back: u32,
+        /// Sagas of the batch that ended failed.
+        failed: u32,
+    },
+}
+
+impl Told {
+    /// Which kind of notice this is (the message's `kind`).
+    pub fn kind(&self) -> NoticeKind {
+        match self {
+            Told::GateOpened { .. } => NoticeKind::GateOpened,
+            Told::Paused { .. } => NoticeKind::Paused,
+            Told::SagaStopped { .. } => NoticeKind::SagaStopped,
+            Told::Failed { .. } => NoticeKind::Failed,
+            Told::RolledBack { .. } => NoticeKind::RolledBack,
+            Told::BatchFinished { .. } => NoticeKind::BatchFinished,
+        }
+    }
+}
+
 /// One notification owed, as its triggering event left it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     /// What happened, and so which message the webhooks get.
-    pub kind: NoticeKind,
+    pub told: Told,
     /// The step the saga was in (none before step 1 and during compensation).
     pub step: Option<u8>,
-    /// The event's own words: gate instructions, why it paused or failed, the
-    /// batch's tally.
-    pub detail: String,
     /// Webhook indexes (into the configured list) whose delivery has an
     /// outcome recorded, sent or abandoned.
     pub settled: BTreeSet<u16>,
@@ -61,17 +117,23 @@ pub struct Notice {
 /// Notices by number (numbers count from 0 in the saga's history).
 pub type Notices = BTreeMap<u32, Notice>;
 
+impl Notice {
+    /// Which kind of notice this is.
+    pub fn kind(&self) -> NoticeKind {
+        self.told.kind()
+    }
+}
+
 impl State {
     /// Adds a notice under the next number.
-    pub(super) fn owe(&mut self, kind: NoticeKind, detail: String) {
+    pub(super) fn owe(&mut self, told: Told) {
         let number = self.notices.keys().next_back().map_or(0, |n| n + 1);
         let step = (self.step > 0 && self.compensating().is_none()).then_some(self.step);
         self.notices.insert(
             number,
             Notice {
-                kind,
+                told,
                 step,
-                detail,
                 settled: BTreeSet::new(),
             },
         );

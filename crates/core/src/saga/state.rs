@@ -2,7 +2,7 @@
 //! only records what an event says; every judgement lives in `decide`.
 
 use super::event::{Change, Event, Gate, IdentitySource};
-use super::notice::{NoticeKind, Notices};
+use super::notice::{Notices, Told};
 use super::policy::SagaPolicy;
 use super::subscriptions::SubscriptionClass;
 use super::view::{Inventory, MfaView, SubscriptionRef, TenantView, UserRef};
@@ -678,7 +678,9 @@ fn apply_event(s: &mut State, event: &Event) {
         }
         Event::GateOpened { gate, instructions } => {
             s.gate = Some((*gate, instructions.clone()));
-            s.owe(NoticeKind::GateOpened, instructions.clone());
+            s.owe(Told::GateOpened {
+                instructions: instructions.clone(),
+            });
         }
         Event::GateConfirmed { .. } => {
             s.wait = None;
@@ -702,7 +704,10 @@ fn apply_event(s: &mut State, event: &Event) {
             }
             s.paused = Some(why.clone());
             s.clear_failures();
-            s.owe(NoticeKind::Paused, format!("paused by {who}: {why}"));
+            s.owe(Told::Paused {
+                who: who.clone(),
+                why: why.clone(),
+            });
         }
         Event::TaskStopped { reason } => {
             let why = format!("saga task stopped: {reason}");
@@ -710,7 +715,9 @@ fn apply_event(s: &mut State, event: &Event) {
             s.paused = Some(why.clone());
             s.task_stopped = Some(reason.clone());
             s.clear_failures();
-            s.owe(NoticeKind::SagaStopped, why);
+            s.owe(Told::SagaStopped {
+                reason: reason.clone(),
+            });
         }
         Event::Resumed { .. } => {
             s.paused = None;
@@ -748,12 +755,14 @@ fn apply_event(s: &mut State, event: &Event) {
         Event::SagaRolledBack => {
             let why = s.compensating().unwrap_or_default().to_string();
             s.end(Ending::RolledBack);
-            s.owe(NoticeKind::RolledBack, format!("rolled back: {why}"));
+            s.owe(Told::RolledBack { why });
         }
         Event::SagaFailed { reason } => {
             s.end(Ending::Failed(reason.clone()));
             s.last_error = Some(reason.clone());
-            s.owe(NoticeKind::Failed, format!("failed: {reason}"));
+            s.owe(Told::Failed {
+                reason: reason.clone(),
+            });
         }
         Event::NotificationSent {
             notice, webhook, ..
@@ -769,12 +778,12 @@ fn apply_event(s: &mut State, event: &Event) {
             failed,
         } => {
             s.batch_finished = true;
-            s.owe(
-                NoticeKind::BatchFinished,
-                format!(
-                    "batch {batch_id} finished: {completed} completed, {rolled_back} rolled back, {failed} failed"
-                ),
-            );
+            s.owe(Told::BatchFinished {
+                batch_id: batch_id.clone(),
+                completed: *completed,
+                rolled_back: *rolled_back,
+                failed: *failed,
+            });
         }
     }
 }
