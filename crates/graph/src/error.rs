@@ -291,19 +291,34 @@ pub fn not_sent(ctx: &CallCtx) -> CallError {
     }
 }
 
-/// How long to wait before repeating a read that failed with `e`: `None`
-/// when a repeat cannot help (a permanent failure, a halted saga) or when
-/// the service asked for longer than `max`.
-pub fn repeatable_read(e: &CallError, max: std::time::Duration) -> Option<std::time::Duration> {
+/// The wait before the second attempt of a read answered with a transient
+/// error but no `Retry-After`; it doubles for the third.
+pub const READ_BACKOFF: Duration = Duration::from_millis(250);
+
+/// How long to wait before repeating a read whose `failures`-th attempt
+/// failed with `e`: `None` when a repeat cannot help (a permanent failure, a
+/// halted saga) or when the service asked for longer than `max`.
+///
+/// A `Retry-After` is honoured as given. Without one, a request that got
+/// no answer (connection refused or reset, timeout) is repeated at once;
+/// an answer (a 429 or a 5xx) is repeated after an exponential backoff
+/// ([`READ_BACKOFF`], doubling), as Microsoft's throttling guidance asks
+/// when the header is missing
+/// (<https://learn.microsoft.com/graph/throttling#best-practices-to-handle-throttling>).
+pub fn repeatable_read(e: &CallError, failures: u32, max: Duration) -> Option<Duration> {
     if e.class != FailureClass::Transient || e.code == NOT_SENT {
         return None;
     }
     match e.retry_after {
-        None => Some(std::time::Duration::ZERO),
         Some(ra) if ra <= max => Some(ra),
         Some(_) => None,
+        None if NO_ANSWER.contains(&e.code.as_str()) => Some(Duration::ZERO),
+        None => Some(READ_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(8))),
     }
 }
+
+/// The codes of [`transport_error`] for a request that got no answer.
+const NO_ANSWER: [&str; 3] = ["connect_failed", "timeout", "connection_reset"];
 
 /// The code of [`not_sent`].
 pub const NOT_SENT: &str = "not_sent";
@@ -473,5 +488,33 @@ mod tests {
         );
         let e = transport_error(&ctx("GET"), TransportKind::TooLarge, "over 1 byte");
         assert_eq!(e.class, FailureClass::Permanent);
+    }
+
+    #[test]
+    fn a_read_is_repeated_as_its_failure_allows() {
+        let max = Duration::from_secs(2);
+        let get = ctx("GET");
+        // No answer: at once.
+        let reset = transport_error(&get, TransportKind::Reset, "reset");
+        assert_eq!(repeatable_read(&reset, 1, max), Some(Duration::ZERO));
+        // An answer with a short Retry-After: that long.
+        let throttled = status_error(&get, 429, None, "", "", Some(Duration::from_millis(1500)));
+        assert_eq!(
+            repeatable_read(&throttled, 1, max),
+            Some(Duration::from_millis(1500))
+        );
+        // A longer one is the saga's to wait.
+        let long = status_error(&get, 429, None, "", "", Some(Duration::from_secs(30)));
+        assert_eq!(repeatable_read(&long, 1, max), None);
+        // An answer without one: backing off, doubling.
+        let bare = status_error(&get, 503, None, "", "", None);
+        assert_eq!(repeatable_read(&bare, 1, max), Some(READ_BACKOFF));
+        assert_eq!(repeatable_read(&bare, 2, max), Some(READ_BACKOFF * 2));
+        // Never a permanent failure, a halted saga, or a write.
+        let denied = status_error(&get, 403, None, "", "", None);
+        assert_eq!(repeatable_read(&denied, 1, max), None);
+        assert_eq!(repeatable_read(&not_sent(&get), 1, max), None);
+        let write = status_error(&ctx("DELETE"), 503, None, "", "", None);
+        assert_eq!(repeatable_read(&write, 1, max), None, "a write is in doubt");
     }
 }

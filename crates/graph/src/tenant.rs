@@ -171,10 +171,11 @@ impl TenantClient {
     /// `GET` a JSON value; `Ok(None)` on 404.
     ///
     /// A read changes nothing, so a transient failure of one `GET` is
-    /// repeated here, up to [`READ_ATTEMPTS`] times, at once or after the
-    /// service's short `Retry-After` (a 429's is also kept by the throttle);
-    /// a longer wait, a permanent failure or a halted saga is returned to
-    /// the saga, which records it and schedules the read's retry. Without
+    /// repeated here, up to [`READ_ATTEMPTS`] times: at once when it got no
+    /// answer, after the service's short `Retry-After` (a 429's is also kept
+    /// by the throttle), or after a short exponential backoff when an answer
+    /// had none (see [`error::repeatable_read`]); a longer wait, a permanent
+    /// failure or a halted saga is returned to the saga, which records it and schedules the read's retry. Without
     /// this a read made of several requests (step 1's preflight, step 5's
     /// deletion check, every page of a listing) is redone from its first
     /// request whenever any one of them fails: at a 30% failure rate
@@ -190,7 +191,7 @@ impl TenantClient {
                 Err(e) if attempt < READ_ATTEMPTS => e,
                 other => return other,
             };
-            let Some(wait) = error::repeatable_read(&e, READ_MAX_WAIT) else {
+            let Some(wait) = error::repeatable_read(&e, attempt, READ_MAX_WAIT) else {
                 return Err(e);
             };
             tracing::debug!(tenant = %self.tenant, path = %url.path(), attempt, code = %e.code, "read repeated");
