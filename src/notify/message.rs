@@ -109,10 +109,15 @@ fn detail(told: &Told) -> Option<String> {
             completed,
             rolled_back,
             failed,
-        } => format!(
-            "batch {batch_id} finished: {completed} completed, {rolled_back} rolled back, {failed} failed"
-        ),
+        } => tally(batch_id, *completed, *rolled_back, *failed),
     })
+}
+
+/// A finished batch's tally, as the notice and the audit say it.
+fn tally(batch_id: &str, completed: u32, rolled_back: u32, failed: u32) -> String {
+    format!(
+        "batch {batch_id} finished: {completed} completed, {rolled_back} rolled back, {failed} failed"
+    )
 }
 
 /// How the audit describes the events of notifications and batches (empty
@@ -149,9 +154,7 @@ pub fn describe(event: &Event) -> String {
             completed,
             rolled_back,
             failed,
-        } => format!(
-            "batch {batch_id} finished: {completed} completed, {rolled_back} rolled back, {failed} failed"
-        ),
+        } => tally(batch_id, *completed, *rolled_back, *failed),
         _ => String::new(),
     }
 }
