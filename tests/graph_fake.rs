@@ -420,3 +420,64 @@ async fn a_retry_after_is_returned_exactly_as_data() {
     assert_eq!(e.retry_after, Some(Duration::from_millis(60_500)));
     assert_eq!(fake.seen("/v1.0/$batch").len(), 1, "the delete only");
 }
+
+/// A read changes nothing, so one failed `GET` is repeated where it failed
+/// (a page is never fetched again because a later one failed), up to three
+/// attempts, after the service's short `Retry-After` or a short backoff;
+/// what still fails is returned for the saga to record and retry.
+#[tokio::test]
+async fn a_failed_get_is_repeated_in_place_up_to_three_attempts() {
+    let second_page = Arc::new(Mutex::new(0));
+    let seen = second_page.clone();
+    let fake = Fake::start(move |_, uri, _, base| {
+        let q = uri.query().unwrap_or("");
+        match uri.path() {
+            "/v1.0/users" if q.contains("skiptoken=1") => {
+                let mut n = seen.lock().unwrap();
+                *n += 1;
+                match *n {
+                    // First a 503 with a short Retry-After, then one without.
+                    1 => {
+                        let mut r = json(503, serde_json::json!({"error": {"code": "serviceNotAvailable", "message": "busy"}}));
+                        r.headers_mut().insert("retry-after", "0.05".parse().unwrap());
+                        r
+                    }
+                    2 => json(502, serde_json::json!({"error": {"code": "badGateway", "message": "proxy"}})),
+                    _ => json(200, serde_json::json!({"value": [{"id": "u2"}]})),
+                }
+            }
+            "/v1.0/users" => json(200, serde_json::json!({
+                "value": [{"id": "u1"}], "@odata.nextLink": format!("{base}/v1.0/users?$skiptoken=1")})),
+            _ => json(500, serde_json::json!({"error": {"code": "generalException", "message": "down"}})),
+        }
+    })
+    .await;
+    let t = fake.client(|_| {}).tenant("tr", "app", Secret::new(SECRET));
+    let started = std::time::Instant::now();
+    let users = t.list_users().await.unwrap();
+    let ids: Vec<_> = users.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, ["u1", "u2"]);
+    assert_eq!(
+        *second_page.lock().unwrap(),
+        3,
+        "the failed page, three times"
+    );
+    assert_eq!(
+        fake.seen("/v1.0/users").len(),
+        4,
+        "the first page once, the second three times"
+    );
+    // 50 ms (its Retry-After), then 500 ms (the backoff's second step).
+    assert!(
+        started.elapsed() >= Duration::from_millis(550),
+        "{:?}",
+        started.elapsed()
+    );
+    // A read that fails three times is returned, classified, after three.
+    let e = t.list_applications().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (FailureClass::Transient, "generalException")
+    );
+    assert_eq!(fake.seen("/v1.0/applications").len(), 3);
+}
