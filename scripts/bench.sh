@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${RUNS:-3}"
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(store sim graph daemon audit)
+[ ${#benches[@]} -gt 0 ] || benches=(store sim graph daemon audit state)
 out=target/bench-runs
 mkdir -p "$out"
 cargo build --release --benches --bins >&2

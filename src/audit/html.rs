@@ -175,21 +175,11 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
         ),
     )?;
     row(out, "Tenant", &escape(&s.tenant_line()))?;
+    let (who, when) = s.submitted_line();
     row(
         out,
         "Submitted",
-        &format!(
-            "by <b>{}</b> at {}{}",
-            escape(if s.submitted_by.is_empty() {
-                "(not recorded)"
-            } else {
-                &s.submitted_by
-            }),
-            s.submitted_at.map(|t| t.to_string()).unwrap_or_default(),
-            s.duration()
-                .map(|d| format!("; {} until its last record", human(d)))
-                .unwrap_or_default()
-        ),
+        &format!("by <b>{}</b> at {when}", escape(who)),
     )?;
     let mut steps = String::from("<ul>");
     for b in &s.timeline.bars {

@@ -494,6 +494,24 @@ impl Summary {
         Some(out)
     }
 
+    /// Who submitted the saga (`(not recorded)` for a saga recorded before
+    /// submitters were), and when, with how long until its last record.
+    pub fn submitted_line(&self) -> (&str, String) {
+        let who = if self.submitted_by.is_empty() {
+            "(not recorded)"
+        } else {
+            &self.submitted_by
+        };
+        let when = format!(
+            "{}{}",
+            self.submitted_at.map(|t| t.to_string()).unwrap_or_default(),
+            self.duration()
+                .map(|d| format!("; {} until its last record", human(d)))
+                .unwrap_or_default()
+        );
+        (who, when)
+    }
+
     /// The tenant in one line: as named, its GUID and initial domain.
     pub fn tenant_line(&self) -> String {
         let mut out = self.tenant_id.clone();

@@ -186,18 +186,8 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
     };
     lines.push(format!("outcome: {outcome}"));
     lines.push(format!("tenant: {}", s.tenant_line()));
-    lines.push(format!(
-        "submitted by {} at {}{}",
-        if s.submitted_by.is_empty() {
-            "(not recorded)"
-        } else {
-            &s.submitted_by
-        },
-        s.submitted_at.map(|t| t.to_string()).unwrap_or_default(),
-        s.duration()
-            .map(|d| format!("; {} until its last record", human(d)))
-            .unwrap_or_default()
-    ));
+    let (who, when) = s.submitted_line();
+    lines.push(format!("submitted by {who} at {when}"));
     for b in &s.timeline.bars {
         let (how, took) = match (b.completed, b.end) {
             (true, Some(end)) => ("completed in", human(end.since(b.start))),

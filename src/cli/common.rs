@@ -25,6 +25,16 @@ impl ConfigArg {
     }
 }
 
+/// The batch file at `path`, validated, with every secret file it names
+/// readable (exit 2 otherwise, naming what and where).
+pub fn load_batch(path: &std::path::Path) -> Result<crate::config::BatchFile, Error> {
+    let batch = crate::config::BatchFile::load(path).map_err(|e| Error::Invalid(e.into()))?;
+    batch
+        .check_secret_files()
+        .map_err(|e| Error::Invalid(e.into()))?;
+    Ok(batch)
+}
+
 /// Runs `f` on a fresh current-thread tokio runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Error> {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -14,9 +14,9 @@
 pub mod report;
 pub mod setup;
 
-use super::common::{call, connect, unexpected};
+use super::common::{call, connect, load_batch, unexpected};
 use super::Error;
-use crate::config::{BatchFile, Config};
+use crate::config::Config;
 use crate::runtime::control::{Request, Response, SagaStatus, Server};
 use crate::runtime::systemd::Notifier;
 use crate::runtime::{executor::Executor, logging, Daemon};
@@ -244,10 +244,7 @@ async fn demo(args: &Args, dir: &Path) -> Result<(), Error> {
 /// Submits the batch as `closeout submit` does and follows the sagas until
 /// every one is terminal; returns their last status rows.
 async fn drive(config: &Config, batch: &Path, timeout: Duration) -> Result<Vec<SagaStatus>, Error> {
-    let batch = BatchFile::load(batch).map_err(|e| Error::Invalid(e.into()))?;
-    batch
-        .check_secret_files()
-        .map_err(|e| Error::Invalid(e.into()))?;
+    let batch = load_batch(batch)?;
     let mut client = connect(config).await?;
     let sagas = match call(
         &mut client,

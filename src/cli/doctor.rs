@@ -10,7 +10,7 @@
 //! checks with its own credentials (under systemd only the service may read
 //! them).
 
-use super::common::{block_on, call, connect, unexpected, ConfigArg};
+use super::common::{block_on, call, connect, load_batch, unexpected, ConfigArg};
 use super::Error;
 use crate::config::{BatchFile, Config};
 use crate::graph;
@@ -55,10 +55,7 @@ async fn partner(client: &graph::Client, config: &Config) -> Option<Finding> {
 /// Runs `closeout doctor`.
 pub fn run(args: Args) -> Result<(), Error> {
     let (_, config) = args.config.load()?;
-    let batch = BatchFile::load(&args.batch).map_err(|e| Error::Invalid(e.into()))?;
-    batch
-        .check_secret_files()
-        .map_err(|e| Error::Invalid(e.into()))?;
+    let batch = load_batch(&args.batch)?;
     let findings = if args.daemon {
         block_on(async {
             let mut client = connect(&config).await?;

@@ -16,7 +16,7 @@
 //! unknown account, no enabled Global Administrator), a tenant is unknown or
 //! named twice; 1 when an inventory could not be read.
 
-use super::common::{block_on, ConfigArg};
+use super::common::{block_on, load_batch, ConfigArg};
 use super::Error;
 use crate::config::{BatchFile, Config};
 use crate::graph;
@@ -54,10 +54,7 @@ pub struct Args {
 /// Runs `closeout plan`.
 pub fn run(args: Args) -> Result<(), Error> {
     let (_, config) = args.config.load()?;
-    let batch = BatchFile::load(&args.batch).map_err(|e| Error::Invalid(e.into()))?;
-    batch
-        .check_secret_files()
-        .map_err(|e| Error::Invalid(e.into()))?;
+    let batch = load_batch(&args.batch)?;
     let plans = block_on(async {
         // Credential-free: the tenants' GUIDs from their discovery documents.
         let guids = resolve_batch(&config, &batch).await?;

@@ -4,9 +4,8 @@
 //! (which resolves and checks again, atomically with registering the sagas),
 //! and prints one `saga_id<TAB>tenant_id` line per tenant.
 
-use super::common::{block_on, call, connect, unexpected, ConfigArg};
+use super::common::{block_on, call, connect, load_batch, unexpected, ConfigArg};
 use super::Error;
-use crate::config::BatchFile;
 use crate::runtime::control::{Request, Response};
 use std::path::PathBuf;
 
@@ -23,10 +22,7 @@ pub struct Args {
 /// Runs `closeout submit`.
 pub fn run(args: Args) -> Result<(), Error> {
     let (_, config) = args.config.load()?;
-    let batch = BatchFile::load(&args.batch).map_err(|e| Error::Invalid(e.into()))?;
-    batch
-        .check_secret_files()
-        .map_err(|e| Error::Invalid(e.into()))?;
+    let batch = load_batch(&args.batch)?;
     let sagas = block_on(async {
         // No daemon, nothing to resolve: say so before asking the network.
         drop(connect(&config).await?);

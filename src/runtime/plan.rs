@@ -368,20 +368,41 @@ async fn read_inventory(api: &graph::TenantClient, spec: &TenantSpec) -> Result<
     Err("cannot read the inventory: no answer".into())
 }
 
+/// One read made exactly as a saga makes it, and what `pick` takes from the
+/// event it records. A failure reads "cannot {what}{detail}: ...{then}".
+async fn read_one<T>(
+    api: &graph::TenantClient,
+    partner: Option<&graph::PartnerClient>,
+    spec: &TenantSpec,
+    read: Read,
+    (what, detail, then): (&str, &str, &str),
+    pick: impl FnOnce(Event) -> Option<T>,
+) -> Result<T, String> {
+    match tenant_read(api, partner, &spec.tenant_id, read)
+        .await
+        .into_iter()
+        .next()
+    {
+        Some(Event::ReadFailed { error, .. }) => Err(format!(
+            "cannot {what}{detail}: {} ({}){then}",
+            error.message, error.code
+        )),
+        Some(event) => pick(event).ok_or_else(|| format!("cannot {what}: no answer")),
+        None => Err(format!("cannot {what}: no answer")),
+    }
+}
+
 /// The data at stake, read exactly as a saga reads it before step 1.
 async fn read_stake(
     api: &graph::TenantClient,
     spec: &TenantSpec,
 ) -> Result<saga::stake::DataAtStake, String> {
-    let events = tenant_read(api, None, &spec.tenant_id, Read::DataAtStake).await;
-    match events.into_iter().next() {
-        Some(Event::DataAtStakeRecorded { stake }) => Ok(stake),
-        Some(Event::ReadFailed { error, .. }) => Err(format!(
-            "cannot read the data at stake: {} ({})",
-            error.message, error.code
-        )),
-        _ => Err("cannot read the data at stake: no answer".into()),
-    }
+    let what = ("read the data at stake", "", "");
+    read_one(api, None, spec, Read::DataAtStake, what, |e| match e {
+        Event::DataAtStakeRecorded { stake } => Some(stake),
+        _ => None,
+    })
+    .await
 }
 
 /// What each subscription is and what the saga would do about it, read
@@ -393,37 +414,46 @@ async fn classify(
     spec: &TenantSpec,
 ) -> Result<(Vec<SubscriptionPlan>, Option<UsersSchedule>), String> {
     use crate::saga::subscriptions::{expected_end, plan_for, users_schedule, Plan};
-    let events = tenant_read(api, partner, &spec.tenant_id, Read::ClassifySubscriptions).await;
+    let what = (
+        "classify the subscriptions",
+        " (Graph sellers, Partner Center list)",
+        "",
+    );
+    let subscriptions = read_one(
+        api,
+        partner,
+        spec,
+        Read::ClassifySubscriptions,
+        what,
+        |e| match e {
+            Event::SubscriptionsClassified { subscriptions } => Some(subscriptions),
+            _ => None,
+        },
+    )
+    .await?;
     let now = Timestamp::from_system(std::time::SystemTime::now());
-    match events.into_iter().next() {
-        Some(Event::SubscriptionsClassified { subscriptions }) => Ok((
-            subscriptions
-                .iter()
-                .map(|c| {
-                    let plan = plan_for(c, now);
-                    SubscriptionPlan {
-                        id: c.id.clone(),
-                        sku: c.sku.clone(),
-                        kind: c.kind.name().into(),
-                        seller: c.seller.name().into(),
-                        action: plan.name().into(),
-                        place: match &plan {
-                            Plan::Operator(place) => Some(place.describe(&c.seller)),
-                            _ => None,
-                        },
-                        term_end: c.term_end.map(Timestamp::to_rfc3339),
-                        expected_end: expected_end(c, &plan, now).map(Timestamp::to_rfc3339),
-                    }
-                })
-                .collect(),
-            users_schedule(&subscriptions, now, users_before_term_end),
-        )),
-        Some(Event::ReadFailed { error, .. }) => Err(format!(
-            "cannot classify the subscriptions (Graph sellers, Partner Center list): {} ({})",
-            error.message, error.code
-        )),
-        _ => Err("cannot classify the subscriptions: no answer".into()),
-    }
+    Ok((
+        subscriptions
+            .iter()
+            .map(|c| {
+                let plan = plan_for(c, now);
+                SubscriptionPlan {
+                    id: c.id.clone(),
+                    sku: c.sku.clone(),
+                    kind: c.kind.name().into(),
+                    seller: c.seller.name().into(),
+                    action: plan.name().into(),
+                    place: match &plan {
+                        Plan::Operator(place) => Some(place.describe(&c.seller)),
+                        _ => None,
+                    },
+                    term_end: c.term_end.map(Timestamp::to_rfc3339),
+                    expected_end: expected_end(c, &plan, now).map(Timestamp::to_rfc3339),
+                }
+            })
+            .collect(),
+        users_schedule(&subscriptions, now, users_before_term_end),
+    ))
 }
 
 /// The Graph application permissions closeout's app holds (app role ids).
@@ -441,15 +471,16 @@ async fn read_preflight(
     api: &graph::TenantClient,
     spec: &TenantSpec,
 ) -> Result<crate::model::Preflight, String> {
-    let events = tenant_read(api, None, &spec.tenant_id, Read::Preflight).await;
-    match events.into_iter().next() {
-        Some(Event::PreflightRead { preflight }) => Ok(preflight),
-        Some(Event::ReadFailed { error, .. }) => Err(format!(
-            "cannot read step 1's preflight (directory roles, sync): {} ({}); the saga reads it again before deleting anyone",
-            error.message, error.code
-        )),
-        _ => Err("cannot read step 1's preflight: no answer".into()),
-    }
+    let what = (
+        "read step 1's preflight",
+        " (directory roles, sync)",
+        "; the saga reads it again before deleting anyone",
+    );
+    read_one(api, None, spec, Read::Preflight, what, |e| match e {
+        Event::PreflightRead { preflight } => Some(preflight),
+        _ => None,
+    })
+    .await
 }
 
 /// The gates step 1 would open, as the saga decides them.

@@ -211,14 +211,7 @@ impl TenantClient {
             return Ok(reply.body);
         }
         if !(300..400).contains(&reply.status) {
-            error::judge(
-                &ctx,
-                reply.status,
-                error::error_code(&reply.body),
-                &reply.body_hint(),
-                &reply.request_id(),
-                reply.retry_after(),
-            )?;
+            crate::tenant::judge_reply(&ctx, &reply, &reply.request_id())?;
             return Ok(reply.body);
         }
         let refused = |why: String| CallError {

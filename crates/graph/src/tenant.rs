@@ -209,16 +209,7 @@ impl TenantClient {
             return Ok(None);
         }
         // A success is not parsed for an error code: the body is read once.
-        if !(200..300).contains(&reply.status) {
-            error::judge(
-                &ctx,
-                reply.status,
-                error::error_code(&reply.body),
-                &reply.body_hint(),
-                &reply.request_id(),
-                reply.retry_after(),
-            )?;
-        }
+        judge_reply(&ctx, &reply, &reply.request_id())?;
         serde_json::from_slice(&reply.body).map(Some).map_err(|e| {
             error::bad_response(
                 &ctx,
