@@ -202,16 +202,10 @@ impl Inner {
         }
         self.count_dead();
         let mut shown = state.clone();
-        let number = shown.notices.keys().next_back().map_or(0, |n| n + 1);
-        let notice = saga::Notice {
-            told: saga::Told::SagaStopped {
-                reason: reason.to_string(),
-            },
-            step: (shown.step > 0 && shown.compensating().is_none()).then_some(shown.step),
-            settled: Default::default(),
-        };
-        shown.notices.insert(number, notice.clone());
-        let message = crate::notify::Message::build(&shown, number, &notice);
+        let number = shown.owe(saga::Told::SagaStopped {
+            reason: reason.to_string(),
+        });
+        let message = crate::notify::Message::build(&shown, number, &shown.notices[&number]);
         let webhooks = Arc::clone(&self.webhooks);
         tokio::spawn(async move {
             for index in 0..webhooks.count() {

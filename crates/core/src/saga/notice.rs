@@ -125,8 +125,10 @@ impl Notice {
 }
 
 impl State {
-    /// Adds a notice under the next number.
-    pub(super) fn owe(&mut self, told: Told) {
+    /// Adds a notice under the next number and returns that number. `apply`
+    /// adds the notices events owe; the runtime also adds one to a copy of a
+    /// state whose task stopped without the log taking a record of it.
+    pub fn owe(&mut self, told: Told) -> u32 {
         let number = self.notices.keys().next_back().map_or(0, |n| n + 1);
         let step = (self.step > 0 && self.compensating().is_none()).then_some(self.step);
         self.notices.insert(
@@ -137,6 +139,7 @@ impl State {
                 settled: BTreeSet::new(),
             },
         );
+        number
     }
 
     /// Notes an outcome of one notice's delivery to one webhook.
