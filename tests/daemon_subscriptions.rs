@@ -375,8 +375,18 @@ fn a_suspended_subscription_past_its_window_waits_for_a_person_in_partner_center
         gate["event"]["instructions"]
             .as_str()
             .unwrap_or_default()
-            .contains("suspended after its cancellation window"),
+            .contains("suspended after their cancellation window"),
         "{gate}"
+    );
+    // Asked before anyone is deleted: a restore window must not run out
+    // while a person decides.
+    let gate_at = events.iter().position(|e| std::ptr::eq(e, gate));
+    let first_delete = events.iter().position(|e| {
+        e["kind"] == "change_intended" && e["event"]["change"].to_string().contains("delete_user")
+    });
+    assert!(
+        gate_at < first_delete && first_delete.is_some(),
+        "gate at {gate_at:?}, first delete at {first_delete:?}"
     );
     // closeout itself never changed it (nor reactivated it).
     for e in events.iter().filter(|e| e["kind"] == "change_intended") {
@@ -392,4 +402,94 @@ fn a_suspended_subscription_past_its_window_waits_for_a_person_in_partner_center
     let s = &state["subscriptions"][0];
     assert_eq!(s["status"], "Deleted", "{s}");
     assert_eq!(s["auto_renew"], false, "{s}");
+}
+
+#[test]
+fn a_change_partner_center_accepted_but_has_not_made_is_read_back_before_the_pivot() {
+    // Every Partner Center PATCH is answered 202 Accepted and carried out
+    // 2 s later, as when a change "takes longer than expected".
+    let sim = Sim::start(&[
+        "--generate",
+        "tenants=1,users=4,direct=0,subscriptions=2",
+        "--seed",
+        "5",
+        "--partner-accepted-after",
+        "2s",
+        "--deprovision-after",
+        "1s",
+        "--auto-operator",
+        "200ms",
+    ]);
+    let tenants = sim.tenants();
+    let env = Env::new(&sim, Default::default());
+    let batch = env.write_batch("batch.toml", &tenants);
+    let daemon = Daemon::start(&env);
+    env.submit(&batch);
+    let rows = wait_status(
+        &env,
+        &daemon,
+        Duration::from_secs(90),
+        "every saga terminal",
+        all_terminal,
+    );
+    for r in &rows {
+        assert_eq!(r["state"], "completed", "{r}");
+    }
+    let events = audit(&env);
+    let cancels: Vec<u64> = events
+        .iter()
+        .filter(|e| e["kind"] == "change_intended")
+        .filter(|e| e["event"]["change"].to_string().contains("deleted"))
+        .filter_map(|e| e["event"]["change_id"].as_u64())
+        .collect();
+    assert!(!cancels.is_empty(), "no cancel was intended");
+    let of_cancel = |e: &&Value| {
+        e["event"]["change_id"]
+            .as_u64()
+            .is_some_and(|c| cancels.contains(&c))
+    };
+    // Each 202 is recorded in doubt, never as done.
+    let accepted: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["kind"] == "change_failed" && of_cancel(e))
+        .filter(|(_, e)| e["event"]["error"]["code"] == "accepted_not_done")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!accepted.is_empty(), "no 202 was recorded in doubt");
+    let pivot = events
+        .iter()
+        .position(|e| e["kind"] == "pivot_passed")
+        .expect("a pivot");
+    assert!(
+        pivot > *accepted.last().unwrap_or(&0),
+        "the pivot at {pivot} came before a cancel that was only accepted ({accepted:?})"
+    );
+    // The pivot follows a read showing the cancel made: an outcome of the
+    // cancel that is not a failure, after the last 202.
+    let done = events
+        .iter()
+        .enumerate()
+        .skip(accepted[0])
+        .filter(|(_, e)| e["kind"] == "change_applied" && of_cancel(e))
+        .map(|(i, _)| i)
+        .next_back();
+    assert!(
+        done.is_some_and(|d| d < pivot),
+        "no read-back outcome before the pivot at {pivot}"
+    );
+    // Partner Center made each cancel once: every PATCH was answered 202,
+    // and the subscriptions end Deleted.
+    let patches: Vec<_> = sim
+        .client_effects()
+        .into_iter()
+        .filter(|e| e.method == "PATCH" && e.path.starts_with("/v1/customers/"))
+        .collect();
+    assert!(patches.iter().all(|e| e.status == 202), "{patches:?}");
+    let (_, state) = sim.tenant(tenants[0]["tenant_id"].as_str().unwrap_or(""));
+    for s in state["subscriptions"].as_array().into_iter().flatten() {
+        if s["seller"] == "partner" {
+            assert_eq!(s["status"], "Deleted", "{s}");
+        }
+    }
 }

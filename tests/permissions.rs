@@ -60,6 +60,23 @@ fn plan_names_the_missing_permission_and_the_saga_waits_for_it() {
         "{text}"
     );
     assert!(text.contains("GATE before step 1"), "{text}");
+    // The fixture grants none of the data-at-stake reads: the simulator
+    // answers them 403, and plan says so, as a warning, never a gate.
+    assert!(
+        text.contains(
+            "closeout's app lacks Reports.Read.All, ReportSettings.Read.All, \
+             BackupRestore-Configuration.Read.All: the data at stake"
+        ),
+        "{text}"
+    );
+    // Unavailable, never a zero.
+    assert!(
+        text.contains(
+            "data at stake: mail unavailable, OneDrive unavailable, SharePoint unavailable"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("mail 0 B"), "{text}");
     let out = env.cli("plan", &["--json", batch.to_str().unwrap()]);
     assert!(out.status.success());
     let plans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -86,6 +103,7 @@ fn plan_names_the_missing_permission_and_the_saga_waits_for_it() {
         granted("User.ReadWrite.All"),
         Some(serde_json::json!(false))
     );
+    assert_eq!(granted("Reports.Read.All"), Some(serde_json::json!(false)));
 
     // doctor fails the tenant's line, naming the permission.
     let out = env.cli("doctor", &[batch.to_str().unwrap()]);

@@ -179,6 +179,44 @@ fn abort_before_the_pivot_rolls_back_what_was_done() {
 }
 
 #[test]
+fn abort_is_refused_once_the_deleted_users_restore_window_has_closed() {
+    // Users deleted at T0, the saga waiting at step 2 (a person's gate)
+    // before any pivot: 30 days on, they can no longer be restored.
+    let history = [
+        at_step(SubscriptionMode::PartnerCenter, 1),
+        vec![
+            intent(0, Change::DeleteUser, &["b"]),
+            applied(0, "b"),
+            Event::StepCompleted { step: 1 },
+            Event::StepStarted { step: 2 },
+        ],
+        gate_waiting(Gate::EndSubscriptionsElsewhere),
+    ]
+    .concat();
+    let g = given(history);
+    assert!(!g.0.pivot());
+    const DAY: u64 = 24 * 3600 * 1000;
+    assert_eq!(
+        g.command_at(abort(), T0 + 29 * DAY),
+        Ok(vec![Event::AbortRequested {
+            who: "alice".into(),
+            why: "ticket 42".into(),
+        }]),
+        "inside the window the users can still be restored"
+    );
+    let refusal = g.command_at(abort(), T0 + 30 * DAY).unwrap_err();
+    assert!(
+        refusal.reason.contains("restore window closed"),
+        "{}",
+        refusal.reason
+    );
+    assert!(matches!(
+        refusal.record.as_slice(),
+        [Event::AbortRefused { .. }]
+    ));
+}
+
+#[test]
 fn status_reports_state_step_progress_and_what_is_awaited() {
     let pc = SubscriptionMode::PartnerCenter;
     let s = given(

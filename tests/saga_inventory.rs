@@ -90,3 +90,22 @@ fn a_repeated_read_starts_the_parts_over() {
     let state = fold(&history(&events)).expect("the events begin with saga_started");
     assert_eq!(state.inventory, Some(again));
 }
+
+#[test]
+fn a_keep_entry_naming_an_object_id_in_capitals_is_the_same_user() {
+    // Object ids are GUIDs: case does not make another user.
+    let Event::InventoryRecorded { inventory } = saga_support::inventory() else {
+        unreachable!()
+    };
+    let mut inv = inventory;
+    inv.users[0].id = "aaaaaaaa-1111-4111-8111-111111111111".into();
+    inv.global_admins = vec![inv.users[0].id.clone()];
+    let spec = saga_support::spec(
+        SubscriptionMode::Manual,
+        vec!["AAAAAAAA-1111-4111-8111-111111111111".into()],
+    );
+    assert_eq!(
+        closeout::saga::check_keep(&spec, &inv),
+        Ok(vec![inv.users[0].id.clone()])
+    );
+}

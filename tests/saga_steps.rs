@@ -1802,3 +1802,102 @@ fn a_suspended_new_commerce_subscription_past_its_window_goes_to_a_person() {
     c.status = SubscriptionStatus::Enabled;
     assert!(suspended_handled(&c));
 }
+
+#[test]
+fn a_subscription_suspended_past_its_window_goes_to_a_person_before_anyone_is_deleted() {
+    const DAY: u64 = 86_400_000;
+    let pc = SubscriptionMode::PartnerCenter;
+    // s1: the partner's NCE, suspended past its window, its term ending in
+    // 200 days: suspended, it bills to that end.
+    let term_end = T0 + 200 * DAY;
+    let suspended = |auto_renew: bool| {
+        let Event::SubscriptionsClassified { mut subscriptions } =
+            classified_ending(&[("s1", T0 - DAY, term_end)])
+        else {
+            unreachable!()
+        };
+        for c in &mut subscriptions {
+            c.partner_status = Some("suspended".into());
+            c.status = SubscriptionStatus::Suspended;
+            c.auto_renew = Some(auto_renew);
+        }
+        Event::SubscriptionsClassified { subscriptions }
+    };
+    let base = at_step_1(pc);
+    // Asked: a gate and a wait, before any delete.
+    let asked = given([base.clone(), vec![suspended(true)]].concat()).when(T0);
+    let [Action::Record(events), Action::WakeAt(_)] = asked.as_slice() else {
+        panic!("{asked:?}")
+    };
+    match events.as_slice() {
+        [Event::GateOpened {
+            gate: Gate::EndSubscriptionsElsewhere,
+            instructions,
+        }, Event::WaitStarted { reason, .. }] => {
+            assert!(
+                instructions.contains("Before anyone is deleted"),
+                "{instructions}"
+            );
+            assert!(instructions.contains("E3 (s1)"), "{instructions}");
+            assert!(reason.contains("reactivate 1 suspended"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Still suspended with auto-renew on, later: the gate stays, no delete.
+    let gate = Event::GateOpened {
+        gate: Gate::EndSubscriptionsElsewhere,
+        instructions: "reactivate".into(),
+    };
+    let still = given(
+        [
+            base.clone(),
+            vec![
+                suspended(true),
+                gate.clone(),
+                Event::WaitStarted {
+                    until: ts(T0 + 1),
+                    reason: "a person".into(),
+                },
+                permissions_granted(),
+                preflight(true, false),
+                suspended(true),
+            ],
+        ]
+        .concat(),
+    )
+    .when(T0 + 10);
+    assert!(
+        matches!(still.as_slice(), [Action::Record(e), Action::WakeAt(_)]
+            if matches!(e.as_slice(), [Event::WaitStarted { .. }])),
+        "{still:?}"
+    );
+    // Handled (auto-renew off): the gate closes, and step 1 waits until a
+    // week before the term ends, like a term closeout runs out itself.
+    let start = term_end - 7 * DAY;
+    let handled = given(
+        [
+            base,
+            vec![
+                suspended(true),
+                gate,
+                Event::WaitStarted {
+                    until: ts(T0 + 1),
+                    reason: "a person".into(),
+                },
+                permissions_granted(),
+                preflight(true, false),
+                suspended(false),
+            ],
+        ]
+        .concat(),
+    )
+    .when(T0 + 10);
+    let [Action::Record(events), Action::WakeAt(at)] = handled.as_slice() else {
+        panic!("{handled:?}")
+    };
+    assert_eq!(*at, ts(start));
+    assert!(
+        matches!(events.as_slice(), [Event::GateClosed { gate: Gate::EndSubscriptionsElsewhere }, Event::WaitStarted { until, .. }] if *until == ts(start)),
+        "{events:?}"
+    );
+}

@@ -452,6 +452,14 @@ async fn batch_rules_per_item_status_and_dependencies() {
         400,
         "BadRequest",
     );
+    // json-batching: `id` is "Required. String."
+    let numeric =
+        json!({"requests": [{"id": 1, "method": "DELETE", "url": format!("/users/{}", ids[0])}]});
+    assert_graph_error(
+        &h.call("POST", "/v1.0/$batch", &tok, Some(numeric)).await,
+        400,
+        "BadRequest",
+    );
     let no_ct = json!({"requests": [{"id": "1", "method": "PATCH", "url": "/policies/identitySecurityDefaultsEnforcementPolicy", "body": {"isEnabled": false}}]});
     assert_graph_error(
         &h.call("POST", "/v1.0/$batch", &tok, Some(no_ct)).await,
@@ -496,6 +504,8 @@ async fn batch_rules_per_item_status_and_dependencies() {
         {"id": "3", "method": "DELETE", "url": format!("/users/{}", ids[1]), "dependsOn": ["2"]},
         {"id": "4", "method": "PATCH", "url": "/policies/identitySecurityDefaultsEnforcementPolicy", "headers": {"Content-Type": "application/json"}, "body": {"isEnabled": false}},
         {"id": "5", "method": "GET", "url": "/users?$top=2&$select=id"},
+        // The url is relative to the version: "/users", not "/v1.0/users".
+        {"id": "6", "method": "DELETE", "url": format!("/v1.0/users/{}", ids[4])},
     ]});
     let a = h.call("POST", "/v1.0/$batch", &tok, Some(reqs)).await;
     assert_eq!(a.status, 200);
@@ -517,6 +527,7 @@ async fn batch_rules_per_item_status_and_dependencies() {
     assert_eq!(by_id("3")["status"], 424);
     assert_eq!(by_id("4")["status"], 204);
     assert_eq!(by_id("5")["status"], 200);
+    assert_eq!(by_id("6")["status"], 400, "{}", by_id("6"));
     assert!(by_id("5")["body"]["@odata.nextLink"]
         .as_str()
         .unwrap()

@@ -535,24 +535,7 @@ fn fact_of(event: &Event, at: Timestamp, part_users: usize) -> Fact {
         }),
         Event::DataAtStakeRecorded { stake } => {
             let s = crate::saga::stake::summarize(stake, &[]);
-            let mut text = format!(
-                "data at stake: mail {} in {} items across {} mailboxes, OneDrive {} across {} accounts",
-                crate::saga::stake::human_bytes(s.mailbox_bytes),
-                s.mailbox_items,
-                s.mailboxes,
-                crate::saga::stake::human_bytes(s.onedrive_bytes),
-                s.onedrives
-            );
-            if s.sites > 0 {
-                text.push_str(&format!(
-                    ", SharePoint {} across {} sites",
-                    crate::saga::stake::human_bytes(s.sharepoint_bytes),
-                    s.sites
-                ));
-            }
-            if !s.report_date.is_empty() {
-                text.push_str(&format!(" (usage reports of {}, {} days)", s.report_date, s.period_days));
-            }
+            let mut text = format!("data at stake: {}", crate::saga::stake::totals(&s));
             if s.anonymised {
                 text.push_str("; user names concealed in the reports: totals only");
             }

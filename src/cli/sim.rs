@@ -85,6 +85,11 @@ pub struct Tuning {
     /// headers keep real time.
     #[arg(long, value_parser = speed, default_value_t = 1.0)]
     pub clock_speed: f64,
+    /// Partner Center answers each subscription PATCH that changes something
+    /// with 202 Accepted and carries it out this long after, as it does when
+    /// a change "takes longer than expected". Off by default.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub partner_accepted_after: Option<Duration>,
 }
 
 fn speed(s: &str) -> Result<f64, String> {
@@ -143,6 +148,7 @@ pub fn run(args: Args) -> Result<(), super::Error> {
         auto_operator: t.auto_operator,
         replication_lag: t.replication_lag,
         clock_speed: t.clock_speed,
+        partner_accepted_after: t.partner_accepted_after,
         ..Options::default()
     };
     let rt = tokio::runtime::Runtime::new()

@@ -138,10 +138,15 @@ pub async fn tenant(
     }
     match api.app_permissions().await {
         Ok(granted) => {
-            use crate::saga::permissions::{missing, opt_in, ALL};
-            let (optional, always): (Vec<_>, Vec<_>) = ALL.iter().partition(|p| opt_in(p));
+            use crate::saga::permissions::{informational, missing, opt_in, ALL};
+            let (optional, always): (Vec<_>, Vec<_>) = ALL
+                .iter()
+                .filter(|p| !informational(p))
+                .partition(|p| opt_in(p));
             let lacking = missing(&always, &granted);
             let lacking_optional = missing(&optional, &granted);
+            let lacking_informational =
+                missing(&crate::saga::permissions::informational_ones(), &granted);
             if !lacking.is_empty() {
                 f.fail(format!("closeout's app lacks {}", lacking.join(", ")));
             }
@@ -153,7 +158,19 @@ pub async fn tenant(
                     lacking_optional.join(", ")
                 ));
             }
-            f.missing_permissions = lacking.into_iter().chain(lacking_optional).collect();
+            if !lacking_informational.is_empty() {
+                // Not a failure either: the data at stake then reads as
+                // unavailable.
+                f.problems.push(format!(
+                    "note: lacks {} (the data at stake reads as unavailable without them)",
+                    lacking_informational.join(", ")
+                ));
+            }
+            f.missing_permissions = lacking
+                .into_iter()
+                .chain(lacking_optional)
+                .chain(lacking_informational)
+                .collect();
         }
         Err(e) => f.fail(format!("permissions: {} ({})", e.message, e.code)),
     }

@@ -251,17 +251,34 @@ async fn plan_tenant(
             Vec::new()
         }
     };
+    // The informational ones are listed with the rest, never as missing:
+    // without them the data at stake reads "unavailable" (a warning).
+    let informational = saga::permissions::informational_ones();
+    let lacking_informational = match &granted {
+        Ok(ids) => saga::permissions::missing(&informational, ids),
+        Err(_) => Vec::new(),
+    };
+    if !lacking_informational.is_empty() {
+        plan.warnings.push(format!(
+            "closeout's app lacks {}: the data at stake (usage reports, Microsoft 365 Backup \
+             policies) reads as unavailable where it needs them; nothing waits for them",
+            lacking_informational.join(", ")
+        ));
+    }
     plan.permissions = required
         .iter()
+        .chain(informational.iter())
         .map(|p| PermissionPlan {
             name: p.name.into(),
             kind: "graph_application_permission".into(),
             what: p.what.into(),
             step: p.step,
-            granted: granted
-                .as_ref()
-                .ok()
-                .map(|_| !missing.iter().any(|m| m == p.name)),
+            granted: granted.as_ref().ok().map(|_| {
+                !missing
+                    .iter()
+                    .chain(lacking_informational.iter())
+                    .any(|m| m == p.name)
+            }),
         })
         .collect();
     if !missing.is_empty() {

@@ -75,7 +75,12 @@ impl Given {
 
     /// What an operator command turns into.
     pub fn command(&self, c: Command) -> Result<Vec<Event>, Refusal> {
-        handle(&self.0, c, ts(T0))
+        self.command_at(c, T0)
+    }
+
+    /// The command, handled at `now`.
+    pub fn command_at(&self, c: Command, now: u64) -> Result<Vec<Event>, Refusal> {
+        handle(&self.0, c, ts(now))
     }
 }
 

@@ -350,6 +350,26 @@ impl PartnerClient {
             }
         };
         let judge = |ctx: &CallCtx, r: &Reply, http: &HttpInfo| {
+            // "When the PATCH operation takes longer than expected, Partner
+            // Center sends an HTTP status 202 and a location header ... You
+            // can query the subscription periodically to monitor the status
+            // and quantity changes"
+            // (partner-center/developer/change-the-quantity-of-a-subscription,
+            // the same PATCH): accepted is not done. In doubt, the saga
+            // reads the subscription before it counts the change or repeats
+            // it (and a repeat first reads, above, whether it is done).
+            if r.status == 202 {
+                return Err(CallError {
+                    class: FailureClass::InDoubt,
+                    code: ACCEPTED.into(),
+                    message: format!(
+                        "{} {} for customer {}: Partner Center accepted the change but has not \
+                         made it yet (202 Accepted); closeout reads the subscription until it shows",
+                        ctx.method, ctx.path, ctx.tenant
+                    ),
+                    retry_after: r.retry_after(),
+                });
+            }
             // A success is not parsed for an error code.
             if (200..300).contains(&r.status) {
                 return Ok(Applied::Done);
@@ -447,6 +467,9 @@ impl PartnerClient {
         }
     }
 }
+
+/// The code of a change Partner Center accepted (202) but has not made yet.
+pub const ACCEPTED: &str = "accepted_not_done";
 
 /// Partner Center's own error shape: `{"code": 800002, "description": "..."}`.
 fn partner_code(body: &[u8]) -> Option<(String, String)> {

@@ -46,10 +46,11 @@ pub fn handle(
     let mut parsed = Vec::with_capacity(items.len());
     let mut seen: Vec<String> = Vec::new();
     for item in items {
+        // json-batching: `id` is "Required. String."
         let id = match item.get("id") {
             Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => return bad("Every request in a batch needs an 'id'."),
+            Some(_) => return bad("A batch request's 'id' must be a string."),
+            None => return bad("Every request in a batch needs an 'id'."),
         };
         if seen.contains(&id) {
             return bad(&format!("Batch request id '{id}' is a duplicate."));
@@ -114,11 +115,11 @@ pub fn handle(
     let mut statuses: HashMap<String, u16> = HashMap::new();
     let mut responses = Vec::with_capacity(parsed.len());
     for (id, method, url, item_body, deps, headers) in parsed {
+        // json-batching: "the relative resource URL ... while the absolute
+        // URL is https://graph.microsoft.com/v1.0/users, this url is
+        // /users": a version inside it is not stripped (and then names no
+        // resource).
         let rel = url.trim_start_matches('/');
-        let rel = rel
-            .strip_prefix("v1.0/")
-            .or_else(|| rel.strip_prefix("beta/"))
-            .unwrap_or(rel);
         let (path_part, query) = rel.split_once('?').unwrap_or((rel, ""));
         let sub = Req {
             method: method.clone(),

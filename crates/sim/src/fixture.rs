@@ -401,6 +401,7 @@ impl TenantFixture {
                     term_end: None,
                     window_end: None,
                     next_phase: None,
+                    pending: None,
                 }
             })
             .collect();

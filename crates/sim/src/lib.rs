@@ -130,6 +130,10 @@ pub struct Options {
     /// (terms, cancellation windows, Expired and Disabled): a months-long
     /// term ends in seconds. Tokens and `Date` headers keep real time.
     pub clock_speed: f64,
+    /// When set, Partner Center answers each subscription `PATCH` that
+    /// changes something with 202 Accepted and carries the change out this
+    /// long after (real time); `None`: at once, with 200.
+    pub partner_accepted_after: Option<Duration>,
 }
 
 impl Default for Options {
@@ -154,6 +158,7 @@ impl Default for Options {
             tick: Duration::from_millis(10),
             replication_lag: Duration::ZERO,
             clock_speed: 1.0,
+            partner_accepted_after: None,
         }
     }
 }
@@ -178,6 +183,8 @@ pub struct Config {
     pub replication_lag: Duration,
     /// Lifecycle speed-up (see `Options::clock_speed`).
     pub clock_speed: f64,
+    /// See `Options::partner_accepted_after`.
+    pub partner_accepted_after: Option<Duration>,
 }
 
 impl Config {
@@ -268,6 +275,7 @@ impl Sim {
                 faults_on_token: options.faults_on_token,
                 throttling: options.throttling,
                 replication_lag: options.replication_lag,
+                partner_accepted_after: options.partner_accepted_after,
             },
             rng: Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(
                 options.seed ^ 0x70ce,

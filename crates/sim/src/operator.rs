@@ -276,6 +276,9 @@ pub fn tick(world: &mut World, now: Instant, cfg: &Config) {
             continue;
         };
         for s in &mut t.subscriptions {
+            if super::partner::apply_pending(s, now, cfg) == Some(true) {
+                lifecycle.push((id.clone(), s.commerce_subscription_id.clone(), "accepted"));
+            }
             if let Some(what) = super::partner::lifecycle(s, now, cfg) {
                 lifecycle.push((id.clone(), s.commerce_subscription_id.clone(), what));
             }
@@ -339,7 +342,9 @@ fn auto_operator(world: &mut World, now: Instant, delay: std::time::Duration, cf
         // auto-renew off, so that it ends with its term (what closeout's
         // gate asks; reactivation: partner-center/developer/reactivate-a-suspended-a-subscription,
         // auto-renew: partner-center/developer/update-autorenew-for-an-azure-marketplace-subscription).
-        if t.billing == Billing::Partner && t.only_keep_remain() {
+        // closeout asks before it deletes anyone: once it has read the
+        // role assignments (its preflight), the person may act.
+        if t.billing == Billing::Partner && (t.preflight_read || t.only_keep_remain()) {
             for s in t.subscriptions.iter().filter(|s| {
                 s.sold_by_partner()
                     && s.new_commerce

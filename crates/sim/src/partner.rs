@@ -33,10 +33,18 @@
 //!   resource's `attributes.etag`.
 //! - Customers billed directly, and subscriptions the partner did not sell,
 //!   are not the partner's: 404.
+//! - A PATCH that "takes longer than expected" is answered "HTTP status 202
+//!   and a location header that points to where to retrieve the
+//!   subscription", to be polled for the change
+//!   (<https://learn.microsoft.com/en-us/partner-center/developer/change-the-quantity-of-a-subscription>):
+//!   with `--partner-accepted-after D` every changing PATCH is, and the
+//!   change is carried out D later. How long it takes, and what a second
+//!   PATCH meanwhile gets, the docs do not say (the sim: 202 again,
+//!   nothing more changed).
 
 use super::http::{partner_error, Req, Resp};
 use super::login::authenticate;
-use super::state::{Audience, Billing, Subscription, World};
+use super::state::{Audience, Billing, PendingPatch, Subscription, World};
 use super::Config;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -179,7 +187,9 @@ fn list(world: &World, customer: &str) -> Resp {
 }
 
 /// A PATCH of the whole resource: `status` and/or `autoRenewEnabled`,
-/// under `If-Match`.
+/// under `If-Match`. With `--partner-accepted-after`, a change that would be
+/// made is answered 202 Accepted with a `Location`, and carried out later by
+/// the clock ([`apply_pending`]); reads show the old state until then.
 fn patch(
     sub: &mut Subscription,
     req: &Req,
@@ -220,23 +230,65 @@ fn patch(
             None,
         );
     }
+    let accepted = |sub: &Subscription| {
+        // The page's example: `Location: /customers/{customer-tenant-id}/subscriptions/{subscriptionID}`.
+        Resp::empty(202).header(
+            "Location",
+            format!(
+                "/customers/{tenant_id}/subscriptions/{}",
+                sub.commerce_subscription_id
+            ),
+        )
+    };
+    if let Some(after) = cfg.partner_accepted_after {
+        // A PATCH while an accepted one is still under way: the docs are
+        // silent; the simulator answers it as accepted too and changes
+        // nothing more.
+        if sub.pending.is_some() {
+            return (accepted(sub), None);
+        }
+        let mut probe = sub.clone();
+        return match apply(&mut probe, status.clone(), renew, now, cfg) {
+            Err(r) => (r, None),
+            Ok(false) => (Resp::json(200, resource(sub, tenant_id, clock)), None),
+            Ok(true) => {
+                sub.pending = Some(PendingPatch {
+                    at: now + after,
+                    status,
+                    auto_renew: renew,
+                });
+                (accepted(sub), Some(tenant_id.to_string()))
+            }
+        };
+    }
+    match apply(sub, status, renew, now, cfg) {
+        Err(r) => (r, None),
+        Ok(changed) => (
+            Resp::json(200, resource(sub, tenant_id, clock)),
+            changed.then(|| tenant_id.to_string()),
+        ),
+    }
+}
+
+/// Makes the changes a PATCH asks for; `Ok(true)` when something changed.
+fn apply(
+    sub: &mut Subscription,
+    status: Option<String>,
+    renew: Option<bool>,
+    now: Instant,
+    cfg: &Config,
+) -> Result<bool, Resp> {
     let mut changed = false;
     if let Some(status) = status.filter(|s| *s != sub.partner_status) {
-        match transition(sub, &status, now, cfg) {
-            Ok(c) => changed |= c,
-            Err(r) => return (r, None),
-        }
+        changed |= transition(sub, &status, now, cfg)?;
     }
     if let Some(on) = renew.filter(|on| *on != sub.auto_renew) {
         if !matches!(sub.partner_status.as_str(), "active" | "suspended") {
-            return (
-                partner_error(
-                    400,
-                    800005,
-                    "Auto-renew can be changed only on an active subscription.",
-                ),
-                None,
-            );
+            return Err(partner_error(
+                400,
+                800005,
+                "Auto-renew can be changed only on an active subscription.",
+            ));
         }
         sub.auto_renew = on;
         changed = true;
@@ -244,10 +296,20 @@ fn patch(
     if changed {
         sub.etag += 1;
     }
-    (
-        Resp::json(200, resource(sub, tenant_id, clock)),
-        changed.then(|| tenant_id.to_string()),
-    )
+    Ok(changed)
+}
+
+/// The clock's part of an accepted PATCH: carries it out once due. Returns
+/// whether it was carried out (a change no longer possible by then, such as
+/// a cancel after the window closed, is dropped: the docs do not say what
+/// Partner Center does then).
+pub fn apply_pending(sub: &mut Subscription, now: Instant, cfg: &Config) -> Option<bool> {
+    let due = sub.pending.as_ref().is_some_and(|p| p.at <= now);
+    if !due {
+        return None;
+    }
+    let p = sub.pending.take()?;
+    Some(apply(sub, p.status, p.auto_renew, now, cfg).unwrap_or(false))
 }
 
 /// Fixes a subscription's lifecycle instants at the sim's start: its term's

@@ -324,7 +324,7 @@ fn fault_answer(svc: Service, req: &Req, date: &str, status: u16) -> Resp {
     };
     match status {
         429 => resp.header("Retry-After", "1"),
-        503 => resp.header("Retry-After", "0.25"),
+        503 => resp.header("Retry-After", "1"),
         _ => resp,
     }
 }

@@ -178,6 +178,26 @@ pub struct Subscription {
     /// When the next lifecycle state (Expired > Disabled > Deleted) begins.
     #[serde(skip)]
     pub next_phase: Option<Instant>,
+    /// A Partner Center PATCH answered 202 Accepted and not yet carried out
+    /// (`--partner-accepted-after`).
+    #[serde(skip)]
+    pub pending: Option<PendingPatch>,
+}
+
+/// A Partner Center change accepted with 202 and carried out later: "when
+/// the PATCH operation takes longer than expected, Partner Center sends an
+/// HTTP status 202 and a location header ... You can query the subscription
+/// periodically to monitor the status and quantity changes"
+/// (<https://learn.microsoft.com/en-us/partner-center/developer/change-the-quantity-of-a-subscription>,
+/// the same `PATCH` of the subscription resource).
+#[derive(Clone, Debug)]
+pub struct PendingPatch {
+    /// When the change is carried out.
+    pub at: Instant,
+    /// The `status` asked for, if it changes.
+    pub status: Option<String>,
+    /// The `autoRenewEnabled` asked for, if it changes.
+    pub auto_renew: Option<bool>,
 }
 
 impl Subscription {

@@ -1,11 +1,21 @@
 //! Throttling as Entra ID documents it: token buckets per (app, tenant), per
 //! app and per tenant for writes, a resource-unit bucket per (app, tenant) for
 //! reads, and Conditional Access's ~1 request/s per tenant. A refused request
-//! gets 429 with a fractional `Retry-After` computed from the bucket's refill.
+//! gets 429 with a `Retry-After` computed from the bucket's refill, rounded
+//! up to whole seconds: HTTP's `delay-seconds` is "a non-negative decimal
+//! integer" (RFC 9110, 10.2.3), and Graph's throttling page speaks of "the
+//! number of seconds" (<https://learn.microsoft.com/en-us/graph/throttling>).
 
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// A `Retry-After` value for a wait of `d`: whole seconds, rounded up, at
+/// least 1.
+pub fn whole_seconds(d: Duration) -> String {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    s.max(1).to_string()
+}
 
 /// A budget: `limit` units per `window`, refilled continuously.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -224,7 +234,11 @@ impl Throttle {
         )
     }
 
-    /// A Conditional Access request in `tenant`: its 429s carry no `Retry-After`.
+    /// A Conditional Access request in `tenant`: 1 request per second per
+    /// tenant for all apps, and its 429s carry no `Retry-After` ("The
+    /// resources listed above do not return a `Retry-After` header on `429
+    /// Too Many Requests` responses": graph/throttling-limits, identity
+    /// protection and conditional access service limits).
     pub fn conditional_access(&mut self, now: Instant, tenant: &str) -> Verdict {
         let budget = self.budgets.conditional_access;
         match self.take(

@@ -66,7 +66,10 @@ pub fn finisher(
         inventory
             .users
             .iter()
-            .find(|u| u.id == entry || u.user_principal_name.eq_ignore_ascii_case(entry))
+            .find(|u| {
+                u.id.eq_ignore_ascii_case(entry)
+                    || u.user_principal_name.eq_ignore_ascii_case(entry)
+            })
             .map(|u| u.id.clone())
     };
     let is_admin = |id: &String| inventory.global_admins.contains(id);

@@ -65,9 +65,10 @@ fn refuse(reason: impl Into<String>) -> Refusal {
     }
 }
 
-/// Turns a command into the events to record, or refuses it. `_now` is
-/// accepted for symmetry with `decide` (the store stamps records itself).
-pub fn handle(state: &State, command: Command, _now: Timestamp) -> Result<Vec<Event>, Refusal> {
+/// Turns a command into the events to record, or refuses it. `now` tells
+/// whether the deleted users' restore window has closed (the store stamps
+/// records itself).
+pub fn handle(state: &State, command: Command, now: Timestamp) -> Result<Vec<Event>, Refusal> {
     if let Some(ending) = &state.ending() {
         return Err(refuse(format!("the saga has ended ({ending:?})")));
     }
@@ -85,6 +86,28 @@ pub fn handle(state: &State, command: Command, _now: Timestamp) -> Result<Vec<Ev
             Ok(vec![Event::Resumed { who, why }])
         }
         Command::Abort { who, why } => {
+            // The saga records this as its pivot when it next wakes (see
+            // `steps::pivot_now`); an abort must not get there first.
+            let restore_closed = state
+                .users_deleted_at
+                .map(|d| d.plus(super::subscriptions::RESTORE_WINDOW))
+                .filter(|closes| now >= *closes);
+            if let Some(closes) = restore_closed.filter(|_| !state.pivot()) {
+                let reason = format!(
+                    "abort refused: the point of no return has passed (the deleted users' \
+                     30-day restore window closed at {}), so they cannot be restored; pause \
+                     instead",
+                    closes.to_rfc3339()
+                );
+                return Err(Refusal {
+                    record: vec![Event::AbortRefused {
+                        who,
+                        why,
+                        reason: reason.clone(),
+                    }],
+                    reason,
+                });
+            }
             if state.pivot() {
                 let reason = "abort refused: the point of no return has passed (subscriptions \
                               are being deleted), nothing can be rolled back; pause instead"

@@ -369,7 +369,7 @@ pub(crate) fn is_keep(state: &State, id: &str, upn: &str) -> bool {
     }
     (state.header.spec.keep)
         .iter()
-        .any(|k| k == id || k.eq_ignore_ascii_case(upn))
+        .any(|k| k.eq_ignore_ascii_case(id) || k.eq_ignore_ascii_case(upn))
 }
 
 /// The actions that start a durable wait.

@@ -17,9 +17,9 @@ pub fn judge(
 ) -> Result<Vec<String>, String> {
     let is_keep = |m: &RoleMember| {
         keep_ids.contains(&m.id)
-            || keep_entries
-                .iter()
-                .any(|k| *k == m.id || k.eq_ignore_ascii_case(&m.user_principal_name))
+            || keep_entries.iter().any(|k| {
+                k.eq_ignore_ascii_case(&m.id) || k.eq_ignore_ascii_case(&m.user_principal_name)
+            })
     };
     let keep: Vec<&RoleMember> = members.iter().filter(|m| is_keep(m)).collect();
     let mut ok: Vec<String> = keep

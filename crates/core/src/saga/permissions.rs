@@ -89,6 +89,28 @@ pub const ALL: &[Permission] = &[
         what: "step 5 preflight: app registrations and service principals",
         step: 5,
     },
+    // The data at stake (`super::stake`): read, shown, never a gate.
+    Permission {
+        name: "Reports.Read.All",
+        id: "230c1aed-a721-4c5d-9cb4-a90514e508ef",
+        what: "the data at stake: mailbox, OneDrive and SharePoint usage reports \
+               (without it they read as unavailable)",
+        step: 0,
+    },
+    Permission {
+        name: "ReportSettings.Read.All",
+        id: "ee353f83-55ef-4b78-82da-555bfa2b4b95",
+        what: "whether the usage reports conceal user names \
+               (without it the reports are matched as they come)",
+        step: 0,
+    },
+    Permission {
+        name: "BackupRestore-Configuration.Read.All",
+        id: "5fbb5982-3230-4882-93c0-2167523ce0c2",
+        what: "Microsoft 365 Backup protection policies, whose copies go with the tenant \
+               (without it the backup gate cannot warn of them)",
+        step: 0,
+    },
 ];
 
 /// Whether a permission is needed only when the operator opts in to a
@@ -98,6 +120,23 @@ pub fn opt_in(p: &Permission) -> bool {
         p.name,
         "Policy.ReadWrite.SecurityDefaults" | "Policy.ReadWrite.ConditionalAccess"
     )
+}
+
+/// Whether a permission only informs the operator (the data at stake and
+/// Microsoft 365 Backup, `reportroot-getmailboxusagedetail`,
+/// `adminreportsettings-get`, `backuprestoreroot-list-protectionpolicies`):
+/// without it closeout says "unavailable" and changes nothing less, so it
+/// is never a gate.
+pub fn informational(p: &Permission) -> bool {
+    matches!(
+        p.name,
+        "Reports.Read.All" | "ReportSettings.Read.All" | "BackupRestore-Configuration.Read.All"
+    )
+}
+
+/// The informational permissions (see [`informational`]).
+pub fn informational_ones() -> Vec<&'static Permission> {
+    ALL.iter().filter(|p| informational(p)).collect()
 }
 
 /// A permission by name.
@@ -112,9 +151,11 @@ pub fn by_id(id: &str) -> Option<&'static Permission> {
 
 /// The permissions a closure needs, from what its plan will do: reading
 /// and the step 5 check always; deleting users only when some will be
-/// deleted; each MFA change only when step 4 makes it.
+/// deleted; each MFA change only when step 4 makes it; the informational
+/// ones never.
 pub fn required(plan: &Plan, per_user_mfa_changes: bool) -> Vec<&'static Permission> {
     ALL.iter()
+        .filter(|p| !informational(p))
         .filter(|p| match p.name {
             "User.ReadWrite.All" | "RoleManagement.Read.Directory" => !plan.delete_users.is_empty(),
             "Policy.ReadWrite.AuthenticationMethod" => per_user_mfa_changes,
@@ -165,6 +206,11 @@ mod tests {
         };
         let names: Vec<&str> = required(&plan, false).iter().map(|p| p.name).collect();
         assert!(!names.contains(&"User.ReadWrite.All"));
+        assert!(
+            !names.contains(&"Reports.Read.All"),
+            "informational, never a gate"
+        );
+        assert_eq!(informational_ones().len(), 3);
         assert!(names.contains(&"Organization.Read.All"));
         let all_ids: Vec<String> = ALL.iter().map(|p| p.id.to_uppercase()).collect();
         assert!(missing(&required(&plan, true), &all_ids).is_empty());

@@ -38,11 +38,9 @@ pub fn check_keep(spec: &TenantSpec, inv: &Inventory) -> Result<Vec<String>, Str
     }
     let mut ids = Vec::new();
     for entry in &spec.keep {
-        match inv
-            .users
-            .iter()
-            .find(|u| &u.id == entry || u.user_principal_name.eq_ignore_ascii_case(entry))
-        {
+        match inv.users.iter().find(|u| {
+            u.id.eq_ignore_ascii_case(entry) || u.user_principal_name.eq_ignore_ascii_case(entry)
+        }) {
             Some(u) => ids.push(u.id.clone()),
             None => {
                 return Err(format!(

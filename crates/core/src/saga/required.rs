@@ -62,8 +62,12 @@ impl State {
             } else {
                 Vec::new()
             };
+            let what = match &self.paused_by {
+                Some(who) => format!("{who} paused it ({why}): resume it when ready"),
+                None => format!("fix the cause ({why}), then resume the saga"),
+            };
             return Some(ActionRequired {
-                what: format!("fix the cause ({why}), then resume the saga"),
+                what,
                 place: format!("the command line, closeout resume {saga}"),
                 subscriptions: Vec::new(),
                 failing_preconditions: failing,

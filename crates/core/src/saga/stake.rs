@@ -214,9 +214,9 @@ pub fn summarize(stake: &DataAtStake, to_delete: &[&str]) -> StakeSummary {
         period_days: stake.mailbox.period_days.clone(),
         anonymised: stake.mailbox.anonymised || stake.onedrive.anonymised,
         unavailable: [
-            ("mailbox usage", &stake.mailbox),
-            ("OneDrive usage", &stake.onedrive),
-            ("SharePoint site usage", &stake.sharepoint),
+            (MAILBOX_REPORT, &stake.mailbox),
+            (ONEDRIVE_REPORT, &stake.onedrive),
+            (SHAREPOINT_REPORT, &stake.sharepoint),
         ]
         .iter()
         .filter_map(|(what, r)| r.unavailable.as_ref().map(|w| format!("{what}: {w}")))
@@ -281,28 +281,13 @@ pub fn human_bytes(b: u64) -> String {
 
 /// One line on the data at stake, for the plan, the gate and the audit.
 pub fn describe(s: &StakeSummary) -> String {
-    let mut out = format!(
-        "mail {} in {} items across {} mailboxes, OneDrive {} across {} accounts",
-        human_bytes(s.mailbox_bytes),
-        s.mailbox_items,
-        s.mailboxes,
-        human_bytes(s.onedrive_bytes),
-        s.onedrives
-    );
-    if s.sites > 0 {
+    let mut out = totals(s);
+    if s.lacks(MAILBOX_REPORT) && s.lacks(ONEDRIVE_REPORT) {
         out.push_str(&format!(
-            ", SharePoint {} across {} sites",
-            human_bytes(s.sharepoint_bytes),
-            s.sites
+            "; what the {} users to delete hold is unknown (the reports are unavailable)",
+            s.users_to_delete
         ));
-    }
-    if !s.report_date.is_empty() {
-        out.push_str(&format!(
-            " (usage reports of {}, period {} days)",
-            s.report_date, s.period_days
-        ));
-    }
-    if s.anonymised {
+    } else if s.anonymised {
         out.push_str(&format!(
             "; the reports conceal user names, so none of the {} users to delete could be matched: only the totals are known",
             s.users_to_delete
@@ -325,6 +310,61 @@ pub fn describe(s: &StakeSummary) -> String {
     }
     for u in &s.unavailable {
         out.push_str(&format!("; unavailable: {u}"));
+    }
+    out
+}
+
+/// The names [`summarize`] gives the reports in `unavailable`.
+const MAILBOX_REPORT: &str = "mailbox usage";
+const ONEDRIVE_REPORT: &str = "OneDrive usage";
+const SHAREPOINT_REPORT: &str = "SharePoint site usage";
+
+impl StakeSummary {
+    /// Whether `report` could not be read.
+    fn lacks(&self, report: &str) -> bool {
+        self.unavailable
+            .iter()
+            .any(|u| u.strip_prefix(report).is_some_and(|r| r.starts_with(':')))
+    }
+}
+
+/// The tenant's totals, with the reports' date: a report that could not be
+/// read says "unavailable", never a zero.
+pub fn totals(s: &StakeSummary) -> String {
+    let mail = if s.lacks(MAILBOX_REPORT) {
+        "mail unavailable".to_string()
+    } else {
+        format!(
+            "mail {} in {} items across {} mailboxes",
+            human_bytes(s.mailbox_bytes),
+            s.mailbox_items,
+            s.mailboxes
+        )
+    };
+    let onedrive = if s.lacks(ONEDRIVE_REPORT) {
+        "OneDrive unavailable".to_string()
+    } else {
+        format!(
+            "OneDrive {} across {} accounts",
+            human_bytes(s.onedrive_bytes),
+            s.onedrives
+        )
+    };
+    let mut out = format!("{mail}, {onedrive}");
+    if s.lacks(SHAREPOINT_REPORT) {
+        out.push_str(", SharePoint unavailable");
+    } else if s.sites > 0 {
+        out.push_str(&format!(
+            ", SharePoint {} across {} sites",
+            human_bytes(s.sharepoint_bytes),
+            s.sites
+        ));
+    }
+    if !s.report_date.is_empty() {
+        out.push_str(&format!(
+            " (usage reports of {}, period {} days)",
+            s.report_date, s.period_days
+        ));
     }
     out
 }

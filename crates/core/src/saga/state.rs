@@ -199,6 +199,9 @@ pub struct State {
     pub last_error: Option<String>,
     /// Why the saga is paused, if it is.
     pub paused: Option<String>,
+    /// Who paused it, when an operator did (`None`: closeout paused it on a
+    /// failure, or it is not paused).
+    pub paused_by: Option<String>,
     /// Why the saga's task last stopped without the saga ending (a
     /// `TaskStopped`), until an operator resumes or aborts it: the daemon
     /// reports itself unhealthy while any saga has one.
@@ -286,7 +289,7 @@ pub const SYSTEM: &str = "closeout";
 /// The schema version written before every encoded state snapshot. A
 /// snapshot of another version is not upcast: recovery replays that saga's
 /// events instead, which every version can read.
-pub const STATE_VERSION: u16 = 6;
+pub const STATE_VERSION: u16 = 7;
 
 impl State {
     /// The snapshot bytes: [`STATE_VERSION`], then the state (through `crate::codec`).
@@ -355,6 +358,7 @@ impl State {
             failure: Default::default(),
             last_error: Default::default(),
             paused: Default::default(),
+            paused_by: Default::default(),
             task_stopped: Default::default(),
             course: Default::default(),
             tenant_unknown: Default::default(),
@@ -703,6 +707,7 @@ fn apply_event(s: &mut State, event: &Event) {
                 s.last_error = Some(why.clone());
             }
             s.paused = Some(why.clone());
+            s.paused_by = (who != SYSTEM).then(|| who.clone());
             s.clear_failures();
             s.owe(Told::Paused {
                 who: who.clone(),
@@ -713,6 +718,7 @@ fn apply_event(s: &mut State, event: &Event) {
             let why = format!("saga task stopped: {reason}");
             s.last_error = Some(why.clone());
             s.paused = Some(why.clone());
+            s.paused_by = None;
             s.task_stopped = Some(reason.clone());
             s.clear_failures();
             s.owe(Told::SagaStopped {
@@ -721,6 +727,7 @@ fn apply_event(s: &mut State, event: &Event) {
         }
         Event::Resumed { .. } => {
             s.paused = None;
+            s.paused_by = None;
             s.keep_admin_missing = None;
             s.task_stopped = None;
             s.clear_failures();
@@ -737,6 +744,7 @@ fn apply_event(s: &mut State, event: &Event) {
         Event::AbortRequested { why, .. } => {
             s.compensate(format!("aborted: {why}"));
             s.paused = None;
+            s.paused_by = None;
             s.task_stopped = None;
             s.enter_compensation();
         }

@@ -119,7 +119,18 @@ impl State {
             state,
             step: (self.step > 0).then_some(self.step),
             progress: self.progress(),
-            last_error: self.last_error.clone(),
+            // An ended saga's last error is history (the audit keeps it):
+            // a completed one shows none, a rolled-back one why it rolled
+            // back.
+            last_error: match (&self.ending(), &self.course) {
+                (Some(Ending::Completed), _) => None,
+                (Some(Ending::RolledBack), super::state::Course::Ended { compensating, .. }) => {
+                    compensating
+                        .as_ref()
+                        .map(|why| format!("rolled back: {why}"))
+                }
+                _ => self.last_error.clone(),
+            },
             updated_at: self.updated_at,
             waiting_for,
             action_required: self.action_required(),

@@ -245,6 +245,9 @@ fn schedule(state: &State, now: Timestamp, mut first: Vec<Event>) -> Option<Vec<
     let lead = state
         .users_before_term_end
         .unwrap_or(subscriptions::DEFAULT_USERS_BEFORE_TERM_END);
+    if let Some(actions) = suspended_gate(state, now, classes, lead) {
+        return Some(actions);
+    }
     let plan = subscriptions::users_schedule(classes, now, lead)?;
     let renew: Vec<String> = plan
         .renew_off
@@ -271,6 +274,67 @@ fn schedule(state: &State, now: Timestamp, mut first: Vec<Event>) -> Option<Vec<
         reason,
     });
     Some(vec![Action::Record(first), Action::WakeAt(plan.start)])
+}
+
+/// Before the first delete: the partner's new-commerce subscriptions found
+/// suspended past their window ([`subscriptions::Place::SuspendedPastWindow`])
+/// go on billing to the end of their term, and only a person may reactivate
+/// them (with auto-renew off, so that they end with their term). That
+/// reversible step is asked for now, before anyone is deleted; the users
+/// then wait for those terms like the others ([`subscriptions::users_schedule`])
+/// instead of being deleted months before them, past their 30-day restore
+/// window. `None` once none is left to handle (a gate this opened is closed
+/// by the preflight's events, which close any open gate).
+fn suspended_gate(
+    state: &State,
+    now: Timestamp,
+    classes: &[subscriptions::SubscriptionClass],
+    lead: std::time::Duration,
+) -> Option<Vec<Action>> {
+    let left: Vec<String> = classes
+        .iter()
+        .filter(|c| {
+            subscriptions::plan_for(c, now)
+                == subscriptions::Plan::Operator(subscriptions::Place::SuspendedPastWindow)
+                && !subscriptions::suspended_handled(c)
+        })
+        .map(|c| format!("{} ({})", c.sku, c.id))
+        .collect();
+    if left.is_empty() {
+        return None;
+    }
+    let open = state.gate.as_ref().map(|(g, _)| *g);
+    let mut events = Vec::new();
+    if open != Some(Gate::EndSubscriptionsElsewhere) {
+        if let Some(gate) = open {
+            events.push(Event::GateClosed { gate });
+        }
+        events.push(Event::GateOpened {
+            gate: Gate::EndSubscriptionsElsewhere,
+            instructions: format!(
+                "Tenant {} has new-commerce subscriptions suspended after their cancellation \
+                 window: {}. Suspended, each goes on billing to the end of its term, and only a \
+                 person may reactivate it. Before anyone is deleted: in Partner Center > \
+                 Customers > this customer > Subscriptions, reactivate each and turn its \
+                 auto-renew off so that it ends with its term (or ask Microsoft support to end \
+                 it). closeout re-reads them periodically, deletes no one until then, and then \
+                 deletes the users {} before the last term ends, so that they can still be \
+                 restored until the subscriptions end.",
+                state.header.spec.tenant_id,
+                left.join(", "),
+                humantime::format_duration(lead)
+            ),
+        });
+    }
+    Some(wait(
+        now,
+        policy(state).gate_poll,
+        format!(
+            "an operator to reactivate {} suspended subscriptions with auto-renew off",
+            left.len()
+        ),
+        events,
+    ))
 }
 
 /// Before the first delete: the data at stake is read and recorded; then,

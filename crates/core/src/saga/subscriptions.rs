@@ -373,7 +373,8 @@ pub fn suspended_handled(current: &SubscriptionClass) -> bool {
 pub struct UsersSchedule {
     /// When the first user is deleted: `lead` before the last term ends.
     pub start: Timestamp,
-    /// The end of the last term that runs out (auto-renew off).
+    /// The end of the last term that runs out (auto-renew off, or suspended
+    /// past its window).
     pub last_term_end: Timestamp,
     /// The Partner Center ids whose auto-renew goes off first (reversible).
     pub renew_off: Vec<String>,
@@ -401,19 +402,28 @@ pub fn users_schedule(
     if plans.iter().any(|(p, _)| *p == Plan::Cancel) {
         return None;
     }
-    let running: Vec<&SubscriptionClass> = plans
+    // Those closeout turns auto-renew off for, and those found suspended
+    // past their window, which a person reactivates with auto-renew off
+    // (asked for before step 1): both end with their term.
+    let running: Vec<(&Plan, &SubscriptionClass)> = plans
         .iter()
-        .filter(|(p, _)| *p == Plan::AutoRenewOff)
-        .map(|(_, c)| *c)
+        .filter(|(p, _)| {
+            matches!(
+                p,
+                Plan::AutoRenewOff | Plan::Operator(Place::SuspendedPastWindow)
+            )
+        })
+        .map(|(p, c)| (p, *c))
         .collect();
-    let last_term_end = running.iter().filter_map(|c| c.term_end).max()?;
+    let last_term_end = running.iter().filter_map(|(_, c)| c.term_end).max()?;
     let start = Timestamp(last_term_end.0.saturating_sub(lead.as_millis() as u64));
     Some(UsersSchedule {
         start,
         last_term_end,
         renew_off: running
             .iter()
-            .filter_map(|c| c.partner_id.clone())
+            .filter(|(p, _)| **p == Plan::AutoRenewOff)
+            .filter_map(|(_, c)| c.partner_id.clone())
             .collect(),
     })
 }

@@ -145,7 +145,7 @@ pub fn handle(world: &mut World, req: &Req, now: Instant, cfg: &Config) -> Outco
                     .header("x-ms-throttle-information", info)
                     .header("x-ms-resource-unit", format!("{cost}"));
                 if let Some(d) = retry_after {
-                    resp = resp.header("Retry-After", format!("{:.3}", d.as_secs_f64()));
+                    resp = resp.header("Retry-After", crate::throttle::whole_seconds(d));
                 }
                 return Outcome {
                     resp,
@@ -166,10 +166,13 @@ pub fn handle(world: &mut World, req: &Req, now: Instant, cfg: &Config) -> Outco
     };
     let (mut resp, changed) = route(tenant, &call);
     resp = resp.header("x-ms-resource-unit", format!("{cost}"));
+    // "Returned only when the application consumed more than 0.8 of its
+    // limit. The value ranges from 0.8 to 1.8" (concepts/throttling-limits,
+    // identity and access service limits): a fraction, not a percentage.
     if percent >= 80 {
         resp = resp.header(
             "x-ms-throttle-limit-percentage",
-            format!("{}", percent.min(100)),
+            format!("{:.2}", f64::from(percent.min(180)) / 100.0),
         );
     }
     let changed = (changed && resp.status < 300).then_some(tenant_id);
@@ -244,13 +247,20 @@ fn route(t: &mut Tenant, c: &Call) -> (Resp, bool) {
         }
         ("PATCH", ["identity", "conditionalAccess", "policies", id]) => policies::set_ca(t, c, id),
         ("GET", ["reports", f]) if reports::function(f).is_some() => {
+            if let Some(denied) = reports::denied(t, c, "Reports.Read.All") {
+                return unchanged(denied);
+            }
             let (kind, period) = reports::function(f).unwrap_or((reports::Kind::Mailbox, ""));
             unchanged(reports::redirect(t, c, kind, period))
         }
-        ("GET", ["admin", "reportSettings"]) => unchanged(reports::settings(t)),
-        ("GET", ["solutions", "backupRestore", "protectionPolicies"]) => {
-            unchanged(reports::protection_policies(t, c))
-        }
+        ("GET", ["admin", "reportSettings"]) => unchanged(
+            reports::denied(t, c, "ReportSettings.Read.All")
+                .unwrap_or_else(|| reports::settings(t)),
+        ),
+        ("GET", ["solutions", "backupRestore", "protectionPolicies"]) => unchanged(
+            reports::denied(t, c, "BackupRestore-Configuration.Read.All")
+                .unwrap_or_else(|| reports::protection_policies(t, c)),
+        ),
         _ => unchanged(c.error(
             400,
             "BadRequest",

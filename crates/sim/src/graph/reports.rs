@@ -37,14 +37,33 @@
 //!   empty for a tenant without Microsoft 365 Backup (what Graph answers
 //!   when the service was never enabled is not documented).
 //!
-//! Permissions (`Reports.Read.All`, `ReportSettings.Read.All`,
-//! `BackupRestore-Configuration.Read.All`) are not modelled: the simulator's
-//! app may read all of them.
+//! Permissions: each of these reads needs its application permission
+//! (`Reports.Read.All`, `ReportSettings.Read.All`,
+//! `BackupRestore-Configuration.Read.All`, from each page's permissions
+//! table); an app the fixture does not grant it (`app_permissions`) gets
+//! 403 `Authorization_RequestDenied`, Graph's usual answer for missing
+//! privileges (the pages do not print the error these reads give).
 
 use super::{collection, Call};
 use crate::http::Resp;
 use crate::state::{Tenant, User};
 use serde_json::{json, Value};
+
+/// 403 when closeout's app lacks the application permission `name` in `t`.
+pub fn denied(t: &Tenant, c: &Call, name: &str) -> Option<Resp> {
+    let p = crate::saga::permissions::by_name(name)?;
+    let held = t
+        .app_permissions
+        .iter()
+        .any(|g| g.eq_ignore_ascii_case(p.id));
+    (!held).then(|| {
+        c.error(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        )
+    })
+}
 
 /// The report periods the pages list.
 const PERIODS: [&str; 4] = ["D7", "D30", "D90", "D180"];
