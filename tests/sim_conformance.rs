@@ -554,7 +554,7 @@ async fn batch_rules_per_item_status_and_dependencies() {
 }
 
 #[tokio::test]
-async fn writes_are_throttled_with_fractional_retry_after_and_headers() {
+async fn writes_are_throttled_with_retry_after_in_whole_seconds_and_headers() {
     let h = Harness::start(Options {
         write_limit: Some(Budget::parse("3/2s").unwrap()),
         ..generated("tenants=1,users=20", 6)
@@ -574,13 +574,22 @@ async fn writes_are_throttled_with_fractional_retry_after_and_headers() {
             n == 2,
             "write {n}"
         );
+        // A fraction of the limit, 0.8 to 1.8 (throttling-limits), not a
+        // percentage.
+        if let Some(v) = a.header("x-ms-throttle-limit-percentage") {
+            let f: f64 = v.parse().unwrap();
+            assert!((0.8..=1.8).contains(&f), "{v}");
+        }
     }
     let a = h
         .call("DELETE", &format!("/v1.0/users/{}", ids[3]), &tok, None)
         .await;
     assert_graph_error(&a, 429, "TooManyRequests");
-    let ra: f64 = a.header("retry-after").unwrap().parse().unwrap();
-    assert!(ra > 0.0 && ra <= 0.667 + 0.01, "{ra}");
+    // Whole seconds, rounded up (RFC 9110 delay-seconds): the bucket
+    // refills within 0.667 s.
+    let ra: u64 = a.header("retry-after").unwrap().parse().unwrap();
+    assert_eq!(ra, 1);
+    let ra = ra as f64;
     assert!(a
         .header("x-ms-throttle-scope")
         .unwrap()
