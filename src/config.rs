@@ -15,9 +15,11 @@
 mod batch;
 mod locate;
 mod metrics;
+mod read;
 
 pub use batch::BatchFile;
 pub use metrics::MetricsSettings;
+pub use read::{MAX_BATCH_BYTES, MAX_CONFIG_BYTES};
 
 use crate::model::SecretSource;
 use crate::retry::RetryPolicy;
@@ -41,6 +43,15 @@ pub enum Error {
         path: PathBuf,
         /// What the operating system said.
         source: std::io::Error,
+    },
+    /// The file is not one to read: not a regular file (a FIFO, device or
+    /// directory), or larger than the cap of its kind.
+    #[error("{}: {message}", path.display())]
+    Unusable {
+        /// The file's path, as given.
+        path: PathBuf,
+        /// What it is and why it was refused.
+        message: String,
     },
     /// The file was read but its content is wrong.
     #[error("{}:{line}: {key}: {message}", file.display())]
@@ -224,19 +235,23 @@ pub struct Limits {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySettings {
-    /// The delay before the first retry (before jitter). Default `500ms`.
-    #[serde(with = "humantime_serde")]
+    /// The delay before the first retry (before jitter): longer than 0s, at
+    /// most `max_interval`. Default `500ms`.
+    #[serde(deserialize_with = "retry_interval")]
     pub initial_interval: Duration,
-    /// Each further retry waits this many times longer. Default 2.
+    /// Each further retry waits this many times longer: a finite number, at
+    /// least 1. Default 2.
+    #[serde(deserialize_with = "multiplier")]
     pub multiplier: f64,
-    /// No computed delay exceeds this (a `Retry-After` may). Default `60s`.
-    #[serde(with = "humantime_serde")]
+    /// No computed delay exceeds this (a `Retry-After` may): longer than 0s,
+    /// at most [`MAX_RETRY_INTERVAL`] (1 day). Default `60s`.
+    #[serde(deserialize_with = "retry_interval")]
     pub max_interval: Duration,
     /// How the delay is randomised: `full` (default), `equal` or `none`.
     pub jitter: crate::retry::Jitter,
     /// After failing this long since its first failure, a call's failure
-    /// counts as permanent. Default `30m`.
-    #[serde(with = "humantime_serde")]
+    /// counts as permanent: longer than 0s. Default `30m`.
+    #[serde(deserialize_with = "positive_duration")]
     pub give_up_after: Duration,
     /// The longest `Retry-After` a saga waits on. A service asking for more
     /// pauses the saga with the reason, for the operator, instead of parking
@@ -244,6 +259,11 @@ pub struct RetrySettings {
     #[serde(deserialize_with = "positive_duration")]
     pub max_retry_after: Duration,
 }
+
+/// The longest `[retry] initial_interval` and `max_interval`: one day. A
+/// computed delay longer than that is no backoff but a saga parked for good
+/// (a service's `Retry-After` is bounded by `max_retry_after` instead).
+pub const MAX_RETRY_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for RetrySettings {
     fn default() -> Self {
@@ -413,12 +433,10 @@ impl Config {
     }
 
     /// Reads and validates a config file; relative paths in it resolve
-    /// against its directory.
+    /// against its directory. Only a regular file of at most
+    /// [`MAX_CONFIG_BYTES`] is read.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read::read_capped(path, "config file", MAX_CONFIG_BYTES)?;
         Config::parse(&text, path)
     }
 
@@ -428,6 +446,7 @@ impl Config {
         let mut config: Config =
             toml::from_str(text).map_err(|e| locate::toml_error(file, text, &e))?;
         metrics::check(&config.metrics, text, file)?;
+        check_retry(&config.retry, text, file)?;
         config.endpoints = Endpoints::resolve(config.cloud, &config.endpoints_given);
         let dir = locate::base_dir(file);
         config.data_dir = locate::anchor(&dir, &config.data_dir);
@@ -473,6 +492,72 @@ fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Err
     Ok(v)
 }
 
+/// `[retry] initial_interval` and `max_interval`: longer than 0s, at most
+/// [`MAX_RETRY_INTERVAL`].
+fn retry_interval<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v = positive_duration(d)?;
+    if v > MAX_RETRY_INTERVAL {
+        return Err(serde::de::Error::custom(format!(
+            "{} is longer than 1 day, the most a retry interval may be: a failed call is \
+             tried again within a day at the latest (a longer wait asked by the service \
+             is bounded by max_retry_after)",
+            humantime::format_duration(v)
+        )));
+    }
+    Ok(v)
+}
+
+/// `[retry] multiplier`: finite and at least 1.
+fn multiplier<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if !v.is_finite() || v < 1.0 {
+        return Err(serde::de::Error::custom(format!(
+            "{v} is not a backoff multiplier: it must be a finite number of at least 1 \
+             (1 retries every initial_interval, 2 doubles the delay each time)"
+        )));
+    }
+    Ok(v)
+}
+
+/// `[retry] initial_interval` at most `max_interval`, naming the line of
+/// `initial_interval` (of `max_interval` when only that is given).
+fn check_retry(retry: &RetrySettings, text: &str, file: &Path) -> Result<(), Error> {
+    if retry.initial_interval <= retry.max_interval {
+        return Ok(());
+    }
+    /// Only the spans of the two keys.
+    #[derive(Deserialize)]
+    struct Probe {
+        /// The `[retry]` table; `None` when the file has none.
+        retry: Option<ProbeRetry>,
+    }
+    /// Only the spans of the two intervals.
+    #[derive(Deserialize)]
+    struct ProbeRetry {
+        /// `initial_interval`, where it is.
+        initial_interval: Option<toml::Spanned<toml::Value>>,
+        /// `max_interval`, where it is.
+        max_interval: Option<toml::Spanned<toml::Value>>,
+    }
+    let span = toml::from_str::<Probe>(text)
+        .ok()
+        .and_then(|p| p.retry)
+        .and_then(|r| r.initial_interval.or(r.max_interval))
+        .map(|v| v.span())
+        .unwrap_or(0..0);
+    Err(locate::span_error(
+        file,
+        text,
+        span,
+        &format!(
+            "initial_interval ({}) is longer than max_interval ({}): no delay may exceed \
+             max_interval; lower initial_interval or raise max_interval",
+            humantime::format_duration(retry.initial_interval),
+            humantime::format_duration(retry.max_interval)
+        ),
+    ))
+}
+
 fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     tracing_subscriber::EnvFilter::try_new(&s)
@@ -480,12 +565,31 @@ fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(s)
 }
 
+/// A tenant id as the login service is asked about it: a GUID or a domain
+/// name (`partner.onmicrosoft.com`), never control characters, spaces or a
+/// path. Its error shows it as a Rust string literal (control characters
+/// escaped).
+struct TenantName(String);
+
+impl<'de> Deserialize<'de> for TenantName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if !crate::graph::identity::is_tenant_name(&s) {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is not a tenant id: give the partner's tenant GUID or its domain \
+                 name (e.g. \"partner.onmicrosoft.com\"; letters, digits, '-' and '.')"
+            )));
+        }
+        Ok(TenantName(s))
+    }
+}
+
 /// `[partner_center]`: its secret, exactly one source, never inline.
 fn partner_center<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PartnerCenter>, D::Error> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Raw {
-        tenant_id: batch::NonEmpty,
+        tenant_id: TenantName,
         client_id: batch::NonEmpty,
         client_secret: Option<batch::InlineSecret>,
         client_secret_file: Option<PathBuf>,

@@ -322,6 +322,117 @@ fn configs_and_batch_files() {
     cat.finish("configs and batch files");
 }
 
+/// Runs the binary in `dir` with `args` and kills it past `within` (exit
+/// -1, "killed" on stderr): a read that never ends is a failure, not a hang.
+fn run_bounded(dir: &Path, args: &[&str], within: Duration) -> Ran {
+    let out = dir.join(".bounded.out");
+    let err = dir.join(".bounded.err");
+    let mut child = Command::new(support::bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CLOSEOUT_CONFIG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("run closeout");
+    let deadline = std::time::Instant::now() + within;
+    let code = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st.code().unwrap_or(-1);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut ran = Ran {
+        code,
+        out: fs::read_to_string(&out).unwrap_or_default(),
+        err: fs::read_to_string(&err).unwrap_or_default(),
+    };
+    if code == -1 {
+        ran.err
+            .push_str(&format!("\n(killed: still running after {within:?})"));
+    }
+    ran
+}
+
+/// Config and batch files that are not regular files, or too large: each
+/// refused at once (exit 2) naming the file, what it is and the cap, never
+/// read without end (`/dev/zero`) nor waited on (a FIFO with no writer).
+#[test]
+fn unbounded_config_and_batch_files_are_refused_at_once() {
+    let mut cat = Catalogue::default();
+    let within = Duration::from_secs(5);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("closeout.toml"), GOOD_CONFIG).unwrap();
+    for fifo in ["fifo.toml", "fifo-batch.toml"] {
+        let st = Command::new("mkfifo").arg(d.join(fifo)).status().unwrap();
+        assert!(st.success());
+    }
+    fs::create_dir(d.join("dir.toml")).unwrap();
+    // Comments only: valid TOML, just too much of it.
+    let mut big = fs::File::create(d.join("big.toml")).unwrap();
+    let line = format!("#{}\n", "x".repeat(1023));
+    for _ in 0..(2 << 10) {
+        big.write_all(line.as_bytes()).unwrap();
+    }
+    drop(big);
+    let mut huge = fs::File::create(d.join("huge-batch.toml")).unwrap();
+    huge.write_all(tenant_entry(d, "").as_bytes()).unwrap();
+    for _ in 0..(17 << 10) {
+        huge.write_all(line.as_bytes()).unwrap();
+    }
+    drop(huge);
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "config: /dev/zero",
+            &["status", "--config", "/dev/zero"],
+            "/dev/zero: is a character device, not a regular file: a config file",
+        ),
+        (
+            "config: a FIFO with no writer",
+            &["status", "--config", "fifo.toml"],
+            "fifo.toml: is a FIFO (named pipe), not a regular file: a config file",
+        ),
+        (
+            "config: larger than 1 MiB",
+            &["status", "--config", "big.toml"],
+            "big.toml: is larger than 1 MiB, the most a config file may be",
+        ),
+        (
+            "batch: /dev/zero",
+            &["plan", "--config", "closeout.toml", "/dev/zero"],
+            "/dev/zero: is a character device, not a regular file: a batch file",
+        ),
+        (
+            "batch: a FIFO with no writer",
+            &["submit", "--config", "closeout.toml", "fifo-batch.toml"],
+            "fifo-batch.toml: is a FIFO (named pipe), not a regular file: a batch file",
+        ),
+        (
+            "batch: a directory",
+            &["doctor", "--config", "closeout.toml", "dir.toml"],
+            "dir.toml: is a directory, not a regular file: a batch file",
+        ),
+        (
+            "batch: larger than 16 MiB",
+            &["plan", "--config", "closeout.toml", "huge-batch.toml"],
+            "huge-batch.toml: is larger than 16 MiB, the most a batch file may be",
+        ),
+    ];
+    for (name, args, fragment) in cases {
+        let ran = run_bounded(d, args, within);
+        cat.check(name, &ran, 2, fragment);
+    }
+    cat.finish("unbounded files");
+}
+
 /// A fake Graph and login: the token endpoint answers, every path not
 /// overridden answers a one-admin tenant, `bad` answers the overridden path
 /// prefix with raw HTTP bytes.
@@ -460,6 +571,13 @@ fn graph_answers_from_a_fake_server() {
             }),
             1,
             "/v1.0/users",
+        ),
+        (
+            "api: a listing without its value array",
+            "/v1.0/directory/subscriptions",
+            Arc::new(|| raw("200 OK", "application/json", "{}")),
+            1,
+            "/v1.0/directory/subscriptions for tenant a.onmicrosoft.com answered with",
         ),
         (
             "api: HTML error page (502 from a proxy)",

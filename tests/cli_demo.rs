@@ -88,3 +88,42 @@ fn demo_refuses_a_non_empty_directory() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"));
 }
+
+/// `--dir` relative to the current directory: the generated config names
+/// its secret, data dir and socket by absolute paths, so they are not
+/// resolved against the config's own directory (`demo1/demo1/secrets/...`).
+/// The smallest demo the CLI allows.
+#[test]
+fn demo_with_a_relative_dir() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = closeout()
+        .args([
+            "demo",
+            "--tenants",
+            "1",
+            "--users",
+            "1",
+            "--no-faults",
+            "--timeout",
+            "60s",
+            "--dir",
+            "demo1",
+        ])
+        .current_dir(cwd.path())
+        .env_remove("CLOSEOUT_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("demo1/demo1"), "{stderr}");
+    let made = cwd.path().join("demo1");
+    let config = std::fs::read_to_string(made.join("closeout.toml")).unwrap();
+    let secret = made.join("secrets").join("partner");
+    assert!(
+        config.contains(&format!("client_secret_file = \"{}\"", secret.display())),
+        "{config}"
+    );
+    assert!(made.join("data").is_dir() && made.join("audit.txt").is_file());
+    assert!(!made.join("demo1").exists());
+}

@@ -199,6 +199,108 @@ fn bad_duration() {
     );
 }
 
+/// `[retry]` settings that make no backoff: a multiplier that is not a
+/// finite number of at least 1, a zero or astronomically long interval
+/// (a saga would wait 185 million years), a first delay past the cap, a
+/// zero give-up time. Each exits 2 naming the file, line and key.
+#[test]
+fn nonsensical_retry_settings_are_refused() {
+    for (value, says) in [
+        ("nan", "NaN is not a backoff multiplier"),
+        ("-3.0", "-3 is not a backoff multiplier"),
+        ("inf", "inf is not a backoff multiplier"),
+        ("0.5", "finite number of at least 1"),
+    ] {
+        config_case(
+            &format!("data_dir = \"d\"\n[retry]\nmultiplier = {value}\n"),
+            "bad.toml:3: retry.multiplier",
+            says,
+        );
+    }
+    config_case(
+        "[retry]\nmultiplier = 1e308\nmax_interval = \"500000000years\"\n",
+        "bad.toml:3: retry.max_interval",
+        "longer than 1 day, the most a retry interval may be",
+    );
+    config_case(
+        "[retry]\ninitial_interval = \"2days\"\n",
+        "bad.toml:2: retry.initial_interval",
+        "longer than 1 day",
+    );
+    config_case(
+        "[retry]\nmax_interval = \"0s\"\n",
+        "bad.toml:2: retry.max_interval",
+        "longer than 0s",
+    );
+    config_case(
+        "[retry]\ninitial_interval = \"0s\"\n",
+        "bad.toml:2: retry.initial_interval",
+        "longer than 0s",
+    );
+    config_case(
+        "[retry]\n\ngive_up_after = \"0s\"\n",
+        "bad.toml:3: retry.give_up_after",
+        "longer than 0s",
+    );
+    config_case(
+        "[retry]\ninitial_interval = \"2m\"\nmax_interval = \"1m\"\n",
+        "bad.toml:2: retry.initial_interval",
+        "initial_interval (2m) is longer than max_interval (1m)",
+    );
+    // Only the cap given: the default first delay (500ms) above it.
+    config_case(
+        "[retry]\nmax_interval = \"100ms\"\n",
+        "bad.toml:2: retry.max_interval",
+        "initial_interval (500ms) is longer than max_interval (100ms)",
+    );
+    // The bounds themselves, and a multiplier of exactly 1, are accepted.
+    let c = closeout::config::Config::parse(
+        "[retry]\ninitial_interval = \"1day\"\nmultiplier = 1\nmax_interval = \"24h\"\n",
+        Path::new("ok.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.retry.max_interval, closeout::config::MAX_RETRY_INTERVAL);
+    assert_eq!(c.retry.multiplier, 1.0);
+}
+
+/// The partner's tenant id is a GUID or a domain name, as the tenants' are:
+/// a control character (here an ANSI colour) is refused, and not echoed raw.
+#[test]
+fn partner_tenant_id_is_a_guid_or_a_domain() {
+    for bad in ["not a guid\\u001b[31m", "", "../etc", "p\\u0000"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            format!(
+                "[partner_center]\ntenant_id = \"{bad}\"\nclient_id = \"c\"\n\
+                 client_secret_credential = \"p\"\n"
+            ),
+        )
+        .unwrap();
+        let (code, err) = run(dir.path(), &["status", "--config", "bad.toml"]);
+        assert_eq!(code, 2, "{bad:?}: {err}");
+        assert!(
+            err.contains("bad.toml:2: partner_center.tenant_id") && err.contains("not a tenant id"),
+            "{bad:?}: {err}"
+        );
+        assert!(
+            !err.chars().any(|c| c.is_control() && c != '\n'),
+            "{bad:?}: raw control characters in {err:?}"
+        );
+    }
+    for good in [
+        "partner.onmicrosoft.com",
+        "8EAEF023-2b34-4da1-9baa-8bc8c9d6a490",
+    ] {
+        let text = format!(
+            "[partner_center]\ntenant_id = \"{good}\"\nclient_id = \"c\"\n\
+             client_secret_credential = \"p\"\n"
+        );
+        let c = closeout::config::Config::parse(&text, Path::new("ok.toml")).unwrap();
+        assert_eq!(c.partner_center.unwrap().tenant_id, good);
+    }
+}
+
 #[test]
 fn bad_policy_limit_level_and_url() {
     config_case(

@@ -481,3 +481,116 @@ async fn a_failed_get_is_repeated_in_place_up_to_three_attempts() {
     );
     assert_eq!(fake.seen("/v1.0/applications").len(), 3);
 }
+
+/// A tenant whose Graph answers every request whose path and query start
+/// with `blank` with `200 {}` (no `value` array), and a small good tenant
+/// otherwise: empty collections, one organization, closeout's own service
+/// principal, and 403 for the usage reports (which the data at stake then
+/// calls unavailable).
+async fn tenant_answering_empty_objects_to(blank: &'static str) -> closeout::graph::TenantClient {
+    let fake = Fake::start(move |_, uri, _, _| {
+        let target = uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default();
+        let target = target.replace("%27", "'");
+        if target.starts_with(blank) {
+            return json(200, serde_json::json!({}));
+        }
+        let path = uri.path().replace("%27", "'");
+        if path.starts_with("/v1.0/servicePrincipals(") {
+            json(200, serde_json::json!({"id": "sp1"}))
+        } else if path == "/v1.0/organization" {
+            json(
+                200,
+                serde_json::json!({"value": [{
+                    "id": "22222222-2222-4222-8222-222222222222",
+                    "verifiedDomains": [{"name": "a.onmicrosoft.com", "isInitial": true}]
+                }]}),
+            )
+        } else if path.starts_with("/v1.0/reports") || path.starts_with("/v1.0/admin") {
+            json(
+                403,
+                serde_json::json!({"error": {"code": "Authorization_RequestDenied", "message": "no"}}),
+            )
+        } else {
+            json(200, serde_json::json!({"value": []}))
+        }
+    })
+    .await;
+    fake.client(|_| {})
+        .tenant("t-empty", "app", Secret::new(SECRET))
+}
+
+/// A collection page answered `200 {}` (no `value` array) is a malformed
+/// reply (`bad_response`, naming the request), never an empty listing:
+/// otherwise a plan says "cancel 0 subscriptions", the step 5 preflight
+/// sees no app registrations and step 1's gates stay shut. Every listing
+/// closeout makes, each against a Graph that blanks that one listing.
+#[tokio::test]
+async fn a_collection_page_without_a_value_array_is_a_bad_response() {
+    use futures::future::{BoxFuture, FutureExt};
+    use std::future::Future;
+    fn case<T, F>(f: F) -> BoxFuture<'static, Result<(), closeout::model::CallError>>
+    where
+        F: Future<Output = Result<T, closeout::model::CallError>> + Send + 'static,
+    {
+        f.map(|r| r.map(|_| ())).boxed()
+    }
+    const MEMBERS: &str = "/v1.0/directoryRoles(roleTemplateId=";
+    let mut cases: Vec<(&str, &str, BoxFuture<'static, _>)> = Vec::new();
+    macro_rules! listing {
+        ($blank:expr, $call:ident) => {{
+            let t = tenant_answering_empty_objects_to($blank).await;
+            cases.push((
+                stringify!($call),
+                $blank,
+                case(async move { t.$call().await }),
+            ));
+        }};
+    }
+    listing!("/v1.0/users", list_users);
+    listing!(MEMBERS, list_global_admins);
+    listing!(MEMBERS, global_admin_members);
+    listing!(
+        "/v1.0/roleManagement/directory/roleAssignments",
+        read_preflight
+    );
+    listing!("/v1.0/organization", read_preflight);
+    listing!("/v1.0/organization", organization_id);
+    listing!("/v1.0/directory/subscriptions", list_subscriptions);
+    listing!("/v1.0/directory/subscriptions", list_subscription_details);
+    listing!("/v1.0/applications", list_applications);
+    listing!("/v1.0/servicePrincipals?", deletion_check);
+    listing!("/v1.0/applications", deletion_check);
+    listing!("/v1.0/directory/subscriptions", deletion_check);
+    listing!(
+        "/v1.0/servicePrincipals/sp1/appRoleAssignments",
+        app_permissions
+    );
+    listing!("/v1.0/directory/deletedItems", list_deleted_users);
+    listing!(
+        "/v1.0/identity/conditionalAccess/policies",
+        list_ca_policies
+    );
+    listing!(
+        "/v1.0/solutions/backupRestore/protectionPolicies",
+        data_at_stake
+    );
+    // The good tenant reads fine: each failure below is its blanked listing's.
+    let good = tenant_answering_empty_objects_to("/nothing").await;
+    good.deletion_check().await.unwrap();
+    good.read_preflight().await.unwrap();
+    assert!(good.app_permissions().await.unwrap().is_empty());
+    let names: Vec<(&str, &str)> = cases.iter().map(|(n, b, _)| (*n, *b)).collect();
+    let results = futures::future::join_all(cases.into_iter().map(|(_, _, f)| f)).await;
+    let mut wrong = Vec::new();
+    for ((name, blank), r) in names.into_iter().zip(results) {
+        let path = blank.split(['?', '(']).next().unwrap_or(blank);
+        match r {
+            Err(e) if e.code == "bad_response" && e.message.contains(path) => {}
+            other => wrong.push(format!("{name} with {blank} answered {{}}: {other:?}")),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -69,11 +69,15 @@ pub fn run(args: Args) -> Result<(), Error> {
     rt.block_on(demo(&args, &dir))
 }
 
-/// A fresh output directory (mode 0700): the one given, or a new one.
+/// A fresh output directory (mode 0700): the one given, or a new one;
+/// absolute, since the config written into it names paths inside it and a
+/// relative path in a config resolves against the config's own directory
+/// (`--dir demo1` would otherwise name `demo1/demo1/secrets/...`).
 fn output_dir(given: Option<&Path>) -> Result<PathBuf, Error> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = match given {
-        Some(d) => d.to_path_buf(),
+        Some(d) => std::path::absolute(d)
+            .map_err(|e| Error::Invalid(anyhow!("cannot make {} absolute: {e}", d.display())))?,
         None => {
             let stamp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

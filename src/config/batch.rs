@@ -208,12 +208,10 @@ fn keep_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 }
 
 impl BatchFile {
-    /// Reads and validates a batch file.
+    /// Reads and validates a batch file: only a regular file of at most
+    /// [`super::MAX_BATCH_BYTES`] is read.
     pub fn load(path: &Path) -> Result<BatchFile, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = super::read::read_capped(path, "batch file", super::MAX_BATCH_BYTES)?;
         BatchFile::parse(&text, path)
     }
 

@@ -60,6 +60,8 @@ impl Finding {
         }
     }
 
+    /// The finding as one line of text, everything in it that others
+    /// control (the tenant as written, its guid, any message) escaped.
     pub fn line(&self) -> String {
         let mut parts = vec![format!(
             "{} {}",
@@ -67,10 +69,10 @@ impl Finding {
             crate::escape::text(&self.tenant)
         )];
         if let Some(g) = &self.guid {
-            parts.push(format!("guid={g}"));
+            parts.push(format!("guid={}", crate::escape::text(g)));
         }
         if let Some(c) = &self.credential {
-            parts.push(format!("credential={c}"));
+            parts.push(format!("credential={}", crate::escape::text(c)));
         }
         if let Some(s) = self.skew_secs {
             parts.push(format!("skew={s:+}s"));
@@ -192,4 +194,26 @@ pub async fn partner(api: &graph::PartnerClient, credential: Option<String>) -> 
         )),
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Finding;
+
+    #[test]
+    fn a_line_escapes_what_others_control() {
+        let mut f = Finding::new("evil\u{1b}[31m.example");
+        f.guid = Some("not a guid\u{1b}[31m".into());
+        f.credential = Some("secret\n".into());
+        f.fail("login: \u{1b}]0;pwned\u{7}".into());
+        let line = f.line();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(
+            line.contains("evil\\x1b[31m.example")
+                && line.contains("guid=not a guid\\x1b[31m")
+                && line.contains("credential=secret\\n")
+                && line.contains("\\x1b]0;pwned\\x07"),
+            "{line}"
+        );
+    }
 }

@@ -31,6 +31,16 @@ fn guid_in(url: &str) -> Option<String> {
     found.map(|g| g.hyphenated().to_string())
 }
 
+/// Whether `s` can name a tenant: a GUID or a domain name (ASCII letters,
+/// digits, `-` and `.`, at most 256 characters), so never a control
+/// character, a space or a path. What the login service is asked about.
+pub fn is_tenant_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 256
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+}
+
 /// Whether `s` is a tenant GUID (any case); returns it lowercased.
 pub fn as_guid(s: &str) -> Option<String> {
     (s.len() == 36)
@@ -53,12 +63,7 @@ impl Client {
             message: format!("tenant {tenant:?} is not a tenant id or domain name"),
             retry_after: None,
         };
-        let name_ok = !tenant.is_empty()
-            && tenant.len() <= 256
-            && tenant
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
-        if !name_ok {
+        if !is_tenant_name(tenant) {
             return Err(bad_name());
         }
         let (ctx, reply) = super::discovery::fetch(&self.shared, tenant).await?;

@@ -2,7 +2,9 @@
 //! `@odata.nextLink` (absolute URLs, used as given, never built by hand).
 //! A next link must stay on the Graph host, so a token is never sent
 //! elsewhere; a repeated link is an error instead of an endless loop, and
-//! so is a chain of distinct links longer than `[limits] max_pages`.
+//! so is a chain of distinct links longer than `[limits] max_pages`. Every
+//! page must carry its `value` array ([`Page`]): a 2xx page without one
+//! (`{}`) is a `bad_response`, never an empty listing.
 
 use super::tenant::TenantClient;
 use super::wire::Page;

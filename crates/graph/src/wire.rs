@@ -15,10 +15,14 @@ pub struct TokenResponse {
 }
 
 /// One page of a Graph collection.
+///
+/// `value` is required: Graph answers an empty collection with
+/// `"value": []`, so a 2xx page without the array (`{}`, an error object, a
+/// single entity) is a malformed reply (`bad_response`), never read as "no
+/// users", "no subscriptions" or "no app registrations".
 #[derive(Deserialize)]
 pub struct Page<T> {
     /// The items of this page.
-    #[serde(default = "Vec::new")]
     pub value: Vec<T>,
     /// The absolute URL of the next page, absent on the last one.
     #[serde(rename = "@odata.nextLink", default)]

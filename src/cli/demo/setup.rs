@@ -92,7 +92,10 @@ fn duration(d: std::time::Duration) -> String {
 
 /// Writes secrets, batch and config into `dir` for the simulator at
 /// `sim_url` and its `tenants`; partner-billed tenants are closed through
-/// Partner Center (the simulator's `partner`), the others manually.
+/// Partner Center (the simulator's `partner`), the others manually. The
+/// paths written into the files are absolute (a relative `dir` is made so
+/// first): a relative path in them would resolve against their own
+/// directory, naming `dir` twice.
 pub fn write(
     dir: &Path,
     sim_url: &str,
@@ -100,6 +103,7 @@ pub fn write(
     partner: &Partner,
     tuning: &Tuning,
 ) -> Result<Files, Error> {
+    let dir = &std::path::absolute(dir).map_err(io(dir))?;
     let secrets = dir.join("secrets");
     fs::DirBuilder::new()
         .recursive(true)
