@@ -1,14 +1,15 @@
 //! The Graph client against a tiny axum fake, for answers the simulator does
 //! not give: HTML error pages from a proxy, malformed JSON, exact
 //! `Retry-After` values, endless 401s, foreign next links; and proof that
-//! secrets and tokens never reach `Debug` output or logs.
+//! secrets and tokens never reach `Debug` output or logs, nor an error's
+//! message when a reply echoes the request.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use closeout::graph::{Client, ClientOptions, Endpoints};
+use closeout::graph::{Client, ClientOptions, Credential, Endpoints};
 use closeout::model::{Applied, FailureClass, Secret};
-use closeout::ports::TenantApi;
+use closeout::ports::{PartnerApi, TenantApi};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,7 +83,11 @@ impl Fake {
                         uri: uri.to_string(),
                         body: body.clone(),
                     });
-                    if uri.path().ends_with("/oauth2/v2.0/token") {
+                    // A tenant named `t-login-...` has its token requests
+                    // answered by the test's handler.
+                    if uri.path().ends_with("/oauth2/v2.0/token")
+                        && !uri.path().starts_with("/t-login-")
+                    {
                         // A tenant named so gets a lifetime no clock can hold.
                         let expires_in = if uri.path().contains("t-huge-expiry") {
                             u64::MAX
@@ -593,4 +598,176 @@ async fn a_collection_page_without_a_value_array_is_a_bad_response() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// What a login endpoint or a proxy answers when it echoes the request in
+/// its error: the form as received, secret or assertion included.
+fn login_echo(body: &str) -> Response {
+    json(
+        401,
+        serde_json::json!({
+            "error": "invalid_client",
+            "error_description": format!("AADSTS7000215: Invalid client secret provided. request was: {body}"),
+            "error_codes": [7000215],
+        }),
+    )
+}
+
+/// The logs of this binary so far, as text.
+fn logged() -> String {
+    String::from_utf8(logs().0.lock().unwrap().clone()).unwrap()
+}
+
+/// A token endpoint that echoes the token request (its form body, as sent)
+/// in its 401: the secret never reaches the error's message or code, nor a
+/// log line, whichever client asked (a tenant's Graph calls, `doctor`'s
+/// token check, the partner's Partner Center calls).
+#[tokio::test]
+async fn a_login_error_echoing_the_secret_is_redacted() {
+    let fake = Fake::start(|_, uri, body, _| match uri.path() {
+        p if p.ends_with("/oauth2/v2.0/token") => login_echo(body),
+        _ => raw(500, "text/plain", "no token, no call"),
+    })
+    .await;
+    let c = fake.client(|_| {});
+    let t = c.tenant("t-login-echo", "app", Secret::new(SECRET));
+    let p = c.partner("t-login-partner", "papp", Secret::new(SECRET));
+    let errors = [
+        t.list_users().await.unwrap_err(),
+        t.check_token().await.unwrap_err(),
+        p.check_token().await.unwrap_err(),
+        p.list_customer_subscriptions("c1").await.unwrap_err(),
+    ];
+    assert!(
+        fake.seen("/oauth2/v2.0/token")
+            .iter()
+            .all(|s| s.body.contains(&format!("client_secret={SECRET}"))),
+        "the fake echoed the secret as sent"
+    );
+    for e in &errors {
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (FailureClass::Permanent, "AADSTS7000215")
+        );
+        assert!(e.message.contains("client_secret=[redacted]&scope="), "{e}");
+        assert!(!format!("{e} {e:?}").contains(SECRET), "secret leaked: {e}");
+    }
+    assert!(!logged().contains(SECRET), "secret logged");
+}
+
+/// A secret with characters a form percent-encodes (Entra ID's secrets have
+/// `~`) is echoed as sent, encoded, and also decoded: neither form remains.
+#[tokio::test]
+async fn a_login_error_echoing_the_percent_encoded_secret_is_redacted() {
+    const ODD: &str = "Xy8Q~s3cr3t+odd/value=";
+    const ENCODED: &str = "Xy8Q%7Es3cr3t%2Bodd%2Fvalue%3D";
+    let fake = Fake::start(|_, uri, body, _| match uri.path() {
+        p if p.ends_with("/oauth2/v2.0/token") => {
+            let decoded: String = form_urlencoded::parse(body.as_bytes())
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            login_echo(&format!("{body} (decoded: {decoded})"))
+        }
+        _ => raw(500, "text/plain", "no token, no call"),
+    })
+    .await;
+    let t = fake
+        .client(|_| {})
+        .tenant("t-login-encoded", "app", Secret::new(ODD));
+    let e = t.check_token().await.unwrap_err();
+    let sent = fake.seen("/oauth2/v2.0/token");
+    assert!(
+        sent[0].body.contains(&format!("client_secret={ENCODED}")),
+        "{sent:?}"
+    );
+    assert_eq!(e.code, "AADSTS7000215");
+    assert!(
+        e.message.contains("client_secret=[redacted]&scope=")
+            && e.message.contains("client_secret=[redacted] scope="),
+        "{e}"
+    );
+    for leak in [ODD, ENCODED, "s3cr3t"] {
+        assert!(!e.message.contains(leak), "{leak} leaked: {e}");
+    }
+    assert!(!logged().contains("s3cr3t+odd"), "secret logged");
+}
+
+/// A certificate's signed client assertion is a credential too (valid for
+/// minutes): echoed by the token endpoint, it is redacted.
+#[tokio::test]
+async fn a_login_error_echoing_the_client_assertion_is_redacted() {
+    let pem = include_str!("fixtures/certs/closeout.pem");
+    let cert = closeout::cert::Certificate::from_pem(pem).unwrap();
+    let fake = Fake::start(|_, uri, body, _| match uri.path() {
+        p if p.ends_with("/oauth2/v2.0/token") => login_echo(body),
+        _ => raw(500, "text/plain", "no token, no call"),
+    })
+    .await;
+    let t = fake.client(|_| {}).tenant(
+        "t-login-cert",
+        "app",
+        Credential::Certificate(Arc::new(cert)),
+    );
+    let e = t.check_token().await.unwrap_err();
+    let sent = fake.seen("/oauth2/v2.0/token");
+    let assertion = form_urlencoded::parse(sent[0].body.as_bytes())
+        .find(|(k, _)| k == "client_assertion")
+        .map(|(_, v)| v.to_string())
+        .expect("an assertion was sent");
+    assert!(e.message.contains("client_assertion=[redacted]"), "{e}");
+    // Not even the signature (the assertion's last part) is left.
+    let signature = assertion.rsplit('.').next().unwrap();
+    assert!(!e.message.contains(signature), "assertion leaked: {e}");
+}
+
+/// Graph answering 500 with a body echoing the request's `Authorization`
+/// header (the bearer access token the fake issued): neither a single
+/// write's message nor a `$batch` item's holds the token.
+#[tokio::test]
+async fn a_graph_error_echoing_the_access_token_is_redacted() {
+    let echo = || {
+        format!("internal error handling request with headers Authorization: Bearer {TOKEN}; Accept: */*")
+    };
+    let fake = Fake::start(move |method, uri, body, _| match uri.path() {
+        "/v1.0/$batch" => {
+            let req: serde_json::Value = serde_json::from_str(body).unwrap();
+            let responses: Vec<_> = req["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| serde_json::json!({"id": i["id"], "status": 500, "headers": {},
+                    "body": {"error": {"code": "InternalServerError", "message": echo()}}}))
+                .collect();
+            json(200, serde_json::json!({ "responses": responses }))
+        }
+        _ => json(
+            500,
+            serde_json::json!({"error": {"code": "InternalServerError", "message": format!("{method} {}: {}", uri.path(), echo())}}),
+        ),
+    })
+    .await;
+    let c = fake.client(|_| {});
+    let t = c.tenant("t-echo", "app", Secret::new(SECRET));
+    let single = t.delete_user("u1").await.result.unwrap_err();
+    let batched = t.delete_users(&["u2".to_string()]).await;
+    let batched = batched[0].1.result.clone().unwrap_err();
+    let p = c.partner("p-echo", "papp", Secret::new(SECRET));
+    let partner = p.list_customer_subscriptions("c1").await.unwrap_err();
+    for e in [&single, &batched] {
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (FailureClass::InDoubt, "InternalServerError")
+        );
+    }
+    assert_eq!(partner.class, FailureClass::Transient);
+    for e in [&single, &batched, &partner] {
+        assert!(
+            e.message
+                .contains("Authorization: Bearer [redacted]; Accept"),
+            "{e}"
+        );
+        assert!(!e.message.contains(TOKEN), "token leaked: {e}");
+    }
+    assert!(!logged().contains(TOKEN), "token logged");
 }

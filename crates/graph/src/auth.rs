@@ -1,10 +1,12 @@
 //! Tokens of the client-credentials flow: requested from the configured login
 //! endpoint, cached per client, renewed before they expire and once after a
 //! 401. Tokens and secrets live only in [`Secret`]s, so neither `Debug` nor
-//! logs ever show them.
+//! logs ever show them, and every value sent is known to the source's
+//! [`Redact`], which clears it from the messages built from any reply.
 
 use super::client::{Body, Reply, Shared};
 use super::error::{self, CallCtx, TransportKind};
+use super::redact::{Redact, Sent};
 use super::wire::TokenResponse;
 use super::Credential;
 use crate::model::{CallError, FailureClass, Secret};
@@ -50,6 +52,9 @@ pub struct TokenSource {
     scope: String,
     /// The current token; the lock also makes renewals single-flight.
     cached: tokio::sync::Mutex<(Option<Token>, u64)>,
+    /// The client secret and the latest tokens: what its calls' messages
+    /// are cleared of.
+    sent: Arc<Sent>,
 }
 
 impl TokenSource {
@@ -97,6 +102,10 @@ impl TokenSource {
         credential: Credential,
         scope: &str,
     ) -> TokenSource {
+        let secret = match &credential {
+            Credential::Secret(s) => Some(s.clone()),
+            Credential::Certificate(_) => None,
+        };
         TokenSource {
             shared,
             tenant: tenant.to_string(),
@@ -104,7 +113,15 @@ impl TokenSource {
             credential,
             scope: scope.to_string(),
             cached: tokio::sync::Mutex::new((None, 0)),
+            sent: Arc::new(Sent::new(secret)),
         }
+    }
+
+    /// What the messages of a call made with this source's tokens are
+    /// cleared of: the client secret and the tokens in use (read when a
+    /// message is built, so a token obtained during the call is included).
+    pub fn redact(&self) -> Redact {
+        Redact::of(&self.sent)
     }
 
     /// A valid token: the cached one unless it is due for renewal.
@@ -153,8 +170,10 @@ impl TokenSource {
     }
 
     /// The token request's form: the client id, the secret or a fresh
-    /// signed assertion for the token endpoint `audience`, the scope.
-    fn form(&self, audience: &str) -> Result<String, CallError> {
+    /// signed assertion for the token endpoint `audience`, the scope; and
+    /// the assertion, to redact from the answer.
+    fn form(&self, audience: &str) -> Result<(String, Option<Arc<Secret>>), CallError> {
+        let mut assertion = None;
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.append_pair("client_id", &self.client_id);
         match &self.credential {
@@ -170,8 +189,9 @@ impl TokenSource {
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 let jti = uuid::Uuid::new_v4().to_string();
-                let assertion = c
+                let signed = c
                     .assertion(&self.client_id, audience, now, &jti)
+                    .map(|a| Arc::new(Secret::new(a)))
                     .map_err(|e| CallError {
                         class: FailureClass::Permanent,
                         code: "certificate_unusable".into(),
@@ -179,25 +199,32 @@ impl TokenSource {
                         retry_after: None,
                     })?;
                 form.append_pair("client_assertion_type", crate::cert::ASSERTION_TYPE);
-                form.append_pair("client_assertion", &assertion);
+                form.append_pair("client_assertion", signed.expose());
+                assertion = Some(signed);
             }
         }
         form.append_pair("scope", &self.scope);
         form.append_pair("grant_type", "client_credentials");
         let form = form.finish();
-        Ok(form)
+        Ok((form, assertion))
     }
 
     async fn fetch(&self, generation: u64) -> Result<Token, CallError> {
         let mut url = self.shared.endpoints.login.clone();
         url.set_path(&format!("/{}/oauth2/v2.0/token", self.tenant));
         url.set_query(None);
+        let (form, assertion) = self.form(url.as_str())?;
+        // The answer may echo the form: the secret or the assertion.
+        let mut redact = self.redact();
+        if let Some(a) = assertion {
+            redact = redact.with(a);
+        }
         let ctx = CallCtx {
             tenant: self.tenant.clone(),
             method: "POST".into(),
             path: url.path().to_string(),
+            redact,
         };
-        let form = self.form(url.as_str())?;
         let reply = match self
             .shared
             .send(Method::POST, url, None, Body::Form(form))
@@ -247,8 +274,10 @@ impl TokenSource {
                     };
                     Some(secs(server)? - secs(here)?)
                 });
+            let value = Arc::new(Secret::new(t.access_token));
+            self.sent.token(value.clone());
             return Ok(Token {
-                value: Arc::new(Secret::new(t.access_token)),
+                value,
                 renew_at: now.checked_add(lifetime - margin).unwrap_or(now),
                 generation,
                 skew_secs,

@@ -3,7 +3,7 @@
 //! the whole request (no answer, 429/5xx, unreadable body) is given to every
 //! item, in doubt for writes.
 
-use super::error::{self, CallCtx};
+use super::error::{self, CallCtx, Redact};
 use super::tenant::TenantClient;
 use super::throttle::Feedback;
 use super::wire::{BatchRequest, BatchRequestItem, BatchResponse};
@@ -37,12 +37,14 @@ pub struct ItemResult {
 }
 
 impl Item {
-    fn ctx(&self, tenant: &str) -> CallCtx {
+    /// The item's context; `redact` is what the whole `$batch` carried.
+    fn ctx(&self, tenant: &str, redact: &Redact) -> CallCtx {
         let path = self.url.split('?').next().unwrap_or("");
         CallCtx {
             tenant: tenant.to_string(),
             method: self.method.to_string(),
             path: format!("/v1.0{path}"),
+            redact: redact.clone(),
         }
     }
 }
@@ -51,6 +53,7 @@ impl Item {
 pub(crate) async fn send(client: &TenantClient, items: &[Item]) -> Vec<ItemResult> {
     debug_assert!(items.len() <= MAX_ITEMS);
     let tenant = client.tenant_id();
+    let redact = client.tokens.redact();
     let writes = items.iter().filter(|i| i.method != "GET").count() as u32;
     let body = BatchRequest {
         requests: items
@@ -70,16 +73,25 @@ pub(crate) async fn send(client: &TenantClient, items: &[Item]) -> Vec<ItemResul
     };
     let body = match serde_json::to_value(&body) {
         Ok(b) => b,
-        Err(e) => return all_failed(items, tenant, &outer_bad(client, &e.to_string()), "", 0),
+        Err(e) => {
+            return all_failed(
+                items,
+                tenant,
+                &redact,
+                &outer_bad(client, &e.to_string()),
+                "",
+                0,
+            )
+        }
     };
     let url = match client.url("/v1.0/$batch") {
         Ok(u) => u,
-        Err(e) => return all_failed(items, tenant, &e, "", 0),
+        Err(e) => return all_failed(items, tenant, &redact, &e, "", 0),
     };
     let outer_ctx = client.ctx(&Method::POST, &url);
     let (reply, permit) = match client.send(Method::POST, url, Some(&body), writes).await {
         Ok(r) => r,
-        Err(e) => return all_failed(items, tenant, &e, "", 0),
+        Err(e) => return all_failed(items, tenant, &redact, &e, "", 0),
     };
     let outer_rid = reply.request_id();
     let outer_hint = reply.limit_hint();
@@ -104,13 +116,13 @@ pub(crate) async fn send(client: &TenantClient, items: &[Item]) -> Vec<ItemResul
                 hint: outer_hint,
             },
         );
-        return all_failed(items, tenant, &e, &outer_rid, reply.status);
+        return all_failed(items, tenant, &redact, &e, &outer_rid, reply.status);
     }
     let parsed: BatchResponse = match serde_json::from_slice(&reply.body) {
         Ok(p) => p,
         Err(_) => {
             let e = error::bad_response(&outer_ctx, &outer_rid, &reply.body_hint());
-            return all_failed(items, tenant, &e, &outer_rid, reply.status);
+            return all_failed(items, tenant, &redact, &e, &outer_rid, reply.status);
         }
     };
     let now = SystemTime::now();
@@ -125,7 +137,7 @@ pub(crate) async fn send(client: &TenantClient, items: &[Item]) -> Vec<ItemResul
             continue;
         };
         let Some(item) = items.get(n) else { continue };
-        let ctx = item.ctx(tenant);
+        let ctx = item.ctx(tenant, &redact);
         let rid = r.header("request-id").unwrap_or(&outer_rid).to_string();
         let retry_after = r
             .header("retry-after")
@@ -174,9 +186,9 @@ pub(crate) async fn send(client: &TenantClient, items: &[Item]) -> Vec<ItemResul
         .zip(items)
         .map(|(r, item)| {
             r.unwrap_or_else(|| {
-                let ctx = item.ctx(tenant);
+                let ctx = item.ctx(tenant, &redact);
                 let e = error::bad_response(&ctx, &outer_rid, "a $batch answer without this item");
-                failed(item, tenant, &e, &outer_rid, reply.status)
+                failed(item, tenant, &redact, &e, &outer_rid, reply.status)
             })
         })
         .collect()
@@ -197,20 +209,28 @@ fn outer_bad(client: &TenantClient, why: &str) -> CallError {
 fn all_failed(
     items: &[Item],
     tenant: &str,
+    redact: &Redact,
     e: &CallError,
     rid: &str,
     status: u16,
 ) -> Vec<ItemResult> {
     items
         .iter()
-        .map(|i| failed(i, tenant, e, rid, status))
+        .map(|i| failed(i, tenant, redact, e, rid, status))
         .collect()
 }
 
 /// The outer failure, as seen by one item: in doubt if the item is a write
 /// that may have been applied, as the outer error otherwise.
-fn failed(item: &Item, tenant: &str, e: &CallError, rid: &str, status: u16) -> ItemResult {
-    let ctx = item.ctx(tenant);
+fn failed(
+    item: &Item,
+    tenant: &str,
+    redact: &Redact,
+    e: &CallError,
+    rid: &str,
+    status: u16,
+) -> ItemResult {
+    let ctx = item.ctx(tenant, redact);
     let class = match e.class {
         FailureClass::InDoubt if !ctx.is_write() => FailureClass::Transient,
         c => c,

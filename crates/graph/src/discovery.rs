@@ -61,6 +61,8 @@ pub(crate) async fn fetch(shared: &Shared, name: &str) -> Result<(CallCtx, Reply
         tenant: name.to_string(),
         method: "GET".into(),
         path: url.path().to_string(),
+        // No credential is sent.
+        redact: error::Redact::default(),
     };
     match shared.send(Method::GET, url, None, Body::None).await {
         Ok(reply) => Ok((ctx, reply)),

@@ -1,8 +1,11 @@
 //! Classification of every outcome of a call: done, already done, transient,
 //! in doubt or permanent, from the HTTP status, the Graph error body and the
 //! transport error. Pure functions over received data; never panics on it.
+//! Every text of a reply that enters a message or a code is first cleared
+//! of the credentials the call carried ([`CallCtx::redact`]).
 
 use crate::model::{Applied, CallError, FailureClass};
+pub use crate::redact::Redact;
 use std::time::{Duration, SystemTime};
 
 /// What a call was, for messages and classification.
@@ -14,6 +17,9 @@ pub struct CallCtx {
     pub method: String,
     /// URL path without query, version prefix included.
     pub path: String,
+    /// The credentials the call carried, removed from every text of its
+    /// reply before it becomes a message, a code or a log line.
+    pub redact: Redact,
 }
 
 impl CallCtx {
@@ -22,8 +28,10 @@ impl CallCtx {
         !matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS")
     }
 
+    /// The call, for a message (its path may be a next link the service gave).
     fn describe(&self) -> String {
-        format!("{} {} for tenant {}", self.method, self.path, self.tenant)
+        let path = self.redact.apply(&self.path);
+        format!("{} {path} for tenant {}", self.method, self.tenant)
     }
 }
 
@@ -151,8 +159,8 @@ pub fn status_error(
         FailureClass::Permanent
     };
     let (code, detail) = match code_msg {
-        Some((c, m)) => (c, m),
-        None => (format!("http_{status}"), body_hint.to_string()),
+        Some((c, m)) => (ctx.redact.apply(&c), ctx.redact.apply(&m)),
+        None => (format!("http_{status}"), ctx.redact.apply(body_hint)),
     };
     let rid = if request_id.is_empty() {
         String::new()
@@ -212,7 +220,7 @@ pub fn bad_response(ctx: &CallCtx, request_id: &str, why: &str) -> CallError {
         message: format!(
             "{} answered with {} (request-id {request_id})",
             ctx.describe(),
-            truncate(why, 300)
+            truncate(&ctx.redact.apply(why), 300)
         ),
         retry_after: None,
     }
@@ -271,7 +279,11 @@ pub fn transport_error(ctx: &CallCtx, kind: TransportKind, detail: &str) -> Call
     CallError {
         class,
         code: code.into(),
-        message: format!("{} {what}: {}", ctx.describe(), truncate(detail, 300)),
+        message: format!(
+            "{} {what}: {}",
+            ctx.describe(),
+            truncate(&ctx.redact.apply(detail), 300)
+        ),
         retry_after: None,
     }
 }
@@ -343,6 +355,7 @@ mod tests {
             tenant: "t1".into(),
             method: method.into(),
             path: "/v1.0/users/abc".into(),
+            redact: Redact::default(),
         }
     }
 
@@ -352,6 +365,7 @@ mod tests {
             tenant: "t".into(),
             method: "GET".into(),
             path: "/v1.0/identity/conditionalAccess/policies".into(),
+            redact: Redact::default(),
         };
         let e = status_error(&ctx, 429, None, "", "r", None);
         assert_eq!(e.retry_after, Some(CA_INTERVAL));
@@ -410,6 +424,7 @@ mod tests {
             tenant: "t".into(),
             method: "POST".into(),
             path: "/v1.0/directory/deletedItems/u1/restore".into(),
+            redact: Redact::default(),
         };
         let e = judge(&restore, 404, None, "", "r", None).unwrap_err();
         assert_eq!(e.class, FailureClass::InDoubt);
@@ -431,6 +446,45 @@ mod tests {
         for part in ["t1", "DELETE", "/v1.0/users/abc", "rid-1", "Insufficient"] {
             assert!(e.message.contains(part), "{}", e.message);
         }
+    }
+
+    #[test]
+    fn credentials_echoed_in_a_reply_are_redacted_before_truncation() {
+        use crate::model::Secret;
+        use std::sync::Arc;
+        let secret = "S3cr~t.value-0123456789";
+        let sent = Arc::new(crate::redact::Sent::new(Some(Arc::new(Secret::new(
+            secret,
+        )))));
+        sent.token(Arc::new(Secret::new("eyJ0eXAi.token.sig")));
+        let c = CallCtx {
+            path: "/t1/oauth2/v2.0/token".into(),
+            method: "POST".into(),
+            redact: Redact::of(&sent),
+            ..ctx("POST")
+        };
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: bad secret, request was: client_id=a&client_secret=S3cr%7Et.value-0123456789&scope=s (S3cr~t.value-0123456789)","error_codes":[7000215]}"#;
+        let e = status_error(&c, 401, error_code(body), "", "r", None);
+        assert_eq!(e.code, "AADSTS7000215");
+        assert!(
+            e.message
+                .contains("client_secret=[redacted]&scope=s ([redacted])"),
+            "{}",
+            e.message
+        );
+        // A hostile code, a detail cut where a secret begins, a body hint.
+        let long = format!("{}{secret}", "x".repeat(295));
+        let e = status_error(&c, 500, Some((secret.into(), long.clone())), "", "", None);
+        assert_eq!(e.code, "[redacted]");
+        assert!(!e.message.contains("S3cr"), "{}", e.message);
+        let e = bad_response(&c, "r", "eyJ0eXAi.token.sig");
+        assert!(
+            e.message.contains("answered with [redacted]"),
+            "{}",
+            e.message
+        );
+        let e = transport_error(&c, TransportKind::Reset, &long);
+        assert!(!e.message.contains("S3cr"), "{}", e.message);
     }
 
     #[test]

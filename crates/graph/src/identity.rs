@@ -199,6 +199,9 @@ impl TenantClient {
         if id_ok && domain_ok {
             return Ok(());
         }
+        // The organization's id and domain are the service's text.
+        let redact = self.tokens.redact();
+        let (id, initial) = (redact.apply(&id), initial.map(|d| redact.apply(&d)));
         Err(CallError {
             class: FailureClass::Permanent,
             code: "tenant_mismatch".into(),

@@ -32,6 +32,7 @@ pub mod error;
 pub mod identity;
 pub mod paging;
 pub mod partner;
+pub mod redact;
 pub mod reports;
 pub mod tenant;
 pub mod throttle;
@@ -285,15 +286,16 @@ pub fn read_secret(source: &SecretSource) -> Result<Secret, Error> {
 /// What an app proves itself with at the token endpoint.
 #[derive(Debug)]
 pub enum Credential {
-    /// A client secret, sent as `client_secret` in the token request.
-    Secret(Secret),
+    /// A client secret, sent as `client_secret` in the token request
+    /// (shared with the redaction of the replies, see [`redact`]).
+    Secret(std::sync::Arc<Secret>),
     /// A certificate: a signed client assertion is sent instead.
     Certificate(std::sync::Arc<crate::cert::Certificate>),
 }
 
 impl From<Secret> for Credential {
     fn from(s: Secret) -> Credential {
-        Credential::Secret(s)
+        Credential::Secret(std::sync::Arc::new(s))
     }
 }
 
@@ -313,7 +315,7 @@ impl Credential {
 pub fn read_credential(source: &SecretSource) -> Result<Credential, Error> {
     let text = read_secret(source)?;
     if !source.is_certificate() {
-        return Ok(Credential::Secret(text));
+        return Ok(Credential::Secret(std::sync::Arc::new(text)));
     }
     crate::cert::Certificate::from_pem(text.expose())
         .map(|c| Credential::Certificate(std::sync::Arc::new(c)))

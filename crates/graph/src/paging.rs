@@ -21,8 +21,10 @@ pub(crate) async fn get_all<T: DeserializeOwned>(
     let mut items = Vec::new();
     let mut url = first;
     let mut seen = HashSet::new();
+    let redact = client.tokens.redact();
     loop {
-        let ctx_path = url.path().to_string();
+        // The path of a next link is the service's text.
+        let ctx_path = redact.apply(url.path());
         let page: Page<T> = match client.get_json(url.clone()).await? {
             Some(p) => p,
             None => {
@@ -63,11 +65,12 @@ pub(crate) async fn get_all<T: DeserializeOwned>(
 }
 
 fn next_url(client: &TenantClient, current: &Url, next: &str) -> Result<Url, CallError> {
+    let path = || client.tokens.redact().apply(current.path());
     let parsed =
-        Url::parse(next).map_err(|_| bad_link(client, current.path(), "is not an absolute url"))?;
+        Url::parse(next).map_err(|_| bad_link(client, &path(), "is not an absolute url"))?;
     let graph = &client.shared.endpoints.graph;
     if parsed.origin() != graph.origin() {
-        return Err(bad_link(client, current.path(), "points to another host"));
+        return Err(bad_link(client, &path(), "points to another host"));
     }
     Ok(parsed)
 }

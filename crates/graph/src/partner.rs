@@ -220,6 +220,7 @@ impl PartnerApi for PartnerClient {
             tenant: customer_tenant_id.to_string(),
             method: "GET".into(),
             path: path.clone(),
+            redact: self.tokens.redact(),
         };
         if !valid(customer_tenant_id) {
             return Err(CallError {
@@ -389,6 +390,7 @@ impl PartnerClient {
             tenant: customer_tenant_id.to_string(),
             method: "GET".into(),
             path: url.path().to_string(),
+            redact: self.tokens.redact(),
         };
         let (http, reply) = self
             .call(
@@ -454,6 +456,7 @@ impl PartnerClient {
             tenant: customer_tenant_id.to_string(),
             method: "PATCH".into(),
             path: url.path().to_string(),
+            redact: self.tokens.redact(),
         };
         let (http, reply) = self
             .call(&ctx, Method::PATCH, url, Some(&resource), &extra)

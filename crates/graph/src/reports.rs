@@ -235,10 +235,17 @@ impl TenantClient {
                 target.host_str().unwrap_or("?")
             )));
         }
+        // The download carries no token, but its query is its credential
+        // (pre-authenticated), which a transport error's text may show.
+        let mut redact = ctx.redact.clone();
+        if let Some(q) = target.query().filter(|q| !q.is_empty()) {
+            redact = redact.with(std::sync::Arc::new(crate::model::Secret::new(q)));
+        }
         let dctx = CallCtx {
             tenant: self.tenant.clone(),
             method: "GET".into(),
             path: target.path().to_string(),
+            redact,
         };
         let download = self
             .shared

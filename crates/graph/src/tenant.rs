@@ -112,6 +112,7 @@ impl TenantClient {
             tenant: self.tenant.clone(),
             method: method.as_str().to_string(),
             path: url.path().to_string(),
+            redact: self.tokens.redact(),
         }
     }
 
@@ -129,6 +130,7 @@ impl TenantClient {
             (self.throttle.acquire(write_items).await).map_err(|_| error::not_sent(&ctx))?;
         match (self.tokens).send(method, url, body, &[], false).await? {
             Err((kind, detail)) => {
+                let detail = ctx.redact.apply(&detail);
                 tracing::debug!(tenant = %self.tenant, method = %ctx.method, path = %ctx.path, %detail, "no response");
                 Err(error::transport_error(&ctx, kind, &detail))
             }
