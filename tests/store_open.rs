@@ -132,3 +132,149 @@ async fn a_reopened_log_continues_the_chain_and_the_sagas() {
     assert_eq!(store.verify().unwrap().first_bad, None);
     assert_eq!(store.saga(&SagaId("unknown".into())).unwrap(), None);
 }
+
+/// A log of `n` records in commits of 50, closed cleanly.
+async fn log_of(dir: &Path, n: u64) {
+    let store = fill(dir, n).await;
+    store.close().await.unwrap();
+}
+
+/// A log of `n` records as a crash leaves it: its files copied into
+/// `crashed` while the store is still open (every append is on disk).
+async fn crashed_log_of(dir: &Path, crashed: &Path, n: u64) {
+    let store = fill(dir, n).await;
+    // A flush records the durable head outside sled, as the flusher does
+    // once a second while appends go on.
+    store.flush().await.unwrap();
+    copy_tree(dir, crashed);
+    store.close().await.unwrap();
+}
+
+async fn fill(dir: &Path, n: u64) -> Store {
+    let store = Store::open(dir).unwrap();
+    let s = SagaId("s".into());
+    let mut seq = 1;
+    while seq <= n {
+        let batch: Vec<Vec<u8>> = (seq..(seq + 50).min(n + 1))
+            .map(|i| format!("record {i} {}", "x".repeat(180)).into_bytes())
+            .collect();
+        let k = batch.len() as u64;
+        store.append(&s, seq, batch, None).await.unwrap();
+        seq += k;
+    }
+    store
+}
+
+/// Copies a data dir (for one damage case each).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let t = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).unwrap();
+        }
+    }
+}
+
+/// The largest file of sled's directory.
+fn sled_db_file(dir: &Path) -> PathBuf {
+    contents(&dir.join(SLED_DIR))
+        .into_iter()
+        .max_by_key(|(_, b)| b.len())
+        .unwrap()
+        .0
+}
+
+#[tokio::test]
+async fn a_damaged_log_is_never_changed_by_reading_it_and_refused_by_the_writer() {
+    let live = tempfile::tempdir().unwrap();
+    let built = tempfile::tempdir().unwrap();
+    crashed_log_of(live.path(), built.path(), 2000).await;
+    let head = Store::open_copy(built.path(), None)
+        .unwrap()
+        .head()
+        .unwrap();
+    let len = std::fs::metadata(sled_db_file(built.path())).unwrap().len();
+    let mut refused = 0;
+    for offset in [
+        len / 8,
+        len / 5,
+        len / 4,
+        len / 3,
+        len / 2,
+        3 * len / 4,
+        len - 200,
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_tree(built.path(), tmp.path());
+        let file = sled_db_file(tmp.path());
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[offset as usize] ^= 0xff;
+        std::fs::write(&file, &bytes).unwrap();
+        let sled = tmp.path().join(SLED_DIR);
+        let before = contents(&sled);
+        // Readers work on a private copy: whatever they find, the data
+        // dir keeps every byte.
+        let _ = Store::verify_dir(tmp.path());
+        if let Ok(r) = Store::open_read_only(tmp.path()) {
+            let _ = r.records().count();
+        }
+        if let Ok(s) = Store::open_copy(tmp.path(), None) {
+            let _ = s.verify();
+        }
+        assert_eq!(
+            contents(&sled),
+            before,
+            "offset {offset}: a reader changed the log"
+        );
+        // The writer refuses a log sled would cut, changing nothing, or
+        // opens it whole.
+        match Store::open(tmp.path()) {
+            Err(e) => {
+                refused += 1;
+                assert_eq!(
+                    contents(&sled),
+                    before,
+                    "offset {offset}: refused after changing it ({e})"
+                );
+            }
+            Ok(s) => assert_eq!(s.head().unwrap(), head, "offset {offset}: history lost"),
+        }
+    }
+    assert!(refused > 0, "no damage case reached the refusal");
+}
+
+#[tokio::test]
+async fn a_removed_or_swapped_database_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    log_of(tmp.path(), 100).await;
+    // Another log's database in its place: refused, as it was.
+    let other = tempfile::tempdir().unwrap();
+    log_of(other.path(), 60).await;
+    let sled = tmp.path().join(SLED_DIR);
+    std::fs::remove_dir_all(&sled).unwrap();
+    copy_tree(&other.path().join(SLED_DIR), &sled);
+    let before = contents(&sled);
+    match Store::open(tmp.path()) {
+        Err(e @ Error::HistoryLost { .. }) => {
+            assert!(e.to_string().contains("acknowledged"), "{e}");
+        }
+        Err(e) => panic!("expected history lost, got {e}"),
+        Ok(_) => panic!("another log's database was opened"),
+    }
+    assert_eq!(contents(&sled), before);
+    // Removed: refused, never started empty in its place.
+    std::fs::remove_dir_all(&sled).unwrap();
+    assert!(matches!(
+        Store::open(tmp.path()),
+        Err(Error::SledMissing { .. })
+    ));
+    assert!(matches!(
+        Store::open_read_only(tmp.path()),
+        Err(Error::SledMissing { .. })
+    ));
+    assert!(!sled.exists(), "a missing database was created");
+}

@@ -74,7 +74,8 @@ impl StoreLog {
     /// Opens the log of `dir` through the real store, for `verify`.
     pub fn open_full(dir: &Path) -> Result<StoreLog, Error> {
         let shown = Self::exists(dir)?;
-        let store = Store::open_with_cache(dir, Some(VERIFY_CACHE)).map_err(|e| match e {
+        // A private copy: verifying must never change what it verifies.
+        let store = Store::open_copy(dir, Some(VERIFY_CACHE)).map_err(|e| match e {
             store::Error::Locked { pid, .. } => Error::Locked(format!("{shown} (pid {pid})")),
             other => Error::Log {
                 path: shown.clone(),

@@ -89,6 +89,20 @@ pub fn write_format(dir: &Path) -> Result<(), Error> {
     write().map_err(|e| Error::io(path.clone(), e))
 }
 
+/// [`lock`] for a reader of a private copy: on a read-only file system,
+/// which no process can write, none is needed (and none can be taken).
+pub fn lock_for_reading(dir: &Path) -> Result<Option<DirLock>, Error> {
+    match lock(dir) {
+        Ok(l) => Ok(Some(l)),
+        Err(Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Takes the data dir's lock, or says which process holds it. The pid is
 /// written by [`DirLock::record_pid`] once opening has succeeded.
 pub fn lock(dir: &Path) -> Result<DirLock, Error> {

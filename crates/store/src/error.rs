@@ -44,6 +44,25 @@ pub enum Error {
         /// The version this build reads.
         known: u16,
     },
+    /// sled's recovery would leave the log behind what the store recorded
+    /// of it at its last open or stop: acknowledged records would be lost.
+    /// Nothing was changed.
+    #[error("sled database {}: the log would end at record {found}, but record {recorded} was acknowledged before (a damaged, cut or swapped file); the data dir is left as it was: restore it from a copy, or run `closeout verify` on a copy to see more", dir.display())]
+    HistoryLost {
+        /// The sled database's directory.
+        dir: PathBuf,
+        /// The last record sled's recovery would leave.
+        found: u64,
+        /// The last record the store recorded as acknowledged.
+        recorded: u64,
+    },
+    /// The data dir was initialised (its store state says so) but its sled
+    /// directory is gone.
+    #[error("the event log's database {} is missing, though this data dir held a log: refusing to start an empty one in its place", dir.display())]
+    SledMissing {
+        /// The missing sled directory.
+        dir: PathBuf,
+    },
     /// A record or a piece of store metadata does not match the chain.
     #[error("damaged log: {0}")]
     Damaged(BadRecord),

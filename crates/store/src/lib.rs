@@ -92,6 +92,7 @@ pub mod blocks;
 mod blocks;
 mod dir;
 mod error;
+mod guard;
 #[cfg(feature = "internals")]
 pub mod index;
 #[cfg(not(feature = "internals"))]
@@ -266,17 +267,62 @@ struct Inner {
     /// What the writer has applied: a read finds the tail view current
     /// without touching sled when nothing was appended since.
     published: Arc<index::Published>,
-    /// Holds the data dir; dropped last.
-    _lock: dir::DirLock,
+    /// Writes the store state of a clean stop once `tree` is dropped (it is
+    /// declared after it, so it drops after it).
+    mark: MarkOnDrop,
+    /// The private copy a reader's store works on (see `guard`), removed
+    /// after sled let go of it.
+    _copy: Option<guard::Copy>,
+    /// Holds the data dir (none for a copy read from a read-only file
+    /// system, which no one can write); dropped last.
+    _lock: Option<dir::DirLock>,
+}
+
+/// The store state a clean stop writes, once sled let go of its files.
+struct MarkOnDrop {
+    /// The data dir.
+    data_dir: PathBuf,
+    /// sled's directory.
+    sled_dir: PathBuf,
+    /// The head at the stop; `None` until the writer stopped cleanly.
+    head: Option<Head>,
+    /// A reader's private copy: it leaves no mark.
+    copy: bool,
+}
+
+impl Drop for MarkOnDrop {
+    fn drop(&mut self) {
+        // sled's files as the last handle left them (when a reader still
+        // holds a tree they may change yet: the mark then will not match
+        // them, and the next open checks a copy first, which is only
+        // slower).
+        let Some(head) = self.head.filter(|_| !self.copy) else {
+            return;
+        };
+        if let Ok(files) = guard::file_stats(&self.sled_dir) {
+            let _ = guard::write(
+                &self.data_dir,
+                &guard::Mark {
+                    clean: true,
+                    head,
+                    files,
+                },
+            );
+        }
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.tx.take();
-        if let Ok(mut t) = self.thread.lock() {
-            if let Some(t) = t.take() {
-                let _ = t.join();
-            }
+        let joined = match self.thread.lock() {
+            Ok(mut t) => t.take().is_none_or(|t| t.join().is_ok()),
+            Err(_) => false,
+        };
+        // A clean stop: the head, once everything is flushed; the mark is
+        // written when `tree` is dropped (see `MarkOnDrop`).
+        if joined && self.tree.flush().is_ok() {
+            self.mark.head = reader::head(&self.tree, &self.sled_dir).ok();
         }
     }
 }
@@ -333,8 +379,74 @@ impl Store {
             // formatted dir with an empty tree, initialised on the next open.
             dir::write_format(dir)?;
         }
+        // sled's recovery may erase what it cannot read: open the files
+        // themselves only as a clean stop left them, else a copy first
+        // (see `guard`).
+        let mark = guard::read(dir)?;
+        if sled_dir.exists() {
+            if !guard::left_clean(mark.as_ref(), &sled_dir) {
+                guard::dry_open(dir, &sled_dir, mark.as_ref())?;
+            }
+        } else if mark.is_some() {
+            return Err(Error::SledMissing { dir: sled_dir });
+        }
         let db = open_sled(&sled_dir, cache_bytes).map_err(sled_err)?;
         let tree: sled::Tree = (*db).clone();
+        lock.record_pid(dir)?;
+        let store = Store::start(dir, tree, sled_dir.clone(), Some(lock), None, index_window)?;
+        // Written at every open: a crash then leaves a mark that is not
+        // clean, and a removed sled directory is known to have held a log.
+        guard::write(
+            dir,
+            &guard::Mark {
+                clean: false,
+                head: store.head()?,
+                files: Vec::new(),
+            },
+        )?;
+        Ok(store)
+    }
+
+    /// Opens a private copy of the log in `dir` (see `guard`) for reading
+    /// and verifying it: whatever sled's recovery does, it does to the
+    /// copy, and the data dir keeps every byte. Takes the data dir's lock
+    /// while it copies and works (none on a read-only file system, which
+    /// nobody can write). Messages name the data dir's own files.
+    pub fn open_copy(dir: &Path, cache_bytes: Option<u64>) -> Result<Store, Error> {
+        if !dir::check_format(dir)? {
+            return Err(Error::UnknownFormat {
+                dir: dir.to_path_buf(),
+                found: format!("none ({FORMAT_FILE} missing)"),
+                known: FORMAT_VERSION,
+            });
+        }
+        let lock = dir::lock_for_reading(dir)?;
+        let sled_dir = dir.join(SLED_DIR);
+        if !sled_dir.is_dir() {
+            return Err(Error::SledMissing { dir: sled_dir });
+        }
+        let copy = guard::private_copy(&sled_dir)?;
+        let db = open_sled(&copy.sled_dir(), cache_bytes).map_err(|source| Error::Sled {
+            dir: sled_dir.clone(),
+            source,
+        })?;
+        let tree: sled::Tree = (*db).clone();
+        Store::start(dir, tree, sled_dir, lock, Some(copy), index::WINDOW)
+    }
+
+    /// The writer and readers over an opened tree.
+    fn start(
+        dir: &Path,
+        tree: sled::Tree,
+        sled_dir: PathBuf,
+        lock: Option<dir::DirLock>,
+        copy: Option<guard::Copy>,
+        index_window: usize,
+    ) -> Result<Store, Error> {
+        let sled_err = |source| Error::Sled {
+            dir: sled_dir.clone(),
+            source,
+        };
         let head = if tree.is_empty() {
             let mut b = sled::Batch::default();
             b.insert(layout::VERSION, &FORMAT_VERSION.to_be_bytes());
@@ -351,7 +463,6 @@ impl Store {
             last_seq: head.last_seq.into(),
             mark: tail.mark().into(),
         });
-        lock.record_pid(dir)?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             tree: tree.clone(),
@@ -364,6 +475,7 @@ impl Store {
             published: Arc::clone(&published),
             appended: false,
             failed: Default::default(),
+            mark_dir: copy.is_none().then(|| dir.to_path_buf()),
         };
         let thread = writer::spawn(writer, rx).map_err(|e| Error::io(dir, e))?;
         Ok(Store {
@@ -371,9 +483,16 @@ impl Store {
                 tx: Some(tx),
                 thread: Mutex::new(Some(thread)),
                 tree,
+                mark: MarkOnDrop {
+                    data_dir: dir.to_path_buf(),
+                    sled_dir: sled_dir.clone(),
+                    head: None,
+                    copy: copy.is_some(),
+                },
                 sled_dir,
                 tail: Mutex::new(tail),
                 published,
+                _copy: copy,
                 _lock: lock,
             }),
         })
@@ -381,7 +500,8 @@ impl Store {
 
     /// Verifies the log in `dir` without opening it for appends: works on a
     /// log that [`Store::open`] refuses (a cut tail, a damaged last record),
-    /// for `closeout verify`. Takes the data dir's lock; writes nothing.
+    /// for `closeout verify`. Takes the data dir's lock; works on a private
+    /// copy, so it writes nothing there, whatever sled's recovery does.
     pub fn verify_dir(dir: &Path) -> Result<VerifyReport, Error> {
         if !dir::check_format(dir)? {
             return Err(Error::UnknownFormat {
@@ -390,9 +510,13 @@ impl Store {
                 known: FORMAT_VERSION,
             });
         }
-        let _lock = dir::lock(dir)?;
+        let _lock = dir::lock_for_reading(dir)?;
         let sled_dir = dir.join(SLED_DIR);
-        let db = open_sled(&sled_dir, None).map_err(|source| Error::Sled {
+        if !sled_dir.is_dir() {
+            return Err(Error::SledMissing { dir: sled_dir });
+        }
+        let copy = guard::private_copy(&sled_dir)?;
+        let db = open_sled(&copy.sled_dir(), None).map_err(|source| Error::Sled {
             dir: sled_dir.clone(),
             source,
         })?;

@@ -1,6 +1,6 @@
 //! A data dir opened for reading only ([`super::Store::open_read_only`]):
 //! the same lock, format check and layout as a [`super::Store`], but no
-//! writer, and sled opened with a small page cache so that streaming a log
+//! writer, sled opened on a private copy of its files (see `guard`), and sled opened with a small page cache so that streaming a log
 //! of millions of records keeps memory bounded (a writing `Store` uses a
 //! cache sized for a daemon's working set). A full scan
 //! ([`ReadOnly::records`]) reads and decodes on its own thread, a few
@@ -36,8 +36,10 @@ pub struct ReadOnly {
     sled_dir: PathBuf,
     /// The database (kept open for the tree).
     _db: sled::Db,
-    /// The data dir's lock.
-    _lock: DirLock,
+    /// The private copy sled works on (see `guard`), removed after it.
+    _copy: super::guard::Copy,
+    /// The data dir's lock (none on a read-only file system).
+    _lock: Option<DirLock>,
 }
 
 impl ReadOnly {
@@ -50,9 +52,15 @@ impl ReadOnly {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "not a closeout data dir"),
             ));
         }
-        let lock = dir::lock(data_dir)?;
+        let lock = dir::lock_for_reading(data_dir)?;
         let sled_dir = data_dir.join(SLED_DIR);
-        let db = super::open_sled(&sled_dir, Some(CACHE)).map_err(|source| Error::Sled {
+        if !sled_dir.is_dir() {
+            return Err(Error::SledMissing { dir: sled_dir });
+        }
+        // sled's recovery may erase what it cannot read: it works on a
+        // private copy, and the data dir keeps every byte.
+        let copy = super::guard::private_copy(&sled_dir)?;
+        let db = super::open_sled(&copy.sled_dir(), Some(CACHE)).map_err(|source| Error::Sled {
             dir: sled_dir.clone(),
             source,
         })?;
@@ -64,6 +72,7 @@ impl ReadOnly {
             tail,
             sled_dir,
             _db: db,
+            _copy: copy,
             _lock: lock,
         })
     }

@@ -81,7 +81,13 @@ pub struct Writer {
     /// Set after a failed write or flush: the in-memory state may be ahead
     /// of the disk, so every later request is refused with this message.
     pub failed: Failed,
+    /// The data dir whose store state (see `guard`) the flusher keeps
+    /// current; `None` for a reader's private copy.
+    pub mark_dir: Option<std::path::PathBuf>,
 }
+
+/// How often, at most, the flusher records the durable head outside sled.
+const MARK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The writer's and the flusher's shared failure.
 pub type Failed = Arc<Mutex<Option<String>>>;
@@ -114,10 +120,28 @@ enum Job {
 
 /// The flusher: takes every job waiting, flushes once for all of them, and
 /// answers them. Ends when the writer drops its end of the queue.
-fn flusher(tree: sled::Tree, dir: std::path::PathBuf, rx: Receiver<Job>, failed: Failed) {
+fn flusher(
+    tree: sled::Tree,
+    dir: std::path::PathBuf,
+    rx: Receiver<Job>,
+    failed: Failed,
+    mark_dir: Option<std::path::PathBuf>,
+) {
+    let mut marked: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
+        // The head before the flush is durable after it ("a flush makes
+        // durable every write completed before it began"); recorded outside
+        // sled at most once a second, so that an open after a crash can
+        // tell sled's recovery cutting acknowledged records (see `guard`).
+        // An explicit flush (a caller's, or the one before a stop) records
+        // it whatever the time.
+        let appended = jobs.iter().any(|j| matches!(j, Job::Acks(_)));
+        let asked = jobs.iter().any(|j| matches!(j, Job::Flush(_)));
+        let due = mark_dir.is_some()
+            && (asked || (appended && marked.is_none_or(|t| t.elapsed() >= MARK_EVERY)));
+        let head = due.then(|| super::reader::head(&tree, &dir).ok()).flatten();
         let outcome = match failure(&failed) {
             Some(msg) => Err(msg),
             None => tree.flush().map(|_| ()).map_err(|e| {
@@ -126,6 +150,19 @@ fn flusher(tree: sled::Tree, dir: std::path::PathBuf, rx: Receiver<Job>, failed:
                 msg
             }),
         };
+        if let (Ok(()), Some(head), Some(mark_dir)) = (&outcome, head, &mark_dir) {
+            marked = Some(std::time::Instant::now());
+            if let Err(e) = super::guard::write(
+                mark_dir,
+                &super::guard::Mark {
+                    clean: false,
+                    head,
+                    files: Vec::new(),
+                },
+            ) {
+                tracing::warn!(error = %e, "cannot record the log's head outside sled");
+            }
+        }
         let group_size = jobs
             .iter()
             .map(|j| match j {
@@ -162,14 +199,15 @@ fn now_ms() -> u64 {
 /// when it ends); returns the writer's.
 pub fn spawn(writer: Writer, rx: Receiver<Cmd>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (to_flusher, jobs) = mpsc::channel();
-    let (tree, dir, failed) = (
+    let (tree, dir, failed, mark_dir) = (
         writer.tree.clone(),
         writer.dir.clone(),
         writer.failed.clone(),
+        writer.mark_dir.clone(),
     );
     let flush_thread = std::thread::Builder::new()
         .name("closeout-store-flush".into())
-        .spawn(move || flusher(tree, dir, jobs, failed))?;
+        .spawn(move || flusher(tree, dir, jobs, failed, mark_dir))?;
     std::thread::Builder::new()
         .name("closeout-store-writer".into())
         .spawn(move || writer.run(rx, to_flusher, flush_thread))
