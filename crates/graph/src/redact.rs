@@ -6,9 +6,10 @@
 //! client assertion, its access tokens), so [`Redact::apply`] replaces each
 //! of them, as sent and as the token request's form percent-encoded it,
 //! with [`REDACTED`] before the text becomes a [`crate::model::CallError`]
-//! message or code, or a log line. [`crate::error`] applies it wherever a
-//! reply's text enters a message; every [`crate::error::CallCtx`] carries
-//! the [`Redact`] of the token source its call used.
+//! message or code, or a log line. The error module applies it wherever a
+//! reply's text enters a message; every call's context (`CallCtx`) carries
+//! the [`Redact`] of the token source its call used (this module depends on
+//! nothing of it).
 //!
 //! The values are shared ([`Arc`]), never copied into plain strings: the
 //! encoded form is built for the moment of a redaction, zeroized on drop.

@@ -86,32 +86,28 @@ pub fn handle(state: &State, command: Command, now: Timestamp) -> Result<Vec<Eve
             Ok(vec![Event::Resumed { who, why }])
         }
         Command::Abort { who, why } => {
-            // The saga records this as its pivot when it next wakes (see
-            // `steps::pivot_now`); an abort must not get there first.
+            // Past the pivot, or past the deleted users' restore window (the
+            // saga records that as its pivot when it next wakes, see
+            // `steps::pivot_now`; an abort must not get there first).
             let restore_closed = state
                 .users_deleted_at
                 .map(|d| d.plus(super::subscriptions::RESTORE_WINDOW))
                 .filter(|closes| now >= *closes);
-            if let Some(closes) = restore_closed.filter(|_| !state.pivot()) {
+            let past = if state.pivot() {
+                Some("subscriptions are being deleted), nothing can be rolled back".to_string())
+            } else {
+                restore_closed.map(|closes| {
+                    format!(
+                        "the deleted users' 30-day restore window closed at {}), so they \
+                         cannot be restored",
+                        closes.to_rfc3339()
+                    )
+                })
+            };
+            if let Some(past) = past {
                 let reason = format!(
-                    "abort refused: the point of no return has passed (the deleted users' \
-                     30-day restore window closed at {}), so they cannot be restored; pause \
-                     instead",
-                    closes.to_rfc3339()
+                    "abort refused: the point of no return has passed ({past}; pause instead"
                 );
-                return Err(Refusal {
-                    record: vec![Event::AbortRefused {
-                        who,
-                        why,
-                        reason: reason.clone(),
-                    }],
-                    reason,
-                });
-            }
-            if state.pivot() {
-                let reason = "abort refused: the point of no return has passed (subscriptions \
-                              are being deleted), nothing can be rolled back; pause instead"
-                    .to_string();
                 return Err(Refusal {
                     record: vec![Event::AbortRefused {
                         who,
