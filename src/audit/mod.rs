@@ -77,7 +77,7 @@ pub use source::{Log, SagaInfo, Source};
 pub enum Error {
     /// The data directory is held by a running daemon (sled allows one
     /// process); the audit must go through the daemon's control socket.
-    #[error("data dir {0} is locked by a running daemon; stop it, or read the log through its control socket (not available in this build)")]
+    #[error("data dir {0} is locked by a running daemon; stop it first (an audit can instead be read through the daemon's control socket: give `--config` with the daemon's config, not `--data-dir`)")]
     Locked(String),
     /// Reading the event log failed.
     #[error("event log {path}: {message}")]

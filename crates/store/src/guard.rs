@@ -257,6 +257,27 @@ pub fn private_copy(sled_dir: &Path) -> Result<Copy, Error> {
     copy_under(&std::env::temp_dir(), &name, sled_dir)
 }
 
+/// A reader's open of `data_dir`: its lock (none on a read-only file
+/// system), sled opened on a private copy of its files with `cache_bytes`
+/// of page cache, and the copy (to keep until the database is dropped).
+/// Messages name the data dir's own sled directory.
+pub fn open_for_reading(
+    data_dir: &Path,
+    cache_bytes: Option<u64>,
+) -> Result<(Option<super::dir::DirLock>, PathBuf, sled::Db, Copy), Error> {
+    let lock = super::dir::lock_for_reading(data_dir)?;
+    let sled_dir = data_dir.join(super::SLED_DIR);
+    if !sled_dir.is_dir() {
+        return Err(Error::SledMissing { dir: sled_dir });
+    }
+    let copy = private_copy(&sled_dir)?;
+    let db = super::open_sled(&copy.sled_dir(), cache_bytes).map_err(|source| Error::Sled {
+        dir: sled_dir.clone(),
+        source,
+    })?;
+    Ok((lock, sled_dir, db, copy))
+}
+
 /// Whether the writer may open `sled_dir` as it is: a clean stop recorded
 /// its files exactly as they are now.
 pub fn left_clean(mark: Option<&Mark>, sled_dir: &Path) -> bool {

@@ -420,16 +420,7 @@ impl Store {
                 known: FORMAT_VERSION,
             });
         }
-        let lock = dir::lock_for_reading(dir)?;
-        let sled_dir = dir.join(SLED_DIR);
-        if !sled_dir.is_dir() {
-            return Err(Error::SledMissing { dir: sled_dir });
-        }
-        let copy = guard::private_copy(&sled_dir)?;
-        let db = open_sled(&copy.sled_dir(), cache_bytes).map_err(|source| Error::Sled {
-            dir: sled_dir.clone(),
-            source,
-        })?;
+        let (lock, sled_dir, db, copy) = guard::open_for_reading(dir, cache_bytes)?;
         let tree: sled::Tree = (*db).clone();
         Store::start(dir, tree, sled_dir, lock, Some(copy), index::WINDOW)
     }
@@ -510,16 +501,7 @@ impl Store {
                 known: FORMAT_VERSION,
             });
         }
-        let _lock = dir::lock_for_reading(dir)?;
-        let sled_dir = dir.join(SLED_DIR);
-        if !sled_dir.is_dir() {
-            return Err(Error::SledMissing { dir: sled_dir });
-        }
-        let copy = guard::private_copy(&sled_dir)?;
-        let db = open_sled(&copy.sled_dir(), None).map_err(|source| Error::Sled {
-            dir: sled_dir.clone(),
-            source,
-        })?;
+        let (_lock, sled_dir, db, _copy) = guard::open_for_reading(dir, None)?;
         reader::check_version(&db, dir, &sled_dir)?;
         verify::verify(&db, &sled_dir)
     }

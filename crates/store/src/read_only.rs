@@ -10,7 +10,7 @@ use super::dir::{self, DirLock};
 use super::index::{self, Tail};
 use super::layout::Head;
 use super::reader;
-use super::{Error, Record, SagaMeta, FIRST_SEQ, SLED_DIR};
+use super::{Error, Record, SagaMeta, FIRST_SEQ};
 use crate::model::SagaId;
 use std::path::{Path, PathBuf};
 
@@ -52,18 +52,9 @@ impl ReadOnly {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "not a closeout data dir"),
             ));
         }
-        let lock = dir::lock_for_reading(data_dir)?;
-        let sled_dir = data_dir.join(SLED_DIR);
-        if !sled_dir.is_dir() {
-            return Err(Error::SledMissing { dir: sled_dir });
-        }
         // sled's recovery may erase what it cannot read: it works on a
         // private copy, and the data dir keeps every byte.
-        let copy = super::guard::private_copy(&sled_dir)?;
-        let db = super::open_sled(&copy.sled_dir(), Some(CACHE)).map_err(|source| Error::Sled {
-            dir: sled_dir.clone(),
-            source,
-        })?;
+        let (lock, sled_dir, db, copy) = super::guard::open_for_reading(data_dir, Some(CACHE))?;
         let tree: sled::Tree = (*db).clone();
         reader::check_version(&tree, data_dir, &sled_dir)?;
         let tail = Tail::read(&tree).map_err(reader::fault(&sled_dir))?;

@@ -542,9 +542,21 @@ fn elsewhere_gate(state: &State, now: Timestamp, step: u8) -> Option<Vec<Action>
         if let Some(g) = open {
             first.push(Event::GateClosed { gate: g });
         }
+        // What a person needs to know beside where: when the term ends,
+        // when closeout can tell (a subscription whose recurring billing is
+        // off ends then, and closeout waits for it).
         let list: Vec<String> = left
             .iter()
-            .map(|(c, place)| format!("{} ({}): {place}", c.sku, c.id))
+            .map(|(c, place)| {
+                let term = c.term_end.map_or(String::new(), |t| {
+                    format!(
+                        " (its term ends {}; with recurring billing off it ends then, and \
+                         closeout waits for that)",
+                        t.to_rfc3339()
+                    )
+                });
+                format!("{} ({}): {place}{term}", c.sku, c.id)
+            })
             .collect();
         first.push(Event::GateOpened {
             gate: Gate::EndSubscriptionsElsewhere,
