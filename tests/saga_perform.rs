@@ -150,3 +150,36 @@ fn reads_become_read_events_and_failures_read_failed() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[test]
+fn many_users_to_check_are_settled_by_one_listing_not_a_get_each() {
+    let fake = world(0.0);
+    // 60 ids in doubt (as after a crash mid-window), one of them present.
+    let mut ids: Vec<String> = (0..59).map(|i| format!("gone-{i}")).collect();
+    ids.push("b".into());
+    let events = run(
+        &fake,
+        Call::Read(Read::CheckUsers { ids: ids.clone() }),
+        true,
+    );
+    let [Event::UsersChecked { present, absent }] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(present, &vec!["b".to_string()]);
+    assert_eq!(absent.len(), 59);
+    let calls = fake.0.lock().unwrap().calls.clone();
+    assert_eq!(calls.get("list_users:"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("get_user:"), None, "{calls:?}");
+    // A few are read one by one.
+    let few = world(0.0);
+    run(
+        &few,
+        Call::Read(Read::CheckUsers {
+            ids: ids[..3].to_vec(),
+        }),
+        true,
+    );
+    let calls = few.0.lock().unwrap().calls.clone();
+    assert_eq!(calls.get("get_user:"), Some(&3), "{calls:?}");
+    assert_eq!(calls.get("list_users:"), None, "{calls:?}");
+}

@@ -19,6 +19,10 @@ use crate::saga::{
 use futures::future::join_all;
 use std::time::Duration;
 
+/// Above this many users to check by id, [`Read::CheckUsers`] lists the
+/// tenant's users instead of reading each (a page holds 999).
+const CHECK_BY_LISTING: usize = 50;
+
 /// Makes the call and returns the events recording its results.
 pub async fn perform<T: TenantApi, P: PartnerApi>(
     call: &Call,
@@ -293,13 +297,32 @@ async fn perform_read<T: TenantApi>(
             users: users(tenant).await?,
         },
         Read::CheckUsers { ids } => {
-            let found = join_all(ids.iter().map(|id| tenant.get_user(id))).await;
-            let mut present = Vec::new();
-            let mut absent = Vec::new();
-            for (id, r) in ids.iter().zip(found) {
-                match r? {
-                    Some(_) => present.push(id.clone()),
-                    None => absent.push(id.clone()),
+            let (mut present, mut absent) = (Vec::new(), Vec::new());
+            if ids.len() > CHECK_BY_LISTING {
+                // Many (a window of deletes left in doubt by a crash): one
+                // paged listing of the users settles them in a few
+                // requests, where a GET each would be hundreds, any one of
+                // which failing fails the read.
+                let listed: std::collections::HashSet<String> = tenant
+                    .list_users()
+                    .await?
+                    .into_iter()
+                    .map(|u| u.id.to_ascii_lowercase())
+                    .collect();
+                for id in ids {
+                    if listed.contains(&id.to_ascii_lowercase()) {
+                        present.push(id.clone());
+                    } else {
+                        absent.push(id.clone());
+                    }
+                }
+            } else {
+                let found = join_all(ids.iter().map(|id| tenant.get_user(id))).await;
+                for (id, r) in ids.iter().zip(found) {
+                    match r? {
+                        Some(_) => present.push(id.clone()),
+                        None => absent.push(id.clone()),
+                    }
                 }
             }
             Event::UsersChecked { present, absent }
