@@ -771,3 +771,45 @@ async fn a_graph_error_echoing_the_access_token_is_redacted() {
     }
     assert!(!logged().contains(TOKEN), "token logged");
 }
+
+/// A token endpoint answering 200 with something that is not a usable
+/// token is named as such, not as a connection failure or an error code
+/// missing.
+#[tokio::test]
+async fn a_token_reply_that_is_not_a_usable_token_is_named_so() {
+    for (tenant, body) in [
+        (
+            "t-login-expiry",
+            r#"{"access_token":"abc","expires_in":"abc","token_type":"Bearer"}"#,
+        ),
+        (
+            "t-login-negative",
+            r#"{"access_token":"abc","expires_in":-5,"token_type":"Bearer"}"#,
+        ),
+        (
+            "t-login-crlf",
+            "{\"access_token\":\"abc\\r\\nX-Evil: 1\",\"expires_in\":3599}",
+        ),
+        ("t-login-empty", r#"{"access_token":"","expires_in":3599}"#),
+    ] {
+        let body = body.to_string();
+        let fake = Fake::start(move |_, uri, _, _| match uri.path() {
+            p if p.ends_with("/oauth2/v2.0/token") => raw(200, "application/json", &body),
+            _ => raw(500, "text/plain", "no token, no call"),
+        })
+        .await;
+        let c = fake.client(|_| {});
+        let e = c
+            .tenant(tenant, "app", Secret::new(SECRET))
+            .list_users()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (FailureClass::Transient, "bad_response"),
+            "{tenant}: {e}"
+        );
+        assert!(e.message.contains("not a usable token"), "{tenant}: {e}");
+        assert!(fake.seen("/users").is_empty(), "{tenant}: a call was sent");
+    }
+}

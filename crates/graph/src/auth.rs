@@ -245,11 +245,25 @@ impl TokenSource {
             }
         };
         if (200..300).contains(&reply.status) {
-            let t: TokenResponse = serde_json::from_slice(&reply.body).map_err(|_| {
-                let mut e = error::bad_response(&ctx, &reply.request_id(), &reply.body_hint());
+            let not_a_token = |why: String| {
+                let mut e = error::bad_response(
+                    &ctx,
+                    &reply.request_id(),
+                    &format!("a reply that is not a usable token ({why})"),
+                );
                 e.class = FailureClass::Transient;
                 e
-            })?;
+            };
+            let t: TokenResponse = serde_json::from_slice(&reply.body)
+                .map_err(|e| not_a_token(format!("{e}; {}", reply.body_hint())))?;
+            // A bearer token travels in a header: one with a control
+            // character or a space could not be sent (RFC 6750's b64token
+            // is visible ASCII).
+            if t.access_token.is_empty() || !t.access_token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(not_a_token(
+                    "its access_token is empty or holds characters a header cannot carry".into(),
+                ));
+            }
             // The server's number is trusted only up to MAX_TOKEN_LIFETIME:
             // a token kept longer than it truly lives is renewed on its
             // first 401 anyway, and no value can overflow the clock.
