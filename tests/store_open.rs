@@ -266,7 +266,27 @@ async fn a_removed_or_swapped_database_is_refused() {
         Ok(_) => panic!("another log's database was opened"),
     }
     assert_eq!(contents(&sled), before);
-    // Removed: refused, never started empty in its place.
+    // A longer log from elsewhere: its record at the acknowledged seq is
+    // another one. Refused by the writer and by verify's copy.
+    let longer = tempfile::tempdir().unwrap();
+    log_of(longer.path(), 200).await;
+    std::fs::remove_dir_all(&sled).unwrap();
+    copy_tree(&longer.path().join(SLED_DIR), &sled);
+    let before = contents(&sled);
+    assert!(
+        matches!(
+            Store::open(tmp.path()),
+            Err(Error::NotThisLog { seq: 100, .. })
+        ),
+        "another log's database was opened"
+    );
+    assert!(matches!(
+        Store::open_copy(tmp.path(), None),
+        Err(Error::NotThisLog { .. })
+    ));
+    assert_eq!(contents(&sled), before);
+    // Removed: refused, never started empty in its place; also with the
+    // store's state removed with it (FORMAT says a log was made here).
     std::fs::remove_dir_all(&sled).unwrap();
     assert!(matches!(
         Store::open(tmp.path()),
@@ -276,5 +296,29 @@ async fn a_removed_or_swapped_database_is_refused() {
         Store::open_read_only(tmp.path()),
         Err(Error::SledMissing { .. })
     ));
+    std::fs::remove_file(tmp.path().join("STORE_STATE")).unwrap();
+    assert!(matches!(
+        Store::open(tmp.path()),
+        Err(Error::SledMissing { .. })
+    ));
     assert!(!sled.exists(), "a missing database was created");
+}
+
+#[tokio::test]
+async fn verify_refuses_a_log_cut_behind_what_was_acknowledged() {
+    let live = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    crashed_log_of(live.path(), crashed.path(), 2000).await;
+    let file = sled_db_file(crashed.path());
+    let len = std::fs::metadata(&file).unwrap().len();
+    // Cut the database short: whatever sled makes of it, it is not the log
+    // that acknowledged 2,000 records.
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.set_len(len / 2).unwrap();
+    drop(f);
+    match Store::open_copy(crashed.path(), None) {
+        Err(Error::HistoryLost { .. } | Error::NotThisLog { .. } | Error::Sled { .. }) => {}
+        Err(e) => panic!("unexpected {e}"),
+        Ok(s) => panic!("a cut log verified: head {:?}", s.head().unwrap()),
+    }
 }

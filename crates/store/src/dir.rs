@@ -89,15 +89,33 @@ pub fn write_format(dir: &Path) -> Result<(), Error> {
     write().map_err(|e| Error::io(path.clone(), e))
 }
 
-/// [`lock`] for a reader of a private copy: on a read-only file system,
-/// which no process can write, none is needed (and none can be taken).
+/// [`lock`] for a reader of a private copy. Where the lock file cannot be
+/// written (a read-only file system, or a reader who may not write the
+/// data dir), a shared lock on it opened for reading keeps a running daemon
+/// out the same way; with no lock file at all, no daemon ever ran there.
 pub fn lock_for_reading(dir: &Path) -> Result<Option<DirLock>, Error> {
     match lock(dir) {
         Ok(l) => Ok(Some(l)),
         Err(Error::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+            ) =>
         {
-            Ok(None)
+            let path = dir.join(LOCK_FILE);
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io(path, e)),
+            };
+            match file.try_lock_shared() {
+                Ok(()) => Ok(Some(DirLock { file })),
+                Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+                    dir: dir.to_path_buf(),
+                    pid: "unknown".into(),
+                }),
+                Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+            }
         }
         Err(e) => Err(e),
     }

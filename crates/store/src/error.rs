@@ -47,7 +47,7 @@ pub enum Error {
     /// sled's recovery would leave the log behind what the store recorded
     /// of it at its last open or stop: acknowledged records would be lost.
     /// Nothing was changed.
-    #[error("sled database {}: the log would end at record {found}, but record {recorded} was acknowledged before (a damaged, cut or swapped file); the data dir is left as it was: restore it from a copy, or run `closeout verify` on a copy to see more", dir.display())]
+    #[error("sled database {}: the log would end at record {found}, but record {recorded} was acknowledged before (a damaged, cut or swapped file); the data dir is left as it was (restore it from a backup)", dir.display())]
     HistoryLost {
         /// The sled database's directory.
         dir: PathBuf,
@@ -55,6 +55,16 @@ pub enum Error {
         found: u64,
         /// The last record the store recorded as acknowledged.
         recorded: u64,
+    },
+    /// The log does not hold the record the store recorded as acknowledged
+    /// at that seq: another log's database, or a rewritten one. Nothing was
+    /// changed.
+    #[error("sled database {}: record {seq} is not the one this data dir acknowledged (another data dir's database, or a rewritten one); the data dir is left as it was", dir.display())]
+    NotThisLog {
+        /// The sled database's directory.
+        dir: PathBuf,
+        /// The acknowledged record's seq.
+        seq: u64,
     },
     /// The data dir was initialised (its store state says so) but its sled
     /// directory is gone.

@@ -119,14 +119,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 pub fn write(dir: &Path, mark: &Mark) -> Result<(), Error> {
     let path = dir.join(STATE_FILE);
     let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-    let mut text = format!("{MAGIC}\nclean {}\nhead ", mark.clean);
-    for b in mark.head.to_bytes() {
-        text.push_str(&format!("{b:02x}"));
-    }
-    text.push('\n');
-    for f in &mark.files {
-        text.push_str(&format!("file {} {} {}\n", f.len, f.mtime_ns, f.name));
-    }
+    let text = render(mark);
     let write = || -> std::io::Result<()> {
         let mut f = OpenOptions::new()
             .write(true)
@@ -140,6 +133,19 @@ pub fn write(dir: &Path, mark: &Mark) -> Result<(), Error> {
         File::open(dir)?.sync_all()
     };
     write().map_err(|e| Error::io(path.clone(), e))
+}
+
+/// The mark's text.
+fn render(mark: &Mark) -> String {
+    let mut text = format!("{MAGIC}\nclean {}\nhead ", mark.clean);
+    for b in mark.head.to_bytes() {
+        text.push_str(&format!("{b:02x}"));
+    }
+    text.push('\n');
+    for f in &mark.files {
+        text.push_str(&format!("file {} {} {}\n", f.len, f.mtime_ns, f.name));
+    }
+    text
 }
 
 /// sled's files (recursively), sorted by name.
@@ -303,28 +309,97 @@ pub fn dry_open(data_dir: &Path, sled_dir: &Path, mark: Option<&Mark>) -> Result
     } else {
         reader::check_open(&tree, data_dir, sled_dir)?
     };
+    if let Some(m) = mark {
+        check_against(&tree, sled_dir, &head, &m.head, true)?;
+    }
     drop(tree);
     drop(db);
     drop(copy);
-    if let Some(m) = mark {
-        behind(sled_dir, &head, &m.head)?;
-    }
     Ok(())
 }
 
-/// Refuses a head that is behind the recorded one, or names the same seq
-/// with another record.
-pub fn behind(sled_dir: &Path, head: &Head, recorded: &Head) -> Result<(), Error> {
-    if head.last_seq < recorded.last_seq
-        || (head.last_seq == recorded.last_seq && head.last_hash != recorded.last_hash)
-    {
+/// Refuses a log (`tree`, whose head is `head`) that ends before the
+/// recorded head, or whose record at the recorded seq is another than the
+/// one recorded (another log's database, a rewritten or rolled-back one).
+/// A record there that cannot be read at all is refused too when `strict`
+/// (the writer); `verify` walks the chain and names it instead.
+pub fn check_against(
+    tree: &sled::Tree,
+    sled_dir: &Path,
+    head: &Head,
+    recorded: &Head,
+    strict: bool,
+) -> Result<(), Error> {
+    if head.last_seq < recorded.last_seq {
         return Err(Error::HistoryLost {
             dir: sled_dir.to_path_buf(),
             found: head.last_seq,
             recorded: recorded.last_seq,
         });
     }
+    if recorded.last_seq == 0 {
+        return Ok(());
+    }
+    let hash = super::blocks::get_record(tree, recorded.last_seq)
+        .ok()
+        .flatten()
+        .and_then(|bytes| reader::decode_at(recorded.last_seq, &bytes).ok())
+        .map(|r| r.hash);
+    if hash.is_none() && !strict {
+        return Ok(());
+    }
+    if hash != Some(recorded.last_hash) {
+        return Err(Error::NotThisLog {
+            dir: sled_dir.to_path_buf(),
+            seq: recorded.last_seq,
+        });
+    }
     Ok(())
+}
+
+/// The flusher's record of the durable head: the mark file rewritten in
+/// place (same length, one `fdatasync`) after each flush that covered
+/// appends, before they are acknowledged. Opened on first use, so that it
+/// is the file the open's own mark left.
+#[derive(Debug)]
+pub struct Marker {
+    /// The data dir.
+    dir: PathBuf,
+    /// The open mark file, once used.
+    file: Option<File>,
+}
+
+impl Marker {
+    /// The marker of `dir`'s mark file.
+    pub fn new(dir: PathBuf) -> Marker {
+        Marker { dir, file: None }
+    }
+
+    /// Records `head` as durable and acknowledged (not a clean stop).
+    pub fn record(&mut self, head: &Head) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let text = render(&Mark {
+            clean: false,
+            head: *head,
+            files: Vec::new(),
+        });
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o600)
+                    .open(self.dir.join(STATE_FILE))?,
+            ),
+        };
+        if file.metadata()?.len() != text.len() as u64 {
+            file.set_len(text.len() as u64)?;
+        }
+        file.write_all_at(text.as_bytes(), 0)?;
+        file.sync_data()
+    }
 }
 
 #[cfg(test)]

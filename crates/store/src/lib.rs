@@ -375,8 +375,18 @@ impl Store {
             });
         }
         if !formatted {
-            // FORMAT first: a crash before sled is initialised leaves a
-            // formatted dir with an empty tree, initialised on the next open.
+            // An empty mark, then FORMAT: a crash before sled is initialised
+            // leaves a formatted dir with an empty mark and no database,
+            // initialised on the next open; a formatted dir without its
+            // database and without that empty mark held a log once.
+            guard::write(
+                dir,
+                &guard::Mark {
+                    clean: false,
+                    head: Head::EMPTY,
+                    files: Vec::new(),
+                },
+            )?;
             dir::write_format(dir)?;
         }
         // sled's recovery may erase what it cannot read: open the files
@@ -387,7 +397,7 @@ impl Store {
             if !guard::left_clean(mark.as_ref(), &sled_dir) {
                 guard::dry_open(dir, &sled_dir, mark.as_ref())?;
             }
-        } else if mark.is_some() {
+        } else if mark.as_ref().is_none_or(|m| m.head.last_seq > 0) {
             return Err(Error::SledMissing { dir: sled_dir });
         }
         let db = open_sled(&sled_dir, cache_bytes).map_err(sled_err)?;
@@ -409,7 +419,9 @@ impl Store {
 
     /// Opens a private copy of the log in `dir` (see `guard`) for reading
     /// and verifying it: whatever sled's recovery does, it does to the
-    /// copy, and the data dir keeps every byte. Takes the data dir's lock
+    /// copy, and the data dir keeps every byte. A log that ends before the
+    /// head the store recorded outside sled, or holds another record there,
+    /// is refused ([`Error::HistoryLost`], [`Error::NotThisLog`]). Takes the data dir's lock
     /// while it copies and works (none on a read-only file system, which
     /// nobody can write). Messages name the data dir's own files.
     pub fn open_copy(dir: &Path, cache_bytes: Option<u64>) -> Result<Store, Error> {
@@ -422,6 +434,16 @@ impl Store {
         }
         let (lock, sled_dir, db, copy) = guard::open_for_reading(dir, cache_bytes)?;
         let tree: sled::Tree = (*db).clone();
+        // What the store recorded outside sled: a log that ends before it,
+        // or holds another record there, is not the log it acknowledged.
+        if let Some(mark) = guard::read(dir)? {
+            let head = if tree.is_empty() {
+                Head::EMPTY
+            } else {
+                reader::head(&tree, &sled_dir)?
+            };
+            guard::check_against(&tree, &sled_dir, &head, &mark.head, false)?;
+        }
         Store::start(dir, tree, sled_dir, lock, Some(copy), index::WINDOW)
     }
 

@@ -86,9 +86,6 @@ pub struct Writer {
     pub mark_dir: Option<std::path::PathBuf>,
 }
 
-/// How often, at most, the flusher records the durable head outside sled.
-const MARK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// The writer's and the flusher's shared failure.
 pub type Failed = Arc<Mutex<Option<String>>>;
 
@@ -127,21 +124,16 @@ fn flusher(
     failed: Failed,
     mark_dir: Option<std::path::PathBuf>,
 ) {
-    let mut marked: Option<std::time::Instant> = None;
+    let mut marker = mark_dir.map(super::guard::Marker::new);
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
         // The head before the flush is durable after it ("a flush makes
-        // durable every write completed before it began"); recorded outside
-        // sled at most once a second, so that an open after a crash can
-        // tell sled's recovery cutting acknowledged records (see `guard`).
-        // An explicit flush (a caller's, or the one before a stop) records
-        // it whatever the time.
-        let appended = jobs.iter().any(|j| matches!(j, Job::Acks(_)));
-        let asked = jobs.iter().any(|j| matches!(j, Job::Flush(_)));
-        let due = mark_dir.is_some()
-            && (asked || (appended && marked.is_none_or(|t| t.elapsed() >= MARK_EVERY)));
-        let head = due.then(|| super::reader::head(&tree, &dir).ok()).flatten();
+        // durable every write completed before it began"); it is recorded
+        // outside sled before anything it covers is acknowledged, so that an
+        // open after a crash tells sled's recovery cutting acknowledged
+        // records from a torn, unacknowledged tail (see `guard`).
+        let head = marker.as_ref().map(|_| super::reader::head(&tree, &dir));
         let outcome = match failure(&failed) {
             Some(msg) => Err(msg),
             None => tree.flush().map(|_| ()).map_err(|e| {
@@ -150,19 +142,20 @@ fn flusher(
                 msg
             }),
         };
-        if let (Ok(()), Some(head), Some(mark_dir)) = (&outcome, head, &mark_dir) {
-            marked = Some(std::time::Instant::now());
-            if let Err(e) = super::guard::write(
-                mark_dir,
-                &super::guard::Mark {
-                    clean: false,
-                    head,
-                    files: Vec::new(),
-                },
-            ) {
-                tracing::warn!(error = %e, "cannot record the log's head outside sled");
-            }
-        }
+        let outcome = match (outcome, head, &mut marker) {
+            (Ok(()), Some(head), Some(marker)) => head
+                .map_err(|e| e.to_string())
+                .and_then(|head| marker.record(&head).map_err(|e| e.to_string()))
+                .map_err(|e| {
+                    let msg = format!(
+                        "recording the log's head beside {} failed: {e}",
+                        dir.display()
+                    );
+                    fail(&failed, msg.clone());
+                    msg
+                }),
+            (outcome, _, _) => outcome,
+        };
         let group_size = jobs
             .iter()
             .map(|j| match j {
