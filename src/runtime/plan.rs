@@ -273,12 +273,10 @@ async fn plan_tenant(
             kind: "graph_application_permission".into(),
             what: p.what.into(),
             step: p.step,
-            granted: granted.as_ref().ok().map(|_| {
-                !missing
-                    .iter()
-                    .chain(lacking_informational.iter())
-                    .any(|m| m == p.name)
-            }),
+            granted: granted
+                .as_ref()
+                .ok()
+                .map(|ids| ids.iter().any(|g| g.eq_ignore_ascii_case(p.id))),
         })
         .collect();
     if !missing.is_empty() {

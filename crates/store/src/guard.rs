@@ -221,29 +221,29 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// A private copy of a data dir's sled files, removed when dropped.
 #[derive(Debug)]
-pub struct Copy {
+pub struct SledCopy {
     /// The directory holding the copy.
     root: PathBuf,
 }
 
-impl Copy {
+impl SledCopy {
     /// The copied sled directory.
     pub fn sled_dir(&self) -> PathBuf {
         self.root.join(super::SLED_DIR)
     }
 }
 
-impl Drop for Copy {
+impl Drop for SledCopy {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
 /// Copies `sled_dir` into a fresh private directory under `parent`.
-fn copy_under(parent: &Path, name: &str, sled_dir: &Path) -> Result<Copy, Error> {
+fn copy_under(parent: &Path, name: &str, sled_dir: &Path) -> Result<SledCopy, Error> {
     let root = parent.join(name);
     let _ = std::fs::remove_dir_all(&root);
-    let copy = Copy { root };
+    let copy = SledCopy { root };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -255,7 +255,7 @@ fn copy_under(parent: &Path, name: &str, sled_dir: &Path) -> Result<Copy, Error>
 
 /// A private copy of `sled_dir` in the system's temporary directory, for a
 /// reader: whatever sled's recovery does, it does to the copy.
-pub fn private_copy(sled_dir: &Path) -> Result<Copy, Error> {
+pub fn private_copy(sled_dir: &Path) -> Result<SledCopy, Error> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -270,7 +270,7 @@ pub fn private_copy(sled_dir: &Path) -> Result<Copy, Error> {
 pub fn open_for_reading(
     data_dir: &Path,
     cache_bytes: Option<u64>,
-) -> Result<(Option<super::dir::DirLock>, PathBuf, sled::Db, Copy), Error> {
+) -> Result<(Option<super::dir::DirLock>, PathBuf, sled::Db, SledCopy), Error> {
     let lock = super::dir::lock_for_reading(data_dir)?;
     let sled_dir = data_dir.join(super::SLED_DIR);
     if !sled_dir.is_dir() {
@@ -383,20 +383,21 @@ impl Marker {
             head: *head,
             files: Vec::new(),
         });
+        // The text's length never changes (a fixed-width head, no files):
+        // the file is cut to it once, when first opened.
         let file = match &mut self.file {
             Some(f) => f,
-            None => self.file.insert(
-                OpenOptions::new()
+            None => {
+                let f = OpenOptions::new()
                     .write(true)
                     .create(true)
                     .truncate(false)
                     .mode(0o600)
-                    .open(self.dir.join(STATE_FILE))?,
-            ),
+                    .open(self.dir.join(STATE_FILE))?;
+                f.set_len(text.len() as u64)?;
+                self.file.insert(f)
+            }
         };
-        if file.metadata()?.len() != text.len() as u64 {
-            file.set_len(text.len() as u64)?;
-        }
         file.write_all_at(text.as_bytes(), 0)?;
         file.sync_data()
     }

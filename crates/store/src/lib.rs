@@ -234,7 +234,7 @@ pub fn open_sled(sled_dir: &Path, cache_bytes: Option<u64>) -> sled::Result<sled
         if let Some(bytes) = cache_bytes {
             config = config.cache_capacity(bytes);
         }
-        match config.open() {
+        match open_catching(&config) {
             Err(sled::Error::Io(e))
                 if tries < dir::SELF_LOCK_TRIES && e.to_string().contains("lock") =>
             {
@@ -244,6 +244,42 @@ pub fn open_sled(sled_dir: &Path, cache_bytes: Option<u64>) -> sled::Result<sled
             other => return other,
         }
     }
+}
+
+/// `config.open()`, with a panic of sled's turned into an error: sled 0.34
+/// panics (rather than erring) on some damaged files while it recovers them
+/// (`serialization.rs`, reading its snapshot), and a damaged log is input
+/// closeout must refuse with a message, not die on. The panic's own message
+/// is kept off stderr for this thread only (the hook is swapped under a
+/// lock, and other threads' panics still reach the previous hook).
+fn open_catching(config: &sled::Config) -> sled::Result<sled::Db> {
+    static HOOK: Mutex<()> = Mutex::new(());
+    let _held = HOOK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let me = std::thread::current().id();
+    let previous: Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync> =
+        Arc::from(std::panic::take_hook());
+    let passed = Arc::clone(&previous);
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() != me {
+            passed(info);
+        }
+    }));
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+    drop(std::panic::take_hook());
+    std::panic::set_hook(Box::new(move |info| previous(info)));
+    opened.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(sled::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("sled could not read its files, which are damaged (it stopped: {why})"),
+        )))
+    })
 }
 
 /// The event log. Cheap to clone (all clones share one writer); `Send + Sync`.
@@ -272,22 +308,21 @@ struct Inner {
     mark: MarkOnDrop,
     /// The private copy a reader's store works on (see `guard`), removed
     /// after sled let go of it.
-    _copy: Option<guard::Copy>,
-    /// Holds the data dir (none for a copy read from a read-only file
-    /// system, which no one can write); dropped last.
+    _copy: Option<guard::SledCopy>,
+    /// Holds the data dir (a reader's copy: shared, or none where no daemon
+    /// ever ran, see `dir::lock_for_reading`); dropped last.
     _lock: Option<dir::DirLock>,
 }
 
 /// The store state a clean stop writes, once sled let go of its files.
 struct MarkOnDrop {
-    /// The data dir.
-    data_dir: PathBuf,
+    /// The data dir; `None` for a reader's private copy, which leaves no
+    /// mark.
+    data_dir: Option<PathBuf>,
     /// sled's directory.
     sled_dir: PathBuf,
     /// The head at the stop; `None` until the writer stopped cleanly.
     head: Option<Head>,
-    /// A reader's private copy: it leaves no mark.
-    copy: bool,
 }
 
 impl Drop for MarkOnDrop {
@@ -296,12 +331,12 @@ impl Drop for MarkOnDrop {
         // holds a tree they may change yet: the mark then will not match
         // them, and the next open checks a copy first, which is only
         // slower).
-        let Some(head) = self.head.filter(|_| !self.copy) else {
+        let (Some(head), Some(data_dir)) = (self.head, &self.data_dir) else {
             return;
         };
         if let Ok(files) = guard::file_stats(&self.sled_dir) {
             let _ = guard::write(
-                &self.data_dir,
+                data_dir,
                 &guard::Mark {
                     clean: true,
                     head,
@@ -321,7 +356,7 @@ impl Drop for Inner {
         };
         // A clean stop: the head, once everything is flushed; the mark is
         // written when `tree` is dropped (see `MarkOnDrop`).
-        if joined && self.tree.flush().is_ok() {
+        if joined && self.mark.data_dir.is_some() && self.tree.flush().is_ok() {
             self.mark.head = reader::head(&self.tree, &self.sled_dir).ok();
         }
     }
@@ -453,7 +488,7 @@ impl Store {
         tree: sled::Tree,
         sled_dir: PathBuf,
         lock: Option<dir::DirLock>,
-        copy: Option<guard::Copy>,
+        copy: Option<guard::SledCopy>,
         index_window: usize,
     ) -> Result<Store, Error> {
         let sled_err = |source| Error::Sled {
@@ -490,18 +525,18 @@ impl Store {
             failed: Default::default(),
             mark_dir: copy.is_none().then(|| dir.to_path_buf()),
         };
+        let mark = MarkOnDrop {
+            data_dir: writer.mark_dir.clone(),
+            sled_dir: sled_dir.clone(),
+            head: None,
+        };
         let thread = writer::spawn(writer, rx).map_err(|e| Error::io(dir, e))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 tx: Some(tx),
                 thread: Mutex::new(Some(thread)),
                 tree,
-                mark: MarkOnDrop {
-                    data_dir: dir.to_path_buf(),
-                    sled_dir: sled_dir.clone(),
-                    head: None,
-                    copy: copy.is_some(),
-                },
+                mark,
                 sled_dir,
                 tail: Mutex::new(tail),
                 published,

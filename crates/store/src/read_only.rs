@@ -1,7 +1,8 @@
 //! A data dir opened for reading only ([`super::Store::open_read_only`]):
 //! the same lock, format check and layout as a [`super::Store`], but no
-//! writer, sled opened on a private copy of its files (see `guard`), and sled opened with a small page cache so that streaming a log
-//! of millions of records keeps memory bounded (a writing `Store` uses a
+//! writer, and sled opened on a private copy of its files (see `guard`)
+//! with a small page cache, so that streaming a log of millions of records
+//! keeps memory bounded (a writing `Store` uses a
 //! cache sized for a daemon's working set). A full scan
 //! ([`ReadOnly::records`]) reads and decodes on its own thread, a few
 //! batches ahead, while the caller builds and writes its output.
@@ -37,8 +38,8 @@ pub struct ReadOnly {
     /// The database (kept open for the tree).
     _db: sled::Db,
     /// The private copy sled works on (see `guard`), removed after it.
-    _copy: super::guard::Copy,
-    /// The data dir's lock (none on a read-only file system).
+    _copy: super::guard::SledCopy,
+    /// The data dir's lock (see `dir::lock_for_reading`).
     _lock: Option<DirLock>,
 }
 

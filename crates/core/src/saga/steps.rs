@@ -276,6 +276,25 @@ fn schedule(state: &State, now: Timestamp, mut first: Vec<Event>) -> Option<Vec<
     Some(vec![Action::Record(first), Action::WakeAt(plan.start)])
 }
 
+/// The events that make `gate` the open one: none when it already is;
+/// else the gate open now (another) closed, and `gate` opened with what
+/// `instructions` words.
+fn open_gate(state: &State, gate: Gate, instructions: impl FnOnce() -> String) -> Vec<Event> {
+    let open = state.gate.as_ref().map(|(g, _)| *g);
+    if open == Some(gate) {
+        return Vec::new();
+    }
+    let mut events: Vec<Event> = open
+        .map(|g| Event::GateClosed { gate: g })
+        .into_iter()
+        .collect();
+    events.push(Event::GateOpened {
+        gate,
+        instructions: instructions(),
+    });
+    events
+}
+
 /// Before the first delete: the partner's new-commerce subscriptions found
 /// suspended past their window ([`subscriptions::Place::SuspendedPastWindow`])
 /// go on billing to the end of their term, and only a person may reactivate
@@ -303,16 +322,9 @@ fn suspended_gate(
     if left.is_empty() {
         return None;
     }
-    let open = state.gate.as_ref().map(|(g, _)| *g);
-    let mut events = Vec::new();
-    if open != Some(Gate::EndSubscriptionsElsewhere) {
-        if let Some(gate) = open {
-            events.push(Event::GateClosed { gate });
-        }
-        events.push(Event::GateOpened {
-            gate: Gate::EndSubscriptionsElsewhere,
-            instructions: format!(
-                "Tenant {} has new-commerce subscriptions suspended after their cancellation \
+    let events = open_gate(state, Gate::EndSubscriptionsElsewhere, || {
+        format!(
+            "Tenant {} has new-commerce subscriptions suspended after their cancellation \
                  window: {}. Suspended, each goes on billing to the end of its term, and only a \
                  person may reactivate it. Before anyone is deleted: in Partner Center > \
                  Customers > this customer > Subscriptions, reactivate each and turn its \
@@ -320,12 +332,11 @@ fn suspended_gate(
                  it). closeout re-reads them periodically, deletes no one until then, and then \
                  deletes the users {} before the last term ends, so that they can still be \
                  restored until the subscriptions end.",
-                state.header.spec.tenant_id,
-                left.join(", "),
-                humantime::format_duration(lead)
-            ),
-        });
-    }
+            state.header.spec.tenant_id,
+            left.join(", "),
+            humantime::format_duration(lead)
+        )
+    });
     Some(wait(
         now,
         policy(state).gate_poll,
@@ -355,22 +366,15 @@ fn backup_gate(state: &State, now: Timestamp) -> Option<Vec<Action>> {
             }])
         });
     }
-    let mut first = Vec::new();
-    if open != Some(Gate::AttestBackup) {
-        if let Some(gate) = open {
-            first.push(Event::GateClosed { gate });
-        }
+    let first = open_gate(state, Gate::AttestBackup, || {
         let (tenant, saga) = (
             state.header.spec.tenant_id.as_str(),
             state.header.saga_id.0.as_str(),
         );
         let upns = users_to_delete(state);
         let summary = stake::summarize(stake, &upns);
-        first.push(Event::GateOpened {
-            gate: Gate::AttestBackup,
-            instructions: stake::gate_instructions(tenant, saga, stake, &summary),
-        });
-    }
+        stake::gate_instructions(tenant, saga, stake, &summary)
+    });
     Some(wait(
         now,
         policy(state).gate_poll,
@@ -439,16 +443,7 @@ fn preflight(
             .map(|gate| vec![Event::GateClosed { gate }])
             .unwrap_or_default());
     };
-    let mut first = Vec::new();
-    if open != Some(finding.gate) {
-        if let Some(gate) = open {
-            first.push(Event::GateClosed { gate });
-        }
-        first.push(Event::GateOpened {
-            gate: finding.gate,
-            instructions: finding.instructions.clone(),
-        });
-    }
+    let first = open_gate(state, finding.gate, || finding.instructions.clone());
     let reason = match finding.gate {
         Gate::AssignAppRole => "an operator to assign closeout's app a role",
         Gate::GrantPermissions => "an operator to grant closeout's app Microsoft Graph permissions",
@@ -536,12 +531,7 @@ fn elsewhere_gate(state: &State, now: Timestamp, step: u8) -> Option<Vec<Action>
         return Some(read(Read::ClassifySubscriptions));
     }
     let tenant = state.header.spec.tenant_id.as_str();
-    let mut first = Vec::new();
-    let open = state.gate.as_ref().map(|(g, _)| *g);
-    if open != Some(Gate::EndSubscriptionsElsewhere) {
-        if let Some(g) = open {
-            first.push(Event::GateClosed { gate: g });
-        }
+    let first = open_gate(state, Gate::EndSubscriptionsElsewhere, || {
         // What a person needs to know beside where: when the term ends,
         // when closeout can tell (a subscription whose recurring billing is
         // off ends then, and closeout waits for it).
@@ -558,22 +548,19 @@ fn elsewhere_gate(state: &State, now: Timestamp, step: u8) -> Option<Vec<Action>
                 format!("{} ({}): {place}{term}", c.sku, c.id)
             })
             .collect();
-        first.push(Event::GateOpened {
-            gate: Gate::EndSubscriptionsElsewhere,
-            instructions: format!(
-                "Tenant {tenant} has subscriptions closeout may not end (not sold by this \
-                 partner, trials, self-service sign-ups, or not matched in Partner Center). \
-                 End each where it says: {}. closeout re-reads the tenant periodically and \
-                 continues once it reads them {}.",
-                list.join("; "),
-                if step == 2 {
-                    "inactive (a suspended one: with auto-renew off)"
-                } else {
-                    "deleted"
-                }
-            ),
-        });
-    }
+        format!(
+            "Tenant {tenant} has subscriptions closeout may not end (not sold by this \
+             partner, trials, self-service sign-ups, or not matched in Partner Center). \
+             End each where it says: {}. closeout re-reads the tenant periodically and \
+             continues once it reads them {}.",
+            list.join("; "),
+            if step == 2 {
+                "inactive (a suspended one: with auto-renew off)"
+            } else {
+                "deleted"
+            }
+        )
+    });
     let poll = if step == 3 {
         policy(state).deprovision_poll
     } else {
